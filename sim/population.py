@@ -1,0 +1,162 @@
+"""Draw a scenario's population as arrays (struct of arrays).
+
+The population depends on the scenario and the seed only, never on the regime
+or the engine: every regime and both engines start from the very same firms,
+universities, achievements, brokers and insurers (common random numbers).
+
+Firms and achievements are sorted by sector and indexed by ``*_offsets``
+(``firms of sector s = firm_offsets[s]:firm_offsets[s+1]``), so discovery picks
+from a sector in O(1) and a month costs O(firms + achievements + brokers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import betaincinv, ndtri
+
+from . import rng
+from .config import Config
+from .rules import yuan_array
+
+# sub-indices of population draws (the "step" of the key)
+_SECTOR, _A, _B, _C, _D, _E, _F = range(7)
+
+
+@dataclass
+class Population:
+    """All agents of one scenario and seed, as arrays indexed by agent id."""
+
+    seed: int
+    # universities
+    univ_accepts_trial: np.ndarray      # bool: risk appetite admits free-trial contracts
+    # achievements (sorted by sector)
+    ach_owner: np.ndarray               # university id
+    ach_sector: np.ndarray
+    ach_quality: np.ndarray             # latent success chance in a capable, well-fitting firm
+    ach_maturity: np.ndarray            # 0 = embryonic, 1 = ready to use
+    ach_value: np.ndarray               # int64 yuan, value of success to an SME
+    ach_cost: np.ndarray                # int64 yuan, implementation cost for an SME
+    ach_ask: np.ndarray                 # int64 yuan, asking price
+    ach_offsets: np.ndarray             # sector index into achievements
+    # firms (sorted by sector)
+    firm_sector: np.ndarray
+    firm_sme: np.ndarray                # bool
+    firm_absorptive: np.ndarray
+    firm_cash: np.ndarray               # int64 yuan
+    firm_risk_aversion: np.ndarray      # relative (CARA coefficient x cash)
+    firm_need_rate: np.ndarray
+    firm_scale: np.ndarray              # project value/cost multiplier
+    firm_offsets: np.ndarray
+    # brokers (the whole pool; the first `initial` are active at month 0)
+    broker_sector: np.ndarray
+    broker_skill: np.ndarray
+
+    @property
+    def n_firms(self) -> int:
+        return len(self.firm_sector)
+
+    @property
+    def n_achievements(self) -> int:
+        return len(self.ach_sector)
+
+    @property
+    def n_universities(self) -> int:
+        return len(self.univ_accepts_trial)
+
+    @property
+    def n_brokers(self) -> int:
+        return len(self.broker_sector)
+
+
+def _u(seed, purpose, sub, n):
+    # keep draws strictly inside (0, 1) for inverse CDFs
+    return np.clip(rng.uniform_array(seed, purpose, sub, n), 1e-12, 1 - 1e-12)
+
+
+def _beta(seed, purpose, sub, n, a, b):
+    return betaincinv(a, b, _u(seed, purpose, sub, n))
+
+
+def _lognormal(seed, purpose, sub, n, median, sigma):
+    return median * np.exp(sigma * ndtri(_u(seed, purpose, sub, n)))
+
+
+def _sector(seed, purpose, n, sectors):
+    return np.minimum((rng.uniform_array(seed, purpose, _SECTOR, n) * sectors).astype(np.int64), sectors - 1)
+
+
+def _offsets(sector, sectors):
+    return np.searchsorted(sector, np.arange(sectors + 1)).astype(np.int64)
+
+
+def draw_population(cfg: Config, seed: int) -> Population:
+    """Draw the population of ``cfg.scenario`` for ``seed``."""
+    sc = cfg.scenario
+    S = sc.sectors
+    U = sc.universities.n
+    A = U * sc.universities.achievements_each
+    F = sc.firms.n
+    B = sc.brokers.max
+
+    # universities
+    accepts = rng.uniform_array(seed, rng.POP_UNIVERSITY, _A, U) < sc.universities.trial_acceptance
+
+    # achievements: owner in blocks, then sorted (stably) by sector
+    ac = sc.achievements
+    owner = np.repeat(np.arange(U, dtype=np.int64), sc.universities.achievements_each)
+    sector = _sector(seed, rng.POP_ACHIEVEMENT, A, S)
+    quality = _beta(seed, rng.POP_ACHIEVEMENT, _A, A, ac.quality_a, ac.quality_b)
+    maturity = _beta(seed, rng.POP_ACHIEVEMENT, _B, A, ac.maturity_a, ac.maturity_b)
+    value = _lognormal(seed, rng.POP_ACHIEVEMENT, _C, A, ac.value_median, ac.value_sigma)
+    cost = ac.cost_share * value * (1.0 + ac.immaturity_cost * (1.0 - maturity))
+    ask = _lognormal(seed, rng.POP_ACHIEVEMENT, _D, A, 1.0, ac.ask_sigma) * ac.ask_share * value
+    order = np.argsort(sector, kind="stable")
+
+    # firms
+    fc = sc.firms
+    f_sector = _sector(seed, rng.POP_FIRM, F, S)
+    sme = rng.uniform_array(seed, rng.POP_FIRM, _A, F) < fc.sme_share
+    absorptive = np.where(
+        sme,
+        _beta(seed, rng.POP_FIRM, _B, F, fc.absorptive_sme_a, fc.absorptive_sme_b),
+        _beta(seed, rng.POP_FIRM, _B, F, fc.absorptive_large_a, fc.absorptive_large_b),
+    )
+    z_cash = ndtri(_u(seed, rng.POP_FIRM, _C, F))
+    cash = np.where(sme, fc.cash_median_sme, fc.cash_median_large) * np.exp(fc.cash_sigma * z_cash)
+    z_risk = ndtri(_u(seed, rng.POP_FIRM, _D, F))
+    risk = np.where(sme, fc.risk_aversion_sme, fc.risk_aversion_large) * np.exp(fc.risk_aversion_sigma * z_risk)
+    need_rate = np.where(sme, fc.need_rate_sme, fc.need_rate_large)
+    scale = np.where(sme, 1.0, fc.scale_large)
+    f_order = np.argsort(f_sector, kind="stable")
+
+    # brokers
+    bc = sc.brokers
+    b_sector = _sector(seed, rng.POP_BROKER, B, S)
+    skill = _beta(seed, rng.POP_BROKER, _A, B, bc.skill_a, bc.skill_b) if B else np.zeros(0)
+
+    a_sec = sector[order]
+    f_sec = f_sector[f_order]
+    return Population(
+        seed=seed,
+        univ_accepts_trial=accepts,
+        ach_owner=owner[order],
+        ach_sector=a_sec,
+        ach_quality=quality[order],
+        ach_maturity=maturity[order],
+        ach_value=yuan_array(value[order]),
+        ach_cost=yuan_array(cost[order]),
+        ach_ask=yuan_array(ask[order]),
+        ach_offsets=_offsets(a_sec, S),
+        firm_sector=f_sec,
+        firm_sme=sme[f_order],
+        firm_absorptive=absorptive[f_order],
+        firm_cash=yuan_array(cash[f_order]),
+        firm_risk_aversion=risk[f_order],
+        firm_need_rate=need_rate[f_order],
+        firm_scale=scale[f_order],
+        firm_offsets=_offsets(f_sec, S),
+        broker_sector=b_sector,
+        broker_skill=skill,
+    )

@@ -1,0 +1,108 @@
+"""Counter-based random numbers: a draw is a pure function of its key.
+
+``uniform(seed, purpose, step, agent)`` hashes the four integers with the
+splitmix64 finaliser and returns a float in [0, 1). Nothing is stateful, so:
+
+* the two engines draw identical numbers whatever order they visit agents in,
+  and however many processes or threads share the work;
+* one seed gives the same population and the same chance events under every
+  regime (common random numbers), so regime effects are paired differences.
+
+Every draw in the model names its *purpose* (one of the constants below), so
+adding a new kind of draw never shifts the numbers of an existing one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# --- purposes: one per kind of chance event (never reuse, never renumber) ---
+# population (drawn once per seed, step = -1 or a sub-index)
+POP_UNIVERSITY = 1
+POP_ACHIEVEMENT = 2
+POP_FIRM = 3
+POP_BROKER = 4
+POP_INSURER = 5
+# monthly events
+NEED = 20            # does a need arise in this firm this month
+SELF_SEARCH = 21     # does the firm find a candidate itself
+SELF_PICK = 22       # which achievement of its sector it finds
+SELF_NOISE = 23      # the firm's error in judging that candidate
+VISIT = 24           # which firm a broker visits
+SURFACE = 25         # does the visit surface a latent need
+SCREEN = 26          # which achievements the broker screens
+BROKER_NOISE = 27    # the broker's error in judging a candidate
+NEGOTIATION = 28     # does a running negotiation conclude / break down
+FIT = 29             # latent fit of a (firm, achievement) pair
+OUTCOME = 30         # does the implementation of a pair succeed
+ENTRY = 31           # does a candidate broker enter this month
+ORDER = 32           # rotation of the canonical visiting order
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S11 = np.uint64(11)
+_INV53 = 1.0 / 9007199254740992.0  # 2**-53
+
+
+@njit(cache=True)
+def _mix(z):
+    """splitmix64 finaliser (a bijection of uint64 with good avalanche)."""
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+@njit(cache=True)
+def hash4(seed, purpose, step, agent):
+    """64-bit hash of the key (seed, purpose, step, agent)."""
+    h = _mix(np.uint64(seed) + _GOLDEN)
+    h = _mix(h ^ (np.uint64(purpose) + _GOLDEN))
+    h = _mix(h ^ (np.uint64(step + 1) * _GOLDEN))   # step may be -1
+    h = _mix(h ^ (np.uint64(agent) + _GOLDEN))
+    return h
+
+
+@njit(cache=True)
+def uniform(seed, purpose, step, agent):
+    """A uniform draw in [0, 1) keyed by (seed, purpose, step, agent)."""
+    return float(hash4(seed, purpose, step, agent) >> _S11) * _INV53
+
+
+@njit(cache=True)
+def normal(seed, purpose, step, agent):
+    """A standard normal draw (Box-Muller on two keyed uniforms)."""
+    u1 = uniform(seed, purpose, step, 2 * agent)
+    u2 = uniform(seed, purpose, step, 2 * agent + 1)
+    return math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(2.0 * math.pi * u2)
+
+
+@njit(cache=True)
+def randint(seed, purpose, step, agent, n):
+    """A uniform integer in [0, n) keyed like :func:`uniform` (n >= 1)."""
+    k = int(uniform(seed, purpose, step, agent) * n)
+    return k if k < n else n - 1
+
+
+@njit(cache=True)
+def uniform_array(seed, purpose, step, n):
+    """``n`` uniforms for agents 0..n-1 (vectorised :func:`uniform`)."""
+    out = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        out[i] = uniform(seed, purpose, step, i)
+    return out
+
+
+@njit(cache=True)
+def normal_array(seed, purpose, step, n):
+    """``n`` standard normals for agents 0..n-1 (vectorised :func:`normal`)."""
+    out = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        out[i] = normal(seed, purpose, step, i)
+    return out

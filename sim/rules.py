@@ -1,0 +1,300 @@
+"""Every business rule of the model, written once.
+
+Each rule is a small ``numba.njit`` function of scalars: the Mesa agents call
+them from Python and the Numba kernels call them from compiled loops, so the two
+engines cannot disagree on a decision, a price, a chance or a payment. Money is
+integer yuan (int64); rounding is explicit and happens here.
+
+The economics, in one paragraph: a firm judges a project by the certainty
+equivalent (CARA utility, absolute risk aversion = relative risk aversion / cash)
+of a two-outcome lottery (the implementation succeeds with the firm's estimated
+chance or fails). A licence price is the Nash bargain between the university's
+reservation price and the firm's willingness to pay. A free trial moves the
+payment to the success state; insurance refunds part of the implementation cost
+in the failure state. The firm picks the contract form with the highest
+certainty equivalent among those the regime, the university and its cash allow.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# contract forms
+NO_DEAL = 0
+LICENCE = 1   # outright transfer or licence at a price paid at signing
+TRIAL = 2     # use first, pay later: free use for the term, fee only on success
+
+# achievement status (exactly one at any time)
+SHELVED = 0
+NEGOTIATING = 1
+ON_TRIAL = 2
+LICENSED = 3
+IN_USE = 4
+ABANDONED = 5
+N_STATUS = 6
+STATUS_NAMES = ("shelved", "negotiating", "on_trial", "licensed", "in_use", "abandoned")
+
+# firm state (one project at a time)
+IDLE = 0
+NEED = 1
+NEGOTIATING_FIRM = 2
+IMPLEMENTING = 3
+
+# negotiation step outcome
+CONTINUES = 0
+CONCLUDED = 1
+BROKE_DOWN = -1
+
+
+@njit(cache=True)
+def yuan(x):
+    """Round an amount to whole yuan (half up)."""
+    return np.int64(math.floor(x + 0.5))
+
+
+@njit(cache=True)
+def yuan_array(x):
+    """:func:`yuan` over an array."""
+    out = np.empty(x.shape[0], dtype=np.int64)
+    for i in range(x.shape[0]):
+        out[i] = yuan(x[i])
+    return out
+
+
+# --------------------------------------------------------------------------- outcomes
+@njit(cache=True)
+def success_chance(quality, maturity, absorptive, fit, maturity_floor, absorptive_floor, fit_floor):
+    """Chance that an implementation succeeds.
+
+    Latent quality scaled by how ready the achievement is, how well the firm can
+    absorb it and how well the two fit; each factor runs from its floor (at 0) to 1.
+    """
+    return (
+        quality
+        * (maturity_floor + (1.0 - maturity_floor) * maturity)
+        * (absorptive_floor + (1.0 - absorptive_floor) * absorptive)
+        * (fit_floor + (1.0 - fit_floor) * fit)
+    )
+
+
+@njit(cache=True)
+def pair_key(firm, achievement, n_achievements):
+    """One integer naming a (firm, achievement) pair, for its fit and outcome draws."""
+    return np.int64(firm) * np.int64(n_achievements) + np.int64(achievement)
+
+
+@njit(cache=True)
+def perceived_chance(true_chance, noise_sd, z):
+    """A judgement of the success chance with normal error ``noise_sd * z``, kept in [0.01, 0.99]."""
+    return min(0.99, max(0.01, true_chance + noise_sd * z))
+
+
+@njit(cache=True)
+def broker_noise(noise_at_zero_skill, skill):
+    """A broker's judgement error falls linearly with skill (0 at skill 1)."""
+    return noise_at_zero_skill * (1.0 - skill)
+
+
+@njit(cache=True)
+def firm_estimate(belief_mean, signal, belief_weight):
+    """The firm's success estimate: its belief about university technology blended with the signal."""
+    return belief_weight * belief_mean + (1.0 - belief_weight) * signal
+
+
+# --------------------------------------------------------------------------- utility and prices
+@njit(cache=True)
+def certainty_equivalent(p, x_success, x_failure, abs_risk_aversion):
+    """CARA certainty equivalent of the lottery (x_success w.p. p, else x_failure)."""
+    if abs_risk_aversion <= 0.0:
+        return p * x_success + (1.0 - p) * x_failure
+    r = abs_risk_aversion
+    a = -r * x_success
+    b = -r * x_failure
+    m = max(a, b)  # log-sum-exp for stability
+    return -(m + math.log(p * math.exp(a - m) + (1.0 - p) * math.exp(b - m))) / r
+
+
+@njit(cache=True)
+def abs_risk_aversion(relative, cash):
+    """Absolute risk aversion: the relative coefficient per yuan of cash (poorer firms fear losses more)."""
+    return relative / max(float(cash), 1.0)
+
+
+@njit(cache=True)
+def licence_price(willingness, reservation, bargaining_power):
+    """Nash bargain over the price; -1 when the firm will not pay the reservation price."""
+    if willingness < reservation:
+        return np.int64(-1)
+    return yuan(reservation + bargaining_power * (willingness - reservation))
+
+
+@njit(cache=True)
+def trial_payment(success_fee, price_share, ask):
+    """What a free-trial firm pays on success (and only then): the fee plus a share of the asking price."""
+    return yuan(success_fee + price_share * ask)
+
+
+@njit(cache=True)
+def negotiation_months(form, months_licence, months_trial, brokered, broker_speedup):
+    """Mean months to conclude: free trials are quicker to agree, and a broker speeds any deal."""
+    mean = months_trial if form == TRIAL else months_licence
+    return mean * broker_speedup if brokered else mean
+
+
+@njit(cache=True)
+def negotiation_step(u, mean_months, hazard):
+    """One month of a running negotiation: breaks down with ``hazard``, else concludes with 1/mean."""
+    if u < hazard:
+        return BROKE_DOWN
+    conclude = min(1.0, 1.0 / mean_months)
+    if u < hazard + (1.0 - hazard) * conclude:
+        return CONCLUDED
+    return CONTINUES
+
+
+@njit(cache=True)
+def implementation_months(form, licence_months, trial_term):
+    """Months from signing to the outcome: the trial term for a free trial."""
+    return trial_term if form == TRIAL else licence_months
+
+
+@njit(cache=True)
+def settles_as_abandoned(failures, max_failures):
+    """After a failed implementation, an achievement is abandoned once it has failed ``max_failures`` times."""
+    return failures >= max_failures
+
+
+@njit(cache=True)
+def inventor_payment(university_net_income, inventor_share):
+    """The inventors' share of what the university takes in."""
+    return yuan(inventor_share * university_net_income)
+
+
+# --------------------------------------------------------------------------- brokers and government
+@njit(cache=True)
+def broker_fee(contract_value, fee_rate):
+    """The broker's fee from the parties on a contract payment."""
+    return yuan(fee_rate * contract_value)
+
+
+@njit(cache=True)
+def fee_split(fee, firm_share):
+    """(firm's part, university's part) of a broker fee; the parts add up to the fee."""
+    firm_part = yuan(firm_share * fee)
+    return firm_part, fee - firm_part
+
+
+@njit(cache=True)
+def broker_reward(contract_value, rate, cap):
+    """Government reward to the broker (Zhenhai rule): min(rate x contract value, cap), whole yuan, never above either."""
+    return min(np.int64(math.floor(rate * contract_value)), np.int64(math.floor(cap)))
+
+
+@njit(cache=True)
+def within_budget(amount, spent_this_year, annual_budget):
+    """Whether government can pay ``amount`` this year (annual_budget < 0 means no budget)."""
+    return annual_budget < 0.0 or spent_this_year + amount <= annual_budget
+
+
+@njit(cache=True)
+def moving_average(previous, latest, memory):
+    """Exponential moving average with weight ``memory`` on the past."""
+    return memory * previous + (1.0 - memory) * latest
+
+
+@njit(cache=True)
+def broker_exits(avg_profit, exit_loss, age_months, grace_months):
+    """A broker leaves when, past its grace period, its average monthly profit is below -exit_loss."""
+    return age_months >= grace_months and avg_profit < -exit_loss
+
+
+@njit(cache=True)
+def broker_entry_chance(mean_avg_profit, monthly_cost, base, sensitivity):
+    """Chance that a candidate broker enters, rising with incumbents' profitability."""
+    p = base + sensitivity * mean_avg_profit / max(monthly_cost, 1.0)
+    return min(1.0, max(0.0, p))
+
+
+# --------------------------------------------------------------------------- insurance
+@njit(cache=True)
+def claim_amount(implementation_cost, coverage, deductible):
+    """What a failed insured implementation is refunded: covered cost less the deductible."""
+    return max(np.int64(0), yuan(coverage * implementation_cost) - np.int64(math.floor(deductible)))
+
+
+@njit(cache=True)
+def failure_estimate(prior_failure, prior_strength, failures, observed):
+    """Insurer's estimate of the failure rate: prior plus its claims experience."""
+    return (prior_failure * prior_strength + failures) / (prior_strength + observed)
+
+
+@njit(cache=True)
+def premium(expected_failure, claim, loading):
+    """Premium: expected claim times (1 + loading)."""
+    return yuan((1.0 + loading) * expected_failure * claim)
+
+
+@njit(cache=True)
+def premium_subsidy(premium_amount, share, cap):
+    """Government's part of a premium: a share, capped per policy."""
+    return min(yuan(share * premium_amount), np.int64(math.floor(cap)))
+
+
+@njit(cache=True)
+def insurer_writes(active, reserves, min_reserves):
+    """An insurer writes new policies while active and above its minimum reserves."""
+    return active and reserves >= min_reserves
+
+
+# --------------------------------------------------------------------------- the contract decision
+@njit(cache=True)
+def choose_contract(
+    p, value, cost, cash, abs_ra,
+    ask, reservation_share, bargaining_power,
+    trial_allowed, trial_pay,
+    insurance_allowed, claim, firm_premium,
+    fee_rate, fee_fixed, fee_firm_share,
+):
+    """The contract the pair signs, by the firm's certainty equivalent (CE).
+
+    Forms: licence at a bargained price (paid at signing), free trial (``trial_pay``
+    only on success), each with or without insurance (``firm_premium`` at signing,
+    ``claim`` back on failure). A broker's fee (``fee_rate`` of each payment, 0
+    without a broker, ``fee_firm_share`` of it paid by the firm) raises the
+    firm's cost of a payment and cuts the university's take; ``fee_fixed``
+    is the broker's service fee at signing, paid by the firm that was served.
+
+    Returns (form, insured, price, ce): form NO_DEAL when no form is both
+    affordable and better than walking away (CE > 0).
+    """
+    best_form = NO_DEAL
+    best_ins = False
+    best_price = np.int64(0)
+    best_ce = 0.0
+    fee_rate_firm = fee_rate * fee_firm_share
+    fee_rate_univ = fee_rate - fee_rate_firm
+    n_ins = 2 if insurance_allowed else 1
+    for k in range(n_ins):
+        insured = k == 1
+        prem = firm_premium if insured else 0
+        refund = claim if insured else 0
+        # licence: CARA is translation invariant, so the willingness to pay is the CE at price 0
+        upfront = cost + prem + yuan(fee_fixed)
+        ce0 = certainty_equivalent(p, value - upfront, -upfront + refund, abs_ra)
+        willingness = ce0 / (1.0 + fee_rate_firm)
+        reservation = reservation_share * ask / (1.0 - fee_rate_univ)
+        price = licence_price(willingness, reservation, bargaining_power)
+        if price >= 0:
+            firm_fee = fee_split(broker_fee(price, fee_rate), fee_firm_share)[0]
+            ce = ce0 - price - firm_fee
+            if price + firm_fee + upfront <= cash and ce > best_ce:
+                best_form, best_ins, best_price, best_ce = LICENCE, insured, price, ce
+        if trial_allowed:
+            pay = trial_pay + fee_split(broker_fee(trial_pay, fee_rate), fee_firm_share)[0]
+            ce = certainty_equivalent(p, value - upfront - pay, -upfront + refund, abs_ra)
+            if upfront <= cash and ce > best_ce:
+                best_form, best_ins, best_price, best_ce = TRIAL, insured, trial_pay, ce
+    return best_form, best_ins, best_price, best_ce

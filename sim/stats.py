@@ -1,0 +1,127 @@
+"""Statistics of a regime comparison: means, intervals, paired effects, cost per extra conversion.
+
+Every regime runs on the same seeds, and a seed draws the same population and
+chance events under every regime (common random numbers), so a regime's
+effect is estimated from the per-seed paired differences against baseline.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+# metrics reported in the comparison table, in this order
+TABLE_METRICS = (
+    "needs_raised", "matches", "contracts", "signed_licence", "signed_trial", "signed_insured",
+    "trials_converted", "successes", "failures", "conversion_rate", "mean_months_need_to_signing",
+    "university_income", "inventor_income", "firm_surplus", "broker_income", "brokers_final",
+    "premiums", "claims", "loss_ratio", "insurer_reserves_final",
+    "gov_spend", "gov_spend_rewards", "gov_spend_subsidies",
+)
+BASELINE = "baseline"
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 20240801
+
+
+def mean_ci(x, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t interval of the finite values of ``x``."""
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return np.nan, np.nan, np.nan
+    m = float(x.mean())
+    if x.size < 2 or np.all(x == x[0]):
+        return m, m, m
+    half = float(stats.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+    return m, m - half, m + half
+
+
+def cost_per_extra_conversion(d_spend, d_conversions, level: float = 0.95) -> tuple[float, float, float]:
+    """Public cost per additional conversion: mean extra spend / mean extra conversions.
+
+    Interval by a paired bootstrap over seeds (fixed seed, so the table is
+    reproducible). NaN where the regime adds no conversions on average.
+    """
+    d_spend = np.asarray(d_spend, dtype=float)
+    d_conv = np.asarray(d_conversions, dtype=float)
+    if d_conv.size == 0 or d_conv.mean() <= 0:
+        return np.nan, np.nan, np.nan
+    est = float(d_spend.mean() / d_conv.mean())
+    if d_conv.size < 2:
+        return est, est, est
+    gen = np.random.default_rng(BOOTSTRAP_SEED)
+    idx = gen.integers(0, d_conv.size, size=(BOOTSTRAP_RESAMPLES, d_conv.size))
+    num = d_spend[idx].mean(axis=1)
+    den = d_conv[idx].mean(axis=1)
+    # a resample with no extra conversions has an unbounded cost
+    ratios = np.sort(np.where(den > 0, num / np.where(den > 0, den, 1), np.inf))
+    k_lo = int(np.floor((1 - level) / 2 * (ratios.size - 1)))
+    k_hi = int(np.ceil((1 + level) / 2 * (ratios.size - 1)))
+    lo, hi = ratios[k_lo], ratios[k_hi]
+    return est, float(lo), float(hi)
+
+
+def comparison_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Tidy table: one row per regime x metric with mean, interval, and paired effect vs baseline."""
+    rows = []
+    regimes = list(dict.fromkeys(summary["regime"]))
+    base = summary[summary["regime"] == BASELINE].set_index("seed") if BASELINE in regimes else None
+    for name in regimes:
+        runs = summary[summary["regime"] == name].set_index("seed")
+        paired = base is not None and name != BASELINE
+        common = runs.index.intersection(base.index) if paired else None
+        for metric in TABLE_METRICS:
+            m, lo, hi = mean_ci(runs[metric])
+            row = {"regime": name, "metric": metric, "mean": m, "ci_low": lo, "ci_high": hi,
+                   "effect": np.nan, "effect_low": np.nan, "effect_high": np.nan, "seeds": len(runs)}
+            if paired:
+                d = runs.loc[common, metric] - base.loc[common, metric]
+                row["effect"], row["effect_low"], row["effect_high"] = mean_ci(d)
+            rows.append(row)
+        row = {"regime": name, "metric": "cost_per_extra_conversion", "mean": np.nan, "ci_low": np.nan,
+               "ci_high": np.nan, "effect": np.nan, "effect_low": np.nan, "effect_high": np.nan, "seeds": len(runs)}
+        if paired:
+            d_spend = runs.loc[common, "gov_spend"] - base.loc[common, "gov_spend"]
+            d_conv = runs.loc[common, "successes"] - base.loc[common, "successes"]
+            row["mean"], row["ci_low"], row["ci_high"] = cost_per_extra_conversion(d_spend, d_conv)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _fmt(v: float) -> str:
+    if np.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if not np.isfinite(v):
+        return "-"
+    a = abs(v)
+    if a >= 1e6:
+        return f"{v / 1e6:.2f}M"
+    if a >= 1e4:
+        return f"{v / 1e3:.0f}k"
+    if a >= 100:
+        return f"{v:.0f}"
+    if a >= 1:
+        return f"{v:.1f}"
+    return f"{v:.3f}"
+
+
+def format_table(table: pd.DataFrame, effects: bool = False) -> pd.DataFrame:
+    """Display form: metrics as rows, regimes as columns, cells 'mean [low, high]'."""
+    cols = ("effect", "effect_low", "effect_high") if effects else ("mean", "ci_low", "ci_high")
+    t = table.copy()
+    t["cell"] = [
+        "-" if not np.isfinite(r[cols[0]]) else f"{_fmt(r[cols[0]])} [{_fmt(r[cols[1]])}, {_fmt(r[cols[2]])}]"
+        for _, r in t.iterrows()
+    ]
+    if effects:
+        t = t[(t["regime"] != BASELINE)]
+        t.loc[t["metric"] == "cost_per_extra_conversion", "cell"] = [
+            "-" if not np.isfinite(r["mean"]) else f"{_fmt(r['mean'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
+            for _, r in t[t["metric"] == "cost_per_extra_conversion"].iterrows()
+        ]
+    else:
+        t = t[t["metric"] != "cost_per_extra_conversion"]
+    order = list(dict.fromkeys(t["metric"]))
+    out = t.pivot(index="metric", columns="regime", values="cell")
+    return out.loc[order, list(dict.fromkeys(t["regime"]))]
