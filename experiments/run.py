@@ -55,6 +55,9 @@ def _explicit_regime() -> bool:
 
 
 def main_job(node: DictConfig) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no window
     from tabulate import tabulate
 
     from sim import api

@@ -100,7 +100,7 @@ def _run_task(task):
 def run_many(tasks: Sequence[tuple[Config, int]], workers: int = 1, progress: bool = False,
              desc: str = "runs") -> list[RunResult]:
     """Run (config, seed) tasks, in parallel if ``workers > 1``; results come back in task order."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     bar = tqdm(total=len(tasks), desc=desc, disable=not progress, unit="run")
     out: list[RunResult] = []

@@ -119,16 +119,16 @@ class BrokersConfig:
     noise: float = _c(0.3, ge=0.0, doc="sd of a broker's error in judging success chance, at skill 0 (falls linearly to 0 at skill 1)")
     screen: int = _c(5, ge=1, doc="achievements a broker screens to make one proposal")
     surface_prob: float = _share(0.05, "chance a visit surfaces a latent need in a firm that has none")
-    fee_rate: float = _share(0.05, "broker fee as a share of the contract value, paid by the parties")
-    fee_fixed: float = _c(5000.0, ge=0.0, doc="broker's service fee per signed contract, paid by the firm at signing (yuan)")
+    fee_rate: float = _share(0.02, "broker fee as a share of the contract value, paid by the parties")
+    fee_fixed: float = _c(3000.0, ge=0.0, doc="broker's service fee per signed contract, paid by the firm at signing (yuan)")
     fee_firm_share: float = _share(0.5, "share of the broker's fee on payments paid by the firm (rest by the university)")
-    monthly_cost: float = _c(5000.0, ge=0.0, doc="a broker's operating cost per month (yuan)")
+    monthly_cost: float = _c(3000.0, ge=0.0, doc="a broker's operating cost per month (yuan)")
     profit_memory: float = _c(0.9, ge=0.0, lt=1.0, doc="weight of the past in a broker's moving average of monthly profit")
-    exit_loss: float = _c(4000.0, ge=0.0, doc="a broker exits when its average monthly profit falls below minus this (yuan)")
+    exit_loss: float = _c(2500.0, ge=0.0, doc="a broker exits when its average monthly profit falls below minus this (yuan)")
     grace_months: int = _c(12, ge=0, doc="months before a new broker may exit")
     entry_candidates: int = _c(2, ge=0, doc="potential entrants considering the market each month")
-    entry_base: float = _share(0.05, "entry chance of a candidate when incumbents just break even")
-    entry_sensitivity: float = _c(0.5, ge=0.0, doc="extra entry chance per unit of incumbents' average profit / monthly cost")
+    entry_max: float = _share(0.2, "entry chance of a candidate when incumbents are very profitable")
+    entry_sensitivity: float = _c(2.0, ge=0.0, doc="slope of the logistic entry chance in incumbents' average profit / monthly cost")
 
 
 @dataclass
@@ -368,3 +368,19 @@ def to_yaml(obj, indent: int = 0) -> str:
         comment = "  # " + "; ".join(x for x in (doc, rng_text) if x) if doc or rng_text else ""
         lines.append(f"{pad}{f.name}: {text}{comment}")
     return "\n".join(lines)
+
+
+DEFAULT_SCENARIO_HEADER = """\
+# The default scenario: a mixed region of SMEs and some large firms, ten universities.
+# Every number of the model's population and behaviour; README.md gives the sources.
+# Written by `python -m sim.config` from the schema in sim/config.py;
+# tests/test_config.py checks that the two agree.
+"""
+
+
+if __name__ == "__main__":  # regenerate configs/scenario/default.yaml from the schema
+    from pathlib import Path
+
+    target = Path(__file__).resolve().parent.parent / "configs" / "scenario" / "default.yaml"
+    target.write_text(DEFAULT_SCENARIO_HEADER + to_yaml(Config().scenario) + "\n")
+    print(f"wrote {target}")

@@ -365,7 +365,7 @@ class TransferModel(mesa.Model):
         active = [b for b in self.brokers if b.active]
         mean_profit = sum(b.avg_profit for b in active) / len(active) if active else 0.0
         chance = rules.broker_entry_chance(mean_profit, sc.brokers.monthly_cost,
-                                           sc.brokers.entry_base, sc.brokers.entry_sensitivity)
+                                           sc.brokers.entry_max, sc.brokers.entry_sensitivity)
         for k in range(sc.brokers.entry_candidates):
             if self.next_entrant < len(self.brokers) and rng.uniform(self.seed, rng.ENTRY, self.month, k) < chance:
                 b = self.brokers[self.next_entrant]

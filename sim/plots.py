@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from .stats import BASELINE  # noqa: E402
+from .stats import BASELINE, cost_per_extra_conversion
 
 # (title, series column, cumulative?, scale, unit)
 PANELS = (
@@ -64,8 +61,6 @@ def comparison_figure(series: pd.DataFrame, summary: pd.DataFrame, title: str = 
     ax.grid(alpha=0.3, axis="y")
 
     ax = flat[7]
-    from .stats import cost_per_extra_conversion
-
     base = summary[summary["regime"] == BASELINE].set_index("seed")
     names, est, err_lo, err_hi = [], [], [], []
     for reg in regimes:

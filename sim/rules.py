@@ -108,6 +108,10 @@ def firm_estimate(belief_mean, signal, belief_weight):
 @njit(cache=True)
 def certainty_equivalent(p, x_success, x_failure, abs_risk_aversion):
     """CARA certainty equivalent of the lottery (x_success w.p. p, else x_failure)."""
+    if p >= 1.0:
+        return float(x_success)
+    if p <= 0.0:
+        return float(x_failure)
     if abs_risk_aversion <= 0.0:
         return p * x_success + (1.0 - p) * x_failure
     r = abs_risk_aversion
@@ -212,10 +216,14 @@ def broker_exits(avg_profit, exit_loss, age_months, grace_months):
 
 
 @njit(cache=True)
-def broker_entry_chance(mean_avg_profit, monthly_cost, base, sensitivity):
-    """Chance that a candidate broker enters, rising with incumbents' profitability."""
-    p = base + sensitivity * mean_avg_profit / max(monthly_cost, 1.0)
-    return min(1.0, max(0.0, p))
+def broker_entry_chance(mean_avg_profit, monthly_cost, max_chance, sensitivity):
+    """Chance that a candidate broker enters: logistic in incumbents' average profit (in months of cost).
+
+    Candidates differ in their outside options, so entry rises smoothly with
+    profitability: half of ``max_chance`` when incumbents just break even.
+    """
+    x = sensitivity * mean_avg_profit / max(monthly_cost, 1.0)
+    return max_chance / (1.0 + math.exp(-x))
 
 
 # --------------------------------------------------------------------------- insurance

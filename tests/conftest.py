@@ -1,0 +1,38 @@
+"""Shared helpers: small scenarios composed from the real config files."""
+
+from __future__ import annotations
+
+import pytest
+
+from sim import api
+
+# a small region that still has every kind of agent (fast enough for many seeds)
+SMALL = (
+    "scenario.firms.n=400",
+    "scenario.universities.n=4",
+    "scenario.universities.achievements_each=40",
+    "scenario.months=36",
+    "scenario.brokers.initial=6",
+    "scenario.brokers.max=20",
+    "progress=false",
+)
+
+# risk-averse SMEs: the population the instruments are meant for
+RISK_AVERSE_SMES = (
+    "scenario.firms.n=800",
+    "scenario.firms.sme_share=1.0",
+    "scenario.firms.risk_aversion_sme=5.0",
+    "scenario.months=48",
+    "progress=false",
+)
+
+REGIMES = ("baseline", "free_trial", "broker_reward", "failure_insurance", "combined")
+
+
+def small(*overrides: str):
+    return api.compose(*SMALL, *overrides)
+
+
+@pytest.fixture(scope="session")
+def small_cfg():
+    return small()

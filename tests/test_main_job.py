@@ -1,0 +1,102 @@
+"""The main job as a user runs it: python -m experiments.run, its tables and files."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim.results import BALANCE_COLUMNS, SERIES_NAMES, METRICS
+
+from .conftest import SMALL
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(tmp_path, *args):
+    out = tmp_path / "run"
+    p = subprocess.run([sys.executable, "-m", "experiments.run", *SMALL, *args, f"hydra.run.dir={out}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return p, out
+
+
+@pytest.fixture(scope="module")
+def main_run(tmp_path_factory):
+    p, out = _run(tmp_path_factory.mktemp("main"), "seeds=4")
+    assert p.returncode == 0, p.stderr
+    return p, out
+
+
+def test_writes_every_output_and_no_temporary_file(main_run):
+    p, out = main_run
+    names = {f.name for f in out.iterdir() if f.is_file()}
+    assert {"summary.csv", "series.csv", "table.csv", "table.md", "comparison.png"} <= names
+    assert not [n for n in names if n.endswith(".tmp")]
+    png = (out / "comparison.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+
+def test_summary_is_tidy_one_row_per_regime_and_seed(main_run):
+    _, out = main_run
+    s = pd.read_csv(out / "summary.csv")
+    regimes = ["baseline", "free_trial", "broker_reward", "failure_insurance", "combined"]
+    assert list(dict.fromkeys(s.regime)) == regimes
+    assert len(s) == 5 * 4 and not s.duplicated(["regime", "seed"]).any()
+    for col in ("scenario.firms.n", "broker.rate", "broker.cap", "trial.term_months", "regime.free_trial", *METRICS):
+        assert col in s.columns, col
+    assert (s["scenario.firms.n"] == 400).all()
+
+
+def test_invariants_recomputed_from_the_tables(main_run):
+    _, out = main_run
+    s = pd.read_csv(out / "summary.csv")
+    assert (s.needs_raised >= s.matches).all() and (s.matches >= s.contracts).all()
+    assert (s.contracts >= s.successes + s.failures).all()
+    assert (s.successes >= s.trials_converted).all()
+    assert (s.contracts == s.signed_licence + s.signed_trial).all()
+    assert (s.gov_spend == s.gov_spend_rewards + s.gov_spend_subsidies).all()
+    # no reward above the cap: total rewards at most cap x brokered contracts
+    assert (s.broker_rewards <= s["broker.cap"] * s.contracts).all()
+    # switched-off instruments cost nothing and sign nothing
+    base = s[s.regime == "baseline"]
+    assert (base.gov_spend == 0).all() and (base.signed_trial == 0).all() and (base.signed_insured == 0).all()
+    assert (s[~s["regime.insurance"]].claims == 0).all()
+    assert (s[~s["regime.free_trial"]].trials_converted == 0).all()
+
+    series = pd.read_csv(out / "series.csv")
+    assert len(series) == 5 * 4 * 36
+    money = series[[SERIES_NAMES[c] for c in BALANCE_COLUMNS]].sum(axis=1)
+    for _, g in money.groupby([series.regime, series.seed]):
+        assert g.nunique() == 1  # conserved to the yuan, every month
+    # the summary agrees with the series it came from
+    tot = series.groupby(["regime", "seed"], sort=False)[["successes", "broker_rewards"]].sum().reset_index()
+    merged = s.merge(tot, on=["regime", "seed"], suffixes=("", "_series"))
+    assert np.array_equal(merged.successes, merged.successes_series)
+
+
+def test_prints_table_with_intervals_and_cost_per_extra_conversion(main_run):
+    p, out = main_run
+    assert "mean [95% interval]" in p.stdout
+    assert "cost_per_extra_conversion" in p.stdout
+    t = pd.read_csv(out / "table.csv")
+    row = t[(t.regime == "failure_insurance") & (t.metric == "cost_per_extra_conversion")].iloc[0]
+    assert row["mean"] > 0 and row.ci_low <= row["mean"] <= row.ci_high
+    m = t[(t.regime == "free_trial") & (t.metric == "contracts")].iloc[0]
+    assert m.ci_low <= m["mean"] <= m.ci_high and m.effect > 0
+
+
+def test_overrides_pick_scenario_and_regimes(tmp_path):
+    p, out = _run(tmp_path, "scenario=lishui", "scenario.firms.n=300", "regimes=[baseline,free_trial]", "seeds=2")
+    assert p.returncode == 0, p.stderr
+    s = pd.read_csv(out / "summary.csv")
+    assert set(s.regime) == {"baseline", "free_trial"} and len(s) == 4
+    assert (s["scenario.name"] == "lishui").all() and (s["scenario.firms.n"] == 300).all()
+
+
+def test_single_regime_from_the_command_line(tmp_path):
+    p, out = _run(tmp_path, "regime=broker_reward", "broker.cap=500000", "seeds=2")
+    assert p.returncode == 0, p.stderr
+    s = pd.read_csv(out / "summary.csv")
+    assert set(s.regime) == {"broker_reward"} and (s["broker.cap"] == 500_000).all()

@@ -1,0 +1,23 @@
+"""The notebooks run top to bottom on a real Jupyter kernel and answer their questions."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb")))
+def test_notebook_executes(name, tmp_path):
+    nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    if name == "what_if.ipynb":
+        text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+        # question 3 printed a finite, positive cost per extra conversion for insurance
+        line = next(ln for ln in text.splitlines() if ln.startswith("failure_insurance"))
+        assert float(line.split()[1]) > 0
+        assert any("image/png" in o.get("data", {}) for o in outputs)  # the figure was drawn

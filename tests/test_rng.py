@@ -1,0 +1,42 @@
+"""The keyed generator: deterministic, uniform, and independent across keys."""
+
+import numpy as np
+from scipy import stats
+
+from sim import rng
+
+
+def test_same_key_same_number_and_keys_differ():
+    assert rng.uniform(7, rng.NEED, 3, 11) == rng.uniform(7, rng.NEED, 3, 11)
+    draws = {rng.uniform(7, p, s, a) for p in (rng.NEED, rng.VISIT) for s in (0, 1) for a in (0, 1, 2)}
+    assert len(draws) == 12  # every component of the key matters
+
+
+def test_uniform_is_uniform_and_in_range():
+    u = rng.uniform_array(123, rng.OUTCOME, 0, 50_000)
+    assert u.min() >= 0.0 and u.max() < 1.0
+    assert stats.kstest(u, "uniform").pvalue > 0.001
+
+
+def test_streams_of_different_purposes_are_uncorrelated():
+    a = rng.uniform_array(5, rng.NEED, 4, 20_000)
+    b = rng.uniform_array(5, rng.SURFACE, 4, 20_000)
+    r, p = stats.pearsonr(a, b)
+    assert p > 0.001, r
+
+
+def test_normal_has_unit_variance():
+    z = rng.normal_array(9, rng.SELF_NOISE, 2, 40_000)
+    assert abs(z.mean()) < 0.03 and abs(z.std() - 1) < 0.03
+    assert stats.kstest(z, "norm").pvalue > 0.001
+
+
+def test_randint_covers_range_evenly():
+    k = np.array([rng.randint(1, rng.VISIT, 0, i, 7) for i in range(14_000)])
+    counts = np.bincount(k, minlength=7)
+    assert k.min() == 0 and k.max() == 6
+    assert stats.chisquare(counts).pvalue > 0.001
+
+
+def test_population_step_minus_one_is_valid_key():
+    assert rng.uniform(0, rng.POP_FIRM, -1, 0) != rng.uniform(0, rng.POP_FIRM, 0, 0)
