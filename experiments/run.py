@@ -18,6 +18,7 @@ A configuration error is reported in one line with exit code 2.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import sys
 import tempfile
@@ -58,6 +59,7 @@ def main_job(node: DictConfig) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no window
+    logging.getLogger("MESA").setLevel(logging.WARNING)  # Mesa logs every step at INFO
     from tabulate import tabulate
 
     from sim import api

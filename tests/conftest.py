@@ -17,11 +17,11 @@ SMALL = (
     "progress=false",
 )
 
-# risk-averse SMEs: the population the instruments are meant for
+# risk-averse SMEs (only SMEs, with the default SME risk aversion and cash): the
+# population the instruments are meant for
 RISK_AVERSE_SMES = (
-    "scenario.firms.n=800",
+    "scenario.firms.n=1500",
     "scenario.firms.sme_share=1.0",
-    "scenario.firms.risk_aversion_sme=5.0",
     "scenario.months=48",
     "progress=false",
 )

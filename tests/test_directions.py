@@ -1,6 +1,6 @@
 """Each instrument moves outcomes the way it should, on a population of risk-averse SMEs.
 
-Every regime runs on the same 30 seeds; a seed draws the same firms and chance
+Every regime runs on the same 60 seeds; a seed draws the same firms and chance
 events under every regime (common random numbers), so each statement is a
 one-sided Wilcoxon signed-rank test on the per-seed paired differences against
 baseline, at the 1% level, plus the sign of the mean difference.
@@ -13,7 +13,7 @@ from sim import api
 
 from .conftest import RISK_AVERSE_SMES
 
-SEEDS = 30
+SEEDS = 60
 ALPHA = 0.01
 
 
