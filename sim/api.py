@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -109,7 +110,8 @@ def run_many(tasks: Sequence[tuple[Config, int]], workers: int = 1, progress: bo
             out.append(_run_task(t))
             bar.update()
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # spawn, not fork: the parent may hold Numba/OpenMP threads
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             for r in pool.map(_run_task, tasks, chunksize=1):
                 out.append(r)
                 bar.update()
