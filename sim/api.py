@@ -88,6 +88,10 @@ def simulate(cfg: Config, seed: Optional[int] = None, engine: Optional[str] = No
         model = TransferModel(cfg, seed)
         series = model.run()
         n_ach, money = len(model.achievements), model.initial_money
+    elif engine == "numba":
+        from . import kernels
+
+        series, n_ach, money = kernels.simulate(cfg, seed)
     else:
         raise ConfigError(f"engine = {engine!r}: must be one of " + ", ".join(ENGINES))
     return RunResult(cfg.regime.name, seed, series, summarize(series, n_ach), n_ach, float(money))
@@ -98,23 +102,35 @@ def _run_task(task):
     return simulate(cfg, seed)
 
 
-def run_many(tasks: Sequence[tuple[Config, int]], workers: int = 1, progress: bool = False,
-             desc: str = "runs") -> list[RunResult]:
-    """Run (config, seed) tasks, in parallel if ``workers > 1``; results come back in task order."""
+def _run_chunk(tasks):
+    return [_run_task(t) for t in tasks]
+
+
+def run_batch(tasks: Sequence[tuple[Config, int]], workers: int = 1, progress: bool = False,
+              desc: str = "runs", chunksize: Optional[int] = None) -> list[RunResult]:
+    """Run (config, seed) pairs and return their results in task order.
+
+    With ``workers > 1`` the tasks are cut into chunks run by a pool of processes,
+    so a process pays its start-up and Numba's cache load once per chunk, not per
+    run. Results do not depend on ``workers`` or ``chunksize``.
+    """
     from tqdm import tqdm
 
+    tasks = list(tasks)
     bar = tqdm(total=len(tasks), desc=desc, disable=not progress, unit="run")
     out: list[RunResult] = []
-    if workers <= 1:
+    if workers <= 1 or len(tasks) <= 1:
         for t in tasks:
             out.append(_run_task(t))
             bar.update()
     else:
+        size = chunksize or max(1, -(-len(tasks) // (workers * 4)))
+        chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
         # spawn, not fork: the parent may hold Numba/OpenMP threads
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for r in pool.map(_run_task, tasks, chunksize=1):
-                out.append(r)
-                bar.update()
+            for results in pool.map(_run_chunk, chunks):
+                out.extend(results)
+                bar.update(len(results))
     bar.close()
     return out
 
@@ -183,7 +199,7 @@ def compare(cfg: Config, regimes: Optional[Sequence[str]] = None, seeds: Optiona
     progress = cfg.progress if progress is None else progress
     configs = {name: under_regime(cfg, name) for name in regimes}
     tasks = [(configs[name], cfg.seed + k) for name in regimes for k in range(seeds)]
-    results = run_many(tasks, workers=workers, progress=progress, desc=f"{len(regimes)} regimes x {seeds} seeds")
+    results = run_batch(tasks, workers=workers, progress=progress, desc=f"{len(regimes)} regimes x {seeds} seeds")
     summary = summary_frame(results, configs)
     return Comparison(cfg, summary, series_frame(results), comparison_table(summary), results)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 REGIME_NAMES = ("baseline", "free_trial", "broker_reward", "failure_insurance", "combined")
-ENGINES = ("mesa",)
+ENGINES = ("mesa", "numba")
 
 
 class ConfigError(ValueError):

@@ -14,14 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import betaincinv, ndtri
-
 from . import rng
 from .config import Config
 from .rules import yuan_array
 
-# sub-indices of population draws (the "step" of the key)
-_SECTOR, _A, _B, _C, _D, _E, _F = range(7)
+# sub-indices of population draws (the "step" of the key); Beta draws use their own
+# range (a Beta draw takes steps 6*k .. 6*k+5 of its purpose, see rng.beta)
+_SECTOR, _A, _B, _C, _D = range(5)
+_BETA = 100
 
 
 @dataclass
@@ -70,17 +70,13 @@ class Population:
         return len(self.broker_sector)
 
 
-def _u(seed, purpose, sub, n):
-    # keep draws strictly inside (0, 1) for inverse CDFs
-    return np.clip(rng.uniform_array(seed, purpose, sub, n), 1e-12, 1 - 1e-12)
-
-
-def _beta(seed, purpose, sub, n, a, b):
-    return betaincinv(a, b, _u(seed, purpose, sub, n))
+def _beta(seed, purpose, which, a, b):
+    return rng.beta_array(seed, purpose, _BETA + which, np.asarray(a, dtype=np.float64),
+                          np.asarray(b, dtype=np.float64))
 
 
 def _lognormal(seed, purpose, sub, n, median, sigma):
-    return median * np.exp(sigma * ndtri(_u(seed, purpose, sub, n)))
+    return median * np.exp(sigma * rng.normal_array(seed, purpose, sub, n))
 
 
 def _sector(seed, purpose, n, sectors):
@@ -107,8 +103,8 @@ def draw_population(cfg: Config, seed: int) -> Population:
     ac = sc.achievements
     owner = np.repeat(np.arange(U, dtype=np.int64), sc.universities.achievements_each)
     sector = _sector(seed, rng.POP_ACHIEVEMENT, A, S)
-    quality = _beta(seed, rng.POP_ACHIEVEMENT, _A, A, ac.quality_a, ac.quality_b)
-    maturity = _beta(seed, rng.POP_ACHIEVEMENT, _B, A, ac.maturity_a, ac.maturity_b)
+    quality = _beta(seed, rng.POP_ACHIEVEMENT, 0, np.full(A, ac.quality_a), np.full(A, ac.quality_b))
+    maturity = _beta(seed, rng.POP_ACHIEVEMENT, 1, np.full(A, ac.maturity_a), np.full(A, ac.maturity_b))
     value = _lognormal(seed, rng.POP_ACHIEVEMENT, _C, A, ac.value_median, ac.value_sigma)
     cost = ac.cost_share * value * (1.0 + ac.immaturity_cost * (1.0 - maturity))
     ask = _lognormal(seed, rng.POP_ACHIEVEMENT, _D, A, 1.0, ac.ask_sigma) * ac.ask_share * value
@@ -118,15 +114,12 @@ def draw_population(cfg: Config, seed: int) -> Population:
     fc = sc.firms
     f_sector = _sector(seed, rng.POP_FIRM, F, S)
     sme = rng.uniform_array(seed, rng.POP_FIRM, _A, F) < fc.sme_share
-    absorptive = np.where(
-        sme,
-        _beta(seed, rng.POP_FIRM, _B, F, fc.absorptive_sme_a, fc.absorptive_sme_b),
-        _beta(seed, rng.POP_FIRM, _B, F, fc.absorptive_large_a, fc.absorptive_large_b),
-    )
-    z_cash = ndtri(_u(seed, rng.POP_FIRM, _C, F))
-    cash = np.where(sme, fc.cash_median_sme, fc.cash_median_large) * np.exp(fc.cash_sigma * z_cash)
-    z_risk = ndtri(_u(seed, rng.POP_FIRM, _D, F))
-    risk = np.where(sme, fc.risk_aversion_sme, fc.risk_aversion_large) * np.exp(fc.risk_aversion_sigma * z_risk)
+    absorptive = _beta(seed, rng.POP_FIRM, 0, np.where(sme, fc.absorptive_sme_a, fc.absorptive_large_a),
+                       np.where(sme, fc.absorptive_sme_b, fc.absorptive_large_b))
+    cash = _lognormal(seed, rng.POP_FIRM, _C, F, np.where(sme, fc.cash_median_sme, fc.cash_median_large),
+                      fc.cash_sigma)
+    risk = _lognormal(seed, rng.POP_FIRM, _D, F, np.where(sme, fc.risk_aversion_sme, fc.risk_aversion_large),
+                      fc.risk_aversion_sigma)
     need_rate = np.where(sme, fc.need_rate_sme, fc.need_rate_large)
     scale = np.where(sme, 1.0, fc.scale_large)
     f_order = np.argsort(f_sector, kind="stable")
@@ -134,7 +127,7 @@ def draw_population(cfg: Config, seed: int) -> Population:
     # brokers
     bc = sc.brokers
     b_sector = _sector(seed, rng.POP_BROKER, B, S)
-    skill = _beta(seed, rng.POP_BROKER, _A, B, bc.skill_a, bc.skill_b) if B else np.zeros(0)
+    skill = _beta(seed, rng.POP_BROKER, 0, np.full(B, bc.skill_a), np.full(B, bc.skill_b))
 
     a_sec = sector[order]
     f_sec = f_sector[f_order]

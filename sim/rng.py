@@ -60,19 +60,23 @@ def _mix(z):
 
 
 @njit(cache=True)
-def hash4(seed, purpose, step, agent):
-    """64-bit hash of the key (seed, purpose, step, agent)."""
+def stream(seed, purpose, step):
+    """Hash of the key's first three parts: hot loops compute it once per month, not per agent."""
     h = _mix(np.uint64(seed) + _GOLDEN)
     h = _mix(h ^ (np.uint64(purpose) + _GOLDEN))
-    h = _mix(h ^ (np.uint64(step + 1) * _GOLDEN))   # step may be -1
-    h = _mix(h ^ (np.uint64(agent) + _GOLDEN))
-    return h
+    return _mix(h ^ (np.uint64(step + 1) * _GOLDEN))   # step may be -1
+
+
+@njit(cache=True)
+def uniform_in(stream_hash, agent):
+    """The uniform of ``agent`` in a stream: ``uniform_in(stream(s, p, t), a) == uniform(s, p, t, a)``."""
+    return float(_mix(stream_hash ^ (np.uint64(agent) + _GOLDEN)) >> _S11) * _INV53
 
 
 @njit(cache=True)
 def uniform(seed, purpose, step, agent):
     """A uniform draw in [0, 1) keyed by (seed, purpose, step, agent)."""
-    return float(hash4(seed, purpose, step, agent) >> _S11) * _INV53
+    return uniform_in(stream(seed, purpose, step), agent)
 
 
 @njit(cache=True)
@@ -88,6 +92,54 @@ def randint(seed, purpose, step, agent, n):
     """A uniform integer in [0, n) keyed like :func:`uniform` (n >= 1)."""
     k = int(uniform(seed, purpose, step, agent) * n)
     return k if k < n else n - 1
+
+
+# --- draws for the population (any distribution, still a pure function of the key) ---
+_TRIES = 64  # rejection attempts of the gamma sampler (acceptance > 95% per attempt)
+
+
+@njit(cache=True)
+def gamma(seed, purpose, step, agent, shape):
+    """Gamma(shape, 1) draw by Marsaglia & Tsang (2000), every attempt on its own keyed numbers.
+
+    Uses steps 3*step .. 3*step+2 of ``purpose`` and agents agent*_TRIES + attempt.
+    """
+    boost = 1.0
+    k = shape
+    if k < 1.0:  # Gamma(k) = Gamma(k + 1) * U**(1/k)
+        boost = (1.0 - uniform(seed, purpose, 3 * step + 2, agent)) ** (1.0 / k)
+        k += 1.0
+    d = k - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * d)
+    v = 1.0
+    for attempt in range(_TRIES):
+        key = agent * _TRIES + attempt
+        z = normal(seed, purpose, 3 * step, key)
+        v = 1.0 + c * z
+        if v <= 0.0:
+            continue
+        v = v * v * v
+        u = uniform(seed, purpose, 3 * step + 1, key)
+        if math.log(1.0 - u) < 0.5 * z * z + d - d * v + d * math.log(v):
+            break
+    return boost * d * v
+
+
+@njit(cache=True)
+def beta(seed, purpose, step, agent, a, b):
+    """Beta(a, b) draw as X / (X + Y) of two keyed gamma draws (steps 2*step and 2*step+1)."""
+    x = gamma(seed, purpose, 2 * step, agent, a)
+    y = gamma(seed, purpose, 2 * step + 1, agent, b)
+    return x / (x + y)
+
+
+@njit(cache=True)
+def beta_array(seed, purpose, step, a, b):
+    """Beta draws for agents 0..n-1 with per-agent parameters ``a[i]``, ``b[i]``."""
+    out = np.empty(a.shape[0], dtype=np.float64)
+    for i in range(a.shape[0]):
+        out[i] = beta(seed, purpose, step, i, a[i], b[i])
+    return out
 
 
 @njit(cache=True)

@@ -1,0 +1,178 @@
+"""Benchmark: the Mesa and Numba engines side by side, in one run.
+
+    python -m experiments.bench            # full: ~3 minutes on 2 cores
+    python -m experiments.bench --quick    # smaller sizes and batch, ~1 minute
+
+Prints, for the default scenario under the ``combined`` regime (every instrument on,
+the most work per month):
+
+* firm-steps per second (firms x months / wall time of a whole run, population
+  included) of both engines at 1,000, 10,000 and 100,000 firms, and their ratio;
+* the Numba kernel alone (population drawn beforehand);
+* the fitted exponent of cost vs. population (Numba, 10^4 .. 10^6 firms);
+* compile time (an empty cache, in a fresh process) and cache-load time;
+* peak memory of a 1,000,000-firm run (a fresh process);
+* runs per second of a batch of default-scenario runs on all cores, and on one.
+
+Times on shared machines are noisy: compare the ratios, not the absolute figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def _cfg(n_firms: int, regime: str = "combined"):
+    from sim import api
+
+    return api.under_regime(api.compose(f"scenario.firms.n={n_firms}", "progress=false"), regime)
+
+
+def _best_time(fn, reps: int) -> float:
+    best = np.inf
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def engine_speed(sizes, mesa_sizes, reps_numba=3, reps_mesa=1):
+    from sim import kernels
+    from sim.model import TransferModel
+    from sim.population import draw_population
+
+    rows = []
+    kernels.simulate(_cfg(1000), 0)  # load the compiled kernels once
+    for n in sizes:
+        cfg = _cfg(n)
+        months = cfg.scenario.months
+        t_numba = _best_time(lambda: kernels.simulate(cfg, 1), reps_numba)
+        pop = draw_population(cfg, 1)
+        t_kernel = _best_time(lambda: kernels.simulate(cfg, 1, pop), reps_numba)
+        t_mesa = _best_time(lambda: TransferModel(cfg, 1).run(), reps_mesa) if n in mesa_sizes else np.nan
+        rows.append({"firms": n, "mesa_s": t_mesa, "numba_s": t_numba, "numba_kernel_s": t_kernel,
+                     "mesa_fsps": n * months / t_mesa, "numba_fsps": n * months / t_numba,
+                     "numba_kernel_fsps": n * months / t_kernel, "ratio": t_mesa / t_numba})
+    return rows
+
+
+def scaling_exponent(sizes, reps=2):
+    from sim import kernels
+    from sim.population import draw_population
+
+    times = []
+    for n in sizes:
+        cfg = _cfg(n)
+        pop = draw_population(cfg, 2)
+        times.append(_best_time(lambda: kernels.simulate(cfg, 2, pop), reps))
+    slope = np.polyfit(np.log(sizes), np.log(times), 1)[0]
+    return float(slope), times
+
+
+_PROBE = """
+import json, sys, time
+t0 = time.perf_counter()
+from sim import api, kernels
+cfg = api.under_regime(api.compose("scenario.firms.n={n}", "progress=false"), "combined")
+t1 = time.perf_counter(); kernels.simulate(cfg, 0); t2 = time.perf_counter(); kernels.simulate(cfg, 1); t3 = time.perf_counter()
+# VmHWM: this process's peak resident memory (ru_maxrss would include the parent's, inherited at fork)
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(json.dumps({{"import_s": t1 - t0, "first_s": t2 - t1, "second_s": t3 - t2, "maxrss_mb": hwm / 1024}}))
+"""
+
+
+def _probe(n: int, cache_dir: str) -> dict:
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    out = subprocess.run([sys.executable, "-c", _PROBE.format(n=n)], env=env, capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compile_and_memory(big: int):
+    with tempfile.TemporaryDirectory() as cache:
+        cold = _probe(1000, cache)      # empty cache: compiles
+        warm = _probe(1000, cache)      # cache on disk: loads
+        mem = _probe(big, cache)
+        small = _probe(1000, cache)
+    return {
+        "compile_s": cold["first_s"] - cold["second_s"],
+        "cache_load_s": warm["first_s"] - warm["second_s"],
+        "peak_rss_big_mb": mem["maxrss_mb"],
+        "peak_rss_small_mb": small["maxrss_mb"],
+    }
+
+
+def batch_rate(n_runs: int, workers: int):
+    from sim import api
+
+    cfg = api.compose("engine=numba", "progress=false")
+    tasks = [(api.under_regime(cfg, "combined"), seed) for seed in range(n_runs)]
+    t = time.perf_counter()
+    api.run_batch(tasks, workers=workers)
+    return n_runs / (time.perf_counter() - t)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smaller sizes and batch")
+    ap.add_argument("--mesa-max", type=int, default=100_000, help="largest population run with Mesa")
+    ap.add_argument("--batch", type=int, default=None, help="runs in the batch (default 1000, quick 200)")
+    args = ap.parse_args(argv)
+    from tabulate import tabulate
+
+    cores = os.cpu_count() or 1
+    sizes = [1_000, 10_000, 100_000]
+    mesa_sizes = [n for n in sizes if n <= (min(args.mesa_max, 10_000) if args.quick else args.mesa_max)]
+    scale_sizes = [10_000, 30_000, 100_000, 300_000] + ([] if args.quick else [1_000_000])
+    big = 300_000 if args.quick else 1_000_000
+    n_batch = args.batch or (200 if args.quick else 1000)
+
+    print(f"machine: {cores} cores; default scenario, regime 'combined', 60 months\n")
+    print("[1/4] engines side by side ...", flush=True)
+    rows = engine_speed(sizes, mesa_sizes)
+    table = [[f"{r['firms']:,}", f"{r['mesa_fsps']:,.0f}" if np.isfinite(r["mesa_fsps"]) else "-",
+              f"{r['numba_fsps']:,.0f}", f"{r['numba_kernel_fsps']:,.0f}",
+              f"{r['ratio']:.0f}x" if np.isfinite(r["ratio"]) else "-",
+              f"{r['mesa_s']:.3f}" if np.isfinite(r["mesa_s"]) else "-", f"{r['numba_s']:.4f}"]
+             for r in rows]
+    print(tabulate(table, headers=["firms", "mesa firm-steps/s", "numba firm-steps/s", "numba kernel only",
+                                   "numba / mesa", "mesa s/run", "numba s/run"], tablefmt="github"))
+
+    print("\n[2/4] cost vs population (numba) ...", flush=True)
+    slope, times = scaling_exponent(scale_sizes)
+    print(tabulate([[f"{n:,}", f"{t:.4f}", f"{n * 60 / t:,.0f}"] for n, t in zip(scale_sizes, times)],
+                   headers=["firms", "s/run", "firm-steps/s"], tablefmt="github"))
+    print(f"fitted exponent of cost vs population: {slope:.3f}")
+
+    print("\n[3/4] compile time and memory (fresh processes) ...", flush=True)
+    cm = compile_and_memory(big)
+    print(f"compile (empty cache): {cm['compile_s']:.1f} s; load from cache: {cm['cache_load_s']:.2f} s")
+    print(f"peak memory (whole process): {cm['peak_rss_big_mb']:,.0f} MB at {big:,} firms; "
+          f"{cm['peak_rss_small_mb']:,.0f} MB at 1,000 firms")
+
+    print(f"\n[4/4] batch of {n_batch} default-scenario runs ...", flush=True)
+    rate_all = batch_rate(n_batch, cores)
+    rate_one = batch_rate(max(20, n_batch // 10), 1)
+    print(f"{rate_all:,.1f} runs/s on {cores} cores; {rate_one:,.1f} runs/s on 1 core "
+          f"(parallel efficiency {rate_all / rate_one / cores:.0%})")
+
+    r10 = next(r for r in rows if r["firms"] == 10_000)
+    r100 = next(r for r in rows if r["firms"] == 100_000)
+    print("\ntargets:")
+    print(f"  numba >= 100x mesa at 10,000 firms:       {r10['ratio']:.0f}x")
+    print(f"  >= 1e7 firm-steps/s per core at 100,000:   {r100['numba_fsps']:.2e} (kernel only {r100['numba_kernel_fsps']:.2e})")
+    print(f"  cost exponent <= 1.1:                      {slope:.3f}")
+    print(f"  1,000,000 firms in under 2 GB:             {cm['peak_rss_big_mb']:,.0f} MB at {big:,} firms")
+
+
+if __name__ == "__main__":
+    main()
