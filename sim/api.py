@@ -146,13 +146,13 @@ def flat_params(cfg: Config) -> dict:
             key = f"{prefix}{f.name}"
             if dataclasses.is_dataclass(v):
                 walk(key + ".", v)
-            elif isinstance(v, list):
-                continue  # the list of regimes compared is not a parameter of a run
+            elif isinstance(v, (list, dict)):
+                continue  # the regimes compared, a sweep's grid: not parameters of a run
             else:
                 out[key] = v
 
     walk("", cfg)
-    for k in ("seeds", "progress", "workers", "seed"):
+    for k in ("seeds", "progress", "workers", "seed", "results_dir"):
         out.pop(k, None)
     return out
 

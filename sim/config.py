@@ -194,7 +194,9 @@ class Config:
     engine: str = _c("mesa", choices=ENGINES, doc="simulation engine")
     regimes: list = _c(list(REGIME_NAMES), doc="regimes compared by the main job")
     progress: bool = _c(True, doc="show a progress bar")
-    workers: int = _c(1, ge=1, doc="processes for the main job (results do not depend on it)")
+    workers: int = _c(1, ge=1, doc="processes for the runs of a job (results do not depend on it)")
+    grid: dict = _c({}, doc="sweeps: more points run inside each job, {dotted key: [values]}")
+    results_dir: Optional[str] = _c(None, doc="sweeps: where result files go (null: <sweep dir>/results)")
     scenario: ScenarioConfig = _nested(ScenarioConfig)
     regime: RegimeConfig = _nested(RegimeConfig)
     trial: TrialConfig = _nested(TrialConfig)
@@ -244,6 +246,10 @@ def _check_value(path: str, value: Any, typ, meta) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{path} = {value!r}: must be a list")
         return list(value)
+    elif typ is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path} = {value!r}: must be a mapping")
+        return dict(value)
     bad = (
         (meta.get("ge") is not None and value < meta["ge"])
         or (meta.get("gt") is not None and value <= meta["gt"])
@@ -357,6 +363,8 @@ def to_yaml(obj, indent: int = 0) -> str:
             text = value
         elif isinstance(value, list):
             text = "[" + ", ".join(map(str, value)) + "]"
+        elif isinstance(value, dict):
+            text = "{" + ", ".join(f"{k}: {v}" for k, v in value.items()) + "}"
         elif isinstance(value, float):
             text = repr(value) if abs(value) < 1e5 else f"{value:.6g}".replace("e+0", "e").replace("e+", "e")
             if "e" in text and "." not in text:

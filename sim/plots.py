@@ -90,3 +90,83 @@ def save_comparison(series: pd.DataFrame, summary: pd.DataFrame, path: Path, tit
     fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
     return path
+
+
+# --------------------------------------------------------------------------- sweeps
+def _numeric_axes(df: pd.DataFrame, axes: list[str]) -> list[str]:
+    return [a for a in axes if a in df.columns and not a.startswith("regime.")
+            and pd.api.types.is_numeric_dtype(df[a]) and not pd.api.types.is_bool_dtype(df[a])]
+
+
+def sweep_lines_figure(df: pd.DataFrame, axes: list[str], metric: str):
+    """A metric against the first swept number: a line per regime, mean and 95% interval over seeds."""
+    from .stats import mean_ci
+
+    num = _numeric_axes(df, axes)
+    group = "regime.name" if "regime.name" in df.columns else None
+    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    if num:
+        x = num[0]
+        for name, d in (df.groupby(group, sort=False) if group else [("all", df)]):
+            xs = sorted(d[x].unique())
+            cis = [mean_ci(d.loc[d[x] == v, metric]) for v in xs]
+            m = np.array([c[0] for c in cis])
+            ax.plot(xs, m, marker="o", label=str(name))
+            ax.fill_between(xs, [c[1] for c in cis], [c[2] for c in cis], alpha=0.2, linewidth=0)
+        ax.set_xlabel(x)
+        rest = [a for a in num[1:]]
+        note = f" (averaged over {', '.join(rest)})" if rest else ""
+    else:
+        names = list(dict.fromkeys(df[group])) if group else ["all"]
+        cis = [mean_ci(df.loc[df[group] == n, metric] if group else df[metric]) for n in names]
+        ax.bar(names, [c[0] for c in cis], yerr=[[c[0] - c[1] for c in cis], [c[2] - c[0] for c in cis]], capsize=4)
+        note = ""
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric}: mean and 95% interval over seeds{note}", fontsize=10)
+    ax.grid(alpha=0.3)
+    if num:
+        ax.legend(fontsize=8)
+    return fig
+
+
+def sweep_heatmap_figure(df: pd.DataFrame, axes: list[str], metric: str):
+    """The metric's mean over the first two swept numbers (one panel per regime)."""
+    num = _numeric_axes(df, axes)
+    if len(num) < 2:
+        return None
+    x, y = num[0], num[1]
+    regimes = list(dict.fromkeys(df["regime.name"])) if "regime.name" in df.columns else [None]
+    fig, axs = plt.subplots(1, len(regimes), figsize=(4.8 * len(regimes) + 1, 4.2), constrained_layout=True,
+                            squeeze=False)
+    grids = []
+    for reg in regimes:
+        d = df if reg is None else df[df["regime.name"] == reg]
+        grids.append(d.pivot_table(index=y, columns=x, values=metric, aggfunc="mean"))
+    vmin = min(np.nanmin(g.to_numpy()) for g in grids)
+    vmax = max(np.nanmax(g.to_numpy()) for g in grids)
+    for ax, reg, g in zip(axs[0], regimes, grids):
+        im = ax.imshow(g.to_numpy(), origin="lower", aspect="auto", vmin=vmin, vmax=vmax, cmap="viridis")
+        ax.set_xticks(range(len(g.columns)), [f"{v:g}" for v in g.columns], rotation=30, fontsize=8)
+        ax.set_yticks(range(len(g.index)), [f"{v:g}" for v in g.index], fontsize=8)
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+        for i in range(g.shape[0]):
+            for j in range(g.shape[1]):
+                ax.text(j, i, f"{g.iat[i, j]:.3g}", ha="center", va="center", fontsize=7, color="w")
+        ax.set_title(str(reg) if reg else metric, fontsize=10)
+    fig.colorbar(im, ax=axs[0].tolist(), label=f"{metric} (mean over seeds)")
+    return fig
+
+
+def save_sweep_plots(df: pd.DataFrame, axes: list[str], metric: str, out_dir: Path, write_atomic) -> list[Path]:
+    """Write sweep_lines.png and, with two swept numbers, sweep_heatmap.png; return their paths."""
+    paths = []
+    for name, fig in (("sweep_lines.png", sweep_lines_figure(df, axes, metric)),
+                      ("sweep_heatmap.png", sweep_heatmap_figure(df, axes, metric))):
+        if fig is None:
+            continue
+        path = Path(out_dir) / name
+        write_atomic(path, lambda p, fig=fig: fig.savefig(p, dpi=110, format="png"))
+        plt.close(fig)
+        paths.append(path)
+    return paths
