@@ -1,0 +1,158 @@
+"""Sweeps as a researcher runs them: multirun, grid inside jobs, kill -9, resume, collect."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sim import api
+from sim.sweep import ResultStore, expected_runs, run_id
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = ["scenario.firms.n=300", "scenario.universities.n=3", "scenario.months=24", "progress=false"]
+
+
+def _sweep(tmp_path, *args, timeout=300, **kw):
+    return subprocess.run([sys.executable, "-m", "experiments.run", "-m", *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def _collect(tmp_path, sweep_dir, *args):
+    return subprocess.run([sys.executable, "-m", "experiments.collect", str(sweep_dir), *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _sweep_dir(tmp_path) -> Path:
+    dirs = list((tmp_path / "multirun").iterdir())
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def test_sweep_with_grid_collects_every_run_once_and_resumes(tmp_path):
+    args = ["regime=free_trial,combined", "+grid.broker.rate=[0.005,0.015]", "+grid.broker.cap=[100000,300000]",
+            "seeds=3", *SMALL]
+    p = _sweep(tmp_path, *args)
+    assert p.returncode == 0, p.stderr
+    d = _sweep_dir(tmp_path)
+    assert p.stdout.count("12 runs, 0 already done, 12 ran, 0 failed") == 2  # 2 jobs x (2 x 2 points x 3 seeds)
+
+    c = _collect(tmp_path, d)
+    assert c.returncode == 0, c.stdout + c.stderr
+    assert "24 runs expected, 24 present, 0 missing, 0 failed" in c.stdout
+    df = pd.read_parquet(d / "sweep.parquet")
+    assert len(df) == 24 and df.run_id.is_unique
+    assert not df.duplicated(["regime.name", "broker.rate", "broker.cap", "seed"]).any()
+    assert set(df["broker.rate"]) == {0.005, 0.015} and set(df["broker.cap"]) == {100000, 300000}
+    assert {"successes", "gov_spend", "scenario.firms.n", "engine"} <= set(df.columns)
+    assert (df.engine == "numba").all()  # sweeps default to the fast engine
+    assert (d / "sweep_lines.png").stat().st_size > 10_000 and (d / "sweep_heatmap.png").stat().st_size > 10_000
+
+    # the same sweep again: same folder, nothing recomputed
+    p2 = _sweep(tmp_path, *args)
+    assert p2.returncode == 0, p2.stderr
+    assert _sweep_dir(tmp_path) == d
+    assert p2.stdout.count("12 runs, 12 already done, 0 ran, 0 failed") == 2
+
+
+def test_sweep_results_equal_single_runs(tmp_path):
+    p = _sweep(tmp_path, "regime=broker_reward", "seed=4,5", *SMALL)
+    assert p.returncode == 0, p.stderr
+    store = ResultStore(_sweep_dir(tmp_path))
+    recs = {r["seed"]: r for r in store.records()}
+    assert set(recs) == {4, 5}
+    cfg = api.under_regime(api.compose(*SMALL), "broker_reward")
+    for seed, rec in recs.items():
+        assert rec["id"] == run_id(cfg, seed)
+        ref = api.simulate(cfg, seed, engine="mesa").summary  # the reference engine, in this process
+        assert rec["metrics"]["successes"] == ref["successes"] and rec["metrics"]["gov_spend"] == ref["gov_spend"]
+
+
+def _count_results(d: Path) -> int:
+    r = d / "results"
+    return len(list(r.glob("*.json"))) if r.exists() else 0
+
+
+def test_sweep_killed_with_sigkill_and_rerun_has_every_point_once(tmp_path):
+    # slow enough to be caught half-way: the Mesa engine, 4 jobs x 40 runs, 2 worker processes
+    args = ["hydra/launcher=local", "hydra.launcher.n_jobs=2", "engine=mesa",
+            "regime=baseline,free_trial,broker_reward,combined", "seeds=40", *SMALL]
+    proc = subprocess.Popen([sys.executable, "-m", "experiments.run", "-m", *args], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    d = None
+    while time.time() < deadline:
+        if (tmp_path / "multirun").exists() and any((tmp_path / "multirun").iterdir()):
+            d = _sweep_dir(tmp_path)
+            if _count_results(d) >= 20:
+                break
+        time.sleep(0.05)
+    assert d is not None and proc.poll() is None, "the sweep ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers, mid-sweep
+    proc.wait()
+    done_at_kill = _count_results(d)
+    assert 20 <= done_at_kill < 160
+    # a writer killed between writing and renaming leaves a temporary file: make sure there is one
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = d / "results" / f".{'0' * 24}.{os.uname().nodename}.{dead.pid}.tmp"
+    stale.write_text('{"half": ')
+
+    c = _collect(tmp_path, d)
+    assert c.returncode == 1 and "160 runs expected" in c.stdout and "MISSING" in c.stdout
+    assert not stale.exists()  # the dead writer's file is gone
+
+    p = _sweep(tmp_path, *args)  # the same command resumes in the same folder
+    assert p.returncode == 0, p.stderr
+    c = _collect(tmp_path, d)
+    assert c.returncode == 0, c.stdout
+    assert "160 runs expected, 160 present, 0 missing, 0 failed" in c.stdout
+    df = pd.read_parquet(d / "sweep.parquet")
+    assert len(df) == 160 and df.run_id.is_unique
+    assert not df.duplicated(["regime.name", "seed"]).any()
+    assert not list(d.rglob("*.tmp"))
+    # every result file is whole JSON
+    for f in (d / "results").glob("*.json"):
+        json.loads(f.read_text())
+    # and the re-run did not redo what was done before the kill
+    recomputed = sum(int(line.split(" already done")[0].split()[-1]) for line in p.stdout.splitlines()
+                     if "already done" in line)
+    assert recomputed >= done_at_kill
+
+
+def test_collect_names_missing_and_failed_runs(tmp_path):
+    p = _sweep(tmp_path, "regime=baseline", "+grid.broker.rate=[0.01,0.02]", "seeds=2", *SMALL)
+    assert p.returncode == 0, p.stderr
+    d = _sweep_dir(tmp_path)
+    store = ResultStore(d)
+    runs = expected_runs(d)
+    assert len(runs) == 4
+    (gone_id, gone_seed, gone_params), (bad_id, bad_seed, bad_params) = runs[0], runs[3]
+    store.path(gone_id).unlink()
+    store.path(bad_id).unlink()
+    store.write_failure(bad_id, {"id": bad_id, "seed": bad_seed, "params": bad_params, "error": "RuntimeError: boom"})
+    c = _collect(tmp_path, d)
+    assert c.returncode == 1
+    assert f"MISSING broker.rate={gone_params['broker.rate']}, seed={gone_seed}" in c.stdout
+    assert f"FAILED  broker.rate={bad_params['broker.rate']}, seed={bad_seed}: RuntimeError: boom" in c.stdout
+    assert len(pd.read_parquet(d / "sweep.parquet")) == 2
+
+
+def test_collect_rejects_a_folder_that_is_not_a_sweep(tmp_path):
+    c = _collect(tmp_path, tmp_path)
+    assert c.returncode == 2 and "no multirun.yaml" in c.stderr and "Traceback" not in c.stderr
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["+grid.broker.rate=0.01"], "grid.broker.rate = 0.01: must be a non-empty list"),
+    (["+grid.broker.nope=[1,2]"], "unknown key 'broker.nope'"),
+])
+def test_bad_grid_is_a_config_error(tmp_path, args, fragment):
+    p = _sweep(tmp_path, "regime=baseline", "seed=0", *args, *SMALL)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert fragment in p.stderr and "Traceback" not in p.stderr
