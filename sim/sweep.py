@@ -136,14 +136,19 @@ def expected_runs(sweep_dir: Path | str) -> list[tuple[str, int, dict]]:
 
 
 # --------------------------------------------------------------------------- storage
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` (on this host) is running; a zombie counts as dead."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 class ResultStore:
@@ -191,7 +196,7 @@ class ResultStore:
             if len(parts) != 3:
                 continue
             _, writer_host, pid = parts
-            if writer_host == host and pid.isdigit() and not _pid_alive(int(pid)):
+            if writer_host == host and pid.isdigit() and not pid_alive(int(pid)):
                 p.unlink(missing_ok=True)
                 removed.append(p)
         return removed

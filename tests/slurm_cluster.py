@@ -72,6 +72,8 @@ from pathlib import Path
 
 import pytest
 
+from sim.sweep import pid_alive as _pid_alive
+
 SBIN_DIRS = ("/usr/sbin", "/sbin", "/usr/local/sbin")
 REQUIRED_BINARIES = (
     "munged", "munge", "unmunge", "mungekey",
@@ -139,21 +141,6 @@ def _tail(path: Path | None, lines: int = 30) -> str:
     except OSError as exc:
         return f"(cannot read {path}: {exc})"
     return f"--- last {min(lines, len(text))} lines of {path} ---\n" + "\n".join(text[-lines:])
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie is dead for our purposes
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def _read_pid(pid_file: Path) -> int | None:
