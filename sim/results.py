@@ -145,7 +145,6 @@ def check_invariants(series: np.ndarray, n_achievements: int, initial_money: flo
     """Recompute the model's invariants from a series; raise :class:`InvariantError` on the first broken one."""
     S = Series
     s = series
-    months = s.shape[0]
     # each achievement is in exactly one status
     stock = s[:, list(STATUS_COLUMNS)].sum(axis=1)
     bad = np.nonzero(stock != n_achievements)[0]
@@ -157,8 +156,7 @@ def check_invariants(series: np.ndarray, n_achievements: int, initial_money: flo
     if bad.size:
         raise InvariantError(f"month {bad[0]}: money adds up to {total[bad[0]]:.0f}, not {initial_money:.0f}")
     # every flow accounted for: balance changes match the flows
-    firms = np.diff(np.concatenate([[np.nan], s[:, S.CASH_FIRMS]]))[1:]
-    if not np.array_equal(firms, s[1:, S.FIRM_SURPLUS]):
+    if not np.array_equal(np.diff(s[:, S.CASH_FIRMS]), s[1:, S.FIRM_SURPLUS]):
         raise InvariantError("firms' cash changes differ from the firm surplus flow")
     market = (s[:, S.IMPLEMENTATION_COST] + s[:, S.BROKER_COSTS] - s[:, S.FIRM_VALUE])
     if not np.array_equal(np.diff(s[:, S.CASH_MARKET]), market[1:]):
@@ -193,4 +191,3 @@ def check_invariants(series: np.ndarray, n_achievements: int, initial_money: flo
             continue
         if (s[:, c_] < 0).any():
             raise InvariantError(f"{SERIES_NAMES[c_]} is negative")
-    del months
