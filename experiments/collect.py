@@ -47,6 +47,15 @@ def describe(params: dict, seed: int, axes: list[str]) -> str:
     return ", ".join(f"{k}={params.get(k)}" for k in axes) + f", seed={seed}"
 
 
+def _results_root(sweep_dir: Path) -> Path:
+    """Where the sweep's jobs wrote their results: ``results_dir`` if the sweep set one, else the sweep folder."""
+    from omegaconf import OmegaConf
+
+    path = sweep_dir / "multirun.yaml"
+    chosen = OmegaConf.select(OmegaConf.load(path), "results_dir") if path.exists() else None
+    return Path(chosen) if chosen else sweep_dir
+
+
 def collect(sweep_dir: Path, metric: str = "successes", out: Path | None = None, plots: bool = True) -> int:
     from sim.config import ConfigError
     from sim.results import METRICS
@@ -58,7 +67,7 @@ def collect(sweep_dir: Path, metric: str = "successes", out: Path | None = None,
         raise ConfigError(f"--metric {metric!r}: allowed metrics are " + ", ".join(METRICS))
     if not sweep_dir.is_dir():
         raise ConfigError(f"{sweep_dir}: no such folder")
-    store = ResultStore(sweep_dir)
+    store = ResultStore(_results_root(sweep_dir))
     removed = store.clean_stale()
     expected = expected_runs(sweep_dir)
     df = load_results(store)

@@ -143,6 +143,16 @@ def test_collect_names_missing_and_failed_runs(tmp_path):
     assert len(pd.read_parquet(d / "sweep.parquet")) == 2
 
 
+def test_results_dir_elsewhere_is_found_by_collect(tmp_path):
+    elsewhere = tmp_path / "shared" / "results-store"
+    p = _sweep(tmp_path, "regime=baseline", "seed=0,1", f"results_dir={elsewhere}", *SMALL)
+    assert p.returncode == 0, p.stderr
+    d = _sweep_dir(tmp_path)
+    assert not (d / "results").exists() and len(list((elsewhere / "results").glob("*.json"))) == 2
+    c = _collect(tmp_path, d, "--no-plots")
+    assert c.returncode == 0 and "2 runs expected, 2 present" in c.stdout, c.stdout
+
+
 def test_collect_rejects_a_folder_that_is_not_a_sweep(tmp_path):
     c = _collect(tmp_path, tmp_path)
     assert c.returncode == 2 and "no multirun.yaml" in c.stderr and "Traceback" not in c.stderr
