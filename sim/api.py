@@ -15,13 +15,15 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 
 import numpy as np
-import pandas as pd
 
 from .config import ENGINES, Config, ConfigError, RegimeConfig, load_config, with_regime
 from .results import SERIES_NAMES, check_invariants, summarize
+
+if TYPE_CHECKING:  # pandas is imported where tables are built: worker processes start faster without it
+    import pandas as pd
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -111,8 +113,10 @@ def run_batch(tasks: Sequence[tuple[Config, int]], workers: int = 1, progress: b
     """Run (config, seed) pairs and return their results in task order.
 
     With ``workers > 1`` the tasks are cut into chunks run by a pool of processes,
-    so a process pays its start-up and Numba's cache load once per chunk, not per
-    run. Results do not depend on ``workers`` or ``chunksize``.
+    so a process pays its start-up and Numba's cache load (~1 s) once, not per run.
+    Results do not depend on ``workers`` or ``chunksize``. The processes are spawned,
+    so a script calling this with ``workers > 1`` needs the usual
+    ``if __name__ == "__main__":`` guard (notebooks need nothing).
     """
     from tqdm import tqdm
 
@@ -159,6 +163,8 @@ def flat_params(cfg: Config) -> dict:
 
 def summary_frame(results: Iterable[RunResult], configs: dict[str, Config]) -> pd.DataFrame:
     """One row per run: regime, seed, parameters, metrics."""
+    import pandas as pd
+
     rows = []
     for r in results:
         rows.append({"regime": r.regime, "seed": r.seed, **flat_params(configs[r.regime]), **r.summary})
@@ -167,6 +173,8 @@ def summary_frame(results: Iterable[RunResult], configs: dict[str, Config]) -> p
 
 def series_frame(results: Iterable[RunResult]) -> pd.DataFrame:
     """One row per run and month: regime, seed, month, every series column."""
+    import pandas as pd
+
     frames = []
     for r in results:
         df = pd.DataFrame(r.series, columns=list(SERIES_NAMES))
