@@ -294,27 +294,67 @@ def _sign(p, st, series, month, f):
 # --------------------------------------------------------------------------- phases
 @njit(cache=True)
 def raise_needs(p, st, series, month, start):
-    n = st.firm_state.shape[0]
+    # each firm's need depends on nothing but its own state, so the index order gives the
+    # same result as the rotation of the other phases, and a tighter loop
     draws = rng.stream(p.seed, rng.NEED, month)
-    for k in range(n):
-        f = _wrap(start + k, n)
-        if st.firm_state[f] == NEED and month - st.firm_need_month[f] >= p.need_patience:
+    raised = 0
+    expired = 0
+    for f in range(st.firm_state.shape[0]):
+        state = st.firm_state[f]
+        if state == IDLE:
+            if rng.uniform_in(draws, f) < st.firm_need_rate[f]:
+                st.firm_state[f] = NEED
+                st.firm_need_month[f] = month
+                raised += 1
+        elif state == NEED and month - st.firm_need_month[f] >= p.need_patience:
             st.firm_state[f] = IDLE
-            series[month, Series.NEEDS_EXPIRED] += 1
-        elif st.firm_state[f] == IDLE and rng.uniform_in(draws, f) < st.firm_need_rate[f]:
-            st.firm_state[f] = NEED
-            st.firm_need_month[f] = month
-            series[month, Series.NEEDS_RAISED] += 1
+            expired += 1
+    series[month, Series.NEEDS_RAISED] += raised
+    series[month, Series.NEEDS_EXPIRED] += expired
+
+
+@njit(cache=True, inline="always")
+def _rotated(chosen, count, start):
+    """The chosen indices (ascending, ``count`` of them) in the rotation order that begins at ``start``."""
+    out = np.empty(count, dtype=np.int64)
+    k = 0
+    for i in range(count):
+        if chosen[i] >= start:
+            out[k] = chosen[i]
+            k += 1
+    for i in range(count):
+        if chosen[i] < start:
+            out[k] = chosen[i]
+            k += 1
+    return out
+
+
+@njit(cache=True, inline="always")
+def _firms_in(st, state, month, ending_now):
+    """Firms in ``state`` (and, if ``ending_now``, whose term ends this month), ascending."""
+    n = st.firm_state.shape[0]
+    chosen = np.empty(n, dtype=np.int64)
+    count = 0
+    for f in range(n):
+        if st.firm_state[f] == state and (not ending_now or st.c_ends[f] == month):
+            chosen[count] = f
+            count += 1
+    return chosen, count
 
 
 @njit(cache=True)
 def firms_search(p, st, series, month, start):
     n = st.firm_state.shape[0]
+    # who searches depends only on each firm itself: find them in a tight loop, then let
+    # them claim achievements in the canonical (rotation) order, where order matters
     draws = rng.stream(p.seed, rng.SELF_SEARCH, month)
-    for k in range(n):
-        f = _wrap(start + k, n)
-        if st.firm_state[f] != NEED or rng.uniform_in(draws, f) >= p.self_search_prob:
-            continue
+    searching = np.empty(n, dtype=np.int64)
+    count = 0
+    for f in range(n):
+        if st.firm_state[f] == NEED and rng.uniform_in(draws, f) < p.self_search_prob:
+            searching[count] = f
+            count += 1
+    for f in _rotated(searching, count, start):
         s = st.firm_sector[f]
         lo, size = st.ach_offsets[s], st.ach_offsets[s + 1] - st.ach_offsets[s]
         if size == 0:
@@ -366,12 +406,10 @@ def brokers_visit(p, st, series, month, start):
 
 @njit(cache=True)
 def negotiate(p, st, series, month, start):
-    n = st.firm_state.shape[0]
+    # the negotiating firms, visited in the canonical order (a signing can use budget or pay an insurer)
     draws = rng.stream(p.seed, rng.NEGOTIATION, month)
-    for k in range(n):
-        f = _wrap(start + k, n)
-        if st.firm_state[f] != NEGOTIATING_FIRM:
-            continue
+    chosen, count = _firms_in(st, NEGOTIATING_FIRM, month, False)
+    for f in _rotated(chosen, count, start):
         mean = rules.negotiation_months(st.c_form[f], p.months_licence, p.trial_negotiation_months,
                                         st.c_broker[f] >= 0, p.broker_speedup)
         step = rules.negotiation_step(rng.uniform_in(draws, f), mean, p.breakdown_hazard)
@@ -386,14 +424,15 @@ def negotiate(p, st, series, month, start):
 
 
 @njit(cache=True)
-def settle(p, st, series, month, start):
-    """Outcomes of terms ending this month; ``firm_outcome`` gets 1 / 0 (success / failure), else -1."""
-    n = st.firm_state.shape[0]
+def settle(p, st, series, month, start, succ, fail):
+    """Outcomes of terms ending this month; ``firm_outcome`` gets 1 / 0 (success / failure), else -1.
+
+    ``succ`` and ``fail`` count this month's outcomes by sector (for the peers' learning).
+    """
     st.firm_outcome[:] = -1
-    for k in range(n):
-        f = _wrap(start + k, n)
-        if st.firm_state[f] != IMPLEMENTING or st.c_ends[f] != month:
-            continue
+    # the terms ending now, in the canonical order (a claim may find the insurer's reserves short)
+    chosen, count = _firms_in(st, IMPLEMENTING, month, True)
+    for f in _rotated(chosen, count, start):
         a = st.c_ach[f]
         success = rng.uniform(p.seed, rng.OUTCOME, 0, rules.pair_key(f, a, p.n_achievements)) < st.c_chance[f]
         if success:
@@ -421,34 +460,32 @@ def settle(p, st, series, month, start):
             st.ins_observed[st.c_insurer[f]] += 1
             st.ins_failures[st.c_insurer[f]] += 0 if success else 1
         st.firm_outcome[f] = 1 if success else 0
+        if success:
+            succ[st.firm_sector[f]] += 1
+        else:
+            fail[st.firm_sector[f]] += 1
         st.firm_state[f] = IDLE
 
 
 @njit(cache=True)
-def learn(p, st, series, month, broker_start, n_sectors):
+def learn(p, st, series, month, broker_start, succ, fail):
+    """Beliefs, broker costs, exit and entry, insurers' withdrawal; returns the sum of the firms' beliefs."""
     n = st.firm_state.shape[0]
-    # beliefs: own outcomes, then peers' in the same sector
-    succ = np.zeros(n_sectors)
-    fail = np.zeros(n_sectors)
-    any_outcome = False
+    # beliefs: each firm's own outcome, then its peers' in the same sector (one pass, index order)
+    peers = p.peer_weight > 0 and (succ.sum() + fail.sum()) > 0
+    belief_sum = 0.0
     for f in range(n):
         o = st.firm_outcome[f]
         if o >= 0:
-            any_outcome = True
             st.firm_alpha[f] += 1.0 if o == 1 else 0.0
             st.firm_beta[f] += 0.0 if o == 1 else 1.0
-            if o == 1:
-                succ[st.firm_sector[f]] += 1
-            else:
-                fail[st.firm_sector[f]] += 1
-    if p.peer_weight > 0 and any_outcome:
-        for f in range(n):
-            o = st.firm_outcome[f]
+        if peers:
             s_peer = succ[st.firm_sector[f]] - (1 if o == 1 else 0)
             f_peer = fail[st.firm_sector[f]] - (1 if o == 0 else 0)
             if s_peer != 0 or f_peer != 0:
                 st.firm_alpha[f] += p.peer_weight * s_peer
                 st.firm_beta[f] += p.peer_weight * f_peer
+        belief_sum += st.firm_alpha[f] / (st.firm_alpha[f] + st.firm_beta[f])
     # brokers: costs, profit, exit (Broker.review)
     n_b = st.broker_active.shape[0]
     cost = rules.yuan(p.monthly_cost)
@@ -483,10 +520,11 @@ def learn(p, st, series, month, broker_start, n_sectors):
     # insurers below their minimum reserves withdraw for good
     for i in range(st.ins_cash.shape[0]):
         st.ins_active[i] = rules.insurer_writes(st.ins_active[i], st.ins_cash[i], p.min_reserves)
+    return belief_sum
 
 
 @njit(cache=True)
-def record(st, series, month, initial_firm_cash):
+def record(st, series, month, initial_firm_cash, belief_sum):
     s = series[month]
     counts = np.zeros(rules.N_STATUS)
     for a in range(st.ach_status.shape[0]):
@@ -500,10 +538,7 @@ def record(st, series, month, initial_firm_cash):
     s[Series.BROKERS_ACTIVE] = st.broker_active.sum()
     s[Series.INSURERS_ACTIVE] = st.ins_active.sum()
     s[Series.INSURER_RESERVES] = st.ins_cash.sum()
-    belief = 0.0
-    for f in range(st.firm_alpha.shape[0]):
-        belief += st.firm_alpha[f] / (st.firm_alpha[f] + st.firm_beta[f])
-    s[Series.MEAN_BELIEF] = belief / st.firm_alpha.shape[0]
+    s[Series.MEAN_BELIEF] = belief_sum / st.firm_alpha.shape[0]
     s[Series.CASH_FIRMS] = st.firm_cash.sum()
     s[Series.CASH_UNIVERSITIES] = st.univ_cash.sum()
     s[Series.CASH_INVENTORS] = st.acct[INVENTORS]
@@ -527,9 +562,11 @@ def step(p, st, series, month, n_sectors, initial_firm_cash):
     firms_search(p, st, series, month, firm_start)
     brokers_visit(p, st, series, month, broker_start)
     negotiate(p, st, series, month, firm_start)
-    settle(p, st, series, month, firm_start)
-    learn(p, st, series, month, broker_start, n_sectors)
-    record(st, series, month, initial_firm_cash)
+    succ = np.zeros(n_sectors)
+    fail = np.zeros(n_sectors)
+    settle(p, st, series, month, firm_start, succ, fail)
+    belief_sum = learn(p, st, series, month, broker_start, succ, fail)
+    record(st, series, month, initial_firm_cash, belief_sum)
 
 
 @njit(cache=True)

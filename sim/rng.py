@@ -80,11 +80,17 @@ def uniform(seed, purpose, step, agent):
 
 
 @njit(cache=True)
-def normal(seed, purpose, step, agent):
-    """A standard normal draw (Box-Muller on two keyed uniforms)."""
-    u1 = uniform(seed, purpose, step, 2 * agent)
-    u2 = uniform(seed, purpose, step, 2 * agent + 1)
+def normal_in(stream_hash, agent):
+    """The standard normal of ``agent`` in a stream (Box-Muller on its uniforms 2*agent, 2*agent+1)."""
+    u1 = uniform_in(stream_hash, 2 * agent)
+    u2 = uniform_in(stream_hash, 2 * agent + 1)
     return math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(2.0 * math.pi * u2)
+
+
+@njit(cache=True)
+def normal(seed, purpose, step, agent):
+    """A standard normal draw keyed by (seed, purpose, step, agent)."""
+    return normal_in(stream(seed, purpose, step), agent)
 
 
 @njit(cache=True)
@@ -99,30 +105,34 @@ _TRIES = 64  # rejection attempts of the gamma sampler (acceptance > 95% per att
 
 
 @njit(cache=True)
-def gamma(seed, purpose, step, agent, shape):
-    """Gamma(shape, 1) draw by Marsaglia & Tsang (2000), every attempt on its own keyed numbers.
-
-    Uses steps 3*step .. 3*step+2 of ``purpose`` and agents agent*_TRIES + attempt.
-    """
+def _gamma_in(normals, accepts, boosts, agent, shape):
+    """Gamma(shape, 1) by Marsaglia & Tsang (2000), each attempt on its own keyed numbers of three streams."""
     boost = 1.0
     k = shape
     if k < 1.0:  # Gamma(k) = Gamma(k + 1) * U**(1/k)
-        boost = (1.0 - uniform(seed, purpose, 3 * step + 2, agent)) ** (1.0 / k)
+        boost = (1.0 - uniform_in(boosts, agent)) ** (1.0 / k)
         k += 1.0
     d = k - 1.0 / 3.0
     c = 1.0 / math.sqrt(9.0 * d)
     v = 1.0
     for attempt in range(_TRIES):
         key = agent * _TRIES + attempt
-        z = normal(seed, purpose, 3 * step, key)
+        z = normal_in(normals, key)
         v = 1.0 + c * z
         if v <= 0.0:
             continue
         v = v * v * v
-        u = uniform(seed, purpose, 3 * step + 1, key)
+        u = uniform_in(accepts, key)
         if math.log(1.0 - u) < 0.5 * z * z + d - d * v + d * math.log(v):
             break
     return boost * d * v
+
+
+@njit(cache=True)
+def gamma(seed, purpose, step, agent, shape):
+    """Gamma(shape, 1) draw; uses steps 3*step .. 3*step+2 of ``purpose`` and agents agent*_TRIES + attempt."""
+    return _gamma_in(stream(seed, purpose, 3 * step), stream(seed, purpose, 3 * step + 1),
+                     stream(seed, purpose, 3 * step + 2), agent, shape)
 
 
 @njit(cache=True)
@@ -136,25 +146,31 @@ def beta(seed, purpose, step, agent, a, b):
 @njit(cache=True)
 def beta_array(seed, purpose, step, a, b):
     """Beta draws for agents 0..n-1 with per-agent parameters ``a[i]``, ``b[i]``."""
+    sx, sy = 3 * (2 * step), 3 * (2 * step + 1)  # the streams of beta(): hoisted out of the loop
+    x0, x1, x2 = stream(seed, purpose, sx), stream(seed, purpose, sx + 1), stream(seed, purpose, sx + 2)
+    y0, y1, y2 = stream(seed, purpose, sy), stream(seed, purpose, sy + 1), stream(seed, purpose, sy + 2)
     out = np.empty(a.shape[0], dtype=np.float64)
     for i in range(a.shape[0]):
-        out[i] = beta(seed, purpose, step, i, a[i], b[i])
+        x = _gamma_in(x0, x1, x2, i, a[i])
+        out[i] = x / (x + _gamma_in(y0, y1, y2, i, b[i]))
     return out
 
 
 @njit(cache=True)
 def uniform_array(seed, purpose, step, n):
     """``n`` uniforms for agents 0..n-1 (vectorised :func:`uniform`)."""
+    h = stream(seed, purpose, step)
     out = np.empty(n, dtype=np.float64)
     for i in range(n):
-        out[i] = uniform(seed, purpose, step, i)
+        out[i] = uniform_in(h, i)
     return out
 
 
 @njit(cache=True)
 def normal_array(seed, purpose, step, n):
     """``n`` standard normals for agents 0..n-1 (vectorised :func:`normal`)."""
+    h = stream(seed, purpose, step)
     out = np.empty(n, dtype=np.float64)
     for i in range(n):
-        out[i] = normal(seed, purpose, step, i)
+        out[i] = normal_in(h, i)
     return out
