@@ -61,10 +61,11 @@ def test_sweep_runs_every_point_through_slurm(slurm_cluster: SlurmCluster, tmp_p
 
 def test_sweep_with_a_cancelled_slurm_job_fails_loudly_and_resumes(slurm_cluster: SlurmCluster, tmp_path):  # noqa: F811
     """A job killed on the cluster: submitit learns it from accounting, the sweep exits non-zero, a re-run completes it."""
-    args = ["engine=mesa", "regime=baseline,free_trial", "seeds=60"]
+    # jobs of several seconds each (the Mesa engine, a larger region), so one can be cancelled mid-way
+    args = ["engine=mesa", "regime=baseline,free_trial", "seeds=60", "scenario.firms.n=1500", "scenario.months=48"]
     cmd = [sys.executable, "-m", "experiments.run", "-m", "hydra/launcher=slurm",
            f"hydra.launcher.partition={slurm_cluster.partition}", "hydra.launcher.timeout_min=5",
-           "hydra.launcher.mem_gb=1", "hydra.launcher.cpus_per_task=1", *args, *SMALL]
+           "hydra.launcher.mem_gb=1", "hydra.launcher.cpus_per_task=1", *SMALL, *args]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=slurm_cluster.environ(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 90
@@ -76,6 +77,7 @@ def test_sweep_with_a_cancelled_slurm_job_fails_loudly_and_resumes(slurm_cluster
         time.sleep(0.2)
     slurm_cluster.run("scancel", victim)
     out, _ = proc.communicate(timeout=180)
+    assert slurm_cluster.wait_for_jobs([victim], timeout=60)[victim] == "CANCELLED"
     assert proc.returncode != 0, out  # the sweep did not hang, and did not pretend to be complete
     (sweep_dir,) = (tmp_path / "multirun").iterdir()
     assert len(list(ResultStore(sweep_dir).records())) < 120
