@@ -87,7 +87,7 @@ class Firm(mesa.Agent, Account):
 
     @property
     def belief(self) -> float:
-        return self.alpha / (self.alpha + self.beta)
+        return rules.belief_mean(self.alpha, self.beta)
 
     def raise_need(self, month: int) -> None:
         self.state = NEED
@@ -98,12 +98,11 @@ class Firm(mesa.Agent, Account):
         m = self.model
         cfg = m.cfg
         univ = achievement.owner
-        value = rules.yuan(achievement.value * self.scale)
-        cost = rules.yuan(achievement.cost * self.scale)
+        value = rules.project_amount(achievement.value, self.scale)
+        cost = rules.project_amount(achievement.cost, self.scale)
         insurer = m.cheapest_insurer(cost)
         claim, prem, subsidy = insurer.quote(cost) if insurer is not None else (0, 0, 0)
-        if not m.government.can_pay(subsidy):
-            subsidy = 0  # budget spent: the firm would pay the whole premium
+        subsidy = rules.subsidy_offered(subsidy, m.government.committed, m.government.budget)
         p_hat = rules.firm_estimate(self.belief, signal, cfg.scenario.firms.belief_weight)
         form, insured, price, _ = rules.choose_contract(
             p_hat, value, cost, self.cash, rules.abs_risk_aversion(self.risk_aversion, self.cash),

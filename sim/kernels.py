@@ -175,15 +175,14 @@ def _cheapest_insurer(p, st, cost):
 def _open_negotiation(p, st, series, month, f, a, signal, broker):
     """The firm considers the candidate (Firm.consider) and, if a form suits it, negotiation opens."""
     univ = st.ach_owner[a]
-    value = rules.yuan(st.ach_value[a] * st.firm_scale[f])
-    cost = rules.yuan(st.ach_cost[a] * st.firm_scale[f])
+    value = rules.project_amount(st.ach_value[a], st.firm_scale[f])
+    cost = rules.project_amount(st.ach_cost[a], st.firm_scale[f])
     insurer = _cheapest_insurer(p, st, cost)
     claim, prem, subsidy = np.int64(0), np.int64(0), np.int64(0)
     if insurer >= 0:
         claim, prem, subsidy = _quote(p, st, insurer, cost)
-    if not rules.within_budget(subsidy, st.acct[COMMITTED], p.budget):
-        subsidy = np.int64(0)
-    belief = st.firm_alpha[f] / (st.firm_alpha[f] + st.firm_beta[f])
+    subsidy = rules.subsidy_offered(subsidy, st.acct[COMMITTED], p.budget)
+    belief = rules.belief_mean(st.firm_alpha[f], st.firm_beta[f])
     p_hat = rules.firm_estimate(belief, signal, p.belief_weight)
     brokered = broker >= 0
     form, insured, price, _ = rules.choose_contract(
@@ -417,7 +416,7 @@ def negotiate(p, st, series, month, start):
             _sign(p, st, series, month, f)
         elif step == rules.BROKE_DOWN:
             st.ach_status[st.c_ach[f]] = rules.SHELVED
-            if st.c_opened[f] // 12 == month // 12:
+            if rules.same_budget_year(st.c_opened[f], month):
                 st.acct[COMMITTED] -= st.c_subsidy[f]
             st.firm_state[f] = IDLE
             series[month, Series.NEGOTIATIONS_FAILED] += 1
@@ -448,7 +447,7 @@ def settle(p, st, series, month, start, succ, fail):
             series[month, Series.FAILURES] += 1
             if st.c_insured[f]:
                 i = st.c_insurer[f]
-                paid = min(st.c_claim[f], st.ins_cash[i])
+                paid = rules.claim_paid(st.c_claim[f], st.ins_cash[i])
                 st.ins_cash[i] -= paid
                 st.firm_cash[f] += paid
                 series[month, Series.CLAIMS] += paid
@@ -485,7 +484,7 @@ def learn(p, st, series, month, broker_start, succ, fail):
             if s_peer != 0 or f_peer != 0:
                 st.firm_alpha[f] += p.peer_weight * s_peer
                 st.firm_beta[f] += p.peer_weight * f_peer
-        belief_sum += st.firm_alpha[f] / (st.firm_alpha[f] + st.firm_beta[f])
+        belief_sum += rules.belief_mean(st.firm_alpha[f], st.firm_beta[f])
     # brokers: costs, profit, exit (Broker.review)
     n_b = st.broker_active.shape[0]
     cost = rules.yuan(p.monthly_cost)
@@ -553,7 +552,7 @@ def record(st, series, month, initial_firm_cash, belief_sum):
 @njit(cache=True)
 def step(p, st, series, month, n_sectors, initial_firm_cash):
     """One month: the phases of TransferModel.step, in the same order."""
-    if month % 12 == 0:
+    if rules.budget_year_starts(month):
         st.acct[COMMITTED] = 0
     st.univ_opened[:] = 0
     firm_start = _start(p, month, 0, st.firm_state.shape[0])

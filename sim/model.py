@@ -142,7 +142,7 @@ class TransferModel(mesa.Model):
     # ------------------------------------------------------------------ the month
     def step(self) -> None:
         """Advance the model by one month."""
-        if self.month % 12 == 0:
+        if rules.budget_year_starts(self.month):
             self.government.committed = 0
         for u in self.universities:
             u.opened_this_month = 0
@@ -238,7 +238,7 @@ class TransferModel(mesa.Model):
                 self.sign(c)
             elif step == rules.BROKE_DOWN:
                 c.achievement.status = rules.SHELVED
-                if c.opened // 12 == self.month // 12:
+                if rules.same_budget_year(c.opened, self.month):
                     self.government.committed -= c.subsidy
                 f.state, f.contract = IDLE, None
                 self.flow(Series.NEGOTIATIONS_FAILED)
@@ -322,7 +322,7 @@ class TransferModel(mesa.Model):
             else:
                 self.flow(Series.FAILURES)
                 if c.insured:
-                    paid = min(c.claim, c.insurer.cash)
+                    paid = rules.claim_paid(c.claim, c.insurer.cash)
                     self.pay(c.insurer, f, paid, "claim", c)
                     self.flow(Series.CLAIMS, paid)
                     self.flow(Series.CLAIMS_UNPAID, c.claim - paid)

@@ -64,6 +64,19 @@ def yuan_array(x):
     return out
 
 
+# --------------------------------------------------------------------------- projects and beliefs
+@njit(cache=True)
+def project_amount(sme_amount, firm_scale):
+    """A project's value or cost in a firm: the SME amount scaled by the firm's size."""
+    return yuan(sme_amount * firm_scale)
+
+
+@njit(cache=True)
+def belief_mean(alpha, beta):
+    """Mean of a firm's Beta(alpha, beta) belief in the success of university technology."""
+    return alpha / (alpha + beta)
+
+
 # --------------------------------------------------------------------------- outcomes
 @njit(cache=True)
 def success_chance(quality, maturity, absorptive, fit, maturity_floor, absorptive_floor, fit_floor):
@@ -204,6 +217,23 @@ def within_budget(amount, spent_this_year, annual_budget):
 
 
 @njit(cache=True)
+def budget_year_starts(month):
+    """Budgets are yearly: month 0, 12, 24, ... open a new budget year."""
+    return month % 12 == 0
+
+
+@njit(cache=True)
+def same_budget_year(month_a, month_b):
+    return month_a // 12 == month_b // 12
+
+
+@njit(cache=True)
+def subsidy_offered(subsidy, committed, annual_budget):
+    """The premium subsidy a firm is offered: all of it if the budget allows, else none."""
+    return subsidy if within_budget(subsidy, committed, annual_budget) else np.int64(0)
+
+
+@njit(cache=True)
 def moving_average(previous, latest, memory):
     """Exponential moving average with weight ``memory`` on the past."""
     return memory * previous + (1.0 - memory) * latest
@@ -249,6 +279,12 @@ def premium(expected_failure, claim, loading):
 def premium_subsidy(premium_amount, share, cap):
     """Government's part of a premium: a share, capped per policy."""
     return min(yuan(share * premium_amount), np.int64(math.floor(cap)))
+
+
+@njit(cache=True)
+def claim_paid(claim, reserves):
+    """An insurer pays a claim from its reserves, as far as they go."""
+    return min(claim, reserves)
 
 
 @njit(cache=True)
