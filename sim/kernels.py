@@ -89,8 +89,8 @@ Agents = namedtuple("Agents", [
     "ach_status", "ach_failures", "univ_cash", "univ_opened",
     # brokers
     "broker_active", "broker_entered", "broker_avg_profit", "broker_income", "broker_cash",
-    # insurers
-    "ins_cash", "ins_active", "ins_failures", "ins_observed",
+    # insurers (+ scratch for their quotes, so the hot path allocates nothing)
+    "ins_cash", "ins_active", "ins_failures", "ins_observed", "ins_quote", "ins_writes",
     # scalars: government cash, government committed this year, market, inventors, next entrant
     "acct",
 ])
@@ -120,7 +120,7 @@ def init_agents(cfg: Config, pop: Population) -> Agents:
         i64(A, rules.SHELVED), i64(A), i64(U), i64(U),
         active, i64(B), np.zeros(B), i64(B), i64(B),
         i64(n_ins, rules.yuan(cfg.insurance.initial_reserves)), np.ones(n_ins, dtype=np.bool_), i64(n_ins),
-        i64(n_ins), acct,
+        i64(n_ins), i64(n_ins), np.zeros(n_ins, dtype=np.bool_), acct,
     )
 
 
@@ -159,16 +159,13 @@ def _quote(p, st, i, cost):
 
 @njit(cache=True, inline="always")
 def _cheapest_insurer(p, st, cost):
-    if not p.insurance:
+    n = st.ins_cash.shape[0]
+    if not p.insurance or n == 0:
         return -1
-    best = -1
-    best_premium = np.int64(0)
-    for i in range(st.ins_cash.shape[0]):
-        if rules.insurer_writes(st.ins_active[i], st.ins_cash[i], p.min_reserves):
-            prem = _quote(p, st, i, cost)[1]
-            if best < 0 or prem < best_premium:
-                best, best_premium = i, prem
-    return best
+    for i in range(n):
+        st.ins_writes[i] = rules.insurer_writes(st.ins_active[i], st.ins_cash[i], p.min_reserves)
+        st.ins_quote[i] = _quote(p, st, i, cost)[1] if st.ins_writes[i] else 0
+    return rules.cheapest_quote(st.ins_quote, st.ins_writes)
 
 
 @njit(cache=True, inline="always")

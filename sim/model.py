@@ -122,15 +122,12 @@ class TransferModel(mesa.Model):
 
     def cheapest_insurer(self, cost: int) -> Optional[Insurer]:
         """The insurer quoting the lowest premium for ``cost`` (None if insurance is off or none writes)."""
-        if not self.cfg.regime.insurance:
+        if not self.cfg.regime.insurance or not self.insurers:
             return None
-        best, best_premium = None, 0
-        for ins in self.insurers:
-            if ins.writes:
-                premium = ins.quote(cost)[1]
-                if best is None or premium < best_premium:
-                    best, best_premium = ins, premium
-        return best
+        writes = np.array([ins.writes for ins in self.insurers])
+        premiums = np.array([ins.quote(cost)[1] if w else 0 for ins, w in zip(self.insurers, writes)], dtype=np.int64)
+        best = rules.cheapest_quote(premiums, writes)
+        return self.insurers[best] if best >= 0 else None
 
     def _rotation(self, items: list, which: int) -> list:
         """Canonical visiting order this month: the index order rotated by a keyed draw."""

@@ -288,6 +288,16 @@ def claim_paid(claim, reserves):
 
 
 @njit(cache=True)
+def cheapest_quote(premiums, writes):
+    """The insurer a firm buys from: the lowest premium among those writing (first on ties); -1 if none."""
+    best = -1
+    for i in range(premiums.shape[0]):
+        if writes[i] and (best < 0 or premiums[i] < premiums[best]):
+            best = i
+    return best
+
+
+@njit(cache=True)
 def insurer_writes(active, reserves, min_reserves):
     """An insurer writes new policies while active and above its minimum reserves."""
     return active and reserves >= min_reserves
