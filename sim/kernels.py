@@ -476,8 +476,7 @@ def learn(p, st, series, month, broker_start, succ, fail):
             st.firm_alpha[f] += 1.0 if o == 1 else 0.0
             st.firm_beta[f] += 0.0 if o == 1 else 1.0
         if peers:
-            s_peer = succ[st.firm_sector[f]] - (1 if o == 1 else 0)
-            f_peer = fail[st.firm_sector[f]] - (1 if o == 0 else 0)
+            s_peer, f_peer = rules.peer_outcomes(succ[st.firm_sector[f]], fail[st.firm_sector[f]], o)
             if s_peer != 0 or f_peer != 0:
                 st.firm_alpha[f] += p.peer_weight * s_peer
                 st.firm_beta[f] += p.peer_weight * f_peer

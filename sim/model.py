@@ -348,8 +348,8 @@ class TransferModel(mesa.Model):
         if w > 0 and outcomes:
             for f in self.firms:
                 own = outcomes.get(f.index)
-                s_peer = succ[f.sector] - (1 if own is True else 0)
-                f_peer = fail[f.sector] - (1 if own is False else 0)
+                s_peer, f_peer = rules.peer_outcomes(succ[f.sector], fail[f.sector],
+                                                     -1 if own is None else int(own))
                 if s_peer or f_peer:
                     f.learn(w * s_peer, w * f_peer)
 
