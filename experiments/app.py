@@ -148,7 +148,7 @@ def sweep_job(node: DictConfig) -> None:
           f"{rep.skipped} already done, {rep.ran} ran, {rep.failed} failed -> {store.results}", flush=True)
 
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "configs")
+from sim.locations import CONFIG_DIR  # noqa: E402
 
 
 def task(node: DictConfig) -> None:
@@ -166,7 +166,7 @@ def task(node: DictConfig) -> None:
         sys.exit(2)
 
 
-_app = hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")(task)
+_app = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")(task)
 
 
 class _HeldStderr(io.TextIOBase):

@@ -25,7 +25,7 @@ from .results import SERIES_NAMES, check_invariants, summarize
 if TYPE_CHECKING:  # pandas is imported where tables are built: worker processes start faster without it
     import pandas as pd
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+from .locations import CONFIG_DIR  # noqa: E402
 
 
 # --------------------------------------------------------------------------- configs
