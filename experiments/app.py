@@ -32,6 +32,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
@@ -43,30 +44,78 @@ _STARTED = False  # set once Hydra has composed the config and handed it to the 
 def _sweep_id() -> str:
     """A short name for a sweep, from the command line that started it: the same sweep, the same folder.
 
-    Launcher settings (``hydra.*``, ``hydra/launcher=...``) and the flags are left out, so
-    resuming with another launcher or more workers lands in the same folder. Resolved
-    once in the driver; jobs get the value through Hydra's resolver cache.
+    Launcher settings (``hydra.*``, ``hydra/launcher=...``), the flags and the settings
+    that change no number (``workers``, ``progress``, ``engine``) are left out, so resuming
+    with another launcher, more workers or without a progress bar lands in the same
+    folder. Resolved once in the driver; jobs get the value through Hydra's resolver cache.
     """
-    args = [a for a in sys.argv[1:] if not a.startswith("-") and not a.lstrip("+~").startswith("hydra")]
+    from sim.sweep import SETTINGS_IGNORED
+
+    ignored = {k for k in SETTINGS_IGNORED if k != "results_dir"}
+    args = [a for a in _override_args(sys.argv[1:])
+            if not a.lstrip("+~").startswith("hydra") and a.split("=", 1)[0].lstrip("+~") not in ignored]
     text = "\n".join(sorted(args))
     return "sweep-" + hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def _parser():
+    """Hydra's own command-line parser, whose errors are one-line config errors."""
+    from hydra._internal.utils import get_args_parser
+
+    parser = get_args_parser()
+
+    def error(message):
+        raise ConfigError(f"command line: {message}")
+
+    parser.error = error
+    return parser
+
+
+def _override_args(argv: list[str]) -> list[str]:
+    """The overrides (key=value) of a command line, without Hydra's flags and their values."""
+    try:
+        return list(_parser().parse_args(argv).overrides or [])
+    except ConfigError:
+        return [a for a in argv if not a.startswith("-")]
 
 
 if not OmegaConf.has_resolver("sweep_id"):
     OmegaConf.register_new_resolver("sweep_id", _sweep_id, use_cache=True)
 
 
+def _file_mode() -> int:
+    """The mode of a new file under this process's umask (0644 under the usual 022)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_atomic(path: Path, write) -> None:
-    """Write a file through a temporary file and a rename: never half-written."""
+    """Write a file through a temporary file and a rename: never half-written, readable as the umask says.
+
+    (``mkstemp`` creates its file 0600; colleagues on a shared cluster must be able to read the tables.)
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def check_writable(folder: Path, key: str) -> None:
+    """Refuse, before anything is computed, a folder this process cannot write its results into."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ConfigError(f"{key} = {str(folder)!r}: cannot write there ({e.strerror or e})") from None
 
 
 def main_job(node: DictConfig) -> Path:
@@ -80,18 +129,28 @@ def main_job(node: DictConfig) -> Path:
     from sim.plots import save_comparison
     from sim.stats import format_table
 
+    from sim.population import check_memory
+    from sim.results import N_SERIES, InvariantError
+
     cfg = load_config(node)
+    # a regime chosen on the command line (regime=NAME or any regime.* key) runs alone
     regimes = [cfg.regime.name] if _explicit("regime") else list(cfg.regimes)
     if cfg.grid:
         raise ConfigError("grid = {...}: a grid is for sweeps; run with -m (multirun)")
     for name in regimes:  # fail on a bad name before any run
         api.regime(name)
     out = Path(HydraConfig.get().runtime.output_dir)
+    check_writable(out, "hydra.run.dir")
+    results_bytes = 4.0 * len(regimes) * cfg.seeds * cfg.scenario.months * N_SERIES * 8  # series, frames, CSV
+    check_memory(cfg, cfg.engine, processes=cfg.workers, extra=results_bytes)
     print(f"scenario {cfg.scenario.name}: {cfg.scenario.firms.n} firms, "
           f"{cfg.scenario.universities.n * cfg.scenario.universities.achievements_each} achievements, "
           f"{cfg.scenario.months} months; regimes {', '.join(regimes)}; seeds {cfg.seed}..{cfg.seed + cfg.seeds - 1}; "
           f"engine {cfg.engine}")
-    res = api.compare(cfg, regimes=regimes)
+    try:
+        res = api.compare(cfg, regimes=regimes)
+    except InvariantError as e:
+        raise RunFailed(f"a run broke an invariant of the model, so no table was written: {e}") from None
 
     write_atomic(out / "summary.csv", lambda p: res.summary.to_csv(p, index=False))
     write_atomic(out / "series.csv", lambda p: res.series.to_csv(p, index=False))
@@ -110,17 +169,39 @@ def main_job(node: DictConfig) -> Path:
     write_atomic(out / "comparison.png",
                  lambda p: save_comparison(res.series, res.summary, Path(p),
                                            f"{cfg.scenario.name}: regimes compared over {cfg.seeds} seeds"))
-    print(f"\nwrote summary.csv, series.csv, table.csv, table.md, comparison.png to {out}")
+    _write_provenance(out, node)  # last: the provenance is that of the tables now in the folder
+    print(f"\nwrote summary.csv, series.csv, table.csv, table.md, comparison.png and .hydra/ to {out}")
     return out
 
 
+def _write_provenance(out: Path, node: DictConfig) -> None:
+    """The run's config and overrides in ``.hydra/``, written with its tables (Hydra's own copy is off).
+
+    Hydra would write them when a run starts, so a second run into the same folder that
+    failed would leave the first run's tables under the second run's provenance.
+    """
+    hc = HydraConfig.get()
+    folder = out / ".hydra"
+    folder.mkdir(exist_ok=True)
+    job = OmegaConf.to_container(node, resolve=False)
+    write_atomic(folder / "config.yaml", lambda p: OmegaConf.save(OmegaConf.create(job), p))
+    write_atomic(folder / "overrides.yaml", lambda p: OmegaConf.save(OmegaConf.create(list(hc.overrides.task)), p))
+    choices = dict(hc.runtime.choices)
+    write_atomic(folder / "choices.yaml", lambda p: OmegaConf.save(OmegaConf.create(choices), p))
+
+
+class RunFailed(Exception):
+    """A run raised or broke an invariant: reported in one line, exit code 1."""
+
+
 def _explicit(key: str) -> bool:
-    """Whether the command line set ``key`` (so a mode-dependent default must not override it)."""
+    """Whether the command line set ``key`` or a key below it (so a mode-dependent default must not override it)."""
     try:
         overrides = HydraConfig.get().overrides.task
     except ValueError:
         return False
-    return any(o.split("=", 1)[0].lstrip("+~") == key for o in overrides)
+    keys = (o.split("=", 1)[0].lstrip("+~") for o in overrides)
+    return any(k == key or k.startswith(key + ".") for k in keys)
 
 
 def _sweep_dir(hc) -> Path:
@@ -137,15 +218,28 @@ def sweep_job(node: DictConfig) -> None:
     """
     from sim.sweep import ResultStore, expand_grid, job_config, override_keys, run_sweep_job
 
+    from sim.population import check_memory
+
     logging.getLogger("MESA").setLevel(logging.WARNING)
     hc = HydraConfig.get()
     cfg = job_config(load_config(node), override_keys(hc.overrides.task))
-    expand_grid(cfg, cfg.grid)  # fail on a bad grid before any run
+    points = expand_grid(cfg, cfg.grid)  # fail on a bad grid before any run
     root = Path(cfg.results_dir) if cfg.results_dir else _sweep_dir(hc)
     store = ResultStore(root)
+    check_writable(store.results, "results_dir" if cfg.results_dir else "hydra.sweep.dir")
+    for point in points:
+        check_memory(point, cfg.engine, processes=cfg.workers)
     rep = run_sweep_job(cfg, store, workers=cfg.workers, progress=cfg.progress)
     print(f"job {hc.job.num} ({' '.join(hc.overrides.task) or 'defaults'}): {rep.total} runs, "
           f"{rep.skipped} already done, {rep.ran} ran, {rep.failed} failed -> {store.results}", flush=True)
+    if rep.failed:
+        raise RunsFailed(f"{rep.failed} of {rep.total} runs failed (their errors are in {store.failed}); "
+                         f"python -m experiments.collect {_sweep_dir(hc)} lists them; running the sweep "
+                         "again retries them")
+
+
+class RunsFailed(CompactHydraException):
+    """Some runs of a sweep job failed: Hydra reports it in one line and the sweep exits 1."""
 
 
 from sim.locations import CONFIG_DIR  # noqa: E402
@@ -164,6 +258,9 @@ def task(node: DictConfig) -> None:
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         sys.exit(2)
+    except RunFailed as e:
+        print(f"run failed: {e}", file=sys.stderr)
+        sys.exit(1)
 
 
 _app = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")(task)
@@ -194,14 +291,24 @@ class _HeldStderr(io.TextIOBase):
 _STDERR = _HeldStderr(sys.stderr)
 
 
-_COMPOSITION_ERRORS = ("Could not override", "Could not find", "Could not load", "Error parsing override",
-                       "Error merging override", "is not in struct", "In 'config'", "Missing mandatory value",
-                       "mismatched input", "no viable alternative", "Ambiguous value")
-
-
 def _is_config_error(message: str) -> bool:
-    """A Hydra composition error (the command line or a config file), as opposed to a failing job."""
-    return "Traceback" not in message and any(p in message for p in _COMPOSITION_ERRORS)
+    """A Hydra composition error (the command line or a config file), as opposed to a failing job.
+
+    Hydra reports its own errors (composition, overrides) without a traceback.
+    """
+    return "Traceback" not in message and bool(message.strip())
+
+
+_FOLDER_ERRORS = ("OSError", "PermissionError", "NotADirectoryError", "FileExistsError", "IsADirectoryError",
+                  "FileNotFoundError")
+
+
+def _folder_error(message: str):
+    """Hydra could not create the run's folder (before the job started): that folder's error, in one line."""
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip() and "HYDRA_FULL_ERROR" not in ln]
+    if lines and lines[0].startswith("Traceback") and lines[-1].split(":", 1)[0] in _FOLDER_ERRORS:
+        return f"cannot create the output folder (hydra.run.dir / hydra.sweep.dir): {_short(lines[-1], 200)}"
+    return None
 
 
 def _one_line(message: str) -> str:
@@ -245,8 +352,55 @@ def _allowed_keys(dotted: str) -> str:
     return f": allowed keys{' in ' + where if where else ''} are " + ", ".join(names)
 
 
+def _short(text: str, limit: int = 60) -> str:
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def check_command_line(argv: list[str]) -> None:
+    """Refuse, in one line, an override Hydra would fail on with a traceback, drop, or merge unasked.
+
+    Checked before Hydra composes anything: the syntax of each override, that its key is
+    a setting of the model or a run (or Hydra's own), and that a config group gets one name.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    from sim.config import RUN_SETTINGS, parameter_keys
+
+    known = set(parameter_keys()) | set(RUN_SETTINGS)
+    parser = OverridesParser.create()
+    for line in _parser().parse_args(argv).overrides or []:
+        try:
+            o = parser.parse_override(line)
+        except HydraException as e:
+            why = _short(str(e).splitlines()[0] if str(e) else type(e).__name__, 120)
+            raise ConfigError(f"{_short(line)}: cannot be parsed ({why}); write key=value, and quote text with "
+                              "spaces or characters other than ASCII letters, e.g. scenario.name='丽水'") from None
+        key = o.key_or_group
+        if key == "hydra" or key.startswith(("hydra.", "hydra/")):
+            continue  # Hydra's own settings (launcher, output folders)
+        if key in ("scenario", "regime"):
+            value = o.value()
+            if isinstance(value, (list, dict)):
+                raise ConfigError(f"{key} = {_short(str(value))}: pick one {key} by name ({key}=NAME)"
+                                  + ("; compare several with regimes=[a,b], or sweep them with -m regime=a,b"
+                                     if key == "regime" else "; sweep several with -m scenario=a,b"))
+            continue
+        if key == "grid" or key.startswith("grid."):
+            continue  # checked with the config (sim.config._check_grid)
+        if key not in known:
+            raise ConfigError(f"unknown key '{_short(key)}'" + _allowed_keys(key))
+
+
 def main() -> None:
     sys.stderr = _STDERR
+    try:
+        check_command_line(sys.argv[1:])
+    except ConfigError as e:
+        sys.stderr = _STDERR.real
+        print(f"config error: {e}", file=sys.stderr)
+        sys.exit(2)
     try:
         _app()
     except SystemExit as e:
@@ -254,6 +408,11 @@ def main() -> None:
         if not _STARTED and e.code not in (0, None) and _is_config_error(held):
             sys.stderr = _STDERR.real
             print(f"config error: {_one_line(held)}", file=sys.stderr)
+            sys.exit(2)
+        folder_error = _folder_error(held) if not _STARTED and e.code not in (0, None) else None
+        if folder_error:
+            sys.stderr = _STDERR.real
+            print(f"config error: {folder_error}", file=sys.stderr)
             sys.exit(2)
         raise
     finally:

@@ -11,8 +11,15 @@ runs are listed by their swept parameters and seed. Draws ``sweep_lines.png`` (a
 against the first swept number, a line per regime, mean and 95% interval over seeds) and,
 with two swept numbers, ``sweep_heatmap.png`` (the metric's mean over both).
 
-Exit code 0 when every run is present once, 1 when some are missing or failed, 2 when
-the folder is not a sweep.
+Nothing in the folder is trusted (it may sit on a shared file system): ``multirun.yaml``
+is read as data, and only its model settings are used (``hydra.*`` settings are never
+passed on); a result file is used only if it passes a schema check (its parameters hash
+to its name, its checksum matches, its metrics are the model's); a file that fails is
+named and, inside the sweep's folder, moved aside to ``corrupt/`` for the next run of
+the sweep to recompute. Collect writes, moves and deletes only inside the sweep's folder.
+
+Exit code 0 when every run is present once, 1 when some are missing, failed or corrupt
+(the table of the good ones is still written), 2 when the folder is not a sweep.
 """
 
 from __future__ import annotations
@@ -22,17 +29,6 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-
-
-def load_results(store) -> pd.DataFrame:
-    rows = []
-    for rec in store.records():
-        row = {"run_id": rec["id"], "seed": rec["seed"]}
-        row.update(rec["params"])
-        row.update(rec["metrics"])
-        row.update({"engine": rec.get("engine"), "host": rec.get("host"), "slurm_job_id": rec.get("slurm_job_id")})
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def swept_columns(params: list[dict]) -> list[str]:
@@ -47,19 +43,29 @@ def describe(params: dict, seed: int, axes: list[str]) -> str:
     return ", ".join(f"{k}={params.get(k)}" for k in axes) + f", seed={seed}"
 
 
-def _results_root(sweep_dir: Path) -> Path:
-    """Where the sweep's jobs wrote their results: ``results_dir`` if the sweep set one, else the sweep folder."""
-    from omegaconf import OmegaConf
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` (links resolved) lies inside ``folder``."""
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except (ValueError, OSError):
+        return False
 
-    path = sweep_dir / "multirun.yaml"
-    chosen = OmegaConf.select(OmegaConf.load(path), "results_dir") if path.exists() else None
-    return Path(chosen) if chosen else sweep_dir
 
+def collect(sweep_dir: Path, metric: str = "successes", out: Path | None = None, plots: bool = True,
+            max_runs: int | None = None, config_dirs: tuple = ()) -> int:
+    """Collect the sweep in ``sweep_dir``; return the exit code (0 all present, 1 some missing, failed or corrupt).
 
-def collect(sweep_dir: Path, metric: str = "successes", out: Path | None = None, plots: bool = True) -> int:
+    Nothing in the folder is trusted: the runs it should hold are re-derived from its
+    ``multirun.yaml`` as data (model settings only, at most ``max_runs`` runs), and each
+    result file is read with a schema check. A file that fails it is named and, when it
+    lies inside the sweep's folder, moved aside to ``corrupt/`` so the next run of the
+    sweep computes it again. Files outside the sweep's folder (``results_dir``) are only
+    read: collect writes, moves and deletes only inside the sweep's folder.
+    """
     from sim.config import ConfigError
     from sim.results import METRICS
-    from sim.sweep import ResultStore, expected_runs
+    from sim.sweep import RUNS_MAX, ResultStore, expected_runs, sweep_jobs
 
     from .app import write_atomic
 
@@ -67,37 +73,51 @@ def collect(sweep_dir: Path, metric: str = "successes", out: Path | None = None,
         raise ConfigError(f"--metric {metric!r}: allowed metrics are " + ", ".join(METRICS))
     if not sweep_dir.is_dir():
         raise ConfigError(f"{sweep_dir}: no such folder")
-    store = ResultStore(_results_root(sweep_dir))
-    removed = store.clean_stale()
-    expected = expected_runs(sweep_dir)
-    df = load_results(store)
-    failures = {f["id"]: f for f in store.failures()}
+    _, info = sweep_jobs(sweep_dir, config_dirs)
+    root = Path(info["results_dir"]) if info["results_dir"] else sweep_dir
+    store = ResultStore(root)
+    owned = _inside(store.results, sweep_dir)  # may collect move and delete there?
+    removed = store.clean_stale() if owned else []
+    expected = expected_runs(sweep_dir, max_runs or RUNS_MAX, config_dirs)
 
-    expected_ids = {rid for rid, _, _ in expected}
+    rows, missing, failed, corrupt = [], [], [], []
+    for rid, seed, params in expected:
+        record, problem = store.load(rid)
+        if record is not None:
+            rows.append({"run_id": rid, "seed": record["seed"], **record["params"], **record["metrics"],
+                         "engine": record.get("engine"), "host": record.get("host"),
+                         "slurm_job_id": record.get("slurm_job_id")})
+            continue
+        if problem:
+            moved = store.quarantine(rid, problem) if owned else None
+            corrupt.append((rid, seed, params, problem, moved))
+        error = store.failure(rid)
+        (failed if error else missing).append((rid, seed, params, error))
+
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
     # the sweep's axes (a regime's on/off flags follow its name)
     axes = [a for a in swept_columns([p for _, _, p in expected])
             if a != "seed" and (a == "regime.name" or not a.startswith("regime."))]
-    present = set(df["run_id"]) if len(df) else set()
-    missing = [(rid, seed, p) for rid, seed, p in expected if rid not in present]
-    failed = [m for m in missing if m[0] in failures]
-    missing = [m for m in missing if m[0] not in failures]
-    extra = present - expected_ids
-
     target = out or sweep_dir / "sweep.parquet"
     if len(df):
         df = df.sort_values([*(a for a in axes if a in df.columns), "seed"], kind="stable").reset_index(drop=True)
     write_atomic(target, lambda p: df.to_parquet(p, index=False))
 
-    print(f"{sweep_dir}: {len(expected)} runs expected, {len(present & expected_ids)} present, "
-          f"{len(missing)} missing, {len(failed)} failed"
-          + (f", {len(extra)} from outside this sweep" if extra else ""))
+    print(f"{sweep_dir}: {len(expected)} runs expected, {len(rows)} present, {len(missing)} missing, "
+          f"{len(failed)} failed" + (f", {len(corrupt)} corrupt" if corrupt else ""))
     if axes:
         print("swept: " + ", ".join(axes))
     if removed:
         print(f"removed {len(removed)} temporary file(s) left by killed writers")
-    for rid, seed, p in failed[:50]:
-        print(f"  FAILED  {describe(p, seed, axes)}: {failures[rid].get('error', '?')}")
-    for rid, seed, p in missing[:50]:
+    for rid, seed, p, problem, moved in corrupt[:50]:
+        where = (f"moved to {moved.relative_to(sweep_dir.resolve()) if _inside(moved, sweep_dir) else moved}"
+                 if moved else "left in place (outside the sweep's folder)")
+        print(f"  CORRUPT {store.path(rid)}: {problem}; {where}; the next run of the sweep computes it again")
+    for rid, seed, p, error in failed[:50]:
+        print(f"  FAILED  {describe(p, seed, axes)}: {error}")
+    for rid, seed, p, _ in missing[:50]:
         print(f"  MISSING {describe(p, seed, axes)}")
     if len(failed) + len(missing) > 100:
         print(f"  ... and {len(failed) + len(missing) - 100} more")
@@ -111,7 +131,7 @@ def collect(sweep_dir: Path, metric: str = "successes", out: Path | None = None,
 
         for path in save_sweep_plots(df, axes, metric, sweep_dir, write_atomic):
             print(f"wrote {path}")
-    return 0 if not missing and not failed else 1
+    return 0 if not missing and not failed and not corrupt else 1
 
 
 def main(argv=None) -> None:
@@ -120,13 +140,21 @@ def main(argv=None) -> None:
     ap.add_argument("--metric", default="successes", help="metric of the plots (default: successes)")
     ap.add_argument("--out", type=Path, default=None, help="Parquet file (default: <sweep dir>/sweep.parquet)")
     ap.add_argument("--no-plots", action="store_true", help="only the table and the report")
+    ap.add_argument("--max-runs", type=int, default=None,
+                    help="most runs the sweep's multirun.yaml may ask for (default: 1,000,000)")
+    ap.add_argument("--config-dir", action="append", default=[], type=Path,
+                    help="a config folder the sweep used with --config-dir (your own scenarios); repeatable")
     args = ap.parse_args(argv)
     from sim.config import ConfigError
 
     try:
-        code = collect(args.sweep_dir, args.metric, args.out, plots=not args.no_plots)
+        code = collect(args.sweep_dir, args.metric, args.out, plots=not args.no_plots, max_runs=args.max_runs,
+                       config_dirs=tuple(args.config_dir))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:
+        print(f"error: {e.filename or args.sweep_dir}: {e.strerror or e}", file=sys.stderr)
         sys.exit(2)
     sys.exit(code)
 

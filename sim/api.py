@@ -9,8 +9,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing
+import numbers
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 
 import numpy as np
 
-from .config import ENGINES, Config, ConfigError, RegimeConfig, load_config, with_regime
+from .config import (ENGINES, SEED_MAX, Config, ConfigError, RegimeConfig, load_config, parameter_keys, replace,
+                     with_regime)
 from .results import SERIES_NAMES, check_invariants, summarize
 
 if TYPE_CHECKING:  # pandas is imported where tables are built: worker processes start faster without it
@@ -29,16 +30,29 @@ from .locations import CONFIG_DIR  # noqa: E402
 
 
 # --------------------------------------------------------------------------- configs
-def compose(*overrides: str) -> Config:
-    """The validated config of ``configs/`` with Hydra-style overrides, e.g. ``compose("scenario=lishui")``."""
+def compose(*overrides: str, config_dirs: Sequence[str | Path] = ()) -> Config:
+    """The validated config of ``configs/`` with Hydra-style overrides, e.g. ``compose("scenario=lishui")``.
+
+    ``config_dirs`` are more config folders searched after the project's own (as Hydra's
+    ``--config-dir``), for scenarios of your own: ``<dir>/scenario/<name>.yaml``.
+    A bad override or value raises a one-line :class:`ConfigError`.
+    """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        node = hydra_compose(config_name="config", overrides=list(overrides))
+    search = ([f"hydra.searchpath=[{','.join('file://' + str(Path(d).resolve()) for d in config_dirs)}]"]
+              if config_dirs else [])
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            node = hydra_compose(config_name="config", overrides=search + list(overrides))
+    except (HydraException, OmegaConfBaseException) as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        raise ConfigError(lines[0] if lines else type(e).__name__) from None
     return load_config(node)
 
 
@@ -47,13 +61,13 @@ def regime_names() -> list[str]:
 
 
 def regime(name: str) -> RegimeConfig:
-    """The regime ``configs/regime/<name>.yaml``."""
+    """The regime ``configs/regime/<name>.yaml`` (a name, never a path)."""
     from omegaconf import OmegaConf
 
+    names = regime_names()
+    if not isinstance(name, str) or name not in names:
+        raise ConfigError(f"regime {name!r}: allowed are " + ", ".join(names))
     path = CONFIG_DIR / "regime" / f"{name}.yaml"
-    if not path.exists():
-        raise ConfigError(f"regime {name!r} has no file configs/regime/{name}.yaml: allowed are "
-                          + ", ".join(regime_names()))
     data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     return load_config({"regime": data}).regime
 
@@ -74,59 +88,100 @@ class RunResult:
     summary: dict
     n_achievements: int
     initial_money: float
+    config: Optional[Config] = None
 
     def check(self) -> None:
-        """Raise if the run broke an invariant of the model."""
-        check_invariants(self.series, self.n_achievements, self.initial_money)
+        """Raise :class:`sim.results.InvariantError` if the run broke an invariant of the model."""
+        check_invariants(self.series, self.n_achievements, self.initial_money, self.config)
 
 
-def simulate(cfg: Config, seed: Optional[int] = None, engine: Optional[str] = None) -> RunResult:
-    """Run one replicate of ``cfg`` (its regime, scenario and engine) and return its results."""
-    seed = cfg.seed if seed is None else int(seed)
+def check_seed(seed) -> int:
+    """A replicate's seed as an int, or a ConfigError (seeds are int64 in the kernels)."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= SEED_MAX:
+        raise ConfigError(f"seed = {seed!r}: must be an integer >= 0 and <= {SEED_MAX}")
+    return int(seed)
+
+
+def simulate(cfg: Config, seed: Optional[int] = None, engine: Optional[str] = None, check: bool = True) -> RunResult:
+    """Run one replicate of ``cfg`` (its regime, scenario and engine) and return its results.
+
+    ``cfg`` is validated first (a Config built or changed by hand included), the run's
+    memory and money are checked before anything is drawn or run, and, with ``check``
+    (the default), the run's invariants are checked before it is returned: a run that
+    breaks one raises :class:`sim.results.InvariantError` instead of returning numbers.
+    """
+    return _simulate(load_config(cfg), seed, engine, check)
+
+
+def _simulate(cfg: Config, seed: Optional[int], engine: Optional[str], check: bool) -> RunResult:
+    """:func:`simulate` of a validated ``cfg``."""
+    from .population import check_memory, check_money, draw_population
+
+    seed = check_seed(cfg.seed if seed is None else seed)
     engine = engine or cfg.engine
+    if engine not in ENGINES:
+        raise ConfigError(f"engine = {engine!r}: must be one of " + ", ".join(ENGINES))
+    check_memory(cfg, engine)
+    pop = draw_population(cfg, seed)
+    check_money(cfg, pop)
     if engine == "mesa":
         from .model import TransferModel
 
-        model = TransferModel(cfg, seed)
+        model = TransferModel(cfg, seed, population=pop)
         series = model.run()
         n_ach, money = len(model.achievements), model.initial_money
-    elif engine == "numba":
+    else:
         from . import kernels
 
-        series, n_ach, money = kernels.simulate(cfg, seed)
-    else:
-        raise ConfigError(f"engine = {engine!r}: must be one of " + ", ".join(ENGINES))
-    return RunResult(cfg.regime.name, seed, series, summarize(series, n_ach), n_ach, float(money))
-
-
-def _run_task(task):
-    cfg, seed = task
-    return simulate(cfg, seed)
+        series, n_ach, money = kernels.simulate(cfg, seed, population=pop)
+    result = RunResult(cfg.regime.name, seed, series, summarize(series, n_ach), n_ach, float(money), cfg)
+    if check:
+        result.check()
+    return result
 
 
 def _run_chunk(tasks):
-    return [_run_task(t) for t in tasks]
+    """Run a chunk of (config, seed) tasks; each distinct config object is validated once."""
+    valid: dict[int, Config] = {}
+    out = []
+    for cfg, seed in tasks:
+        if id(cfg) not in valid:
+            valid[id(cfg)] = load_config(cfg)
+        out.append(_simulate(valid[id(cfg)], seed, None, True))
+    return out
 
 
 def run_batch(tasks: Sequence[tuple[Config, int]], workers: int = 1, progress: bool = False,
               desc: str = "runs", chunksize: Optional[int] = None) -> list[RunResult]:
     """Run (config, seed) pairs and return their results in task order.
 
-    With ``workers > 1`` the tasks are cut into chunks run by a pool of processes,
-    so a process pays its start-up and Numba's cache load (~1 s) once, not per run.
-    Results do not depend on ``workers`` or ``chunksize``. The processes are spawned,
-    so a script calling this with ``workers > 1`` needs the usual
-    ``if __name__ == "__main__":`` guard (notebooks need nothing).
+    Every config is validated and every run's invariants are checked (a run that
+    breaks one raises). With ``workers > 1`` the tasks are cut into chunks run by a
+    pool of processes, so a process pays its start-up and Numba's cache load (~1 s)
+    once, not per run. Results do not depend on ``workers`` or ``chunksize``. The
+    processes are spawned, so a script calling this with ``workers > 1`` needs the
+    usual ``if __name__ == "__main__":`` guard (notebooks need nothing).
     """
     from tqdm import tqdm
 
+    for name, value, low in (("workers", workers, 1), ("chunksize", chunksize, 1)):
+        if value is None and name == "chunksize":
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+            raise ConfigError(f"{name} = {value!r}: must be an integer >= {low}")
     tasks = list(tasks)
+    for t in tasks:
+        if not (isinstance(t, tuple) and len(t) == 2 and isinstance(t[0], Config)):
+            raise ConfigError(f"task {t!r:.60}: must be a (Config, seed) pair")
+        check_seed(t[1])
     bar = tqdm(total=len(tasks), desc=desc, disable=not progress, unit="run")
     out: list[RunResult] = []
     if workers <= 1 or len(tasks) <= 1:
-        for t in tasks:
-            out.append(_run_task(t))
-            bar.update()
+        size = chunksize or 64
+        for i in range(0, len(tasks), size):
+            results = _run_chunk(tasks[i:i + size])
+            out.extend(results)
+            bar.update(len(results))
     else:
         size = chunksize or max(1, -(-len(tasks) // (workers * 4)))
         chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
@@ -141,23 +196,13 @@ def run_batch(tasks: Sequence[tuple[Config, int]], workers: int = 1, progress: b
 
 # --------------------------------------------------------------------------- comparisons
 def flat_params(cfg: Config) -> dict:
-    """The config as dotted columns (``scenario.firms.n``, ``broker.rate``, ...)."""
-    out = {}
-
-    def walk(prefix, obj):
-        for f in dataclasses.fields(obj):
-            v = getattr(obj, f.name)
-            key = f"{prefix}{f.name}"
-            if dataclasses.is_dataclass(v):
-                walk(key + ".", v)
-            elif isinstance(v, (list, dict)):
-                continue  # the regimes compared, a sweep's grid: not parameters of a run
-            else:
-                out[key] = v
-
-    walk("", cfg)
-    for k in ("seeds", "progress", "workers", "seed", "results_dir"):
-        out.pop(k, None)
+    """The model's parameters as dotted columns (``scenario.firms.n``, ``broker.rate``, ...), and the engine."""
+    out = {"engine": cfg.engine}
+    for key in parameter_keys():
+        obj = cfg
+        for part in key.split("."):
+            obj = getattr(obj, part)
+        out[key] = obj
     return out
 
 
@@ -201,9 +246,11 @@ def compare(cfg: Config, regimes: Optional[Sequence[str]] = None, seeds: Optiona
     """Run every regime on the same seeds (common random numbers) and tabulate the effects."""
     from .stats import comparison_table
 
-    regimes = list(regimes or cfg.regimes)
-    seeds = int(seeds or cfg.seeds)
-    workers = int(workers or cfg.workers)
+    checked = {"regimes": cfg.regimes if regimes is None else list(regimes),
+               "seeds": cfg.seeds if seeds is None else seeds,
+               "workers": cfg.workers if workers is None else workers}
+    cfg = replace(cfg, **checked)  # validated like the command line: known regimes, each once, seeds >= 1, ...
+    regimes, seeds, workers = cfg.regimes, cfg.seeds, cfg.workers
     progress = cfg.progress if progress is None else progress
     configs = {name: under_regime(cfg, name) for name in regimes}
     tasks = [(configs[name], cfg.seed + k) for name in regimes for k in range(seeds)]

@@ -12,13 +12,38 @@ Money is in yuan; time in months; probabilities and shares in [0, 1].
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import numbers
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-REGIME_NAMES = ("baseline", "free_trial", "broker_reward", "failure_insurance", "combined")
+import numpy as np
+
+# the regimes and the instruments each switches on (free_trial, broker_reward, insurance);
+# configs/regime/*.yaml say the same (tests/test_config.py checks that they agree)
+REGIME_FLAGS = {
+    "baseline": (False, False, False),
+    "free_trial": (True, False, False),
+    "broker_reward": (False, True, False),
+    "failure_insurance": (False, False, True),
+    "combined": (True, True, True),
+}
+REGIME_NAMES = tuple(REGIME_FLAGS)
 ENGINES = ("mesa", "numba")
+
+# --- limits of the schema (judgement: far beyond any setting the sources describe, and
+# small enough that no accepted value can overflow, divide by zero or exhaust memory) ---
+MONEY_MAX = 1.0e12        # yuan per amount: a trillion, ~1% of China's GDP; sums stay exact (< 2**53)
+SIGMA_MAX = 3.0           # log-sd of a log-normal: the 95th percentile is ~140x the median
+BETA_MIN, BETA_MAX = 0.1, 1000.0   # Beta(a, b) shapes the keyed sampler draws exactly (no 0/0)
+MONTHS_MAX = 1200         # a century of months
+POPULATION_MAX = 10**8    # firms, or achievements in all; memory is checked against the machine too
+COUNT_MAX = 10**6         # brokers, transfer-office capacity, seeds, ...
+PER_MONTH_MAX = 10**4     # a broker's visits, screened achievements, entry candidates per month
+SEED_MAX = 2**63 - 1      # seeds are int64 in the kernels
+MULTIPLIER_MAX = 1000.0   # scale factors, pseudo-observation weights, ...
 
 
 class ConfigError(ValueError):
@@ -37,6 +62,27 @@ def _share(default, doc=""):
     return _c(default, ge=0.0, le=1.0, doc=doc)
 
 
+def _money(default, doc="", positive=False):
+    """An amount of yuan, up to :data:`MONEY_MAX`."""
+    return _c(default, gt=0.0 if positive else None, ge=None if positive else 0.0, le=MONEY_MAX, doc=doc)
+
+
+def _sigma(default, doc=""):
+    return _c(default, ge=0.0, le=SIGMA_MAX, doc=doc)
+
+
+def _shape(default, doc=""):
+    return _c(default, ge=BETA_MIN, le=BETA_MAX, doc=doc)
+
+
+def _months(default, doc="", lo=1):
+    return _c(default, ge=lo, le=MONTHS_MAX, doc=doc)
+
+
+def _factor(default, doc="", positive=False, hi=MULTIPLIER_MAX):
+    return _c(default, gt=0.0 if positive else None, ge=None if positive else 0.0, le=hi, doc=doc)
+
+
 def _nested(cls):
     return field(default_factory=cls, metadata={})
 
@@ -44,54 +90,55 @@ def _nested(cls):
 # --------------------------------------------------------------------------- scenario
 @dataclass
 class FirmsConfig:
-    n: int = _c(2000, ge=1, doc="number of firms")
+    n: int = _c(2000, ge=1, le=POPULATION_MAX, doc="number of firms")
     sme_share: float = _share(0.9, "share of firms that are SMEs")
     need_rate_sme: float = _share(0.03, "monthly probability that an idle SME raises a technology need")
     need_rate_large: float = _share(0.06, "same, large firms")
-    need_patience: int = _c(6, ge=1, doc="months an unmatched need stays open before the firm gives up")
+    need_patience: int = _months(6, "months an unmatched need stays open before the firm gives up")
     self_search_prob: float = _share(0.05, "monthly chance a firm with an open need finds a candidate itself")
-    self_noise: float = _c(0.15, ge=0.0, doc="sd of a firm's own error in judging a candidate's success chance")
-    cash_median_sme: float = _c(3.0e6, gt=0.0, doc="median cash of an SME (yuan)")
-    cash_median_large: float = _c(6.0e7, gt=0.0, doc="median cash of a large firm (yuan)")
-    cash_sigma: float = _c(0.8, ge=0.0, doc="log-sd of cash")
-    scale_large: float = _c(3.0, gt=0.0, doc="value and cost of a project in a large firm, relative to an SME")
-    absorptive_sme_a: float = _c(2.0, gt=0.0, doc="Beta(a, b) of absorptive capacity, SMEs")
-    absorptive_sme_b: float = _c(3.0, gt=0.0, doc="")
-    absorptive_large_a: float = _c(4.0, gt=0.0, doc="Beta(a, b) of absorptive capacity, large firms")
-    absorptive_large_b: float = _c(2.0, gt=0.0, doc="")
-    risk_aversion_sme: float = _c(3.0, ge=0.0, doc="median relative risk aversion (CARA coefficient x cash), SMEs")
-    risk_aversion_large: float = _c(1.0, ge=0.0, doc="same, large firms")
-    risk_aversion_sigma: float = _c(0.3, ge=0.0, doc="log-sd of risk aversion across firms")
+    self_noise: float = _factor(0.15, "sd of a firm's own error in judging a candidate's success chance", hi=10.0)
+    cash_median_sme: float = _money(3.0e6, "median cash of an SME (yuan)", positive=True)
+    cash_median_large: float = _money(6.0e7, "median cash of a large firm (yuan)", positive=True)
+    cash_sigma: float = _sigma(0.8, "log-sd of cash")
+    scale_large: float = _factor(3.0, "value and cost of a project in a large firm, relative to an SME", positive=True)
+    absorptive_sme_a: float = _shape(2.0, "Beta(a, b) of absorptive capacity, SMEs")
+    absorptive_sme_b: float = _shape(3.0, "")
+    absorptive_large_a: float = _shape(4.0, "Beta(a, b) of absorptive capacity, large firms")
+    absorptive_large_b: float = _shape(2.0, "")
+    risk_aversion_sme: float = _factor(3.0, "median relative risk aversion (CARA coefficient x cash), SMEs", hi=100.0)
+    risk_aversion_large: float = _factor(1.0, "same, large firms", hi=100.0)
+    risk_aversion_sigma: float = _sigma(0.3, "log-sd of risk aversion across firms")
     prior_success: float = _c(0.3, gt=0.0, lt=1.0, doc="prior mean belief in the success chance of university technology")
-    prior_strength: float = _c(4.0, gt=0.0, doc="weight of that prior, in pseudo-observations")
+    prior_strength: float = _factor(4.0, "weight of that prior, in pseudo-observations", positive=True, hi=1.0e6)
     belief_weight: float = _share(0.5, "weight of the firm's belief (vs. the match's signal) in its success estimate")
-    peer_weight: float = _c(0.05, ge=0.0, doc="weight of one peer outcome in the same sector, relative to an own outcome")
+    peer_weight: float = _factor(0.05, "weight of one peer outcome in the same sector, relative to an own outcome", hi=10.0)
 
 
 @dataclass
 class UniversitiesConfig:
-    n: int = _c(10, ge=1, doc="number of universities and research institutes")
-    achievements_each: int = _c(60, ge=1, doc="achievements (patents or bundles) per university")
-    tto_capacity: int = _c(6, ge=1, doc="negotiations a transfer office can open per month")
+    n: int = _c(10, ge=1, le=COUNT_MAX, doc="number of universities and research institutes")
+    achievements_each: int = _c(60, ge=1, le=COUNT_MAX, doc="achievements (patents or bundles) per university")
+    tto_capacity: int = _c(6, ge=1, le=COUNT_MAX, doc="negotiations a transfer office can open per month")
     reservation_share: float = _share(0.6, "lowest acceptable licence price, as a share of the asking price")
     bargaining_power: float = _share(0.5, "university's Nash bargaining weight over the price")
     trial_acceptance: float = _share(0.8, "share of universities whose risk appetite admits free-trial contracts")
     inventor_share: float = _share(0.7, "share of university income passed to the inventors")
-    max_failures: int = _c(2, ge=1, doc="failed implementations after which an achievement is abandoned")
+    max_failures: int = _c(2, ge=1, le=1000, doc="failed implementations after which an achievement is abandoned")
 
 
 @dataclass
 class AchievementsConfig:
-    quality_a: float = _c(6.0, gt=0.0, doc="Beta(a, b) of latent quality")
-    quality_b: float = _c(2.0, gt=0.0, doc="")
-    maturity_a: float = _c(2.0, gt=0.0, doc="Beta(a, b) of maturity (1 = ready to use; most are early-stage)")
-    maturity_b: float = _c(5.0, gt=0.0, doc="")
-    value_median: float = _c(5.0e6, gt=0.0, doc="median value of a successful implementation to an SME (yuan)")
-    value_sigma: float = _c(1.0, ge=0.0, doc="log-sd of that value")
-    cost_share: float = _c(0.12, ge=0.0, doc="implementation (front-end) cost as a share of value")
-    immaturity_cost: float = _c(1.0, ge=0.0, doc="extra cost factor for an immature achievement: cost x (1 + k (1 - maturity))")
-    ask_share: float = _c(0.2, ge=0.0, doc="asking price as a share of value")
-    ask_sigma: float = _c(0.5, ge=0.0, doc="log-sd of the university's error in setting the asking price")
+    quality_a: float = _shape(6.0, "Beta(a, b) of latent quality")
+    quality_b: float = _shape(2.0, "")
+    maturity_a: float = _shape(2.0, "Beta(a, b) of maturity (1 = ready to use; most are early-stage)")
+    maturity_b: float = _shape(5.0, "")
+    value_median: float = _money(5.0e6, "median value of a successful implementation to an SME (yuan)", positive=True)
+    value_sigma: float = _sigma(1.0, "log-sd of that value")
+    cost_share: float = _factor(0.12, "implementation (front-end) cost as a share of value", hi=10.0)
+    immaturity_cost: float = _factor(1.0, "extra cost factor for an immature achievement: cost x (1 + k (1 - maturity))",
+                                     hi=10.0)
+    ask_share: float = _factor(0.2, "asking price as a share of value", hi=10.0)
+    ask_sigma: float = _sigma(0.5, "log-sd of the university's error in setting the asking price")
 
 
 @dataclass
@@ -103,39 +150,41 @@ class SuccessConfig:
 
 @dataclass
 class NegotiationConfig:
-    months_licence: float = _c(4.0, gt=0.0, doc="mean months to conclude a licence/transfer negotiation")
+    months_licence: float = _c(4.0, gt=0.0, le=MONTHS_MAX, doc="mean months to conclude a licence/transfer negotiation")
     breakdown_hazard: float = _share(0.1, "monthly chance a running negotiation breaks down")
     broker_speedup: float = _c(0.6, gt=0.0, le=1.0, doc="factor on the mean duration when a broker is involved")
-    implementation_months: int = _c(12, ge=1, doc="months from licence signing to the outcome of the implementation")
+    implementation_months: int = _months(12, "months from licence signing to the outcome of the implementation")
 
 
 @dataclass
 class BrokersConfig:
-    initial: int = _c(15, ge=0, doc="active brokers at month 0")
-    max: int = _c(60, ge=0, doc="brokers that can ever exist (pool of potential entrants)")
-    capacity: int = _c(5, ge=1, doc="firms a broker visits per month")
-    skill_a: float = _c(3.0, gt=0.0, doc="Beta(a, b) of broker skill")
-    skill_b: float = _c(3.0, gt=0.0, doc="")
-    noise: float = _c(0.2, ge=0.0, doc="sd of a broker's error in judging success chance, at skill 0 (falls linearly to 0 at skill 1)")
-    screen: int = _c(5, ge=1, doc="achievements a broker screens to make one proposal")
+    initial: int = _c(15, ge=0, le=COUNT_MAX, doc="active brokers at month 0")
+    max: int = _c(60, ge=0, le=COUNT_MAX, doc="brokers that can ever exist (pool of potential entrants)")
+    capacity: int = _c(5, ge=1, le=PER_MONTH_MAX, doc="firms a broker visits per month")
+    skill_a: float = _shape(3.0, "Beta(a, b) of broker skill")
+    skill_b: float = _shape(3.0, "")
+    noise: float = _factor(0.2, "sd of a broker's error in judging success chance, at skill 0 (falls linearly to 0 at "
+                                "skill 1)", hi=10.0)
+    screen: int = _c(5, ge=1, le=PER_MONTH_MAX, doc="achievements a broker screens to make one proposal")
     surface_prob: float = _share(0.05, "chance a visit surfaces a latent need in a firm that has none")
-    fee_rate: float = _share(0.02, "broker fee as a share of the contract value, paid by the parties")
-    fee_fixed: float = _c(3000.0, ge=0.0, doc="broker's service fee per signed contract, paid by the firm at signing (yuan)")
+    fee_rate: float = _c(0.02, ge=0.0, le=0.5, doc="broker fee as a share of the contract value, paid by the parties")
+    fee_fixed: float = _money(3000.0, "broker's service fee per signed contract, paid by the firm at signing (yuan)")
     fee_firm_share: float = _share(0.5, "share of the broker's fee on payments paid by the firm (rest by the university)")
-    monthly_cost: float = _c(3000.0, ge=0.0, doc="a broker's operating cost per month (yuan)")
+    monthly_cost: float = _money(3000.0, "a broker's operating cost per month (yuan)")
     profit_memory: float = _c(0.9, ge=0.0, lt=1.0, doc="weight of the past in a broker's moving average of monthly profit")
-    exit_loss: float = _c(2500.0, ge=0.0, doc="a broker exits when its average monthly profit falls below minus this (yuan)")
-    grace_months: int = _c(12, ge=0, doc="months before a new broker may exit")
-    entry_candidates: int = _c(2, ge=0, doc="potential entrants considering the market each month")
+    exit_loss: float = _money(2500.0, "a broker exits when its average monthly profit falls below minus this (yuan)")
+    grace_months: int = _months(12, "months before a new broker may exit", lo=0)
+    entry_candidates: int = _c(2, ge=0, le=PER_MONTH_MAX, doc="potential entrants considering the market each month")
     entry_max: float = _share(0.2, "entry chance of a candidate when incumbents are very profitable")
-    entry_sensitivity: float = _c(2.0, ge=0.0, doc="slope of the logistic entry chance in incumbents' average profit / monthly cost")
+    entry_sensitivity: float = _factor(2.0, "slope of the logistic entry chance in incumbents' average profit / monthly "
+                                            "cost")
 
 
 @dataclass
 class ScenarioConfig:
     name: str = _c("default", doc="scenario name")
-    months: int = _c(60, ge=1, doc="months simulated")
-    sectors: int = _c(6, ge=1, doc="industrial sectors (firms and achievements each belong to one)")
+    months: int = _months(60, "months simulated")
+    sectors: int = _c(6, ge=1, le=COUNT_MAX, doc="industrial sectors (firms and achievements each belong to one)")
     firms: FirmsConfig = _nested(FirmsConfig)
     universities: UniversitiesConfig = _nested(UniversitiesConfig)
     achievements: AchievementsConfig = _nested(AchievementsConfig)
@@ -147,7 +196,7 @@ class ScenarioConfig:
 # --------------------------------------------------------------------------- instruments
 @dataclass
 class RegimeConfig:
-    name: str = _c("baseline", doc="regime name")
+    name: str = _c("baseline", choices=REGIME_NAMES, doc="regime name")
     free_trial: bool = _c(False, doc="use first, pay later contracts allowed")
     broker_reward: bool = _c(False, doc="government rewards brokers per converted contract")
     insurance: bool = _c(False, doc="patent implementation failure insurance offered")
@@ -155,46 +204,47 @@ class RegimeConfig:
 
 @dataclass
 class TrialConfig:
-    term_months: int = _c(24, ge=0, doc="free-trial term: months of free use before payment is due (Lishui: 2 years)")
-    success_fee: float = _c(20000.0, ge=0.0, doc="one-off fee paid only if the use succeeds (Tianjin: 20,000 yuan)")
+    term_months: int = _months(24, "free-trial term: months of free use before payment is due (Lishui: 2 years)", lo=0)
+    success_fee: float = _money(20000.0, "one-off fee paid only if the use succeeds (Tianjin: 20,000 yuan)")
     price_share: float = _share(0.0, "share of the asking price also paid on success (Lishui-style 'pay later')")
-    negotiation_months: float = _c(0.5, gt=0.0, doc="mean months to conclude a free-trial negotiation (Lishui: ~half a month)")
+    negotiation_months: float = _c(0.5, gt=0.0, le=MONTHS_MAX,
+                                   doc="mean months to conclude a free-trial negotiation (Lishui: ~half a month)")
 
 
 @dataclass
 class BrokerRewardConfig:
     rate: float = _share(0.015, "reward as a share of the contract value (Zhenhai: at most 1.5%)")
-    cap: float = _c(300000.0, ge=0.0, doc="reward cap per project, yuan (Zhenhai: 300,000)")
+    cap: float = _money(300000.0, "reward cap per project, yuan (Zhenhai: 300,000)")
 
 
 @dataclass
 class InsuranceConfig:
-    insurers: int = _c(1, ge=0, doc="insurers offering the product")
+    insurers: int = _c(1, ge=0, le=1000, doc="insurers offering the product")
     coverage: float = _share(0.8, "share of the implementation cost insured")
-    deductible: float = _c(20000.0, ge=0.0, doc="deductible per claim (yuan)")
-    loading: float = _c(0.3, ge=0.0, doc="premium loading over the expected claim")
+    deductible: float = _money(20000.0, "deductible per claim (yuan)")
+    loading: float = _factor(0.3, "premium loading over the expected claim", hi=100.0)
     prior_failure: float = _c(0.6, gt=0.0, lt=1.0, doc="insurer's prior failure rate of insured implementations")
-    prior_strength: float = _c(20.0, gt=0.0, doc="weight of that prior, in pseudo-observations")
+    prior_strength: float = _factor(20.0, "weight of that prior, in pseudo-observations", positive=True, hi=1.0e6)
     subsidy_share: float = _share(0.5, "share of the premium paid by government")
-    subsidy_cap: float = _c(200000.0, ge=0.0, doc="premium subsidy cap per policy (yuan)")
-    initial_reserves: float = _c(3.0e7, ge=0.0, doc="an insurer's starting reserves (yuan)")
-    min_reserves: float = _c(3.0e6, ge=0.0, doc="an insurer stops writing policies below these reserves (yuan)")
+    subsidy_cap: float = _money(200000.0, "premium subsidy cap per policy (yuan)")
+    initial_reserves: float = _money(3.0e7, "an insurer's starting reserves (yuan)")
+    min_reserves: float = _money(3.0e6, "an insurer stops writing policies below these reserves (yuan)")
 
 
 @dataclass
 class GovernmentConfig:
-    annual_budget: Optional[float] = _c(None, ge=0.0, doc="yearly cap on rewards + subsidies (null = none)")
+    annual_budget: Optional[float] = _money(None, "yearly cap on rewards + subsidies (null = none)")
 
 
 # --------------------------------------------------------------------------- root
 @dataclass
 class Config:
-    seed: int = _c(0, ge=0, doc="first seed; replicates use seed, seed+1, ...")
-    seeds: int = _c(10, ge=1, doc="replicates per regime in the main job")
+    seed: int = _c(0, ge=0, le=SEED_MAX, doc="first seed; replicates use seed, seed+1, ...")
+    seeds: int = _c(10, ge=1, le=COUNT_MAX, doc="replicates per regime in the main job")
     engine: str = _c("mesa", choices=ENGINES, doc="simulation engine")
     regimes: list = _c(list(REGIME_NAMES), doc="regimes compared by the main job")
     progress: bool = _c(True, doc="show a progress bar")
-    workers: int = _c(1, ge=1, doc="processes for the runs of a job (results do not depend on it)")
+    workers: int = _c(1, ge=1, le=1024, doc="processes for the runs of a job (results do not depend on it)")
     grid: dict = _c({}, doc="sweeps: more points run inside each job, {dotted key: [values]}")
     results_dir: Optional[str] = _c(None, doc="sweeps: where result files go (null: <sweep dir>/results)")
     scenario: ScenarioConfig = _nested(ScenarioConfig)
@@ -206,13 +256,26 @@ class Config:
 
 
 # --------------------------------------------------------------------------- validation
+# top-level keys that say how to run, not what is run: not parameters of a run
+RUN_SETTINGS = ("seed", "seeds", "engine", "regimes", "progress", "workers", "grid", "results_dir")
+_TEXT_MAX = 200  # characters of a name or a path
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it, cut short (an error message is one line)."""
+    text = repr(value)
+    text = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _describe(meta) -> str:
     parts = []
     if meta.get("choices"):
         return "one of " + ", ".join(map(str, meta["choices"]))
     for key, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
         if meta.get(key) is not None:
-            parts.append(f"{sym} {meta[key]:g}")
+            v = meta[key]
+            parts.append(f"{sym} {v}" if isinstance(v, int) else f"{sym} {v:g}")
     return " and ".join(parts)
 
 
@@ -222,33 +285,42 @@ def _check_value(path: str, value: Any, typ, meta) -> Any:
         if value is None:
             return None
         typ = [a for a in typing.get_args(typ) if a is not type(None)][0]
-    rng = _describe(meta)
+
+    def refuse(what: str):  # messages are built only when a value is refused
+        rng = _describe(meta)
+        return ConfigError(f"{path} = {_show(value)}: {what}" + (f" {rng}" if rng else ""))
+
     if typ is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path} = {value!r}: must be true or false")
-        return value
+        if not isinstance(value, (bool, np.bool_)):
+            raise ConfigError(f"{path} = {_show(value)}: must be true or false")
+        return bool(value)
     if typ is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            else:
-                raise ConfigError(f"{path} = {value!r}: must be an integer" + (f" {rng}" if rng else ""))
+        if isinstance(value, (bool, np.bool_)):
+            raise refuse("must be an integer")
+        if isinstance(value, numbers.Integral):
+            value = int(value)
+        elif isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer():
+            value = int(value)
+        else:
+            raise refuse("must be an integer")
     elif typ is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path} = {value!r}: must be a number" + (f" {rng}" if rng else ""))
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            raise refuse("must be a number")
         value = float(value)
         if not math.isfinite(value):
-            raise ConfigError(f"{path} = {value!r}: must be a finite number" + (f" {rng}" if rng else ""))
+            raise refuse("must be a finite number")
     elif typ is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{path} = {value!r}: must be a string" + (f", {rng}" if rng else ""))
+            raise ConfigError(f"{path} = {_show(value)}: must be a string")
+        if len(value) > _TEXT_MAX or not value.isprintable():
+            raise ConfigError(f"{path} = {_show(value)}: must be printable text of at most {_TEXT_MAX} characters")
     elif typ is list or origin is list:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{path} = {value!r}: must be a list")
+            raise ConfigError(f"{path} = {_show(value)}: must be a list")
         return list(value)
     elif typ is dict or origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{path} = {value!r}: must be a mapping")
+            raise ConfigError(f"{path} = {_show(value)}: must be a mapping")
         return dict(value)
     bad = (
         (meta.get("ge") is not None and value < meta["ge"])
@@ -258,21 +330,27 @@ def _check_value(path: str, value: Any, typ, meta) -> Any:
         or (meta.get("choices") and value not in meta["choices"])
     )
     if bad:
-        raise ConfigError(f"{path} = {value!r}: must be {rng}")
+        raise refuse("must be")
     return value
+
+
+@functools.lru_cache(maxsize=None)
+def _schema(cls) -> tuple[dict, dict]:
+    """(type hints, fields by name) of a config class (typing.get_type_hints is slow: computed once)."""
+    return typing.get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls)}
 
 
 def _build(cls, data: Any, path: str):
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path or 'config'} = {data!r}: must be a mapping with keys "
+        raise ConfigError(f"{path or 'config'} = {_show(data)}: must be a mapping with keys "
                           + ", ".join(f.name for f in dataclasses.fields(cls)))
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints, fields = _schema(cls)
     unknown = [k for k in data if k not in fields]
     if unknown:
-        where = f"{path}.{unknown[0]}" if path else str(unknown[0])
+        name = _show(unknown[0])[1:-1] if isinstance(unknown[0], str) else _show(unknown[0])
+        where = f"{path}.{name}" if path else name
         raise ConfigError(f"unknown key '{where}': allowed keys{' in ' + path if path else ''} are "
                           + ", ".join(fields))
     kwargs = {}
@@ -286,35 +364,129 @@ def _build(cls, data: Any, path: str):
     return cls(**kwargs)
 
 
+def parameter_keys(cls=None, prefix: str = "") -> list[str]:
+    """The dotted keys of every model parameter (``scenario.firms.n``, ``broker.rate``, ...)."""
+    cls = cls or Config
+    hints = _schema(cls)[0]
+    out = []
+    for f in dataclasses.fields(cls):
+        if not prefix and f.name in RUN_SETTINGS:
+            continue
+        if dataclasses.is_dataclass(hints[f.name]):
+            out += parameter_keys(hints[f.name], f"{prefix}{f.name}.")
+        else:
+            out.append(f"{prefix}{f.name}")
+    return out
+
+
+def flat_grid(grid: dict, prefix: str = "") -> dict:
+    """{dotted key: [values]} from a grid given flat or nested (``+grid.broker.rate=[...]``)."""
+    out = {}
+    for k, v in grid.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flat_grid(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+GRID_POINTS_MAX = COUNT_MAX
+
+
+def _check_grid(cfg: Config) -> None:
+    """A grid sweeps model parameters, each over a non-empty list of values the schema accepts."""
+    grid = flat_grid(cfg.grid)
+    if not grid:
+        return
+    allowed = set(parameter_keys())
+    base = dataclasses.replace(cfg, grid={})
+    points = 1
+    for key, values in grid.items():
+        where = f"grid.{key}"
+        if key in RUN_SETTINGS or key.startswith("regime.") or key == "regime":
+            raise ConfigError(f"{where}: a grid sweeps model parameters; sweep regimes with regime=a,b and seeds "
+                              f"with seeds=N or seed=range(a,b) on the command line")
+        if key not in allowed:
+            raise ConfigError(f"unknown key '{key}' in grid: a grid sweeps model parameters such as "
+                              "broker.rate, trial.term_months, scenario.firms.n")
+        if not isinstance(values, (list, tuple)) or not values:
+            raise ConfigError(f"{where} = {_show(values)}: must be a non-empty list of values")
+        if len({repr(v) for v in values}) != len(values):
+            raise ConfigError(f"{where} = {_show(values)}: each value may appear once")
+        for v in values:
+            try:
+                replace(base, **{key: v})
+            except ConfigError as e:
+                raise ConfigError(f"{where}: {e}") from None
+        points *= len(values)
+    if points > GRID_POINTS_MAX:
+        raise ConfigError(f"grid: {points} points: must be at most {GRID_POINTS_MAX}")
+
+
 def _cross_checks(cfg: Config) -> None:
     """Rules that involve more than one value."""
     for name in cfg.regimes:
         if name not in REGIME_NAMES:
-            raise ConfigError(f"regimes contains {name!r}: allowed regimes are " + ", ".join(REGIME_NAMES))
+            raise ConfigError(f"regimes contains {_show(name)}: allowed regimes are " + ", ".join(REGIME_NAMES))
     if not cfg.regimes:
         raise ConfigError("regimes = []: must name at least one of " + ", ".join(REGIME_NAMES))
     if len(set(cfg.regimes)) != len(cfg.regimes):
-        raise ConfigError(f"regimes = {cfg.regimes}: each regime may appear once")
+        raise ConfigError(f"regimes = {_show(cfg.regimes)}: each regime may appear once")
+    r = cfg.regime
+    flags = dict(zip(("free_trial", "broker_reward", "insurance"), REGIME_FLAGS[r.name]))
+    for key, on in flags.items():
+        if getattr(r, key) != on:
+            raise ConfigError(f"regime.{key} = {getattr(r, key)}: regime '{r.name}' has {key} "
+                              f"{'on' if on else 'off'}; pick the regime by name (regime=NAME, or regimes=[...] in "
+                              f"the main job), one of " + ", ".join(REGIME_NAMES))
     if cfg.regime.free_trial and cfg.trial.term_months < 1:
         raise ConfigError(f"trial.term_months = {cfg.trial.term_months}: must be >= 1 when free trials are on "
                           f"(regime '{cfg.regime.name}')")
     b = cfg.scenario.brokers
     if b.max < b.initial:
         raise ConfigError(f"scenario.brokers.max = {b.max}: must be >= scenario.brokers.initial ({b.initial})")
+    u = cfg.scenario.universities
+    if u.n * u.achievements_each > POPULATION_MAX:
+        raise ConfigError(f"scenario.universities.achievements_each = {u.achievements_each}: "
+                          f"{u.n} universities x {u.achievements_each} achievements must be at most {POPULATION_MAX:g}")
+    if cfg.seed + cfg.seeds - 1 > SEED_MAX:
+        raise ConfigError(f"seed = {cfg.seed}: the last seed, seed + seeds - 1, must be <= {SEED_MAX}")
+    _check_grid(cfg)
+
+
+def _resolve(node) -> Any:
+    """A Hydra/OmegaConf node as plain data, its interpolations resolved (an unresolvable one is a ConfigError)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.to_container(node, resolve=True)
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None) or "config"
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        value = OmegaConf.select(node, key, throw_on_resolution_failure=False) if key != "config" else None
+        try:
+            shown = _show(node._get_node(key)._value()) if key != "config" else ""
+        except Exception:  # noqa: BLE001 - only for the message
+            shown = _show(value)
+        raise ConfigError(f"{key} = {shown}: cannot be resolved ({msg})") from None
 
 
 def load_config(data: Any) -> Config:
-    """Validate a mapping (dict, OmegaConf node or Config) and return a :class:`Config`."""
+    """Validate a mapping (dict, OmegaConf node or Config) and return a :class:`Config`.
+
+    Every value is checked against its type and range, unknown keys are refused, and
+    the rules that involve several values (regime flags, grids, populations) are
+    checked; the first problem raises a one-line :class:`ConfigError`.
+    """
     if isinstance(data, Config):
         data = dataclasses.asdict(data)
     else:
-        try:
-            from omegaconf import DictConfig, OmegaConf
+        from omegaconf import DictConfig
 
-            if isinstance(data, DictConfig):
-                data = OmegaConf.to_container(data, resolve=True)
-        except ImportError:  # pragma: no cover - omegaconf is a dependency
-            pass
+        if isinstance(data, DictConfig):
+            data = _resolve(data)
     if isinstance(data, dict):
         data = {k: v for k, v in data.items() if k != "hydra"}
     cfg = _build(Config, data, "")

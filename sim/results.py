@@ -141,10 +141,17 @@ class InvariantError(AssertionError):
     """A run broke one of the model's invariants."""
 
 
-def check_invariants(series: np.ndarray, n_achievements: int, initial_money: float) -> None:
-    """Recompute the model's invariants from a series; raise :class:`InvariantError` on the first broken one."""
+def check_invariants(series: np.ndarray, n_achievements: int, initial_money: float, cfg=None) -> None:
+    """Recompute the model's invariants from a series; raise :class:`InvariantError` on the first broken one.
+
+    With the run's config ``cfg``, the instruments' rules are checked too: a switched-off
+    instrument moves nothing, rewards stay within their rate and cap, subsidies within
+    their share and cap, claims within the insured costs.
+    """
     S = Series
     s = series
+    if not np.isfinite(s).all():
+        raise InvariantError(f"{SERIES_NAMES[int(np.nonzero(~np.isfinite(s))[1][0])]} is not finite")
     # each achievement is in exactly one status
     stock = s[:, list(STATUS_COLUMNS)].sum(axis=1)
     bad = np.nonzero(stock != n_achievements)[0]
@@ -187,7 +194,44 @@ def check_invariants(series: np.ndarray, n_achievements: int, initial_money: flo
     if bad.size:
         raise InvariantError(f"month {bad[0]}: claims paid in a month without failures")
     for c_ in range(s.shape[1]):
-        if c_ in (S.FIRM_SURPLUS, S.MEAN_BELIEF) or c_ in BALANCE_COLUMNS:
-            continue
+        if c_ in (S.FIRM_SURPLUS, S.MEAN_BELIEF, S.CASH_BROKERS, S.CASH_GOVERNMENT, S.CASH_MARKET):
+            continue  # brokers pay costs on credit, government and the market are sources of money
         if (s[:, c_] < 0).any():
             raise InvariantError(f"{SERIES_NAMES[c_]} is negative")
+    if cfg is not None:
+        _check_instruments(s, cfg)
+
+
+def _check_instruments(s: np.ndarray, cfg) -> None:
+    """The instruments' rules, month by month, from the series and the run's config."""
+    S = Series
+    off = {
+        "free_trial": (S.SIGNED_TRIAL, S.TRIAL_PAYMENTS, S.TRIALS_CONVERTED, S.ON_TRIAL),
+        "broker_reward": (S.BROKER_REWARDS,),
+        "insurance": (S.SIGNED_INSURED, S.PREMIUMS, S.PREMIUM_SUBSIDIES, S.CLAIMS, S.CLAIMS_UNPAID),
+    }
+    for flag, columns in off.items():
+        if not getattr(cfg.regime, flag):
+            for c in columns:
+                if s[:, c].any():
+                    raise InvariantError(f"{SERIES_NAMES[c]} is not zero though {flag} is off")
+    # rewards: each within min(rate x payment, cap), one per paid contract payment
+    payments = s[:, S.SIGNED_LICENCE] + s[:, S.TRIALS_CONVERTED]
+    paid = s[:, S.LICENCE_PAYMENTS] + s[:, S.TRIAL_PAYMENTS]
+    bad = np.nonzero((s[:, S.BROKER_REWARDS] > np.floor(cfg.broker.cap) * payments)
+                     | (s[:, S.BROKER_REWARDS] > cfg.broker.rate * paid))[0]
+    if bad.size:
+        raise InvariantError(f"month {bad[0]}: broker rewards {s[bad[0], S.BROKER_REWARDS]:.0f} exceed the rate or "
+                             "the cap of the payments made")
+    # subsidies: within their share (+ rounding) and cap, paid at signing of insured contracts
+    ins = s[:, S.SIGNED_INSURED]
+    bad = np.nonzero((s[:, S.PREMIUM_SUBSIDIES] > np.floor(cfg.insurance.subsidy_cap) * ins)
+                     | (s[:, S.PREMIUM_SUBSIDIES] > cfg.insurance.subsidy_share * s[:, S.PREMIUMS] + 0.5 * ins))[0]
+    if bad.size:
+        raise InvariantError(f"month {bad[0]}: premium subsidies exceed their share or cap")
+    # claims: within the insured share of what was spent on implementations so far
+    cum = np.cumsum(s, axis=0)
+    bad = np.nonzero(cum[:, S.CLAIMS] + cum[:, S.CLAIMS_UNPAID]
+                     > cfg.insurance.coverage * cum[:, S.IMPLEMENTATION_COST])[0]
+    if bad.size:
+        raise InvariantError(f"month {bad[0]}: claims exceed the insured share of implementation costs")

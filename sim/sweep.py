@@ -4,7 +4,9 @@ A sweep is a set of runs, one per (parameter point, seed). Each run's result is
 a small JSON file named after a hash of the run's resolved model parameters and
 seed, written through a temporary file and an atomic rename. So:
 
-* a run whose file exists is done, and is skipped when the sweep is run again;
+* a run whose file exists and passes its check is done, and is skipped when the
+  sweep is run again; a file that fails the check (truncated, edited, another
+  run's) is moved aside to ``corrupt/`` and its run computed again;
 * a run killed half-way (``kill -9``) leaves at most a temporary file, which the
   next job or ``collect`` on the same host removes once its writer is dead;
 * the same run reached twice (two jobs, two launches) lands in the same file.
@@ -12,6 +14,11 @@ seed, written through a temporary file and an atomic rename. So:
 Hydra's multirun spreads jobs over processes or a Slurm cluster; within a job,
 ``grid`` expands more points, and ``seeds`` replicates, all run in one process
 (or ``workers`` processes) with the chosen engine.
+
+Nothing in a sweep folder is trusted: ``collect`` re-derives the runs a sweep meant
+to compute from ``multirun.yaml`` as data (model settings only, never ``hydra.*``
+settings, with a bound on the number of runs), and reads result files as data with
+a schema check (:meth:`ResultStore.load`).
 """
 
 from __future__ import annotations
@@ -20,47 +27,47 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import os
+import re
 import socket
+import stat
 import time
 import traceback
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
-from .config import Config, ConfigError, replace
+from .config import (ENGINES, RUN_SETTINGS, SEED_MAX, Config, ConfigError, flat_grid, parameter_keys, replace)
 
-# parameters that do not change a run's numbers: not part of its identity
-NOT_PARAMETERS = ("engine",)
 RESULTS = "results"
 FAILED = "failed"
+CORRUPT = "corrupt"
+FILE_MAX_BYTES = 1 << 20      # a result file or multirun.yaml larger than 1 MiB is not one of ours
+JOBS_MAX = 100_000            # jobs a multirun.yaml may ask collect to re-derive
+RUNS_MAX = 1_000_000          # runs, likewise (collect --max-runs raises it)
+SETTINGS_IGNORED = ("engine", "workers", "progress", "results_dir")  # change no number of a run
+GROUPS = ("scenario", "regime")  # config groups that hold model settings
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
 
 
 def run_params(cfg: Config) -> dict:
-    """The parameters that determine a run's numbers, as dotted keys."""
+    """The parameters that determine a run's numbers, as dotted keys (the engine is not one)."""
     from .api import flat_params
 
     p = flat_params(cfg)
-    for k in NOT_PARAMETERS:
-        p.pop(k, None)
+    p.pop("engine", None)
     return p
+
+
+def run_id_of(params: dict, seed: int) -> str:
+    """A stable name for a run: a hash of its parameters and seed."""
+    text = json.dumps({"params": params, "seed": int(seed)}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def run_id(cfg: Config, seed: int) -> str:
     """A stable name for the run (cfg, seed): a hash of its parameters and seed."""
-    text = json.dumps({"params": run_params(cfg), "seed": int(seed)}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-
-def flat_grid(grid: dict, prefix: str = "") -> dict:
-    """{dotted key: [values]} from a grid given flat or nested (``+grid.broker.rate=[...]``)."""
-    out = {}
-    for k, v in grid.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flat_grid(v, key + "."))
-        else:
-            out[key] = v
-    return out
+    return run_id_of(run_params(cfg), seed)
 
 
 def expand_grid(cfg: Config, grid: dict) -> list[Config]:
@@ -99,37 +106,183 @@ def override_keys(overrides: Iterable[str]) -> set[str]:
     return {o.split("=", 1)[0].lstrip("+~") for o in overrides}
 
 
-def sweep_jobs(sweep_dir: Path | str) -> list[list[str]]:
-    """The jobs of a sweep (each a list of overrides), re-derived from its ``multirun.yaml``.
+# --------------------------------------------------------------------------- a sweep folder, read as data
+class SweepFolderError(ConfigError):
+    """A sweep folder (or a file in it) that collect will not use, in one line."""
 
-    Hydra writes ``multirun.yaml`` when a multirun starts; expanding its sweep overrides
-    (command line and ``hydra.sweeper.params``) the way Hydra's basic sweeper does gives
-    every job the sweep meant to run, including those that never started.
+
+def read_small_file(path: Path, limit: int = FILE_MAX_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, or an OSError/ValueError saying why not.
+
+    Never follows a symbolic link and never blocks on a FIFO or a device.
     """
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from omegaconf import OmegaConf
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("not a regular file")
+        if st.st_size > limit:
+            raise ValueError(f"{st.st_size} bytes, more than the {limit} a result file can have")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise ValueError(f"more than {limit} bytes")
+    return data
+
+
+def _multirun(sweep_dir: Path) -> dict:
+    """``multirun.yaml`` as plain data (YAML's safe loader: no tags, no interpolations resolved)."""
+    import yaml
 
     path = Path(sweep_dir) / "multirun.yaml"
-    if not path.exists():
-        raise ConfigError(f"{sweep_dir}: no multirun.yaml, so not the folder of a Hydra multirun")
-    conf = OmegaConf.load(path)
-    task = list(OmegaConf.select(conf, "hydra.overrides.task") or [])
-    params = OmegaConf.select(conf, "hydra.sweeper.params") or {}
-    given = override_keys(task)
-    extra = [f"{k}={v}" for k, v in params.items() if k not in given]
-    parsed = OverridesParser.create().parse_overrides(extra + task)
-    batches = BasicSweeper.split_arguments(parsed, None)
-    return [list(job) for batch in batches for job in batch]
+    if not path.exists() and not path.is_symlink():
+        raise SweepFolderError(f"{sweep_dir}: no multirun.yaml, so not the folder of a Hydra multirun")
+    try:
+        data = yaml.safe_load(read_small_file(path))
+    except (OSError, ValueError, yaml.YAMLError) as e:
+        raise SweepFolderError(f"{path}: cannot be read as a sweep's multirun.yaml ({_one_line(e)})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("hydra"), dict):
+        raise SweepFolderError(f"{path}: not a sweep's multirun.yaml (no hydra section)")
+    return data
 
 
-def expected_runs(sweep_dir: Path | str) -> list[tuple[str, int, dict]]:
-    """(run id, seed, parameters) of every run the sweep in ``sweep_dir`` meant to compute."""
+def _one_line(e: Any, limit: int = 200) -> str:
+    """Text from a file or an exception as one printable line, cut short."""
+    text = " ".join(str(e).split())
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _group_options(group: str, config_dirs: tuple = ()) -> list[str]:
+    from .locations import CONFIG_DIR
+
+    names = set()
+    for d in (CONFIG_DIR, *map(Path, config_dirs)):
+        names |= {p.stem for p in (Path(d) / group).glob("*.yaml")}
+    return sorted(names)
+
+
+def _sweep_values(o, path: Path, config_dirs: tuple) -> list:
+    """The values one parsed override takes across the sweep (one value if it is no sweep), bounded."""
+    from hydra.core.override_parser.types import ChoiceSweep, Glob, RangeSweep
+
+    v = o.value()
+    if not o.is_sweep_override():
+        return [v]
+    if isinstance(v, ChoiceSweep):
+        n = len(v.list)
+    elif isinstance(v, RangeSweep):
+        if not all(isinstance(x, (int, float)) and math.isfinite(x) for x in (v.start, v.stop, v.step)) or v.step == 0:
+            raise SweepFolderError(f"{path}: {o.input_line}: not a finite range")
+        n = max(0, math.ceil((v.stop - v.start) / v.step))
+    elif isinstance(v, Glob) and o.key_or_group in GROUPS:
+        return v.filter(_group_options(o.key_or_group, config_dirs))
+    else:
+        raise SweepFolderError(f"{path}: {o.input_line}: a sweep collect cannot re-derive (choices and ranges only)")
+    if n > JOBS_MAX:
+        raise SweepFolderError(f"{path}: {o.input_line}: {n} values, more than the {JOBS_MAX} jobs a sweep may have")
+    return list(o.sweep_iterator())
+
+
+def _model_overrides(lines: list, path: Path, config_dirs: tuple) -> list[tuple[str, list]]:
+    """(key, values) of the overrides that set the model; launcher (``hydra``) settings are left out.
+
+    Anything else (unknown keys, deletions, packages, paths as group names) is refused.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import OverrideType
+    from hydra.errors import HydraException
+
+    allowed = set(parameter_keys()) | {"seed", "seeds"}
+    parser = OverridesParser.create()
+    out = []
+    for line in lines:
+        if not isinstance(line, str):
+            raise SweepFolderError(f"{path}: override {_one_line(repr(line))} is not text")
+        try:
+            o = parser.parse_override(line)
+        except HydraException as e:
+            raise SweepFolderError(f"{path}: override {_one_line(line)}: {_one_line(e)}") from None
+        key = o.key_or_group
+        if key == "hydra" or key.startswith("hydra.") or key.startswith("hydra/"):
+            continue  # launcher settings: never passed on (they could load code), never needed
+        if key in SETTINGS_IGNORED:
+            continue
+        if o.package is not None or o.type == OverrideType.DEL:
+            raise SweepFolderError(f"{path}: override {_one_line(line)}: not a model setting collect can use")
+        values = _sweep_values(o, path, config_dirs)
+        if key in GROUPS:
+            options = _group_options(key, config_dirs)
+            for v in values:
+                if not isinstance(v, str) or not _NAME.match(v) or v not in options:
+                    raise SweepFolderError(f"{path}: override {_one_line(line)}: {key} must be one of "
+                                           + ", ".join(options))
+        elif not (key in allowed or key == "grid" or key.startswith("grid.")):
+            raise SweepFolderError(f"{path}: override {_one_line(line)}: unknown key '{_one_line(key, 80)}'")
+        out.append((key, values))
+    return out
+
+
+def sweep_jobs(sweep_dir: Path | str, config_dirs: tuple = ()) -> tuple[list[tuple[str, list]], dict]:
+    """The model settings of a sweep's jobs, re-derived from its ``multirun.yaml``, and facts about the sweep.
+
+    Returns ``(axes, info)``: ``axes`` is a list of (key, values), one per override of the
+    command line (and of ``hydra.sweeper.params``), whose product is the sweep's jobs;
+    ``info`` holds ``results_dir`` (absolute, or None) and ``jobs`` (their number).
+    """
+    path = Path(sweep_dir) / "multirun.yaml"
+    data = _multirun(Path(sweep_dir))
+    hydra_node = data["hydra"]
+    task = (hydra_node.get("overrides") or {}).get("task") or []
+    params = (hydra_node.get("sweeper") or {}).get("params") or {}
+    if not isinstance(task, list) or not isinstance(params, dict):
+        raise SweepFolderError(f"{path}: hydra.overrides.task must be a list and hydra.sweeper.params a mapping")
+    given = override_keys(t for t in task if isinstance(t, str))
+    extra = [f"{k}={v}" for k, v in params.items() if str(k).lstrip("+~") not in given]
+    axes = _model_overrides(extra + task, path, config_dirs)
+    jobs = math.prod(len(v) for _, v in axes)
+    if jobs > JOBS_MAX:
+        raise SweepFolderError(f"{path}: {jobs} jobs, more than the {JOBS_MAX} collect re-derives")
+    results_dir = data.get("results_dir")
+    if results_dir is not None:
+        if not isinstance(results_dir, str) or not results_dir.isprintable():
+            raise SweepFolderError(f"{path}: results_dir = {_one_line(repr(results_dir), 80)}: must be a path")
+        cwd = (hydra_node.get("runtime") or {}).get("cwd")
+        base = Path(cwd) if isinstance(cwd, str) and cwd.isprintable() else Path.cwd()
+        results_dir = str(base / results_dir)
+    return axes, {"results_dir": results_dir, "jobs": jobs}
+
+
+def expected_runs(sweep_dir: Path | str, max_runs: int = RUNS_MAX,
+                  config_dirs: tuple = ()) -> list[tuple[str, int, dict]]:
+    """(run id, seed, parameters) of every run the sweep in ``sweep_dir`` meant to compute.
+
+    Each job is composed from the packaged configs (plus ``config_dirs``, given by the
+    caller) and its model overrides, validated like the command line; at most
+    ``max_runs`` runs are re-derived (a SweepFolderError beyond).
+    """
     from .api import compose
 
+    axes, _ = sweep_jobs(sweep_dir, config_dirs)
+    keys = [k for k, _ in axes]
+    bases: dict[tuple, Config] = {}
     out = []
-    for overrides in sweep_jobs(sweep_dir):
-        cfg = job_config(compose(*overrides), override_keys(overrides))
+    for combo in itertools.product(*(v for _, v in axes)):
+        job = dict(zip(keys, combo))
+        groups = tuple((k, job.pop(k)) for k in GROUPS if k in job)
+        if groups not in bases:  # Hydra composes the groups once; values are set through the schema
+            bases[groups] = compose(*(f"{k}={v}" for k, v in groups), config_dirs=config_dirs)
+        grid = flat_grid({k[len("grid."):]: v for k, v in job.items() if k.startswith("grid.")})
+        grid.update(flat_grid(job.get("grid") or {}) if isinstance(job.get("grid"), dict) else {})
+        values = {k: v for k, v in job.items() if k != "grid" and not k.startswith("grid.")}
+        cfg = replace(bases[groups], **values, grid=grid)
+        cfg = job_config(cfg, set(job))
+        runs = math.prod(len(v) for v in flat_grid(cfg.grid).values()) * cfg.seeds
+        if len(out) + runs > max_runs:
+            raise SweepFolderError(f"{Path(sweep_dir) / 'multirun.yaml'}: more than {max_runs} runs "
+                                   "(collect --max-runs N to allow more)")
         for c, seed in sweep_tasks(cfg):
             out.append((run_id(c, seed), seed, run_params(c)))
     return out
@@ -151,31 +304,113 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def _digest(record: dict) -> str:
+    """A checksum of a record's content (all but the checksum itself)."""
+    body = {k: v for k, v in record.items() if k != "digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=_json_default).encode()).hexdigest()
+
+
+def check_record(record: Any, rid: str) -> None:
+    """Raise ValueError (one line) unless ``record`` is a whole, untouched result of run ``rid``.
+
+    Its parameters and seed must hash to ``rid`` (the file's name), its checksum must
+    match, and its metrics must be the model's, finite where counted and consistent
+    with the funnel and the accounts.
+    """
+    from .results import METRICS
+
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    for key, typ in (("id", str), ("seed", int), ("params", dict), ("metrics", dict), ("engine", str),
+                     ("digest", str)):
+        if not isinstance(record.get(key), typ) or isinstance(record.get(key), bool):
+            raise ValueError(f"'{key}' missing or not a {typ.__name__}")
+    if record["id"] != rid:
+        raise ValueError(f"its id {_one_line(record['id'], 40)} is not its file name's")
+    if not 0 <= record["seed"] <= SEED_MAX:
+        raise ValueError("seed out of range")
+    if run_id_of(record["params"], record["seed"]) != rid:
+        raise ValueError("its parameters and seed do not hash to its file name (edited, or another run's)")
+    if record["engine"] not in ENGINES:
+        raise ValueError(f"engine {_one_line(record['engine'], 40)} unknown")
+    if record["digest"] != _digest(record):
+        raise ValueError("its checksum does not match its content (edited or damaged)")
+    m = record["metrics"]
+    if set(m) != set(METRICS):
+        raise ValueError("its metrics are not the model's: " + _one_line(", ".join(sorted(set(m) ^ set(METRICS))), 80))
+    for k, v in m.items():
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise ValueError(f"metric {k} is not a number")
+    counted = ("needs_raised", "matches", "contracts", "successes", "failures", "gov_spend")
+    if not all(isinstance(m[k], (int, float)) and math.isfinite(m[k]) and m[k] >= 0 for k in counted):
+        raise ValueError("a counted metric is missing, negative or not finite")
+    if not (m["needs_raised"] >= m["matches"] >= m["contracts"] >= m["successes"] + m["failures"]
+            and m["contracts"] == m["signed_licence"] + m["signed_trial"]
+            and m["gov_spend"] == m["gov_spend_rewards"] + m["gov_spend_subsidies"]):
+        raise ValueError("its metrics break the funnel or the accounts")
+
+
 class ResultStore:
-    """The result files of a sweep: ``<root>/results/<id>.json`` and ``<root>/failed/<id>.json``."""
+    """The result files of a sweep: ``<root>/results/<id>.json`` and ``<root>/failed/<id>.json``.
+
+    A result file that fails :func:`check_record` is *corrupt*: :meth:`quarantine` moves
+    it to ``<root>/corrupt/`` (so the next run of the sweep computes it again).
+    """
 
     def __init__(self, root: Path | str):
         self.root = Path(root)
         self.results = self.root / RESULTS
         self.failed = self.root / FAILED
+        self.corrupt = self.root / CORRUPT
 
     def path(self, rid: str) -> Path:
         return self.results / f"{rid}.json"
 
+    def load(self, rid: str) -> tuple[Optional[dict], Optional[str]]:
+        """(record, None) for a good result, (None, reason) for a corrupt one, (None, None) for none."""
+        path = self.path(rid)
+        try:
+            data = read_small_file(path)
+        except FileNotFoundError:
+            return None, None
+        except (OSError, ValueError) as e:
+            return None, _one_line(e.strerror if isinstance(e, OSError) and e.strerror else e)
+        try:
+            record = json.loads(data)
+            check_record(record, rid)
+        except (ValueError, RecursionError) as e:
+            return None, _one_line(e)
+        return record, None
+
     def done(self, rid: str) -> bool:
-        return self.path(rid).exists()
+        """Whether run ``rid`` has a good result (a corrupt one is moved aside, so it is computed again)."""
+        record, problem = self.load(rid)
+        if problem:
+            self.quarantine(rid, problem)
+        return record is not None
+
+    def quarantine(self, rid: str, reason: str) -> Path:
+        """Move a corrupt result file aside to ``corrupt/`` (with the reason next to it); return its new path."""
+        self.corrupt.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = self.corrupt / f"{rid}.{stamp}.{os.getpid()}.json"
+        os.replace(self.path(rid), target)
+        target.with_suffix(".why.txt").write_text(reason + "\n")
+        return target
 
     def _write(self, target: Path, record: dict) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         # the writer's host and pid are in the name, so a stale one can be told from a live one
         tmp = target.parent / f".{target.stem}.{socket.gethostname()}.{os.getpid()}.tmp"
-        with open(tmp, "w") as fh:
+        with open(tmp, "w") as fh:  # mode 0666 less the umask, as any file the user writes
             json.dump(record, fh, default=_json_default)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
 
     def write(self, rid: str, record: dict) -> None:
+        record = dict(record, digest="")
+        record["digest"] = _digest(record)
         self._write(self.path(rid), record)
         stale = self.failed / f"{rid}.json"
         if stale.exists():  # it failed before and has now succeeded
@@ -184,8 +419,19 @@ class ResultStore:
     def write_failure(self, rid: str, record: dict) -> None:
         self._write(self.failed / f"{rid}.json", record)
 
+    def failure(self, rid: str) -> Optional[str]:
+        """The recorded error of failed run ``rid`` (one line), or None."""
+        try:
+            record = json.loads(read_small_file(self.failed / f"{rid}.json"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, RecursionError) as e:
+            return f"(unreadable failure record: {_one_line(e)})"
+        err = record.get("error") if isinstance(record, dict) else None
+        return _one_line(err) if isinstance(err, str) else "(failure record without an error)"
+
     def temporary_files(self) -> list[Path]:
-        return [p for d in (self.results, self.failed) if d.exists() for p in d.glob(".*.tmp")]
+        return [p for d in (self.results, self.failed) if d.is_dir() and not d.is_symlink() for p in d.glob(".*.tmp")]
 
     def clean_stale(self) -> list[Path]:
         """Remove temporary files left by dead writers on this host; return them."""
@@ -196,22 +442,18 @@ class ResultStore:
             if len(parts) != 3:
                 continue
             _, writer_host, pid = parts
-            if writer_host == host and pid.isdigit() and not pid_alive(int(pid)):
+            if writer_host == host and pid.isdigit() and not pid_alive(int(pid)) and p.is_file() and not p.is_symlink():
                 p.unlink(missing_ok=True)
                 removed.append(p)
         return removed
 
     def records(self) -> Iterable[dict]:
-        if self.results.exists():
+        """Every good result in the store (corrupt files are skipped)."""
+        if self.results.is_dir():
             for p in sorted(self.results.glob("*.json")):
-                with open(p) as fh:
-                    yield json.load(fh)
-
-    def failures(self) -> Iterable[dict]:
-        if self.failed.exists():
-            for p in sorted(self.failed.glob("*.json")):
-                with open(p) as fh:
-                    yield json.load(fh)
+                record, _ = self.load(p.stem)
+                if record is not None:
+                    yield record
 
 
 def _json_default(o):
@@ -253,7 +495,11 @@ class JobReport:
 
 def run_sweep_job(cfg: Config, store: ResultStore, workers: int = 1, progress: bool = False,
                   chunk: Optional[int] = None) -> JobReport:
-    """Run the job's grid x seeds, skipping runs already stored; store each result as it comes."""
+    """Run the job's grid x seeds, skipping runs already stored; store each result as it comes.
+
+    A run that raises, or breaks an invariant, is recorded in ``failed/`` with its reason
+    (never as a result) and retried by the next run of the sweep.
+    """
     from .api import run_batch
 
     store.clean_stale()
@@ -278,7 +524,7 @@ def run_sweep_job(cfg: Config, store: ResultStore, workers: int = 1, progress: b
                     results.append(None)
                     failed += 1
                     store.write_failure(rid, {"id": rid, "seed": t[1], "params": run_params(t[0]),
-                                              "error": f"{type(e).__name__}: {e}",
+                                              "error": f"{type(e).__name__}: {_one_line(e, 1000)}",
                                               "traceback": traceback.format_exc(), **_where()})
         for ((c, seed), rid), res in zip(part, results):
             if res is not None:
