@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sim import api
-from sim.config import Config, ConfigError, load_config, replace
+from sim.config import REGIME_FLAGS, Config, ConfigError, load_config, replace
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,6 +25,7 @@ def test_regime_files_switch_the_right_instruments():
     assert on == {"baseline": (False, False, False), "free_trial": (True, False, False),
                   "broker_reward": (False, True, False), "failure_insurance": (False, False, True),
                   "combined": (True, True, True)}
+    assert on == REGIME_FLAGS  # the schema's table says the same
 
 
 def test_instrument_defaults_are_the_documented_ones():

@@ -100,3 +100,63 @@ def test_single_regime_from_the_command_line(tmp_path):
     assert p.returncode == 0, p.stderr
     s = pd.read_csv(out / "summary.csv")
     assert set(s.regime) == {"broker_reward"} and (s["broker.cap"] == 500_000).all()
+
+
+def test_output_files_are_readable_by_the_group_and_others(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        p, out = _run(tmp_path, "seeds=1", "regimes=[baseline]")
+    finally:
+        os.umask(old)
+    assert p.returncode == 0, p.stderr
+    files = [f for f in out.rglob("*") if f.is_file()]
+    assert {"summary.csv", "table.md", "comparison.png", "overrides.yaml"} <= {f.name for f in files}
+    for f in files:
+        assert stat.S_IMODE(f.stat().st_mode) == 0o644, (f, oct(f.stat().st_mode))
+
+
+def test_a_failed_second_run_into_the_same_folder_keeps_the_first_runs_provenance(tmp_path):
+    p, out = _run(tmp_path, "seeds=1", "regimes=[baseline]", "broker.cap=123456")
+    assert p.returncode == 0, p.stderr
+    first = {f.name: f.read_bytes() for f in out.rglob("*") if f.is_file()}
+    assert b"broker.cap=123456" in first["overrides.yaml"]
+    p2, _ = _run(tmp_path, "seeds=1", "regimes=[baseline]", "broker.cap=-1")  # refused: exit 2
+    assert p2.returncode == 2
+    assert {f.name: f.read_bytes() for f in out.rglob("*") if f.is_file()} == first
+
+
+_LEAKY = """
+import sys
+from sim.model import TransferModel
+pay = TransferModel.pay
+def leaky_pay(self, payer, payee, amount, kind="", contract=None):  # a yuan lost in every payment
+    pay(self, payer, payee, amount, kind, contract)
+    if amount > 0:
+        payee.cash -= 1
+TransferModel.pay = leaky_pay
+sys.argv = ["experiments.run", *sys.argv[1:]]
+from experiments.app import main
+main()
+"""
+
+
+def test_a_run_that_breaks_an_invariant_writes_no_table(tmp_path):
+    out = tmp_path / "run"
+    p = subprocess.run([sys.executable, "-c", _LEAKY, *SMALL, "seeds=1", "regimes=[baseline]",
+                        f"hydra.run.dir={out}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "run failed: a run broke an invariant of the model" in p.stderr and "money adds up to" in p.stderr
+    assert not list(out.glob("*.csv")) and "Traceback" not in p.stderr
+
+
+def test_a_sweep_run_that_breaks_an_invariant_is_a_failed_run_not_a_row(tmp_path):
+    p = subprocess.run([sys.executable, "-c", _LEAKY, "-m", "engine=mesa", "regime=baseline", "seed=0", *SMALL],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1, p.stdout + p.stderr
+    (d,) = list((tmp_path / "multirun").iterdir())
+    assert not list((d / "results").glob("*.json"))
+    (failure,) = list((d / "failed").glob("*.json"))
+    assert "InvariantError" in failure.read_text() and "money adds up to" in failure.read_text()

@@ -166,3 +166,39 @@ def test_bad_grid_is_a_config_error(tmp_path, args, fragment):
     p = _sweep(tmp_path, "regime=baseline", "seed=0", *args, *SMALL)
     assert p.returncode == 2, p.stdout + p.stderr
     assert fragment in p.stderr and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["+grid.seed=[1,2]"], "grid.seed: a grid sweeps model parameters"),
+    (["+grid.seeds=[1,2]"], "grid.seeds: a grid sweeps model parameters"),
+    (["+grid.regime.name=[free_trial,combined]"], "grid.regime.name: a grid sweeps model parameters"),
+    (["regime.free_trial=true"], "regime.free_trial = True: regime 'baseline' has free_trial off"),
+    (["regime=[baseline,combined]"], "pick one regime by name"),
+])
+def test_sweep_settings_that_would_be_dropped_or_mislabelled_are_refused(tmp_path, args, fragment):
+    p = _sweep(tmp_path, "seed=0", *args, *SMALL)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert fragment in p.stderr and "Traceback" not in p.stderr
+    assert not list(tmp_path.rglob("*.json"))  # nothing ran
+
+
+def test_resume_with_other_workers_or_progress_lands_in_the_same_folder(tmp_path):
+    args = ["regime=baseline", "seeds=3", *SMALL]
+    p = _sweep(tmp_path, *args)
+    assert p.returncode == 0, p.stderr
+    d = _sweep_dir(tmp_path)
+    p2 = _sweep(tmp_path, *[a for a in args if a != "progress=false"], "workers=2", "progress=true")
+    assert p2.returncode == 0, p2.stderr
+    assert _sweep_dir(tmp_path) == d and "3 runs, 3 already done, 0 ran, 0 failed" in p2.stdout
+
+
+def test_a_sweep_whose_runs_fail_exits_non_zero_and_collect_lists_them(tmp_path):
+    # accepted by the schema, refused run by run: the money of these populations is beyond exact counting
+    p = _sweep(tmp_path, "regime=baseline", "seed=0,1", "scenario.achievements.value_median=1e12",
+               "scenario.achievements.value_sigma=3", *SMALL)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "1 of 1 runs failed" in p.stderr and "Traceback" not in p.stderr
+    d = _sweep_dir(tmp_path)
+    assert not (d / "results").exists() or not list((d / "results").glob("*.json"))
+    c = _collect(tmp_path, d, "--no-plots")
+    assert c.returncode == 1 and c.stdout.count("FAILED") == 2 and "the money of this run could reach" in c.stdout
