@@ -12,6 +12,7 @@ the most work per month):
 * the fitted exponent of cost vs. population (Numba, 10^4 .. 10^6 firms);
 * compile time (an empty cache, in a fresh process) and cache-load time;
 * peak memory of a 1,000,000-firm run (a fresh process);
+* the cost of the checks every run passes (validation, memory and money guards, invariants);
 * runs per second of a batch of default-scenario runs on all cores, and on one.
 
 Times on shared machines are noisy: compare the ratios, not the absolute figures.
@@ -111,6 +112,26 @@ def compile_and_memory(big: int):
     }
 
 
+def check_costs(sizes, reps=20):
+    """Seconds per run of the checks every run passes (validation, memory, money, invariants) vs the run itself."""
+    from sim import kernels
+    from sim.config import load_config
+    from sim.population import check_memory, check_money, draw_population
+    from sim.results import check_invariants
+
+    rows = []
+    for n in sizes:
+        cfg = _cfg(n)
+        pop = draw_population(cfg, 1)
+        series, n_ach, money = kernels.simulate(cfg, 1, pop)
+        t_run = _best_time(lambda: kernels.simulate(cfg, 1), 3)
+        t_valid = _best_time(lambda: [load_config(cfg) for _ in range(reps)], 3) / reps
+        t_guard = _best_time(lambda: [(check_memory(cfg, "numba"), check_money(cfg, pop)) for _ in range(reps)], 3) / reps
+        t_inv = _best_time(lambda: [check_invariants(series, n_ach, money, cfg) for _ in range(reps)], 3) / reps
+        rows.append({"firms": n, "run_s": t_run, "validate_s": t_valid, "guards_s": t_guard, "invariants_s": t_inv})
+    return rows
+
+
 def batch_rate(n_runs: int, workers: int):
     from sim import api
 
@@ -137,7 +158,7 @@ def main(argv=None) -> None:
     n_batch = args.batch or (200 if args.quick else 1000)
 
     print(f"machine: {cores} cores; default scenario, regime 'combined', 60 months\n")
-    print("[1/4] engines side by side ...", flush=True)
+    print("[1/5] engines side by side ...", flush=True)
     rows = engine_speed(sizes, mesa_sizes)
     table = [[f"{r['firms']:,}", f"{r['mesa_fsps']:,.0f}" if np.isfinite(r["mesa_fsps"]) else "-",
               f"{r['numba_fsps']:,.0f}", f"{r['numba_kernel_fsps']:,.0f}",
@@ -147,19 +168,28 @@ def main(argv=None) -> None:
     print(tabulate(table, headers=["firms", "mesa firm-steps/s", "numba firm-steps/s", "numba kernel only",
                                    "numba / mesa", "mesa s/run", "numba s/run"], tablefmt="github"))
 
-    print("\n[2/4] cost vs population (numba) ...", flush=True)
+    print("\n[2/5] cost vs population (numba) ...", flush=True)
     slope, times = scaling_exponent(scale_sizes)
     print(tabulate([[f"{n:,}", f"{t:.4f}", f"{n * 60 / t:,.0f}"] for n, t in zip(scale_sizes, times)],
                    headers=["firms", "s/run", "firm-steps/s"], tablefmt="github"))
     print(f"fitted exponent of cost vs population: {slope:.3f}")
 
-    print("\n[3/4] compile time and memory (fresh processes) ...", flush=True)
+    print("\n[3/5] compile time and memory (fresh processes) ...", flush=True)
     cm = compile_and_memory(big)
     print(f"compile (empty cache): {cm['compile_s']:.1f} s; load from cache: {cm['cache_load_s']:.2f} s")
     print(f"peak memory (whole process): {cm['peak_rss_big_mb']:,.0f} MB at {big:,} firms; "
           f"{cm['peak_rss_small_mb']:,.0f} MB at 1,000 firms")
 
-    print(f"\n[4/4] batch of {n_batch} default-scenario runs ...", flush=True)
+    print("\n[4/5] checks every run passes, against the run itself (numba) ...", flush=True)
+    crow = check_costs([1_000, 10_000, 100_000])
+    print(tabulate([[f"{r['firms']:,}", f"{r['run_s'] * 1e3:.2f}", f"{r['validate_s'] * 1e3:.3f}",
+                     f"{r['guards_s'] * 1e3:.3f}", f"{r['invariants_s'] * 1e3:.3f}",
+                     f"{(r['validate_s'] + r['guards_s'] + r['invariants_s']) / r['run_s']:.1%}"] for r in crow],
+                   headers=["firms", "run ms", "validate ms", "memory+money ms", "invariants ms", "checks / run"],
+                   tablefmt="github"))
+    print("(a batch validates each distinct config once per chunk; every run checks memory, money and invariants)")
+
+    print(f"\n[5/5] batch of {n_batch} default-scenario runs ...", flush=True)
     rate_all = batch_rate(n_batch, cores)
     rate_one = batch_rate(max(20, n_batch // 10), 1)
     print(f"{rate_all:,.1f} runs/s on {cores} cores; {rate_one:,.1f} runs/s on 1 core "
