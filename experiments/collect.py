@@ -28,7 +28,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import pandas as pd
 
 
 def swept_columns(params: list[dict]) -> list[str]:

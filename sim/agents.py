@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Optional
 import mesa
 
 from . import rng, rules
-from .rules import IDLE, IMPLEMENTING, NEED, NEGOTIATING_FIRM
+from .rules import IDLE, NEED
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import TransferModel

@@ -37,7 +37,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from .config import (ENGINES, RUN_SETTINGS, SEED_MAX, Config, ConfigError, flat_grid, parameter_keys, replace)
+from .config import (ENGINES, SEED_MAX, Config, ConfigError, flat_grid, parameter_keys, replace)
 
 RESULTS = "results"
 FAILED = "failed"
