@@ -92,7 +92,7 @@ print(json.dumps({{"import_s": t1 - t0, "first_s": t2 - t1, "second_s": t3 - t2,
 
 
 def _probe(n: int, cache_dir: str) -> dict:
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, TECHTRANSFER_CACHE_DIR=cache_dir)  # an empty cache
     out = subprocess.run([sys.executable, "-c", _PROBE.format(n=n)], env=env, capture_output=True, text=True,
                          check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -562,5 +562,7 @@ if __name__ == "__main__":  # regenerate configs/scenario/default.yaml from the 
     from pathlib import Path
 
     target = Path(__file__).resolve().parent.parent / "configs" / "scenario" / "default.yaml"
+    if not target.exists():  # an installed wheel: its configs are a copy, the source is the repository's
+        raise SystemExit(f"{target} not found: run this in a source checkout (the repository's configs/)")
     target.write_text(DEFAULT_SCENARIO_HEADER + to_yaml(Config().scenario) + "\n")
     print(f"wrote {target}")
