@@ -380,8 +380,12 @@ def check_command_line(argv: list[str]) -> None:
         key = o.key_or_group
         if key == "hydra" or key.startswith(("hydra.", "hydra/")):
             continue  # Hydra's own settings (launcher, output folders)
+        if o.is_delete():
+            raise ConfigError(f"{_short(line)}: a setting cannot be deleted; set it to the value you want")
         if key in ("scenario", "regime"):
             value = o.value()
+            if value is None or isinstance(value, (bool, int, float)):
+                raise ConfigError(f"{key} = {_short(str(value))}: must name a {key} ({key}=NAME)")
             if isinstance(value, (list, dict)):
                 raise ConfigError(f"{key} = {_short(str(value))}: pick one {key} by name ({key}=NAME)"
                                   + ("; compare several with regimes=[a,b], or sweep them with -m regime=a,b"

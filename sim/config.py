@@ -44,6 +44,7 @@ COUNT_MAX = 10**6         # brokers, transfer-office capacity, seeds, ...
 PER_MONTH_MAX = 10**4     # a broker's visits, screened achievements, entry candidates per month
 SEED_MAX = 2**63 - 1      # seeds are int64 in the kernels
 MULTIPLIER_MAX = 1000.0   # scale factors, pseudo-observation weights, ...
+VISITS_MAX = 10**9        # broker screenings a month (brokers x visits x screened achievements)
 
 
 class ConfigError(ValueError):
@@ -312,8 +313,8 @@ def _check_value(path: str, value: Any, typ, meta) -> Any:
     elif typ is str:
         if not isinstance(value, str):
             raise ConfigError(f"{path} = {_show(value)}: must be a string")
-        if len(value) > _TEXT_MAX or not value.isprintable():
-            raise ConfigError(f"{path} = {_show(value)}: must be printable text of at most {_TEXT_MAX} characters")
+        if not value or len(value) > _TEXT_MAX or not value.isprintable():
+            raise ConfigError(f"{path} = {_show(value)}: must be printable text of 1 to {_TEXT_MAX} characters")
     elif typ is list or origin is list:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{path} = {_show(value)}: must be a list")
@@ -450,6 +451,11 @@ def _cross_checks(cfg: Config) -> None:
     if u.n * u.achievements_each > POPULATION_MAX:
         raise ConfigError(f"scenario.universities.achievements_each = {u.achievements_each}: "
                           f"{u.n} universities x {u.achievements_each} achievements must be at most {POPULATION_MAX:g}")
+    visits = b.max * b.capacity * (b.screen + 1)
+    if visits > VISITS_MAX:
+        raise ConfigError(f"scenario.brokers.screen = {b.screen}: {b.max} brokers x {b.capacity} visits x "
+                          f"{b.screen} screened achievements a month must be at most {VISITS_MAX:g} (a run would "
+                          "take days)")
     if cfg.seed + cfg.seeds - 1 > SEED_MAX:
         raise ConfigError(f"seed = {cfg.seed}: the last seed, seed + seeds - 1, must be <= {SEED_MAX}")
     _check_grid(cfg)

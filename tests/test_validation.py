@@ -146,6 +146,10 @@ def test_huge_population_is_refused_on_the_command_line_without_a_memory_error(t
     (["scenario.brokers.fee_rate=1", "scenario.brokers.fee_firm_share=0"], "scenario.brokers.fee_rate = 1.0"),
     (["scenario.months=1e9"], "scenario.months = 1000000000: must be >= 1 and <= 1200"),
     (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    (["scenario=null"], "scenario = None: must name a scenario"),
+    (["~seed"], "~seed: a setting cannot be deleted"),
+    (["scenario.name="], "scenario.name = '': must be printable text of 1 to 200 characters"),
+    (["scenario.brokers.max=1000000", "scenario.brokers.capacity=10000"], "a run would take days"),
 ])
 def test_bad_command_lines_are_one_line_errors(tmp_path, args, fragment):
     _assert_one_line_config_error(_cli(tmp_path, *args), fragment)
