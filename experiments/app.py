@@ -369,6 +369,7 @@ def check_command_line(argv: list[str]) -> None:
     from sim.config import RUN_SETTINGS, parameter_keys
 
     known = set(parameter_keys()) | set(RUN_SETTINGS)
+    known |= {k.rsplit(".", i)[0] for k in parameter_keys() for i in range(1, k.count(".") + 1)}  # sections
     parser = OverridesParser.create()
     for line in _parser().parse_args(argv).overrides or []:
         try:
@@ -384,7 +385,7 @@ def check_command_line(argv: list[str]) -> None:
             raise ConfigError(f"{_short(line)}: a setting cannot be deleted; set it to the value you want")
         if key in ("scenario", "regime"):
             value = o.value()
-            if value is None or isinstance(value, (bool, int, float)):
+            if not isinstance(value, (str, list, dict)) or isinstance(value, bool):
                 raise ConfigError(f"{key} = {_short(str(value))}: must name a {key} ({key}=NAME)")
             if isinstance(value, (list, dict)):
                 raise ConfigError(f"{key} = {_short(str(value))}: pick one {key} by name ({key}=NAME)"

@@ -307,7 +307,10 @@ def _check_value(path: str, value: Any, typ, meta) -> Any:
     elif typ is float:
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
             raise refuse("must be a number")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an integer beyond any float
+            raise refuse("must be a finite number") from None
         if not math.isfinite(value):
             raise refuse("must be a finite number")
     elif typ is str:
@@ -471,11 +474,10 @@ def _resolve(node) -> Any:
     except OmegaConfBaseException as e:
         key = getattr(e, "full_key", None) or "config"
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        value = OmegaConf.select(node, key, throw_on_resolution_failure=False) if key != "config" else None
-        try:
-            shown = _show(node._get_node(key)._value()) if key != "config" else ""
-        except Exception:  # noqa: BLE001 - only for the message
-            shown = _show(value)
+        raw = node
+        for part in key.split(".") if key != "config" else []:  # the text the user wrote, unresolved
+            raw = raw._get_node(part) if raw is not None and hasattr(raw, "_get_node") else None
+        shown = _show(raw._value()) if raw is not None and hasattr(raw, "_value") else "?"
         raise ConfigError(f"{key} = {shown}: cannot be resolved ({msg})") from None
 
 

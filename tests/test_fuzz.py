@@ -176,7 +176,7 @@ def memory_extremes():
 
 # ----------------------------------------------------------------------------- values
 _PRINTABLE = st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")),
-                     max_size=40).filter(str.isprintable)
+                     min_size=1, max_size=40).filter(str.isprintable)  # names: 1 to 200 characters
 _NOT_A_NUMBER = st.sampled_from(["3", "abc", "", "1e3", [1], [], {}, {"a": 1}, None, (1, 2), complex(1, 1),
                                  b"1", object.__name__])
 _HUGE = st.sampled_from([2**64, -(2**64), 10**30, 2**63, -1, -(10**9), 1e300, -1e300, 10**9, 1e8 + 0.5])
@@ -448,32 +448,10 @@ def _one_line(msg: str) -> None:
     assert "Traceback" not in msg, msg
 
 
-# ----------------------------------------------------------------------------- known bugs
-# Bugs this file found in the project and that are not fixed yet. By default they fail the
-# tests (as they should); FUZZ_SKIP_KNOWN=1 skips the examples that hit them, to look further.
-_SKIP_KNOWN = bool(os.environ.get("FUZZ_SKIP_KNOWN"))
-
-
-def _too_big_for_float(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and abs(v) > 1.7e308
-
-
-def _known_bug(ovs, cli=False) -> bool:
-    for o in ovs:
-        leaf = BY_KEY.get(o.key)
-        # 1. an integer too large for a float, given to a float key: OverflowError, not ConfigError
-        if leaf is not None and leaf.typ is float and _too_big_for_float(o.value):
-            return True
-        # 2. a config group (scenario, regime) given a number, bool or null on the command line / compose:
-        #    Hydra's ValueError("Config group override must be a string or a list") escapes as a traceback
-        if cli and o.path in (("scenario",), ("regime",)) and not isinstance(o.value, (str, list)):
-            return True
-    return False
-
-
-def _skip_known(ovs, cli=False) -> None:
-    if _SKIP_KNOWN:
-        assume(not _known_bug(ovs, cli))
+# ----------------------------------------------------------------------------- bugs this file found
+# (fixed; kept as explicit examples below): an integer too large for a float given to a
+# float key raised OverflowError; a config group given a number, bool or null escaped
+# as Hydra's ValueError with a traceback.
 
 
 # ----------------------------------------------------------------------------- part 1: the API
@@ -501,7 +479,6 @@ def _summary_equal(a: dict, b: dict) -> bool:
 
 
 def check_config_promise(base: dict, ovs) -> None:
-    _skip_known(ovs)
     data = _apply(base, ovs)
     bad = [o for o in ovs if o.kind in ("invalid", "unknown")]
     try:
@@ -565,7 +542,7 @@ def check_config_promise(base: dict, ovs) -> None:
 
 @_settings(300, suppress_health_check=[HealthCheck.too_slow])  # each example runs two simulations
 @given(ovs=_override_list())
-@example(ovs=[Override("invalid", ("broker", "cap"), 10**400)])  # known bug 1
+@example(ovs=[Override("invalid", ("broker", "cap"), 10**400)])  # was an OverflowError (found by this file)
 def test_api_every_config_runs_or_is_refused_in_one_line(base_data, ovs):
     check_config_promise(base_data, ovs)
 
@@ -634,7 +611,6 @@ def _cli_key(o: Override):
 def command_line(draw):
     """Overrides for python -m experiments.run: schema-derived key=value pairs and raw oddities."""
     items = draw(st.lists(st.one_of(override(), st.sampled_from(_RAW)), min_size=1, max_size=4))
-    _skip_known([it for it in items if isinstance(it, Override)], cli=True)
     out = []
     for it in items:
         if isinstance(it, str):
@@ -647,14 +623,7 @@ def command_line(draw):
         if not key:
             continue
         out.append(f"{key}={_fmt(it.value)}")
-    if _SKIP_KNOWN:
-        assume(not _cli_known_bug(out))
     return out
-
-
-def _cli_known_bug(extra) -> bool:
-    """Known bug 2 on a command line: a config group given a number, bool or null."""
-    return any(re.fullmatch(r"(scenario|regime)=(-?[0-9.e+]+|true|false|null|nan|-?inf)", a) for a in extra)
 
 
 _CLI_BASE = (*SMALL, "seeds=1", "regimes=[baseline,combined]", "progress=false")
@@ -670,14 +639,11 @@ def _argv(extra: list[str], run_dir: Path) -> list[str]:
 
 @_settings(80)
 @given(extra=command_line())
-@example(extra=["scenario=3"])  # known bug 2
-@example(extra=["regime=null"])  # known bug 2
+@example(extra=["scenario=3"])  # was a traceback (Hydra's ValueError)
+@example(extra=["regime=null"])
 def test_compose_any_override_list_is_a_config_or_a_one_line_error(extra):
     """In-process: the command line's own pre-check and api.compose, on the same overrides."""
     from experiments.app import check_command_line
-
-    if _SKIP_KNOWN:
-        assume(not _cli_known_bug(extra))
 
     argv = _argv(extra, Path("/tmp/unused"))[:-1]
     try:
@@ -714,7 +680,7 @@ def _check_cli_outcome(argv, code, out, err, run_dir: Path) -> None:
 _FIXED_COMMAND_LINES = [
     [], ["regime=[a,b]"], ["regime.free_trial=true"], ["broker.rate=${nosuchkey}"], ["scenario.name=丽水"],
     ["x" * 300 + "=1"], ["scenario.months=1000000000"],
-    ["scenario=3"], ["broker.cap=1" + "0" * 400],  # known bugs 2 and 1
+    ["scenario=3"], ["broker.cap=1" + "0" * 400],  # were tracebacks (found by this file)
 ]
 
 
@@ -737,7 +703,7 @@ def _wait(started):
 
 
 def test_cli_fixed_command_lines(tmp_path):
-    lines = [x for x in _FIXED_COMMAND_LINES if not (_SKIP_KNOWN and x in (["scenario=3"], ["broker.cap=1" + "0" * 400]))]
+    lines = _FIXED_COMMAND_LINES
     for i in range(0, len(lines), 2):  # two at a time: CI has two cores
         _wait([_run_cli(extra, tmp_path) for extra in lines[i:i + 2]])
 

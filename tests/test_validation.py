@@ -147,6 +147,9 @@ def test_huge_population_is_refused_on_the_command_line_without_a_memory_error(t
     (["scenario.months=1e9"], "scenario.months = 1000000000: must be >= 1 and <= 1200"),
     (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
     (["scenario=null"], "scenario = None: must name a scenario"),
+    (["scenario=3"], "scenario = 3: must name a scenario"),
+    (["broker.cap=1" + "0" * 400], "broker.cap = 1000"),  # an int beyond any float
+    (["broker.rate=${nosuchkey}"], "broker.rate = '${nosuchkey}': cannot be resolved"),
     (["~seed"], "~seed: a setting cannot be deleted"),
     (["scenario.name="], "scenario.name = '': must be printable text of 1 to 200 characters"),
     (["scenario.brokers.max=1000000", "scenario.brokers.capacity=10000"], "a run would take days"),
