@@ -230,6 +230,7 @@ def sweep_job(node: DictConfig) -> None:
     for point in points:
         check_memory(point, cfg.engine, processes=cfg.workers)
     rep = run_sweep_job(cfg, store, workers=cfg.workers, progress=cfg.progress)
+    _write_provenance(Path(hc.runtime.output_dir), node)
     print(f"job {hc.job.num} ({' '.join(hc.overrides.task) or 'defaults'}): {rep.total} runs, "
           f"{rep.skipped} already done, {rep.ran} ran, {rep.failed} failed -> {store.results}", flush=True)
     if rep.failed:
@@ -364,6 +365,7 @@ def check_command_line(argv: list[str]) -> None:
     a setting of the model or a run (or Hydra's own), and that a config group gets one name.
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ChoiceSweep, Glob
     from hydra.errors import HydraException
 
     from sim.config import RUN_SETTINGS, parameter_keys
@@ -385,6 +387,12 @@ def check_command_line(argv: list[str]) -> None:
             raise ConfigError(f"{_short(line)}: a setting cannot be deleted; set it to the value you want")
         if key in ("scenario", "regime"):
             value = o.value()
+            if o.is_sweep_override():  # -m regime=a,b or scenario=glob(*): each value must be a name
+                if isinstance(value, ChoiceSweep) and all(isinstance(v, str) for v in value.list):
+                    continue
+                if isinstance(value, Glob):
+                    continue
+                raise ConfigError(f"{_short(line)}: sweep {key}s by name ({key}=a,b or {key}=glob(*))")
             if not isinstance(value, (str, list, dict)) or isinstance(value, bool):
                 raise ConfigError(f"{key} = {_short(str(value))}: must name a {key} ({key}=NAME)")
             if isinstance(value, (list, dict)):

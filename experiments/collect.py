@@ -52,7 +52,7 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def collect(sweep_dir: Path, metric: str = "successes", out: Path | None = None, plots: bool = True,
-            max_runs: int | None = None, config_dirs: tuple = ()) -> int:
+            max_runs: int | None = None, config_dirs: tuple = (), results_dir: Path | None = None) -> int:
     """Collect the sweep in ``sweep_dir``; return the exit code (0 all present, 1 some missing, failed or corrupt).
 
     Nothing in the folder is trusted: the runs it should hold are re-derived from its
@@ -72,8 +72,10 @@ def collect(sweep_dir: Path, metric: str = "successes", out: Path | None = None,
         raise ConfigError(f"--metric {metric!r}: allowed metrics are " + ", ".join(METRICS))
     if not sweep_dir.is_dir():
         raise ConfigError(f"{sweep_dir}: no such folder")
-    _, info = sweep_jobs(sweep_dir, config_dirs)
-    root = Path(info["results_dir"]) if info["results_dir"] else sweep_dir
+    if max_runs is not None and max_runs < 1:
+        raise ConfigError(f"--max-runs {max_runs}: must be >= 1")
+    _, info = sweep_jobs(sweep_dir, config_dirs, resolve_results_dir=results_dir is None)
+    root = results_dir or (Path(info["results_dir"]) if info["results_dir"] else sweep_dir)
     store = ResultStore(root)
     owned = _inside(store.results, sweep_dir)  # may collect move and delete there?
     removed = store.clean_stale() if owned else []
@@ -88,8 +90,14 @@ def collect(sweep_dir: Path, metric: str = "successes", out: Path | None = None,
                          "slurm_job_id": record.get("slurm_job_id")})
             continue
         if problem:
-            moved = store.quarantine(rid, problem) if owned else None
+            moved = None
+            if owned:
+                try:
+                    moved = store.quarantine(rid, problem)
+                except OSError:
+                    moved = None  # corrupt/ is not a plain folder of the sweep: leave the file where it is
             corrupt.append((rid, seed, params, problem, moved))
+            continue
         error = store.failure(rid)
         (failed if error else missing).append((rid, seed, params, error))
 
@@ -112,7 +120,7 @@ def collect(sweep_dir: Path, metric: str = "successes", out: Path | None = None,
         print(f"removed {len(removed)} temporary file(s) left by killed writers")
     for rid, seed, p, problem, moved in corrupt[:50]:
         where = (f"moved to {moved.relative_to(sweep_dir.resolve()) if _inside(moved, sweep_dir) else moved}"
-                 if moved else "left in place (outside the sweep's folder)")
+                 if moved else "left in place (outside the sweep's folder, or corrupt/ is not a plain folder)")
         print(f"  CORRUPT {store.path(rid)}: {problem}; {where}; the next run of the sweep computes it again")
     for rid, seed, p, error in failed[:50]:
         print(f"  FAILED  {describe(p, seed, axes)}: {error}")
@@ -141,6 +149,8 @@ def main(argv=None) -> None:
     ap.add_argument("--no-plots", action="store_true", help="only the table and the report")
     ap.add_argument("--max-runs", type=int, default=None,
                     help="most runs the sweep's multirun.yaml may ask for (default: 1,000,000)")
+    ap.add_argument("--results-dir", type=Path, default=None,
+                    help="where the sweep's result files are, if not where its multirun.yaml says (results_dir)")
     ap.add_argument("--config-dir", action="append", default=[], type=Path,
                     help="a config folder the sweep used with --config-dir (your own scenarios); repeatable")
     args = ap.parse_args(argv)
@@ -148,7 +158,7 @@ def main(argv=None) -> None:
 
     try:
         code = collect(args.sweep_dir, args.metric, args.out, plots=not args.no_plots, max_runs=args.max_runs,
-                       config_dirs=tuple(args.config_dir))
+                       config_dirs=tuple(args.config_dir), results_dir=args.results_dir)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -118,6 +118,9 @@ def _simulate(cfg: Config, seed: Optional[int], engine: Optional[str], check: bo
     from .population import check_memory, check_money, draw_population
 
     seed = check_seed(cfg.seed if seed is None else seed)
+    if cfg.grid:
+        raise ConfigError("grid = {...}: a grid is for sweeps (python -m experiments.run -m ..., or run the points "
+                          "of sim.sweep.expand_grid)")
     engine = engine or cfg.engine
     if engine not in ENGINES:
         raise ConfigError(f"engine = {engine!r}: must be one of " + ", ".join(ENGINES))
@@ -246,6 +249,8 @@ def compare(cfg: Config, regimes: Optional[Sequence[str]] = None, seeds: Optiona
     """Run every regime on the same seeds (common random numbers) and tabulate the effects."""
     from .stats import comparison_table
 
+    if isinstance(regimes, str):
+        raise ConfigError(f"regimes = {regimes!r}: must be a list of regime names")
     checked = {"regimes": cfg.regimes if regimes is None else list(regimes),
                "seeds": cfg.seeds if seeds is None else seeds,
                "workers": cfg.workers if workers is None else workers}

@@ -362,6 +362,9 @@ def _build(cls, data: Any, path: str):
         key = f"{path}.{name}" if path else name
         typ = hints[name]
         if dataclasses.is_dataclass(typ):
+            if name in data and not isinstance(data[name], dict):  # null would silently mean the defaults
+                raise ConfigError(f"{key} = {_show(data[name])}: must be a mapping with keys "
+                                  + ", ".join(f.name for f in dataclasses.fields(typ)))
             kwargs[name] = _build(typ, data.get(name), key)
         elif name in data:
             kwargs[name] = _check_value(key, data[name], typ, f.metadata)

@@ -215,11 +215,12 @@ def _check_instruments(s: np.ndarray, cfg) -> None:
             for c in columns:
                 if s[:, c].any():
                     raise InvariantError(f"{SERIES_NAMES[c]} is not zero though {flag} is off")
-    # rewards: each within min(rate x payment, cap), one per paid contract payment
+    # rewards: each within min(rate x payment, cap), one per paid contract payment (each rounded
+    # down to the yuan from a float product: a yuan of slack per payment for the float's last bit)
     payments = s[:, S.SIGNED_LICENCE] + s[:, S.TRIALS_CONVERTED]
     paid = s[:, S.LICENCE_PAYMENTS] + s[:, S.TRIAL_PAYMENTS]
     bad = np.nonzero((s[:, S.BROKER_REWARDS] > np.floor(cfg.broker.cap) * payments)
-                     | (s[:, S.BROKER_REWARDS] > cfg.broker.rate * paid))[0]
+                     | (s[:, S.BROKER_REWARDS] > cfg.broker.rate * paid + payments))[0]
     if bad.size:
         raise InvariantError(f"month {bad[0]}: broker rewards {s[bad[0], S.BROKER_REWARDS]:.0f} exceed the rate or "
                              "the cap of the payments made")
@@ -229,9 +230,10 @@ def _check_instruments(s: np.ndarray, cfg) -> None:
                      | (s[:, S.PREMIUM_SUBSIDIES] > cfg.insurance.subsidy_share * s[:, S.PREMIUMS] + 0.5 * ins))[0]
     if bad.size:
         raise InvariantError(f"month {bad[0]}: premium subsidies exceed their share or cap")
-    # claims: within the insured share of what was spent on implementations so far
+    # claims: within the insured share of what was spent on implementations so far (each claim
+    # is rounded half up to the yuan: half a yuan of slack per failure)
     cum = np.cumsum(s, axis=0)
     bad = np.nonzero(cum[:, S.CLAIMS] + cum[:, S.CLAIMS_UNPAID]
-                     > cfg.insurance.coverage * cum[:, S.IMPLEMENTATION_COST])[0]
+                     > cfg.insurance.coverage * cum[:, S.IMPLEMENTATION_COST] + 0.5 * cum[:, S.FAILURES])[0]
     if bad.size:
         raise InvariantError(f"month {bad[0]}: claims exceed the insured share of implementation costs")

@@ -45,7 +45,7 @@ CORRUPT = "corrupt"
 FILE_MAX_BYTES = 1 << 20      # a result file or multirun.yaml larger than 1 MiB is not one of ours
 JOBS_MAX = 100_000            # jobs a multirun.yaml may ask collect to re-derive
 RUNS_MAX = 1_000_000          # runs, likewise (collect --max-runs raises it)
-SETTINGS_IGNORED = ("engine", "workers", "progress", "results_dir")  # change no number of a run
+SETTINGS_IGNORED = ("engine", "workers", "progress", "results_dir", "regimes")  # change no number of a run
 GROUPS = ("scenario", "regime")  # config groups that hold model settings
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
 
@@ -80,7 +80,8 @@ def expand_grid(cfg: Config, grid: dict) -> list[Config]:
         values = grid[k]
         if not isinstance(values, (list, tuple)) or not values:
             raise ConfigError(f"grid.{k} = {values!r}: must be a non-empty list of values")
-    return [replace(cfg, **dict(zip(keys, combo))) for combo in itertools.product(*(grid[k] for k in keys))]
+    base = replace(cfg, grid={})  # a point is a plain config: its grid is expanded
+    return [replace(base, **dict(zip(keys, combo))) for combo in itertools.product(*(grid[k] for k in keys))]
 
 
 def sweep_tasks(cfg: Config) -> list[tuple[Config, int]]:
@@ -176,7 +177,10 @@ def _sweep_values(o, path: Path, config_dirs: tuple) -> list:
     elif isinstance(v, RangeSweep):
         if not all(isinstance(x, (int, float)) and math.isfinite(x) for x in (v.start, v.stop, v.step)) or v.step == 0:
             raise SweepFolderError(f"{path}: {o.input_line}: not a finite range")
-        n = max(0, math.ceil((v.stop - v.start) / v.step))
+        count = (v.stop - v.start) / v.step
+        if not math.isfinite(count):
+            raise SweepFolderError(f"{path}: {o.input_line}: not a finite range")
+        n = max(0, math.ceil(count))
     elif isinstance(v, Glob) and o.key_or_group in GROUPS:
         return v.filter(_group_options(o.key_or_group, config_dirs))
     else:
@@ -196,6 +200,7 @@ def _model_overrides(lines: list, path: Path, config_dirs: tuple) -> list[tuple[
     from hydra.errors import HydraException
 
     allowed = set(parameter_keys()) | {"seed", "seeds"}
+    sections = {k.rsplit(".", i)[0] for k in parameter_keys() for i in range(1, k.count(".") + 1)}
     parser = OverridesParser.create()
     out = []
     for line in lines:
@@ -219,13 +224,20 @@ def _model_overrides(lines: list, path: Path, config_dirs: tuple) -> list[tuple[
                 if not isinstance(v, str) or not _NAME.match(v) or v not in options:
                     raise SweepFolderError(f"{path}: override {_one_line(line)}: {key} must be one of "
                                            + ", ".join(options))
+        elif key in sections and not o.is_sweep_override() and isinstance(values[0], dict):
+            for k, v in flat_grid(values[0], key + ".").items():  # key={a: 1} sets key.a, as Hydra merges it
+                if k not in allowed:
+                    raise SweepFolderError(f"{path}: override {_one_line(line)}: unknown key '{_one_line(k, 80)}'")
+                out.append((k, [v]))
+            continue
         elif not (key in allowed or key == "grid" or key.startswith("grid.")):
             raise SweepFolderError(f"{path}: override {_one_line(line)}: unknown key '{_one_line(key, 80)}'")
         out.append((key, values))
     return out
 
 
-def sweep_jobs(sweep_dir: Path | str, config_dirs: tuple = ()) -> tuple[list[tuple[str, list]], dict]:
+def sweep_jobs(sweep_dir: Path | str, config_dirs: tuple = (),
+               resolve_results_dir: bool = True) -> tuple[list[tuple[str, list]], dict]:
     """The model settings of a sweep's jobs, re-derived from its ``multirun.yaml``, and facts about the sweep.
 
     Returns ``(axes, info)``: ``axes`` is a list of (key, values), one per override of the
@@ -245,14 +257,38 @@ def sweep_jobs(sweep_dir: Path | str, config_dirs: tuple = ()) -> tuple[list[tup
     jobs = math.prod(len(v) for _, v in axes)
     if jobs > JOBS_MAX:
         raise SweepFolderError(f"{path}: {jobs} jobs, more than the {JOBS_MAX} collect re-derives")
-    results_dir = data.get("results_dir")
+    results_dir = data.get("results_dir") if resolve_results_dir else None
     if results_dir is not None:
         if not isinstance(results_dir, str) or not results_dir.isprintable():
             raise SweepFolderError(f"{path}: results_dir = {_one_line(repr(results_dir), 80)}: must be a path")
+        results_dir = _env_interpolations(results_dir, path)
         cwd = (hydra_node.get("runtime") or {}).get("cwd")
         base = Path(cwd) if isinstance(cwd, str) and cwd.isprintable() else Path.cwd()
         results_dir = str(base / results_dir)
     return axes, {"results_dir": results_dir, "jobs": jobs}
+
+
+_ENV = re.compile(r"\$\{oc\.env:([A-Za-z_][A-Za-z0-9_]*)(?:,([^{}$]*))?\}")
+
+
+def _env_interpolations(text: str, path: Path) -> str:
+    """``${oc.env:NAME}`` (and ``${oc.env:NAME,default}``) in a path from a sweep folder, from this environment.
+
+    The one interpolation a ``results_dir`` commonly holds (``${oc.env:SCRATCH}/...``);
+    any other is refused rather than resolved (a file's text is never evaluated).
+    """
+    def env(m):
+        value = os.environ.get(m.group(1), m.group(2))
+        if value is None:
+            raise SweepFolderError(f"{path}: results_dir = {text!r}: environment variable {m.group(1)} is not set "
+                                   "(set it, or give collect --results-dir)")
+        return value
+
+    out = _ENV.sub(env, text)
+    if "${" in out:
+        raise SweepFolderError(f"{path}: results_dir = {_one_line(repr(text), 80)}: collect resolves only "
+                               "${oc.env:NAME} in it; give collect --results-dir")
+    return out
 
 
 def expected_runs(sweep_dir: Path | str, max_runs: int = RUNS_MAX,
@@ -265,10 +301,11 @@ def expected_runs(sweep_dir: Path | str, max_runs: int = RUNS_MAX,
     """
     from .api import compose
 
-    axes, _ = sweep_jobs(sweep_dir, config_dirs)
+    axes, _ = sweep_jobs(sweep_dir, config_dirs, resolve_results_dir=False)
     keys = [k for k, _ in axes]
     bases: dict[tuple, Config] = {}
     out = []
+    seen: set[str] = set()
     for combo in itertools.product(*(v for _, v in axes)):
         job = dict(zip(keys, combo))
         groups = tuple((k, job.pop(k)) for k in GROUPS if k in job)
@@ -284,7 +321,10 @@ def expected_runs(sweep_dir: Path | str, max_runs: int = RUNS_MAX,
             raise SweepFolderError(f"{Path(sweep_dir) / 'multirun.yaml'}: more than {max_runs} runs "
                                    "(collect --max-runs N to allow more)")
         for c, seed in sweep_tasks(cfg):
-            out.append((run_id(c, seed), seed, run_params(c)))
+            rid = run_id(c, seed)
+            if rid not in seen:  # jobs may overlap (seed=0,1 seeds=2): each run once
+                seen.add(rid)
+                out.append((rid, seed, run_params(c)))
     return out
 
 
@@ -386,16 +426,24 @@ class ResultStore:
         """Whether run ``rid`` has a good result (a corrupt one is moved aside, so it is computed again)."""
         record, problem = self.load(rid)
         if problem:
-            self.quarantine(rid, problem)
+            self.quarantine(rid, problem)  # an OSError if corrupt/ is a link: the job stops, nothing overwritten
         return record is not None
 
     def quarantine(self, rid: str, reason: str) -> Path:
-        """Move a corrupt result file aside to ``corrupt/`` (with the reason next to it); return its new path."""
+        """Move a corrupt result file aside to ``corrupt/`` (with the reason next to it); return its new path.
+
+        ``corrupt/`` must be a real folder of the store, never a link: an OSError otherwise.
+        """
         self.corrupt.mkdir(parents=True, exist_ok=True)
+        if self.corrupt.is_symlink() or not self.corrupt.is_dir() or self.corrupt.resolve().parent != \
+                self.root.resolve():
+            raise OSError(f"{self.corrupt} is not a folder of {self.root}: nothing moved there")
         stamp = time.strftime("%Y%m%d-%H%M%S")
         target = self.corrupt / f"{rid}.{stamp}.{os.getpid()}.json"
         os.replace(self.path(rid), target)
-        target.with_suffix(".why.txt").write_text(reason + "\n")
+        fd = os.open(target.with_suffix(".why.txt"), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(reason + "\n")
         return target
 
     def _write(self, target: Path, record: dict) -> None:

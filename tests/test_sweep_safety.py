@@ -109,7 +109,7 @@ def test_collect_never_deletes_or_moves_outside_the_sweep_folder(sweep, tmp_path
     before = {p: p.read_bytes() for p in victim.rglob("*") if p.is_file()}
     _edit_multirun(sweep, lambda d: d.__setitem__("results_dir", str(victim)))
     c = _collect(sweep.parent, sweep)
-    assert c.returncode == 1 and "CORRUPT" in c.stdout and "left in place (outside the sweep's folder)" in c.stdout
+    assert c.returncode == 1 and "CORRUPT" in c.stdout and "left in place (outside the sweep's folder" in c.stdout
     after = {p: p.read_bytes() for p in victim.rglob("*") if p.is_file()}
     assert after == before
 
@@ -149,7 +149,7 @@ def test_corrupt_results_are_named_moved_aside_and_recomputed(sweep, pristine):
 
     c = _collect(sweep.parent, sweep, timeout=60)
     assert c.returncode == 1, c.stdout + c.stderr
-    assert "8 runs expected, 1 present, 7 missing, 0 failed, 7 corrupt" in c.stdout, c.stdout  # files[5] is intact
+    assert "8 runs expected, 1 present, 0 missing, 0 failed, 7 corrupt" in c.stdout, c.stdout  # files[5] is intact
     for rid in how:
         line = next(ln for ln in c.stdout.splitlines() if rid in ln)
         assert line.lstrip().startswith("CORRUPT") and "moved to corrupt/" in line
@@ -172,7 +172,7 @@ def test_collect_writes_the_good_rows_when_some_are_corrupt(sweep):
     files = _results(sweep)
     files[0].write_text("{")
     c = _collect(sweep.parent, sweep)
-    assert c.returncode == 1 and "7 present, 1 missing, 0 failed, 1 corrupt" in c.stdout, c.stdout
+    assert c.returncode == 1 and "7 present, 0 missing, 0 failed, 1 corrupt" in c.stdout, c.stdout
     df = pd.read_parquet(sweep / "sweep.parquet")
     assert len(df) == 7 and files[0].stem not in set(df.run_id)
 
@@ -230,3 +230,51 @@ def test_store_load_tells_good_corrupt_and_missing_apart(sweep):
     big.write_bytes(b" " * (2 << 20))
     rec, problem = store.load(rid)
     assert rec is None and "more than" in problem
+
+
+def test_collect_never_moves_files_through_a_corrupt_folder_that_is_a_link(sweep, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (sweep / "corrupt").symlink_to(elsewhere)
+    bad = _results(sweep)[0]
+    bad.write_text("{")
+    c = _collect(sweep.parent, sweep)
+    assert c.returncode == 1 and "corrupt/ is not a plain folder" in c.stdout, c.stdout + c.stderr
+    assert not list(elsewhere.iterdir()) and bad.read_text() == "{"
+
+
+def test_overlapping_jobs_give_each_run_once(tmp_path):
+    p = _sweep(tmp_path, "regime=baseline", "seed=0,1", "seeds=2", *SMALL)  # seeds 0,1 and 1,2
+    assert p.returncode == 0, p.stderr
+    (d,) = list((tmp_path / "multirun").iterdir())
+    c = _collect(tmp_path, d)
+    assert c.returncode == 0 and "3 runs expected, 3 present" in c.stdout, c.stdout
+    df = pd.read_parquet(d / "sweep.parquet")
+    assert sorted(df.seed) == [0, 1, 2] and df.run_id.is_unique
+
+
+def test_collect_follows_what_the_app_accepts(tmp_path):
+    p = _sweep(tmp_path, "regimes=[baseline]", "scenario.firms={n:200}", "regime=baseline,free_trial", "seed=0",
+               *SMALL[1:])
+    assert p.returncode == 0, p.stderr
+    (d,) = list((tmp_path / "multirun").iterdir())
+    c = _collect(tmp_path, d)
+    assert c.returncode == 0 and "2 runs expected, 2 present" in c.stdout, c.stdout + c.stderr
+    assert (pd.read_parquet(d / "sweep.parquet")["scenario.firms.n"] == 200).all()
+
+
+def test_results_dir_from_the_environment(tmp_path):
+    env = dict(os.environ, TT_TEST_SCRATCH=str(tmp_path / "scratch"))
+    p = subprocess.run([sys.executable, "-m", "experiments.run", "-m", "regime=baseline", "seed=0,1",
+                        "results_dir=${oc.env:TT_TEST_SCRATCH}/store", *SMALL], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert len(list((tmp_path / "scratch" / "store" / "results").glob("*.json"))) == 2
+    (d,) = list((tmp_path / "multirun").iterdir())
+    c = subprocess.run([sys.executable, "-m", "experiments.collect", str(d), "--no-plots"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert c.returncode == 0 and "2 runs expected, 2 present" in c.stdout, c.stdout + c.stderr
+    c = _collect(tmp_path, d)  # the variable unset: said, not guessed
+    assert c.returncode == 2 and "environment variable TT_TEST_SCRATCH is not set" in c.stderr, c.stderr
+    c = _collect(tmp_path, d, "--results-dir", str(tmp_path / "scratch" / "store"))
+    assert c.returncode == 0 and "2 present" in c.stdout, c.stdout + c.stderr

@@ -268,6 +268,14 @@ def test_a_run_that_breaks_the_books_is_an_error_not_a_result(monkeypatch):
         r.check()
 
 
+def test_rounded_claims_and_rewards_pass_their_invariants():
+    """Claims are rounded half up and rewards down, per payment: the checks allow exactly that, over many runs."""
+    cfg = api.under_regime(small("engine=numba", "insurance.deductible=0", "insurance.coverage=0.9", "broker.rate=0.7",
+                                 "scenario.firms.need_rate_sme=0.5", "scenario.firms.need_rate_large=0.5"), "combined")
+    runs = api.run_batch([(cfg, seed) for seed in range(40)])  # each run's invariants are checked
+    assert sum(r.summary["claims"] for r in runs) > 0 and sum(r.summary["broker_rewards"] for r in runs) > 0
+
+
 def test_invariants_include_the_instruments_rules():
     r = api.simulate(api.under_regime(small(), "combined"), 1, engine="numba")
     r.check()
