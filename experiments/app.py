@@ -369,6 +369,7 @@ def check_command_line(argv: list[str]) -> None:
     from hydra.errors import HydraException
 
     from sim.config import RUN_SETTINGS, parameter_keys
+    from sim.sweep import check_sweep_length
 
     known = set(parameter_keys()) | set(RUN_SETTINGS)
     known |= {k.rsplit(".", i)[0] for k in parameter_keys() for i in range(1, k.count(".") + 1)}  # sections
@@ -376,13 +377,15 @@ def check_command_line(argv: list[str]) -> None:
     for line in _parser().parse_args(argv).overrides or []:
         try:
             o = parser.parse_override(line)
-        except HydraException as e:
+        except (HydraException, ValueError, RecursionError) as e:
             why = _short(str(e).splitlines()[0] if str(e) else type(e).__name__, 120)
             raise ConfigError(f"{_short(line)}: cannot be parsed ({why}); write key=value, and quote text with "
                               "spaces or characters other than ASCII letters, e.g. scenario.name='丽水'") from None
         key = o.key_or_group
         if key == "hydra" or key.startswith(("hydra.", "hydra/")):
             continue  # Hydra's own settings (launcher, output folders)
+        if o.is_sweep_override():
+            check_sweep_length(o)  # Hydra would expand range(0,1e18) before any job starts
         if o.is_delete():
             raise ConfigError(f"{_short(line)}: a setting cannot be deleted; set it to the value you want")
         if key in ("scenario", "regime"):
@@ -414,6 +417,9 @@ def main() -> None:
         sys.stderr = _STDERR.real
         print(f"config error: {e}", file=sys.stderr)
         sys.exit(2)
+    except BaseException:
+        _STDERR.release()  # whatever else happened is shown, not swallowed
+        raise
     try:
         _app()
     except SystemExit as e:

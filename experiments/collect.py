@@ -39,7 +39,7 @@ def swept_columns(params: list[dict]) -> list[str]:
 
 
 def describe(params: dict, seed: int, axes: list[str]) -> str:
-    return ", ".join(f"{k}={params.get(k)}" for k in axes) + f", seed={seed}"
+    return ", ".join([*(f"{k}={params.get(k)}" for k in axes), f"seed={seed}"])
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -119,7 +119,7 @@ def collect(sweep_dir: Path, metric: str = "successes", out: Path | None = None,
     if removed:
         print(f"removed {len(removed)} temporary file(s) left by killed writers")
     for rid, seed, p, problem, moved in corrupt[:50]:
-        where = (f"moved to {moved.relative_to(sweep_dir.resolve()) if _inside(moved, sweep_dir) else moved}"
+        where = (f"moved to {moved.resolve().relative_to(sweep_dir.resolve()) if _inside(moved, sweep_dir) else moved}"
                  if moved else "left in place (outside the sweep's folder, or corrupt/ is not a plain folder)")
         print(f"  CORRUPT {store.path(rid)}: {problem}; {where}; the next run of the sweep computes it again")
     for rid, seed, p, error in failed[:50]:

@@ -50,7 +50,7 @@ def compose(*overrides: str, config_dirs: Sequence[str | Path] = ()) -> Config:
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             node = hydra_compose(config_name="config", overrides=search + list(overrides))
-    except (HydraException, OmegaConfBaseException, ValueError) as e:  # ValueError: e.g. scenario=3
+    except (HydraException, OmegaConfBaseException, ValueError, RecursionError) as e:  # ValueError: scenario=3
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
         raise ConfigError(lines[0] if lines else type(e).__name__) from None
     return load_config(node)

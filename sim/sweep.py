@@ -43,8 +43,11 @@ RESULTS = "results"
 FAILED = "failed"
 CORRUPT = "corrupt"
 FILE_MAX_BYTES = 1 << 20      # a result file or multirun.yaml larger than 1 MiB is not one of ours
+METRIC_MAX = 2.0**63            # no metric of a run is larger (money stays below 2**53)
+OVERRIDES_MAX = 1000          # overrides of a sweep's command line
+OVERRIDE_CHARS = 10_000       # characters of one override
 JOBS_MAX = 100_000            # jobs a multirun.yaml may ask collect to re-derive
-RUNS_MAX = 1_000_000          # runs, likewise (collect --max-runs raises it)
+RUNS_MAX = 200_000            # runs, likewise (~10 s to re-derive; collect --max-runs raises it)
 SETTINGS_IGNORED = ("engine", "workers", "progress", "results_dir", "regimes")  # change no number of a run
 GROUPS = ("scenario", "regime")  # config groups that hold model settings
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
@@ -63,6 +66,12 @@ def run_id_of(params: dict, seed: int) -> str:
     """A stable name for a run: a hash of its parameters and seed."""
     text = json.dumps({"params": params, "seed": int(seed)}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def run_ids(params: dict, seeds: Iterable[int]) -> list[str]:
+    """:func:`run_id_of` for many seeds of one point (its parameters serialised once: the same text)."""
+    head = '{"params": ' + json.dumps(params, sort_keys=True, default=str) + ', "seed": '
+    return [hashlib.sha256(f"{head}{int(seed)}}}".encode()).hexdigest()[:24] for seed in seeds]
 
 
 def run_id(cfg: Config, seed: int) -> str:
@@ -142,7 +151,7 @@ def _multirun(sweep_dir: Path) -> dict:
         raise SweepFolderError(f"{sweep_dir}: no multirun.yaml, so not the folder of a Hydra multirun")
     try:
         data = yaml.safe_load(read_small_file(path))
-    except (OSError, ValueError, yaml.YAMLError) as e:
+    except (OSError, ValueError, RecursionError, yaml.YAMLError) as e:
         raise SweepFolderError(f"{path}: cannot be read as a sweep's multirun.yaml ({_one_line(e)})") from None
     if not isinstance(data, dict) or not isinstance(data.get("hydra"), dict):
         raise SweepFolderError(f"{path}: not a sweep's multirun.yaml (no hydra section)")
@@ -165,28 +174,50 @@ def _group_options(group: str, config_dirs: tuple = ()) -> list[str]:
     return sorted(names)
 
 
-def _sweep_values(o, path: Path, config_dirs: tuple) -> list:
-    """The values one parsed override takes across the sweep (one value if it is no sweep), bounded."""
+def sweep_length(o) -> Optional[int]:
+    """How many values the parsed override ``o`` sweeps (None for a glob, a ConfigError if it cannot be counted)."""
     from hydra.core.override_parser.types import ChoiceSweep, Glob, RangeSweep
 
     v = o.value()
     if not o.is_sweep_override():
-        return [v]
+        return 1
     if isinstance(v, ChoiceSweep):
-        n = len(v.list)
-    elif isinstance(v, RangeSweep):
-        if not all(isinstance(x, (int, float)) and math.isfinite(x) for x in (v.start, v.stop, v.step)) or v.step == 0:
-            raise SweepFolderError(f"{path}: {o.input_line}: not a finite range")
-        count = (v.stop - v.start) / v.step
-        if not math.isfinite(count):
-            raise SweepFolderError(f"{path}: {o.input_line}: not a finite range")
-        n = max(0, math.ceil(count))
-    elif isinstance(v, Glob) and o.key_or_group in GROUPS:
+        return len(v.list)
+    if isinstance(v, RangeSweep):
+        try:
+            count = (v.stop - v.start) / v.step
+            if not math.isfinite(count):
+                raise OverflowError
+            return max(0, math.ceil(count))
+        except (TypeError, OverflowError, ZeroDivisionError, ValueError):
+            raise ConfigError(f"{_one_line(o.input_line, 80)}: not a finite range") from None
+    if isinstance(v, Glob):
+        return None
+    raise ConfigError(f"{_one_line(o.input_line, 80)}: only choices (a,b), range(...) and glob(...) can be swept")
+
+
+def check_sweep_length(o) -> None:
+    """A ConfigError if the override sweeps more values than a sweep may have jobs."""
+    n = sweep_length(o)
+    if n is not None and n > JOBS_MAX:
+        raise ConfigError(f"{_one_line(o.input_line, 80)}: {n} values, more than the {JOBS_MAX} jobs a sweep may have")
+
+
+def _sweep_values(o, path: Path, config_dirs: tuple) -> list:
+    """The values one parsed override takes across the sweep (one value if it is no sweep), bounded."""
+    from hydra.core.override_parser.types import Glob
+
+    if not o.is_sweep_override():
+        return [o.value()]
+    try:
+        check_sweep_length(o)
+    except ConfigError as e:
+        raise SweepFolderError(f"{path}: {e}") from None
+    v = o.value()
+    if isinstance(v, Glob):
+        if o.key_or_group not in GROUPS:
+            raise SweepFolderError(f"{path}: {_one_line(o.input_line, 80)}: glob() sweeps config groups only")
         return v.filter(_group_options(o.key_or_group, config_dirs))
-    else:
-        raise SweepFolderError(f"{path}: {o.input_line}: a sweep collect cannot re-derive (choices and ranges only)")
-    if n > JOBS_MAX:
-        raise SweepFolderError(f"{path}: {o.input_line}: {n} values, more than the {JOBS_MAX} jobs a sweep may have")
     return list(o.sweep_iterator())
 
 
@@ -204,12 +235,10 @@ def _model_overrides(lines: list, path: Path, config_dirs: tuple) -> list[tuple[
     parser = OverridesParser.create()
     out = []
     for line in lines:
-        if not isinstance(line, str):
-            raise SweepFolderError(f"{path}: override {_one_line(repr(line))} is not text")
         try:
             o = parser.parse_override(line)
-        except HydraException as e:
-            raise SweepFolderError(f"{path}: override {_one_line(line)}: {_one_line(e)}") from None
+        except (HydraException, ValueError, RecursionError) as e:
+            raise SweepFolderError(f"{path}: override {_one_line(line, 80)}: {_one_line(e)}") from None
         key = o.key_or_group
         if key == "hydra" or key.startswith("hydra.") or key.startswith("hydra/"):
             continue  # launcher settings: never passed on (they could load code), never needed
@@ -224,12 +253,13 @@ def _model_overrides(lines: list, path: Path, config_dirs: tuple) -> list[tuple[
                 if not isinstance(v, str) or not _NAME.match(v) or v not in options:
                     raise SweepFolderError(f"{path}: override {_one_line(line)}: {key} must be one of "
                                            + ", ".join(options))
-        elif key in sections and not o.is_sweep_override() and isinstance(values[0], dict):
-            for k, v in flat_grid(values[0], key + ".").items():  # key={a: 1} sets key.a, as Hydra merges it
-                if k not in allowed:
-                    raise SweepFolderError(f"{path}: override {_one_line(line)}: unknown key '{_one_line(k, 80)}'")
-                out.append((k, [v]))
-            continue
+        elif key in sections:  # key={a: 1} sets key.a, as Hydra merges it (flattened in expected_runs)
+            for v in values:
+                keys = flat_grid(v, key + ".") if isinstance(v, dict) else {key: v}
+                unknown = [k for k in keys if k not in allowed]
+                if not isinstance(v, dict) or unknown:
+                    raise SweepFolderError(f"{path}: override {_one_line(line, 80)}: {key} must be a mapping of "
+                                           "known keys")
         elif not (key in allowed or key == "grid" or key.startswith("grid.")):
             raise SweepFolderError(f"{path}: override {_one_line(line)}: unknown key '{_one_line(key, 80)}'")
         out.append((key, values))
@@ -249,8 +279,13 @@ def sweep_jobs(sweep_dir: Path | str, config_dirs: tuple = (),
     hydra_node = data["hydra"]
     task = (hydra_node.get("overrides") or {}).get("task") or []
     params = (hydra_node.get("sweeper") or {}).get("params") or {}
-    if not isinstance(task, list) or not isinstance(params, dict):
-        raise SweepFolderError(f"{path}: hydra.overrides.task must be a list and hydra.sweeper.params a mapping")
+    if not isinstance(task, list) or not isinstance(params, dict) or len(task) + len(params) > OVERRIDES_MAX:
+        raise SweepFolderError(f"{path}: hydra.overrides.task must be a list and hydra.sweeper.params a mapping, "
+                               f"with at most {OVERRIDES_MAX} overrides")
+    if not all(isinstance(t, str) and len(t) <= OVERRIDE_CHARS for t in task) or not all(
+            isinstance(k, str) and isinstance(v, (str, int, float)) and len(str(v)) <= OVERRIDE_CHARS
+            for k, v in params.items()):
+        raise SweepFolderError(f"{path}: every override must be a line of text of at most {OVERRIDE_CHARS} characters")
     given = override_keys(t for t in task if isinstance(t, str))
     extra = [f"{k}={v}" for k, v in params.items() if str(k).lstrip("+~") not in given]
     axes = _model_overrides(extra + task, path, config_dirs)
@@ -313,18 +348,26 @@ def expected_runs(sweep_dir: Path | str, max_runs: int = RUNS_MAX,
             bases[groups] = compose(*(f"{k}={v}" for k, v in groups), config_dirs=config_dirs)
         grid = flat_grid({k[len("grid."):]: v for k, v in job.items() if k.startswith("grid.")})
         grid.update(flat_grid(job.get("grid") or {}) if isinstance(job.get("grid"), dict) else {})
-        values = {k: v for k, v in job.items() if k != "grid" and not k.startswith("grid.")}
-        cfg = replace(bases[groups], **values, grid=grid)
-        cfg = job_config(cfg, set(job))
+        values = {}
+        for k, v in job.items():
+            if k == "grid" or k.startswith("grid."):
+                continue
+            values.update(flat_grid(v, k + ".") if isinstance(v, dict) else {k: v})
+        try:
+            cfg = job_config(replace(bases[groups], **values, grid=grid), set(job))
+        except RecursionError:
+            raise SweepFolderError(f"{Path(sweep_dir) / 'multirun.yaml'}: a value nested too deep") from None
         runs = math.prod(len(v) for v in flat_grid(cfg.grid).values()) * cfg.seeds
         if len(out) + runs > max_runs:
             raise SweepFolderError(f"{Path(sweep_dir) / 'multirun.yaml'}: more than {max_runs} runs "
                                    "(collect --max-runs N to allow more)")
-        for c, seed in sweep_tasks(cfg):
-            rid = run_id(c, seed)
-            if rid not in seen:  # jobs may overlap (seed=0,1 seeds=2): each run once
-                seen.add(rid)
-                out.append((rid, seed, run_params(c)))
+        seeds = [cfg.seed + k for k in range(cfg.seeds)]
+        for point in expand_grid(cfg, cfg.grid):
+            params = run_params(point)  # one dict per point, shared by its seeds
+            for rid, seed in zip(run_ids(params, seeds), seeds):
+                if rid not in seen:  # jobs may overlap (seed=0,1 seeds=2): each run once
+                    seen.add(rid)
+                    out.append((rid, seed, params))
     return out
 
 
@@ -375,12 +418,15 @@ def check_record(record: Any, rid: str) -> None:
         raise ValueError(f"engine {_one_line(record['engine'], 40)} unknown")
     if record["digest"] != _digest(record):
         raise ValueError("its checksum does not match its content (edited or damaged)")
+    for key in ("host", "slurm_job_id", "slurm_array_job_id", "slurm_array_task_id"):
+        if record.get(key) is not None and not (isinstance(record[key], str) and len(record[key]) <= 200):
+            raise ValueError(f"'{key}' is not a short text")
     m = record["metrics"]
     if set(m) != set(METRICS):
         raise ValueError("its metrics are not the model's: " + _one_line(", ".join(sorted(set(m) ^ set(METRICS))), 80))
     for k, v in m.items():
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
-            raise ValueError(f"metric {k} is not a number")
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or abs(v) > METRIC_MAX):
+            raise ValueError(f"metric {k} is not a number of at most {METRIC_MAX:g} in size")
     counted = ("needs_raised", "matches", "contracts", "successes", "failures", "gov_spend")
     if not all(isinstance(m[k], (int, float)) and math.isfinite(m[k]) and m[k] >= 0 for k in counted):
         raise ValueError("a counted metric is missing, negative or not finite")
@@ -426,7 +472,11 @@ class ResultStore:
         """Whether run ``rid`` has a good result (a corrupt one is moved aside, so it is computed again)."""
         record, problem = self.load(rid)
         if problem:
-            self.quarantine(rid, problem)  # an OSError if corrupt/ is a link: the job stops, nothing overwritten
+            try:
+                self.quarantine(rid, problem)
+            except OSError as e:  # corrupt/ is a link or not a folder: stop, move nothing
+                raise SweepFolderError(f"{self.path(rid)} is corrupt ({problem}) and cannot be moved aside: "
+                                       f"{_one_line(e)}") from None
         return record is not None
 
     def quarantine(self, rid: str, reason: str) -> Path:

@@ -278,3 +278,60 @@ def test_results_dir_from_the_environment(tmp_path):
     assert c.returncode == 2 and "environment variable TT_TEST_SCRATCH is not set" in c.stderr, c.stderr
     c = _collect(tmp_path, d, "--results-dir", str(tmp_path / "scratch" / "store"))
     assert c.returncode == 0 and "2 present" in c.stdout, c.stdout + c.stderr
+
+
+def test_collect_with_a_relative_path_names_and_moves_a_corrupt_file(sweep):
+    _results(sweep)[0].write_text("bad")
+    c = _collect(sweep.parent.parent, Path("multirun") / sweep.name)
+    assert c.returncode == 1 and "moved to corrupt/" in c.stdout and "Traceback" not in c.stderr, c.stdout + c.stderr
+
+
+@pytest.mark.parametrize("task", [
+    "alias bomb",                                  # YAML aliases: cheap to load, huge to print
+    "[" * 5000 + "]" * 5000,                       # nesting deeper than the recursion limit
+    "seed=" + "9" * 5000,                          # an integer longer than Python converts
+    "scenario.firms=" + "{n:" * 300 + "1" + "}" * 300,
+    "seed=range(0,1" + "0" * 400 + ")",            # a range beyond any float
+])
+def test_collect_refuses_pathological_multirun_files_in_one_line(sweep, task):
+    path = sweep / "multirun.yaml"
+    text = path.read_text()
+    if task == "alias bomb":
+        levels = ["a: &a [x,x,x,x,x,x,x,x,x]"] + [f"{c}: &{c} [{', '.join(['*' + p] * 9)}]"
+                                                  for p, c in zip("abcdefghi", "bcdefghij")]
+        text = "\n".join(levels) + "\n" + text.replace("  overrides:\n", "  overrides_old:\n", 1)
+        text += "\n" if not text.endswith("\n") else ""
+        data = yaml.safe_load(text)
+        assert data["hydra"]
+        text = text.replace("hydra:\n", "hydra:\n  overrides:\n    task: *j\n", 1)
+    elif task.startswith("["):
+        text = text.replace("hydra:\n", f"hydra:\n  deep: {task}\n", 1)
+    else:
+        data = yaml.safe_load(text)
+        data["hydra"]["overrides"]["task"].append(task)
+        text = yaml.safe_dump(data)
+    path.write_text(text)
+    c = _collect(sweep.parent, sweep, timeout=60)
+    assert c.returncode == 2 and len(c.stderr.strip().splitlines()) == 1 and "Traceback" not in c.stderr, c.stderr
+
+
+def test_a_result_with_a_recomputed_checksum_but_foreign_fields_is_corrupt(sweep):
+    from sim.sweep import _digest
+
+    path = _results(sweep)[0]
+    rec = json.loads(path.read_text())
+    rec["host"] = {"x": [1, 2]}
+    rec["digest"] = _digest(rec)
+    path.write_text(json.dumps(rec))
+    c = _collect(sweep.parent, sweep)
+    assert c.returncode == 1 and "'host' is not a short text" in c.stdout, c.stdout + c.stderr
+
+
+def test_a_sweep_job_stops_in_one_line_before_moving_through_a_linked_corrupt_folder(sweep, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (sweep / "corrupt").symlink_to(elsewhere)
+    _results(sweep)[0].write_text("")
+    p = _sweep(sweep.parent.parent, *SWEEP)
+    assert p.returncode == 2 and "cannot be moved aside" in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert not list(elsewhere.iterdir())
