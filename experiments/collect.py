@@ -148,7 +148,7 @@ def main(argv=None) -> None:
     ap.add_argument("--out", type=Path, default=None, help="Parquet file (default: <sweep dir>/sweep.parquet)")
     ap.add_argument("--no-plots", action="store_true", help="only the table and the report")
     ap.add_argument("--max-runs", type=int, default=None,
-                    help="most runs the sweep's multirun.yaml may ask for (default: 1,000,000)")
+                    help="most runs the sweep's multirun.yaml may ask for (default: 200,000)")
     ap.add_argument("--results-dir", type=Path, default=None,
                     help="where the sweep's result files are, if not where its multirun.yaml says (results_dir)")
     ap.add_argument("--config-dir", action="append", default=[], type=Path,
