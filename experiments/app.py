@@ -36,7 +36,7 @@ from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from sim.config import ConfigError, load_config
+from sim.config import ConfigError, load_config, one_line
 
 _STARTED = False  # set once Hydra has composed the config and handed it to the task
 
@@ -308,11 +308,11 @@ def _folder_error(message: str):
     """Hydra could not create the run's folder (before the job started): that folder's error, in one line."""
     lines = [ln.strip() for ln in message.splitlines() if ln.strip() and "HYDRA_FULL_ERROR" not in ln]
     if lines and lines[0].startswith("Traceback") and lines[-1].split(":", 1)[0] in _FOLDER_ERRORS:
-        return f"cannot create the output folder (hydra.run.dir / hydra.sweep.dir): {_short(lines[-1], 200)}"
+        return f"cannot create the output folder (hydra.run.dir / hydra.sweep.dir): {one_line(lines[-1], 200)}"
     return None
 
 
-def _one_line(message: str) -> str:
+def _hydra_error_line(message: str) -> str:
     """Hydra's composition error, reduced to its first useful line (+ the allowed options)."""
     lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
     lines = [ln for ln in lines if not ln.startswith("Set the environment variable HYDRA_FULL_ERROR")]
@@ -353,11 +353,6 @@ def _allowed_keys(dotted: str) -> str:
     return f": allowed keys{' in ' + where if where else ''} are " + ", ".join(names)
 
 
-def _short(text: str, limit: int = 60) -> str:
-    text = "".join(ch if ch.isprintable() else "?" for ch in text)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
 def check_command_line(argv: list[str]) -> None:
     """Refuse, in one line, an override Hydra would fail on with a traceback, drop, or merge unasked.
 
@@ -368,18 +363,18 @@ def check_command_line(argv: list[str]) -> None:
     from hydra.core.override_parser.types import ChoiceSweep, Glob
     from hydra.errors import HydraException
 
-    from sim.config import RUN_SETTINGS, parameter_keys
+    from sim.config import RUN_SETTINGS, parameter_keys, section_keys
     from sim.sweep import check_sweep_length
 
     known = set(parameter_keys()) | set(RUN_SETTINGS)
-    known |= {k.rsplit(".", i)[0] for k in parameter_keys() for i in range(1, k.count(".") + 1)}  # sections
+    known |= section_keys()
     parser = OverridesParser.create()
     for line in _parser().parse_args(argv).overrides or []:
         try:
             o = parser.parse_override(line)
         except (HydraException, ValueError, RecursionError) as e:
-            why = _short(str(e).splitlines()[0] if str(e) else type(e).__name__, 120)
-            raise ConfigError(f"{_short(line)}: cannot be parsed ({why}); write key=value, and quote text with "
+            why = one_line(str(e).splitlines()[0] if str(e) else type(e).__name__, 120)
+            raise ConfigError(f"{one_line(line, 60)}: cannot be parsed ({why}); write key=value, and quote text with "
                               "spaces or characters other than ASCII letters, e.g. scenario.name='丽水'") from None
         key = o.key_or_group
         if key == "hydra" or key.startswith(("hydra.", "hydra/")):
@@ -387,7 +382,7 @@ def check_command_line(argv: list[str]) -> None:
         if o.is_sweep_override():
             check_sweep_length(o)  # Hydra would expand range(0,1e18) before any job starts
         if o.is_delete():
-            raise ConfigError(f"{_short(line)}: a setting cannot be deleted; set it to the value you want")
+            raise ConfigError(f"{one_line(line, 60)}: a setting cannot be deleted; set it to the value you want")
         if key in ("scenario", "regime"):
             value = o.value()
             if o.is_sweep_override():  # -m regime=a,b or scenario=glob(*): each value must be a name
@@ -395,18 +390,18 @@ def check_command_line(argv: list[str]) -> None:
                     continue
                 if isinstance(value, Glob):
                     continue
-                raise ConfigError(f"{_short(line)}: sweep {key}s by name ({key}=a,b or {key}=glob(*))")
+                raise ConfigError(f"{one_line(line, 60)}: sweep {key}s by name ({key}=a,b or {key}=glob(*))")
             if not isinstance(value, (str, list, dict)) or isinstance(value, bool):
-                raise ConfigError(f"{key} = {_short(str(value))}: must name a {key} ({key}=NAME)")
+                raise ConfigError(f"{key} = {one_line(str(value), 60)}: must name a {key} ({key}=NAME)")
             if isinstance(value, (list, dict)):
-                raise ConfigError(f"{key} = {_short(str(value))}: pick one {key} by name ({key}=NAME)"
+                raise ConfigError(f"{key} = {one_line(str(value), 60)}: pick one {key} by name ({key}=NAME)"
                                   + ("; compare several with regimes=[a,b], or sweep them with -m regime=a,b"
                                      if key == "regime" else "; sweep several with -m scenario=a,b"))
             continue
         if key == "grid" or key.startswith("grid."):
             continue  # checked with the config (sim.config._check_grid)
         if key not in known:
-            raise ConfigError(f"unknown key '{_short(key)}'" + _allowed_keys(key))
+            raise ConfigError(f"unknown key '{one_line(key, 60)}'" + _allowed_keys(key))
 
 
 def main() -> None:
@@ -426,7 +421,7 @@ def main() -> None:
         held = _STDERR.held.getvalue()
         if not _STARTED and e.code not in (0, None) and _is_config_error(held):
             sys.stderr = _STDERR.real
-            print(f"config error: {_one_line(held)}", file=sys.stderr)
+            print(f"config error: {_hydra_error_line(held)}", file=sys.stderr)
             sys.exit(2)
         folder_error = _folder_error(held) if not _STARTED and e.code not in (0, None) else None
         if folder_error:

@@ -262,6 +262,13 @@ RUN_SETTINGS = ("seed", "seeds", "engine", "regimes", "progress", "workers", "gr
 _TEXT_MAX = 200  # characters of a name or a path
 
 
+def one_line(text: Any, limit: int = 200) -> str:
+    """Any text (a file's, an exception's, a command line's) as one printable line, cut short."""
+    text = " ".join(str(text).split())
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _show(value: Any) -> str:
     """A value as the user wrote it, cut short (an error message is one line)."""
     text = repr(value)
@@ -384,6 +391,11 @@ def parameter_keys(cls=None, prefix: str = "") -> list[str]:
         else:
             out.append(f"{prefix}{f.name}")
     return out
+
+
+def section_keys() -> set[str]:
+    """The dotted keys of the sections of the schema (``scenario``, ``scenario.firms``, ``broker``, ...)."""
+    return {k.rsplit(".", i)[0] for k in parameter_keys() for i in range(1, k.count(".") + 1)}
 
 
 def flat_grid(grid: dict, prefix: str = "") -> dict:

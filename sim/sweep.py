@@ -37,7 +37,8 @@ import traceback
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from .config import (ENGINES, SEED_MAX, Config, ConfigError, flat_grid, parameter_keys, replace)
+from .config import (ENGINES, SEED_MAX, Config, ConfigError, flat_grid, one_line, parameter_keys, replace,
+                     section_keys)
 
 RESULTS = "results"
 FAILED = "failed"
@@ -93,10 +94,22 @@ def expand_grid(cfg: Config, grid: dict) -> list[Config]:
     return [replace(base, **dict(zip(keys, combo))) for combo in itertools.product(*(grid[k] for k in keys))]
 
 
+def job_runs(cfg: Config) -> list[tuple[Config, int, str, dict]]:
+    """The runs of one sweep job, its grid points x its seeds: (point, seed, run id, parameters).
+
+    A point's parameters are computed and serialised once, shared by its seeds.
+    """
+    seeds = [cfg.seed + k for k in range(cfg.seeds)]
+    out = []
+    for point in expand_grid(cfg, cfg.grid):
+        params = run_params(point)
+        out += [(point, seed, rid, params) for rid, seed in zip(run_ids(params, seeds), seeds)]
+    return out
+
+
 def sweep_tasks(cfg: Config) -> list[tuple[Config, int]]:
     """The (config, seed) runs of one sweep job: its grid points x its seeds."""
-    points = expand_grid(cfg, cfg.grid)
-    return [(p, cfg.seed + k) for p in points for k in range(cfg.seeds)]
+    return [(point, seed) for point, seed, _, _ in job_runs(cfg)]
 
 
 def job_config(cfg: Config, explicit: set[str]) -> Config:
@@ -152,17 +165,10 @@ def _multirun(sweep_dir: Path) -> dict:
     try:
         data = yaml.safe_load(read_small_file(path))
     except (OSError, ValueError, RecursionError, yaml.YAMLError) as e:
-        raise SweepFolderError(f"{path}: cannot be read as a sweep's multirun.yaml ({_one_line(e)})") from None
+        raise SweepFolderError(f"{path}: cannot be read as a sweep's multirun.yaml ({one_line(e)})") from None
     if not isinstance(data, dict) or not isinstance(data.get("hydra"), dict):
         raise SweepFolderError(f"{path}: not a sweep's multirun.yaml (no hydra section)")
     return data
-
-
-def _one_line(e: Any, limit: int = 200) -> str:
-    """Text from a file or an exception as one printable line, cut short."""
-    text = " ".join(str(e).split())
-    text = "".join(ch if ch.isprintable() else "?" for ch in text)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _group_options(group: str, config_dirs: tuple = ()) -> list[str]:
@@ -190,17 +196,17 @@ def sweep_length(o) -> Optional[int]:
                 raise OverflowError
             return max(0, math.ceil(count))
         except (TypeError, OverflowError, ZeroDivisionError, ValueError):
-            raise ConfigError(f"{_one_line(o.input_line, 80)}: not a finite range") from None
+            raise ConfigError(f"{one_line(o.input_line, 80)}: not a finite range") from None
     if isinstance(v, Glob):
         return None
-    raise ConfigError(f"{_one_line(o.input_line, 80)}: only choices (a,b), range(...) and glob(...) can be swept")
+    raise ConfigError(f"{one_line(o.input_line, 80)}: only choices (a,b), range(...) and glob(...) can be swept")
 
 
 def check_sweep_length(o) -> None:
     """A ConfigError if the override sweeps more values than a sweep may have jobs."""
     n = sweep_length(o)
     if n is not None and n > JOBS_MAX:
-        raise ConfigError(f"{_one_line(o.input_line, 80)}: {n} values, more than the {JOBS_MAX} jobs a sweep may have")
+        raise ConfigError(f"{one_line(o.input_line, 80)}: {n} values, more than the {JOBS_MAX} jobs a sweep may have")
 
 
 def _sweep_values(o, path: Path, config_dirs: tuple) -> list:
@@ -216,7 +222,7 @@ def _sweep_values(o, path: Path, config_dirs: tuple) -> list:
     v = o.value()
     if isinstance(v, Glob):
         if o.key_or_group not in GROUPS:
-            raise SweepFolderError(f"{path}: {_one_line(o.input_line, 80)}: glob() sweeps config groups only")
+            raise SweepFolderError(f"{path}: {one_line(o.input_line, 80)}: glob() sweeps config groups only")
         return v.filter(_group_options(o.key_or_group, config_dirs))
     return list(o.sweep_iterator())
 
@@ -231,37 +237,37 @@ def _model_overrides(lines: list, path: Path, config_dirs: tuple) -> list[tuple[
     from hydra.errors import HydraException
 
     allowed = set(parameter_keys()) | {"seed", "seeds"}
-    sections = {k.rsplit(".", i)[0] for k in parameter_keys() for i in range(1, k.count(".") + 1)}
+    sections = section_keys()
     parser = OverridesParser.create()
     out = []
     for line in lines:
         try:
             o = parser.parse_override(line)
         except (HydraException, ValueError, RecursionError) as e:
-            raise SweepFolderError(f"{path}: override {_one_line(line, 80)}: {_one_line(e)}") from None
+            raise SweepFolderError(f"{path}: override {one_line(line, 80)}: {one_line(e)}") from None
         key = o.key_or_group
         if key == "hydra" or key.startswith("hydra.") or key.startswith("hydra/"):
             continue  # launcher settings: never passed on (they could load code), never needed
         if key in SETTINGS_IGNORED:
             continue
         if o.package is not None or o.type == OverrideType.DEL:
-            raise SweepFolderError(f"{path}: override {_one_line(line)}: not a model setting collect can use")
+            raise SweepFolderError(f"{path}: override {one_line(line)}: not a model setting collect can use")
         values = _sweep_values(o, path, config_dirs)
         if key in GROUPS:
             options = _group_options(key, config_dirs)
             for v in values:
                 if not isinstance(v, str) or not _NAME.match(v) or v not in options:
-                    raise SweepFolderError(f"{path}: override {_one_line(line)}: {key} must be one of "
+                    raise SweepFolderError(f"{path}: override {one_line(line)}: {key} must be one of "
                                            + ", ".join(options))
         elif key in sections:  # key={a: 1} sets key.a, as Hydra merges it (flattened in expected_runs)
             for v in values:
                 keys = flat_grid(v, key + ".") if isinstance(v, dict) else {key: v}
                 unknown = [k for k in keys if k not in allowed]
                 if not isinstance(v, dict) or unknown:
-                    raise SweepFolderError(f"{path}: override {_one_line(line, 80)}: {key} must be a mapping of "
+                    raise SweepFolderError(f"{path}: override {one_line(line, 80)}: {key} must be a mapping of "
                                            "known keys")
         elif not (key in allowed or key == "grid" or key.startswith("grid.")):
-            raise SweepFolderError(f"{path}: override {_one_line(line)}: unknown key '{_one_line(key, 80)}'")
+            raise SweepFolderError(f"{path}: override {one_line(line)}: unknown key '{one_line(key, 80)}'")
         out.append((key, values))
     return out
 
@@ -295,7 +301,7 @@ def sweep_jobs(sweep_dir: Path | str, config_dirs: tuple = (),
     results_dir = data.get("results_dir") if resolve_results_dir else None
     if results_dir is not None:
         if not isinstance(results_dir, str) or not results_dir.isprintable():
-            raise SweepFolderError(f"{path}: results_dir = {_one_line(repr(results_dir), 80)}: must be a path")
+            raise SweepFolderError(f"{path}: results_dir = {one_line(repr(results_dir), 80)}: must be a path")
         results_dir = _env_interpolations(results_dir, path)
         cwd = (hydra_node.get("runtime") or {}).get("cwd")
         base = Path(cwd) if isinstance(cwd, str) and cwd.isprintable() else Path.cwd()
@@ -321,7 +327,7 @@ def _env_interpolations(text: str, path: Path) -> str:
 
     out = _ENV.sub(env, text)
     if "${" in out:
-        raise SweepFolderError(f"{path}: results_dir = {_one_line(repr(text), 80)}: collect resolves only "
+        raise SweepFolderError(f"{path}: results_dir = {one_line(repr(text), 80)}: collect resolves only "
                                "${oc.env:NAME} in it; give collect --results-dir")
     return out
 
@@ -361,13 +367,10 @@ def expected_runs(sweep_dir: Path | str, max_runs: int = RUNS_MAX,
         if len(out) + runs > max_runs:
             raise SweepFolderError(f"{Path(sweep_dir) / 'multirun.yaml'}: more than {max_runs} runs "
                                    "(collect --max-runs N to allow more)")
-        seeds = [cfg.seed + k for k in range(cfg.seeds)]
-        for point in expand_grid(cfg, cfg.grid):
-            params = run_params(point)  # one dict per point, shared by its seeds
-            for rid, seed in zip(run_ids(params, seeds), seeds):
-                if rid not in seen:  # jobs may overlap (seed=0,1 seeds=2): each run once
-                    seen.add(rid)
-                    out.append((rid, seed, params))
+        for _, seed, rid, params in job_runs(cfg):
+            if rid not in seen:  # jobs may overlap (seed=0,1 seeds=2): each run once
+                seen.add(rid)
+                out.append((rid, seed, params))
     return out
 
 
@@ -409,13 +412,13 @@ def check_record(record: Any, rid: str) -> None:
         if not isinstance(record.get(key), typ) or isinstance(record.get(key), bool):
             raise ValueError(f"'{key}' missing or not a {typ.__name__}")
     if record["id"] != rid:
-        raise ValueError(f"its id {_one_line(record['id'], 40)} is not its file name's")
+        raise ValueError(f"its id {one_line(record['id'], 40)} is not its file name's")
     if not 0 <= record["seed"] <= SEED_MAX:
         raise ValueError("seed out of range")
     if run_id_of(record["params"], record["seed"]) != rid:
         raise ValueError("its parameters and seed do not hash to its file name (edited, or another run's)")
     if record["engine"] not in ENGINES:
-        raise ValueError(f"engine {_one_line(record['engine'], 40)} unknown")
+        raise ValueError(f"engine {one_line(record['engine'], 40)} unknown")
     if record["digest"] != _digest(record):
         raise ValueError("its checksum does not match its content (edited or damaged)")
     for key in ("host", "slurm_job_id", "slurm_array_job_id", "slurm_array_task_id"):
@@ -423,7 +426,7 @@ def check_record(record: Any, rid: str) -> None:
             raise ValueError(f"'{key}' is not a short text")
     m = record["metrics"]
     if set(m) != set(METRICS):
-        raise ValueError("its metrics are not the model's: " + _one_line(", ".join(sorted(set(m) ^ set(METRICS))), 80))
+        raise ValueError("its metrics are not the model's: " + one_line(", ".join(sorted(set(m) ^ set(METRICS))), 80))
     for k, v in m.items():
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or abs(v) > METRIC_MAX):
             raise ValueError(f"metric {k} is not a number of at most {METRIC_MAX:g} in size")
@@ -460,12 +463,12 @@ class ResultStore:
         except FileNotFoundError:
             return None, None
         except (OSError, ValueError) as e:
-            return None, _one_line(e.strerror if isinstance(e, OSError) and e.strerror else e)
+            return None, one_line(e.strerror if isinstance(e, OSError) and e.strerror else e)
         try:
             record = json.loads(data)
             check_record(record, rid)
         except (ValueError, RecursionError) as e:
-            return None, _one_line(e)
+            return None, one_line(e)
         return record, None
 
     def done(self, rid: str) -> bool:
@@ -476,7 +479,7 @@ class ResultStore:
                 self.quarantine(rid, problem)
             except OSError as e:  # corrupt/ is a link or not a folder: stop, move nothing
                 raise SweepFolderError(f"{self.path(rid)} is corrupt ({problem}) and cannot be moved aside: "
-                                       f"{_one_line(e)}") from None
+                                       f"{one_line(e)}") from None
         return record is not None
 
     def quarantine(self, rid: str, reason: str) -> Path:
@@ -524,9 +527,9 @@ class ResultStore:
         except FileNotFoundError:
             return None
         except (OSError, ValueError, RecursionError) as e:
-            return f"(unreadable failure record: {_one_line(e)})"
+            return f"(unreadable failure record: {one_line(e)})"
         err = record.get("error") if isinstance(record, dict) else None
-        return _one_line(err) if isinstance(err, str) else "(failure record without an error)"
+        return one_line(err) if isinstance(err, str) else "(failure record without an error)"
 
     def temporary_files(self) -> list[Path]:
         return [p for d in (self.results, self.failed) if d.is_dir() and not d.is_symlink() for p in d.glob(".*.tmp")]
@@ -601,9 +604,9 @@ def run_sweep_job(cfg: Config, store: ResultStore, workers: int = 1, progress: b
     from .api import run_batch
 
     store.clean_stale()
-    tasks = sweep_tasks(cfg)
-    ids = [run_id(c, s) for c, s in tasks]
-    todo = [(t, rid) for t, rid in zip(tasks, ids) if not store.done(rid)]
+    runs = job_runs(cfg)
+    tasks = [(point, seed) for point, seed, _, _ in runs]
+    todo = [((point, seed), rid) for point, seed, rid, _ in runs if not store.done(rid)]
     failed = 0
     size = chunk or max(1, min(64, len(todo) // max(1, workers * 4) or 1))
     from tqdm import tqdm
@@ -622,7 +625,7 @@ def run_sweep_job(cfg: Config, store: ResultStore, workers: int = 1, progress: b
                     results.append(None)
                     failed += 1
                     store.write_failure(rid, {"id": rid, "seed": t[1], "params": run_params(t[0]),
-                                              "error": f"{type(e).__name__}: {_one_line(e, 1000)}",
+                                              "error": f"{type(e).__name__}: {one_line(e, 1000)}",
                                               "traceback": traceback.format_exc(), **_where()})
         for ((c, seed), rid), res in zip(part, results):
             if res is not None:
