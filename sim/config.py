@@ -17,76 +17,15 @@ import math
 import numbers
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
-# the regimes and the instruments each switches on (free_trial, broker_reward, insurance);
-# configs/regime/*.yaml say the same (tests/test_config.py checks that they agree)
-REGIME_FLAGS = {
-    "baseline": (False, False, False),
-    "free_trial": (True, False, False),
-    "broker_reward": (False, True, False),
-    "failure_insurance": (False, False, True),
-    "combined": (True, True, True),
-}
-REGIME_NAMES = tuple(REGIME_FLAGS)
-ENGINES = ("mesa", "numba")
-
-# --- limits of the schema (judgement: far beyond any setting the sources describe, and
-# small enough that no accepted value can overflow, divide by zero or exhaust memory) ---
-MONEY_MAX = 1.0e12        # yuan per amount: a trillion, ~1% of China's GDP; sums stay exact (< 2**53)
-SIGMA_MAX = 3.0           # log-sd of a log-normal: the 95th percentile is ~140x the median
-BETA_MIN, BETA_MAX = 0.1, 1000.0   # Beta(a, b) shapes the keyed sampler draws exactly (no 0/0)
-MONTHS_MAX = 1200         # a century of months
-POPULATION_MAX = 10**8    # firms, or achievements in all; memory is checked against the machine too
-COUNT_MAX = 10**6         # brokers, transfer-office capacity, seeds, ...
-PER_MONTH_MAX = 10**4     # a broker's visits, screened achievements, entry candidates per month
-SEED_MAX = 2**63 - 1      # seeds are int64 in the kernels
-MULTIPLIER_MAX = 1000.0   # scale factors, pseudo-observation weights, ...
-VISITS_MAX = 10**9        # broker screenings a month (brokers x visits x screened achievements)
-
-
-class ConfigError(ValueError):
-    """A user error in the configuration (reported in one line, exit code 2)."""
-
-
-def _c(default, *, ge=None, gt=None, le=None, lt=None, choices=None, doc=""):
-    """A field with its allowed range, checked by :func:`validate`."""
-    meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices, "doc": doc}
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-def _share(default, doc=""):
-    return _c(default, ge=0.0, le=1.0, doc=doc)
-
-
-def _money(default, doc="", positive=False):
-    """An amount of yuan, up to :data:`MONEY_MAX`."""
-    return _c(default, gt=0.0 if positive else None, ge=None if positive else 0.0, le=MONEY_MAX, doc=doc)
-
-
-def _sigma(default, doc=""):
-    return _c(default, ge=0.0, le=SIGMA_MAX, doc=doc)
-
-
-def _shape(default, doc=""):
-    return _c(default, ge=BETA_MIN, le=BETA_MAX, doc=doc)
-
-
-def _months(default, doc="", lo=1):
-    return _c(default, ge=lo, le=MONTHS_MAX, doc=doc)
-
-
-def _factor(default, doc="", positive=False, hi=MULTIPLIER_MAX):
-    return _c(default, gt=0.0 if positive else None, ge=None if positive else 0.0, le=hi, doc=doc)
-
-
-def _nested(cls):
-    return field(default_factory=cls, metadata={})
-
+from .instruments import INSTRUMENTS
+from .schema import (ENGINES, BETA_MAX, BETA_MIN, COUNT_MAX, MONEY_MAX, MONTHS_MAX, MULTIPLIER_MAX, PER_MONTH_MAX,  # noqa: F401
+                     POPULATION_MAX, SEED_MAX, SIGMA_MAX, VISITS_MAX, ConfigError, _c, _describe, _factor, _money,
+                     _months, _nested, _shape, _share, _show, _sigma)
 
 # --------------------------------------------------------------------------- scenario
 @dataclass
@@ -194,66 +133,42 @@ class ScenarioConfig:
     brokers: BrokersConfig = _nested(BrokersConfig)
 
 
-# --------------------------------------------------------------------------- instruments
+# --------------------------------------------------------------------------- regime and instruments
+INSTRUMENT_NAMES = tuple(m.NAME for m in INSTRUMENTS)
+
+
 @dataclass
 class RegimeConfig:
-    name: str = _c("baseline", choices=REGIME_NAMES, doc="regime name")
-    free_trial: bool = _c(False, doc="use first, pay later contracts allowed")
-    broker_reward: bool = _c(False, doc="government rewards brokers per converted contract")
-    insurance: bool = _c(False, doc="patent implementation failure insurance offered")
-
-
-@dataclass
-class TrialConfig:
-    term_months: int = _months(24, "free-trial term: months of free use before payment is due (Lishui: 2 years)", lo=0)
-    success_fee: float = _money(20000.0, "one-off fee paid only if the use succeeds (Tianjin: 20,000 yuan)")
-    price_share: float = _share(0.0, "share of the asking price also paid on success (Lishui-style 'pay later')")
-    negotiation_months: float = _c(0.5, gt=0.0, le=MONTHS_MAX,
-                                   doc="mean months to conclude a free-trial negotiation (Lishui: ~half a month)")
-
-
-@dataclass
-class BrokerRewardConfig:
-    rate: float = _share(0.015, "reward as a share of the contract value (Zhenhai: at most 1.5%)")
-    cap: float = _money(300000.0, "reward cap per project, yuan (Zhenhai: 300,000)")
-
-
-@dataclass
-class InsuranceConfig:
-    insurers: int = _c(1, ge=0, le=1000, doc="insurers offering the product")
-    coverage: float = _share(0.8, "share of the implementation cost insured")
-    deductible: float = _money(20000.0, "deductible per claim (yuan)")
-    loading: float = _factor(0.3, "premium loading over the expected claim", hi=100.0)
-    prior_failure: float = _c(0.6, gt=0.0, lt=1.0, doc="insurer's prior failure rate of insured implementations")
-    prior_strength: float = _factor(20.0, "weight of that prior, in pseudo-observations", positive=True, hi=1.0e6)
-    subsidy_share: float = _share(0.5, "share of the premium paid by government")
-    subsidy_cap: float = _money(200000.0, "premium subsidy cap per policy (yuan)")
-    initial_reserves: float = _money(3.0e7, "an insurer's starting reserves (yuan)")
-    min_reserves: float = _money(3.0e6, "an insurer stops writing policies below these reserves (yuan)")
+    name: str = _c("baseline", doc="regime name (configs/regime/<name>.yaml, or a label of your own)")
+    instruments: list = _c([], doc="the instruments it switches on, each once, any combination of "
+                                   + ", ".join(INSTRUMENT_NAMES))
 
 
 @dataclass
 class GovernmentConfig:
-    annual_budget: Optional[float] = _money(None, "yearly cap on rewards + subsidies (null = none)")
+    annual_budget: Optional[float] = _money(None, "yearly cap on government's payments to all instruments (null = "
+                                                  "none)")
 
 
 # --------------------------------------------------------------------------- root
-@dataclass
-class Config:
-    seed: int = _c(0, ge=0, le=SEED_MAX, doc="first seed; replicates use seed, seed+1, ...")
-    seeds: int = _c(10, ge=1, le=COUNT_MAX, doc="replicates per regime in the main job")
-    engine: str = _c("mesa", choices=ENGINES, doc="simulation engine")
-    regimes: list = _c(list(REGIME_NAMES), doc="regimes compared by the main job")
-    progress: bool = _c(True, doc="show a progress bar")
-    workers: int = _c(1, ge=1, le=1024, doc="processes for the runs of a job (results do not depend on it)")
-    grid: dict = _c({}, doc="sweeps: more points run inside each job, {dotted key: [values]}")
-    results_dir: Optional[str] = _c(None, doc="sweeps: where result files go (null: <sweep dir>/results)")
-    scenario: ScenarioConfig = _nested(ScenarioConfig)
-    regime: RegimeConfig = _nested(RegimeConfig)
-    trial: TrialConfig = _nested(TrialConfig)
-    broker: BrokerRewardConfig = _nested(BrokerRewardConfig)
-    insurance: InsuranceConfig = _nested(InsuranceConfig)
-    government: GovernmentConfig = _nested(GovernmentConfig)
+# how to run, the scenario, the regime, then one section per instrument (sim/instruments/), government
+Config = dataclasses.make_dataclass("Config", [
+    ("seed", int, _c(0, ge=0, le=SEED_MAX, doc="first seed; replicates use seed, seed+1, ...")),
+    ("seeds", int, _c(10, ge=1, le=COUNT_MAX, doc="replicates per regime in the main job")),
+    ("engine", str, _c("mesa", choices=ENGINES, doc="simulation engine")),
+    ("regimes", list, _c(["baseline", "free_trial", "broker_reward", "failure_insurance", "combined"],
+                         doc="regimes compared by the main job (names of configs/regime/*.yaml)")),
+    ("progress", bool, _c(True, doc="show a progress bar")),
+    ("workers", int, _c(1, ge=1, le=1024, doc="processes for the runs of a job (results do not depend on it)")),
+    ("grid", dict, _c({}, doc="sweeps: more points run inside each job, {dotted key: [values]}")),
+    ("results_dir", Optional[str], _c(None, doc="sweeps: where result files go (null: <sweep dir>/results)")),
+    ("scenario", ScenarioConfig, _nested(ScenarioConfig)),
+    ("regime", RegimeConfig, _nested(RegimeConfig)),
+    *((m.SECTION, m.Params, _nested(m.Params)) for m in INSTRUMENTS),
+    ("government", GovernmentConfig, _nested(GovernmentConfig)),
+])
+Config.__module__ = __name__  # picklable as sim.config.Config (worker processes)
+Config.__doc__ = "The whole configuration of a job: how to run, the scenario, the regime, the instruments' parameters."
 
 
 # --------------------------------------------------------------------------- validation
@@ -267,24 +182,6 @@ def one_line(text: Any, limit: int = 200) -> str:
     text = " ".join(str(text).split())
     text = "".join(ch if ch.isprintable() else "?" for ch in text)
     return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def _show(value: Any) -> str:
-    """A value as the user wrote it, cut short (an error message is one line)."""
-    text = repr(value)
-    text = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _describe(meta) -> str:
-    parts = []
-    if meta.get("choices"):
-        return "one of " + ", ".join(map(str, meta["choices"]))
-    for key, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
-        if meta.get(key) is not None:
-            v = meta[key]
-            parts.append(f"{sym} {v}" if isinstance(v, int) else f"{sym} {v:g}")
-    return " and ".join(parts)
 
 
 def _check_value(path: str, value: Any, typ, meta) -> Any:
@@ -445,23 +342,28 @@ def _check_grid(cfg: Config) -> None:
 
 def _cross_checks(cfg: Config) -> None:
     """Rules that involve more than one value."""
+    files = regime_files()
     for name in cfg.regimes:
-        if name not in REGIME_NAMES:
-            raise ConfigError(f"regimes contains {_show(name)}: allowed regimes are " + ", ".join(REGIME_NAMES))
+        if name not in files:
+            raise ConfigError(f"regimes contains {_show(name)}: allowed regimes are " + ", ".join(files))
     if not cfg.regimes:
-        raise ConfigError("regimes = []: must name at least one of " + ", ".join(REGIME_NAMES))
+        raise ConfigError("regimes = []: must name at least one of " + ", ".join(files))
     if len(set(cfg.regimes)) != len(cfg.regimes):
         raise ConfigError(f"regimes = {_show(cfg.regimes)}: each regime may appear once")
     r = cfg.regime
-    flags = dict(zip(("free_trial", "broker_reward", "insurance"), REGIME_FLAGS[r.name]))
-    for key, on in flags.items():
-        if getattr(r, key) != on:
-            raise ConfigError(f"regime.{key} = {getattr(r, key)}: regime '{r.name}' has {key} "
-                              f"{'on' if on else 'off'}; pick the regime by name (regime=NAME, or regimes=[...] in "
-                              f"the main job), one of " + ", ".join(REGIME_NAMES))
-    if cfg.regime.free_trial and cfg.trial.term_months < 1:
-        raise ConfigError(f"trial.term_months = {cfg.trial.term_months}: must be >= 1 when free trials are on "
-                          f"(regime '{cfg.regime.name}')")
+    for name in r.instruments:
+        if name not in INSTRUMENT_NAMES:
+            raise ConfigError(f"regime.instruments contains {_show(name)}: instruments are "
+                              + ", ".join(INSTRUMENT_NAMES))
+    if len(set(r.instruments)) != len(r.instruments):
+        raise ConfigError(f"regime.instruments = {_show(r.instruments)}: each instrument may appear once")
+    if r.name in files and sorted(files[r.name]) != sorted(r.instruments):
+        raise ConfigError(f"regime.instruments = {_show(r.instruments)}: regime '{r.name}' "
+                          f"(configs/regime/{r.name}.yaml) has {_show(files[r.name])}; name a combination of your "
+                          "own with regime.name=<label>, or pick a regime by name (regime=NAME)")
+    for m in INSTRUMENTS:
+        if m.NAME in r.instruments and hasattr(m, "check"):
+            m.check(cfg)
     b = cfg.scenario.brokers
     if b.max < b.initial:
         raise ConfigError(f"scenario.brokers.max = {b.max}: must be >= scenario.brokers.initial ({b.initial})")
@@ -477,6 +379,24 @@ def _cross_checks(cfg: Config) -> None:
     if cfg.seed + cfg.seeds - 1 > SEED_MAX:
         raise ConfigError(f"seed = {cfg.seed}: the last seed, seed + seeds - 1, must be <= {SEED_MAX}")
     _check_grid(cfg)
+
+
+@functools.lru_cache(maxsize=None)
+def _regime_files(folder: str) -> dict:
+    from omegaconf import OmegaConf
+
+    out = {}
+    for path in sorted(Path(folder).glob("*.yaml")):
+        data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        out[path.stem] = list(data.get("instruments", [])) if isinstance(data, dict) else []
+    return out
+
+
+def regime_files() -> dict[str, list]:
+    """{name: instruments} of the named regimes, ``configs/regime/*.yaml``."""
+    from .locations import CONFIG_DIR
+
+    return _regime_files(str(CONFIG_DIR / "regime"))
 
 
 def _resolve(node) -> Any:
@@ -517,7 +437,7 @@ def load_config(data: Any) -> Config:
     return cfg
 
 
-def with_regime(cfg: Config, regime: RegimeConfig | dict) -> Config:
+def with_regime(cfg: Config, regime: "RegimeConfig | dict") -> Config:
     """A copy of ``cfg`` under another regime (validated again)."""
     data = dataclasses.asdict(cfg)
     data["regime"] = dataclasses.asdict(regime) if isinstance(regime, RegimeConfig) else dict(regime)
@@ -582,8 +502,6 @@ DEFAULT_SCENARIO_HEADER = """\
 
 
 if __name__ == "__main__":  # regenerate configs/scenario/default.yaml from the schema
-    from pathlib import Path
-
     target = Path(__file__).resolve().parent.parent / "configs" / "scenario" / "default.yaml"
     if not target.exists():  # an installed wheel: its configs are a copy, the source is the repository's
         raise SystemExit(f"{target} not found: run this in a source checkout (the repository's configs/)")

@@ -22,11 +22,6 @@ import math
 import numpy as np
 from numba import njit
 
-# contract forms
-NO_DEAL = 0
-LICENCE = 1   # outright transfer or licence at a price paid at signing
-TRIAL = 2     # use first, pay later: free use for the term, fee only on success
-
 # achievement status (exactly one at any time)
 SHELVED = 0
 NEGOTIATING = 1
@@ -159,15 +154,8 @@ def licence_price(willingness, reservation, bargaining_power):
 
 
 @njit(cache=True)
-def trial_payment(success_fee, price_share, ask):
-    """What a free-trial firm pays on success (and only then): the fee plus a share of the asking price."""
-    return yuan(success_fee + price_share * ask)
-
-
-@njit(cache=True)
-def negotiation_months(form, months_licence, months_trial, brokered, broker_speedup):
-    """Mean months to conclude: free trials are quicker to agree, and a broker speeds any deal."""
-    mean = months_trial if form == TRIAL else months_licence
+def negotiation_months(mean, brokered, broker_speedup):
+    """Mean months to conclude a form's negotiation (``mean``): a broker speeds any deal."""
     return mean * broker_speedup if brokered else mean
 
 
@@ -180,12 +168,6 @@ def negotiation_step(u, mean_months, hazard):
     if u < hazard + (1.0 - hazard) * conclude:
         return CONCLUDED
     return CONTINUES
-
-
-@njit(cache=True)
-def implementation_months(form, licence_months, trial_term):
-    """Months from signing to the outcome: the trial term for a free trial."""
-    return trial_term if form == TRIAL else licence_months
 
 
 @njit(cache=True)
@@ -215,12 +197,6 @@ def fee_split(fee, firm_share):
 
 
 @njit(cache=True)
-def broker_reward(contract_value, rate, cap):
-    """Government reward to the broker (Zhenhai rule): min(rate x contract value, cap), whole yuan, never above either."""
-    return min(np.int64(math.floor(rate * contract_value)), np.int64(math.floor(cap)))
-
-
-@njit(cache=True)
 def within_budget(amount, spent_this_year, annual_budget):
     """Whether government can pay ``amount`` this year (annual_budget < 0 means no budget)."""
     return annual_budget < 0.0 or spent_this_year + amount <= annual_budget
@@ -235,12 +211,6 @@ def budget_year_starts(month):
 @njit(cache=True)
 def same_budget_year(month_a, month_b):
     return month_a // 12 == month_b // 12
-
-
-@njit(cache=True)
-def subsidy_offered(subsidy, committed, annual_budget):
-    """The premium subsidy a firm is offered: all of it if the budget allows, else none."""
-    return subsidy if within_budget(subsidy, committed, annual_budget) else np.int64(0)
 
 
 @njit(cache=True)
@@ -266,99 +236,3 @@ def broker_entry_chance(mean_avg_profit, monthly_cost, max_chance, sensitivity):
     return max_chance / (1.0 + math.exp(-x))
 
 
-# --------------------------------------------------------------------------- insurance
-@njit(cache=True)
-def claim_amount(implementation_cost, coverage, deductible):
-    """What a failed insured implementation is refunded: covered cost less the deductible."""
-    return max(np.int64(0), yuan(coverage * implementation_cost) - np.int64(math.floor(deductible)))
-
-
-@njit(cache=True)
-def failure_estimate(prior_failure, prior_strength, failures, observed):
-    """Insurer's estimate of the failure rate: prior plus its claims experience."""
-    return (prior_failure * prior_strength + failures) / (prior_strength + observed)
-
-
-@njit(cache=True)
-def premium(expected_failure, claim, loading):
-    """Premium: expected claim times (1 + loading)."""
-    return yuan((1.0 + loading) * expected_failure * claim)
-
-
-@njit(cache=True)
-def premium_subsidy(premium_amount, share, cap):
-    """Government's part of a premium: a share, capped per policy."""
-    return min(yuan(share * premium_amount), np.int64(math.floor(cap)))
-
-
-@njit(cache=True)
-def claim_paid(claim, reserves):
-    """An insurer pays a claim from its reserves, as far as they go."""
-    return min(claim, reserves)
-
-
-@njit(cache=True)
-def cheapest_quote(premiums, writes):
-    """The insurer a firm buys from: the lowest premium among those writing (first on ties); -1 if none."""
-    best = -1
-    for i in range(premiums.shape[0]):
-        if writes[i] and (best < 0 or premiums[i] < premiums[best]):
-            best = i
-    return best
-
-
-@njit(cache=True)
-def insurer_writes(active, reserves, min_reserves):
-    """An insurer writes new policies while active and above its minimum reserves."""
-    return active and reserves >= min_reserves
-
-
-# --------------------------------------------------------------------------- the contract decision
-@njit(cache=True)
-def choose_contract(
-    p, value, cost, cash, abs_ra,
-    ask, reservation_share, bargaining_power,
-    trial_allowed, trial_pay,
-    insurance_allowed, claim, firm_premium,
-    fee_rate, fee_fixed, fee_firm_share,
-):
-    """The contract the pair signs, by the firm's certainty equivalent (CE).
-
-    Forms: licence at a bargained price (paid at signing), free trial (``trial_pay``
-    only on success), each with or without insurance (``firm_premium`` at signing,
-    ``claim`` back on failure). A broker's fee (``fee_rate`` of each payment, 0
-    without a broker, ``fee_firm_share`` of it paid by the firm) raises the
-    firm's cost of a payment and cuts the university's take; ``fee_fixed``
-    is the broker's service fee at signing, paid by the firm that was served.
-
-    Returns (form, insured, price, ce): form NO_DEAL when no form is both
-    affordable and better than walking away (CE > 0).
-    """
-    best_form = NO_DEAL
-    best_ins = False
-    best_price = np.int64(0)
-    best_ce = 0.0
-    fee_rate_firm = fee_rate * fee_firm_share
-    fee_rate_univ = fee_rate - fee_rate_firm
-    n_ins = 2 if insurance_allowed else 1
-    for k in range(n_ins):
-        insured = k == 1
-        prem = firm_premium if insured else 0
-        refund = claim if insured else 0
-        # licence: CARA is translation invariant, so the willingness to pay is the CE at price 0
-        upfront = cost + prem + yuan(fee_fixed)
-        ce0 = certainty_equivalent(p, value - upfront, -upfront + refund, abs_ra)
-        willingness = ce0 / (1.0 + fee_rate_firm)
-        reservation = reservation_share * ask / (1.0 - fee_rate_univ)
-        price = licence_price(willingness, reservation, bargaining_power)
-        if price >= 0:
-            firm_fee = fee_split(broker_fee(price, fee_rate), fee_firm_share)[0]
-            ce = ce0 - price - firm_fee
-            if price + firm_fee + upfront <= cash and ce > best_ce:
-                best_form, best_ins, best_price, best_ce = LICENCE, insured, price, ce
-        if trial_allowed:
-            pay = trial_pay + fee_split(broker_fee(trial_pay, fee_rate), fee_firm_share)[0]
-            ce = certainty_equivalent(p, value - upfront - pay, -upfront + refund, abs_ra)
-            if upfront <= cash and ce > best_ce:
-                best_form, best_ins, best_price, best_ce = TRIAL, insured, trial_pay, ce
-    return best_form, best_ins, best_price, best_ce

@@ -1,0 +1,83 @@
+"""The columns of a run's per-month series, each declared once, where it is computed.
+
+A run's series is a ``(months, len(COLUMNS))`` float64 array filled by both engines.
+Every column is declared here (the model's own) or by the module that fills it (an
+instrument's counts, the ledger's flows, :mod:`sim.ledger`): :func:`column` returns its
+index, a module-level integer that Numba compiles as a constant. Columns are numbered in
+the order they are declared (the core's, then the ledger's, then each instrument's in the
+order of :data:`sim.instruments.REGISTRY`). Results, invariants, tables and plots read the
+declarations, not a hand-kept list.
+
+Flows are this month's; stocks are levels at month end. Counts and yuan are whole
+numbers (exact in float64 below 2**53, which :func:`sim.population.check_money` ensures).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the series."""
+
+    name: str
+    doc: str
+    stock: bool = False            # a level at month end (else a flow of the month)
+    money: bool = False            # yuan (else a count, or a mean for mean_belief)
+    owner: str = "core"            # the instrument that declares it, or "core"
+    summary: bool = False          # its total (a flow) or final value (a stock) is a run metric
+    form: Optional[str] = None     # contracts signed in this contract form (their sum is "contracts")
+    cover: Optional[str] = None    # contracts signed with this cover (insurance, ...)
+
+
+COLUMNS: list[Column] = []
+_INDEX: dict[str, int] = {}
+
+
+def column(name: str, doc: str, **kw) -> int:
+    """Declare a column; returns its index (declared once: a second declaration is a bug)."""
+    if name in _INDEX:
+        raise ValueError(f"series column {name!r} is declared twice")
+    COLUMNS.append(Column(name, doc, **kw))
+    _INDEX[name] = len(COLUMNS) - 1
+    return _INDEX[name]
+
+
+def index(name: str) -> int:
+    """The index of a declared column."""
+    return _INDEX[name]
+
+
+def names() -> tuple[str, ...]:
+    return tuple(c.name for c in COLUMNS)
+
+
+# --------------------------------------------------------------------------- the model's own columns
+# the funnel (flows)
+NEEDS_RAISED = column("needs_raised", "technology needs raised by firms (own or surfaced by brokers)", summary=True)
+NEEDS_SURFACED = column("needs_surfaced", "of which surfaced by broker visits")
+NEEDS_EXPIRED = column("needs_expired", "needs given up unmatched")
+MATCHES = column("matches", "firm-achievement pairs entering negotiation", summary=True)
+MATCHES_BROKERED = column("matches_brokered", "of which proposed by a broker", summary=True)
+NEGOTIATIONS_FAILED = column("negotiations_failed", "negotiations that broke down")
+SIGN_DELAY_SUM = column("sign_delay_sum", "months from need to signing, summed over this month's contracts")
+SUCCESSES = column("successes", "implementations that succeeded (conversions)", summary=True)
+FAILURES = column("failures", "implementations that failed", summary=True)
+CONTRACT_PAYMENTS = column("contract_payments", "payments firms made to universities under contracts (count)")
+UNIVERSITY_INCOME = column("university_income", "universities' receipts net of their share of broker fees "
+                           "(before inventors)", money=True, summary=True)
+FIRM_SURPLUS = column("firm_surplus", "change in firms' cash", money=True, summary=True)
+BROKER_ENTRIES = column("broker_entries", "brokers entering the market")
+BROKER_EXITS = column("broker_exits", "brokers leaving the market")
+# stocks at month end
+SHELVED = column("shelved", "achievements shelved", stock=True)
+NEGOTIATING = column("negotiating", "achievements under negotiation", stock=True)
+ON_TRIAL = column("on_trial", "achievements in a trial or other term paid on success", stock=True)
+LICENSED = column("licensed", "achievements licensed, being implemented", stock=True)
+IN_USE = column("in_use", "achievements in use after a successful implementation", stock=True)
+ABANDONED = column("abandoned", "achievements abandoned after repeated failures", stock=True)
+STATUS_COLUMNS = (SHELVED, NEGOTIATING, ON_TRIAL, LICENSED, IN_USE, ABANDONED)  # in the order of rules' statuses
+BROKERS_ACTIVE = column("brokers_active", "active brokers", stock=True)
+MEAN_BELIEF = column("mean_belief", "firms' mean belief in the success of university technology", stock=True)

@@ -1,0 +1,339 @@
+"""What both engines do to one agent or one contract, written once (``numba.njit``).
+
+Each function here is one step of the month applied to one firm, broker or contract of the
+shared state (:mod:`sim.state`): a firm considering a candidate and opening a negotiation,
+a negotiation concluding or breaking down, signing, a contract payment with its broker fee,
+reward and inventors' share, settlement, a broker's review, entry, the month's record.
+The Numba kernels (:mod:`sim.kernels`) call them from loops over arrays; the Mesa agents
+(:mod:`sim.agents`) call them from their methods. What is left per engine is the loop:
+which agents act this month, in the canonical order.
+
+Money moves only through :func:`sim.ledger.pay`; instruments join in through the hooks of
+:mod:`sim.hooks`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from . import columns as C
+from . import hooks, ledger, rng, rules
+from .forms import LICENCE, NO_DEAL, offer
+from .ledger import BROKER, FIRM, GOVERNMENT, INVENTORS, MARKET, UNIVERSITY, account, pay
+from .rules import IDLE, IMPLEMENTING, NEED, NEGOTIATING_FIRM
+from .state import (COVER_PREMIUM, COVER_REFUND, OFFER_AT_SIGN, OFFER_BARGAINED, OFFER_FORM, OFFER_NEGOTIATION,
+                    OFFER_ON_SUCCESS, OFFER_STATUS, OFFER_TERM)
+
+_ = GOVERNMENT
+
+
+# --------------------------------------------------------------------------- judging a match
+@njit(cache=True)
+def true_chance(p, st, f, a):
+    """The real success chance of implementing achievement ``a`` in firm ``f``."""
+    fit = rng.uniform(p.seed, rng.FIT, 0, rules.pair_key(f, a, p.n_achievements))
+    return rules.success_chance(st.ach_quality[a], st.ach_maturity[a], st.firm_absorptive[f], fit,
+                                p.maturity_floor, p.absorptive_floor, p.fit_floor)
+
+
+@njit(cache=True)
+def judged_chance(p, st, f, a, noise_sd, z):
+    """A judgement of that chance with normal error ``noise_sd * z``."""
+    return rules.perceived_chance(true_chance(p, st, f, a), noise_sd, z)
+
+
+@njit(cache=True)
+def propose(p, st, month, f, b, visit):
+    """Broker ``b`` screens a few achievements of its sector for firm ``f``; returns (the best shelved one by its
+    judgement or -1, that judgement)."""
+    s = st.broker_sector[b]
+    lo, size = st.ach_offsets[s], st.ach_offsets[s + 1] - st.ach_offsets[s]
+    best, best_seen = -1, -1.0
+    if size == 0:
+        return best, 0.0
+    sd = rules.broker_noise(p.noise, st.broker_skill[b])
+    for j in range(p.screen):
+        key = visit * p.screen + j
+        a = lo + rng.randint(p.seed, rng.SCREEN, month, key, size)
+        if st.ach_status[a] != rules.SHELVED:
+            continue
+        seen = judged_chance(p, st, f, a, sd, rng.normal(p.seed, rng.BROKER_NOISE, month, key))
+        if seen > best_seen:
+            best, best_seen = a, seen
+    return best, best_seen
+
+
+# --------------------------------------------------------------------------- the contract decision
+@njit(cache=True)
+def choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, bargaining_power,
+                    offers, n_offers, covers, n_covers, fee_rate, fee_fixed, fee_firm_share):
+    """The contract the pair signs, by the firm's certainty equivalent (CE).
+
+    Every form on offer (``offers``: a price at signing and/or a payment on success, or a
+    bargained licence price) is weighed alone and with every cover on offer (``covers``: a
+    premium at signing, a refund on failure). A broker's fee (``fee_rate`` of each payment,
+    0 without a broker, ``fee_firm_share`` of it paid by the firm) raises the firm's cost of
+    a payment and cuts the university's take; ``fee_fixed`` is the broker's service fee at
+    signing. A licence's price is the Nash bargain between the university's reservation
+    price and the firm's willingness to pay (CARA is translation invariant: the CE at
+    price 0). Ties go to the first form, then to no cover.
+
+    Returns (offer row or -1, cover row or -1, bargained price, CE): -1 when no form is both
+    affordable and better than walking away (CE > 0).
+    """
+    best_row, best_cover, best_price, best_ce = -1, -1, np.int64(0), 0.0
+    fee_rate_firm = fee_rate * fee_firm_share
+    fee_rate_univ = fee_rate - fee_rate_firm
+    for k in range(n_covers + 1):
+        cover = k - 1
+        prem = np.int64(covers[cover, COVER_PREMIUM]) if cover >= 0 else np.int64(0)
+        refund = np.int64(covers[cover, COVER_REFUND]) if cover >= 0 else np.int64(0)
+        upfront = cost + prem + rules.yuan(fee_fixed)
+        for j in range(n_offers):
+            if offers[j, OFFER_BARGAINED] > 0:
+                ce0 = rules.certainty_equivalent(p_hat, value - upfront, -upfront + refund, abs_ra)
+                willingness = ce0 / (1.0 + fee_rate_firm)
+                reservation = reservation_share * ask / (1.0 - fee_rate_univ)
+                price = rules.licence_price(willingness, reservation, bargaining_power)
+                if price >= 0:
+                    firm_fee = rules.fee_split(rules.broker_fee(price, fee_rate), fee_firm_share)[0]
+                    ce = ce0 - price - firm_fee
+                    if price + firm_fee + upfront <= cash and ce > best_ce:
+                        best_row, best_cover, best_price, best_ce = j, cover, price, ce
+            else:
+                at_sign = np.int64(offers[j, OFFER_AT_SIGN])
+                on_success = np.int64(offers[j, OFFER_ON_SUCCESS])
+                sign_pay = at_sign + rules.fee_split(rules.broker_fee(at_sign, fee_rate), fee_firm_share)[0]
+                success_pay = on_success + rules.fee_split(rules.broker_fee(on_success, fee_rate), fee_firm_share)[0]
+                ce = rules.certainty_equivalent(p_hat, value - upfront - sign_pay - success_pay,
+                                                -upfront - sign_pay + refund, abs_ra)
+                if upfront + sign_pay <= cash and ce > best_ce:
+                    best_row, best_cover, best_price, best_ce = j, cover, at_sign, ce
+    return best_row, best_cover, best_price, best_ce
+
+
+@njit(cache=True)
+def consider(p, st, series, month, f, a, signal, broker):
+    """Firm ``f`` weighs achievement ``a`` (success signal ``signal``, proposed by ``broker`` or -1); if a contract
+    suits it, negotiation opens. Returns whether it did."""
+    value = rules.project_amount(st.ach_value[a], st.firm_scale[f])
+    cost = rules.project_amount(st.ach_cost[a], st.firm_scale[f])
+    n = _offer_licence(p, st)
+    n = hooks.offer_forms(p, st, f, a, n)
+    n_covers = hooks.offer_covers(p, st, f, a, cost, 0)
+    cash = st.balance[account(st, FIRM, f)]
+    p_hat = rules.firm_estimate(rules.belief_mean(st.firm_alpha[f], st.firm_beta[f]), signal, p.belief_weight)
+    brokered = broker >= 0
+    row, cover, price, _ = choose_contract(
+        p_hat, value, cost, cash, rules.abs_risk_aversion(st.firm_risk_aversion[f], cash),
+        st.ach_ask[a], p.reservation_share, p.bargaining_power, st.offers, n, st.covers, n_covers,
+        p.fee_rate if brokered else 0.0, p.fee_fixed if brokered else 0.0, p.fee_firm_share)
+    if row < 0:
+        return False
+    terms = st.offers[row]
+    st.c_ach[f] = a
+    st.c_broker[f] = broker
+    st.c_form[f] = np.int64(terms[OFFER_FORM])
+    st.c_at_sign[f] = price
+    st.c_on_success[f] = np.int64(terms[OFFER_ON_SUCCESS])
+    st.c_negotiation[f] = terms[OFFER_NEGOTIATION]
+    st.c_term[f] = np.int64(terms[OFFER_TERM])
+    st.c_status[f] = np.int64(terms[OFFER_STATUS])
+    st.c_value[f] = value
+    st.c_cost[f] = cost
+    st.c_chance[f] = true_chance(p, st, f, a)
+    st.c_opened[f] = month
+    hooks.on_open(p, st, series, month, f, cover)
+    st.ach_status[a] = rules.NEGOTIATING
+    st.univ_opened[st.ach_owner[a]] += 1
+    st.firm_state[f] = NEGOTIATING_FIRM
+    series[month, C.MATCHES] += 1
+    if brokered:
+        series[month, C.MATCHES_BROKERED] += 1
+    return True
+
+
+@njit(cache=True)
+def _offer_licence(p, st):
+    """The model's own form, always on offer: a licence at a bargained price, paid at signing."""
+    return offer(st, 0, LICENCE, 0, 0, True, p.months_licence, p.implementation_months, rules.LICENSED)
+
+
+# --------------------------------------------------------------------------- negotiation, signing, payments
+@njit(cache=True)
+def negotiate(p, st, series, month, f, u):
+    """One month of firm ``f``'s negotiation (``u``: its uniform draw): it concludes (signing), continues or breaks
+    down."""
+    mean = rules.negotiation_months(st.c_negotiation[f], st.c_broker[f] >= 0, p.broker_speedup)
+    step = rules.negotiation_step(u, mean, p.breakdown_hazard)
+    if step == rules.CONCLUDED:
+        sign(p, st, series, month, f)
+    elif step == rules.BROKE_DOWN:
+        st.ach_status[st.c_ach[f]] = rules.SHELVED
+        hooks.on_breakdown(p, st, series, month, f)
+        st.firm_state[f] = IDLE
+        series[month, C.NEGOTIATIONS_FAILED] += 1
+
+
+@njit(cache=True)
+def sign(p, st, series, month, f):
+    """The contract is signed: service fee, the form's payment at signing, the instruments' part, the
+    implementation cost; the term starts."""
+    b = st.c_broker[f]
+    firm = account(st, FIRM, f)
+    if b >= 0:  # the service fee, paid by the firm that was served
+        fee = rules.yuan(p.fee_fixed)
+        pay(st, series, month, firm, account(st, BROKER, b), fee, ledger.SERVICE_FEES)
+        st.broker_income[b] += fee
+    form = st.c_form[f]
+    if hooks.FORM_KIND_AT_SIGN[form] >= 0:
+        collect(p, st, series, month, f, st.c_at_sign[f], hooks.FORM_KIND_AT_SIGN[form])
+    hooks.on_sign(p, st, series, month, f)
+    pay(st, series, month, firm, account(st, MARKET, 0), st.c_cost[f], ledger.IMPLEMENTATION_COST)
+    st.ach_status[st.c_ach[f]] = st.c_status[f]
+    st.c_ends[f] = month + st.c_term[f]
+    st.firm_state[f] = IMPLEMENTING
+    series[month, hooks.FORM_COLUMN[form]] += 1
+    series[month, C.SIGN_DELAY_SUM] += month - st.firm_need_month[f]
+
+
+@njit(cache=True)
+def collect(p, st, series, month, f, amount, kind):
+    """Firm ``f`` pays the university ``amount`` under its contract (a payment of ``kind``); the broker's fee, the
+    instruments' part (a reward) and the inventors' share follow."""
+    univ = st.ach_owner[st.c_ach[f]]
+    b = st.c_broker[f]
+    firm, university = account(st, FIRM, f), account(st, UNIVERSITY, univ)
+    pay(st, series, month, firm, university, amount, kind)
+    series[month, C.CONTRACT_PAYMENTS] += 1
+    univ_fee = np.int64(0)
+    if b >= 0:
+        fee = rules.broker_fee(amount, p.fee_rate)
+        firm_fee, univ_fee = rules.fee_split(fee, p.fee_firm_share)
+        broker = account(st, BROKER, b)
+        pay(st, series, month, firm, broker, firm_fee, ledger.BROKER_FEES_FIRM)
+        pay(st, series, month, university, broker, univ_fee, ledger.BROKER_FEES_UNIVERSITY)
+        st.broker_income[b] += fee
+    hooks.on_payment(p, st, series, month, f, amount)
+    net = amount - univ_fee
+    series[month, C.UNIVERSITY_INCOME] += net
+    pay(st, series, month, university, account(st, INVENTORS, 0), rules.inventor_payment(net, p.inventor_share),
+        ledger.INVENTOR_INCOME)
+
+
+@njit(cache=True)
+def settle(p, st, series, month, f):
+    """The implementation's outcome: value and the form's payment on success, or a failure; returns success."""
+    a = st.c_ach[f]
+    success = rng.uniform(p.seed, rng.OUTCOME, 0, rules.pair_key(f, a, p.n_achievements)) < st.c_chance[f]
+    sector = st.firm_sector[f]
+    if success:
+        pay(st, series, month, account(st, MARKET, 0), account(st, FIRM, f), st.c_value[f], ledger.FIRM_VALUE)
+        st.ach_status[a] = rules.IN_USE
+        series[month, C.SUCCESSES] += 1
+        kind = hooks.FORM_KIND_ON_SUCCESS[st.c_form[f]]
+        if kind >= 0:
+            collect(p, st, series, month, f, st.c_on_success[f], kind)
+        st.sector_successes[sector] += 1
+    else:
+        series[month, C.FAILURES] += 1
+        st.ach_failures[a] += 1
+        st.ach_status[a] = (rules.ABANDONED if rules.settles_as_abandoned(st.ach_failures[a], p.max_failures)
+                            else rules.SHELVED)
+        st.sector_failures[sector] += 1
+    hooks.on_settle(p, st, series, month, f, success)
+    st.firm_outcome[f] = 1 if success else 0
+    st.firm_state[f] = IDLE
+    return success
+
+
+# --------------------------------------------------------------------------- learning, brokers and the month
+@njit(cache=True)
+def learn(p, st):
+    """Firms update their beliefs: each from its own outcome this month, then (weighted) from its sector's peers."""
+    peers = p.peer_weight > 0 and (st.sector_successes.sum() + st.sector_failures.sum()) > 0
+    for f in range(st.firm_state.shape[0]):
+        o = st.firm_outcome[f]
+        if o >= 0:
+            st.firm_alpha[f] += 1.0 if o == 1 else 0.0
+            st.firm_beta[f] += 0.0 if o == 1 else 1.0
+        if peers:
+            s = st.firm_sector[f]
+            s_peer, f_peer = rules.peer_outcomes(st.sector_successes[s], st.sector_failures[s], o)
+            if s_peer != 0 or f_peer != 0:
+                st.firm_alpha[f] += p.peer_weight * s_peer
+                st.firm_beta[f] += p.peer_weight * f_peer
+
+
+
+@njit(cache=True)
+def review_broker(p, st, series, month, b):
+    """End of month for active broker ``b``: it pays its costs and updates its average profit; returns whether it
+    exits."""
+    cost = rules.yuan(p.monthly_cost)
+    pay(st, series, month, account(st, BROKER, b), account(st, MARKET, 0), cost, ledger.BROKER_COSTS)
+    st.broker_avg_profit[b] = rules.moving_average(st.broker_avg_profit[b], float(st.broker_income[b] - cost),
+                                                   p.profit_memory)
+    st.broker_income[b] = 0
+    if rules.broker_exits(st.broker_avg_profit[b], p.exit_loss, month - st.broker_entered[b], p.grace_months):
+        st.broker_active[b] = False
+        series[month, C.BROKER_EXITS] += 1
+        return True
+    return False
+
+
+@njit(cache=True)
+def close_month(p, st, series, month):
+    """Candidates enter the broker market (logistic in incumbents' average profit); the instruments' month ends."""
+    n_b = st.broker_active.shape[0]
+    total, count = 0.0, 0
+    for b in range(n_b):
+        if st.broker_active[b]:
+            total += st.broker_avg_profit[b]
+            count += 1
+    mean_profit = total / count if count > 0 else 0.0
+    chance = rules.broker_entry_chance(mean_profit, p.monthly_cost, p.entry_max, p.entry_sensitivity)
+    for k in range(p.entry_candidates):
+        if st.next_entrant[0] < n_b and rng.uniform(p.seed, rng.ENTRY, month, k) < chance:
+            b = st.next_entrant[0]
+            st.broker_active[b] = True
+            st.broker_entered[b] = month
+            st.next_entrant[0] += 1
+            series[month, C.BROKER_ENTRIES] += 1
+    hooks.on_month(p, st, series, month)
+
+
+@njit(cache=True)
+def open_month(p, st, series, month):
+    """A new month: the budget year may start; transfer offices open no negotiation yet; no outcome yet."""
+    if rules.budget_year_starts(month):
+        st.gov_committed[0] = 0
+    st.univ_opened[:] = 0
+    st.firm_outcome[:] = -1
+    st.sector_successes[:] = 0.0
+    st.sector_failures[:] = 0.0
+
+
+@njit(cache=True)
+def record(p, st, series, month):
+    """Month-end stocks: achievements by status, brokers, beliefs, every class's cash, the instruments' stocks."""
+    s = series[month]
+    counts = np.zeros(rules.N_STATUS)
+    for a in range(st.ach_status.shape[0]):
+        counts[st.ach_status[a]] += 1
+    for status in range(rules.N_STATUS):
+        s[C.STATUS_COLUMNS[status]] = counts[status]
+    s[C.BROKERS_ACTIVE] = st.broker_active.sum()
+    belief_sum = 0.0
+    for f in range(st.firm_alpha.shape[0]):
+        belief_sum += rules.belief_mean(st.firm_alpha[f], st.firm_beta[f])
+    s[C.MEAN_BELIEF] = belief_sum / st.firm_alpha.shape[0]
+    for cls in range(hooks.CASH_COLUMN.shape[0]):
+        s[hooks.CASH_COLUMN[cls]] = ledger.class_total(st, cls)
+    firms = s[hooks.CASH_COLUMN[FIRM]]
+    s[C.FIRM_SURPLUS] = firms - (series[month - 1, hooks.CASH_COLUMN[FIRM]] if month > 0 else st.firm_cash0[0])
+    hooks.record(p, st, series, month)
+
+
+_ = (NO_DEAL, NEED)

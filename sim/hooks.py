@@ -1,0 +1,73 @@
+"""The instruments' hooks into the month, each chained once over the registered instruments.
+
+An instrument module defines any of the hooks below as ``numba.njit`` functions; here
+each hook becomes one compiled function calling, in the order of
+:data:`sim.instruments.REGISTRY`, the instrument's own version when the run's regime lists
+the instrument (``p.<name>.on``). ``record`` runs in every run, so an instrument's stock
+columns are filled whether it is on or off. Numba has no cheap dynamic dispatch: a chain
+written out per registry (a few lines of generated source, compiled like any function)
+keeps every kernel monomorphic, and the shared operations of :mod:`sim.contracts` call
+``hooks.on_sign(...)`` without knowing which instruments exist.
+
+The hooks, their arguments and what they return:
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from . import forms, ledger
+from .instruments import INSTRUMENTS
+
+# name: (arguments, returned value or None, what it is for)
+HOOKS = {
+    "offer_forms": ("p, st, f, a, n", "n", "put contract forms on offer to firm f for achievement a "
+                    "(forms.offer); return the number of offers"),
+    "offer_covers": ("p, st, f, a, cost, n", "n", "put covers on offer (forms.offer_cover); return their number"),
+    "on_open": ("p, st, series, month, f, cover", None, "negotiation opens; cover: the chosen row of st.covers or -1"),
+    "on_breakdown": ("p, st, series, month, f", None, "the negotiation broke down"),
+    "on_sign": ("p, st, series, month, f", None, "the contract is signed (after the payment at signing)"),
+    "on_payment": ("p, st, series, month, f, amount", None, "the firm paid the university amount under its contract"),
+    "on_settle": ("p, st, series, month, f, success", None, "the implementation's outcome is known"),
+    "on_month": ("p, st, series, month", None, "end of the month's learning phase"),
+    "record": ("p, st, series, month", None, "fill the instrument's stock columns (runs whether on or off)"),
+}
+__doc__ += "\n".join(f"\n* ``{name}({args})``{' -> ' + ret if ret else ''}: {doc}"
+                     for name, (args, ret, doc) in HOOKS.items())
+
+
+def _chain(name: str):
+    """One njit function calling every instrument's ``name`` hook in registry order."""
+    args, ret, _ = HOOKS[name]
+    namespace = {}
+    lines = [f"def {name}({args}):"]
+    for m in INSTRUMENTS:
+        hook = getattr(m, name, None)
+        if hook is None:
+            continue
+        alias = f"_{m.NAME}_{name}"
+        namespace[alias] = hook
+        call = f"{ret + ' = ' if ret else ''}{alias}({args})"
+        lines.append(f"    {call}" if name == "record" else f"    if p.{m.NAME}.on:\n        {call}")
+    lines.append(f"    return {ret}" if ret else "    return")
+    exec("\n".join(lines), namespace)  # noqa: S102 - source built from the registry above, nothing else
+    return njit(namespace[name])
+
+
+offer_forms = _chain("offer_forms")
+offer_covers = _chain("offer_covers")
+on_open = _chain("on_open")
+on_breakdown = _chain("on_breakdown")
+on_sign = _chain("on_sign")
+on_payment = _chain("on_payment")
+on_settle = _chain("on_settle")
+on_month = _chain("on_month")
+record = _chain("record")
+
+# tables the shared operations read (constants once every instrument is registered)
+FORM_COLUMN = np.array([-1] + [f.column for f in forms.FORMS[1:]], dtype=np.int64)
+FORM_KIND_AT_SIGN = np.array([-1] + [f.kind_at_sign for f in forms.FORMS[1:]], dtype=np.int64)
+FORM_KIND_ON_SUCCESS = np.array([-1] + [f.kind_on_success for f in forms.FORMS[1:]], dtype=np.int64)
+CASH_COLUMN = np.array([c.column for c in ledger.ACCOUNT_CLASSES], dtype=np.int64)
+_ = njit

@@ -1,0 +1,39 @@
+"""Policy instruments: each one module, registered here in one line.
+
+An instrument module holds everything about one policy instrument, and nothing else
+needs to know it exists:
+
+* ``NAME`` (what a regime lists: ``regime.instruments: [free_trial, insurance]``),
+  ``SECTION`` (its parameters' section of the config, e.g. ``trial``) and ``Params``, a
+  dataclass of its typed, validated parameters (:mod:`sim.schema` fields with ranges and
+  a one-line meaning each);
+* what it adds to the model, declared at import: payments (:func:`sim.ledger.kind`: payer,
+  payee), contract forms and covers (:mod:`sim.forms`), series columns
+  (:func:`sim.columns.column`), state arrays and agents (:func:`sim.state.field`,
+  :func:`sim.state.agent`), accounts (:func:`sim.ledger.account_class`);
+* its rules and its hooks into the month, ``numba.njit`` functions of the shared state
+  (the hooks are listed in :mod:`sim.hooks`; define only those you need);
+* optionally ``check(cfg)`` (rules between its parameters and the scenario, raising a
+  one-line ``ConfigError``), ``check_series(series, cfg)`` (its invariants, raising
+  ``InvariantError``), ``summarize(totals, series) -> dict`` (metrics besides its
+  columns' totals) and ``initial_balances(cfg, balance, acct_base)``.
+
+Both engines run the same hooks, government spend and the invariants of money are
+derived from its declared payments, and the comparison table and plots from its
+declared columns. README.md ("Adding an instrument") walks through one.
+"""
+
+import importlib
+
+from .. import columns, forms, ledger, state  # noqa: F401  (the model's own declarations come first)
+
+# the registered instruments, in the order their hooks run (one line each)
+REGISTRY = (
+    "free_trial",
+    "broker_reward",
+    "insurance",
+)
+
+INSTRUMENTS = tuple(importlib.import_module(f"{__name__}.{name}") for name in REGISTRY)
+BY_NAME = {m.NAME: m for m in INSTRUMENTS}
+state.freeze(INSTRUMENTS)

@@ -1,0 +1,76 @@
+"""Rewards to technology brokers (Zhenhai, Ningbo): a share of each contract payment, capped per project.
+
+Government pays the broker who brought a deal ``min(rate x payment, cap)`` on each
+payment the firm makes to the university, within ``cap`` over the whole project (Zhenhai:
+at most 1.5% of the contract value, at most 300,000 yuan per project), and within the
+yearly budget (``government.annual_budget``) if there is one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from .. import columns, ledger, rules, state
+from ..schema import money, share
+
+NAME = "broker_reward"
+SECTION = "broker"
+
+
+@dataclass
+class Params:
+    rate: float = share(0.015, "reward as a share of the contract value (Zhenhai: at most 1.5%)")
+    cap: float = money(300000.0, "reward cap per project, yuan (Zhenhai: 300,000)")
+
+
+BROKER_REWARDS = ledger.kind("broker_rewards", ledger.GOVERNMENT, ledger.BROKER,
+                             "government rewards to brokers per contract payment", owner=NAME)
+REWARDS_DENIED = columns.column("rewards_denied", "rewards refused for lack of budget (yuan)", money=True, owner=NAME)
+state.field("c_rewarded", "firm", np.int64, 0, "rewards paid so far on the firm's contract", owner=NAME)
+SPEND = "rewards"   # government spend on this instrument is the run metric gov_spend_rewards
+
+
+@njit(cache=True)
+def reward(contract_value, rate, cap, rewarded):
+    """The reward on a payment (Zhenhai rule): min(rate x payment, cap left on the project), whole yuan."""
+    return min(np.int64(np.floor(rate * contract_value)), np.int64(np.floor(cap)) - rewarded)
+
+
+@njit(cache=True)
+def on_open(p, st, series, month, f, cover):
+    st.c_rewarded[f] = 0
+
+
+@njit(cache=True)
+def on_payment(p, st, series, month, f, amount):
+    b = st.c_broker[f]
+    if b < 0:
+        return
+    r = p.broker_reward
+    due = reward(amount, r.rate, r.cap, st.c_rewarded[f])
+    if rules.within_budget(due, st.gov_committed[0], p.budget):
+        ledger.pay(st, series, month, ledger.account(st, ledger.GOVERNMENT, 0), ledger.account(st, ledger.BROKER, b),
+                   due, BROKER_REWARDS)
+        st.gov_committed[0] += due
+        st.broker_income[b] += due
+        st.c_rewarded[f] += due
+    else:
+        series[month, REWARDS_DENIED] += due
+
+
+def check_series(s, cfg) -> None:
+    """Each reward within min(rate x payment, cap), one per contract payment (each rounded down to the yuan from a
+    float product: a yuan of slack per payment for the float's last bit)."""
+    from ..results import InvariantError
+
+    payments = s[:, columns.CONTRACT_PAYMENTS]
+    paid = sum(s[:, k.column] for k in ledger.KINDS if k.payer == ledger.FIRM and k.payee == ledger.UNIVERSITY)
+    bad = (s[:, BROKER_REWARDS] > np.floor(cfg.broker.cap) * payments) | (
+        s[:, BROKER_REWARDS] > cfg.broker.rate * paid + payments)
+    if bad.any():
+        m = int(bad.argmax())
+        raise InvariantError(f"month {m}: broker rewards {s[m, BROKER_REWARDS]:.0f} exceed the rate or the cap of the "
+                             "payments made")

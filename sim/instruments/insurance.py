@@ -1,0 +1,254 @@
+"""Patent implementation failure insurance (Beijing-Tianjin-Hebei, 2024), premium subsidised by government.
+
+Insurers quote a premium for covering ``coverage`` of a firm's implementation cost, less
+a deductible, from their estimate of the failure rate (a prior plus their claims
+experience) with a loading; government pays ``subsidy_share`` of the premium up to
+``subsidy_cap`` per policy, within the yearly budget. A firm can add the cover to any
+contract form; on failure the insurer refunds the claim from its reserves, as far as they
+go. An insurer below its minimum reserves stops writing for good.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from .. import columns, forms, ledger, rules, state
+from ..schema import _c, factor, money, share
+
+NAME = "insurance"
+SECTION = "insurance"
+
+
+@dataclass
+class Params:
+    insurers: int = _c(1, ge=0, le=1000, doc="insurers offering the product")
+    coverage: float = share(0.8, "share of the implementation cost insured")
+    deductible: float = money(20000.0, "deductible per claim (yuan)")
+    loading: float = factor(0.3, "premium loading over the expected claim", hi=100.0)
+    prior_failure: float = _c(0.6, gt=0.0, lt=1.0, doc="insurer's prior failure rate of insured implementations")
+    prior_strength: float = factor(20.0, "weight of that prior, in pseudo-observations", positive=True, hi=1.0e6)
+    subsidy_share: float = share(0.5, "share of the premium paid by government")
+    subsidy_cap: float = money(200000.0, "premium subsidy cap per policy (yuan)")
+    initial_reserves: float = money(3.0e7, "an insurer's starting reserves (yuan)")
+    min_reserves: float = money(3.0e6, "an insurer stops writing policies below these reserves (yuan)")
+
+
+# what the instrument adds to the model
+state.agent("insurer", lambda cfg, pop: cfg.insurance.insurers)
+INSURER = ledger.account_class("insurer", "insurers", "insurers (their reserves)",
+                               lambda cfg, pop: cfg.insurance.insurers, owner=NAME)
+PREMIUMS_FIRM = ledger.kind("premiums_firm", ledger.FIRM, INSURER, "firms' part of premiums", owner=NAME,
+                            metrics=("premiums",))
+PREMIUM_SUBSIDIES = ledger.kind("premium_subsidies", ledger.GOVERNMENT, INSURER,
+                                "government's part of premiums", owner=NAME, metrics=("premiums",))
+CLAIMS = ledger.kind("claims", INSURER, ledger.FIRM, "claims paid on insured failures", owner=NAME)
+INSURED = forms.cover("insured", "with failure insurance", owner=NAME)
+SIGNED_INSURED = forms.COVERS[INSURED].column
+CLAIMS_UNPAID = columns.column("claims_unpaid", "claims an insolvent insurer could not pay (yuan)", money=True,
+                               owner=NAME)
+INSURERS_ACTIVE = columns.column("insurers_active", "insurers writing policies", stock=True, owner=NAME)
+SPEND = "subsidies"   # government spend on this instrument is the run metric gov_spend_subsidies
+
+state.field("ins_active", "insurer", np.bool_, True, "still writing policies", owner=NAME)
+state.field("ins_failures", "insurer", np.int64, 0, "failures among its settled policies", owner=NAME)
+state.field("ins_observed", "insurer", np.int64, 0, "settled policies", owner=NAME)
+state.field("ins_quote", "insurer", np.int64, 0, "scratch: this quote's premium", owner=NAME)
+state.field("ins_writes", "insurer", np.bool_, False, "scratch: writes this quote", owner=NAME)
+state.field("c_insured", "firm", np.bool_, False, "the firm's contract is insured", owner=NAME)
+state.field("c_insurer", "firm", np.int64, -1, "its insurer", owner=NAME)
+state.field("c_claim", "firm", np.int64, 0, "refund on failure", owner=NAME)
+state.field("c_premium", "firm", np.int64, 0, "premium (firm's part and subsidy)", owner=NAME)
+state.field("c_subsidy", "firm", np.int64, 0, "government's part of the premium", owner=NAME)
+
+
+def initial_balances(cfg, balance, acct_base) -> None:
+    balance[acct_base[INSURER]:acct_base[INSURER + 1]] = rules.yuan(cfg.insurance.initial_reserves)
+
+
+# --------------------------------------------------------------------------- rules
+@njit(cache=True)
+def claim_amount(implementation_cost, coverage, deductible):
+    """What a failed insured implementation is refunded: covered cost less the deductible."""
+    return max(np.int64(0), rules.yuan(coverage * implementation_cost) - np.int64(math.floor(deductible)))
+
+
+@njit(cache=True)
+def failure_estimate(prior_failure, prior_strength, failures, observed):
+    """Insurer's estimate of the failure rate: prior plus its claims experience."""
+    return (prior_failure * prior_strength + failures) / (prior_strength + observed)
+
+
+@njit(cache=True)
+def premium(expected_failure, claim, loading):
+    """Premium: expected claim times (1 + loading)."""
+    return rules.yuan((1.0 + loading) * expected_failure * claim)
+
+
+@njit(cache=True)
+def premium_subsidy(premium_amount, share, cap):
+    """Government's part of a premium: a share, capped per policy."""
+    return min(rules.yuan(share * premium_amount), np.int64(math.floor(cap)))
+
+
+@njit(cache=True)
+def subsidy_offered(subsidy, committed, annual_budget):
+    """The premium subsidy a firm is offered: all of it if the budget allows, else none."""
+    return subsidy if rules.within_budget(subsidy, committed, annual_budget) else np.int64(0)
+
+
+@njit(cache=True)
+def claim_paid(claim, reserves):
+    """An insurer pays a claim from its reserves, as far as they go."""
+    return min(claim, reserves)
+
+
+@njit(cache=True)
+def cheapest_quote(premiums, writes):
+    """The insurer a firm buys from: the lowest premium among those writing (first on ties); -1 if none."""
+    best = -1
+    for i in range(premiums.shape[0]):
+        if writes[i] and (best < 0 or premiums[i] < premiums[best]):
+            best = i
+    return best
+
+
+@njit(cache=True)
+def insurer_writes(active, reserves, min_reserves):
+    """An insurer writes new policies while active and above its minimum reserves."""
+    return active and reserves >= min_reserves
+
+
+@njit(cache=True)
+def quote(p, st, i, cost):
+    """(claim on failure, premium, government subsidy) of insurer ``i`` for an implementation cost."""
+    ins = p.insurance
+    claim = claim_amount(cost, ins.coverage, ins.deductible)
+    q = failure_estimate(ins.prior_failure, ins.prior_strength, st.ins_failures[i], st.ins_observed[i])
+    prem = premium(q, claim, ins.loading)
+    return claim, prem, premium_subsidy(prem, ins.subsidy_share, ins.subsidy_cap)
+
+
+@njit(cache=True)
+def reserves(st, i):
+    return st.balance[ledger.account(st, INSURER, i)]
+
+
+# --------------------------------------------------------------------------- hooks
+@njit(cache=True)
+def offer_covers(p, st, f, a, cost, n):
+    """The cheapest writing insurer's quote, with the subsidy the budget still allows."""
+    n_ins = st.ins_active.shape[0]
+    if n_ins == 0:
+        return n
+    for i in range(n_ins):
+        st.ins_writes[i] = insurer_writes(st.ins_active[i], reserves(st, i), p.insurance.min_reserves)
+        st.ins_quote[i] = quote(p, st, i, cost)[1] if st.ins_writes[i] else 0
+    insurer = cheapest_quote(st.ins_quote, st.ins_writes)
+    if insurer < 0:
+        return n
+    claim, prem, subsidy = quote(p, st, insurer, cost)
+    subsidy = subsidy_offered(subsidy, st.gov_committed[0], p.budget)
+    if claim <= 0:
+        return n
+    row = st.covers[n]
+    row[state.COVER_AUX] = insurer
+    row[state.COVER_AUX + 1] = claim
+    row[state.COVER_AUX + 2] = prem
+    row[state.COVER_AUX + 3] = subsidy
+    return forms.offer_cover(st, n, INSURED, prem - subsidy, claim)
+
+
+@njit(cache=True)
+def on_open(p, st, series, month, f, cover):
+    """The firm decides knowing the subsidy: it is committed against the budget now."""
+    insured = cover >= 0 and st.covers[cover, state.COVER_OWNER] == INSURED
+    st.c_insured[f] = insured
+    if insured:
+        row = st.covers[cover]
+        st.c_insurer[f] = np.int64(row[state.COVER_AUX])
+        st.c_claim[f] = np.int64(row[state.COVER_AUX + 1])
+        st.c_premium[f] = np.int64(row[state.COVER_AUX + 2])
+        st.c_subsidy[f] = np.int64(row[state.COVER_AUX + 3])
+    else:
+        st.c_insurer[f] = -1
+        st.c_claim[f] = 0
+        st.c_premium[f] = 0
+        st.c_subsidy[f] = 0
+    st.gov_committed[0] += st.c_subsidy[f]
+
+
+@njit(cache=True)
+def on_breakdown(p, st, series, month, f):
+    """A subsidy committed this budget year is released."""
+    if rules.same_budget_year(st.c_opened[f], month):
+        st.gov_committed[0] -= st.c_subsidy[f]
+
+
+@njit(cache=True)
+def on_sign(p, st, series, month, f):
+    if not st.c_insured[f]:
+        return
+    insurer = ledger.account(st, INSURER, st.c_insurer[f])
+    ledger.pay(st, series, month, ledger.account(st, ledger.FIRM, f), insurer, st.c_premium[f] - st.c_subsidy[f],
+               PREMIUMS_FIRM)
+    ledger.pay(st, series, month, ledger.account(st, ledger.GOVERNMENT, 0), insurer, st.c_subsidy[f],
+               PREMIUM_SUBSIDIES)
+    series[month, SIGNED_INSURED] += 1
+
+
+@njit(cache=True)
+def on_settle(p, st, series, month, f, success):
+    if not st.c_insured[f]:
+        return
+    i = st.c_insurer[f]
+    if not success:
+        paid = claim_paid(st.c_claim[f], reserves(st, i))
+        ledger.pay(st, series, month, ledger.account(st, INSURER, i), ledger.account(st, ledger.FIRM, f), paid, CLAIMS)
+        series[month, CLAIMS_UNPAID] += st.c_claim[f] - paid
+    st.ins_observed[i] += 1
+    st.ins_failures[i] += 0 if success else 1
+
+
+@njit(cache=True)
+def on_month(p, st, series, month):
+    """Insurers below their minimum reserves withdraw for good."""
+    for i in range(st.ins_active.shape[0]):
+        st.ins_active[i] = insurer_writes(st.ins_active[i], reserves(st, i), p.insurance.min_reserves)
+
+
+@njit(cache=True)
+def record(p, st, series, month):
+    series[month, INSURERS_ACTIVE] = st.ins_active.sum()
+
+
+# --------------------------------------------------------------------------- results
+def summarize(totals: dict, s) -> dict:
+    cash = s[-1, ledger.ACCOUNT_CLASSES[INSURER].column]
+    return {"loss_ratio": totals["claims"] / totals["premiums"] if totals["premiums"] else np.nan,
+            "insurer_reserves_final": float(cash)}
+
+
+def check_series(s, cfg) -> None:
+    """Subsidies within their share and cap; claims within the insured share of implementation costs, and only
+    in months with failures."""
+    from ..results import InvariantError
+
+    ins = s[:, SIGNED_INSURED]
+    premiums = s[:, PREMIUMS_FIRM] + s[:, PREMIUM_SUBSIDIES]
+    bad = (s[:, PREMIUM_SUBSIDIES] > np.floor(cfg.insurance.subsidy_cap) * ins) | (
+        s[:, PREMIUM_SUBSIDIES] > cfg.insurance.subsidy_share * premiums + 0.5 * ins)
+    if bad.any():
+        raise InvariantError(f"month {bad.argmax()}: premium subsidies exceed their share or cap")
+    bad = (s[:, CLAIMS] > 0) & (s[:, columns.FAILURES] == 0)
+    if bad.any():
+        raise InvariantError(f"month {bad.argmax()}: claims paid in a month without failures")
+    # each claim is rounded half up to the yuan: half a yuan of slack per failure
+    c = s.cumsum(axis=0)
+    cost = c[:, ledger.IMPLEMENTATION_COST]
+    bad = c[:, CLAIMS] + c[:, CLAIMS_UNPAID] > cfg.insurance.coverage * cost + 0.5 * c[:, columns.FAILURES]
+    if bad.any():
+        raise InvariantError(f"month {bad.argmax()}: claims exceed the insured share of implementation costs")

@@ -1,0 +1,30 @@
+"""The month: one named list of phases, read here by both engines.
+
+Every month runs these phases in this order. The Mesa engine
+(:meth:`sim.model.TransferModel.step`) calls its method of each name; the Numba engine
+(:mod:`sim.kernels`) compiles one function calling its kernel of each name, built from this
+list by :func:`compile_month`. The benchmark times each phase.
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+PHASES = (
+    "open_month",      # a budget year may start; transfer offices' capacity renews
+    "raise_needs",     # needs arise in idle firms, or expire unmatched
+    "firms_search",    # firms with a need find candidates themselves
+    "brokers_visit",   # brokers visit firms of their sector, surface needs, propose achievements
+    "negotiate",       # negotiations conclude (signing: payments, term starts), continue or break down
+    "settle",          # implementations whose term ends succeed or fail; payments on success, claims
+    "learn",           # beliefs, brokers' costs and exits, entry, the instruments' month end
+    "record",          # month-end stocks
+)
+
+
+def compile_month(phases: dict):
+    """One njit function ``month(p, st, series, month)`` calling ``phases[name]`` for each name of :data:`PHASES`."""
+    namespace = {f"_{name}": phases[name] for name in PHASES}
+    body = "\n".join(f"    _{name}(p, st, series, month)" for name in PHASES)
+    exec(f"def month(p, st, series, month):\n{body}\n", namespace)  # noqa: S102 - built from PHASES only
+    return njit(namespace["month"])

@@ -1,0 +1,95 @@
+"""The building blocks of the configuration schema: limits, typed fields with ranges, errors.
+
+:mod:`sim.config` (the scenario and the run) and every instrument module
+(:mod:`sim.instruments`) declare their parameters with these helpers: a dataclass
+field with its default, its allowed range and a one-line meaning, validated by
+:func:`sim.config.load_config`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import field
+from typing import Any
+
+# the regimes and the instruments each switches on (free_trial, broker_reward, insurance);
+# configs/regime/*.yaml say the same (tests/test_config.py checks that they agree)
+ENGINES = ("mesa", "numba")
+
+# --- limits of the schema (judgement: far beyond any setting the sources describe, and
+# small enough that no accepted value can overflow, divide by zero or exhaust memory) ---
+MONEY_MAX = 1.0e12        # yuan per amount: a trillion, ~1% of China's GDP; sums stay exact (< 2**53)
+SIGMA_MAX = 3.0           # log-sd of a log-normal: the 95th percentile is ~140x the median
+BETA_MIN, BETA_MAX = 0.1, 1000.0   # Beta(a, b) shapes the keyed sampler draws exactly (no 0/0)
+MONTHS_MAX = 1200         # a century of months
+POPULATION_MAX = 10**8    # firms, or achievements in all; memory is checked against the machine too
+COUNT_MAX = 10**6         # brokers, transfer-office capacity, seeds, ...
+PER_MONTH_MAX = 10**4     # a broker's visits, screened achievements, entry candidates per month
+SEED_MAX = 2**63 - 1      # seeds are int64 in the kernels
+MULTIPLIER_MAX = 1000.0   # scale factors, pseudo-observation weights, ...
+VISITS_MAX = 10**9        # broker screenings a month (brokers x visits x screened achievements)
+
+
+class ConfigError(ValueError):
+    """A user error in the configuration (reported in one line, exit code 2)."""
+
+
+def _c(default, *, ge=None, gt=None, le=None, lt=None, choices=None, doc=""):
+    """A field with its allowed range, checked by :func:`validate`."""
+    meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices, "doc": doc}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _share(default, doc=""):
+    return _c(default, ge=0.0, le=1.0, doc=doc)
+
+
+def _money(default, doc="", positive=False):
+    """An amount of yuan, up to :data:`MONEY_MAX`."""
+    return _c(default, gt=0.0 if positive else None, ge=None if positive else 0.0, le=MONEY_MAX, doc=doc)
+
+
+def _sigma(default, doc=""):
+    return _c(default, ge=0.0, le=SIGMA_MAX, doc=doc)
+
+
+def _shape(default, doc=""):
+    return _c(default, ge=BETA_MIN, le=BETA_MAX, doc=doc)
+
+
+def _months(default, doc="", lo=1):
+    return _c(default, ge=lo, le=MONTHS_MAX, doc=doc)
+
+
+def _factor(default, doc="", positive=False, hi=MULTIPLIER_MAX):
+    return _c(default, gt=0.0 if positive else None, ge=None if positive else 0.0, le=hi, doc=doc)
+
+
+def _nested(cls):
+    return field(default_factory=cls, metadata={})
+
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it, cut short (an error message is one line)."""
+    text = repr(value)
+    text = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _describe(meta) -> str:
+    parts = []
+    if meta.get("choices"):
+        return "one of " + ", ".join(map(str, meta["choices"]))
+    for key, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+        if meta.get(key) is not None:
+            v = meta[key]
+            parts.append(f"{sym} {v}" if isinstance(v, int) else f"{sym} {v:g}")
+    return " and ".join(parts)
+
+
+
+
+# the names instrument modules use (the underscored ones are kept for sim.config)
+param, share, money, months, factor, sigma, shape = _c, _share, _money, _months, _factor, _sigma, _shape

@@ -1,0 +1,248 @@
+"""The state of a run, declared once: every agent array (name, dtype, start value, meaning).
+
+Both engines hold the same state, a struct of arrays (:data:`State`, a named tuple Numba
+compiles against): the Numba kernels loop over its arrays, and the Mesa agents of
+:mod:`sim.agents` are views of one row of it. The model's own arrays are declared here;
+an instrument declares the arrays it adds (an insurer's claims record, a contract's
+insured amount, ...) in its own module with :func:`field` and, for a new kind of agent,
+:func:`agent`. :func:`freeze` builds the named tuples once every instrument is imported
+(:mod:`sim.instruments` does it).
+
+Kernel parameters (:data:`Params`) are the scenario's numbers the month needs, plus one
+named tuple per instrument (``p.insurance.coverage``), with ``on`` telling whether the
+run's regime lists it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections import namedtuple
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from . import rules
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    agent: str          # whose array: one value per member of this agent kind
+    dtype: Any
+    init: Any           # start value, or a function (cfg, population) -> array
+    doc: str
+    owner: str
+
+
+AGENTS: dict[str, Callable] = {}     # agent kind -> count(cfg, population)
+FIELDS: list[Field] = []
+State = None     # the named tuple of every field (built by freeze)
+Params = None    # the named tuple of the kernel parameters (built by freeze)
+_INSTRUMENTS: tuple = ()
+
+
+def agent(name: str, count: Callable) -> None:
+    """Declare a kind of agent, ``count(cfg, population)`` of them in a run."""
+    if name in AGENTS:
+        raise ValueError(f"agent kind {name!r} is declared twice")
+    AGENTS[name] = count
+
+
+def field(name: str, agent: str, dtype, init, doc: str, owner: str = "core") -> None:
+    """Declare an array of the state: one ``dtype`` value per ``agent``, starting at ``init``."""
+    if any(f.name == name for f in FIELDS):
+        raise ValueError(f"state field {name!r} is declared twice")
+    if State is not None:
+        raise RuntimeError(f"state field {name!r} declared after the state was built")
+    FIELDS.append(Field(name, agent, dtype, init, doc, owner))
+
+
+# --------------------------------------------------------------------------- the model's agents
+agent("firm", lambda cfg, pop: pop.n_firms)
+agent("achievement", lambda cfg, pop: pop.n_achievements)
+agent("university", lambda cfg, pop: pop.n_universities)
+agent("broker", lambda cfg, pop: pop.n_brokers)
+agent("sector", lambda cfg, pop: cfg.scenario.sectors)
+agent("one", lambda cfg, pop: 1)
+
+# scratch rows of the contract decision: the forms and the covers on offer to one pair
+MAX_OFFERS = 8
+OFFER_FORM, OFFER_AT_SIGN, OFFER_ON_SUCCESS, OFFER_BARGAINED, OFFER_NEGOTIATION, OFFER_TERM, OFFER_STATUS = range(7)
+MAX_COVERS = 4
+COVER_OWNER, COVER_PREMIUM, COVER_REFUND, COVER_AUX = range(4)   # COVER_AUX.. : the instrument's own terms
+N_COVER_AUX = 4
+
+
+def _pop(name):
+    return lambda cfg, pop: getattr(pop, name)
+
+
+def _prior(cfg, pop, success):
+    f = cfg.scenario.firms
+    return np.full(pop.n_firms, (f.prior_success if success else 1.0 - f.prior_success) * f.prior_strength)
+
+
+# the population (read only)
+for _name in ("univ_accepts_trial", "ach_owner", "ach_sector", "ach_quality", "ach_maturity", "ach_value",
+              "ach_cost", "ach_ask", "ach_offsets", "firm_sector", "firm_absorptive", "firm_risk_aversion",
+              "firm_need_rate", "firm_scale", "firm_offsets", "broker_sector", "broker_skill"):
+    field(_name, "population", None, _pop(_name), "drawn by sim.population")
+# firms
+field("firm_state", "firm", np.int64, rules.IDLE, "IDLE, NEED, NEGOTIATING_FIRM or IMPLEMENTING")
+field("firm_need_month", "firm", np.int64, -1, "month the open need arose")
+field("firm_alpha", "firm", np.float64, lambda cfg, pop: _prior(cfg, pop, True), "belief Beta(alpha, beta)")
+field("firm_beta", "firm", np.float64, lambda cfg, pop: _prior(cfg, pop, False), "")
+field("firm_outcome", "firm", np.int64, -1, "this month's outcome: 1 success, 0 failure, -1 none")
+# the firm's contract (one at a time), from negotiation to settlement
+field("c_ach", "firm", np.int64, -1, "achievement")
+field("c_broker", "firm", np.int64, -1, "broker who proposed it, or -1")
+field("c_form", "firm", np.int64, 0, "contract form (sim.contracts.FORMS)")
+field("c_at_sign", "firm", np.int64, 0, "paid to the university at signing (a licence's price)")
+field("c_on_success", "firm", np.int64, 0, "paid to the university if the implementation succeeds")
+field("c_negotiation", "firm", np.float64, 0.0, "mean months to conclude the negotiation (before a broker's speed-up)")
+field("c_term", "firm", np.int64, 0, "months from signing to the outcome")
+field("c_status", "firm", np.int64, 0, "the achievement's status once signed")
+field("c_value", "firm", np.int64, 0, "value of success to this firm")
+field("c_cost", "firm", np.int64, 0, "implementation cost for this firm")
+field("c_chance", "firm", np.float64, 0.0, "true success chance of the pair")
+field("c_opened", "firm", np.int64, 0, "month negotiation began")
+field("c_ends", "firm", np.int64, -1, "month the outcome is known")
+# achievements, universities, brokers
+field("ach_status", "achievement", np.int64, rules.SHELVED, "SHELVED ... ABANDONED")
+field("ach_failures", "achievement", np.int64, 0, "failed implementations")
+field("univ_opened", "university", np.int64, 0, "negotiations the transfer office opened this month")
+field("broker_active", "broker", np.bool_, lambda cfg, pop: np.arange(pop.n_brokers) < cfg.scenario.brokers.initial,
+      "in the market")
+field("broker_entered", "broker", np.int64, 0, "month of entry")
+field("broker_avg_profit", "broker", np.float64, 0.0, "moving average of monthly profit")
+field("broker_income", "broker", np.int64, 0, "this month's fees and rewards")
+field("next_entrant", "one", np.int64, lambda cfg, pop: np.array([cfg.scenario.brokers.initial]),
+      "the next broker of the pool to enter")
+field("firm_cash0", "one", np.int64, lambda cfg, pop: np.array([pop.firm_cash.sum()]), "firms' cash at the start")
+# government
+field("gov_committed", "one", np.int64, 0, "spent or committed this budget year (yuan)")
+# learning: this month's outcomes by sector
+field("sector_successes", "sector", np.float64, 0.0, "")
+field("sector_failures", "sector", np.float64, 0.0, "")
+# the ledger
+field("balance", "account", np.int64, None, "every account's money (sim.ledger)")
+field("acct_base", "account_class", np.int64, None, "first account of each class, and the total")
+field("audit", "audit", np.int64, None, "the audit log of payments: month, kind, payer, payee, amount")
+field("audit_n", "one", np.int64, 0, "rows of the audit log used")
+# the contract decision's scratch rows
+field("offers", "scratch", np.float64, lambda cfg, pop: np.zeros((MAX_OFFERS, 7)), "forms on offer to a pair")
+field("covers", "scratch", np.float64, lambda cfg, pop: np.zeros((MAX_COVERS, 3 + N_COVER_AUX)),
+      "covers on offer to a pair")
+
+
+# --------------------------------------------------------------------------- kernel parameters
+_CORE_PARAMS = (
+    # firms
+    ("need_patience", "firms.need_patience"), ("self_search_prob", "firms.self_search_prob"),
+    ("self_noise", "firms.self_noise"), ("belief_weight", "firms.belief_weight"), ("peer_weight", "firms.peer_weight"),
+    # universities
+    ("tto_capacity", "universities.tto_capacity"), ("reservation_share", "universities.reservation_share"),
+    ("bargaining_power", "universities.bargaining_power"), ("inventor_share", "universities.inventor_share"),
+    ("max_failures", "universities.max_failures"),
+    # success and negotiation
+    ("maturity_floor", "success.maturity_floor"), ("absorptive_floor", "success.absorptive_floor"),
+    ("fit_floor", "success.fit_floor"), ("months_licence", "negotiation.months_licence"),
+    ("breakdown_hazard", "negotiation.breakdown_hazard"), ("broker_speedup", "negotiation.broker_speedup"),
+    ("implementation_months", "negotiation.implementation_months"),
+    # brokers
+    ("capacity", "brokers.capacity"), ("noise", "brokers.noise"), ("screen", "brokers.screen"),
+    ("surface_prob", "brokers.surface_prob"), ("fee_rate", "brokers.fee_rate"), ("fee_fixed", "brokers.fee_fixed"),
+    ("fee_firm_share", "brokers.fee_firm_share"), ("monthly_cost", "brokers.monthly_cost"),
+    ("profit_memory", "brokers.profit_memory"), ("exit_loss", "brokers.exit_loss"),
+    ("grace_months", "brokers.grace_months"), ("entry_candidates", "brokers.entry_candidates"),
+    ("entry_max", "brokers.entry_max"), ("entry_sensitivity", "brokers.entry_sensitivity"),
+)
+
+
+def _typed(value, typ):
+    """A config value as the kernels see it: int64, float64 or bool."""
+    if typ is bool:
+        return bool(value)
+    if typ is int:
+        return np.int64(value)
+    return float(value)
+
+
+def _get(obj, dotted):
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def instrument_params(module, cfg):
+    """The kernel parameters of one instrument: ``on`` and its config section, typed."""
+    section = getattr(cfg, module.SECTION)
+    hints = typing.get_type_hints(type(section))
+    values = [_typed(getattr(section, f.name), hints[f.name]) for f in dataclasses.fields(section)]
+    return module.KernelParams(module.NAME in cfg.regime.instruments, *values)
+
+
+def make_params(cfg, seed: int, n_achievements: int):
+    """The scalars of ``cfg`` the kernels need, as :data:`Params`."""
+    sc = cfg.scenario
+    hints = {}
+    core = []
+    for name, dotted in _CORE_PARAMS:
+        section, key = dotted.rsplit(".", 1)
+        obj = _get(sc, section)
+        if type(obj) not in hints:
+            hints[type(obj)] = typing.get_type_hints(type(obj))
+        core.append(_typed(getattr(obj, key), hints[type(obj)][key]))
+    budget = -1.0 if cfg.government.annual_budget is None else float(cfg.government.annual_budget)
+    return Params(np.int64(seed), np.int64(sc.months), np.int64(n_achievements), *core, budget,
+                  *(instrument_params(m, cfg) for m in _INSTRUMENTS))
+
+
+# --------------------------------------------------------------------------- building the state
+def freeze(instruments) -> None:
+    """Build :data:`State` and :data:`Params` once every instrument has declared its fields."""
+    global State, Params, _INSTRUMENTS
+    if State is not None:
+        return
+    _INSTRUMENTS = tuple(instruments)
+    for m in _INSTRUMENTS:
+        names = ["on"] + [f.name for f in dataclasses.fields(m.Params)]
+        m.KernelParams = namedtuple(f"{m.NAME}_params", names, module=m.__name__)
+        setattr(m, f"{m.NAME}_params", m.KernelParams)  # picklable by name (Numba's cache index)
+    State = namedtuple("State", [f.name for f in FIELDS], module=__name__)
+    Params = namedtuple("Params", ["seed", "months", "n_achievements", *(n for n, _ in _CORE_PARAMS), "budget",
+                                   *(m.NAME for m in _INSTRUMENTS)], module=__name__)
+    globals()["State"], globals()["Params"] = State, Params
+
+
+def counts(cfg, pop) -> dict[str, int]:
+    """How many of each agent kind a run of ``pop`` has."""
+    return {name: int(count(cfg, pop)) for name, count in AGENTS.items()}
+
+
+def new_state(cfg, pop, audit_rows: int = 0):
+    """The month-0 state of population ``pop`` under ``cfg`` (the same for both engines)."""
+    from . import ledger
+
+    n = counts(cfg, pop)
+    sizes = [int(c.count(cfg, pop)) for c in ledger.ACCOUNT_CLASSES]
+    base = np.zeros(len(sizes) + 1, dtype=np.int64)
+    base[1:] = np.cumsum(sizes)
+    balance = np.zeros(base[-1], dtype=np.int64)
+    balance[base[ledger.FIRM]:base[ledger.FIRM + 1]] = pop.firm_cash
+    for m in _INSTRUMENTS:
+        if hasattr(m, "initial_balances"):
+            m.initial_balances(cfg, balance, base)
+    special = {"balance": balance, "acct_base": base, "audit": np.zeros((audit_rows, 5), dtype=np.int64)}
+    values = []
+    for f in FIELDS:
+        if f.name in special:
+            values.append(special[f.name])
+        elif callable(f.init):
+            arr = f.init(cfg, pop)
+            values.append(arr.copy() if f.agent != "population" else arr)
+        else:
+            values.append(np.full(n[f.agent], f.init, dtype=f.dtype))
+    return State(*values)
