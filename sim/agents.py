@@ -28,10 +28,10 @@ def column(array: str, doc: str = ""):
     """An attribute that is this agent's element of the state array ``array``."""
 
     def get(self):
-        return getattr(self.model.st, array)[self.index]
+        return getattr(self.model.arrays, array)[self.index]
 
     def set_(self, value):
-        getattr(self.model.st, array)[self.index] = value
+        getattr(self.model.arrays, array)[self.index] = value
 
     return property(get, set_, doc=doc or array)
 
@@ -67,12 +67,13 @@ class Firm(mesa.Agent):
 
     @property
     def cash(self) -> int:
-        return int(self.model.st.balance[ledger.account(self.model.st, ledger.FIRM, self.index)])
+        arrays = self.model.arrays
+        return int(arrays.balance[arrays.acct_base[ledger.FIRM] + self.index])
 
     @property
     def belief(self) -> float:
-        st = self.model.st
-        return rules.belief_mean(st.firm_alpha[self.index], st.firm_beta[self.index])
+        arrays = self.model.arrays
+        return rules.belief_mean(arrays.firm_alpha[self.index], arrays.firm_beta[self.index])
 
     def raise_need(self, surfaced: bool = False) -> None:
         m = self.model
@@ -118,7 +119,7 @@ class University(mesa.Agent):
 
     def can_open_negotiation(self) -> bool:
         """The transfer office handles a limited number of new deals a month."""
-        return self.opened_this_month < self.model.p.tto_capacity
+        return self.opened_this_month < self.model.params.tto_capacity
 
 
 class Broker(mesa.Agent):

@@ -16,7 +16,7 @@ import functools
 import math
 import numbers
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 

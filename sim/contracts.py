@@ -15,7 +15,8 @@ Money moves only through :func:`sim.ledger.pay`; instruments join in through the
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from .jit import entry, kernel
 
 from . import columns as C
 from . import hooks, ledger, rng, rules
@@ -29,7 +30,7 @@ _ = GOVERNMENT
 
 
 # --------------------------------------------------------------------------- judging a match
-@njit(cache=True)
+@entry
 def true_chance(p, st, f, a):
     """The real success chance of implementing achievement ``a`` in firm ``f``."""
     fit = rng.uniform(p.seed, rng.FIT, 0, rules.pair_key(f, a, p.n_achievements))
@@ -37,13 +38,13 @@ def true_chance(p, st, f, a):
                                 p.maturity_floor, p.absorptive_floor, p.fit_floor)
 
 
-@njit(cache=True)
+@entry
 def judged_chance(p, st, f, a, noise_sd, z):
     """A judgement of that chance with normal error ``noise_sd * z``."""
     return rules.perceived_chance(true_chance(p, st, f, a), noise_sd, z)
 
 
-@njit(cache=True)
+@entry
 def propose(p, st, month, f, b, visit):
     """Broker ``b`` screens a few achievements of its sector for firm ``f``; returns (the best shelved one by its
     judgement or -1, that judgement)."""
@@ -65,7 +66,7 @@ def propose(p, st, month, f, b, visit):
 
 
 # --------------------------------------------------------------------------- the contract decision
-@njit(cache=True)
+@entry
 def choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, bargaining_power,
                     offers, n_offers, covers, n_covers, fee_rate, fee_fixed, fee_firm_share):
     """The contract the pair signs, by the firm's certainty equivalent (CE).
@@ -113,7 +114,7 @@ def choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, ba
     return best_row, best_cover, best_price, best_ce
 
 
-@njit(cache=True)
+@entry
 def consider(p, st, series, month, f, a, signal, broker):
     """Firm ``f`` weighs achievement ``a`` (success signal ``signal``, proposed by ``broker`` or -1); if a contract
     suits it, negotiation opens. Returns whether it did."""
@@ -154,14 +155,14 @@ def consider(p, st, series, month, f, a, signal, broker):
     return True
 
 
-@njit(cache=True)
+@kernel
 def _offer_licence(p, st):
     """The model's own form, always on offer: a licence at a bargained price, paid at signing."""
     return offer(st, 0, LICENCE, 0, 0, True, p.months_licence, p.implementation_months, rules.LICENSED)
 
 
 # --------------------------------------------------------------------------- negotiation, signing, payments
-@njit(cache=True)
+@entry
 def negotiate(p, st, series, month, f, u):
     """One month of firm ``f``'s negotiation (``u``: its uniform draw): it concludes (signing), continues or breaks
     down."""
@@ -176,7 +177,7 @@ def negotiate(p, st, series, month, f, u):
         series[month, C.NEGOTIATIONS_FAILED] += 1
 
 
-@njit(cache=True)
+@kernel
 def sign(p, st, series, month, f):
     """The contract is signed: service fee, the form's payment at signing, the instruments' part, the
     implementation cost; the term starts."""
@@ -198,7 +199,7 @@ def sign(p, st, series, month, f):
     series[month, C.SIGN_DELAY_SUM] += month - st.firm_need_month[f]
 
 
-@njit(cache=True)
+@kernel
 def collect(p, st, series, month, f, amount, kind):
     """Firm ``f`` pays the university ``amount`` under its contract (a payment of ``kind``); the broker's fee, the
     instruments' part (a reward) and the inventors' share follow."""
@@ -222,7 +223,7 @@ def collect(p, st, series, month, f, amount, kind):
         ledger.INVENTOR_INCOME)
 
 
-@njit(cache=True)
+@entry
 def settle(p, st, series, month, f):
     """The implementation's outcome: value and the form's payment on success, or a failure; returns success."""
     a = st.c_ach[f]
@@ -249,7 +250,7 @@ def settle(p, st, series, month, f):
 
 
 # --------------------------------------------------------------------------- learning, brokers and the month
-@njit(cache=True)
+@entry
 def learn(p, st):
     """Firms update their beliefs: each from its own outcome this month, then (weighted) from its sector's peers."""
     peers = p.peer_weight > 0 and (st.sector_successes.sum() + st.sector_failures.sum()) > 0
@@ -267,7 +268,7 @@ def learn(p, st):
 
 
 
-@njit(cache=True)
+@entry
 def review_broker(p, st, series, month, b):
     """End of month for active broker ``b``: it pays its costs and updates its average profit; returns whether it
     exits."""
@@ -283,7 +284,7 @@ def review_broker(p, st, series, month, b):
     return False
 
 
-@njit(cache=True)
+@entry
 def close_month(p, st, series, month):
     """Candidates enter the broker market (logistic in incumbents' average profit); the instruments' month ends."""
     n_b = st.broker_active.shape[0]
@@ -304,7 +305,7 @@ def close_month(p, st, series, month):
     hooks.on_month(p, st, series, month)
 
 
-@njit(cache=True)
+@entry
 def open_month(p, st, series, month):
     """A new month: the budget year may start; transfer offices open no negotiation yet; no outcome yet."""
     if rules.budget_year_starts(month):
@@ -315,7 +316,7 @@ def open_month(p, st, series, month):
     st.sector_failures[:] = 0.0
 
 
-@njit(cache=True)
+@entry
 def record(p, st, series, month):
     """Month-end stocks: achievements by status, brokers, beliefs, every class's cash, the instruments' stocks."""
     s = series[month]

@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+
+from .jit import kernel
 
 from . import columns, ledger, state
 from .state import (COVER_OWNER, COVER_PREMIUM, COVER_REFUND, OFFER_AT_SIGN, OFFER_BARGAINED, OFFER_FORM,
@@ -62,7 +63,7 @@ LICENCE = form("licence", "licence or outright transfer, price bargained and pai
 
 
 # --------------------------------------------------------------------------- offers (njit, both engines)
-@njit(cache=True)
+@kernel
 def offer(st, n, form, at_sign, on_success, bargained, negotiation_months, term, status):
     """Put form ``form`` on offer as row ``n`` of ``st.offers``; returns the number of rows.
 
@@ -84,7 +85,7 @@ def offer(st, n, form, at_sign, on_success, bargained, negotiation_months, term,
     return n + 1
 
 
-@njit(cache=True)
+@kernel
 def offer_cover(st, n, cover, firm_premium, refund):
     """Put cover ``cover`` on offer as row ``n`` of ``st.covers`` (the firm's premium at signing, its refund on
     failure); the instrument keeps its own terms in ``st.covers[n, COVER_AUX:]``. Returns the number of rows."""

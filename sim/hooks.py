@@ -52,7 +52,7 @@ def _chain(name: str):
         lines.append(f"    {call}" if name == "record" else f"    if p.{m.NAME}.on:\n        {call}")
     lines.append(f"    return {ret}" if ret else "    return")
     exec("\n".join(lines), namespace)  # noqa: S102 - source built from the registry above, nothing else
-    return njit(namespace[name])
+    return njit(no_cpython_wrapper=True, no_cfunc_wrapper=True)(namespace[name])
 
 
 offer_forms = _chain("offer_forms")

@@ -14,7 +14,8 @@ x visits).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from .jit import entry, kernel
 
 from . import columns as C
 from . import contracts, loop, rng, rules
@@ -22,17 +23,17 @@ from .config import Config
 from .population import Population
 from .results import new_series
 from .rules import IDLE, IMPLEMENTING, NEED, NEGOTIATING_FIRM
-from .state import make_params, new_state
+from .state import make_params, new_state, to_struct
 
 
 # --------------------------------------------------------------------------- the canonical order
-@njit(cache=True)
+@kernel
 def rotation_start(p, month, which, n):
     """Start of this month's canonical rotation of ``n`` agents (which: 0 firms, 1 brokers)."""
     return rng.randint(p.seed, rng.ORDER, month, which, n) if n > 0 else 0
 
 
-@njit(cache=True)
+@kernel
 def _rotated(chosen, count, start):
     """The chosen indices (ascending, ``count`` of them) in the rotation order that begins at ``start``."""
     out = np.empty(count, dtype=np.int64)
@@ -48,7 +49,7 @@ def _rotated(chosen, count, start):
     return out
 
 
-@njit(cache=True)
+@kernel
 def _firms_in(st, state, month, ending_now):
     """Firms in ``state`` (and, if ``ending_now``, whose term ends this month), ascending."""
     n = st.firm_state.shape[0]
@@ -62,12 +63,12 @@ def _firms_in(st, state, month, ending_now):
 
 
 # --------------------------------------------------------------------------- phases
-@njit(cache=True)
+@kernel
 def open_month(p, st, series, month):
     contracts.open_month(p, st, series, month)
 
 
-@njit(cache=True)
+@kernel
 def raise_needs(p, st, series, month):
     # each firm's need depends on nothing but its own state, so the index order gives the
     # same result as the rotation of the other phases, and a tighter loop
@@ -88,7 +89,7 @@ def raise_needs(p, st, series, month):
     series[month, C.NEEDS_EXPIRED] += expired
 
 
-@njit(cache=True)
+@kernel
 def firms_search(p, st, series, month):
     n = st.firm_state.shape[0]
     # who searches depends only on each firm itself: find them in a tight loop, then let
@@ -111,7 +112,7 @@ def firms_search(p, st, series, month):
             contracts.consider(p, st, series, month, f, a, signal, -1)
 
 
-@njit(cache=True)
+@kernel
 def brokers_visit(p, st, series, month):
     n_b = st.broker_active.shape[0]
     start = rotation_start(p, month, 1, n_b)
@@ -138,7 +139,7 @@ def brokers_visit(p, st, series, month):
                 contracts.consider(p, st, series, month, f, a, seen, b)
 
 
-@njit(cache=True)
+@kernel
 def negotiate(p, st, series, month):
     # the negotiating firms, in the canonical order (a signing can use budget or pay an insurer)
     draws = rng.stream(p.seed, rng.NEGOTIATION, month)
@@ -147,7 +148,7 @@ def negotiate(p, st, series, month):
         contracts.negotiate(p, st, series, month, f, rng.uniform_in(draws, f))
 
 
-@njit(cache=True)
+@kernel
 def settle(p, st, series, month):
     # the terms ending now, in the canonical order (a claim may find the insurer's reserves short)
     chosen, count = _firms_in(st, IMPLEMENTING, month, True)
@@ -155,7 +156,7 @@ def settle(p, st, series, month):
         contracts.settle(p, st, series, month, f)
 
 
-@njit(cache=True)
+@kernel
 def learn(p, st, series, month):
     contracts.learn(p, st)
     n_b = st.broker_active.shape[0]
@@ -167,7 +168,7 @@ def learn(p, st, series, month):
     contracts.close_month(p, st, series, month)
 
 
-@njit(cache=True)
+@kernel
 def record(p, st, series, month):
     contracts.record(p, st, series, month)
 
@@ -175,7 +176,7 @@ def record(p, st, series, month):
 month_step = loop.compile_month(globals())
 
 
-@njit(cache=True)
+@entry
 def run_months(p, st, series):
     for month in range(p.months):
         month_step(p, st, series, month)
@@ -192,9 +193,9 @@ def run(cfg: Config, seed: int, population: Population | None = None, audit_rows
     from .population import draw_population
 
     pop = population if population is not None else draw_population(cfg, seed)
-    st = new_state(cfg, pop, audit_rows)
+    arrays = new_state(cfg, pop, audit_rows)
     p = make_params(cfg, seed, pop.n_achievements)
     series = new_series(cfg.scenario.months)
-    initial_money = int(st.balance.sum())
-    run_months(p, st, series)
-    return series, pop.n_achievements, initial_money, st
+    initial_money = int(arrays.balance.sum())
+    run_months(to_struct(p), to_struct(arrays), series)
+    return series, pop.n_achievements, initial_money, arrays

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from numba import njit
+
+from .jit import kernel
 
 from . import columns
 
@@ -99,13 +100,13 @@ BROKER_COSTS = kind("broker_costs", BROKER, MARKET, "brokers' operating costs")
 
 
 # --------------------------------------------------------------------------- moving money
-@njit(cache=True)
+@kernel
 def account(st, cls, i):
     """The account number of member ``i`` of class ``cls``."""
     return st.acct_base[cls] + i
 
 
-@njit(cache=True)
+@kernel
 def pay(st, series, month, payer, payee, amount, kind):
     """Move ``amount`` yuan from account ``payer`` to account ``payee`` as a payment of ``kind``.
 
@@ -127,7 +128,7 @@ def pay(st, series, month, payer, payee, amount, kind):
         st.audit_n[0] = n + 1
 
 
-@njit(cache=True)
+@kernel
 def class_total(st, cls):
     """The money held by all accounts of a class."""
     total = np.int64(0)

@@ -27,4 +27,4 @@ def compile_month(phases: dict):
     namespace = {f"_{name}": phases[name] for name in PHASES}
     body = "\n".join(f"    _{name}(p, st, series, month)" for name in PHASES)
     exec(f"def month(p, st, series, month):\n{body}\n", namespace)  # noqa: S102 - built from PHASES only
-    return njit(namespace["month"])
+    return njit(no_cpython_wrapper=True, no_cfunc_wrapper=True)(namespace["month"])

@@ -22,7 +22,7 @@ from .loop import PHASES
 from .population import Population, draw_population
 from .results import new_series
 from .rules import IDLE, IMPLEMENTING, NEED, NEGOTIATING_FIRM
-from .state import make_params, new_state
+from .state import make_params, new_state, to_struct
 
 
 class TransferModel(mesa.Model):
@@ -32,7 +32,7 @@ class TransferModel(mesa.Model):
         cfg: validated configuration (scenario, regime, instrument parameters).
         seed: replicate seed; the population and every chance event derive from it.
         population: a pre-drawn population (default: drawn from ``cfg`` and ``seed``).
-        audit_rows: keep the first ``audit_rows`` payments in ``self.st.audit`` (for tests).
+        audit_rows: keep the first ``audit_rows`` payments in ``self.arrays.audit`` (for tests).
     """
 
     def __init__(self, cfg: Config, seed: int, population: Optional[Population] = None, audit_rows: int = 0):
@@ -42,10 +42,12 @@ class TransferModel(mesa.Model):
         self.month = 0
         pop = population if population is not None else draw_population(cfg, seed)
         self.population = pop
-        self.p = make_params(cfg, seed, pop.n_achievements)
-        self.st = new_state(cfg, pop, audit_rows)
+        self.params = make_params(cfg, seed, pop.n_achievements)
+        self.p = to_struct(self.params)   # the parameters, for the compiled operations
+        self.arrays = new_state(cfg, pop, audit_rows)   # the state's arrays, for Python
+        self.st = to_struct(self.arrays)                 # the same arrays, for the compiled operations
         self.series = new_series(cfg.scenario.months)
-        self.initial_money = int(self.st.balance.sum())
+        self.initial_money = int(self.arrays.balance.sum())
 
         self.universities = [University(self, u) for u in range(pop.n_universities)]
         self.achievements = [Achievement(self, a, self.universities[pop.ach_owner[a]])
@@ -83,7 +85,7 @@ class TransferModel(mesa.Model):
         contracts.open_month(self.p, self.st, self.series, self.month)
 
     def raise_needs(self) -> None:
-        patience = self.p.need_patience
+        patience = self.params.need_patience
         for firm in self.in_order(self.firms, 0):
             if firm.state == NEED and self.month - firm.need_month >= patience:
                 firm.give_up_need()
@@ -91,7 +93,7 @@ class TransferModel(mesa.Model):
                 firm.raise_need()
 
     def firms_search(self) -> None:
-        t, p = self.month, self.p
+        t, p = self.month, self.params
         for firm in self.in_order(self.firms, 0):
             if firm.state != NEED or rng.uniform(self.seed, rng.SELF_SEARCH, t, firm.index) >= p.self_search_prob:
                 continue
@@ -104,7 +106,7 @@ class TransferModel(mesa.Model):
                 firm.consider(a, signal, None)
 
     def brokers_visit(self) -> None:
-        t, p = self.month, self.p
+        t, p = self.month, self.params
         for broker in self.in_order(self.brokers, 1):
             if not broker.active:
                 continue

@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from .jit import entry
 
 # --- purposes: one per kind of chance event (never reuse, never renumber) ---
 # population (drawn once per seed, step = -1 or a sub-index)
@@ -51,7 +52,7 @@ _S11 = np.uint64(11)
 _INV53 = 1.0 / 9007199254740992.0  # 2**-53
 
 
-@njit(cache=True)
+@entry
 def _mix(z):
     """splitmix64 finaliser (a bijection of uint64 with good avalanche)."""
     z = (z ^ (z >> _S30)) * _M1
@@ -59,7 +60,7 @@ def _mix(z):
     return z ^ (z >> _S31)
 
 
-@njit(cache=True)
+@entry
 def stream(seed, purpose, step):
     """Hash of the key's first three parts: hot loops compute it once per month, not per agent."""
     h = _mix(np.uint64(seed) + _GOLDEN)
@@ -67,19 +68,19 @@ def stream(seed, purpose, step):
     return _mix(h ^ (np.uint64(step + 1) * _GOLDEN))   # step may be -1
 
 
-@njit(cache=True)
+@entry
 def uniform_in(stream_hash, agent):
     """The uniform of ``agent`` in a stream: ``uniform_in(stream(s, p, t), a) == uniform(s, p, t, a)``."""
     return float(_mix(stream_hash ^ (np.uint64(agent) + _GOLDEN)) >> _S11) * _INV53
 
 
-@njit(cache=True)
+@entry
 def uniform(seed, purpose, step, agent):
     """A uniform draw in [0, 1) keyed by (seed, purpose, step, agent)."""
     return uniform_in(stream(seed, purpose, step), agent)
 
 
-@njit(cache=True)
+@entry
 def normal_in(stream_hash, agent):
     """The standard normal of ``agent`` in a stream (Box-Muller on its uniforms 2*agent, 2*agent+1)."""
     u1 = uniform_in(stream_hash, 2 * agent)
@@ -87,13 +88,13 @@ def normal_in(stream_hash, agent):
     return math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(2.0 * math.pi * u2)
 
 
-@njit(cache=True)
+@entry
 def normal(seed, purpose, step, agent):
     """A standard normal draw keyed by (seed, purpose, step, agent)."""
     return normal_in(stream(seed, purpose, step), agent)
 
 
-@njit(cache=True)
+@entry
 def randint(seed, purpose, step, agent, n):
     """A uniform integer in [0, n) keyed like :func:`uniform` (n >= 1)."""
     k = int(uniform(seed, purpose, step, agent) * n)
@@ -104,7 +105,7 @@ def randint(seed, purpose, step, agent, n):
 _TRIES = 64  # rejection attempts of the gamma sampler (acceptance > 95% per attempt)
 
 
-@njit(cache=True)
+@entry
 def _gamma_in(normals, accepts, boosts, agent, shape):
     """Gamma(shape, 1) by Marsaglia & Tsang (2000), each attempt on its own keyed numbers of three streams."""
     boost = 1.0
@@ -128,14 +129,14 @@ def _gamma_in(normals, accepts, boosts, agent, shape):
     return boost * d * v
 
 
-@njit(cache=True)
+@entry
 def gamma(seed, purpose, step, agent, shape):
     """Gamma(shape, 1) draw; uses steps 3*step .. 3*step+2 of ``purpose`` and agents agent*_TRIES + attempt."""
     return _gamma_in(stream(seed, purpose, 3 * step), stream(seed, purpose, 3 * step + 1),
                      stream(seed, purpose, 3 * step + 2), agent, shape)
 
 
-@njit(cache=True)
+@entry
 def beta(seed, purpose, step, agent, a, b):
     """Beta(a, b) draw as X / (X + Y) of two keyed gamma draws (steps 2*step and 2*step+1)."""
     x = gamma(seed, purpose, 2 * step, agent, a)
@@ -143,7 +144,7 @@ def beta(seed, purpose, step, agent, a, b):
     return x / (x + y)
 
 
-@njit(cache=True)
+@entry
 def beta_array(seed, purpose, step, a, b):
     """Beta draws for agents 0..n-1 with per-agent parameters ``a[i]``, ``b[i]``."""
     sx, sy = 3 * (2 * step), 3 * (2 * step + 1)  # the streams of beta(): hoisted out of the loop
@@ -156,7 +157,7 @@ def beta_array(seed, purpose, step, a, b):
     return out
 
 
-@njit(cache=True)
+@entry
 def uniform_array(seed, purpose, step, n):
     """``n`` uniforms for agents 0..n-1 (vectorised :func:`uniform`)."""
     h = stream(seed, purpose, step)
@@ -166,7 +167,7 @@ def uniform_array(seed, purpose, step, n):
     return out
 
 
-@njit(cache=True)
+@entry
 def normal_array(seed, purpose, step, n):
     """``n`` standard normals for agents 0..n-1 (vectorised :func:`normal`)."""
     h = stream(seed, purpose, step)

@@ -20,7 +20,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from .jit import entry
 
 # achievement status (exactly one at any time)
 SHELVED = 0
@@ -44,13 +45,13 @@ CONCLUDED = 1
 BROKE_DOWN = -1
 
 
-@njit(cache=True)
+@entry
 def yuan(x):
     """Round an amount to whole yuan (half up)."""
     return np.int64(math.floor(x + 0.5))
 
 
-@njit(cache=True)
+@entry
 def yuan_array(x):
     """:func:`yuan` over an array."""
     out = np.empty(x.shape[0], dtype=np.int64)
@@ -60,19 +61,19 @@ def yuan_array(x):
 
 
 # --------------------------------------------------------------------------- projects and beliefs
-@njit(cache=True)
+@entry
 def project_amount(sme_amount, firm_scale):
     """A project's value or cost in a firm: the SME amount scaled by the firm's size."""
     return yuan(sme_amount * firm_scale)
 
 
-@njit(cache=True)
+@entry
 def belief_mean(alpha, beta):
     """Mean of a firm's Beta(alpha, beta) belief in the success of university technology."""
     return alpha / (alpha + beta)
 
 
-@njit(cache=True)
+@entry
 def peer_outcomes(sector_successes, sector_failures, own_outcome):
     """(successes, failures) a firm learns from its sector's peers this month: all but its own.
 
@@ -83,7 +84,7 @@ def peer_outcomes(sector_successes, sector_failures, own_outcome):
 
 
 # --------------------------------------------------------------------------- outcomes
-@njit(cache=True)
+@entry
 def success_chance(quality, maturity, absorptive, fit, maturity_floor, absorptive_floor, fit_floor):
     """Chance that an implementation succeeds.
 
@@ -98,32 +99,32 @@ def success_chance(quality, maturity, absorptive, fit, maturity_floor, absorptiv
     )
 
 
-@njit(cache=True)
+@entry
 def pair_key(firm, achievement, n_achievements):
     """One integer naming a (firm, achievement) pair, for its fit and outcome draws."""
     return np.int64(firm) * np.int64(n_achievements) + np.int64(achievement)
 
 
-@njit(cache=True)
+@entry
 def perceived_chance(true_chance, noise_sd, z):
     """A judgement of the success chance with normal error ``noise_sd * z``, kept in [0.01, 0.99]."""
     return min(0.99, max(0.01, true_chance + noise_sd * z))
 
 
-@njit(cache=True)
+@entry
 def broker_noise(noise_at_zero_skill, skill):
     """A broker's judgement error falls linearly with skill (0 at skill 1)."""
     return noise_at_zero_skill * (1.0 - skill)
 
 
-@njit(cache=True)
+@entry
 def firm_estimate(belief_mean, signal, belief_weight):
     """The firm's success estimate: its belief about university technology blended with the signal."""
     return belief_weight * belief_mean + (1.0 - belief_weight) * signal
 
 
 # --------------------------------------------------------------------------- utility and prices
-@njit(cache=True)
+@entry
 def certainty_equivalent(p, x_success, x_failure, abs_risk_aversion):
     """CARA certainty equivalent of the lottery (x_success w.p. p, else x_failure)."""
     if p >= 1.0:
@@ -139,13 +140,13 @@ def certainty_equivalent(p, x_success, x_failure, abs_risk_aversion):
     return -(m + math.log(p * math.exp(a - m) + (1.0 - p) * math.exp(b - m))) / r
 
 
-@njit(cache=True)
+@entry
 def abs_risk_aversion(relative, cash):
     """Absolute risk aversion: the relative coefficient per yuan of cash (poorer firms fear losses more)."""
     return relative / max(float(cash), 1.0)
 
 
-@njit(cache=True)
+@entry
 def licence_price(willingness, reservation, bargaining_power):
     """Nash bargain over the price; -1 when the firm will not pay the reservation price."""
     if willingness < reservation:
@@ -153,13 +154,13 @@ def licence_price(willingness, reservation, bargaining_power):
     return yuan(reservation + bargaining_power * (willingness - reservation))
 
 
-@njit(cache=True)
+@entry
 def negotiation_months(mean, brokered, broker_speedup):
     """Mean months to conclude a form's negotiation (``mean``): a broker speeds any deal."""
     return mean * broker_speedup if brokered else mean
 
 
-@njit(cache=True)
+@entry
 def negotiation_step(u, mean_months, hazard):
     """One month of a running negotiation: breaks down with ``hazard``, else concludes with 1/mean."""
     if u < hazard:
@@ -170,62 +171,62 @@ def negotiation_step(u, mean_months, hazard):
     return CONTINUES
 
 
-@njit(cache=True)
+@entry
 def settles_as_abandoned(failures, max_failures):
     """After a failed implementation, an achievement is abandoned once it has failed ``max_failures`` times."""
     return failures >= max_failures
 
 
-@njit(cache=True)
+@entry
 def inventor_payment(university_net_income, inventor_share):
     """The inventors' share of what the university takes in."""
     return yuan(inventor_share * university_net_income)
 
 
 # --------------------------------------------------------------------------- brokers and government
-@njit(cache=True)
+@entry
 def broker_fee(contract_value, fee_rate):
     """The broker's fee from the parties on a contract payment."""
     return yuan(fee_rate * contract_value)
 
 
-@njit(cache=True)
+@entry
 def fee_split(fee, firm_share):
     """(firm's part, university's part) of a broker fee; the parts add up to the fee."""
     firm_part = yuan(firm_share * fee)
     return firm_part, fee - firm_part
 
 
-@njit(cache=True)
+@entry
 def within_budget(amount, spent_this_year, annual_budget):
     """Whether government can pay ``amount`` this year (annual_budget < 0 means no budget)."""
     return annual_budget < 0.0 or spent_this_year + amount <= annual_budget
 
 
-@njit(cache=True)
+@entry
 def budget_year_starts(month):
     """Budgets are yearly: month 0, 12, 24, ... open a new budget year."""
     return month % 12 == 0
 
 
-@njit(cache=True)
+@entry
 def same_budget_year(month_a, month_b):
     return month_a // 12 == month_b // 12
 
 
-@njit(cache=True)
+@entry
 def moving_average(previous, latest, memory):
     """Exponential moving average with weight ``memory`` on the past."""
     return memory * previous + (1.0 - memory) * latest
 
 
-@njit(cache=True)
+@entry
 def broker_exits(avg_profit, exit_loss, age_months, grace_months):
     """A broker leaves when, past its grace period, its average monthly profit is below -exit_loss."""
     return age_months >= grace_months and avg_profit < -exit_loss
 
 
-@njit(cache=True)
+@entry
 def broker_entry_chance(mean_avg_profit, monthly_cost, max_chance, sensitivity):
     """Chance that a candidate broker enters: logistic in incumbents' average profit (in months of cost).
 

@@ -1,8 +1,11 @@
 """The state of a run, declared once: every agent array (name, dtype, start value, meaning).
 
-Both engines hold the same state, a struct of arrays (:data:`State`, a named tuple Numba
-compiles against): the Numba kernels loop over its arrays, and the Mesa agents of
-:mod:`sim.agents` are views of one row of it. The model's own arrays are declared here;
+Both engines hold the same state, a struct of arrays: in Python a named tuple
+(:data:`State`), and for compiled code the same arrays in one Numba struct
+(:func:`to_struct`), passed as a single pointer (a named tuple of ~100 arrays would be
+~700 machine arguments to every compiled function, and most of the compile time). The
+Numba kernels loop over its arrays, and the Mesa agents of :mod:`sim.agents` are views of
+one row of it. The model's own arrays are declared here;
 an instrument declares the arrays it adds (an insurer's claims record, a contract's
 insured amount, ...) in its own module with :func:`field` and, for a new kind of agent,
 :func:`agent`. :func:`freeze` builds the named tuples once every instrument is imported
@@ -22,8 +25,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+from numba import types
+from numba.core import cgutils
+from numba.experimental import structref
+from numba.extending import intrinsic
 
 from . import rules
+from .jit import entry
 
 
 @dataclass(frozen=True)
@@ -246,3 +254,57 @@ def new_state(cfg, pop, audit_rows: int = 0):
         else:
             values.append(np.full(n[f.agent], f.init, dtype=f.dtype))
     return State(*values)
+
+
+# --------------------------------------------------------------------------- the struct compiled code sees
+@structref.register
+class StructType(types.StructRef):
+    """Numba type of the state struct: a field per array of :data:`State`."""
+
+    def preprocess_fields(self, fields):
+        return tuple((name, types.unliteral(typ)) for name, typ in fields)
+
+
+class Struct(structref.StructRefProxy):
+    """The state as compiled code sees it (Python code reads the arrays of :data:`State`)."""
+
+
+structref.define_boxing(StructType, Struct)
+
+
+@intrinsic
+def _struct_of(typingctx, values):
+    """A new struct holding the arrays of the named tuple ``values`` (one field each, same names)."""
+    from numba.experimental.jitclass.base import imp_dtor
+
+    inst_type = StructType(list(zip(values.fields, values.types)))
+
+    def codegen(context, builder, signature, args):
+        model = context.data_model_manager[inst_type.get_data_type()]
+        alloc_type = model.get_value_type()
+        meminfo = context.nrt.meminfo_alloc_dtor(
+            builder, context.get_constant(types.uintp, context.get_abi_sizeof(alloc_type)),
+            imp_dtor(context, builder.module, inst_type))
+        data_pointer = builder.bitcast(context.nrt.meminfo_data(builder, meminfo), alloc_type.as_pointer())
+        builder.store(cgutils.get_null_value(alloc_type), data_pointer)
+        utils = structref._Utils(context, builder, inst_type)
+        inst = utils.new_struct_ref(meminfo)
+        data = utils.get_data_struct(inst._getvalue())
+        for i, (name, typ) in enumerate(zip(values.fields, values.types)):
+            value = builder.extract_value(args[0], i)
+            context.nrt.incref(builder, typ, value)
+            setattr(data, name, value)
+        return inst._getvalue()
+
+    return inst_type(values), codegen
+
+
+@entry
+def _to_struct(values):
+    return _struct_of(values)
+
+
+def to_struct(arrays) -> Struct:
+    """The struct compiled code works on, holding the very arrays of ``arrays`` (a :data:`State`; or the values of
+    a :data:`Params`)."""
+    return _to_struct(arrays)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+
+from ..jit import entry, kernel
 
 from .. import columns, ledger, rules, state
 from ..schema import money, share
@@ -33,18 +34,18 @@ state.field("c_rewarded", "firm", np.int64, 0, "rewards paid so far on the firm'
 SPEND = "rewards"   # government spend on this instrument is the run metric gov_spend_rewards
 
 
-@njit(cache=True)
+@entry
 def reward(contract_value, rate, cap, rewarded):
     """The reward on a payment (Zhenhai rule): min(rate x payment, cap left on the project), whole yuan."""
     return min(np.int64(np.floor(rate * contract_value)), np.int64(np.floor(cap)) - rewarded)
 
 
-@njit(cache=True)
+@kernel
 def on_open(p, st, series, month, f, cover):
     st.c_rewarded[f] = 0
 
 
-@njit(cache=True)
+@kernel
 def on_payment(p, st, series, month, f, amount):
     b = st.c_broker[f]
     if b < 0:

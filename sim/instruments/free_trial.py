@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from numba import njit
+
+from ..jit import entry, kernel
 
 from .. import columns, forms, ledger, rules
 from ..schema import ConfigError, _c, money, months, share
@@ -43,13 +44,13 @@ def check(cfg) -> None:
                           f"(regime '{cfg.regime.name}')")
 
 
-@njit(cache=True)
+@entry
 def trial_payment(success_fee, price_share, ask):
     """What a free-trial firm pays on success (and only then): the fee plus a share of the asking price."""
     return rules.yuan(success_fee + price_share * ask)
 
 
-@njit(cache=True)
+@kernel
 def offer_forms(p, st, f, a, n):
     """A university that accepts trials offers one for every achievement."""
     if not st.univ_accepts_trial[st.ach_owner[a]]:
@@ -59,7 +60,7 @@ def offer_forms(p, st, f, a, n):
                        t.negotiation_months, t.term_months, rules.ON_TRIAL)
 
 
-@njit(cache=True)
+@kernel
 def on_settle(p, st, series, month, f, success):
     if success and st.c_form[f] == TRIAL:  # the fee itself was paid by the form's payment on success
         series[month, TRIALS_CONVERTED] += 1

@@ -14,7 +14,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+
+from ..jit import entry, kernel
 
 from .. import columns, forms, ledger, rules, state
 from ..schema import _c, factor, money, share
@@ -70,43 +71,43 @@ def initial_balances(cfg, balance, acct_base) -> None:
 
 
 # --------------------------------------------------------------------------- rules
-@njit(cache=True)
+@entry
 def claim_amount(implementation_cost, coverage, deductible):
     """What a failed insured implementation is refunded: covered cost less the deductible."""
     return max(np.int64(0), rules.yuan(coverage * implementation_cost) - np.int64(math.floor(deductible)))
 
 
-@njit(cache=True)
+@entry
 def failure_estimate(prior_failure, prior_strength, failures, observed):
     """Insurer's estimate of the failure rate: prior plus its claims experience."""
     return (prior_failure * prior_strength + failures) / (prior_strength + observed)
 
 
-@njit(cache=True)
+@entry
 def premium(expected_failure, claim, loading):
     """Premium: expected claim times (1 + loading)."""
     return rules.yuan((1.0 + loading) * expected_failure * claim)
 
 
-@njit(cache=True)
+@entry
 def premium_subsidy(premium_amount, share, cap):
     """Government's part of a premium: a share, capped per policy."""
     return min(rules.yuan(share * premium_amount), np.int64(math.floor(cap)))
 
 
-@njit(cache=True)
+@entry
 def subsidy_offered(subsidy, committed, annual_budget):
     """The premium subsidy a firm is offered: all of it if the budget allows, else none."""
     return subsidy if rules.within_budget(subsidy, committed, annual_budget) else np.int64(0)
 
 
-@njit(cache=True)
+@entry
 def claim_paid(claim, reserves):
     """An insurer pays a claim from its reserves, as far as they go."""
     return min(claim, reserves)
 
 
-@njit(cache=True)
+@entry
 def cheapest_quote(premiums, writes):
     """The insurer a firm buys from: the lowest premium among those writing (first on ties); -1 if none."""
     best = -1
@@ -116,13 +117,13 @@ def cheapest_quote(premiums, writes):
     return best
 
 
-@njit(cache=True)
+@entry
 def insurer_writes(active, reserves, min_reserves):
     """An insurer writes new policies while active and above its minimum reserves."""
     return active and reserves >= min_reserves
 
 
-@njit(cache=True)
+@kernel
 def quote(p, st, i, cost):
     """(claim on failure, premium, government subsidy) of insurer ``i`` for an implementation cost."""
     ins = p.insurance
@@ -132,13 +133,13 @@ def quote(p, st, i, cost):
     return claim, prem, premium_subsidy(prem, ins.subsidy_share, ins.subsidy_cap)
 
 
-@njit(cache=True)
+@kernel
 def reserves(st, i):
     return st.balance[ledger.account(st, INSURER, i)]
 
 
 # --------------------------------------------------------------------------- hooks
-@njit(cache=True)
+@kernel
 def offer_covers(p, st, f, a, cost, n):
     """The cheapest writing insurer's quote, with the subsidy the budget still allows."""
     n_ins = st.ins_active.shape[0]
@@ -162,7 +163,7 @@ def offer_covers(p, st, f, a, cost, n):
     return forms.offer_cover(st, n, INSURED, prem - subsidy, claim)
 
 
-@njit(cache=True)
+@kernel
 def on_open(p, st, series, month, f, cover):
     """The firm decides knowing the subsidy: it is committed against the budget now."""
     insured = cover >= 0 and st.covers[cover, state.COVER_OWNER] == INSURED
@@ -181,14 +182,14 @@ def on_open(p, st, series, month, f, cover):
     st.gov_committed[0] += st.c_subsidy[f]
 
 
-@njit(cache=True)
+@kernel
 def on_breakdown(p, st, series, month, f):
     """A subsidy committed this budget year is released."""
     if rules.same_budget_year(st.c_opened[f], month):
         st.gov_committed[0] -= st.c_subsidy[f]
 
 
-@njit(cache=True)
+@kernel
 def on_sign(p, st, series, month, f):
     if not st.c_insured[f]:
         return
@@ -200,7 +201,7 @@ def on_sign(p, st, series, month, f):
     series[month, SIGNED_INSURED] += 1
 
 
-@njit(cache=True)
+@kernel
 def on_settle(p, st, series, month, f, success):
     if not st.c_insured[f]:
         return
@@ -213,14 +214,14 @@ def on_settle(p, st, series, month, f, success):
     st.ins_failures[i] += 0 if success else 1
 
 
-@njit(cache=True)
+@kernel
 def on_month(p, st, series, month):
     """Insurers below their minimum reserves withdraw for good."""
     for i in range(st.ins_active.shape[0]):
         st.ins_active[i] = insurer_writes(st.ins_active[i], reserves(st, i), p.insurance.min_reserves)
 
 
-@njit(cache=True)
+@kernel
 def record(p, st, series, month):
     series[month, INSURERS_ACTIVE] = st.ins_active.sum()
 
