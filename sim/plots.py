@@ -8,15 +8,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from . import columns as C
+from .results import COVER_COLUMNS, FORM_COLUMNS, gov_kinds
 from .stats import BASELINE, cost_per_extra_conversion
 
-# (title, series column, cumulative?, scale, unit)
+# (title, series columns summed, cumulative?, scale, unit): from the declared forms and payments
 PANELS = (
-    ("Contracts signed (cumulative)", ("signed_licence", "signed_trial"), True, 1.0, ""),
+    ("Contracts signed (cumulative)", tuple(C.COLUMNS[c].name for c in FORM_COLUMNS), True, 1.0, ""),
     ("Conversions: implementations succeeded (cumulative)", ("successes",), True, 1.0, ""),
     ("Active brokers", ("brokers_active",), False, 1.0, ""),
     ("University income (cumulative)", ("university_income",), True, 1e6, "M yuan"),
-    ("Government spend (cumulative)", ("broker_rewards", "premium_subsidies"), True, 1e6, "M yuan"),
+    ("Government spend (cumulative)", tuple(k.name for k in gov_kinds()), True, 1e6, "M yuan"),
     ("Firms' mean belief in university technology", ("mean_belief",), False, 1.0, ""),
 )
 
@@ -49,12 +51,13 @@ def comparison_figure(series: pd.DataFrame, summary: pd.DataFrame, title: str = 
 
     # contract forms at the end, and the public cost per extra conversion
     ax = flat[6]
-    means = summary.groupby("regime", sort=False)[["signed_licence", "signed_trial", "signed_insured"]].mean()
-    means = means.loc[regimes]
+    bars = [(C.COLUMNS[c].name, C.COLUMNS[c].form) for c in FORM_COLUMNS] + [
+        (C.COLUMNS[c].name, f"of which {C.COLUMNS[c].cover}") for c in COVER_COLUMNS]
+    means = summary.groupby("regime", sort=False)[[name for name, _ in bars]].mean().loc[regimes]
     x = np.arange(len(regimes))
-    ax.bar(x - 0.25, means["signed_licence"], 0.25, label="licence / transfer")
-    ax.bar(x, means["signed_trial"], 0.25, label="free trial")
-    ax.bar(x + 0.25, means["signed_insured"], 0.25, label="of which insured")
+    width = 0.8 / len(bars)
+    for k, (name, label) in enumerate(bars):
+        ax.bar(x + (k - (len(bars) - 1) / 2) * width, means[name], width, label=label)
     ax.set_xticks(x, regimes, rotation=20, fontsize=8)
     ax.set_title("Contracts by form (mean per run)", fontsize=10)
     ax.legend(fontsize=8)

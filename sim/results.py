@@ -10,6 +10,8 @@ plotted without code here.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from . import columns as C
@@ -22,6 +24,10 @@ STATUS_COLUMNS = C.STATUS_COLUMNS
 BALANCE_COLUMNS = tuple(c.column for c in ledger.ACCOUNT_CLASSES)
 FORM_COLUMNS = tuple(f.column for f in forms.FORMS[1:])
 COVER_COLUMNS = tuple(c.column for c in forms.COVERS)
+
+
+# the columns by name, as attributes: Series.SUCCESSES is the index of "successes"
+Series = SimpleNamespace(**{c.name.upper(): i for i, c in enumerate(C.COLUMNS)})
 
 
 def new_series(months: int) -> np.ndarray:

@@ -11,14 +11,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-# metrics reported in the comparison table, in this order
-TABLE_METRICS = (
-    "needs_raised", "matches", "contracts", "signed_licence", "signed_trial", "signed_insured",
-    "trials_converted", "successes", "failures", "conversion_rate", "mean_months_need_to_signing",
-    "university_income", "inventor_income", "firm_surplus", "broker_income", "brokers_final",
-    "premiums", "claims", "loss_ratio", "insurer_reserves_final",
-    "gov_spend", "gov_spend_rewards", "gov_spend_subsidies",
-)
+from . import ledger
+from .results import METRICS
+
+# metrics reported in the comparison table, in summary order: every run metric but the parts of a group of
+# payments (the group is shown: broker fees, premiums) and the brokered share of matches
+_PARTS = {k.name for k in ledger.KINDS if k.metrics}
+TABLE_METRICS = tuple(m for m in METRICS if m not in _PARTS and m not in ("matches_brokered", "brokers_mean"))
 BASELINE = "baseline"
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 20240801
