@@ -201,10 +201,24 @@ def sign(p, st, series, month, f):
 
 @kernel
 def collect(p, st, series, month, f, amount, kind):
-    """Firm ``f`` pays the university ``amount`` under its contract (a payment of ``kind``); the broker's fee, the
-    instruments' part (a reward) and the inventors' share follow."""
-    univ = st.ach_owner[st.c_ach[f]]
-    b = st.c_broker[f]
+    """Firm ``f`` pays the university ``amount`` under its current contract (a payment of ``kind``): see
+    :func:`collect_for`."""
+    collect_for(p, st, series, month, f, st.c_ach[f], st.c_broker[f], amount, kind)
+
+
+@kernel
+def collect_for(p, st, series, month, f, a, b, amount, kind):
+    """Firm ``f`` pays the owner of achievement ``a`` ``amount`` under the contract for ``a`` that broker ``b``
+    (-1: none) brought about (a payment of ``kind``); the broker's fee, the instruments' part (a reward) and the
+    inventors' share follow.
+
+    The contract is named explicitly because it need not be the firm's current one: a
+    payment that falls due after the firm has moved on to a new contract (a royalty
+    instalment) is still paid under, and to the parties of, the contract it is due on.
+    Instruments keep per-project state by achievement (``a``): an achievement is under
+    at most one contract at a time and, once it succeeds, stays in use, never contracted again.
+    """
+    univ = st.ach_owner[a]
     firm, university = account(st, FIRM, f), account(st, UNIVERSITY, univ)
     pay(st, series, month, firm, university, amount, kind)
     series[month, C.CONTRACT_PAYMENTS] += 1
@@ -216,7 +230,7 @@ def collect(p, st, series, month, f, amount, kind):
         pay(st, series, month, firm, broker, firm_fee, ledger.BROKER_FEES_FIRM)
         pay(st, series, month, university, broker, univ_fee, ledger.BROKER_FEES_UNIVERSITY)
         st.broker_income[b] += fee
-    hooks.on_payment(p, st, series, month, f, amount)
+    hooks.on_payment(p, st, series, month, f, a, b, amount)
     net = amount - univ_fee
     series[month, C.UNIVERSITY_INCOME] += net
     pay(st, series, month, university, account(st, INVENTORS, 0), rules.inventor_payment(net, p.inventor_share),

@@ -28,7 +28,9 @@ HOOKS = {
     "on_open": ("p, st, series, month, f, cover", None, "negotiation opens; cover: the chosen row of st.covers or -1"),
     "on_breakdown": ("p, st, series, month, f", None, "the negotiation broke down"),
     "on_sign": ("p, st, series, month, f", None, "the contract is signed (after the payment at signing)"),
-    "on_payment": ("p, st, series, month, f, amount", None, "the firm paid the university amount under its contract"),
+    "on_payment": ("p, st, series, month, f, a, b, amount", None, "firm f paid the university amount under the "
+                   "contract for achievement a brought about by broker b (-1: none); not necessarily f's current "
+                   "contract (sim.contracts.collect_for)"),
     "on_settle": ("p, st, series, month, f, success", None, "the implementation's outcome is known"),
     "on_month": ("p, st, series, month", None, "end of the month's learning phase"),
     "record": ("p, st, series, month", None, "fill the instrument's stock columns (runs whether on or off)"),

@@ -32,6 +32,7 @@ REGISTRY = (
     "free_trial",
     "broker_reward",
     "insurance",
+    "royalty",
 )
 
 INSTRUMENTS = tuple(importlib.import_module(f"{__name__}.{name}") for name in REGISTRY)

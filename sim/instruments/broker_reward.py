@@ -30,7 +30,10 @@ class Params:
 BROKER_REWARDS = ledger.kind("broker_rewards", ledger.GOVERNMENT, ledger.BROKER,
                              "government rewards to brokers per contract payment", owner=NAME)
 REWARDS_DENIED = columns.column("rewards_denied", "rewards refused for lack of budget (yuan)", money=True, owner=NAME)
-state.field("c_rewarded", "firm", np.int64, 0, "rewards paid so far on the firm's contract", owner=NAME)
+# per project: by achievement, not by firm (a payment can fall due on a firm's earlier contract, a royalty
+# instalment, while the firm negotiates or implements a new one; sim.contracts.collect_for)
+state.field("ach_rewarded", "achievement", np.int64, 0, "rewards paid so far on the achievement's current contract",
+            owner=NAME)
 SPEND = "rewards"   # government spend on this instrument is the run metric gov_spend_rewards
 
 
@@ -42,22 +45,21 @@ def reward(contract_value, rate, cap, rewarded):
 
 @kernel
 def on_open(p, st, series, month, f, cover):
-    st.c_rewarded[f] = 0
+    st.ach_rewarded[st.c_ach[f]] = 0
 
 
 @kernel
-def on_payment(p, st, series, month, f, amount):
-    b = st.c_broker[f]
+def on_payment(p, st, series, month, f, a, b, amount):
     if b < 0:
         return
     r = p.broker_reward
-    due = reward(amount, r.rate, r.cap, st.c_rewarded[f])
+    due = reward(amount, r.rate, r.cap, st.ach_rewarded[a])
     if rules.within_budget(due, st.gov_committed[0], p.budget):
         ledger.pay(st, series, month, ledger.account(st, ledger.GOVERNMENT, 0), ledger.account(st, ledger.BROKER, b),
                    due, BROKER_REWARDS)
         st.gov_committed[0] += due
         st.broker_income[b] += due
-        st.c_rewarded[f] += due
+        st.ach_rewarded[a] += due
     else:
         series[month, REWARDS_DENIED] += due
 

@@ -1,0 +1,274 @@
+"""Staged payments and royalties (Tianjin implementation measures, 2025): a small payment at signing, a royalty
+only if the use succeeds, paid in monthly instalments.
+
+Tianjin's 2025 measures let the parties agree a one-off buyout, staged payments, or a
+royalty on sales or profit; a royalty shares the risk with the university. Under this
+instrument every university also offers a contract form ``royalty``: the firm pays
+``upfront_share x asking price`` at signing (ledger kind ``royalty_upfront``), implements
+the achievement for the scenario's ``negotiation.implementation_months``, and, ONLY if the
+implementation succeeds, owes a royalty of ``rate x the project's value to the firm``,
+paid in ``months`` equal monthly instalments from the month after the success (kind
+``royalties``; the last instalment takes the rounding remainder, so a schedule sums to its
+total exactly). The project's value to the firm stands in for the sales (or profit) the
+royalty is levied on: the model has no sales stream of its own.
+
+Choices, and what is not modelled:
+
+* **The firm's decision** sees the form as a payment at signing (the upfront share) and
+  one payment in the success state (the royalty total): :func:`sim.contracts.choose_contract`
+  has no timing, so the instalments are **not discounted**, and the broker fee the firm
+  expects is the fee on the total (the fees actually paid are on each instalment, each
+  rounded to the yuan: they differ by at most a yuan per instalment). The firm's
+  decisions on later contracts do not count the royalties it still owes (its cash is what
+  it holds).
+* **Who offers it**: every university, with no acceptance rule of its own (as the
+  regime allows it; the free trial's ``trial_acceptance`` has no counterpart here).
+* **Default**: an instalment is paid as far as the firm's cash goes (its part of the
+  broker fee included: no firm is pushed below zero); the shortfall is written off and
+  counted in ``royalties_unpaid``, as an insolvent insurer's unpaid claims are. The
+  university carries that risk too.
+* **Whose contract an instalment is paid under**: the royalty contract's, not the firm's
+  current one. A firm is idle after a success and may sign a new contract while it still
+  pays royalties on the old one, so the schedule keeps its own copy of the parties (by
+  achievement: an achievement succeeds at most once, so it has at most one schedule), and
+  each instalment is a contract payment of :func:`sim.contracts.collect_for` under that
+  contract: the broker who brought the royalty deal gets the fee on it, the broker reward
+  (if on) is counted against that project's cap (``broker_reward`` keeps it by
+  achievement), the university that owns the achievement is paid, and its inventors get
+  their share. A broker who has left the market is still paid the fees and rewards of its
+  past deals (as on a free trial's fee on success).
+* **Money bound** (:func:`sim.population.money_bound`): with ``upfront_share <= 1`` and
+  ``rate <= 1`` a royalty contract moves at most the asking price and the value, with
+  their fees, rewards and inventors' shares, like a licence; the bound needs no term of
+  its own.
+
+Parameters (section ``royalty`` of the config) are judgements: DOMAIN.md names the
+Tianjin measures but gives no figures for them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba.extending import overload
+
+from ..jit import entry, kernel
+
+from .. import columns, forms, ledger, rules, schema, state
+
+NAME = "royalty"
+SECTION = "royalty"
+
+
+@dataclass
+class Params:
+    upfront_share: float = schema.share(
+        0.1, "share of the asking price paid at signing (judgement: a small down payment, far below a licence's "
+             "price, which is at least universities.reservation_share of the asking price)")
+    rate: float = schema.share(
+        0.05, "royalty as a share of the project's value to the firm, owed only on success (judgement: a few "
+              "percent, as royalties on sales; no figure in the sources)")
+    months: int = schema.months(
+        24, "monthly instalments the royalty is paid in, from the month after the success (judgement: two years "
+            "of sales)")
+    negotiation_months: float = schema.param(
+        3.0, gt=0.0, le=schema.MONTHS_MAX,
+        doc="mean months to conclude a royalty negotiation (judgement: a little quicker than a licence's price, "
+            "negotiation.months_licence = 4, slower than a free trial's 0.5)")
+
+
+# what the instrument adds to the model
+ROYALTY_UPFRONT = ledger.kind("royalty_upfront", ledger.FIRM, ledger.UNIVERSITY,
+                              "upfront shares of the asking price, paid at signing a royalty contract", owner=NAME)
+ROYALTIES = ledger.kind("royalties", ledger.FIRM, ledger.UNIVERSITY,
+                        "royalty instalments, owed only after a royalty contract succeeded", owner=NAME)
+ROYALTY = forms.form("royalty", "royalty: a small payment at signing, a royalty on success in instalments",
+                     owner=NAME, kind_at_sign=ROYALTY_UPFRONT)   # no kind_on_success: on_settle starts a schedule
+SIGNED_ROYALTY = forms.FORMS[ROYALTY].column
+ROYALTIES_CONVERTED = columns.column("royalties_converted", "royalty contracts that succeeded (their instalments "
+                                     "start the next month)", summary=True, owner=NAME)
+ROYALTY_INSTALMENTS = columns.column("royalty_instalments", "royalty instalments that fell due (paid in full, or as "
+                                     "far as the firm's cash went)", summary=True, owner=NAME)
+ROYALTIES_DUE = columns.column("royalties_due", "royalty totals of the schedules started this month (yuan)",
+                               money=True, owner=NAME)
+ROYALTIES_UNPAID = columns.column("royalties_unpaid", "instalments firms could not pay, written off (yuan)",
+                                  money=True, owner=NAME)
+ROYALTIES_OUTSTANDING = columns.column("royalties_outstanding", "royalties not yet fallen due on running schedules "
+                                       "(yuan)", stock=True, money=True, summary=True, owner=NAME)
+
+# the instalment schedules, one per achievement (an achievement succeeds at most once)
+state.field("roy_firm", "achievement", np.int64, -1, "the firm that owes the royalty", owner=NAME)
+state.field("roy_broker", "achievement", np.int64, -1, "broker of the royalty contract, or -1", owner=NAME)
+state.field("roy_total", "achievement", np.int64, 0, "royalty owed: rate x the project's value", owner=NAME)
+state.field("roy_instalment", "achievement", np.int64, 0, "each instalment but the last", owner=NAME)
+state.field("roy_left", "achievement", np.int64, 0, "instalments still to fall due", owner=NAME)
+state.field("roy_due_left", "achievement", np.int64, 0, "yuan still to fall due", owner=NAME)
+state.field("roy_start", "achievement", np.int64, -1, "month of the first instalment", owner=NAME)
+state.field("roy_paid", "achievement", np.int64, 0, "yuan paid so far", owner=NAME)
+state.field("roy_running", "one", np.int64, 0, "schedules with instalments still to fall due", owner=NAME)
+state.field("roy_outstanding", "one", np.int64, 0, "yuan still to fall due on all schedules", owner=NAME)
+
+
+# --------------------------------------------------------------------------- rules
+@entry
+def upfront(upfront_share, ask):
+    """What the firm pays at signing: a share of the asking price, whole yuan."""
+    return rules.yuan(upfront_share * ask)
+
+
+@entry
+def royalty_total(rate, value):
+    """The royalty owed on success: a share of the project's value to the firm, whole yuan."""
+    return rules.yuan(rate * value)
+
+
+@entry
+def instalment(total, months):
+    """Each instalment but the last: the total split in ``months`` equal parts, rounded down (the last takes the
+    remainder, ``total - (months - 1) x instalment``)."""
+    return total // months
+
+
+@entry
+def firm_fee(amount, brokered, fee_rate, fee_firm_share):
+    """The firm's part of the broker's fee on a contract payment of ``amount`` (0 without a broker)."""
+    if not brokered:
+        return np.int64(0)
+    return rules.fee_split(rules.broker_fee(amount, fee_rate), fee_firm_share)[0]
+
+
+@entry
+def affordable(due, cash, brokered, fee_rate, fee_firm_share):
+    """The most of an instalment ``due`` a firm holding ``cash`` can pay, its part of the broker's fee on top."""
+    if cash <= 0 or due <= 0:
+        return np.int64(0)
+    x = min(due, cash)
+    if x + firm_fee(x, brokered, fee_rate, fee_firm_share) <= cash:
+        return x
+    x = np.int64(math.floor(cash / (1.0 + fee_rate * fee_firm_share)))  # within a yuan or two of the most
+    while x > 0 and x + firm_fee(x, brokered, fee_rate, fee_firm_share) > cash:
+        x -= 1
+    while x < due and x + 1 + firm_fee(x + 1, brokered, fee_rate, fee_firm_share) <= cash:
+        x += 1
+    return x
+
+
+# sim.contracts.collect_for for this module's compiled code. sim.contracts cannot be imported
+# while the instruments load (it imports sim.hooks, which imports every instrument), so it is
+# looked up when the first caller is compiled, when every module is loaded.
+def collect_for(p, st, series, month, f, a, b, amount, kind):
+    raise NotImplementedError("compiled code only: sim.contracts.collect_for")
+
+
+@overload(collect_for)
+def _collect_for(p, st, series, month, f, a, b, amount, kind):
+    from ..contracts import collect_for as shared
+
+    def impl(p, st, series, month, f, a, b, amount, kind):
+        shared(p, st, series, month, f, a, b, amount, kind)
+
+    return impl
+
+
+# --------------------------------------------------------------------------- hooks
+@kernel
+def offer_forms(p, st, f, a, n):
+    """Every university offers the royalty form (valued as one payment on success: no discounting)."""
+    r = p.royalty
+    value = rules.project_amount(st.ach_value[a], st.firm_scale[f])   # as sim.contracts.consider values it
+    return forms.offer(st, n, ROYALTY, upfront(r.upfront_share, st.ach_ask[a]), royalty_total(r.rate, value), False,
+                       r.negotiation_months, p.implementation_months, rules.LICENSED)
+
+
+@kernel
+def on_settle(p, st, series, month, f, success):
+    """A royalty contract that succeeded starts its schedule (the form has no single payment on success)."""
+    if not success or st.c_form[f] != ROYALTY:
+        return
+    a = st.c_ach[f]
+    if st.roy_left[a] > 0:
+        raise ValueError("an achievement with a running royalty schedule succeeded again")
+    total = st.c_on_success[f]   # royalty_total(rate, value) as offered
+    months = p.royalty.months
+    st.roy_firm[a] = f
+    st.roy_broker[a] = st.c_broker[f]
+    st.roy_total[a] = total
+    st.roy_instalment[a] = instalment(total, months)
+    st.roy_left[a] = months
+    st.roy_due_left[a] = total
+    st.roy_start[a] = month + 1
+    st.roy_running[0] += 1
+    st.roy_outstanding[0] += total
+    series[month, ROYALTIES_CONVERTED] += 1
+    series[month, ROYALTIES_DUE] += total
+
+
+@kernel
+def pay_instalment(p, st, series, month, a):
+    """The next instalment of achievement ``a``'s schedule falls due: paid under the royalty contract, as far as the
+    firm's cash goes."""
+    left = st.roy_left[a]
+    due = st.roy_due_left[a] if left == 1 else st.roy_instalment[a]
+    f, b = st.roy_firm[a], st.roy_broker[a]
+    paid = affordable(due, st.balance[ledger.account(st, ledger.FIRM, f)], b >= 0, p.fee_rate, p.fee_firm_share)
+    if paid > 0:
+        collect_for(p, st, series, month, f, a, b, paid, ROYALTIES)
+    series[month, ROYALTIES_UNPAID] += due - paid
+    series[month, ROYALTY_INSTALMENTS] += 1
+    st.roy_left[a] = left - 1
+    st.roy_due_left[a] -= due
+    st.roy_paid[a] += paid
+    st.roy_outstanding[0] -= due
+    if left == 1:
+        st.roy_running[0] -= 1
+
+
+@kernel
+def on_month(p, st, series, month):
+    """Every running schedule's instalment falls due, in the order of the achievements."""
+    if st.roy_running[0] == 0:
+        return
+    for a in range(st.roy_left.shape[0]):
+        if st.roy_left[a] > 0 and st.roy_start[a] <= month:
+            pay_instalment(p, st, series, month, a)
+
+
+@kernel
+def record(p, st, series, month):
+    series[month, ROYALTIES_OUTSTANDING] = st.roy_outstanding[0]
+
+
+# --------------------------------------------------------------------------- results
+def check_series(s, cfg) -> None:
+    """Royalties only after a royalty contract succeeded, never more than owed: every schedule's total is accounted
+    for (paid, written off or still to fall due), totals within rate x the value of successes, instalments only
+    from the month after a conversion, upfront payments only in months with royalty signings."""
+    from ..results import InvariantError
+
+    c = s.cumsum(axis=0)
+    accounted = c[:, ROYALTIES] + c[:, ROYALTIES_UNPAID] + s[:, ROYALTIES_OUTSTANDING]
+    bad = accounted != c[:, ROYALTIES_DUE]
+    if bad.any():
+        m = int(bad.argmax())
+        raise InvariantError(f"month {m}: royalties paid, unpaid and outstanding ({accounted[m]:.0f}) differ from "
+                             f"the schedules started ({c[m, ROYALTIES_DUE]:.0f})")
+    # each total is rounded half up to the yuan: half a yuan of slack per schedule
+    bad = c[:, ROYALTIES_DUE] > cfg.royalty.rate * c[:, ledger.FIRM_VALUE] + 0.5 * c[:, ROYALTIES_CONVERTED]
+    if bad.any():
+        raise InvariantError(f"month {bad.argmax()}: royalties owed exceed royalty.rate x the value of successes")
+    bad = s[:, ROYALTIES_CONVERTED] > s[:, columns.SUCCESSES]
+    if bad.any():
+        raise InvariantError(f"month {bad.argmax()}: more royalty contracts converted than successes")
+    started_before = np.concatenate(([0.0], c[:-1, ROYALTIES_CONVERTED]))
+    bad = (s[:, ROYALTY_INSTALMENTS] > started_before) | ((s[:, ROYALTIES] > 0) & (s[:, ROYALTY_INSTALMENTS] == 0))
+    if bad.any():
+        raise InvariantError(f"month {bad.argmax()}: royalty instalments without a royalty contract converted in an "
+                             "earlier month")
+    bad = c[:, ROYALTY_INSTALMENTS] > cfg.royalty.months * started_before
+    if bad.any():
+        raise InvariantError(f"month {bad.argmax()}: more royalty instalments than royalty.months per conversion")
+    bad = (s[:, ROYALTY_UPFRONT] > 0) & (s[:, SIGNED_ROYALTY] == 0)
+    if bad.any():
+        raise InvariantError(f"month {bad.argmax()}: upfront royalty payments without a royalty contract signed")

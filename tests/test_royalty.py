@@ -1,0 +1,214 @@
+"""The royalty instrument (sim/instruments/royalty.py): staged payments and a royalty on success.
+
+Each test asserts something a wrong implementation would break: the engines agree to the
+bit, every instalment in the audit log is one the schedules owe (and under the royalty
+contract's own university, broker and reward cap, also when the firm has moved on to a
+new contract), no royalty without a success, nothing moves when the instrument is off or
+given nothing to do, and a firm short of cash pays what it can and no more.
+"""
+
+import math
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+from sim import api, columns, kernels, ledger, rules
+from sim.instruments import broker_reward, royalty as R
+from sim.model import TransferModel
+from sim.results import InvariantError, check_invariants
+from sim.stats import mean_ci
+
+SMALL = ("scenario.firms.n=300", "scenario.months=48", "progress=false")
+MIX = ("regime.name=mix", "regime.instruments=[royalty,insurance,broker_reward]")
+OWN = [i for i, c in enumerate(columns.COLUMNS) if c.owner == R.NAME]
+OTHERS = [i for i in range(len(columns.COLUMNS)) if i not in OWN]
+
+
+def cfg_of(*overrides):
+    return api.compose(*SMALL, *overrides)
+
+
+# --------------------------------------------------------------------------- (1) the engines
+@pytest.mark.parametrize("regime", [("regime=royalty",), MIX,
+                                    ("regime.name=all", "regime.instruments=[free_trial,broker_reward,insurance,"
+                                     "royalty]", "government.annual_budget=2e5")])
+def test_engines_give_identical_series(regime):
+    cfg = cfg_of(*regime)
+    instalments = 0
+    for seed in range(3):
+        mesa = api.simulate(cfg, seed, "mesa")     # checks the invariants, the royalty's own included
+        numba = api.simulate(cfg, seed, "numba")
+        assert np.array_equal(mesa.series, numba.series), f"{regime}, seed {seed}"
+        instalments += mesa.summary["royalty_instalments"]
+    assert instalments > 0   # the royalty branch ran
+
+
+# --------------------------------------------------------------------------- (2) the schedules, from the audit log
+def _blocks(audit, kind):
+    """Each contract payment of ``kind`` in the audit log: (row, month, firm acct, univ acct, amount, rows after it up
+    to its inventors' share, the last row of sim.contracts.collect_for)."""
+    out = []
+    for i in np.nonzero(audit[:, 1] == kind)[0]:
+        j = i + 1
+        while audit[j, 1] != ledger.INVENTOR_INCOME:
+            j += 1
+        out.append((i, *audit[i, [0, 2, 3, 4]], audit[i + 1:j]))
+    return out
+
+
+def test_instalments_are_exactly_the_schedules_owed_under_the_royalty_contract():
+    cap = 4000
+    cfg = cfg_of(*MIX, f"broker.cap={cap}")
+    rate, months, term = cfg.royalty.rate, cfg.royalty.months, cfg.scenario.negotiation.implementation_months
+    overlapped = capped = brokered = schedules = 0
+    for seed in range(4):
+        series, _, _, arr = kernels.run(cfg, seed, audit_rows=200_000)
+        assert arr.audit_n[0] < arr.audit.shape[0]
+        audit = arr.audit[:arr.audit_n[0]]
+        base = arr.acct_base
+        firm_acct = lambda f: base[ledger.FIRM] + f                      # noqa: E731
+        univ_acct = lambda a: base[ledger.UNIVERSITY] + arr.ach_owner[a]  # noqa: E731
+        broker_acct = lambda b: base[ledger.BROKER] + b                   # noqa: E731
+        assert series[:, R.ROYALTIES_UNPAID].sum() == 0   # nobody short of cash here: every instalment is paid in full
+        expected = defaultdict(int)
+        owner = defaultdict(list)   # (month, firm acct, univ acct) -> the schedules with an instalment due then
+        for a in np.nonzero(arr.roy_start >= 0)[0]:
+            schedules += 1
+            f, start, total, b = arr.roy_firm[a], arr.roy_start[a], arr.roy_total[a], arr.roy_broker[a]
+            # no royalty without a success: the achievement is in use, and the firm was paid its value the month before
+            value = math.floor(arr.ach_value[a] * arr.firm_scale[f] + 0.5)
+            assert arr.ach_status[a] == rules.IN_USE
+            assert ((audit[:, 0] == start - 1) & (audit[:, 1] == ledger.FIRM_VALUE) & (audit[:, 3] == firm_acct(f))
+                    & (audit[:, 4] == value)).sum() == 1
+            # the total is rate x value, and the schedule sums to it exactly
+            assert total == math.floor(rate * value + 0.5)
+            schedule = [total // months] * (months - 1) + [total - (total // months) * (months - 1)]
+            assert sum(schedule) == total and min(schedule) >= 0 and schedule[-1] - schedule[0] < months
+            fallen_due = [m for m in range(start, start + months) if m < cfg.scenario.months]
+            for k, m in enumerate(fallen_due):
+                key = (m, firm_acct(f), univ_acct(a))
+                expected[key] += schedule[k]
+                owner[key].append(a)
+            assert arr.roy_paid[a] == sum(schedule[:len(fallen_due)])
+            assert arr.roy_left[a] == months - len(fallen_due)
+            # the firm signed a new contract while it still paid royalties on this one
+            if fallen_due:
+                overlapped += ((audit[:, 1] == ledger.IMPLEMENTATION_COST) & (audit[:, 2] == firm_acct(f))
+                               & (audit[:, 0] >= start) & (audit[:, 0] <= fallen_due[-1])).any()
+            brokered += b >= 0
+        paid = defaultdict(int)
+        rewards = defaultdict(int)
+        for _, m, payer, payee, amount, after in _blocks(audit, R.ROYALTIES):
+            paid[(m, payer, payee)] += amount
+            if len(owner[(m, payer, payee)]) != 1:   # two schedules of one firm and university due at once
+                continue
+            a = owner[(m, payer, payee)][0]
+            b = arr.roy_broker[a]
+            fees = after[np.isin(after[:, 1], [ledger.BROKER_FEES_FIRM, ledger.BROKER_FEES_UNIVERSITY])]
+            got = after[after[:, 1] == broker_reward.BROKER_REWARDS]
+            if b < 0:
+                assert len(fees) == 0 and len(got) == 0
+            else:   # the royalty contract's broker is paid, whatever contract the firm is in now
+                assert len(fees) == 2 and (fees[:, 3] == broker_acct(b)).all()
+                assert len(got) == 1 and got[0, 3] == broker_acct(b)
+                rewards[a] += got[0, 4]
+        assert dict(paid) == {k: v for k, v in expected.items() if v > 0}
+        assert series[:, R.ROYALTIES].sum() == sum(paid.values())
+        assert series[:, R.ROYALTY_INSTALMENTS].sum() == (arr.roy_start >= 0).sum() * months - arr.roy_left.sum()
+        assert series[-1, R.ROYALTIES_OUTSTANDING] == (arr.roy_total - arr.roy_paid).sum()
+        # the reward cap holds per project, across the upfront payment and every instalment
+        for _, m, payer, payee, amount, after in _blocks(audit, R.ROYALTY_UPFRONT):
+            got = after[after[:, 1] == broker_reward.BROKER_REWARDS]
+            for a in np.nonzero((arr.roy_start - 1 - term == m) & (base[ledger.FIRM] + arr.roy_firm == payer))[0]:
+                rewards[a] += got[:, 4].sum()
+        shared = {a for v in owner.values() if len(v) > 1 for a in v}
+        for a, r in rewards.items():
+            assert r <= cap and (a in shared or r == arr.ach_rewarded[a])
+            capped += r == cap
+    # the cases that matter occurred: brokered schedules, firms in a new contract while paying, the cap binding
+    assert schedules > 20 and brokered > 5 and overlapped > 5 and capped > 0
+
+
+# --------------------------------------------------------------------------- (3) off, or given nothing to do
+def test_off_moves_nothing_and_inert_royalty_reproduces_the_runs_without_it():
+    cfg = cfg_of("regime=baseline")
+    for seed in range(3):
+        series, n_ach, money, arr = kernels.run(cfg, seed, audit_rows=100_000)
+        assert not series[:, OWN].any()
+        assert not np.isin(arr.audit[:arr.audit_n[0], 1], [R.ROYALTIES, R.ROYALTY_UPFRONT]).any()
+        assert (arr.roy_start == -1).all() and arr.roy_outstanding[0] == 0
+        check_invariants(series, n_ach, money, cfg)
+    # a royalty dearer than any project is worth (the whole asking price up front, the whole value on success) is
+    # never signed: with it on, every other column is what it is without it, to the bit
+    dear = ("royalty.upfront_share=1.0", "royalty.rate=1.0")
+    for without, with_ in ((("regime=baseline",), ("regime=royalty", *dear)),
+                           (("regime.name=ib", "regime.instruments=[insurance,broker_reward]"), (*MIX, *dear))):
+        for seed in range(3):
+            a = api.simulate(cfg_of(*without), seed, "numba").series
+            b = api.simulate(cfg_of(*with_), seed, "numba").series
+            assert b[:, R.SIGNED_ROYALTY].sum() == 0 and not b[:, OWN].any()
+            assert np.array_equal(a[:, OTHERS], b[:, OTHERS]), f"{with_}, seed {seed}"
+    # the invariants would catch a stray royalty: the instrument's own, and the run's (nothing from an instrument off)
+    run = api.simulate(cfg, 0, "numba")
+    s = run.series.copy()
+    s[5, R.ROYALTIES] = 100.0
+    with pytest.raises(InvariantError, match="royalties paid, unpaid and outstanding"):
+        R.check_series(s, cfg)
+    s = run.series.copy()
+    s[5, R.ROYALTY_INSTALMENTS] = 1.0
+    with pytest.raises(InvariantError, match="royalty_instalments is not zero though royalty is off"):
+        check_invariants(s, run.n_achievements, run.initial_money, cfg)
+
+
+# --------------------------------------------------------------------------- a firm short of cash
+def test_affordable_is_the_most_a_firm_can_pay_with_its_fee():
+    for due, cash, brokered in [(1000, 5000, True), (10_000, 5000, True), (10_000, 5000, False), (7, 0, True),
+                                (50, -3, True), (123_457, 100_003, True), (0, 10, True)]:
+        got = R.affordable(due, cash, brokered, 0.02, 0.5)
+        cost = lambda x: x + R.firm_fee(x, brokered, 0.02, 0.5)   # noqa: E731
+        best = max((x for x in range(0, min(due, max(cash, 0)) + 1) if cost(x) <= cash), default=0)
+        assert got == best, (due, cash, brokered)
+
+
+def test_a_firm_short_of_cash_pays_what_it_can_and_the_rest_is_written_off():
+    """Mesa, month by month: once a royalty schedule runs, its firm's cash is moved out (it spent it elsewhere);
+    later instalments are paid as far as the cash goes, never below zero, and paid + written off + outstanding
+    still add up to every schedule's total."""
+    cfg = cfg_of(*MIX)
+    m = TransferModel(cfg, 1, audit_rows=100_000)
+    arr, drained = m.arrays, None
+    firm = lambda f: arr.acct_base[ledger.FIRM] + f   # noqa: E731
+    for month in range(cfg.scenario.months):
+        m.step()
+        running = np.nonzero((arr.roy_left > 0) & (arr.roy_broker >= 0))[0]
+        if drained is None and len(running):
+            drained = running[0]
+            f = arr.roy_firm[drained]
+            left = arr.roy_instalment[drained] + 99   # enough for part of one instalment with its fee
+            arr.balance[arr.acct_base[ledger.MARKET]] += arr.balance[firm(f)] - left
+            arr.balance[firm(f)] = left
+        assert (arr.balance[arr.acct_base[ledger.FIRM]:arr.acct_base[ledger.FIRM + 1]] >= 0).all()
+    assert drained is not None
+    s = m.series
+    unpaid = s[:, R.ROYALTIES_UNPAID].sum()
+    assert unpaid > 0
+    R.check_series(s, cfg)   # paid + unpaid + outstanding = every schedule's total, month by month
+    a = drained
+    assert arr.roy_paid[a] < arr.roy_total[a] - arr.roy_due_left[a]   # this schedule was short-paid
+    assert unpaid == (arr.roy_total - arr.roy_due_left - arr.roy_paid).sum()
+
+
+# --------------------------------------------------------------------------- (4) a direction
+def test_royalty_adds_contracts_and_takes_income_from_universities():
+    """Paired over 12 seeds (common random numbers), 95% t-intervals: with the default terms (10% of the ask up
+    front, 5% of the value on success) the royalty form is far cheaper for the firm than a bargained licence, so
+    more contracts are signed and universities take in less."""
+    d_contracts, d_income = [], []
+    for seed in range(12):
+        base = api.simulate(cfg_of("regime=baseline"), seed, "numba").summary
+        roy = api.simulate(cfg_of("regime=royalty"), seed, "numba").summary
+        d_contracts.append(roy["contracts"] - base["contracts"])
+        d_income.append(roy["university_income"] - base["university_income"])
+    assert mean_ci(d_contracts)[1] > 0
+    assert mean_ci(d_income)[2] < 0
