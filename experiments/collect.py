@@ -38,6 +38,12 @@ def swept_columns(params: list[dict]) -> list[str]:
     return [k for k in keys if len({str(p.get(k)) for p in params}) > 1]
 
 
+def _sortable(column):
+    """A column as sort_values can order it: lists (regime.instruments) by their text."""
+    lists = column.map(lambda v: isinstance(v, (list, tuple)))
+    return column.map(str) if lists.any() else column
+
+
 def describe(params: dict, seed: int, axes: list[str]) -> str:
     return ", ".join([*(f"{k}={params.get(k)}" for k in axes), f"seed={seed}"])
 
@@ -104,12 +110,18 @@ def collect(sweep_dir: Path, metric: str = "successes", out: Path | None = None,
     import pandas as pd
 
     df = pd.DataFrame(rows)
-    # the sweep's axes (a regime's on/off flags follow its name)
-    axes = [a for a in swept_columns([p for _, _, p in expected])
-            if a != "seed" and (a == "regime.name" or not a.startswith("regime."))]
+    # the sweep's axes; a regime's instruments follow its name, unless regime.instruments was swept under one name
+    params = [p for _, _, p in expected]
+    by_name = {}
+    for p in params:
+        by_name.setdefault(str(p.get("regime.name")), set()).add(str(p.get("regime.instruments")))
+    own = any(len(v) > 1 for v in by_name.values())
+    axes = [a for a in swept_columns(params)
+            if a != "seed" and (a == "regime.name" or not a.startswith("regime.") or own)]
     target = out or sweep_dir / "sweep.parquet"
     if len(df):
-        df = df.sort_values([*(a for a in axes if a in df.columns), "seed"], kind="stable").reset_index(drop=True)
+        df = df.sort_values([*(a for a in axes if a in df.columns), "seed"], kind="stable",
+                            key=_sortable).reset_index(drop=True)
     write_atomic(target, lambda p: df.to_parquet(p, index=False))
 
     print(f"{sweep_dir}: {len(expected)} runs expected, {len(rows)} present, {len(missing)} missing, "

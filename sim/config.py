@@ -344,7 +344,7 @@ def _cross_checks(cfg: Config) -> None:
     """Rules that involve more than one value."""
     files = regime_files()
     for name in cfg.regimes:
-        if name not in files:
+        if not isinstance(name, str) or name not in files:  # (a list is no key of a dict: not a TypeError)
             raise ConfigError(f"regimes contains {_show(name)}: allowed regimes are " + ", ".join(files))
     if not cfg.regimes:
         raise ConfigError("regimes = []: must name at least one of " + ", ".join(files))

@@ -101,16 +101,29 @@ def _numeric_axes(df: pd.DataFrame, axes: list[str]) -> list[str]:
             and pd.api.types.is_numeric_dtype(df[a]) and not pd.api.types.is_bool_dtype(df[a])]
 
 
+def regime_labels(df: pd.DataFrame) -> pd.Series | None:
+    """Each row's regime: its name, and its instruments where one name covers several combinations of them
+    (``regime.instruments`` swept under one label); None without a ``regime.name`` column."""
+    if "regime.name" not in df.columns:
+        return None
+    names = df["regime.name"].astype(str)
+    if "regime.instruments" in df.columns:
+        listed = df["regime.instruments"].map(lambda v: "[" + ", ".join(map(str, v)) + "]")
+        if (listed.groupby(names).nunique() > 1).any():
+            return names + " " + listed
+    return names
+
+
 def sweep_lines_figure(df: pd.DataFrame, axes: list[str], metric: str):
     """A metric against the first swept number: a line per regime, mean and 95% interval over seeds."""
     from .stats import mean_ci
 
     num = _numeric_axes(df, axes)
-    group = "regime.name" if "regime.name" in df.columns else None
+    group = regime_labels(df)
     fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
     if num:
         x = num[0]
-        for name, d in (df.groupby(group, sort=False) if group else [("all", df)]):
+        for name, d in (df.groupby(group, sort=False) if group is not None else [("all", df)]):
             xs = sorted(d[x].unique())
             cis = [mean_ci(d.loc[d[x] == v, metric]) for v in xs]
             m = np.array([c[0] for c in cis])
@@ -120,8 +133,8 @@ def sweep_lines_figure(df: pd.DataFrame, axes: list[str], metric: str):
         rest = [a for a in num[1:]]
         note = f" (averaged over {', '.join(rest)})" if rest else ""
     else:
-        names = list(dict.fromkeys(df[group])) if group else ["all"]
-        cis = [mean_ci(df.loc[df[group] == n, metric] if group else df[metric]) for n in names]
+        names = list(dict.fromkeys(group)) if group is not None else ["all"]
+        cis = [mean_ci(df.loc[group == n, metric] if group is not None else df[metric]) for n in names]
         ax.bar(names, [c[0] for c in cis], yerr=[[c[0] - c[1] for c in cis], [c[2] - c[0] for c in cis]], capsize=4)
         note = ""
     ax.set_ylabel(metric)
@@ -138,12 +151,13 @@ def sweep_heatmap_figure(df: pd.DataFrame, axes: list[str], metric: str):
     if len(num) < 2:
         return None
     x, y = num[0], num[1]
-    regimes = list(dict.fromkeys(df["regime.name"])) if "regime.name" in df.columns else [None]
+    labels = regime_labels(df)
+    regimes = list(dict.fromkeys(labels)) if labels is not None else [None]
     fig, axs = plt.subplots(1, len(regimes), figsize=(4.8 * len(regimes) + 1, 4.2), constrained_layout=True,
                             squeeze=False)
     grids = []
     for reg in regimes:
-        d = df if reg is None else df[df["regime.name"] == reg]
+        d = df if reg is None else df[labels == reg]
         grids.append(d.pivot_table(index=y, columns=x, values=metric, aggfunc="mean"))
     vmin = min(np.nanmin(g.to_numpy()) for g in grids)
     vmax = max(np.nanmax(g.to_numpy()) for g in grids)

@@ -6,9 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from sim import api
-from sim.config import REGIME_FLAGS, Config, ConfigError, load_config, replace
+from sim.config import INSTRUMENT_NAMES, Config, ConfigError, load_config, regime_files, replace
+from sim.instruments import INSTRUMENTS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,13 +21,80 @@ def test_default_yaml_equals_schema_defaults():
 
 
 def test_regime_files_switch_the_right_instruments():
-    flags = {n: api.regime(n) for n in api.regime_names()}
-    assert set(flags) == {"baseline", "free_trial", "broker_reward", "failure_insurance", "combined"}
-    on = {n: (r.free_trial, r.broker_reward, r.insurance) for n, r in flags.items()}
-    assert on == {"baseline": (False, False, False), "free_trial": (True, False, False),
-                  "broker_reward": (False, True, False), "failure_insurance": (False, False, True),
-                  "combined": (True, True, True)}
-    assert on == REGIME_FLAGS  # the schema's table says the same
+    regimes = {n: api.regime(n) for n in api.regime_names()}
+    assert set(regimes) == {"baseline", "free_trial", "broker_reward", "failure_insurance", "combined"}
+    assert all(r.name == n for n, r in regimes.items())
+    on = {n: sorted(r.instruments) for n, r in regimes.items()}
+    assert on == {"baseline": [], "free_trial": ["free_trial"], "broker_reward": ["broker_reward"],
+                  "failure_insurance": ["insurance"], "combined": ["broker_reward", "free_trial", "insurance"]}
+    assert on == {n: sorted(i) for n, i in regime_files().items()}  # what the cross-check holds a name to
+
+
+def test_regime_files_list_only_registered_instruments_each_once():
+    assert INSTRUMENT_NAMES == ("free_trial", "broker_reward", "insurance")
+    assert set(INSTRUMENT_NAMES) == {m.NAME for m in INSTRUMENTS}
+    files = sorted((ROOT / "configs" / "regime").glob("*.yaml"))
+    assert {f.stem for f in files} == set(regime_files())
+    for path in files:
+        data = OmegaConf.to_container(OmegaConf.load(path))
+        assert set(data) == {"name", "instruments"}, path
+        assert data["name"] == path.stem, path
+        assert isinstance(data["instruments"], list), path
+        assert set(data["instruments"]) <= set(INSTRUMENT_NAMES), path
+        assert len(set(data["instruments"])) == len(data["instruments"]), path
+    # every instrument is switched on by some named regime
+    assert set().union(*(set(i) for i in regime_files().values())) == set(INSTRUMENT_NAMES)
+
+
+def test_a_custom_combination_of_instruments_needs_its_own_name():
+    cfg = api.compose("regime.name=mix", "regime.instruments=[free_trial,insurance]")
+    assert cfg.regime.name == "mix" and cfg.regime.instruments == ["free_trial", "insurance"]
+    cfg = api.compose("regime=free_trial", "regime.name=trial_only")  # a named regime relabelled
+    assert cfg.regime.name == "trial_only" and cfg.regime.instruments == ["free_trial"]
+    assert api.compose("regime=combined").regime.instruments == ["free_trial", "broker_reward", "insurance"]
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    (["regime.name=mix", "regime.instruments=[free_trial,free_trial]"],
+     "regime.instruments = ['free_trial', 'free_trial']: each instrument may appear once"),
+    (["regime.name=mix", "regime.instruments=[nosuch]"],
+     "regime.instruments contains 'nosuch': instruments are free_trial, broker_reward, insurance"),
+    (["regime.instruments=[nosuch]"], "regime.instruments contains 'nosuch'"),
+    (["regime=baseline", "regime.instruments=[insurance]"],
+     "regime.instruments = ['insurance']: regime 'baseline' (configs/regime/baseline.yaml) has []"),
+    (["regime.instruments=[free_trial]"], "regime.instruments = ['free_trial']: regime 'baseline'"),
+    (["regime=combined", "regime.instruments=[free_trial,insurance]"],
+     "regime.instruments = ['free_trial', 'insurance']: regime 'combined'"),
+    (["regime.name=mix", "regime.instruments=free_trial"], "regime.instruments = 'free_trial': must be a list"),
+])
+def test_bad_instrument_lists_are_refused_in_one_line(overrides, fragment):
+    with pytest.raises(ConfigError) as e:
+        api.compose(*overrides)
+    assert fragment in str(e.value)
+    assert "\n" not in str(e.value)
+    # the same from a plain mapping (a notebook's dict, a sweep's saved config)
+    regime = {}
+    for o in overrides:
+        key, value = o.split("=", 1)
+        if key == "regime":
+            regime = {"name": value, "instruments": regime_files()[value]}
+        elif key == "regime.name":
+            regime["name"] = value
+        else:
+            regime["instruments"] = value.strip("[]").split(",") if value.startswith("[") else value
+    regime.setdefault("name", "baseline")
+    with pytest.raises(ConfigError) as e:
+        load_config({"regime": regime})
+    assert fragment in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_named_regime_has_exactly_its_files_instruments_in_any_order():
+    assert load_config({"regime": {"name": "combined", "instruments": ["insurance", "free_trial", "broker_reward"]}})
+    with pytest.raises(ConfigError, match=r"^regime\.instruments = \[\]: regime 'free_trial'"):
+        load_config({"regime": {"name": "free_trial"}})  # the name alone switches nothing on
+    with pytest.raises(ConfigError, match=r"^unknown key 'regime.free_trial': allowed keys in regime are name, "
+                                          r"instruments$"):
+        load_config({"regime": {"name": "free_trial", "free_trial": True}})  # the old flags are gone
 
 
 def test_instrument_defaults_are_the_documented_ones():
@@ -66,7 +135,10 @@ def test_unknown_key_lists_allowed_keys():
 def test_zero_length_trial_refused_only_where_trials_run():
     load_config({"trial": {"term_months": 0}})  # fine under baseline
     with pytest.raises(ConfigError, match="trial.term_months = 0: must be >= 1 when free trials are on"):
-        load_config({"trial": {"term_months": 0}, "regime": {"name": "free_trial", "free_trial": True}})
+        load_config({"trial": {"term_months": 0}, "regime": {"name": "free_trial", "instruments": ["free_trial"]}})
+    with pytest.raises(ConfigError, match="trial.term_months = 0: must be >= 1 when free trials are on .regime 'mix'"):
+        load_config({"trial": {"term_months": 0}, "regime": {"name": "mix", "instruments": ["insurance", "free_trial"]}})
+    load_config({"trial": {"term_months": 0}, "regime": {"name": "mix", "instruments": ["insurance", "broker_reward"]}})
 
 
 def _run_cli(*args):
@@ -84,6 +156,9 @@ def _run_cli(*args):
     (["+scenario.colour=red"], "unknown key 'scenario.colour'"),
     (["scenario=atlantis"], "Could not find 'scenario/atlantis'; allowed: default, lishui"),
     (["regimes=[baseline,lottery]"], "regimes contains 'lottery'"),
+    (["regime.instruments=[free_trial]"], "regime.instruments = ['free_trial']: regime 'baseline'"),
+    (["regime.name=mix", "regime.instruments=[nosuch]"], "regime.instruments contains 'nosuch'"),
+    (["regime.free_trial=true"], "regime.free_trial"),
 ])
 def test_cli_config_errors_are_one_line_exit_2(args, fragment, tmp_path):
     p = _run_cli(*args, f"hydra.run.dir={tmp_path}/run")

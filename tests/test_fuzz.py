@@ -18,7 +18,10 @@ this file. Each example overrides a handful of keys of a small base scenario
   too, only where the project's own estimate says it cannot fit in this machine's memory;
 * invalid values: just outside a bound, nan, inf, wrong types (text, lists, mappings,
   bools for numbers, None), huge integers, negative numbers, scalars for sections;
-* unknown keys, at any depth.
+* unknown keys, at any depth;
+* whole regimes: a named one (``configs/regime/*.yaml``) or any combination of the
+  registered instruments under a name of its own, and instrument lists the schema must
+  refuse (unknown or repeated instruments, a named regime with other instruments).
 
 Runs: ``pytest tests/test_fuzz.py``. ``FUZZ_SCALE=10`` runs ten times the examples and
 ``FUZZ_RANDOM=1`` draws new examples on each run (the default is derandomized).
@@ -91,7 +94,9 @@ def _walk(cls, prefix=""):
 
 LEAVES, SECTIONS = _walk(C.Config)
 BY_KEY = {leaf.key: leaf for leaf in LEAVES}
-REGIME_NAMES = tuple(BY_KEY["regime.name"].meta["choices"])
+REGIME_FILES = C.regime_files()          # {name: instruments} of configs/regime/*.yaml
+REGIME_NAMES = tuple(REGIME_FILES)
+INSTRUMENT_NAMES = C.INSTRUMENT_NAMES
 PARAMETER_KEYS = C.parameter_keys()
 
 
@@ -234,6 +239,37 @@ def _regimes_list():
     return st.lists(st.sampled_from(REGIME_NAMES), min_size=1, max_size=len(REGIME_NAMES), unique=True)
 
 
+def _instrument_lists():
+    """Any combination of the registered instruments, each once, in any order."""
+    return st.lists(st.sampled_from(INSTRUMENT_NAMES), max_size=len(INSTRUMENT_NAMES), unique=True)
+
+
+# a label of one's own for a combination (never the name of a regime file, which fixes its instruments)
+_CUSTOM_NAMES = st.one_of(st.sampled_from(["mix", "trial_and_insurance", "Baseline", "combined2", "丽水 pilot"]),
+                          _PRINTABLE).filter(lambda n: n not in REGIME_FILES)
+
+
+def _regime():
+    """A whole regime: one of configs/regime/*.yaml as it is, or a combination of instruments with its own name."""
+    named = st.sampled_from(REGIME_NAMES).map(lambda n: {"name": n, "instruments": list(REGIME_FILES[n])})
+    custom = st.fixed_dictionaries({"name": _CUSTOM_NAMES, "instruments": _instrument_lists()})
+    return st.one_of(named, custom)
+
+
+def _invalid_instruments():
+    """Instrument lists refused under the base's regime (baseline, which lists none)."""
+    unknown = st.sampled_from(["nosuch", "Free_trial", "free-trial", "insurance ", "", "baseline", "combined"])
+    return st.one_of(
+        st.sampled_from(["free_trial", "a", 1, {}, None, True, {"free_trial": True}]),  # not a list
+        st.builds(lambda known, bad, at: known[:at] + [bad] + known[at:],               # an unknown name among them
+                  _instrument_lists(), st.one_of(unknown, st.sampled_from([1, None, ["insurance"], True])),
+                  st.integers(0, 3)),
+        st.builds(lambda known, dup: known + [dup], _instrument_lists(), st.sampled_from(INSTRUMENT_NAMES))
+        .filter(lambda v: len(set(v)) < len(v)),                                         # one twice
+        _instrument_lists().filter(bool),                              # real instruments, not baseline's (none)
+    )
+
+
 def _grid_keys():
     # model parameters that no cross-check involves, so a valid grid is accepted
     return [k for k in PARAMETER_KEYS if not k.startswith(("regime", "scenario.brokers.initial",
@@ -260,6 +296,8 @@ def valid_value(leaf):
     """Values the schema accepts for this key on its own (size-like ones kept small)."""
     if leaf.key == "regimes":
         s = _regimes_list()
+    elif leaf.key == "regime.instruments":  # valid under a regime of one's own name (see _regime)
+        s = _instrument_lists()
     elif leaf.key == "grid":
         s = _valid_grid()
     elif leaf.meta.get("choices"):
@@ -287,8 +325,11 @@ def invalid_value(leaf):
     if leaf.key == "regimes":
         return st.one_of(st.sampled_from(["baseline", "", 3, None, {}, [], ["atlantis"], ["baseline", "baseline"],
                                           [1], [None], [["baseline"]], ["Baseline"], ("x",)]))
+    if leaf.key == "regime.instruments":
+        return _invalid_instruments()
     if leaf.key == "grid":
-        keys = st.sampled_from(PARAMETER_KEYS + ["seed", "regime", "regime.name", "nosuch", "broker"])
+        keys = st.sampled_from(PARAMETER_KEYS + ["seed", "regime", "regime.name", "regime.instruments", "nosuch",
+                                                 "broker"])
         return st.one_of(
             st.sampled_from([3, "broker.rate", [1], None if not leaf.optional else 3]),
             st.builds(lambda k: {k: []}, keys),
@@ -296,6 +337,7 @@ def invalid_value(leaf):
             st.builds(lambda k: {k: [0.5, 0.5]}, keys),
             st.builds(lambda k: {k: ["nan-text"]}, keys),
             st.sampled_from([{"seed": [1, 2]}, {"regime": ["baseline"]}, {"regime.name": ["combined"]},
+                             {"regime.instruments": [["insurance"], []]}, {"regime": {"instruments": [[]]}},
                              {"nosuch.key": [1]}, {"broker.rate": [2.0]}, {"broker": {"rate": [float("nan")]}},
                              {"scenario.firms.n": [0]}, {"scenario.months": [10**9]}, {1: [1]}]),
         )
@@ -362,20 +404,18 @@ class Override:
 
 
 _LEAF_KEYS = [leaf.key for leaf in LEAVES if not leaf.key.startswith("regime.")]
-_REGIME_FLAGS = [leaf.key for leaf in LEAVES if leaf.key.startswith("regime.") and leaf.key != "regime.name"]
+_REGIME_KEYS = [leaf.key for leaf in LEAVES if leaf.key.startswith("regime.")]  # regime.name, regime.instruments
 
 
-_ALL_KINDS = ["valid"] * 8 + ["invalid"] * 4 + ["unknown", "section", "regime", "extreme"]
+_ALL_KINDS = ["valid"] * 8 + ["invalid"] * 4 + ["unknown", "section", "regime", "bad_regime", "extreme"]
 _VALID_KINDS = ["valid"] * 8 + ["regime"] * 2
 
 
 @st.composite
 def override(draw, kinds=tuple(_ALL_KINDS)):
     kind = draw(st.sampled_from(kinds))
-    if kind == "regime":  # a whole regime, as configs/regime/<name>.yaml gives it: valid
-        name = draw(st.sampled_from(REGIME_NAMES))
-        flags = dict(zip(("free_trial", "broker_reward", "insurance"), C.REGIME_FLAGS[name]))
-        return Override("valid", ("regime",), {"name": name, **flags})
+    if kind == "regime":  # a whole regime, a named one or a combination with its own name: valid
+        return Override("valid", ("regime",), draw(_regime()))
     if kind == "extreme" and memory_extremes():
         key = draw(st.sampled_from(sorted(memory_extremes())))
         return Override("extreme", tuple(key.split(".")), memory_extremes()[key])
@@ -386,12 +426,9 @@ def override(draw, kinds=tuple(_ALL_KINDS)):
         key = draw(st.sampled_from(SECTIONS))
         return Override("invalid", tuple(key.split(".")),
                         draw(st.sampled_from([3, "default", [], ["a"], True, 0.5])))
-    if kind == "invalid":
-        key = draw(st.sampled_from(_LEAF_KEYS + _REGIME_FLAGS + ["regime.name"]))
-        leaf = BY_KEY[key]
-        if key in _REGIME_FLAGS:  # a flag against the base's regime (baseline: all off): refused by the cross-check
-            return Override("invalid", tuple(key.split(".")), True)
-        return Override("invalid", tuple(key.split(".")), draw(invalid_value(leaf)))
+    if kind in ("invalid", "bad_regime"):  # bad_regime: a regime key, drawn more often than among all keys
+        key = draw(st.sampled_from(_REGIME_KEYS if kind == "bad_regime" else _LEAF_KEYS + _REGIME_KEYS))
+        return Override("invalid", tuple(key.split(".")), draw(invalid_value(BY_KEY[key])))
     key = draw(st.sampled_from(_LEAF_KEYS))
     return Override("valid", tuple(key.split(".")), draw(valid_value(BY_KEY[key])))
 
@@ -425,8 +462,12 @@ def _cross_rule_broken(data: dict) -> bool:
     try:
         sc = data["scenario"]
         b, u = sc["brokers"], sc["universities"]
-        free_trial = data["regime"]["free_trial"]
-        return bool((free_trial and data["trial"]["term_months"] < 1)
+        name, instruments = data["regime"]["name"], data["regime"]["instruments"]
+        if not isinstance(instruments, (list, tuple)) or not all(isinstance(i, str) for i in instruments):
+            return False
+        # a named regime lists exactly its file's instruments; free trials need a term
+        return bool((name in REGIME_FILES and sorted(instruments) != sorted(REGIME_FILES[name]))
+                    or ("free_trial" in instruments and data["trial"]["term_months"] < 1)
                     or b["max"] < b["initial"]
                     or int(u["n"]) * int(u["achievements_each"]) > C.POPULATION_MAX
                     or int(data["seed"]) + int(data["seeds"]) - 1 > C.SEED_MAX)
@@ -435,7 +476,7 @@ def _cross_rule_broken(data: dict) -> bool:
 
 
 _CROSS_KEYS = ("trial.term_months", "scenario.brokers.max", "scenario.universities.achievements_each", "seed",
-               "regime.free_trial", "regime.broker_reward", "regime.insurance")
+               "regime.instruments")
 
 
 def _names(msg: str, key: str) -> bool:
@@ -524,7 +565,8 @@ def check_config_promise(base: dict, ovs) -> None:
     m, n = outcomes["mesa"], outcomes["numba"]
     if any(o.kind == "extreme" for o in ovs):
         assert isinstance(m, str) and isinstance(n, str), "a size the memory check must refuse was run"
-        assert any(_names(m, o.key) for o in ovs if o.kind == "extreme"), m
+        # (a config with a grid is refused by simulate for that first: a grid is for sweeps)
+        assert any(_names(m, o.key) for o in ovs if o.kind == "extreme") or (cfg.grid and m.startswith("grid = ")), m
     if isinstance(m, str) or isinstance(n, str):
         memory = [x for x in (m, n) if isinstance(x, str) and "of memory" in x]
         assert isinstance(m, str) and isinstance(n, str) or memory, f"one engine refused, the other ran: {m!r} {n!r}"
@@ -543,6 +585,12 @@ def check_config_promise(base: dict, ovs) -> None:
 @_settings(300, suppress_health_check=[HealthCheck.too_slow])  # each example runs two simulations
 @given(ovs=_override_list())
 @example(ovs=[Override("invalid", ("broker", "cap"), 10**400)])  # was an OverflowError (found by this file)
+@example(ovs=[Override("valid", ("regime",), {"name": "mix", "instruments": ["insurance", "free_trial"]})])
+@example(ovs=[Override("valid", ("regime",), {"name": "mix", "instruments": ["free_trial"]}),
+              Override("valid", ("trial", "term_months"), 0)])  # refused: trials need a term
+@example(ovs=[Override("invalid", ("regime", "instruments"), ["free_trial", "free_trial"])])
+@example(ovs=[Override("invalid", ("regime", "instruments"), ["insurance"])])  # not baseline's
+@example(ovs=[Override("invalid", ("regimes",), [["baseline"]])])  # was a TypeError (found by this file)
 def test_api_every_config_runs_or_is_refused_in_one_line(base_data, ovs):
     check_config_promise(base_data, ovs)
 
@@ -588,6 +636,8 @@ _RAW = [
     "scenario.name=丽水", "scenario.name='丽水'", "broker.rate=${nosuchkey}", "broker.cap=${broker.rate}",
     "scenario.firms.n=${scenario.months}", "x" * 300 + "=1", "scenario." + "y" * 300 + "=2", "regime=[a,b]",
     "regime=[baseline,combined]", "regime.free_trial=true", "regime=atlantis", "scenario=atlantis",
+    "regime.name=mix", "regime.instruments=[free_trial,insurance]", "regime.instruments=[insurance,insurance]",
+    "regime.instruments=[nosuch]", "regime.instruments=insurance", "regime.instruments=[]",
     "scenario=lishui", "regime=free_trial", "broker.rate", "=3", "broker.rate==3", "broker.rate=[1,2",
     "broker.rate=", "seeds=1,2", "+foo=1", "~broker.rate", "++broker.rate=0.1", "+grid.broker.rate=[0.01]",
     "scenario.firms={n:3}", "seed=range(0,3)", "broker.rate=0.1 0.2", "engine=gpu", "engine=numba",
@@ -616,8 +666,11 @@ def command_line(draw):
         if isinstance(it, str):
             out.append(it)
             continue
-        if it.path == ("regime",) and isinstance(it.value, dict):  # a whole regime: by its name
-            out.append(f"regime={it.value['name']}")
+        if it.path == ("regime",) and isinstance(it.value, dict):  # a whole regime
+            if it.value["name"] in REGIME_FILES:  # by its name
+                out.append(f"regime={it.value['name']}")
+            else:  # a combination of one's own: its name and its instruments
+                out += [f"regime.name={_fmt(it.value['name'])}", f"regime.instruments={_fmt(it.value['instruments'])}"]
             continue
         key = _cli_key(it)
         if not key:
@@ -679,6 +732,7 @@ def _check_cli_outcome(argv, code, out, err, run_dir: Path) -> None:
 # a few command lines always run (whatever Hypothesis draws): the brief's own examples
 _FIXED_COMMAND_LINES = [
     [], ["regime=[a,b]"], ["regime.free_trial=true"], ["broker.rate=${nosuchkey}"], ["scenario.name=丽水"],
+    ["regime.instruments=[free_trial]"], ["regime.name=mix", "regime.instruments=[free_trial,insurance]"],
     ["x" * 300 + "=1"], ["scenario.months=1000000000"],
     ["scenario=3"], ["broker.cap=1" + "0" * 400],  # were tracebacks (found by this file)
 ]

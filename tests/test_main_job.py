@@ -1,5 +1,6 @@
 """The main job as a user runs it: python -m experiments.run, its tables and files."""
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sim.config import regime_files
 from sim.results import BALANCE_COLUMNS, SERIES_NAMES, METRICS
 
 from .conftest import SMALL
@@ -44,9 +46,14 @@ def test_summary_is_tidy_one_row_per_regime_and_seed(main_run):
     regimes = ["baseline", "free_trial", "broker_reward", "failure_insurance", "combined"]
     assert list(dict.fromkeys(s.regime)) == regimes
     assert len(s) == 5 * 4 and not s.duplicated(["regime", "seed"]).any()
-    for col in ("scenario.firms.n", "broker.rate", "broker.cap", "trial.term_months", "regime.free_trial", *METRICS):
+    for col in ("scenario.firms.n", "broker.rate", "broker.cap", "trial.term_months", "regime.name",
+                "regime.instruments", *METRICS):
         assert col in s.columns, col
     assert (s["scenario.firms.n"] == 400).all()
+    assert (s["regime.name"] == s.regime).all()
+    # each row lists the instruments of its regime (written as a list)
+    files = regime_files()
+    assert all(ast.literal_eval(text) == files[name] for name, text in zip(s.regime, s["regime.instruments"]))
 
 
 def test_invariants_recomputed_from_the_tables(main_run):
@@ -57,13 +64,24 @@ def test_invariants_recomputed_from_the_tables(main_run):
     assert (s.successes >= s.trials_converted).all()
     assert (s.contracts == s.signed_licence + s.signed_trial).all()
     assert (s.gov_spend == s.gov_spend_rewards + s.gov_spend_subsidies).all()
+    assert (s.gov_spend_rewards == s.broker_rewards).all() and (s.gov_spend_subsidies == s.premium_subsidies).all()
+    # metrics that are groups of payment kinds
+    assert (s.broker_fees == s.service_fees + s.broker_fees_firm + s.broker_fees_university).all()
+    assert (s.premiums == s.premiums_firm + s.premium_subsidies).all()
+    assert (s.broker_income == s.broker_fees + s.broker_rewards).all()
     # no reward above the cap: total rewards at most cap x brokered contracts
     assert (s.broker_rewards <= s["broker.cap"] * s.contracts).all()
     # switched-off instruments cost nothing and sign nothing
     base = s[s.regime == "baseline"]
     assert (base.gov_spend == 0).all() and (base.signed_trial == 0).all() and (base.signed_insured == 0).all()
-    assert (s[~s["regime.insurance"]].claims == 0).all()
-    assert (s[~s["regime.free_trial"]].trials_converted == 0).all()
+    on = s["regime.instruments"].map(ast.literal_eval)
+    insured, trials, rewards = (on.map(lambda i, name=name: name in i)
+                                for name in ("insurance", "free_trial", "broker_reward"))
+    assert insured.any() and not insured.all() and trials.any() and not trials.all()
+    assert (s[~insured].claims == 0).all() and (s[~insured].premiums == 0).all()
+    assert (s[~trials].trials_converted == 0).all() and (s[~trials].signed_trial == 0).all()
+    assert (s[~rewards].broker_rewards == 0).all()
+    assert s[insured].signed_insured.sum() > 0 and s[trials].signed_trial.sum() > 0  # and those on do something
 
     series = pd.read_csv(out / "series.csv")
     assert len(series) == 5 * 4 * 36
@@ -74,6 +92,7 @@ def test_invariants_recomputed_from_the_tables(main_run):
     tot = series.groupby(["regime", "seed"], sort=False)[["successes", "broker_rewards"]].sum().reset_index()
     merged = s.merge(tot, on=["regime", "seed"], suffixes=("", "_series"))
     assert np.array_equal(merged.successes, merged.successes_series)
+    assert np.array_equal(merged.broker_rewards, merged.broker_rewards_series)
 
 
 def test_prints_table_with_intervals_and_cost_per_extra_conversion(main_run):
@@ -130,13 +149,15 @@ def test_a_failed_second_run_into_the_same_folder_keeps_the_first_runs_provenanc
 
 _LEAKY = """
 import sys
-from sim.model import TransferModel
-pay = TransferModel.pay
-def leaky_pay(self, payer, payee, amount, kind="", contract=None):  # a yuan lost in every payment
-    pay(self, payer, payee, amount, kind, contract)
-    if amount > 0:
-        payee.cash -= 1
-TransferModel.pay = leaky_pay
+from sim import ledger
+from sim.agents import Firm
+settle = Firm.settle
+def leaky_settle(self):  # a yuan lost from the firm's account at every settlement
+    out = settle(self)
+    arrays = self.model.arrays
+    arrays.balance[arrays.acct_base[ledger.FIRM] + self.index] -= 1
+    return out
+Firm.settle = leaky_settle
 sys.argv = ["experiments.run", *sys.argv[1:]]
 from experiments.app import main
 main()

@@ -15,7 +15,8 @@ import pytest
 from sim import api
 from sim.config import Config, ConfigError, load_config, replace
 from sim.population import MONEY_EXACT, check_memory, draw_population, money_bound, run_memory
-from sim.results import InvariantError, Series, _check_instruments
+from sim.columns import COLUMNS
+from sim.results import BALANCE_COLUMNS, InvariantError, Series, _check_instruments
 
 from .conftest import SMALL, small
 
@@ -102,6 +103,10 @@ def test_money_beyond_exact_counting_is_refused_before_the_run():
             api.simulate(cfg, 0, engine=engine)
 
 
+# every flow of yuan (payments of each kind, incomes, surplus, unpaid claims and refused rewards)
+MONEY_FLOWS = [i for i, c in enumerate(COLUMNS) if c.money and not c.stock]
+
+
 def test_money_bound_covers_the_money_of_real_runs():
     """The bound is an upper bound: every balance and flow of real runs stays below it."""
     for regime in ("baseline", "combined"):
@@ -109,8 +114,8 @@ def test_money_bound_covers_the_money_of_real_runs():
         for seed in range(3):
             r = api.simulate(cfg, seed, engine="numba")
             bound = money_bound(cfg, draw_population(cfg, seed))
-            assert np.abs(r.series[:, Series.FIRM_VALUE:Series.FIRM_SURPLUS + 1]).sum() < bound
-            assert np.abs(r.series[:, Series.CASH_FIRMS:]).max() < bound
+            assert np.abs(r.series[:, MONEY_FLOWS]).sum() < bound   # all of them together, even
+            assert np.abs(r.series[:, list(BALANCE_COLUMNS)]).max() < bound
 
 
 def test_memory_is_estimated_before_anything_is_drawn(monkeypatch):
@@ -137,9 +142,14 @@ def test_huge_population_is_refused_on_the_command_line_without_a_memory_error(t
     (["scenario.name=丽水"], "cannot be parsed"),
     (["丽水=1"], "cannot be parsed"),
     (["regime=[baseline,combined]"], "regime = ['baseline', 'combined']: pick one regime by name"),
-    (["regime.free_trial=true"], "regime.free_trial = True: regime 'baseline' has free_trial off"),
-    (["regime=baseline", "regime.free_trial=true"], "regime.free_trial = True"),
-    (["regime.name=atlantis"], "regime.name = 'atlantis': must be one of baseline"),
+    (["regime.free_trial=true"], "unknown key 'regime.free_trial': allowed keys in regime are name, instruments"),
+    (["regime.instruments=[free_trial]"],
+     "regime.instruments = ['free_trial']: regime 'baseline' (configs/regime/baseline.yaml) has []"),
+    (["regime=baseline", "regime.instruments=[insurance]"], "regime.instruments = ['insurance']: regime 'baseline'"),
+    (["regime.name=mix", "regime.instruments=[free_trial,free_trial]"], "each instrument may appear once"),
+    (["regime.name=mix", "regime.instruments=[nosuch]"], "regime.instruments contains 'nosuch': instruments are"),
+    (["regime.name=mix", "regime.instruments=insurance"], "regime.instruments = 'insurance': must be a list"),
+    (["regime.name=atlantis"], "regime 'atlantis': allowed are baseline"),  # the main job runs named regimes
     (["seed=9223372036854775808", "engine=numba"], "seed = 9223372036854775808: must be >= 0"),
     (["seed=9223372036854775807", "seeds=2"], "the last seed, seed + seeds - 1, must be <="),
     (["broker.cap=1e19"], "broker.cap = 1e+19: must be >= 0 and <= 1e+12"),
@@ -243,6 +253,7 @@ def test_grid_over_settings_that_are_not_model_parameters_is_refused():
     for grid, fragment in ((({"seed": [1, 2]}), "grid.seed: a grid sweeps model parameters"),
                            ({"seeds": [1, 2]}, "grid.seeds"),
                            ({"regime": {"name": ["free_trial"]}}, "grid.regime.name"),
+                           ({"regime": {"instruments": [["insurance"], []]}}, "grid.regime.instruments"),
                            ({"broker": {"rate": [0.01, 2.0]}}, "grid.broker.rate: broker.rate = 2.0"),
                            ({"broker": {"rate": [0.01, 0.01]}}, "each value may appear once")):
         with pytest.raises(ConfigError, match=fragment.replace(".", r"\.").replace("(", r"\(")):
@@ -251,16 +262,18 @@ def test_grid_over_settings_that_are_not_model_parameters_is_refused():
 
 # --------------------------------------------------------------------------- invariants on every run
 def test_a_run_that_breaks_the_books_is_an_error_not_a_result(monkeypatch):
-    from sim.model import TransferModel
+    from sim import ledger
+    from sim.agents import Firm
 
-    pay = TransferModel.pay
+    settle = Firm.settle
 
-    def leaky_pay(self, payer, payee, amount, kind="", contract=None):  # a researcher's bug: a yuan lost per payment
-        pay(self, payer, payee, amount, kind, contract)
-        if amount > 0:
-            payee.cash -= 1
+    def leaky_settle(self):  # a researcher's bug: a yuan lost from the firm's account at each settlement
+        out = settle(self)
+        arrays = self.model.arrays
+        arrays.balance[arrays.acct_base[ledger.FIRM] + self.index] -= 1
+        return out
 
-    monkeypatch.setattr(TransferModel, "pay", leaky_pay)
+    monkeypatch.setattr(Firm, "settle", leaky_settle)
     with pytest.raises(InvariantError, match="money adds up to"):
         api.simulate(small(), 0, engine="mesa")
     r = api.simulate(small(), 0, engine="mesa", check=False)  # asked not to check: the broken numbers come back
@@ -279,16 +292,37 @@ def test_rounded_claims_and_rewards_pass_their_invariants():
 def test_invariants_include_the_instruments_rules():
     r = api.simulate(api.under_regime(small(), "combined"), 1, engine="numba")
     r.check()
-    for column, value, fragment in ((Series.BROKER_REWARDS, 1e9, "broker rewards"),
-                                    (Series.PREMIUM_SUBSIDIES, 1e9, "premium subsidies"),
-                                    (Series.CLAIMS, 1e12, "claims exceed")):
+    for column, value, fragment, busy in ((Series.BROKER_REWARDS, 1e9, "broker rewards", Series.CONTRACT_PAYMENTS),
+                                          (Series.PREMIUM_SUBSIDIES, 1e9, "premium subsidies", Series.SIGNED_INSURED),
+                                          (Series.CLAIMS, 1e12, "claims exceed", Series.FAILURES)):
         s = r.series.copy()
-        month = int(np.argmax(s[:, Series.SIGNED_INSURED] + s[:, Series.SIGNED_LICENCE]))
+        month = int(np.argmax(s[:, busy]))  # a month where the payment may be made, but not that much of it
+        assert s[month, busy] > 0
         s[month, column] += value
         with pytest.raises(InvariantError, match=fragment):
             _check_instruments(s, r.config)
+    for column, fragment in ((Series.TRIAL_PAYMENTS, "trial payments without a converted trial"),
+                             (Series.CLAIMS, "claims paid in a month without failures")):
+        s = r.series.copy()
+        month = int(np.argmin(s[:, Series.TRIALS_CONVERTED] + s[:, Series.FAILURES]))
+        assert s[month, Series.TRIALS_CONVERTED] + s[month, Series.FAILURES] == 0
+        s[month, column] += 100
+        with pytest.raises(InvariantError, match=fragment):
+            _check_instruments(s, r.config)
+    # an instrument the regime does not list moves nothing
     base = api.simulate(small(), 1, engine="numba")
-    s = base.series.copy()
-    s[3, Series.PREMIUMS] = 100
-    with pytest.raises(InvariantError, match="premiums is not zero though insurance is off"):
-        _check_instruments(s, base.config)
+    _check_instruments(base.series, base.config)
+    for column, fragment in ((Series.PREMIUMS_FIRM, "premiums_firm is not zero though insurance is off"),
+                             (Series.PREMIUM_SUBSIDIES, "premium_subsidies is not zero though insurance is off"),
+                             (Series.BROKER_REWARDS, "broker_rewards is not zero though broker_reward is off"),
+                             (Series.SIGNED_TRIAL, "signed_trial is not zero though free_trial is off")):
+        s = base.series.copy()
+        s[3, column] = 100
+        with pytest.raises(InvariantError, match=fragment):
+            _check_instruments(s, base.config)
+    # what is on is what the regime lists, whatever its name: the combined run's trials are fine under a custom
+    # regime listing all three instruments, and an error under one that leaves free trials out
+    assert r.summary["signed_trial"] > 0
+    _check_instruments(r.series, small("regime.name=all", "regime.instruments=[insurance,broker_reward,free_trial]"))
+    with pytest.raises(InvariantError, match="is not zero though free_trial is off"):
+        _check_instruments(r.series, small("regime.name=mix", "regime.instruments=[insurance,broker_reward]"))
