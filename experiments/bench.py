@@ -13,7 +13,8 @@ the most work per month):
 * compile time (an empty cache, in a fresh process) and cache-load time;
 * peak memory of a 1,000,000-firm run (a fresh process);
 * the cost of the checks every run passes (validation, memory and money guards, invariants);
-* runs per second of a batch of default-scenario runs on all cores, and on one.
+* runs per second of a batch of default-scenario runs on all cores, and on one (the same
+  runs), and the start-up of the pool of processes (``--only batch``: this section alone).
 
 Times on shared machines are noisy: compare the ratios, not the absolute figures.
 """
@@ -132,14 +133,33 @@ def check_costs(sizes, reps=20):
     return rows
 
 
-def batch_rate(n_runs: int, workers: int):
+def batch_rate(n_runs: int, workers: int, reps: int = 1):
+    """Runs per second of a batch of ``n_runs`` default-scenario runs (one shared config, as
+    ``api.compare`` builds them) on ``workers`` processes, the best of ``reps`` batches, in this
+    process with the compiled kernels loaded first (so that one core and all cores start alike)."""
     from sim import api
 
-    cfg = api.compose("engine=numba", "progress=false")
-    tasks = [(api.under_regime(cfg, "combined"), seed) for seed in range(n_runs)]
-    t = time.perf_counter()
-    api.run_batch(tasks, workers=workers)
-    return n_runs / (time.perf_counter() - t)
+    cfg = api.under_regime(api.compose("engine=numba", "progress=false"), "combined")
+    tasks = [(cfg, seed) for seed in range(n_runs)]
+    api.run_batch(tasks[:1])  # load the compiled kernels into this process, if no run did yet
+    return n_runs / _best_time(lambda: api.run_batch(tasks, workers=workers), reps)
+
+
+def batch_section(n_batch: int, cores: int, reps: int = 2) -> None:
+    """Section [5/5]: the same batch on one core and on all cores, and the start-up of the pool."""
+    from sim import api
+
+    print(f"\n[5/5] batch of {n_batch} default-scenario runs, on 1 core and on {cores} (best of {reps}) ...",
+          flush=True)
+    rate_one = batch_rate(n_batch, 1, reps)
+    rate_all = batch_rate(n_batch, cores, reps)
+    info = api.last_batch if cores > 1 else None  # a batch on one core starts no pool
+    print(f"{rate_all:,.1f} runs/s on {cores} cores; {rate_one:,.1f} runs/s on 1 core; {n_batch} runs each "
+          f"(parallel efficiency {rate_all / rate_one / cores:.0%})")
+    if info is not None:
+        print(f"pool start-up: {info.processes} processes by {info.start_method}, the first chunk begun "
+              f"{info.startup_s * 1e3:,.0f} ms after the pool was made; kernels loaded by the workers: "
+              f"{info.worker_kernel_loads} ({info.in_parent} run by the parent first, then {info.chunks} chunks)")
 
 
 def main(argv=None) -> None:
@@ -147,6 +167,7 @@ def main(argv=None) -> None:
     ap.add_argument("--quick", action="store_true", help="smaller sizes and batch")
     ap.add_argument("--mesa-max", type=int, default=100_000, help="largest population run with Mesa")
     ap.add_argument("--batch", type=int, default=None, help="runs in the batch (default 1000, quick 200)")
+    ap.add_argument("--only", choices=["batch"], default=None, help="run only this section ([5/5] batch)")
     args = ap.parse_args(argv)
     from tabulate import tabulate
 
@@ -156,6 +177,10 @@ def main(argv=None) -> None:
     scale_sizes = [10_000, 30_000, 100_000, 300_000] + ([] if args.quick else [1_000_000])
     big = 300_000 if args.quick else 1_000_000
     n_batch = args.batch or (200 if args.quick else 1000)
+    if args.only == "batch":
+        print(f"machine: {cores} cores; default scenario, regime 'combined', 60 months")
+        batch_section(n_batch, cores, reps=1 if args.quick else 2)
+        return
 
     print(f"machine: {cores} cores; default scenario, regime 'combined', 60 months\n")
     print("[1/5] engines side by side ...", flush=True)
@@ -189,11 +214,7 @@ def main(argv=None) -> None:
                    tablefmt="github"))
     print("(a batch validates each distinct config once per chunk; every run checks memory, money and invariants)")
 
-    print(f"\n[5/5] batch of {n_batch} default-scenario runs ...", flush=True)
-    rate_all = batch_rate(n_batch, cores)
-    rate_one = batch_rate(max(20, n_batch // 10), 1)
-    print(f"{rate_all:,.1f} runs/s on {cores} cores; {rate_one:,.1f} runs/s on 1 core "
-          f"(parallel efficiency {rate_all / rate_one / cores:.0%})")
+    batch_section(n_batch, cores, reps=1 if args.quick else 2)
 
     r10 = next(r for r in rows if r["firms"] == 10_000)
     r100 = next(r for r in rows if r["firms"] == 100_000)

@@ -12,6 +12,9 @@ from __future__ import annotations
 import multiprocessing
 import numbers
 import os
+import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,18 +157,119 @@ def _run_chunk(tasks):
     return out
 
 
+def _kernel_loads() -> int:
+    """How many compiled functions of ``sim`` this process has loaded from Numba's cache (or compiled).
+
+    Numba counts them per dispatcher; a forked process inherits its parent's counts and its
+    parent's loaded functions, so the count rises in a worker only if it loads some itself.
+    """
+    from numba.core.dispatcher import Dispatcher
+
+    n = 0
+    for name, module in list(sys.modules.items()):
+        if module is not None and (name == "sim" or name.startswith("sim.")):
+            for obj in list(vars(module).values()):
+                if isinstance(obj, Dispatcher):
+                    stats = obj.stats
+                    n += sum(stats.cache_hits.values()) + sum(stats.cache_misses.values())
+    return n
+
+
+def _worker_chunk(tasks):
+    """:func:`_run_chunk` in a worker process, with its pid, start time and the kernel loads it needed."""
+    begun, loads = time.monotonic(), _kernel_loads()
+    results = _run_chunk(tasks)
+    return os.getpid(), begun, _kernel_loads() - loads, results
+
+
+def _fork_is_safe() -> bool:
+    """True on Linux when this process has no thread besides the main one that a forked child could inherit.
+
+    ``fork`` copies only the calling thread: a lock held at that moment by another thread
+    stays held forever in the child. So: no other Python thread (``threading``; a tqdm
+    progress bar's monitor, a Jupyter kernel's threads, a ``ThreadPoolExecutor`` all count)
+    and no Numba threading layer launched (``parallel=True`` code, which the kernels never
+    use, starts a pool of OpenMP/TBB/workqueue threads). Native threads of libraries that
+    register fork handlers (OpenBLAS's pool, jemalloc's background thread) are safe;
+    native threads ``threading`` cannot see are otherwise out of sight.
+    """
+    if sys.platform != "linux" or "fork" not in multiprocessing.get_all_start_methods():
+        return False
+    if threading.active_count() != 1:
+        return False
+    numba = sys.modules.get("numba")
+    if numba is not None:
+        try:
+            numba.threading_layer()  # raises ValueError while no threading layer was launched
+        except ValueError:
+            return True
+        return False
+    return True
+
+
+@dataclass
+class BatchInfo:
+    """How the last :func:`run_batch` with ``workers > 1`` of this process ran (see ``last_batch``)."""
+
+    start_method: str         # "fork" or "spawn"
+    processes: int            # worker processes started
+    in_parent: int            # runs done by the parent itself before the pool started
+    chunks: int               # chunks done by the workers
+    startup_s: float          # from just before the pool starts to the first chunk begun by a worker
+    worker_pids: tuple        # the pids that did the chunks, in chunk order
+    worker_kernel_loads: int  # compiled functions the workers loaded from Numba's cache (or compiled)
+
+
+last_batch: Optional[BatchInfo] = None  # set by run_batch with workers > 1, for benchmarks and tests
+
+CHUNKS_PER_WORKER = 16  # default chunks per worker: a short tail at the end, little per-chunk overhead
+
+
+def _progress_bar(total: int, desc: str):
+    """A tqdm progress bar that starts no thread (a thread left alive would rule out fork in the next batch)."""
+    from tqdm import tqdm
+
+    class Bar(tqdm):
+        monitor_interval = 0  # else tqdm starts its monitor thread, and a disabled bar leaves it running
+
+    return Bar(total=total, desc=desc, unit="run")
+
+
 def run_batch(tasks: Sequence[tuple[Config, int]], workers: int = 1, progress: bool = False,
               desc: str = "runs", chunksize: Optional[int] = None) -> list[RunResult]:
     """Run (config, seed) pairs and return their results in task order.
 
     Every config is validated and every run's invariants are checked (a run that
-    breaks one raises). With ``workers > 1`` the tasks are cut into chunks run by a
-    pool of processes, so a process pays its start-up and Numba's cache load (~1 s)
-    once, not per run. Results do not depend on ``workers`` or ``chunksize``. The
-    processes are spawned, so a script calling this with ``workers > 1`` needs the
-    usual ``if __name__ == "__main__":`` guard (notebooks need nothing).
+    breaks one raises). Results do not depend on ``workers`` or ``chunksize``.
+
+    With ``workers > 1`` the tasks are cut into chunks (``chunksize`` tasks each; by default
+    about ``CHUNKS_PER_WORKER`` chunks per worker) run by a pool of ``workers`` processes,
+    started in one of two ways:
+
+    * **fork** (Linux, when :func:`_fork_is_safe`: this process has no other thread, and no
+      Numba threading layer was launched; the process-wide default of ``multiprocessing``
+      is not consulted, as importing mesa sets it to spawn). The parent first runs the first
+      task itself (its result is kept): this loads the compiled kernels of its engine into
+      the parent, unless a run did already. Then the workers are forked from it and
+      inherit the imported modules and the loaded kernels: they start in milliseconds,
+      where a spawned process pays ~1-2 s (Python, imports, Numba's cache). It is safe
+      because a forked child gets a copy of the calling thread only, and there is no other
+      thread whose locks the copy could inherit while held. The pool is a
+      ``ProcessPoolExecutor``: with a fork context it starts all its processes at the
+      first ``submit``, before its own management thread (Python >= 3.11, which the
+      project requires), and it never forks again (a dead worker breaks the pool with
+      an error instead of being replaced from a threaded parent, where
+      ``multiprocessing.Pool`` would fork from its handler thread and wait forever for
+      the lost chunk). The progress bar is made after the processes exist, without
+      tqdm's monitor thread.
+    * **spawn** otherwise (another thread alive: a Jupyter kernel, a progress bar of the
+      caller's, ...; macOS and Windows): fresh processes, each importing ``sim`` and
+      loading the kernels once, as before. A script using this needs the usual
+      ``if __name__ == "__main__":`` guard (notebooks need nothing).
+
+    ``last_batch`` records which way the last batch went (:class:`BatchInfo`).
     """
-    from tqdm import tqdm
+    global last_batch
 
     for name, value, low in (("workers", workers, 1), ("chunksize", chunksize, 1)):
         if value is None and name == "chunksize":
@@ -177,23 +281,54 @@ def run_batch(tasks: Sequence[tuple[Config, int]], workers: int = 1, progress: b
         if not (isinstance(t, tuple) and len(t) == 2 and isinstance(t[0], Config)):
             raise ConfigError(f"task {t!r:.60}: must be a (Config, seed) pair")
         check_seed(t[1])
-    bar = tqdm(total=len(tasks), desc=desc, disable=not progress, unit="run")
-    out: list[RunResult] = []
     if workers <= 1 or len(tasks) <= 1:
-        size = chunksize or 64
-        for i in range(0, len(tasks), size):
-            results = _run_chunk(tasks[i:i + size])
-            out.extend(results)
-            bar.update(len(results))
-    else:
-        size = chunksize or max(1, -(-len(tasks) // (workers * 4)))
-        chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
-        # spawn, not fork: the parent may hold Numba/OpenMP threads
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for results in pool.map(_run_chunk, chunks):
+        bar = _progress_bar(len(tasks), desc) if progress else None
+        out: list[RunResult] = []
+        try:
+            size = chunksize or 64
+            for i in range(0, len(tasks), size):
+                results = _run_chunk(tasks[i:i + size])
                 out.extend(results)
+                if bar is not None:
+                    bar.update(len(results))
+        finally:
+            if bar is not None:
+                bar.close()
+        return out
+
+    # the process-wide default start method says nothing: importing mesa sets it to spawn
+    out = _run_chunk(tasks[:1]) if _fork_is_safe() else []  # the parent's run loads the kernels to be inherited
+    rest = tasks[len(out):]
+    method = "fork" if out and _fork_is_safe() else "spawn"  # the same, after the parent's run
+    size = chunksize or max(1, -(-len(rest) // (workers * CHUNKS_PER_WORKER)))
+    chunks = [rest[i:i + size] for i in range(0, len(rest), size)]
+    processes = min(workers, len(chunks))
+    pids, loads, begun = [], 0, []
+    bar = None
+    t0 = time.monotonic()
+    pool = ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context(method))
+    try:
+        futures = [pool.submit(_worker_chunk, chunk) for chunk in chunks]  # fork: all processes start at the first
+        if progress:
+            bar = _progress_bar(len(tasks), desc)
+            bar.update(len(out))
+        for future in futures:
+            pid, start, n_loads, results = future.result()
+            pids.append(pid)
+            begun.append(start)
+            loads += n_loads
+            out.extend(results)
+            if bar is not None:
                 bar.update(len(results))
-    bar.close()
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)  # no need to finish the chunks not yet begun
+        raise
+    finally:
+        pool.shutdown(wait=True)
+        if bar is not None:
+            bar.close()
+    last_batch = BatchInfo(method, processes, len(tasks) - len(rest), len(chunks), min(begun) - t0,
+                           tuple(pids), loads)
     return out
 
 
