@@ -162,6 +162,38 @@ def batch_section(n_batch: int, cores: int, reps: int = 2) -> None:
               f"{info.worker_kernel_loads} ({info.in_parent} run by the parent first, then {info.chunks} chunks)")
 
 
+def phase_times(n_firms: int, seed: int = 3) -> dict:
+    """Seconds per phase of :data:`sim.loop.PHASES` over a whole Numba run (each phase called from Python)."""
+    from numba import njit
+
+    from sim import kernels, loop
+    from sim.population import draw_population
+    from sim.results import new_series
+    from sim.state import make_params, new_state, to_struct
+
+    def caller(fn):  # the phases are compiled for compiled callers only: a small entry for each
+        @njit
+        def call(p, st, series, month):
+            fn(p, st, series, month)
+        return call
+
+    cfg = _cfg(n_firms)
+    pop = draw_population(cfg, seed)
+    calls = {name: caller(getattr(kernels, name)) for name in loop.PHASES}
+    out = {}
+    for attempt in range(2):  # the first compiles the callers
+        p = to_struct(make_params(cfg, seed, pop.n_achievements))
+        st = to_struct(new_state(cfg, pop))
+        series = new_series(cfg.scenario.months)
+        out = dict.fromkeys(loop.PHASES, 0.0)
+        for month in range(cfg.scenario.months):
+            for name in loop.PHASES:
+                t = time.perf_counter()
+                calls[name](p, st, series, month)
+                out[name] += time.perf_counter() - t
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller sizes and batch")
@@ -215,6 +247,13 @@ def main(argv=None) -> None:
     print("(a batch validates each distinct config once per chunk; every run checks memory, money and invariants)")
 
     batch_section(n_batch, cores, reps=1 if args.quick else 2)
+
+    n_phase = 100_000
+    print(f"\ntime per phase of the month (numba, {n_phase:,} firms, whole run; sim/loop.py) ...", flush=True)
+    ph = phase_times(n_phase)
+    total = sum(ph.values())
+    print(tabulate([[name, f"{t * 1e3:.1f}", f"{t / total:.0%}"] for name, t in ph.items()],
+                   headers=["phase", "ms", "share"], tablefmt="github"))
 
     r10 = next(r for r in rows if r["firms"] == 10_000)
     r100 = next(r for r in rows if r["firms"] == 100_000)
