@@ -22,16 +22,17 @@ def test_default_yaml_equals_schema_defaults():
 
 def test_regime_files_switch_the_right_instruments():
     regimes = {n: api.regime(n) for n in api.regime_names()}
-    assert set(regimes) == {"baseline", "free_trial", "broker_reward", "failure_insurance", "combined"}
+    assert set(regimes) == {"baseline", "free_trial", "broker_reward", "failure_insurance", "combined", "royalty"}
     assert all(r.name == n for n, r in regimes.items())
     on = {n: sorted(r.instruments) for n, r in regimes.items()}
     assert on == {"baseline": [], "free_trial": ["free_trial"], "broker_reward": ["broker_reward"],
-                  "failure_insurance": ["insurance"], "combined": ["broker_reward", "free_trial", "insurance"]}
+                  "failure_insurance": ["insurance"], "combined": ["broker_reward", "free_trial", "insurance"],
+                  "royalty": ["royalty"]}
     assert on == {n: sorted(i) for n, i in regime_files().items()}  # what the cross-check holds a name to
 
 
 def test_regime_files_list_only_registered_instruments_each_once():
-    assert INSTRUMENT_NAMES == ("free_trial", "broker_reward", "insurance")
+    assert INSTRUMENT_NAMES == ("free_trial", "broker_reward", "insurance", "royalty")
     assert set(INSTRUMENT_NAMES) == {m.NAME for m in INSTRUMENTS}
     files = sorted((ROOT / "configs" / "regime").glob("*.yaml"))
     assert {f.stem for f in files} == set(regime_files())

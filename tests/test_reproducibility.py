@@ -41,6 +41,18 @@ def test_population_is_the_same_under_every_regime():
     assert not np.array_equal(pops[0].firm_cash, other.firm_cash)
 
 
+def test_a_regime_is_its_instruments_not_its_name_or_their_order():
+    """A combination of one's own listing the instruments of a named regime, in another order, runs the same."""
+    named = api.simulate(api.under_regime(small(), "combined"), 2, engine="numba")
+    own = api.simulate(small("regime.name=mine", "regime.instruments=[insurance,broker_reward,free_trial]"), 2,
+                       engine="numba")
+    assert own.regime == "mine" and named.regime == "combined"
+    assert np.array_equal(named.series, own.series)
+    assert named.summary["signed_trial"] > 0 and named.summary["signed_insured"] > 0  # all three really ran
+    fewer = api.simulate(small("regime.name=mine", "regime.instruments=[insurance,free_trial]"), 2, engine="numba")
+    assert not np.array_equal(named.series, fewer.series) and fewer.summary["broker_rewards"] == 0
+
+
 def test_draws_do_not_depend_on_visiting_order():
     keys = [(s, a) for s in range(5) for a in range(200)]
     forward = {k: rng.uniform(11, rng.NEED, k[0], k[1]) for k in keys}
