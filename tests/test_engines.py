@@ -40,7 +40,7 @@ def test_engines_give_the_same_series(scenario, regime):
     base = api.compose("progress=false") if scenario == "default" else small()
     cfg = api.under_regime(base, regime)
     signed = 0
-    for seed in SEEDS if scenario == "small" else SEEDS[:6]:
+    for seed in SEEDS if scenario == "small" else SEEDS[:3]:
         pop = draw_population(cfg, seed)
         mesa = TransferModel(cfg, seed, pop).run()
         numba, _, _ = kernels.simulate(cfg, seed, pop)
@@ -52,7 +52,7 @@ def test_engines_give_the_same_series(scenario, regime):
 @pytest.mark.parametrize("instruments", COMBINATIONS, ids=lambda c: "+".join(c) or "none")
 def test_engines_agree_on_every_combination_of_instruments(instruments):
     cfg = small("regime.name=mix", f"regime.instruments=[{','.join(instruments)}]", "scenario.months=30")
-    for seed in (3, 11):
+    for seed in (3 + len(instruments),):  # one seed each, a different one per size: 16 combinations, 5 seeds
         pop = draw_population(cfg, seed)
         mesa = TransferModel(cfg, seed, pop).run()
         numba, _, _ = kernels.simulate(cfg, seed, pop)
