@@ -434,9 +434,13 @@ def check_record(record: Any, rid: str) -> None:
     if not all(isinstance(m[k], (int, float)) and math.isfinite(m[k]) and m[k] >= 0 for k in counted):
         raise ValueError("a counted metric is missing, negative or not finite")
     if not (m["needs_raised"] >= m["matches"] >= m["contracts"] >= m["successes"] + m["failures"]
-            and m["contracts"] == m["signed_licence"] + m["signed_trial"]
-            and m["gov_spend"] == m["gov_spend_rewards"] + m["gov_spend_subsidies"]):
+            and m["contracts"] == sum(m[C.COLUMNS[c].name] for c in FORM_COLUMNS)
+            and m["gov_spend"] == sum(m[k.name] for k in gov_kinds())):
         raise ValueError("its metrics break the funnel or the accounts")
+
+
+from . import columns as C  # noqa: E402  (the declared forms and payments)
+from .results import FORM_COLUMNS, gov_kinds  # noqa: E402
 
 
 class ResultStore:

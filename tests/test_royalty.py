@@ -212,3 +212,19 @@ def test_royalty_adds_contracts_and_takes_income_from_universities():
         d_income.append(roy["university_income"] - base["university_income"])
     assert mean_ci(d_contracts)[1] > 0
     assert mean_ci(d_income)[2] < 0
+
+
+def test_a_royalty_run_is_a_valid_sweep_record(tmp_path):
+    """A sweep's result check derives its accounts from the declared forms and payments: royalty contracts count
+    (before, it summed licences and trials only and would have quarantined every royalty run as corrupt)."""
+    from sim import api, sweep
+
+    cfg = api.compose("scenario.firms.n=300", "scenario.months=36", "progress=false", "regime=royalty",
+                      "engine=numba")
+    r = api.simulate(cfg, 2)
+    assert r.summary["signed_royalty"] > 0
+    rid = sweep.run_id(cfg, 2)
+    store = sweep.ResultStore(tmp_path)
+    store.write(rid, sweep.record_of(cfg, 2, rid, r.summary))
+    record, problem = store.load(rid)
+    assert problem is None and record["metrics"]["contracts"] == r.summary["contracts"]
