@@ -189,9 +189,10 @@ def _fork_is_safe() -> bool:
     stays held forever in the child. So: no other Python thread (``threading``; a tqdm
     progress bar's monitor, a Jupyter kernel's threads, a ``ThreadPoolExecutor`` all count)
     and no Numba threading layer launched (``parallel=True`` code, which the kernels never
-    use, starts a pool of OpenMP/TBB/workqueue threads). Native threads of libraries that
-    register fork handlers (OpenBLAS's pool, jemalloc's background thread) are safe;
-    native threads ``threading`` cannot see are otherwise out of sight.
+    use, starts a pool of OpenMP/TBB/workqueue threads). Threads that C libraries start are
+    invisible to ``threading``: those a run starts (the OpenBLAS pools of numpy and of scipy,
+    which Numba loads; jemalloc's, with pyarrow under mesa) prepare for fork themselves
+    (``pthread_atfork`` handlers); any other a caller's code started cannot be seen here.
     """
     if sys.platform != "linux" or "fork" not in multiprocessing.get_all_start_methods():
         return False
@@ -222,7 +223,21 @@ class BatchInfo:
 
 last_batch: Optional[BatchInfo] = None  # set by run_batch with workers > 1, for benchmarks and tests
 
-CHUNKS_PER_WORKER = 16  # default chunks per worker: a short tail at the end, little per-chunk overhead
+
+def _chunks(tasks: list, workers: int, chunksize: Optional[int]) -> list[list]:
+    """``tasks`` cut into chunks of ``chunksize``, or by default of shrinking sizes (guided scheduling).
+
+    Each default chunk is a ``1 / (2 x workers)`` share of the tasks not yet cut: the first
+    chunks are long (the per-chunk costs, a validation of the config and a round trip
+    between processes, ~1 ms, are paid rarely) and the last ones are single runs, so the
+    workers, each taking the next chunk when done, finish within about one run of each other.
+    """
+    out, i = [], 0
+    while i < len(tasks):
+        size = chunksize or -(-(len(tasks) - i) // (2 * workers))
+        out.append(tasks[i:i + size])
+        i += size
+    return out
 
 
 def _progress_bar(total: int, desc: str):
@@ -242,32 +257,30 @@ def run_batch(tasks: Sequence[tuple[Config, int]], workers: int = 1, progress: b
     Every config is validated and every run's invariants are checked (a run that
     breaks one raises). Results do not depend on ``workers`` or ``chunksize``.
 
-    With ``workers > 1`` the tasks are cut into chunks (``chunksize`` tasks each; by default
-    about ``CHUNKS_PER_WORKER`` chunks per worker) run by a pool of ``workers`` processes,
-    started in one of two ways:
+    With ``workers > 1`` the tasks are cut into chunks (``chunksize`` tasks each, or by
+    default shrinking ones, see :func:`_chunks`) and run by a pool of processes, made in
+    one of two ways:
 
-    * **fork** (Linux, when :func:`_fork_is_safe`: this process has no other thread, and no
-      Numba threading layer was launched; the process-wide default of ``multiprocessing``
-      is not consulted, as importing mesa sets it to spawn). The parent first runs the first
-      task itself (its result is kept): this loads the compiled kernels of its engine into
-      the parent, unless a run did already. Then the workers are forked from it and
-      inherit the imported modules and the loaded kernels: they start in milliseconds,
-      where a spawned process pays ~1-2 s (Python, imports, Numba's cache). It is safe
-      because a forked child gets a copy of the calling thread only, and there is no other
-      thread whose locks the copy could inherit while held. The pool is a
-      ``ProcessPoolExecutor``: with a fork context it starts all its processes at the
-      first ``submit``, before its own management thread (Python >= 3.11, which the
-      project requires), and it never forks again (a dead worker breaks the pool with
-      an error instead of being replaced from a threaded parent, where
-      ``multiprocessing.Pool`` would fork from its handler thread and wait forever for
-      the lost chunk). The progress bar is made after the processes exist, without
-      tqdm's monitor thread.
-    * **spawn** otherwise (another thread alive: a Jupyter kernel, a progress bar of the
-      caller's, ...; macOS and Windows): fresh processes, each importing ``sim`` and
-      loading the kernels once, as before. A script using this needs the usual
+    * **fork**, on Linux when :func:`_fork_is_safe` (no thread but this one, no Numba
+      threading layer launched). The parent runs the first task itself (its result is
+      kept), which loads the compiled kernels of its engine unless a run did already; the
+      workers are then forked from it and inherit the imported modules and the loaded
+      kernels, so they start in milliseconds instead of the ~1-2 s a spawned process pays
+      (Python, imports, Numba's cache). Safe because a forked child is a copy of the
+      calling thread alone: with no other thread, no lock can be copied while held. The
+      pool is a ``ProcessPoolExecutor``: with a fork context it starts all its processes
+      at the first ``submit``, before its management thread starts (Python >= 3.11, as
+      required), and never forks again (a worker that dies breaks the pool with an error;
+      ``multiprocessing.Pool`` would fork a replacement from its handler thread and wait
+      forever for the lost chunk). The progress bar (tqdm without its monitor thread) is
+      made once the processes exist. The process-wide default start method of
+      ``multiprocessing`` is not consulted: importing mesa sets it to spawn.
+    * **spawn** otherwise (a Jupyter kernel's threads, a progress bar of the caller's, a
+      thread pool; macOS, Windows): fresh processes that import ``sim`` and load the
+      kernels once each, as before. A script then needs the usual
       ``if __name__ == "__main__":`` guard (notebooks need nothing).
 
-    ``last_batch`` records which way the last batch went (:class:`BatchInfo`).
+    ``last_batch`` records how the last batch ran (:class:`BatchInfo`).
     """
     global last_batch
 
@@ -296,12 +309,10 @@ def run_batch(tasks: Sequence[tuple[Config, int]], workers: int = 1, progress: b
                 bar.close()
         return out
 
-    # the process-wide default start method says nothing: importing mesa sets it to spawn
     out = _run_chunk(tasks[:1]) if _fork_is_safe() else []  # the parent's run loads the kernels to be inherited
     rest = tasks[len(out):]
     method = "fork" if out and _fork_is_safe() else "spawn"  # the same, after the parent's run
-    size = chunksize or max(1, -(-len(rest) // (workers * CHUNKS_PER_WORKER)))
-    chunks = [rest[i:i + size] for i in range(0, len(rest), size)]
+    chunks = _chunks(rest, workers, chunksize)
     processes = min(workers, len(chunks))
     pids, loads, begun = [], 0, []
     bar = None
