@@ -1,6 +1,6 @@
 """Benchmark: the Mesa and Numba engines side by side, in one run.
 
-    python -m experiments.bench            # full: ~3 minutes on 2 cores
+    python -m experiments.bench            # full: ~4 minutes on 2 cores
     python -m experiments.bench --quick    # smaller sizes and batch, ~1 minute
 
 Prints, for the default scenario under the ``combined`` regime (every instrument on,

@@ -240,14 +240,14 @@ def _chunks(tasks: list, workers: int, chunksize: Optional[int]) -> list[list]:
     return out
 
 
-def _progress_bar(total: int, desc: str):
+def _progress_bar(total: int, desc: str, disable: bool = False):
     """A tqdm progress bar that starts no thread (a thread left alive would rule out fork in the next batch)."""
     from tqdm import tqdm
 
     class Bar(tqdm):
         monitor_interval = 0  # else tqdm starts its monitor thread, and a disabled bar leaves it running
 
-    return Bar(total=total, desc=desc, unit="run")
+    return Bar(total=total, desc=desc, unit="run", disable=disable)
 
 
 def run_batch(tasks: Sequence[tuple[Config, int]], workers: int = 1, progress: bool = False,

@@ -605,7 +605,7 @@ def run_sweep_job(cfg: Config, store: ResultStore, workers: int = 1, progress: b
     A run that raises, or breaks an invariant, is recorded in ``failed/`` with its reason
     (never as a result) and retried by the next run of the sweep.
     """
-    from .api import run_batch
+    from .api import _progress_bar, run_batch
 
     store.clean_stale()
     runs = job_runs(cfg)
@@ -613,9 +613,7 @@ def run_sweep_job(cfg: Config, store: ResultStore, workers: int = 1, progress: b
     todo = [((point, seed), rid) for point, seed, rid, _ in runs if not store.done(rid)]
     failed = 0
     size = chunk or max(1, min(64, len(todo) // max(1, workers * 4) or 1))
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(todo), desc="sweep job", unit="run", disable=not progress)
+    bar = _progress_bar(len(todo), "sweep job", disable=not progress)  # no thread: the batches can fork
     for i in range(0, len(todo), size):
         part = todo[i:i + size]
         try:
