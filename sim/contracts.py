@@ -20,13 +20,12 @@ from .jit import entry, kernel
 
 from . import columns as C
 from . import hooks, ledger, rng, rules
-from .forms import LICENCE, NO_DEAL, offer
-from .ledger import BROKER, FIRM, GOVERNMENT, INVENTORS, MARKET, UNIVERSITY, account, pay
-from .rules import IDLE, IMPLEMENTING, NEED, NEGOTIATING_FIRM
+from .forms import LICENCE, offer
+from .ledger import BROKER, FIRM, INVENTORS, MARKET, UNIVERSITY, account, pay
+from .rules import IDLE, IMPLEMENTING, NEGOTIATING_FIRM
 from .state import (COVER_PREMIUM, COVER_REFUND, OFFER_AT_SIGN, OFFER_BARGAINED, OFFER_FORM, OFFER_NEGOTIATION,
                     OFFER_ON_SUCCESS, OFFER_STATUS, OFFER_TERM)
 
-_ = GOVERNMENT
 
 
 # --------------------------------------------------------------------------- judging a match
@@ -351,4 +350,3 @@ def record(p, st, series, month):
     hooks.record(p, st, series, month)
 
 
-_ = (NO_DEAL, NEED)

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 
 from .jit import kernel
 
-from . import columns, ledger, state
+from . import columns, ledger
 from .state import (COVER_OWNER, COVER_PREMIUM, COVER_REFUND, OFFER_AT_SIGN, OFFER_BARGAINED, OFFER_FORM,
                     OFFER_NEGOTIATION, OFFER_ON_SUCCESS, OFFER_STATUS, OFFER_TERM)
 
@@ -97,4 +96,3 @@ def offer_cover(st, n, cover, firm_premium, refund):
     return n + 1
 
 
-_ = (np, state)

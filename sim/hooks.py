@@ -18,7 +18,6 @@ import numpy as np
 from numba import njit
 
 from . import forms, ledger
-from .instruments import INSTRUMENTS
 
 # name: (arguments, returned value or None, what it is for)
 HOOKS = {
@@ -39,12 +38,12 @@ __doc__ += "\n".join(f"\n* ``{name}({args})``{' -> ' + ret if ret else ''}: {doc
                      for name, (args, ret, doc) in HOOKS.items())
 
 
-def _chain(name: str):
+def _chain(name: str, registered):
     """One njit function calling every instrument's ``name`` hook in registry order."""
     args, ret, _ = HOOKS[name]
     namespace = {}
     lines = [f"def {name}({args}):"]
-    for m in INSTRUMENTS:
+    for m in registered:
         hook = getattr(m, name, None)
         if hook is None:
             continue
@@ -57,19 +56,17 @@ def _chain(name: str):
     return njit(no_cpython_wrapper=True, no_cfunc_wrapper=True)(namespace[name])
 
 
-offer_forms = _chain("offer_forms")
-offer_covers = _chain("offer_covers")
-on_open = _chain("on_open")
-on_breakdown = _chain("on_breakdown")
-on_sign = _chain("on_sign")
-on_payment = _chain("on_payment")
-on_settle = _chain("on_settle")
-on_month = _chain("on_month")
-record = _chain("record")
+def build(registered) -> None:
+    """Chain every hook over the ``registered`` instruments and tabulate the declared forms and accounts (called once, by
+    :mod:`sim.instruments` when every instrument is loaded; instruments may import :mod:`sim.contracts`)."""
+    global FORM_COLUMN, FORM_KIND_AT_SIGN, FORM_KIND_ON_SUCCESS, CASH_COLUMN
+    for name in HOOKS:
+        globals()[name] = _chain(name, registered)
+    # tables the shared operations read (constants once every instrument is registered)
+    FORM_COLUMN = np.array([-1] + [f.column for f in forms.FORMS[1:]], dtype=np.int64)
+    FORM_KIND_AT_SIGN = np.array([-1] + [f.kind_at_sign for f in forms.FORMS[1:]], dtype=np.int64)
+    FORM_KIND_ON_SUCCESS = np.array([-1] + [f.kind_on_success for f in forms.FORMS[1:]], dtype=np.int64)
+    CASH_COLUMN = np.array([c.column for c in ledger.ACCOUNT_CLASSES], dtype=np.int64)
 
-# tables the shared operations read (constants once every instrument is registered)
-FORM_COLUMN = np.array([-1] + [f.column for f in forms.FORMS[1:]], dtype=np.int64)
-FORM_KIND_AT_SIGN = np.array([-1] + [f.kind_at_sign for f in forms.FORMS[1:]], dtype=np.int64)
-FORM_KIND_ON_SUCCESS = np.array([-1] + [f.kind_on_success for f in forms.FORMS[1:]], dtype=np.int64)
-CASH_COLUMN = np.array([c.column for c in ledger.ACCOUNT_CLASSES], dtype=np.int64)
-_ = njit
+
+from . import instruments  # noqa: E402,F401  (loads the registry, which calls build)

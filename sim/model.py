@@ -15,7 +15,7 @@ from typing import Optional
 import mesa
 import numpy as np
 
-from . import contracts, rng, rules
+from . import contracts, rng
 from .agents import Achievement, Broker, Firm, University
 from .config import Config
 from .loop import PHASES
@@ -144,4 +144,3 @@ class TransferModel(mesa.Model):
         contracts.record(self.p, self.st, self.series, self.month)
 
 
-_ = rules

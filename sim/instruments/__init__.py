@@ -25,7 +25,7 @@ declared columns. README.md ("Adding an instrument") walks through one.
 
 import importlib
 
-from .. import columns, forms, ledger, state  # noqa: F401  (the model's own declarations come first)
+from .. import columns, forms, hooks, ledger, state  # noqa: F401  (the model's own declarations come first)
 
 # the registered instruments, in the order their hooks run (one line each)
 REGISTRY = (
@@ -38,3 +38,4 @@ REGISTRY = (
 INSTRUMENTS = tuple(importlib.import_module(f"{__name__}.{name}") for name in REGISTRY)
 BY_NAME = {m.NAME: m for m in INSTRUMENTS}
 state.freeze(INSTRUMENTS)
+hooks.build(INSTRUMENTS)

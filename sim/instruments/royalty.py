@@ -52,11 +52,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba.extending import overload
 
 from ..jit import entry, kernel
 
-from .. import columns, forms, ledger, rules, schema, state
+from .. import columns, contracts, forms, ledger, rules, schema, state
 
 NAME = "royalty"
 SECTION = "royalty"
@@ -155,23 +154,6 @@ def affordable(due, cash, brokered, fee_rate, fee_firm_share):
     return x
 
 
-# sim.contracts.collect_for for this module's compiled code. sim.contracts cannot be imported
-# while the instruments load (it imports sim.hooks, which imports every instrument), so it is
-# looked up when the first caller is compiled, when every module is loaded.
-def collect_for(p, st, series, month, f, a, b, amount, kind):
-    raise NotImplementedError("compiled code only: sim.contracts.collect_for")
-
-
-@overload(collect_for)
-def _collect_for(p, st, series, month, f, a, b, amount, kind):
-    from ..contracts import collect_for as shared
-
-    def impl(p, st, series, month, f, a, b, amount, kind):
-        shared(p, st, series, month, f, a, b, amount, kind)
-
-    return impl
-
-
 # --------------------------------------------------------------------------- hooks
 @kernel
 def offer_forms(p, st, f, a, n):
@@ -214,7 +196,7 @@ def pay_instalment(p, st, series, month, a):
     f, b = st.roy_firm[a], st.roy_broker[a]
     paid = affordable(due, st.balance[ledger.account(st, ledger.FIRM, f)], b >= 0, p.fee_rate, p.fee_firm_share)
     if paid > 0:
-        collect_for(p, st, series, month, f, a, b, paid, ROYALTIES)
+        contracts.collect_for(p, st, series, month, f, a, b, paid, ROYALTIES)
     series[month, ROYALTIES_UNPAID] += due - paid
     series[month, ROYALTY_INSTALMENTS] += 1
     st.roy_left[a] = left - 1
