@@ -97,15 +97,15 @@ def choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, ba
                 reservation = reservation_share * ask / (1.0 - fee_rate_univ)
                 price = rules.licence_price(willingness, reservation, bargaining_power)
                 if price >= 0:
-                    firm_fee = rules.fee_split(rules.broker_fee(price, fee_rate), fee_firm_share)[0]
+                    firm_fee = rules.firms_fee(price, fee_rate, fee_firm_share)
                     ce = ce0 - price - firm_fee
                     if price + firm_fee + upfront <= cash and ce > best_ce:
                         best_row, best_cover, best_price, best_ce = j, cover, price, ce
             else:
                 at_sign = np.int64(offers[j, OFFER_AT_SIGN])
                 on_success = np.int64(offers[j, OFFER_ON_SUCCESS])
-                sign_pay = at_sign + rules.fee_split(rules.broker_fee(at_sign, fee_rate), fee_firm_share)[0]
-                success_pay = on_success + rules.fee_split(rules.broker_fee(on_success, fee_rate), fee_firm_share)[0]
+                sign_pay = at_sign + rules.firms_fee(at_sign, fee_rate, fee_firm_share)
+                success_pay = on_success + rules.firms_fee(on_success, fee_rate, fee_firm_share)
                 ce = rules.certainty_equivalent(p_hat, value - upfront - sign_pay - success_pay,
                                                 -upfront - sign_pay + refund, abs_ra)
                 if upfront + sign_pay <= cash and ce > best_ce:

@@ -198,6 +198,12 @@ def fee_split(fee, firm_share):
 
 
 @entry
+def firms_fee(amount, fee_rate, fee_firm_share):
+    """The firm's part of the broker's fee on a payment of ``amount`` (what a payment costs the firm on top)."""
+    return fee_split(broker_fee(amount, fee_rate), fee_firm_share)[0]
+
+
+@entry
 def within_budget(amount, spent_this_year, annual_budget):
     """Whether government can pay ``amount`` this year (annual_budget < 0 means no budget)."""
     return annual_budget < 0.0 or spent_this_year + amount <= annual_budget

@@ -135,7 +135,7 @@ def firm_fee(amount, brokered, fee_rate, fee_firm_share):
     """The firm's part of the broker's fee on a contract payment of ``amount`` (0 without a broker)."""
     if not brokered:
         return np.int64(0)
-    return rules.fee_split(rules.broker_fee(amount, fee_rate), fee_firm_share)[0]
+    return rules.firms_fee(amount, fee_rate, fee_firm_share)
 
 
 @entry
