@@ -15,9 +15,9 @@ The hooks, their arguments and what they return:
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from . import forms, ledger
+from .jit import generated
 
 # name: (arguments, returned value or None, what it is for)
 HOOKS = {
@@ -53,7 +53,7 @@ def _chain(name: str, registered):
         lines.append(f"    {call}" if name == "record" else f"    if p.{m.NAME}.on:\n        {call}")
     lines.append(f"    return {ret}" if ret else "    return")
     exec("\n".join(lines), namespace)  # noqa: S102 - source built from the registry above, nothing else
-    return njit(no_cpython_wrapper=True, no_cfunc_wrapper=True)(namespace[name])
+    return generated(namespace[name])
 
 
 def build(registered) -> None:

@@ -8,7 +8,8 @@ list by :func:`compile_month`. The benchmark times each phase.
 
 from __future__ import annotations
 
-from numba import njit
+
+from .jit import generated
 
 PHASES = (
     "open_month",      # a budget year may start; transfer offices' capacity renews
@@ -27,4 +28,4 @@ def compile_month(phases: dict):
     namespace = {f"_{name}": phases[name] for name in PHASES}
     body = "\n".join(f"    _{name}(p, st, series, month)" for name in PHASES)
     exec(f"def month(p, st, series, month):\n{body}\n", namespace)  # noqa: S102 - built from PHASES only
-    return njit(no_cpython_wrapper=True, no_cfunc_wrapper=True)(namespace["month"])
+    return generated(namespace["month"])
