@@ -100,13 +100,17 @@ def _probe(n: int, cache_dir: str) -> dict:
 
 
 def compile_and_memory(big: int):
+    colds = []
+    for _ in range(2):  # compiled twice from an empty cache, the shorter kept (the machine is shared)
+        with tempfile.TemporaryDirectory() as cache:
+            colds.append(_probe(1000, cache))
     with tempfile.TemporaryDirectory() as cache:
-        cold = _probe(1000, cache)      # empty cache: compiles
+        _probe(1000, cache)             # fills the cache
         warm = _probe(1000, cache)      # cache on disk: loads
         mem = _probe(big, cache)
         small = _probe(1000, cache)
     return {
-        "compile_s": cold["first_s"] - cold["second_s"],
+        "compile_s": min(c["first_s"] - c["second_s"] for c in colds),
         "cache_load_s": warm["first_s"] - warm["second_s"],
         "peak_rss_big_mb": mem["maxrss_mb"],
         "peak_rss_small_mb": small["maxrss_mb"],
@@ -266,7 +270,7 @@ def main(argv=None) -> None:
 
     print("\n[3/5] compile time and memory (fresh processes) ...", flush=True)
     cm = compile_and_memory(big)
-    print(f"compile (empty cache): {cm['compile_s']:.1f} s; load from cache: {cm['cache_load_s']:.2f} s")
+    print(f"compile (empty cache, shorter of two): {cm['compile_s']:.1f} s; load from cache: {cm['cache_load_s']:.2f} s")
     print(f"peak memory (whole process): {cm['peak_rss_big_mb']:,.0f} MB at {big:,} firms; "
           f"{cm['peak_rss_small_mb']:,.0f} MB at 1,000 firms")
 

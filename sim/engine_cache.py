@@ -10,7 +10,7 @@ but leave ``engine=numba`` running the old model, in every new process, silently
 
 The fix: Numba's cache directory is ``<base>/numba-<hash>``, the hash of the contents of
 every ``*.py`` file of the ``sim`` package. Any change to any of them names a new, empty
-directory, so everything is compiled afresh (~20 s once); unchanged sources find the
+directory, so everything is compiled afresh (~9 s once on two cores); unchanged sources find the
 previous compilation. ``<base>`` is, in this order:
 
 1. ``$TECHTRANSFER_CACHE_DIR`` if set;

@@ -10,7 +10,8 @@
 Both are cached on disk (:mod:`sim.engine_cache` says where and why that is safe).
 
 Why not plain ``njit``: compiling the model from an empty cache is paid by every new user
-and after every change to ``sim/``. Two things made it slow (45 s, then 22 s):
+and after every change to ``sim/``. Three things made it slow (45 s, then 20 s, now ~9 s
+on two cores):
 
 * A compiled caller passing a constant (a ledger kind, a contract form, ``0``) types it as
   a literal, and Numba compiles the callee once per literal value (``pay`` six times, one
@@ -18,11 +19,24 @@ and after every change to ``sim/``. Two things made it slow (45 s, then 22 s):
   each function is compiled once per argument *types*. Nothing here relies on literal
   dispatch.
 * Wrappers for Python callers on functions only compiled code calls (above).
+* Levels of calls: Numba links the code of every callee into its caller's module and
+  optimises and emits it again there, so each level of calls costs the size of what lies
+  below it. The generated chains of hooks and the month are inlined (:func:`generated`).
+
+And one core idle: with an empty cache, the Numba engine starts a helper process that
+compiles some phases of the month into the cache while this process compiles the others
+(:func:`compile_beside`, :data:`sim.kernels.HELPER_PHASES`).
 """
 
 from __future__ import annotations
 
+import os
+import pickle
+import subprocess
+import sys
 import types as pytypes
+import warnings
+from pathlib import Path
 
 from numba.core import types
 from numba.core.registry import CPUDispatcher
@@ -50,7 +64,7 @@ class EntryDispatcher(Dispatcher):
 
 
 def _dispatcher(cls, fn, **options):
-    options = dict(nopython=True, no_cfunc_wrapper=True, **options)
+    options = {"nopython": True, "no_cfunc_wrapper": True, **options}
     disp = cls(py_func=fn, locals={}, targetoptions=options)
     disp.enable_caching()
     return disp
@@ -80,7 +94,59 @@ def entry(fn=None, **options):
 
 
 def generated(fn):
-    """Compile a function built from generated source (:mod:`sim.hooks`, :mod:`sim.loop`): not cached (no source
-    file; its cached callers hold its code)."""
-    options = dict(nopython=True, no_cfunc_wrapper=True, no_cpython_wrapper=True, inline="always")
+    """Compile a function built from generated source (:mod:`sim.hooks`, :mod:`sim.loop`).
+
+    Inlined into its callers in Numba's IR: a chain of hooks or the month is a few calls, and
+    as a function of its own its whole call tree would be optimised and emitted once more
+    (Numba links every callee's code into each caller's module). Not cached: it has no
+    source file, and its cached callers hold its code.
+    """
+    options = {"nopython": True, "no_cfunc_wrapper": True, "no_cpython_wrapper": True, "inline": "always"}
     return Dispatcher(py_func=fn, locals={}, targetoptions=options)
+
+
+# --------------------------------------------------------------------------- compiling on two cores
+def cached(disp) -> bool:
+    """Whether Numba's on-disk cache holds any compilation of ``disp`` (True when that cannot be told)."""
+    index = getattr(getattr(getattr(disp, "_cache", None), "_cache_file", None), "_index_path", None)
+    return index is None or os.path.exists(index)
+
+
+_HELPER = """
+import importlib, pickle, sys
+module = importlib.import_module(sys.argv[1])
+signature = pickle.loads(sys.stdin.buffer.read())
+for name in sys.argv[2:]:
+    getattr(module, name).compile(signature)
+"""
+
+
+def compile_beside(module: str, names, signature):
+    """Start a process compiling the kernels ``module.<names>`` for ``signature`` into the on-disk cache.
+
+    Used when the cache is empty: this process compiles other kernels meanwhile, then its
+    callers load the helper's kernels from the cache (:func:`join`). Returns ``None`` (and
+    this process compiles everything) on a single core. The helper imports the same ``sim``
+    and finds the same cache directory (:mod:`sim.engine_cache`).
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if cores < 2:
+        return None
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
+    proc = subprocess.Popen([sys.executable, "-c", _HELPER, module, *names], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    proc.stdin.write(pickle.dumps(signature))
+    proc.stdin.close()
+    return proc
+
+
+def join(proc) -> None:
+    """Wait for a :func:`compile_beside` helper. If it failed, say so: this process compiles what is missing."""
+    if proc is None:
+        return
+    err = proc.stderr.read().decode(errors="replace").strip()
+    proc.stderr.close()
+    if proc.wait() != 0:
+        warnings.warn(f"the helper compiling kernels beside this process failed (they are compiled here instead): "
+                      f"{err.splitlines()[-1] if err else proc.returncode}", RuntimeWarning, stacklevel=2)

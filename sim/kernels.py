@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .jit import entry, kernel
+from numba import typeof, types
 
 from . import columns as C
-from . import contracts, loop, rng, rules
+from . import contracts, jit, loop, rng, rules
+from .jit import entry, kernel
 from .config import Config
 from .population import Population
 from .results import new_series
 from .rules import IDLE, IMPLEMENTING, NEED, NEGOTIATING_FIRM
-from .state import make_params, new_state, to_struct
+from .state import make_params, new_state, struct_type, to_struct
 
 
 # --------------------------------------------------------------------------- the canonical order
@@ -175,6 +176,11 @@ def record(p, st, series, month):
 
 month_step = loop.compile_month(globals())
 
+# Compiled by a helper process while this one compiles the other phases, when the cache is
+# empty (a new user, a changed source): about half the work of a cold compile. firms_search
+# and brokers_visit share the contract decision (contracts.consider), the largest subtree.
+HELPER_PHASES = ("firms_search", "brokers_visit", "learn")
+
 
 @entry
 def run_months(p, st, series):
@@ -197,5 +203,15 @@ def run(cfg: Config, seed: int, population: Population | None = None, audit_rows
     p = make_params(cfg, seed, pop.n_achievements)
     series = new_series(cfg.scenario.months)
     initial_money = int(arrays.balance.sum())
-    run_months(to_struct(p), to_struct(arrays), series)
+    helper = None
+    if not jit.cached(run_months):  # an empty cache: compile on two cores
+        signature = (struct_type(p), struct_type(arrays), typeof(series), types.int64)
+        helper = jit.compile_beside(__name__, HELPER_PHASES, signature)
+        if helper is not None:
+            for name in loop.PHASES:
+                if name not in HELPER_PHASES:
+                    globals()[name].compile(signature)
+    p, st = to_struct(p), to_struct(arrays)
+    jit.join(helper)  # run_months finds the helper's phases in the cache
+    run_months(p, st, series)
     return series, pop.n_achievements, initial_money, arrays

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-from numba import types
+from numba import typeof, types
 from numba.core import cgutils
 from numba.experimental import structref
 from numba.extending import intrinsic
@@ -302,6 +302,12 @@ def _struct_of(typingctx, values):
 @entry
 def _to_struct(values):
     return _struct_of(values)
+
+
+def struct_type(arrays) -> StructType:
+    """The Numba type of ``to_struct(arrays)``, known without compiling anything."""
+    nt = typeof(arrays)
+    return StructType(list(zip(nt.fields, nt.types)))
 
 
 def to_struct(arrays) -> Struct:
