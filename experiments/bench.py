@@ -53,7 +53,8 @@ def engine_speed(sizes, mesa_sizes, reps_numba=3, reps_mesa=1):
     from sim.population import draw_population
 
     rows = []
-    kernels.simulate(_cfg(1000), 0)  # load the compiled kernels once
+    kernels.simulate(_cfg(1000), 0)  # compile or load the kernels once, for both engines
+    TransferModel(_cfg(100), 0).run()
     for n in sizes:
         cfg = _cfg(n)
         months = cfg.scenario.months

@@ -1,6 +1,6 @@
 """The instruments' hooks into the month, each chained once over the registered instruments.
 
-An instrument module defines any of the hooks below as ``numba.njit`` functions; here
+An instrument module defines any of the hooks below as ``@kernel`` functions (:mod:`sim.jit`); here
 each hook becomes one compiled function calling, in the order of
 :data:`sim.instruments.REGISTRY`, the instrument's own version when the run's regime lists
 the instrument (``p.<name>.on``). ``record`` runs in every run, so an instrument's stock
