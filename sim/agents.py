@@ -110,7 +110,7 @@ class University(mesa.Agent):
     """A university or research institute: a portfolio of achievements and a transfer office."""
 
     opened_this_month = column("univ_opened", "negotiations its transfer office opened this month")
-    accepts_trial = column("univ_accepts_trial", "its risk appetite admits free-trial contracts")
+    in_pilot = column("univ_in_pilot", "a 'use first' pilot obliges it to offer every achievement for free trial")
 
     def __init__(self, model: "TransferModel", index: int):
         super().__init__(model)

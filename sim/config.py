@@ -61,7 +61,11 @@ class UniversitiesConfig:
     tto_capacity: int = _c(6, ge=1, le=COUNT_MAX, doc="negotiations a transfer office can open per month")
     reservation_share: float = _share(0.6, "lowest acceptable licence price, as a share of the asking price")
     bargaining_power: float = _share(0.5, "university's Nash bargaining weight over the price")
-    trial_acceptance: float = _share(0.8, "share of universities whose risk appetite admits free-trial contracts")
+    pilot_share: float = _share(0.5, "share of universities in a 'use first' pilot that obliges them to offer every "
+                                     "achievement for free trial (judgement; Lishui: all); the others offer a form only "
+                                     "when it is worth their reservation to them")
+    risk_aversion: float = _factor(1.0, "a university's CARA coefficient x the achievement's asking price (judgement)",
+                                   hi=100.0)
     inventor_share: float = _share(0.7, "share of university income passed to the inventors")
     max_failures: int = _c(2, ge=1, le=1000, doc="failed implementations after which an achievement is abandoned")
 
@@ -124,6 +128,8 @@ class BrokersConfig:
 class ScenarioConfig:
     name: str = _c("default", doc="scenario name")
     months: int = _months(60, "months simulated")
+    discount_rate: float = _c(0.08, ge=0.0, le=1.0, doc="yearly discount rate of deferred payments (NDRC/MOHURD social "
+                                                        "discount rate for project appraisal, 8%)")
     sectors: int = _c(6, ge=1, le=COUNT_MAX, doc="industrial sectors (firms and achievements each belong to one)")
     firms: FirmsConfig = _nested(FirmsConfig)
     universities: UniversitiesConfig = _nested(UniversitiesConfig)
@@ -146,8 +152,9 @@ class RegimeConfig:
 
 @dataclass
 class GovernmentConfig:
-    annual_budget: Optional[float] = _money(None, "yearly cap on government's payments to all instruments (null = "
-                                                  "none)")
+    annual_budget: Optional[float] = _money(None, "cap on government's payments to all instruments in each budget "
+                                                  "year (months 0-11, 12-23, ...; null = none); a payment promised "
+                                                  "in one year and made in the next counts in both")
 
 
 # --------------------------------------------------------------------------- root

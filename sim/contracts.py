@@ -120,7 +120,7 @@ def consider(p, st, series, month, f, a, signal, broker):
     value = rules.project_amount(st.ach_value[a], st.firm_scale[f])
     cost = rules.project_amount(st.ach_cost[a], st.firm_scale[f])
     n = _offer_licence(p, st)
-    n = hooks.offer_forms(p, st, f, a, n)
+    n = hooks.offer_forms(p, st, series, month, f, a, signal, n)
     n_covers = hooks.offer_covers(p, st, f, a, cost, 0)
     cash = st.balance[account(st, FIRM, f)]
     p_hat = rules.firm_estimate(rules.belief_mean(st.firm_alpha[f], st.firm_beta[f]), signal, p.belief_weight)
@@ -240,7 +240,11 @@ def collect_for(p, st, series, month, f, a, b, amount, kind):
 def settle(p, st, series, month, f):
     """The implementation's outcome: value and the form's payment on success, or a failure; returns success."""
     a = st.c_ach[f]
-    success = rng.uniform(p.seed, rng.OUTCOME, 0, rules.pair_key(f, a, p.n_achievements)) < st.c_chance[f]
+    # Keyed by the attempt as well as the pair: a firm implementing the same achievement
+    # again draws afresh (keyed by the pair alone, a failure repeated itself for certain).
+    attempt = st.ach_attempts[a]
+    st.ach_attempts[a] += 1
+    success = rng.uniform(p.seed, rng.OUTCOME, attempt, rules.pair_key(f, a, p.n_achievements)) < st.c_chance[f]
     sector = st.firm_sector[f]
     if success:
         pay(st, series, month, account(st, MARKET, 0), account(st, FIRM, f), st.c_value[f], ledger.FIRM_VALUE)
@@ -260,6 +264,38 @@ def settle(p, st, series, month, f):
     st.firm_outcome[f] = 1 if success else 0
     st.firm_state[f] = IDLE
     return success
+
+
+# --------------------------------------------------------------------------- the government's budget
+# ``government.annual_budget`` caps the payments of each budget year. A payment made at once
+# counts in its year (``gov_committed``); a payment promised now and made later (a premium
+# subsidy, promised when the firm decides and paid at signing) is reserved: it counts in the
+# year of the promise and, while unpaid, is carried into every following year, so that it
+# counts in the year it is paid too. Payments per budget year never exceed the cap.
+@kernel
+def spend_budget(st, amount):
+    """Count a payment made now in this year's budget."""
+    st.gov_committed[0] += amount
+
+
+@kernel
+def reserve_budget(st, amount):
+    """Promise ``amount`` yuan of public money to be paid later."""
+    st.gov_committed[0] += amount
+    st.gov_reserved[0] += amount
+
+
+@kernel
+def release_budget(st, amount):
+    """A promise falls away unpaid: its money is free again this year."""
+    st.gov_committed[0] -= amount
+    st.gov_reserved[0] -= amount
+
+
+@kernel
+def budget_paid(st, amount):
+    """A promise is paid (:func:`sim.ledger.pay` moves the money; it stays counted in this year)."""
+    st.gov_reserved[0] -= amount
 
 
 # --------------------------------------------------------------------------- learning, brokers and the month
@@ -322,7 +358,7 @@ def close_month(p, st, series, month):
 def open_month(p, st, series, month):
     """A new month: the budget year may start; transfer offices open no negotiation yet; no outcome yet."""
     if rules.budget_year_starts(month):
-        st.gov_committed[0] = 0
+        st.gov_committed[0] = st.gov_reserved[0]  # promised last year, paid this year: this year's money
     st.univ_opened[:] = 0
     st.firm_outcome[:] = -1
     st.sector_successes[:] = 0.0

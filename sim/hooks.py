@@ -21,8 +21,9 @@ from .jit import generated
 
 # name: (arguments, returned value or None, what it is for)
 HOOKS = {
-    "offer_forms": ("p, st, f, a, n", "n", "put contract forms on offer to firm f for achievement a "
-                    "(forms.offer); return the number of offers"),
+    "offer_forms": ("p, st, series, month, f, a, signal, n", "n", "put contract forms on offer to firm f for "
+                    "achievement a (forms.offer; signal: the success chance the match shows both parties); return "
+                    "the number of offers"),
     "offer_covers": ("p, st, f, a, cost, n", "n", "put covers on offer (forms.offer_cover); return their number"),
     "on_open": ("p, st, series, month, f, cover", None, "negotiation opens; cover: the chosen row of st.covers or -1"),
     "on_breakdown": ("p, st, series, month, f", None, "the negotiation broke down"),

@@ -30,7 +30,7 @@ class Population:
 
     seed: int
     # universities
-    univ_accepts_trial: np.ndarray      # bool: risk appetite admits free-trial contracts
+    univ_in_pilot: np.ndarray           # bool: a 'use first' pilot obliges it to offer trials
     # achievements (sorted by sector)
     ach_owner: np.ndarray               # university id
     ach_sector: np.ndarray
@@ -63,7 +63,7 @@ class Population:
 
     @property
     def n_universities(self) -> int:
-        return len(self.univ_accepts_trial)
+        return len(self.univ_in_pilot)
 
     @property
     def n_brokers(self) -> int:
@@ -97,7 +97,7 @@ def draw_population(cfg: Config, seed: int) -> Population:
     B = sc.brokers.max
 
     # universities
-    accepts = rng.uniform_array(seed, rng.POP_UNIVERSITY, _A, U) < sc.universities.trial_acceptance
+    in_pilot = rng.uniform_array(seed, rng.POP_UNIVERSITY, _A, U) < sc.universities.pilot_share
 
     # achievements: owner in blocks, then sorted (stably) by sector
     ac = sc.achievements
@@ -133,7 +133,7 @@ def draw_population(cfg: Config, seed: int) -> Population:
     f_sec = f_sector[f_order]
     return Population(
         seed=seed,
-        univ_accepts_trial=accepts,
+        univ_in_pilot=in_pilot,
         ach_owner=owner[order],
         ach_sector=a_sec,
         ach_quality=quality[order],

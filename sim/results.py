@@ -135,7 +135,21 @@ def check_invariants(series: np.ndarray, n_achievements: int, initial_money: flo
         if col not in may_be_negative and (s[:, col] < 0).any():
             raise InvariantError(f"{SERIES_NAMES[col]} is negative")
     if cfg is not None:
+        _check_budget(s, cfg)
         _check_instruments(s, cfg)
+
+
+def _check_budget(s: np.ndarray, cfg) -> None:
+    """Government's payments in each budget year (months 0-11, 12-23, ...) within ``government.annual_budget``."""
+    budget = cfg.government.annual_budget
+    if budget is None:
+        return
+    paid = sum((s[:, k.column] for k in gov_kinds()), np.zeros(s.shape[0]))
+    for year in range(0, s.shape[0], 12):
+        total = paid[year:year + 12].sum()
+        if total > budget:
+            raise InvariantError(f"budget year {year // 12}: government paid {total:.0f} yuan, over its annual budget "
+                                 f"{budget:.0f}")
 
 
 def _check_instruments(s: np.ndarray, cfg) -> None:

@@ -141,6 +141,21 @@ def certainty_equivalent(p, x_success, x_failure, abs_risk_aversion):
 
 
 @entry
+def discount_factor(annual_rate, months):
+    """Present value of one yuan paid ``months`` from now at the yearly rate ``annual_rate``."""
+    return (1.0 + annual_rate) ** (-months / 12.0)
+
+
+@entry
+def university_accepts(chance, at_sign, on_success_pv, risk_aversion, ask, reservation_share):
+    """Whether a university offers a contract form: the certainty equivalent of its income from it (``at_sign`` for
+    sure, plus the present value of the payment on success with probability ``chance``; CARA with coefficient
+    ``risk_aversion / ask``) reaches its reservation price, ``reservation_share x ask`` (as for a licence)."""
+    ra = risk_aversion / ask if ask > 0 else 0.0
+    return certainty_equivalent(chance, at_sign + on_success_pv, at_sign, ra) >= reservation_share * ask
+
+
+@entry
 def abs_risk_aversion(relative, cash):
     """Absolute risk aversion: the relative coefficient per yuan of cash (poorer firms fear losses more)."""
     return relative / max(float(cash), 1.0)
@@ -213,11 +228,6 @@ def within_budget(amount, spent_this_year, annual_budget):
 def budget_year_starts(month):
     """Budgets are yearly: month 0, 12, 24, ... open a new budget year."""
     return month % 12 == 0
-
-
-@entry
-def same_budget_year(month_a, month_b):
-    return month_a // 12 == month_b // 12
 
 
 @entry

@@ -93,7 +93,7 @@ def _prior(cfg, pop, success):
 
 
 # the population (read only)
-for _name in ("univ_accepts_trial", "ach_owner", "ach_sector", "ach_quality", "ach_maturity", "ach_value",
+for _name in ("univ_in_pilot", "ach_owner", "ach_sector", "ach_quality", "ach_maturity", "ach_value",
               "ach_cost", "ach_ask", "ach_offsets", "firm_sector", "firm_absorptive", "firm_risk_aversion",
               "firm_need_rate", "firm_scale", "firm_offsets", "broker_sector", "broker_skill"):
     field(_name, "population", None, _pop(_name), "drawn by sim.population")
@@ -120,6 +120,7 @@ field("c_ends", "firm", np.int64, -1, "month the outcome is known")
 # achievements, universities, brokers
 field("ach_status", "achievement", np.int64, rules.SHELVED, "SHELVED ... ABANDONED")
 field("ach_failures", "achievement", np.int64, 0, "failed implementations")
+field("ach_attempts", "achievement", np.int64, 0, "implementations settled (keys each attempt's outcome draw)")
 field("univ_opened", "university", np.int64, 0, "negotiations the transfer office opened this month")
 field("broker_active", "broker", np.bool_, lambda cfg, pop: np.arange(pop.n_brokers) < cfg.scenario.brokers.initial,
       "in the market")
@@ -130,7 +131,8 @@ field("next_entrant", "one", np.int64, lambda cfg, pop: np.array([cfg.scenario.b
       "the next broker of the pool to enter")
 field("firm_cash0", "one", np.int64, lambda cfg, pop: np.array([pop.firm_cash.sum()]), "firms' cash at the start")
 # government
-field("gov_committed", "one", np.int64, 0, "spent or committed this budget year (yuan)")
+field("gov_committed", "one", np.int64, 0, "paid this budget year or reserved for a later payment (yuan)")
+field("gov_reserved", "one", np.int64, 0, "promised and not yet paid (yuan): counted in the year of its payment too")
 # learning: this month's outcomes by sector
 field("sector_successes", "sector", np.float64, 0.0, "")
 field("sector_failures", "sector", np.float64, 0.0, "")
@@ -153,7 +155,8 @@ _CORE_PARAMS = (
     # universities
     ("tto_capacity", "universities.tto_capacity"), ("reservation_share", "universities.reservation_share"),
     ("bargaining_power", "universities.bargaining_power"), ("inventor_share", "universities.inventor_share"),
-    ("max_failures", "universities.max_failures"),
+    ("max_failures", "universities.max_failures"), ("univ_risk_aversion", "universities.risk_aversion"),
+    ("discount_rate", "discount_rate"),
     # success and negotiation
     ("maturity_floor", "success.maturity_floor"), ("absorptive_floor", "success.absorptive_floor"),
     ("fit_floor", "success.fit_floor"), ("months_licence", "negotiation.months_licence"),
@@ -198,8 +201,8 @@ def make_params(cfg, seed: int, n_achievements: int):
     hints = {}
     core = []
     for name, dotted in _CORE_PARAMS:
-        section, key = dotted.rsplit(".", 1)
-        obj = _get(sc, section)
+        section, _, key = dotted.rpartition(".")
+        obj = _get(sc, section) if section else sc
         if type(obj) not in hints:
             hints[type(obj)] = typing.get_type_hints(type(obj))
         core.append(_typed(getattr(obj, key), hints[type(obj)][key]))

@@ -138,15 +138,19 @@ def test_switched_off_regime_is_exactly_baseline(seed):
         ("broker_reward", "broker.rate=0"),
         ("broker_reward", "broker.cap=0"),
         ("failure_insurance", "insurance.insurers=0"),
-        ("free_trial", "scenario.universities.trial_acceptance=0"),
+        ("free_trial", "scenario.universities.pilot_share=0"),  # and no trial is worth a reservation price
     ]
     insurer_stock = [Series.INSURERS_ACTIVE, Series.CASH_INSURERS]
+    trial_weighed = [Series.TRIALS_OFFERED, Series.TRIALS_DECLINED]
     for regime, override in inert:
         cfg = api.under_regime(api.compose(*_small_args(), override), regime)
         got = _series(cfg, seed)
         if override == "insurance.insurers=0":  # no insurer, so no insurer reserves on the books
             assert not got[:, insurer_stock].any()
             got[:, insurer_stock] = base[:, insurer_stock]
+        if regime == "free_trial":  # the universities weighed a trial each time, and declined every one
+            assert not got[:, Series.TRIALS_OFFERED].any() and got[:, Series.TRIALS_DECLINED].any()
+            got[:, trial_weighed] = base[:, trial_weighed]
         assert np.array_equal(got, base), (regime, override)
     # and switching one on does change the run (the comparison above is not vacuous)
     assert not np.array_equal(_series(api.under_regime(base_cfg, "free_trial"), seed), base)

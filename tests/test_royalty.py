@@ -17,9 +17,10 @@ from sim import api, columns, kernels, ledger, rules
 from sim.instruments import broker_reward, royalty as R
 from sim.model import TransferModel
 from sim.results import InvariantError, check_invariants
-from sim.stats import mean_ci
 
-SMALL = ("scenario.firms.n=300", "scenario.months=48", "progress=false")
+# universities that settle for less: royalty contracts on their default terms (worth ~0.2 of the asking price to a
+# university) are then offered often enough to test their mechanics
+SMALL = ("scenario.firms.n=300", "scenario.months=48", "scenario.universities.reservation_share=0.15", "progress=false")
 MIX = ("regime.name=mix", "regime.instruments=[royalty,insurance,broker_reward]")
 OWN = [i for i, c in enumerate(columns.COLUMNS) if c.owner == R.NAME]
 OTHERS = [i for i in range(len(columns.COLUMNS)) if i not in OWN]
@@ -197,21 +198,6 @@ def test_a_firm_short_of_cash_pays_what_it_can_and_the_rest_is_written_off():
     a = drained
     assert arr.roy_paid[a] < arr.roy_total[a] - arr.roy_due_left[a]   # this schedule was short-paid
     assert unpaid == (arr.roy_total - arr.roy_due_left - arr.roy_paid).sum()
-
-
-# --------------------------------------------------------------------------- (4) a direction
-def test_royalty_adds_contracts_and_takes_income_from_universities():
-    """Paired over 12 seeds (common random numbers), 95% t-intervals: with the default terms (10% of the ask up
-    front, 5% of the value on success) the royalty form is far cheaper for the firm than a bargained licence, so
-    more contracts are signed and universities take in less."""
-    d_contracts, d_income = [], []
-    for seed in range(12):
-        base = api.simulate(cfg_of("regime=baseline"), seed, "numba").summary
-        roy = api.simulate(cfg_of("regime=royalty"), seed, "numba").summary
-        d_contracts.append(roy["contracts"] - base["contracts"])
-        d_income.append(roy["university_income"] - base["university_income"])
-    assert mean_ci(d_contracts)[1] > 0
-    assert mean_ci(d_income)[2] < 0
 
 
 def test_a_royalty_run_is_a_valid_sweep_record(tmp_path):

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..jit import entry, kernel
 
-from .. import columns, ledger, rules, state
+from .. import columns, contracts, ledger, rules, state
 from ..schema import money, share
 
 NAME = "broker_reward"
@@ -57,7 +57,7 @@ def on_payment(p, st, series, month, f, a, b, amount):
     if rules.within_budget(due, st.gov_committed[0], p.budget):
         ledger.pay(st, series, month, ledger.account(st, ledger.GOVERNMENT, 0), ledger.account(st, ledger.BROKER, b),
                    due, BROKER_REWARDS)
-        st.gov_committed[0] += due
+        contracts.spend_budget(st, due)
         st.broker_income[b] += due
         st.ach_rewarded[a] += due
     else:

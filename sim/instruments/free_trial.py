@@ -1,17 +1,23 @@
 """Use first, pay later (Lishui, Tianjin): free use for a term, a fee only if the use succeeds.
 
-A university whose risk appetite admits it (``scenario.universities.trial_acceptance``)
-offers the firm a free trial: no price at signing, the firm implements the achievement
-for ``trial.term_months``, and pays ``success_fee + price_share x asking price`` only if
-the implementation succeeds. The firm bears only its implementation cost if it fails; the
-university carries the risk of never being paid. Trials are quicker to agree (Lishui: about
-half a month).
+The firm implements the achievement for ``trial.term_months`` without a price at signing
+and pays ``success_fee + price_share x asking price`` only if the implementation succeeds.
+The firm bears only its implementation cost if it fails; the university carries the risk
+of never being paid. Trials are quicker to agree (Lishui: about half a month).
+
+Who offers a trial: a university in a pilot that obliges it
+(``scenario.universities.pilot_share``; Lishui's pilot: all) offers one for every
+achievement; any other offers one only when the trial is worth its reservation price to
+it (:func:`sim.rules.university_accepts`: the fee, discounted over the term, with the
+chance the match shows, under its risk aversion). So the share of matches offered a trial
+is an outcome (``trials_offered`` / ``trials_declined``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 
 from ..jit import entry, kernel
 
@@ -34,6 +40,10 @@ class Params:
 TRIAL_PAYMENTS = ledger.kind("trial_payments", ledger.FIRM, ledger.UNIVERSITY,
                              "free-trial fees, paid on success only", owner=NAME)
 TRIAL = forms.form("trial", "free trial, fee only on success", owner=NAME, kind_on_success=TRIAL_PAYMENTS)
+TRIALS_OFFERED = columns.column("trials_offered", "matches weighed with a free trial on offer (obliged or worth it to "
+                                "the university)", summary=True, owner=NAME)
+TRIALS_DECLINED = columns.column("trials_declined", "matches weighed where the university, not obliged, offered no "
+                                 "trial (not worth its reservation price)", summary=True, owner=NAME)
 TRIALS_CONVERTED = columns.column("trials_converted", "free trials that succeeded and were paid for", summary=True,
                                   owner=NAME)
 
@@ -51,13 +61,18 @@ def trial_payment(success_fee, price_share, ask):
 
 
 @kernel
-def offer_forms(p, st, f, a, n):
-    """A university that accepts trials offers one for every achievement."""
-    if not st.univ_accepts_trial[st.ach_owner[a]]:
-        return n
+def offer_forms(p, st, series, month, f, a, signal, n):
+    """The university offers a trial if a pilot obliges it or if the trial is worth its reservation price to it."""
     t = p.free_trial
-    return forms.offer(st, n, TRIAL, 0, trial_payment(t.success_fee, t.price_share, st.ach_ask[a]), False,
-                       t.negotiation_months, t.term_months, rules.ON_TRIAL)
+    fee = trial_payment(t.success_fee, t.price_share, st.ach_ask[a])
+    obliged = st.univ_in_pilot[st.ach_owner[a]]
+    if not obliged and not rules.university_accepts(
+            signal, 0, rules.discount_factor(p.discount_rate, t.term_months) * fee, p.univ_risk_aversion,
+            st.ach_ask[a], p.reservation_share):
+        series[month, TRIALS_DECLINED] += 1
+        return n
+    series[month, TRIALS_OFFERED] += 1
+    return forms.offer(st, n, TRIAL, 0, fee, False, t.negotiation_months, t.term_months, rules.ON_TRIAL)
 
 
 @kernel
@@ -77,3 +92,8 @@ def check_series(s, cfg) -> None:
     bad = c[:, TRIALS_CONVERTED] > c[:, columns.SUCCESSES]
     if bad.any():
         raise InvariantError(f"month {bad.argmax()}: more trials converted than successes")
+
+
+def summarize(totals: dict, s) -> dict:
+    weighed = totals["trials_offered"] + totals["trials_declined"]
+    return {"trial_offer_share": totals["trials_offered"] / weighed if weighed else np.nan}

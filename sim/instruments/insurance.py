@@ -17,7 +17,7 @@ import numpy as np
 
 from ..jit import entry, kernel
 
-from .. import columns, forms, ledger, rules, state
+from .. import columns, contracts, forms, ledger, rules, state
 from ..schema import _c, factor, money, share
 
 NAME = "insurance"
@@ -179,14 +179,13 @@ def on_open(p, st, series, month, f, cover):
         st.c_claim[f] = 0
         st.c_premium[f] = 0
         st.c_subsidy[f] = 0
-    st.gov_committed[0] += st.c_subsidy[f]
+    contracts.reserve_budget(st, st.c_subsidy[f])
 
 
 @kernel
 def on_breakdown(p, st, series, month, f):
-    """A subsidy committed this budget year is released."""
-    if rules.same_budget_year(st.c_opened[f], month):
-        st.gov_committed[0] -= st.c_subsidy[f]
+    """The subsidy promised is released."""
+    contracts.release_budget(st, st.c_subsidy[f])
 
 
 @kernel
@@ -198,6 +197,7 @@ def on_sign(p, st, series, month, f):
                PREMIUMS_FIRM)
     ledger.pay(st, series, month, ledger.account(st, ledger.GOVERNMENT, 0), insurer, st.c_subsidy[f],
                PREMIUM_SUBSIDIES)
+    contracts.budget_paid(st, st.c_subsidy[f])
     series[month, SIGNED_INSURED] += 1
 
 

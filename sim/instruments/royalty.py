@@ -21,8 +21,9 @@ Choices, and what is not modelled:
   rounded to the yuan: they differ by at most a yuan per instalment). The firm's
   decisions on later contracts do not count the royalties it still owes (its cash is what
   it holds).
-* **Who offers it**: every university, with no acceptance rule of its own (as the
-  regime allows it; the free trial's ``trial_acceptance`` has no counterpart here).
+* **Who offers it**: a university that finds it worth its reservation price
+  (:func:`sim.rules.university_accepts`: the upfront share for sure, the royalty with the
+  chance the match shows, its instalments discounted from the end of the term).
 * **Default**: an instalment is paid as far as the firm's cash goes (its part of the
   broker fee included: no firm is pushed below zero); the shortfall is written off and
   counted in ``royalties_unpaid``, as an insolvent insurer's unpaid claims are. The
@@ -155,13 +156,24 @@ def affordable(due, cash, brokered, fee_rate, fee_firm_share):
 
 
 # --------------------------------------------------------------------------- hooks
+@entry
+def instalments_pv(annual_rate, start, months):
+    """Present value, now, of one yuan paid in ``months`` equal instalments from ``start + 1`` months on."""
+    return sum([rules.discount_factor(annual_rate, start + k) for k in range(1, months + 1)]) / months
+
+
 @kernel
-def offer_forms(p, st, f, a, n):
-    """Every university offers the royalty form (valued as one payment on success: no discounting)."""
+def offer_forms(p, st, series, month, f, a, signal, n):
+    """A university offers the royalty form when it is worth its reservation price to it (the upfront share, and
+    the royalty in instalments after the term, discounted, with the chance the match shows)."""
     r = p.royalty
     value = rules.project_amount(st.ach_value[a], st.firm_scale[f])   # as sim.contracts.consider values it
-    return forms.offer(st, n, ROYALTY, upfront(r.upfront_share, st.ach_ask[a]), royalty_total(r.rate, value), False,
-                       r.negotiation_months, p.implementation_months, rules.LICENSED)
+    at_sign, total = upfront(r.upfront_share, st.ach_ask[a]), royalty_total(r.rate, value)
+    pv = instalments_pv(p.discount_rate, p.implementation_months, r.months) * total
+    if not rules.university_accepts(signal, at_sign, pv, p.univ_risk_aversion, st.ach_ask[a], p.reservation_share):
+        return n
+    return forms.offer(st, n, ROYALTY, at_sign, total, False, r.negotiation_months, p.implementation_months,
+                       rules.LICENSED)
 
 
 @kernel

@@ -1,0 +1,103 @@
+"""Decisions and accounts against closed forms on one firm and one achievement, and the budget rule.
+
+Each test can fail: a closed form with a binomial tolerance over enough seeds, or a bound
+checked on every budget year of many runs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from sim import api, forms, kernels, rules
+from sim import columns as C
+from sim.instruments import free_trial
+from sim.results import InvariantError, _check_budget, check_invariants, gov_kinds
+
+ONE_PAIR = ("scenario.firms.n=1", "scenario.universities.n=1", "scenario.universities.achievements_each=1",
+            "scenario.firms.need_rate_sme=1.0", "scenario.firms.need_rate_large=1.0",
+            "scenario.firms.self_search_prob=1.0", "scenario.universities.max_failures=1000",
+            "scenario.firms.prior_strength=1e6", "scenario.firms.peer_weight=0",  # a failure does not deter
+            "scenario.sectors=1", "scenario.achievements.ask_share=0.01",  # the pair can meet and agree
+            "scenario.months=240", "progress=false")
+
+
+def test_a_pair_implementing_again_draws_its_outcome_afresh():
+    # One firm, one achievement: after a failure the firm may implement the same achievement
+    # again. Each attempt succeeds with the pair's true chance c, independently: over the
+    # runs with a second attempt, the successes of that attempt are Binomial-like with mean
+    # sum(c). (Keyed by the pair alone, the first outcome repeated itself: no success ever
+    # followed a failure.)
+    cfg = api.under_regime(api.compose(*ONE_PAIR), "baseline")
+    successes, expected, variance, seconds = 0, 0.0, 0.0, 0
+    for seed in range(3000):
+        series, _, _, arrays = kernels.run(cfg, seed)
+        outcomes = [o for s, f in zip(series[:, C.SUCCESSES], series[:, C.FAILURES]) for o in [1] * int(s) + [0] * int(f)]
+        if len(outcomes) >= 2 and outcomes[0] == 0:
+            c = float(arrays.c_chance[0])
+            seconds += 1
+            successes += outcomes[1]
+            expected += c
+            variance += c * (1 - c)
+    assert seconds >= 200
+    assert abs(successes - expected) < 4 * math.sqrt(variance), (successes, expected, seconds)
+
+
+@pytest.mark.parametrize("chance, fee, months, ra", [(0.4, 2e6, 24, 1.0), (0.9, 1.5e6, 12, 0.0), (0.2, 5e6, 36, 3.0)])
+def test_the_university_offers_a_form_when_its_certainty_equivalent_reaches_its_reservation(chance, fee, months, ra):
+    # Closed form: CARA with coefficient ra/ask over (fee discounted by (1+r)^(-months/12) w.p. chance, else 0).
+    ask, share, r = 1e6, 0.6, 0.08
+    pv = fee * (1 + r) ** (-months / 12)
+    a = ra / ask
+    ce = chance * pv if ra == 0 else -math.log(chance * math.exp(-a * pv) + 1 - chance) / a
+    assert rules.discount_factor(r, months) * fee == pytest.approx(pv, rel=1e-12)
+    assert rules.university_accepts(chance, 0, pv, ra, ask, share) == (ce >= share * ask)
+    # at its reservation exactly, it offers; a yuan of certainty equivalent less, it does not
+    assert rules.university_accepts(1.0, 0, share * ask, ra, ask, share)
+    assert not rules.university_accepts(1.0, 0, share * ask - 1, ra, ask, share)
+    assert rules.discount_factor(0.0, months) == 1.0  # no discounting at a zero rate
+
+
+def test_obliged_universities_offer_every_trial_the_others_only_when_worth_it():
+    # Pilot share 1: every match weighed has a trial on offer. Share 0 with Tianjin's fee (20,000
+    # yuan against a reservation of 0.6 x an asking price of ~1 M): none is worth it, none offered.
+    for share, offered in [(1.0, True), (0.0, False)]:
+        cfg = api.under_regime(api.compose("scenario.firms.n=300", "scenario.months=24", "progress=false",
+                                           f"scenario.universities.pilot_share={share}"), "free_trial")
+        s = kernels.simulate(cfg, 0)[0]
+        weighed = s[:, free_trial.TRIALS_OFFERED].sum() + s[:, free_trial.TRIALS_DECLINED].sum()
+        assert weighed > 50
+        assert s[:, free_trial.TRIALS_OFFERED].sum() == (weighed if offered else 0)
+        assert (s[:, forms.FORMS[free_trial.TRIAL].column].sum() > 0) == offered
+
+
+TIGHT = ("government.annual_budget=3e6", "progress=false")
+
+
+@pytest.mark.parametrize("regime", ["failure_insurance", "combined"])
+def test_government_pays_at_most_its_budget_in_every_budget_year(regime):
+    # Premium subsidies are promised when a firm decides and paid at signing, often in the
+    # next year: the promise counts in both years, so each year's payments stay within the cap.
+    cfg = api.under_regime(api.compose(*TIGHT), regime)
+    budget = cfg.government.annual_budget
+    fullest = 0.0
+    for seed in range(25):
+        series, n_ach, money = kernels.simulate(cfg, seed)
+        paid = sum(series[:, k.column] for k in gov_kinds())
+        years = [paid[m:m + 12].sum() for m in range(0, series.shape[0], 12)]
+        assert max(years) <= budget
+        fullest = max(fullest, max(years))
+        check_invariants(series, n_ach, money, cfg)  # the same bound, checked in every run
+    assert fullest > 0.9 * budget  # the budget binds: the bound is tested where it matters
+
+
+def test_the_invariant_catches_a_year_over_budget():
+    cfg = api.under_regime(api.compose(*TIGHT), "failure_insurance")
+    series, n_ach, money = kernels.simulate(cfg, 0)
+    check_invariants(series, n_ach, money, cfg)
+    over = series.copy()
+    kind = gov_kinds()[0].column
+    over[13, kind] += cfg.government.annual_budget  # paid twice a year's budget in year 1
+    with pytest.raises(InvariantError, match="budget year 1"):
+        _check_budget(over, cfg)
