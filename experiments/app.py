@@ -127,7 +127,7 @@ def main_job(node: DictConfig) -> Path:
 
     from sim import api
     from sim.plots import save_comparison
-    from sim.stats import format_table
+    from sim.stats import format_table, who_pays
 
     from sim.population import check_memory
     from sim.results import N_SERIES, InvariantError
@@ -161,8 +161,13 @@ def main_job(node: DictConfig) -> Path:
     if "baseline" in regimes and len(regimes) > 1:
         effects = format_table(res.table, effects=True)
         text += ["", "## Effect against baseline, paired by seed: mean difference [95% interval]",
-                 "(cost_per_extra_conversion: extra government spend / extra conversions, bootstrap interval)",
-                 tabulate(effects, headers="keys", tablefmt="github")]
+                 "(cost_per_extra_conversion: extra government spend / extra conversions, bootstrap interval; "
+                 "_public: with the income public universities forgo; _pv: present values at "
+                 f"{cfg.scenario.discount_rate:.0%} a year)",
+                 tabulate(effects, headers="keys", tablefmt="github"),
+                 "", "## Who pays and who gains: change in each party's net position against baseline "
+                 "(present value, yuan; mean [95% interval])",
+                 tabulate(who_pays(res.table), headers="keys", tablefmt="github")]
     report = "\n".join(text)
     print(report)
     write_atomic(out / "table.md", lambda p: Path(p).write_text(report + "\n"))

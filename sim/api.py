@@ -140,7 +140,8 @@ def _simulate(cfg: Config, seed: Optional[int], engine: Optional[str], check: bo
         from . import kernels
 
         series, n_ach, money = kernels.simulate(cfg, seed, population=pop)
-    result = RunResult(cfg.regime.name, seed, series, summarize(series, n_ach), n_ach, float(money), cfg)
+    result = RunResult(cfg.regime.name, seed, series, summarize(series, n_ach, cfg.scenario.discount_rate), n_ach,
+                       float(money), cfg)
     if check:
         result.check()
     return result

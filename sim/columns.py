@@ -68,6 +68,8 @@ FAILURES = column("failures", "implementations that failed", summary=True)
 CONTRACT_PAYMENTS = column("contract_payments", "payments firms made to universities under contracts (count)")
 UNIVERSITY_INCOME = column("university_income", "universities' receipts net of their share of broker fees "
                            "(before inventors)", money=True, summary=True)
+PUBLIC_UNIVERSITY_RETAINED = column("public_university_retained", "income public universities keep after the "
+                                    "inventors' share (public money)", money=True, summary=True)
 FIRM_SURPLUS = column("firm_surplus", "change in firms' cash", money=True, summary=True)
 BROKER_ENTRIES = column("broker_entries", "brokers entering the market")
 BROKER_EXITS = column("broker_exits", "brokers leaving the market")
@@ -80,4 +82,8 @@ IN_USE = column("in_use", "achievements in use after a successful implementation
 ABANDONED = column("abandoned", "achievements abandoned after repeated failures", stock=True)
 STATUS_COLUMNS = (SHELVED, NEGOTIATING, ON_TRIAL, LICENSED, IN_USE, ABANDONED)  # in the order of rules' statuses
 BROKERS_ACTIVE = column("brokers_active", "active brokers", stock=True)
+RUNNING_VALUE = column("running_expected_value", "value to firms of the implementations still running, at their "
+                       "true chance of success (their costs are paid)", stock=True, money=True, summary=True)
+RUNNING_PAYMENTS = column("running_expected_payments", "payments on success the running implementations owe, at "
+                          "their true chance of success", stock=True, money=True, summary=True)
 MEAN_BELIEF = column("mean_belief", "firms' mean belief in the success of university technology", stock=True)

@@ -66,6 +66,9 @@ class UniversitiesConfig:
                                      "when it is worth their reservation to them")
     risk_aversion: float = _factor(1.0, "a university's CARA coefficient x the achievement's asking price (judgement)",
                                    hi=100.0)
+    public_share: float = _share(0.95, "share of universities and institutes that are public bodies, whose income is "
+                                       "public money (judgement: almost all Chinese universities and CAS institutes "
+                                       "holding patents are public)")
     inventor_share: float = _share(0.7, "share of university income passed to the inventors")
     max_failures: int = _c(2, ge=1, le=1000, doc="failed implementations after which an achievement is abandoned")
 

@@ -31,6 +31,7 @@ class Population:
     seed: int
     # universities
     univ_in_pilot: np.ndarray           # bool: a 'use first' pilot obliges it to offer trials
+    univ_public: np.ndarray             # bool: a public body (its income is public money)
     # achievements (sorted by sector)
     ach_owner: np.ndarray               # university id
     ach_sector: np.ndarray
@@ -98,6 +99,7 @@ def draw_population(cfg: Config, seed: int) -> Population:
 
     # universities
     in_pilot = rng.uniform_array(seed, rng.POP_UNIVERSITY, _A, U) < sc.universities.pilot_share
+    public = rng.uniform_array(seed, rng.POP_UNIVERSITY, _B, U) < sc.universities.public_share
 
     # achievements: owner in blocks, then sorted (stably) by sector
     ac = sc.achievements
@@ -134,6 +136,7 @@ def draw_population(cfg: Config, seed: int) -> Population:
     return Population(
         seed=seed,
         univ_in_pilot=in_pilot,
+        univ_public=public,
         ach_owner=owner[order],
         ach_sector=a_sec,
         ach_quality=quality[order],

@@ -39,18 +39,39 @@ def gov_kinds(owner: str | None = None) -> list[ledger.Kind]:
     return [k for k in ledger.KINDS if k.payer == ledger.GOVERNMENT and (owner is None or k.owner == owner)]
 
 
-def summarize(series: np.ndarray, n_achievements: int) -> dict:
-    """One row of run metrics from a run's series, derived from the declared columns and payments."""
+def discount_factors(months: int, annual_rate: float) -> np.ndarray:
+    """The present value, at month 0, of a yuan paid in month t = 0, 1, ..., months - 1."""
+    return (1.0 + annual_rate) ** (-np.arange(months) / 12.0)
+
+
+def summarize(series: np.ndarray, n_achievements: int, discount_rate: float = 0.0) -> dict:
+    """One row of run metrics from a run's series, derived from the declared columns and payments.
+
+    Every money metric also as a present value at month 0 (``<name>_pv``; yearly rate
+    ``discount_rate``, a payment in month t discounted by t months, a stock at the horizon by
+    the last month). Deals still running at the horizon are valued at their expected value
+    (the true chance of success): ``firm_surplus_valued`` adds the running implementations'
+    value less what they owe on success, ``university_income_valued`` adds what they owe.
+    Each class of accounts' net position (``net_<plural>``: payments in less payments out)
+    says who pays and who gains; ``public_cost`` is government's spend less the income
+    public universities keep (their forgone income is public money too).
+    """
     s = series
     total = s.sum(axis=0)
     last = s[-1]
-    out = {}
+    d = discount_factors(s.shape[0], discount_rate)
+    pv = d @ s                            # each flow column's present value
+    pv_last = last * d[-1]                # each stock at the horizon, discounted
+    out, out_pv = {}, {}
     for i, col in enumerate(C.COLUMNS):
         if col.summary:
             out[col.name] = float(last[i] if col.stock else total[i])
+            if col.money:
+                out_pv[col.name] = float(pv_last[i] if col.stock else pv[i])
     for k in ledger.KINDS:  # groups of payments (broker fees, premiums)
         for metric in k.metrics:
             out[metric] = out.get(metric, 0.0) + float(total[k.column])
+            out_pv[metric] = out_pv.get(metric, 0.0) + float(pv[k.column])
     contracts = float(sum(total[c] for c in FORM_COLUMNS))
     out["contracts"] = contracts
     out["conversion_rate"] = float(last[C.IN_USE]) / n_achievements
@@ -59,9 +80,20 @@ def summarize(series: np.ndarray, n_achievements: int) -> dict:
     out["brokers_final"] = float(last[C.BROKERS_ACTIVE])
     out["brokers_mean"] = float(s[:, C.BROKERS_ACTIVE].mean())
     out["gov_spend"] = float(sum(total[k.column] for k in gov_kinds()))
+    out_pv["gov_spend"] = float(sum(pv[k.column] for k in gov_kinds()))
     for m in INSTRUMENTS:
         if hasattr(m, "SPEND"):
             out[f"gov_spend_{m.SPEND}"] = float(sum(total[k.column] for k in gov_kinds(m.NAME)))
+            out_pv[f"gov_spend_{m.SPEND}"] = float(sum(pv[k.column] for k in gov_kinds(m.NAME)))
+    for values, flows, at_end in ((out, total, last), (out_pv, pv, pv_last)):
+        values["public_cost"] = values["gov_spend"] - values["public_university_retained"]
+        values["firm_surplus_valued"] = (values["firm_surplus"] + float(at_end[C.RUNNING_VALUE])
+                                         - float(at_end[C.RUNNING_PAYMENTS]))
+        values["university_income_valued"] = values["university_income"] + float(at_end[C.RUNNING_PAYMENTS])
+        for cls, acc in enumerate(ledger.ACCOUNT_CLASSES):
+            values[f"net_{acc.plural}"] = float(sum(((k.payee == cls) - (k.payer == cls)) * flows[k.column]
+                                                    for k in ledger.KINDS))
+    out.update({f"{name}_pv": v for name, v in out_pv.items()})
     for m in INSTRUMENTS:
         if hasattr(m, "summarize"):
             out.update(m.summarize(out, s))

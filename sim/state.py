@@ -93,7 +93,7 @@ def _prior(cfg, pop, success):
 
 
 # the population (read only)
-for _name in ("univ_in_pilot", "ach_owner", "ach_sector", "ach_quality", "ach_maturity", "ach_value",
+for _name in ("univ_in_pilot", "univ_public", "ach_owner", "ach_sector", "ach_quality", "ach_maturity", "ach_value",
               "ach_cost", "ach_ask", "ach_offsets", "firm_sector", "firm_absorptive", "firm_risk_aversion",
               "firm_need_rate", "firm_scale", "firm_offsets", "broker_sector", "broker_skill"):
     field(_name, "population", None, _pop(_name), "drawn by sim.population")

@@ -17,7 +17,15 @@ from .results import METRICS
 # metrics reported in the comparison table, in summary order: every run metric but the parts of a group of
 # payments (the group is shown: broker fees, premiums) and the brokered share of matches
 _PARTS = {k.name for k in ledger.KINDS if k.metrics}
+_PARTS |= {f"{name}_pv" for name in _PARTS}
 TABLE_METRICS = tuple(m for m in METRICS if m not in _PARTS and m not in ("matches_brokered", "brokers_mean"))
+# public cost per extra conversion: (row of the table, the spend it divides by the extra conversions)
+COSTS = (
+    ("cost_per_extra_conversion", "gov_spend"),                  # government's payments
+    ("cost_per_extra_conversion_public", "public_cost"),         # ... and the income public universities forgo
+    ("cost_per_extra_conversion_pv", "gov_spend_pv"),            # the same, as present values
+    ("cost_per_extra_conversion_public_pv", "public_cost_pv"),
+)
 BASELINE = "baseline"
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 20240801
@@ -78,13 +86,14 @@ def comparison_table(summary: pd.DataFrame) -> pd.DataFrame:
                 d = runs.loc[common, metric] - base.loc[common, metric]
                 row["effect"], row["effect_low"], row["effect_high"] = mean_ci(d)
             rows.append(row)
-        row = {"regime": name, "metric": "cost_per_extra_conversion", "mean": np.nan, "ci_low": np.nan,
-               "ci_high": np.nan, "effect": np.nan, "effect_low": np.nan, "effect_high": np.nan, "seeds": len(runs)}
-        if paired:
-            d_spend = runs.loc[common, "gov_spend"] - base.loc[common, "gov_spend"]
-            d_conv = runs.loc[common, "successes"] - base.loc[common, "successes"]
-            row["mean"], row["ci_low"], row["ci_high"] = cost_per_extra_conversion(d_spend, d_conv)
-        rows.append(row)
+        for cost, spend in COSTS:
+            row = {"regime": name, "metric": cost, "mean": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                   "effect": np.nan, "effect_low": np.nan, "effect_high": np.nan, "seeds": len(runs)}
+            if paired:
+                d_spend = runs.loc[common, spend] - base.loc[common, spend]
+                d_conv = runs.loc[common, "successes"] - base.loc[common, "successes"]
+                row["mean"], row["ci_low"], row["ci_high"] = cost_per_extra_conversion(d_spend, d_conv)
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -115,12 +124,32 @@ def format_table(table: pd.DataFrame, effects: bool = False) -> pd.DataFrame:
     ]
     if effects:
         t = t[(t["regime"] != BASELINE)]
-        t.loc[t["metric"] == "cost_per_extra_conversion", "cell"] = [
+        costs = t["metric"].isin([c for c, _ in COSTS])
+        t.loc[costs, "cell"] = [
             "-" if not np.isfinite(r["mean"]) else f"{_fmt(r['mean'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
-            for _, r in t[t["metric"] == "cost_per_extra_conversion"].iterrows()
+            for _, r in t[costs].iterrows()
         ]
     else:
-        t = t[t["metric"] != "cost_per_extra_conversion"]
+        t = t[~t["metric"].isin([c for c, _ in COSTS])]
     order = list(dict.fromkeys(t["metric"]))
     out = t.pivot(index="metric", columns="regime", values="cell")
     return out.loc[order, list(dict.fromkeys(t["regime"]))]
+
+
+def who_pays(table: pd.DataFrame) -> pd.DataFrame:
+    """Who pays and who gains: each party's net position (payments in less out, present value) against baseline.
+
+    Rows: every class of accounts (firms, universities, inventors, brokers, government, the
+    market outside, the instruments' own: insurers), and the income public universities
+    keep; columns: regimes; cells: paired effect 'mean [95% interval]'. From the ledger's
+    declarations, so a new instrument's parties appear without code here.
+    """
+    parties = [(f"net_{a.plural}_pv", a.plural) for a in ledger.ACCOUNT_CLASSES]
+    parties.append(("public_university_retained_pv", "public universities (income kept)"))
+    t = table[(table["regime"] != BASELINE) & table["metric"].isin([m for m, _ in parties])].copy()
+    t["cell"] = [f"{_fmt(r.effect)} [{_fmt(r.effect_low)}, {_fmt(r.effect_high)}]" if np.isfinite(r.effect) else "-"
+                 for r in t.itertuples()]
+    out = t.pivot(index="metric", columns="regime", values="cell")
+    out = out.loc[[m for m, _ in parties if m in out.index], list(dict.fromkeys(t["regime"]))]
+    out.index = [dict(parties)[m] for m in out.index]
+    return out

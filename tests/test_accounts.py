@@ -1,0 +1,83 @@
+"""Accounts a ministry would sign (sim/results.py summarize): present values, deals running at the horizon,
+public cost with the income public universities forgo, who pays and who gains.
+
+Closed forms and identities that a wrong summary breaks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sim import api, kernels, ledger
+from sim.results import Series, discount_factors, new_series, summarize
+from sim.rules import IMPLEMENTING
+
+SMALL = ("scenario.firms.n=400", "scenario.months=36", "progress=false")
+ALL = ("regime.name=all", "regime.instruments=[free_trial,broker_reward,insurance,royalty]")
+
+
+def _run(*overrides, seed=0):
+    cfg = api.compose(*SMALL, *ALL, *overrides)
+    series, n_ach, _, arrays = kernels.run(cfg, seed)
+    return cfg, series, n_ach, arrays
+
+
+def test_present_values_equal_the_nominal_ones_at_a_zero_rate():
+    cfg, series, n_ach, _ = _run()
+    out = summarize(series, n_ach, 0.0)
+    pv = {k[:-3]: v for k, v in out.items() if k.endswith("_pv")}
+    assert len(pv) > 30 and "gov_spend" in pv and "public_cost" in pv
+    assert any(out[k] != 0 for k in pv)
+    for k, v in pv.items():
+        assert v == pytest.approx(out[k], rel=1e-12, abs=1e-6), k
+
+
+def test_a_present_value_is_the_discounted_sum():
+    # one reward of 1,000 yuan in month 24 and a stock of 500 at the horizon (month 35), at 8% a year
+    s = new_series(36)
+    s[24, Series.BROKER_REWARDS] = 1000.0
+    s[35, Series.RUNNING_EXPECTED_VALUE] = 500.0
+    out = summarize(s, 1, 0.08)
+    assert out["gov_spend_pv"] == pytest.approx(1000.0 / 1.08 ** 2, rel=1e-12)
+    assert out["broker_rewards_pv"] == pytest.approx(1000.0 / 1.08 ** 2, rel=1e-12)
+    assert out["running_expected_value_pv"] == pytest.approx(500.0 * 1.08 ** (-35 / 12), rel=1e-12)
+    assert out["gov_spend"] == 1000.0
+    assert discount_factors(13, 0.08)[12] == pytest.approx(1 / 1.08, rel=1e-15)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_net_positions_are_each_partys_payments_and_add_up_to_zero(seed):
+    cfg, series, n_ach, _ = _run(seed=seed)
+    out = summarize(series, n_ach, cfg.scenario.discount_rate)
+    for suffix in ("", "_pv"):
+        nets = [out[f"net_{a.plural}{suffix}"] for a in ledger.ACCOUNT_CLASSES]
+        assert sum(nets) == pytest.approx(0.0, abs=1e-6 * max(map(abs, nets)))  # money moves between parties only
+        assert out[f"net_government{suffix}"] == pytest.approx(-out[f"gov_spend{suffix}"], rel=1e-12)
+    assert out["net_firms"] == pytest.approx(out["firm_surplus"], rel=1e-12)
+    assert out["gov_spend"] > 0 and out["net_insurers"] != 0
+
+
+def test_public_cost_counts_what_public_universities_keep():
+    for share in (0.0, 1.0):
+        cfg, series, n_ach, arrays = _run(f"scenario.universities.public_share={share}")
+        out = summarize(series, n_ach, 0.08)
+        if share == 0.0:
+            assert out["public_university_retained"] == 0 and out["public_cost"] == out["gov_spend"]
+        else:  # every university is public: it keeps its income less the inventors' share
+            assert out["public_university_retained"] == out["university_income"] - out["inventor_income"] > 0
+            assert out["public_cost"] == out["gov_spend"] - out["public_university_retained"]
+
+
+def test_deals_running_at_the_horizon_are_valued_at_their_expected_value():
+    cfg, series, n_ach, arr = _run()
+    running = arr.firm_state == IMPLEMENTING
+    assert running.sum() > 5
+    value = float((arr.c_chance[running] * arr.c_value[running]).sum())
+    owed = float((arr.c_chance[running] * arr.c_on_success[running]).sum())
+    out = summarize(series, n_ach, 0.0)
+    assert out["running_expected_value"] == pytest.approx(value, rel=1e-12)
+    assert out["running_expected_payments"] == pytest.approx(owed, rel=1e-12)
+    assert out["firm_surplus_valued"] == pytest.approx(out["firm_surplus"] + value - owed, rel=1e-12)
+    assert out["university_income_valued"] == pytest.approx(out["university_income"] + owed, rel=1e-12)
+    assert np.isfinite(list(out.values())).sum() >= len(out) - 3  # only ratios without a denominator are NaN
