@@ -157,6 +157,8 @@ def main_job(node: DictConfig) -> Path:
     write_atomic(out / "table.csv", lambda p: res.table.to_csv(p, index=False))
     means = format_table(res.table)
     text = [f"## Outcomes per run, mean [95% interval] over {cfg.seeds} seeds ({cfg.scenario.name})",
+            *([f"At equal spend: every regime ran under government.annual_budget = {res.budget:,.0f} yuan, the mean "
+               f"yearly spend of {cfg.at_spend} unconstrained.", ""] if res.budget is not None else []),
             tabulate(means, headers="keys", tablefmt="github")]
     if "baseline" in regimes and len(regimes) > 1:
         effects = format_table(res.table, effects=True)
@@ -228,6 +230,9 @@ def sweep_job(node: DictConfig) -> None:
     logging.getLogger("MESA").setLevel(logging.WARNING)
     hc = HydraConfig.get()
     cfg = job_config(load_config(node), override_keys(hc.overrides.task))
+    if cfg.at_spend is not None:
+        raise ConfigError(f"at_spend = {cfg.at_spend}: compares the main job's regimes; in a sweep set "
+                          "government.annual_budget (or sweep over it)")
     points = expand_grid(cfg, cfg.grid)  # fail on a bad grid before any run
     root = Path(cfg.results_dir) if cfg.results_dir else _sweep_dir(hc)
     store = ResultStore(root)

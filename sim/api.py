@@ -389,6 +389,7 @@ class Comparison:
     series: pd.DataFrame      # one row per regime x seed x month
     table: pd.DataFrame       # one row per regime: means, intervals, paired effects vs baseline
     results: list[RunResult]
+    budget: Optional[float] = None  # with at_spend: the yearly budget every regime ran under
 
 
 def compare(cfg: Config, regimes: Optional[Sequence[str]] = None, seeds: Optional[int] = None,
@@ -404,11 +405,26 @@ def compare(cfg: Config, regimes: Optional[Sequence[str]] = None, seeds: Optiona
     cfg = replace(cfg, **checked)  # validated like the command line: known regimes, each once, seeds >= 1, ...
     regimes, seeds, workers = cfg.regimes, cfg.seeds, cfg.workers
     progress = cfg.progress if progress is None else progress
+    budget = None
+    if cfg.at_spend is not None:  # equal spend: every regime capped at what this one spends a year
+        budget = yearly_spend(under_regime(cfg, cfg.at_spend), seeds, workers, progress)
+        cfg = replace(cfg, **{"government.annual_budget": budget, "at_spend": None})
     configs = {name: under_regime(cfg, name) for name in regimes}
     tasks = [(configs[name], cfg.seed + k) for name in regimes for k in range(seeds)]
     results = run_batch(tasks, workers=workers, progress=progress, desc=f"{len(regimes)} regimes x {seeds} seeds")
     summary = summary_frame(results, configs)
-    return Comparison(cfg, summary, series_frame(results), comparison_table(summary), results)
+    return Comparison(cfg, summary, series_frame(results), comparison_table(summary), results, budget)
+
+
+def yearly_spend(cfg: Config, seeds: int, workers: int = 1, progress: bool = False) -> float:
+    """Government's mean spend a year under ``cfg``'s regime (over seeds ``cfg.seed`` ...), whole yuan: the budget of
+    a comparison at equal spend (``at_spend``)."""
+    tasks = [(cfg, cfg.seed + k) for k in range(seeds)]
+    runs = run_batch(tasks, workers=workers, progress=progress, desc=f"spend of {cfg.regime.name}")
+    spend = float(np.mean([r.summary["gov_spend"] for r in runs])) / (cfg.scenario.months / 12.0)
+    if spend <= 0:
+        raise ConfigError(f"at_spend = {cfg.regime.name}: that regime spends no public money; name one that does")
+    return float(np.floor(spend))
 
 
 def default_workers() -> int:

@@ -172,6 +172,8 @@ Config = dataclasses.make_dataclass("Config", [
     ("workers", int, _c(1, ge=1, le=1024, doc="processes for the runs of a job (results do not depend on it)")),
     ("grid", dict, _c({}, doc="sweeps: more points run inside each job, {dotted key: [values]}")),
     ("results_dir", Optional[str], _c(None, doc="sweeps: where result files go (null: <sweep dir>/results)")),
+    ("at_spend", Optional[str], _c(None, doc="main job: compare every regime at the yearly public budget this regime "
+                                             "spends unconstrained (null: no such cap)")),
     ("scenario", ScenarioConfig, _nested(ScenarioConfig)),
     ("regime", RegimeConfig, _nested(RegimeConfig)),
     *((m.SECTION, m.Params, _nested(m.Params)) for m in INSTRUMENTS),
@@ -183,7 +185,7 @@ Config.__doc__ = "The whole configuration of a job: how to run, the scenario, th
 
 # --------------------------------------------------------------------------- validation
 # top-level keys that say how to run, not what is run: not parameters of a run
-RUN_SETTINGS = ("seed", "seeds", "engine", "regimes", "progress", "workers", "grid", "results_dir")
+RUN_SETTINGS = ("seed", "seeds", "engine", "regimes", "progress", "workers", "grid", "results_dir", "at_spend")
 _TEXT_MAX = 200  # characters of a name or a path
 
 
@@ -360,6 +362,12 @@ def _cross_checks(cfg: Config) -> None:
         raise ConfigError("regimes = []: must name at least one of " + ", ".join(files))
     if len(set(cfg.regimes)) != len(cfg.regimes):
         raise ConfigError(f"regimes = {_show(cfg.regimes)}: each regime may appear once")
+    if cfg.at_spend is not None:
+        if cfg.at_spend not in files:
+            raise ConfigError(f"at_spend = {_show(cfg.at_spend)}: allowed regimes are " + ", ".join(files))
+        if cfg.government.annual_budget is not None:
+            raise ConfigError(f"at_spend = {_show(cfg.at_spend)}: sets government.annual_budget itself; "
+                              f"government.annual_budget = {cfg.government.annual_budget:g} must be null with it")
     r = cfg.regime
     for name in r.instruments:
         if name not in INSTRUMENT_NAMES:

@@ -81,3 +81,28 @@ def test_deals_running_at_the_horizon_are_valued_at_their_expected_value():
     assert out["firm_surplus_valued"] == pytest.approx(out["firm_surplus"] + value - owed, rel=1e-12)
     assert out["university_income_valued"] == pytest.approx(out["university_income"] + owed, rel=1e-12)
     assert np.isfinite(list(out.values())).sum() >= len(out) - 3  # only ratios without a denominator are NaN
+
+
+def test_a_comparison_at_equal_spend_caps_every_regime_at_the_named_regimes_yearly_spend():
+    cfg = api.compose(*SMALL, "engine=numba", "seeds=3", "at_spend=broker_reward")
+    res = api.compare(cfg, regimes=["baseline", "broker_reward", "failure_insurance"])
+    free = api.compare(api.compose(*SMALL, "engine=numba", "seeds=3"), regimes=["broker_reward", "failure_insurance"])
+    years = cfg.scenario.months / 12
+    spent = free.summary.groupby("regime")["gov_spend"].mean()
+    assert res.budget == np.floor(spent["broker_reward"] / years)   # the named regime's mean yearly spend
+    assert spent["failure_insurance"] / years > 2 * res.budget       # insurance spends more when free
+    for r in res.results:                                            # ... and is held to the budget here
+        paid = sum(r.series[:, k.column] for k in ledger.KINDS if k.payer == ledger.GOVERNMENT)
+        assert max(paid[m:m + 12].sum() for m in range(0, len(paid), 12)) <= res.budget
+    insured = res.summary.groupby("regime")["gov_spend"].mean()["failure_insurance"]
+    assert insured <= res.budget * years < spent["failure_insurance"]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (("at_spend=atlantis",), "at_spend = 'atlantis': allowed regimes are"),
+    (("at_spend=broker_reward", "government.annual_budget=1e6"), "must be null with it"),
+    (("at_spend=baseline",), "spends no public money"),
+])
+def test_at_spend_refuses_what_it_cannot_do(overrides, message):
+    with pytest.raises(api.ConfigError, match=message):
+        api.compare(api.compose(*SMALL, "engine=numba", "seeds=2", *overrides), regimes=["baseline"])
