@@ -80,7 +80,13 @@ ON_TRIAL = column("on_trial", "achievements in a trial or other term paid on suc
 LICENSED = column("licensed", "achievements licensed, being implemented", stock=True)
 IN_USE = column("in_use", "achievements in use after a successful implementation", stock=True)
 ABANDONED = column("abandoned", "achievements abandoned after repeated failures", stock=True)
-STATUS_COLUMNS = (SHELVED, NEGOTIATING, ON_TRIAL, LICENSED, IN_USE, ABANDONED)  # in the order of rules' statuses
+NOT_YET = column("not_yet_disclosed", "achievements that arrive later in the run", stock=True)
+EXPIRED = column("expired", "achievements that left the portfolio unconverted after universities.expiry_months",
+                 stock=True)
+USE_ENDED = column("use_ended", "achievements whose use ended after achievements.use_months", stock=True)
+STATUS_COLUMNS = (SHELVED, NEGOTIATING, ON_TRIAL, LICENSED, IN_USE, ABANDONED, NOT_YET, EXPIRED,
+                  USE_ENDED)  # in the order of rules' statuses
+ARRIVALS = column("arrivals", "achievements disclosed this month", summary=True)
 BROKERS_ACTIVE = column("brokers_active", "active brokers", stock=True)
 RUNNING_VALUE = column("running_expected_value", "value to firms of the implementations still running, at their "
                        "true chance of success (their costs are paid)", stock=True, money=True, summary=True)

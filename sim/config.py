@@ -71,6 +71,12 @@ class UniversitiesConfig:
                                        "holding patents are public)")
     inventor_share: float = _share(0.7, "share of university income passed to the inventors")
     max_failures: int = _c(2, ge=1, le=1000, doc="failed implementations after which an achievement is abandoned")
+    arrivals_per_month: float = _c(1.5, ge=0.0, le=1000.0, doc="new achievements a university discloses a month "
+                                   "(judgement: about its stock renewed over expiry_months; floor(rate) and one more "
+                                   "with the fraction's chance)")
+    expiry_months: int = _c(36, ge=1, le=MONTHS_MAX, doc="months after disclosure a shelved achievement leaves the "
+                            "portfolio unconverted (Zhejiang pilot: to the sector pools after 3 years); the initial "
+                            "stock's ages are spread evenly over this span")
 
 
 @dataclass
@@ -85,6 +91,8 @@ class AchievementsConfig:
     immaturity_cost: float = _factor(1.0, "extra cost factor for an immature achievement: cost x (1 + k (1 - maturity))",
                                      hi=10.0)
     ask_share: float = _factor(0.2, "asking price as a share of value", hi=10.0)
+    use_months: int = _months(60, "months an achievement stays in use after a successful implementation (judgement: "
+                              "a product life of five years)")
     ask_sigma: float = _sigma(0.5, "log-sd of the university's error in setting the asking price")
 
 
@@ -389,6 +397,11 @@ def _cross_checks(cfg: Config) -> None:
     if u.n * u.achievements_each > POPULATION_MAX:
         raise ConfigError(f"scenario.universities.achievements_each = {u.achievements_each}: "
                           f"{u.n} universities x {u.achievements_each} achievements must be at most {POPULATION_MAX:g}")
+    arrivals = u.n * math.ceil(u.arrivals_per_month) * cfg.scenario.months
+    if u.n * u.achievements_each + arrivals > POPULATION_MAX:
+        raise ConfigError(f"scenario.universities.arrivals_per_month = {u.arrivals_per_month:g}: up to {arrivals:g} "
+                          f"arrivals over {cfg.scenario.months} months, with the initial stock, must be at most "
+                          f"{POPULATION_MAX:g} achievements")
     visits = b.max * b.capacity * (b.screen + 1)
     if visits > VISITS_MAX:
         raise ConfigError(f"scenario.brokers.screen = {b.screen}: {b.max} brokers x {b.capacity} visits x "

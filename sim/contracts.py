@@ -170,7 +170,7 @@ def negotiate(p, st, series, month, f, u):
     if step == rules.CONCLUDED:
         sign(p, st, series, month, f)
     elif step == rules.BROKE_DOWN:
-        st.ach_status[st.c_ach[f]] = rules.SHELVED
+        shelve(p, st, st.c_ach[f], month)
         hooks.on_breakdown(p, st, series, month, f)
         st.firm_state[f] = IDLE
         series[month, C.NEGOTIATIONS_FAILED] += 1
@@ -251,6 +251,7 @@ def settle(p, st, series, month, f):
     if success:
         pay(st, series, month, account(st, MARKET, 0), account(st, FIRM, f), st.c_value[f], ledger.FIRM_VALUE)
         st.ach_status[a] = rules.IN_USE
+        st.ach_in_use_since[a] = month
         series[month, C.SUCCESSES] += 1
         kind = hooks.FORM_KIND_ON_SUCCESS[st.c_form[f]]
         if kind >= 0:
@@ -259,8 +260,10 @@ def settle(p, st, series, month, f):
     else:
         series[month, C.FAILURES] += 1
         st.ach_failures[a] += 1
-        st.ach_status[a] = (rules.ABANDONED if rules.settles_as_abandoned(st.ach_failures[a], p.max_failures)
-                            else rules.SHELVED)
+        if rules.settles_as_abandoned(st.ach_failures[a], p.max_failures):
+            st.ach_status[a] = rules.ABANDONED
+        else:
+            shelve(p, st, a, month)
         st.sector_failures[sector] += 1
     hooks.on_settle(p, st, series, month, f, success)
     st.firm_outcome[f] = 1 if success else 0
@@ -356,11 +359,28 @@ def close_month(p, st, series, month):
     hooks.on_month(p, st, series, month)
 
 
+@kernel
+def shelve(p, st, a, month):
+    """Achievement ``a`` is (back) on the shelf, or leaves the portfolio if it is past ``expiry_months``."""
+    st.ach_status[a] = rules.EXPIRED if month - st.ach_born[a] >= p.expiry_months else rules.SHELVED
+
+
 @entry
 def open_month(p, st, series, month):
-    """A new month: the budget year may start; transfer offices open no negotiation yet; no outcome yet."""
+    """A new month: the budget year may start; new achievements are disclosed, shelved ones past
+    ``expiry_months`` leave the portfolio, uses past ``use_months`` end; transfer offices open no negotiation yet;
+    no outcome yet."""
     if rules.budget_year_starts(month):
         st.gov_committed[0] = st.gov_reserved[0]  # promised last year, paid this year: this year's money
+    for a in range(st.ach_status.shape[0]):  # the portfolio lives: arrivals, expiry, end of use
+        status = st.ach_status[a]
+        if status == rules.NOT_YET and st.ach_born[a] == month:
+            st.ach_status[a] = rules.SHELVED
+            series[month, C.ARRIVALS] += 1
+        elif status == rules.SHELVED:
+            shelve(p, st, a, month)
+        elif status == rules.IN_USE and month - st.ach_in_use_since[a] >= p.use_months:
+            st.ach_status[a] = rules.USE_ENDED
     st.univ_opened[:] = 0
     st.firm_outcome[:] = -1
     st.sector_successes[:] = 0.0

@@ -40,6 +40,7 @@ class Population:
     ach_value: np.ndarray               # int64 yuan, value of success to an SME
     ach_cost: np.ndarray                # int64 yuan, implementation cost for an SME
     ach_ask: np.ndarray                 # int64 yuan, asking price
+    ach_born: np.ndarray                # int64 month of disclosure (<= 0: in the initial stock, of age -born)
     ach_offsets: np.ndarray             # sector index into achievements
     # firms (sorted by sector)
     firm_sector: np.ndarray
@@ -84,6 +85,24 @@ def _sector(seed, purpose, n, sectors):
     return np.minimum((rng.uniform_array(seed, purpose, _SECTOR, n) * sectors).astype(np.int64), sectors - 1)
 
 
+def arrival_months(seed: int, universities: int, months: int, rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """The achievements disclosed during the run: (owner, month) of each, in month then university order. Each
+    university discloses floor(rate) a month and one more with chance rate - floor(rate)."""
+    whole, frac = int(np.floor(rate)), rate - np.floor(rate)
+    owners, born = [], []
+    for m in range(1, months):  # month 0's stock is the initial one
+        n = whole + (rng.uniform_array(seed, rng.POP_ARRIVAL, m, universities) < frac)
+        owners.append(np.repeat(np.arange(universities, dtype=np.int64), n))
+        born.append(np.full(int(n.sum()), m, dtype=np.int64))
+    empty = np.zeros(0, dtype=np.int64)
+    return (np.concatenate(owners) if owners else empty), (np.concatenate(born) if born else empty)
+
+
+def _initial_ages(seed: int, n: int, span: int) -> np.ndarray:
+    """Disclosure months (<= 0) of the initial stock: ages spread evenly over [0, span)."""
+    return -np.floor(rng.uniform_array(seed, rng.POP_ACHIEVEMENT, _B, n) * span).astype(np.int64)
+
+
 def _offsets(sector, sectors):
     return np.searchsorted(sector, np.arange(sectors + 1)).astype(np.int64)
 
@@ -93,7 +112,10 @@ def draw_population(cfg: Config, seed: int) -> Population:
     sc = cfg.scenario
     S = sc.sectors
     U = sc.universities.n
-    A = U * sc.universities.achievements_each
+    A0 = U * sc.universities.achievements_each
+    arrived_at, arrived_month = arrival_months(seed, U, sc.months, sc.universities.arrivals_per_month)
+    born = np.concatenate([_initial_ages(seed, A0, sc.universities.expiry_months), arrived_month])
+    A = len(born)
     F = sc.firms.n
     B = sc.brokers.max
 
@@ -103,7 +125,7 @@ def draw_population(cfg: Config, seed: int) -> Population:
 
     # achievements: owner in blocks, then sorted (stably) by sector
     ac = sc.achievements
-    owner = np.repeat(np.arange(U, dtype=np.int64), sc.universities.achievements_each)
+    owner = np.concatenate([np.repeat(np.arange(U, dtype=np.int64), sc.universities.achievements_each), arrived_at])
     sector = _sector(seed, rng.POP_ACHIEVEMENT, A, S)
     quality = _beta(seed, rng.POP_ACHIEVEMENT, 0, np.full(A, ac.quality_a), np.full(A, ac.quality_b))
     maturity = _beta(seed, rng.POP_ACHIEVEMENT, 1, np.full(A, ac.maturity_a), np.full(A, ac.maturity_b))
@@ -144,6 +166,7 @@ def draw_population(cfg: Config, seed: int) -> Population:
         ach_value=yuan_array(value[order]),
         ach_cost=yuan_array(cost[order]),
         ach_ask=yuan_array(ask[order]),
+        ach_born=born[order],
         ach_offsets=_offsets(a_sec, S),
         firm_sector=f_sec,
         firm_sme=sme[f_order],
@@ -212,6 +235,8 @@ def run_memory(cfg: Config, engine: str) -> dict:
         "scenario.firms.n": sc.firms.n * b["firm"],
         "scenario.universities.achievements_each": sc.universities.n * sc.universities.achievements_each
         * b["achievement"],
+        "scenario.universities.arrivals_per_month": sc.universities.n * np.ceil(sc.universities.arrivals_per_month)
+        * sc.months * b["achievement"],
         "scenario.brokers.max": sc.brokers.max * b["broker"],
         "scenario.sectors": sc.sectors * 64.0,
         "scenario.months": sc.months * N_SERIES * 8.0 * 4,
@@ -244,6 +269,7 @@ def check_memory(cfg: Config, engine: str, processes: int = 1, extra: float = 0.
     key = max((k for k in parts if k != "base"), key=parts.get)
     value = {"scenario.firms.n": cfg.scenario.firms.n, "scenario.brokers.max": cfg.scenario.brokers.max,
              "scenario.universities.achievements_each": cfg.scenario.universities.achievements_each,
+             "scenario.universities.arrivals_per_month": cfg.scenario.universities.arrivals_per_month,
              "scenario.sectors": cfg.scenario.sectors, "scenario.months": cfg.scenario.months}[key]
     raise ConfigError(f"{key} = {value}: needs about {need / 1e9:.1f} GB of memory (engine {engine}"
                       + (f", {processes} processes" if processes > 1 else "")

@@ -74,7 +74,12 @@ def summarize(series: np.ndarray, n_achievements: int, discount_rate: float = 0.
             out_pv[metric] = out_pv.get(metric, 0.0) + float(pv[k.column])
     contracts = float(sum(total[c] for c in FORM_COLUMNS))
     out["contracts"] = contracts
-    out["conversion_rate"] = float(last[C.IN_USE]) / n_achievements
+    # the achievements that exist (disclosed, not expired, use not ended), month by month
+    existing = n_achievements - s[:, C.NOT_YET] - s[:, C.EXPIRED] - s[:, C.USE_ENDED]
+    out["conversion_rate"] = float(last[C.IN_USE] / existing[-1]) if existing[-1] > 0 else np.nan  # stock share
+    mean_existing = float(existing.mean())
+    out["conversion_rate_per_year"] = (float(total[C.SUCCESSES]) / (s.shape[0] / 12.0) / mean_existing
+                                       if mean_existing > 0 else np.nan)
     out["mean_months_need_to_signing"] = float(total[C.SIGN_DELAY_SUM]) / contracts if contracts else np.nan
     out["broker_income"] = float(sum(total[k.column] for k in ledger.KINDS if k.payee == ledger.BROKER))
     out["brokers_final"] = float(last[C.BROKERS_ACTIVE])

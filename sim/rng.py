@@ -27,6 +27,7 @@ POP_ACHIEVEMENT = 2
 POP_FIRM = 3
 POP_BROKER = 4
 POP_INSURER = 5
+POP_ARRIVAL = 6
 # monthly events
 NEED = 20            # does a need arise in this firm this month
 SELF_SEARCH = 21     # does the firm find a candidate itself

@@ -30,7 +30,10 @@ ON_TRIAL = 2
 LICENSED = 3
 IN_USE = 4
 ABANDONED = 5
-N_STATUS = 6
+NOT_YET = 6        # not yet disclosed: arrives later in the run
+EXPIRED = 7        # left the portfolio unconverted (Zhejiang: to the sector pools after 3 years)
+USE_ENDED = 8      # its use ended after the product's life
+N_STATUS = 9
 STATUS_NAMES = ("shelved", "negotiating", "on_trial", "licensed", "in_use", "abandoned")
 
 # firm state (one project at a time)

@@ -94,7 +94,7 @@ def _prior(cfg, pop, success):
 
 # the population (read only)
 for _name in ("univ_in_pilot", "univ_public", "ach_owner", "ach_sector", "ach_quality", "ach_maturity", "ach_value",
-              "ach_cost", "ach_ask", "ach_offsets", "firm_sector", "firm_absorptive", "firm_risk_aversion",
+              "ach_cost", "ach_ask", "ach_born", "ach_offsets", "firm_sector", "firm_absorptive", "firm_risk_aversion",
               "firm_need_rate", "firm_scale", "firm_offsets", "broker_sector", "broker_skill"):
     field(_name, "population", None, _pop(_name), "drawn by sim.population")
 # firms
@@ -118,7 +118,9 @@ field("c_chance", "firm", np.float64, 0.0, "true success chance of the pair")
 field("c_opened", "firm", np.int64, 0, "month negotiation began")
 field("c_ends", "firm", np.int64, -1, "month the outcome is known")
 # achievements, universities, brokers
-field("ach_status", "achievement", np.int64, rules.SHELVED, "SHELVED ... ABANDONED")
+field("ach_status", "achievement", np.int64, lambda cfg, pop: np.where(pop.ach_born > 0, rules.NOT_YET, rules.SHELVED),
+      "SHELVED ... USE_ENDED (sim.rules)")
+field("ach_in_use_since", "achievement", np.int64, -1, "month its implementation succeeded, or -1")
 field("ach_failures", "achievement", np.int64, 0, "failed implementations")
 field("ach_attempts", "achievement", np.int64, 0, "implementations settled (keys each attempt's outcome draw)")
 field("univ_opened", "university", np.int64, 0, "negotiations the transfer office opened this month")
@@ -156,6 +158,7 @@ _CORE_PARAMS = (
     ("tto_capacity", "universities.tto_capacity"), ("reservation_share", "universities.reservation_share"),
     ("bargaining_power", "universities.bargaining_power"), ("inventor_share", "universities.inventor_share"),
     ("max_failures", "universities.max_failures"), ("univ_risk_aversion", "universities.risk_aversion"),
+    ("expiry_months", "universities.expiry_months"), ("use_months", "achievements.use_months"),
     ("discount_rate", "discount_rate"),
     # success and negotiation
     ("maturity_floor", "success.maturity_floor"), ("absorptive_floor", "success.absorptive_floor"),

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from sim import api, forms, kernels, rules
 from sim import columns as C
 from sim.instruments import free_trial
-from sim.results import InvariantError, _check_budget, check_invariants, gov_kinds
+from sim.population import draw_population
+from sim.results import InvariantError, _check_budget, check_invariants, gov_kinds, summarize
 
 ONE_PAIR = ("scenario.firms.n=1", "scenario.universities.n=1", "scenario.universities.achievements_each=1",
             "scenario.firms.need_rate_sme=1.0", "scenario.firms.need_rate_large=1.0",
@@ -101,3 +103,44 @@ def test_the_invariant_catches_a_year_over_budget():
     over[13, kind] += cfg.government.annual_budget  # paid twice a year's budget in year 1
     with pytest.raises(InvariantError, match="budget year 1"):
         _check_budget(over, cfg)
+
+
+LIVING = ("scenario.firms.n=400", "scenario.months=48", "scenario.universities.arrivals_per_month=2.5",
+          "scenario.universities.expiry_months=12", "scenario.achievements.use_months=6",
+          "scenario.achievements.ask_share=0.02", "progress=false")
+
+
+def test_arrivals_follow_their_rate():
+    # each university discloses floor(2.5) = 2 a month and a third with chance 0.5, months 1..47
+    cfg = api.under_regime(api.compose(*LIVING), "baseline")
+    u, months = cfg.scenario.universities.n, cfg.scenario.months
+    got = [draw_population(cfg, seed).n_achievements - u * cfg.scenario.universities.achievements_each
+           for seed in range(20)]
+    assert min(got) >= 2 * u * (months - 1)
+    expected, sd = 2.5 * u * (months - 1), math.sqrt(0.25 * u * (months - 1))
+    assert abs(np.mean(got) - expected) < 4 * sd / math.sqrt(len(got))
+
+
+@pytest.mark.parametrize("regime", ["baseline", "combined"])
+def test_a_living_portfolio_keeps_its_rules_and_conserves_money(regime):
+    cfg = api.under_regime(api.compose(*LIVING), regime)
+    a0 = cfg.scenario.universities.n * cfg.scenario.universities.achievements_each
+    ended = 0
+    for seed in range(4):
+        series, n_ach, money, arr = kernels.run(cfg, seed)
+        check_invariants(series, n_ach, money, cfg)  # money conserved, one status each, funnel, instruments' rules
+        assert series[:, C.ARRIVALS].sum() == n_ach - a0 == (arr.ach_born > 0).sum()
+        last = cfg.scenario.months - 1
+        shelved = arr.ach_status == rules.SHELVED
+        assert (last - arr.ach_born[shelved] < cfg.scenario.universities.expiry_months).all()   # none overdue
+        in_use = arr.ach_status == rules.IN_USE
+        assert (last - arr.ach_in_use_since[in_use] < cfg.scenario.achievements.use_months).all()
+        assert (arr.ach_born[arr.ach_status == rules.NOT_YET] > last).all()                     # all disclosed
+        for col in (C.EXPIRED, C.USE_ENDED):                                                   # terminal states
+            assert (np.diff(series[:, col]) >= 0).all()
+        ended += series[-1, C.USE_ENDED]
+        out = summarize(series, n_ach)
+        existing = n_ach - series[:, C.NOT_YET] - series[:, C.EXPIRED] - series[:, C.USE_ENDED]
+        assert out["conversion_rate_per_year"] * (cfg.scenario.months / 12) * existing.mean() == pytest.approx(
+            out["successes"], rel=1e-12)
+    assert ended > 0

@@ -205,8 +205,7 @@ def test_a_royalty_run_is_a_valid_sweep_record(tmp_path):
     (before, it summed licences and trials only and would have quarantined every royalty run as corrupt)."""
     from sim import api, sweep
 
-    cfg = api.compose("scenario.firms.n=300", "scenario.months=36", "progress=false", "regime=royalty",
-                      "engine=numba")
+    cfg = api.compose(*SMALL, "regime=royalty", "engine=numba")
     r = api.simulate(cfg, 2)
     assert r.summary["signed_royalty"] > 0
     rid = sweep.run_id(cfg, 2)
