@@ -127,7 +127,7 @@ def main_job(node: DictConfig) -> Path:
 
     from sim import api
     from sim.plots import save_comparison
-    from sim.stats import format_table, who_pays
+    from sim.stats import SIZE_METRICS, by_year, format_table, tails, who_pays
 
     from sim.population import check_memory
     from sim.results import N_SERIES, InvariantError
@@ -169,7 +169,14 @@ def main_job(node: DictConfig) -> Path:
                  tabulate(effects, headers="keys", tablefmt="github"),
                  "", "## Who pays and who gains: change in each party's net position against baseline "
                  "(present value, yuan; mean [95% interval])",
-                 tabulate(who_pays(res.table), headers="keys", tablefmt="github")]
+                 tabulate(who_pays(res.table), headers="keys", tablefmt="github"),
+                 "", "## By firm size: effect against baseline on SMEs and on large firms",
+                 tabulate(format_table(res.table, effects=True, metrics=SIZE_METRICS), headers="keys",
+                          tablefmt="github")]
+    text += ["", f"## Spread across the {cfg.seeds} seeds: 5th / 50th / 95th percentile",
+             tabulate(tails(res.table), headers="keys", tablefmt="github"),
+             "", "## Conversions by year of the run (mean over seeds)",
+             tabulate(by_year(res.series), headers="keys", tablefmt="github")]
     report = "\n".join(text)
     print(report)
     write_atomic(out / "table.md", lambda p: Path(p).write_text(report + "\n"))

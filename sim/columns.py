@@ -65,6 +65,13 @@ NEGOTIATIONS_FAILED = column("negotiations_failed", "negotiations that broke dow
 SIGN_DELAY_SUM = column("sign_delay_sum", "months from need to signing, summed over this month's contracts")
 SUCCESSES = column("successes", "implementations that succeeded (conversions)", summary=True)
 FAILURES = column("failures", "implementations that failed", summary=True)
+# the SMEs' part of counts (the rest is large firms')
+MATCHES_SME = column("matches_sme", "of the matches, with SMEs")
+CONTRACTS_SME = column("contracts_sme", "contracts signed by SMEs")
+SUCCESSES_SME = column("successes_sme", "of the successes, SMEs'")
+FAILURES_SME = column("failures_sme", "of the failures, SMEs'")
+FIRMS_BELOW_START = column("firms_below_start", "share of firms holding less cash than at the start", stock=True,
+                           summary=True)
 CONTRACT_PAYMENTS = column("contract_payments", "payments firms made to universities under contracts (count)")
 UNIVERSITY_INCOME = column("university_income", "universities' receipts net of their share of broker fees "
                            "(before inventors)", money=True, summary=True)

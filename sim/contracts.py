@@ -149,6 +149,7 @@ def consider(p, st, series, month, f, a, signal, broker):
     st.univ_opened[st.ach_owner[a]] += 1
     st.firm_state[f] = NEGOTIATING_FIRM
     series[month, C.MATCHES] += 1
+    series[month, C.MATCHES_SME] += st.firm_sme[f]
     if brokered:
         series[month, C.MATCHES_BROKERED] += 1
     return True
@@ -195,6 +196,7 @@ def sign(p, st, series, month, f):
     st.c_ends[f] = month + st.c_term[f]
     st.firm_state[f] = IMPLEMENTING
     series[month, hooks.FORM_COLUMN[form]] += 1
+    series[month, C.CONTRACTS_SME] += st.firm_sme[f]
     series[month, C.SIGN_DELAY_SUM] += month - st.firm_need_month[f]
 
 
@@ -253,12 +255,14 @@ def settle(p, st, series, month, f):
         st.ach_status[a] = rules.IN_USE
         st.ach_in_use_since[a] = month
         series[month, C.SUCCESSES] += 1
+        series[month, C.SUCCESSES_SME] += st.firm_sme[f]
         kind = hooks.FORM_KIND_ON_SUCCESS[st.c_form[f]]
         if kind >= 0:
             collect(p, st, series, month, f, st.c_on_success[f], kind)
         st.sector_successes[sector] += 1
     else:
         series[month, C.FAILURES] += 1
+        series[month, C.FAILURES_SME] += st.firm_sme[f]
         st.ach_failures[a] += 1
         if rules.settles_as_abandoned(st.ach_failures[a], p.max_failures):
             st.ach_status[a] = rules.ABANDONED
@@ -397,14 +401,16 @@ def record(p, st, series, month):
     for status in range(rules.N_STATUS):
         s[C.STATUS_COLUMNS[status]] = counts[status]
     s[C.BROKERS_ACTIVE] = st.broker_active.sum()
-    belief_sum, running_value, running_payments = 0.0, 0.0, 0.0
+    belief_sum, running_value, running_payments, below = 0.0, 0.0, 0.0, 0
     for f in range(st.firm_alpha.shape[0]):
         belief_sum += rules.belief_mean(st.firm_alpha[f], st.firm_beta[f])
+        below += st.balance[account(st, FIRM, f)] < st.firm_cash_start[f]
         if st.firm_state[f] == IMPLEMENTING:  # valued at the horizon by the chance they will succeed
             running_value += st.c_chance[f] * st.c_value[f]
             running_payments += st.c_chance[f] * st.c_on_success[f]
     s[C.RUNNING_VALUE] = running_value
     s[C.RUNNING_PAYMENTS] = running_payments
+    s[C.FIRMS_BELOW_START] = below / st.firm_alpha.shape[0]
     s[C.MEAN_BELIEF] = belief_sum / st.firm_alpha.shape[0]
     for cls in range(hooks.CASH_COLUMN.shape[0]):
         s[hooks.CASH_COLUMN[cls]] = ledger.class_total(st, cls)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import forms, ledger
+from . import columns, forms, ledger
 from .jit import generated
 
 # name: (arguments, returned value or None, what it is for)
@@ -68,6 +68,10 @@ def build(registered) -> None:
     FORM_KIND_AT_SIGN = np.array([-1] + [f.kind_at_sign for f in forms.FORMS[1:]], dtype=np.int64)
     FORM_KIND_ON_SUCCESS = np.array([-1] + [f.kind_on_success for f in forms.FORMS[1:]], dtype=np.int64)
     CASH_COLUMN = np.array([c.column for c in ledger.ACCOUNT_CLASSES], dtype=np.int64)
+    sme = np.full(len(columns.COLUMNS), -1, dtype=np.int64)
+    for k in ledger.KINDS:
+        sme[k.column] = k.sme_column
+    ledger.SME_COLUMN = sme
 
 
 from . import instruments  # noqa: E402,F401  (loads the registry, which calls build)

@@ -48,6 +48,7 @@ class Kind:
     owner: str
     column: int
     metrics: tuple[str, ...]   # run metrics it adds to besides its own total (e.g. "broker_fees")
+    sme_column: int = -1       # a payment to or from a firm: its SMEs' part (the rest is large firms')
 
 
 ACCOUNT_CLASSES: list[AccountClass] = []
@@ -66,7 +67,9 @@ def kind(name: str, payer: int, payee: int, doc: str, owner: str = "core", metri
     """Declare a kind of payment; returns the series column of its monthly total (its number in :func:`pay`)."""
     col = columns.column(name, f"{doc} ({ACCOUNT_CLASSES[payer].name} -> {ACCOUNT_CLASSES[payee].name}, yuan)",
                          money=True, owner=owner, summary=True)
-    KINDS.append(Kind(name, payer, payee, doc, owner, col, tuple(metrics)))
+    sme = (columns.column(f"{name}_sme", "of which to or from SMEs (yuan)", money=True, owner=owner)
+           if FIRM in (payer, payee) else -1)
+    KINDS.append(Kind(name, payer, payee, doc, owner, col, tuple(metrics), sme))
     return col
 
 
@@ -99,6 +102,10 @@ INVENTOR_INCOME = kind("inventor_income", UNIVERSITY, INVENTORS, "inventors' sha
 BROKER_COSTS = kind("broker_costs", BROKER, MARKET, "brokers' operating costs")
 
 
+# each kind's column -> the column of its SMEs' part, or -1 (filled by sim.hooks.build once all kinds are declared)
+SME_COLUMN = np.zeros(0, dtype=np.int64)
+
+
 # --------------------------------------------------------------------------- moving money
 @kernel
 def account(st, cls, i):
@@ -118,6 +125,12 @@ def pay(st, series, month, payer, payee, amount, kind):
     st.balance[payer] -= amount
     st.balance[payee] += amount
     series[month, kind] += amount
+    sme = SME_COLUMN[kind]
+    if sme >= 0:  # a payment to or from a firm: its size class's part
+        lo = st.acct_base[FIRM]
+        f = payer - lo if lo <= payer < st.acct_base[FIRM + 1] else payee - lo
+        if st.firm_sme[f]:
+            series[month, sme] += amount
     n = st.audit_n[0]
     if n < st.audit.shape[0]:
         st.audit[n, 0] = month

@@ -30,6 +30,12 @@ COVER_COLUMNS = tuple(c.column for c in forms.COVERS)
 Series = SimpleNamespace(**{c.name.upper(): i for i, c in enumerate(C.COLUMNS)})
 
 
+# (metric, its column or -1 for all contracts, its SMEs' part): split into <metric>_sme and <metric>_large
+SIZE_SPLITS = ((("matches", C.MATCHES, C.MATCHES_SME), ("contracts", -1, C.CONTRACTS_SME),
+                ("successes", C.SUCCESSES, C.SUCCESSES_SME), ("failures", C.FAILURES, C.FAILURES_SME))
+               + tuple((k.name, k.column, k.sme_column) for k in ledger.KINDS if k.sme_column >= 0))
+
+
 def new_series(months: int) -> np.ndarray:
     return np.zeros((months, N_SERIES), dtype=np.float64)
 
@@ -99,6 +105,15 @@ def summarize(series: np.ndarray, n_achievements: int, discount_rate: float = 0.
             values[f"net_{acc.plural}"] = float(sum(((k.payee == cls) - (k.payer == cls)) * flows[k.column]
                                                     for k in ledger.KINDS))
     out.update({f"{name}_pv": v for name, v in out_pv.items()})
+    # by firm size: the SMEs' part and the large firms' rest of every count and payment of firms
+    for name, whole, part in SIZE_SPLITS:
+        out[f"{name}_sme"] = float(total[part])
+        out[f"{name}_large"] = float(total[whole] - total[part]) if whole >= 0 else contracts - float(total[part])
+    net_sme = float(sum(((k.payee == ledger.FIRM) - (k.payer == ledger.FIRM)) * total[k.sme_column]
+                        for k in ledger.KINDS if k.sme_column >= 0))
+    out["net_firms_sme"], out["net_firms_large"] = net_sme, out["net_firms"] - net_sme
+    converted = np.nonzero(s[:, C.SUCCESSES])[0]
+    out["months_to_first_conversion"] = float(converted[0]) if converted.size else np.nan
     for m in INSTRUMENTS:
         if hasattr(m, "summarize"):
             out.update(m.summarize(out, s))

@@ -95,7 +95,7 @@ def _prior(cfg, pop, success):
 # the population (read only)
 for _name in ("univ_in_pilot", "univ_public", "ach_owner", "ach_sector", "ach_quality", "ach_maturity", "ach_value",
               "ach_cost", "ach_ask", "ach_born", "ach_offsets", "firm_sector", "firm_absorptive", "firm_risk_aversion",
-              "firm_need_rate", "firm_scale", "firm_offsets", "broker_sector", "broker_skill"):
+              "firm_need_rate", "firm_scale", "firm_sme", "firm_offsets", "broker_sector", "broker_skill"):
     field(_name, "population", None, _pop(_name), "drawn by sim.population")
 # firms
 field("firm_state", "firm", np.int64, rules.IDLE, "IDLE, NEED, NEGOTIATING_FIRM or IMPLEMENTING")
@@ -131,6 +131,7 @@ field("broker_avg_profit", "broker", np.float64, 0.0, "moving average of monthly
 field("broker_income", "broker", np.int64, 0, "this month's fees and rewards")
 field("next_entrant", "one", np.int64, lambda cfg, pop: np.array([cfg.scenario.brokers.initial]),
       "the next broker of the pool to enter")
+field("firm_cash_start", "firm", np.int64, lambda cfg, pop: pop.firm_cash.copy(), "each firm's cash at the start")
 field("firm_cash0", "one", np.int64, lambda cfg, pop: np.array([pop.firm_cash.sum()]), "firms' cash at the start")
 # government
 field("gov_committed", "one", np.int64, 0, "paid this budget year or reserved for a later payment (yuan)")

@@ -18,7 +18,13 @@ from .results import METRICS
 # payments (the group is shown: broker fees, premiums) and the brokered share of matches
 _PARTS = {k.name for k in ledger.KINDS if k.metrics}
 _PARTS |= {f"{name}_pv" for name in _PARTS}
-TABLE_METRICS = tuple(m for m in METRICS if m not in _PARTS and m not in ("matches_brokered", "brokers_mean"))
+_SHOWN = tuple(m for m in METRICS if m not in _PARTS and m not in ("matches_brokered", "brokers_mean"))
+# the split by firm size (<metric>_sme, <metric>_large) has a table of its own
+SIZE_METRICS = tuple(m for m in _SHOWN if m.endswith(("_sme", "_large")))
+TABLE_METRICS = tuple(m for m in _SHOWN if m not in SIZE_METRICS)
+# the outcomes whose spread across seeds the main job prints (5th, 50th, 95th percentiles)
+TAIL_METRICS = ("successes", "gov_spend", "public_cost", "university_income", "claims", "insurer_reserves_final",
+                "firms_below_start")
 # public cost per extra conversion: (row of the table, the spend it divides by the extra conversions)
 COSTS = (
     ("cost_per_extra_conversion", "gov_spend"),                  # government's payments
@@ -78,10 +84,13 @@ def comparison_table(summary: pd.DataFrame) -> pd.DataFrame:
         runs = summary[summary["regime"] == name].set_index("seed")
         paired = base is not None and name != BASELINE
         common = runs.index.intersection(base.index) if paired else None
-        for metric in TABLE_METRICS:
+        for metric in TABLE_METRICS + SIZE_METRICS:
             m, lo, hi = mean_ci(runs[metric])
+            values = runs[metric].to_numpy(dtype=float)
+            p5, p50, p95 = np.percentile(values, [5, 50, 95]) if np.isfinite(values).all() else (np.nan,) * 3
             row = {"regime": name, "metric": metric, "mean": m, "ci_low": lo, "ci_high": hi,
-                   "effect": np.nan, "effect_low": np.nan, "effect_high": np.nan, "seeds": len(runs)}
+                   "effect": np.nan, "effect_low": np.nan, "effect_high": np.nan, "seeds": len(runs),
+                   "p5": p5, "p50": p50, "p95": p95}
             if paired:
                 d = runs.loc[common, metric] - base.loc[common, metric]
                 row["effect"], row["effect_low"], row["effect_high"] = mean_ci(d)
@@ -114,10 +123,12 @@ def _fmt(v: float) -> str:
     return f"{v:.3f}"
 
 
-def format_table(table: pd.DataFrame, effects: bool = False) -> pd.DataFrame:
-    """Display form: metrics as rows, regimes as columns, cells 'mean [low, high]'."""
+def format_table(table: pd.DataFrame, effects: bool = False, metrics=None) -> pd.DataFrame:
+    """Display form: metrics as rows, regimes as columns, cells 'mean [low, high]' (of ``metrics``: default, all but
+    the split by firm size)."""
     cols = ("effect", "effect_low", "effect_high") if effects else ("mean", "ci_low", "ci_high")
-    t = table.copy()
+    shown = set(metrics if metrics is not None else TABLE_METRICS + tuple(c for c, _ in COSTS))
+    t = table[table["metric"].isin(shown)].copy()
     t["cell"] = [
         "-" if not np.isfinite(r[cols[0]]) else f"{_fmt(r[cols[0]])} [{_fmt(r[cols[1]])}, {_fmt(r[cols[2]])}]"
         for _, r in t.iterrows()
@@ -153,3 +164,19 @@ def who_pays(table: pd.DataFrame) -> pd.DataFrame:
     out = out.loc[[m for m, _ in parties if m in out.index], list(dict.fromkeys(t["regime"]))]
     out.index = [dict(parties)[m] for m in out.index]
     return out
+
+
+def tails(table: pd.DataFrame, metrics=TAIL_METRICS) -> pd.DataFrame:
+    """Spread across seeds: metrics as rows, regimes as columns, cells '5th / 50th / 95th percentile'."""
+    t = table[table["metric"].isin(metrics)].copy()
+    t["cell"] = [f"{_fmt(r.p5)} / {_fmt(r.p50)} / {_fmt(r.p95)}" for r in t.itertuples()]
+    out = t.pivot(index="metric", columns="regime", values="cell")
+    return out.loc[[m for m in metrics if m in out.index], list(dict.fromkeys(t["regime"]))]
+
+
+def by_year(series: pd.DataFrame, column: str = "successes") -> pd.DataFrame:
+    """Mean ``column`` per year of the run (months 0-11 = year 1, ...), regimes as columns."""
+    s = series.assign(year=series["month"] // 12 + 1)
+    per_run = s.groupby(["regime", "seed", "year"])[column].sum().reset_index()
+    out = per_run.groupby(["year", "regime"])[column].mean().unstack("regime")
+    return out[list(dict.fromkeys(series["regime"]))]

@@ -106,3 +106,52 @@ def test_a_comparison_at_equal_spend_caps_every_regime_at_the_named_regimes_year
 def test_at_spend_refuses_what_it_cannot_do(overrides, message):
     with pytest.raises(api.ConfigError, match=message):
         api.compare(api.compose(*SMALL, "engine=numba", "seeds=2", *overrides), regimes=["baseline"])
+
+
+def test_the_split_by_firm_size_is_each_payments_firm_from_the_audit_log():
+    cfg = api.compose(*SMALL, *ALL, "scenario.firms.sme_share=0.6")
+    series, n_ach, _, arr = kernels.run(cfg, 1, audit_rows=500_000)
+    audit = arr.audit[:arr.audit_n[0]]
+    assert arr.audit_n[0] < arr.audit.shape[0]
+    lo, hi = arr.acct_base[ledger.FIRM], arr.acct_base[ledger.FIRM + 1]
+    out = summarize(series, n_ach)
+    checked = 0
+    for k in ledger.KINDS:
+        if k.sme_column < 0:
+            continue
+        rows = audit[audit[:, 1] == k.column]
+        firm_acct = np.where((rows[:, 2] >= lo) & (rows[:, 2] < hi), rows[:, 2], rows[:, 3])
+        sme = arr.firm_sme[firm_acct - lo]
+        assert out[f"{k.name}_sme"] == rows[sme, 4].sum()
+        assert out[f"{k.name}_sme"] + out[f"{k.name}_large"] == out[k.name]
+        checked += rows[sme, 4].sum() > 0 and rows[~sme, 4].sum() > 0
+    assert checked >= 4
+    for name in ("matches", "contracts", "successes", "failures", "net_firms"):
+        assert out[f"{name}_sme"] + out[f"{name}_large"] == pytest.approx(out[name], abs=1e-6)
+    assert 0 < out["successes_sme"] < out["successes"]
+
+
+def test_firms_below_start_and_time_to_first_conversion():
+    cfg, series, n_ach, arr = _run(seed=3)
+    out = summarize(series, n_ach)
+    lo = arr.acct_base[ledger.FIRM]
+    cash = arr.balance[lo:lo + len(arr.firm_cash_start)]
+    assert out["firms_below_start"] == pytest.approx((cash < arr.firm_cash_start).mean(), rel=1e-12)
+    assert 0 < out["firms_below_start"] < 1
+    first = int(np.argmax(series[:, Series.SUCCESSES] > 0))
+    assert out["months_to_first_conversion"] == first and series[:first, Series.SUCCESSES].sum() == 0
+
+
+def test_conversions_by_year_add_up_to_the_runs_successes():
+    from sim.stats import by_year, tails
+
+    res = api.compare(api.compose(*SMALL, "engine=numba", "seeds=3"), regimes=["baseline", "combined"])
+    years = by_year(res.series)
+    assert list(years.index) == [1, 2, 3]
+    means = res.summary.groupby("regime")["successes"].mean()
+    for regime in ("baseline", "combined"):
+        assert years[regime].sum() == pytest.approx(means[regime], rel=1e-12)
+    t = res.table[res.table.metric == "successes"].set_index("regime")
+    values = res.summary.set_index("regime").loc["combined", "successes"]
+    assert t.loc["combined", "p95"] == pytest.approx(np.percentile(values, 95))
+    assert tails(res.table).loc["successes", "combined"].count("/") == 2
