@@ -42,6 +42,7 @@ FIT = 29             # latent fit of a (firm, achievement) pair
 OUTCOME = 30         # does the implementation of a pair succeed
 ENTRY = 31           # does a candidate broker enter this month
 ORDER = 32           # rotation of the canonical visiting order
+VERIFY = 33          # is a false failure report of a trial found out
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)

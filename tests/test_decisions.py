@@ -13,8 +13,9 @@ import pytest
 
 from sim import api, forms, kernels, rules
 from sim import columns as C
-from sim.instruments import free_trial
+from sim.instruments import free_trial, insurance
 from sim.population import draw_population
+from sim.stats import mean_ci
 from sim.results import InvariantError, _check_budget, check_invariants, gov_kinds, summarize
 
 ONE_PAIR = ("scenario.firms.n=1", "scenario.universities.n=1", "scenario.universities.achievements_each=1",
@@ -144,3 +145,56 @@ def test_a_living_portfolio_keeps_its_rules_and_conserves_money(regime):
         assert out["conversion_rate_per_year"] * (cfg.scenario.months / 12) * existing.mean() == pytest.approx(
             out["successes"], rel=1e-12)
     assert ended > 0
+
+
+@pytest.mark.parametrize("fee, value, absorbed, v, k, ra", [
+    (1e6, 5e6, 0.9, 0.2, 1.0, 0.0), (1e6, 5e6, 0.5, 0.2, 1.0, 0.0), (1e6, 5e6, 0.9, 0.5, 1.0, 0.0),
+    (2e4, 5e6, 0.95, 0.0, 0.0, 0.0), (1e6, 5e6, 0.9, 0.2, 1.0, 1e-6), (1e6, 2e6, 0.8, 0.1, 0.5, 3e-7)])
+def test_a_firm_misreports_a_trial_when_the_lie_is_worth_more_to_it(fee, value, absorbed, v, k, ra):
+    # Closed form: CE of (found out w.p. v: value - fee - k fee; else absorbed x value) against value - fee.
+    caught, kept = value - fee - k * fee, absorbed * value
+    if ra == 0:
+        ce = v * caught + (1 - v) * kept
+    else:
+        ce = -math.log(v * math.exp(-ra * caught) + (1 - v) * math.exp(-ra * kept)) / ra
+    assert free_trial.misreports(fee, value, absorbed, v, k, ra) == (ce > value - fee)
+
+
+def test_moral_hazard_lowers_an_insured_chance_with_the_share_refunded():
+    assert insurance.insured_chance(0.5, 0.2, 80.0, 100.0) == pytest.approx(0.5 * (1 - 0.2 * 0.8))
+    assert insurance.insured_chance(0.5, 0.0, 80.0, 100.0) == 0.5
+    # a deductible lowers the share refunded, and with it the fall in effort
+    assert insurance.insured_chance(0.5, 0.2, 60.0, 100.0) > insurance.insured_chance(0.5, 0.2, 80.0, 100.0)
+
+
+TEMPTED = ("scenario.firms.n=600", "scenario.months=48", "scenario.firms.sme_share=0.0",
+           "scenario.firms.absorptive_large_a=9", "scenario.firms.absorptive_large_b=1",
+           "scenario.universities.pilot_share=1", "trial.price_share=1.0", "progress=false")
+
+
+def test_verification_raises_the_trial_fees_collected():
+    # Full-price pay-later with firms that absorb most of what they try: false reports pay
+    # when rarely found out. Paired over seeds (same firms, same outcomes): verification
+    # turns false reports into fees (and penalties).
+    d_fees, misreported = [], 0
+    for seed in range(12):
+        low = api.simulate(api.under_regime(api.compose(*TEMPTED, "trial.verification=0.05"), "free_trial"), seed,
+                           "numba").summary
+        high = api.simulate(api.under_regime(api.compose(*TEMPTED, "trial.verification=0.9"), "free_trial"), seed,
+                            "numba").summary
+        d_fees.append(high["trial_payments"] - low["trial_payments"])
+        misreported += low["trials_misreported"]
+        assert high["trials_misreported"] <= low["trials_misreported"]
+    assert misreported > 10
+    assert mean_ci(d_fees)[1] > 0
+
+
+def test_moral_hazard_raises_insured_failures():
+    d = []
+    for seed in range(10):
+        runs = [api.simulate(api.under_regime(api.compose("scenario.firms.n=600", "scenario.months=48",
+                                                          "progress=false", f"insurance.moral_hazard={mh}"),
+                                              "failure_insurance"), seed, "numba").summary for mh in (0.0, 0.8)]
+        rate = [r["failures"] / (r["successes"] + r["failures"]) for r in runs]
+        d.append(rate[1] - rate[0])
+    assert mean_ci(d)[1] > 0

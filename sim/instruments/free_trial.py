@@ -21,7 +21,7 @@ import numpy as np
 
 from ..jit import entry, kernel
 
-from .. import columns, forms, ledger, rules
+from .. import columns, contracts, forms, ledger, rng, rules
 from ..schema import ConfigError, _c, money, months, share
 
 NAME = "free_trial"
@@ -35,11 +35,25 @@ class Params:
     price_share: float = share(0.0, "share of the asking price also paid on success (Lishui-style 'pay later')")
     negotiation_months: float = _c(0.5, gt=0.0, le=1200,
                                    doc="mean months to conclude a free-trial negotiation (Lishui: ~half a month)")
+    verification: float = share(0.2, "chance a false failure report is found out (audits, reputation; judgement: no "
+                                     "figure in the sources)")
+    penalty: float = _c(1.0, ge=0.0, le=100.0, doc="penalty on a false report found out, as a multiple of the fee, "
+                                                   "paid to the university (judgement)")
 
 
 TRIAL_PAYMENTS = ledger.kind("trial_payments", ledger.FIRM, ledger.UNIVERSITY,
                              "free-trial fees, paid on success only", owner=NAME)
-TRIAL = forms.form("trial", "free trial, fee only on success", owner=NAME, kind_on_success=TRIAL_PAYMENTS)
+TRIAL_PENALTIES = ledger.kind("trial_penalties", ledger.FIRM, ledger.UNIVERSITY,
+                              "penalties on false failure reports found out", owner=NAME)
+MISREPORT_LOSSES = ledger.kind("misreport_losses", ledger.FIRM, ledger.MARKET,
+                               "value a firm gives up after a false failure report: the part it had not absorbed",
+                               owner=NAME)
+# no kind_on_success: the fee is paid (or not) in on_settle, after the firm's report
+TRIAL = forms.form("trial", "free trial, fee only on success", owner=NAME)
+TRIALS_MISREPORTED = columns.column("trials_misreported", "successful trials the firm reported as failures",
+                                    summary=True, owner=NAME)
+TRIALS_CAUGHT = columns.column("trials_caught", "of which found out (fee and penalty paid)", summary=True,
+                               owner=NAME)
 TRIALS_OFFERED = columns.column("trials_offered", "matches weighed with a free trial on offer (obliged or worth it to "
                                 "the university)", summary=True, owner=NAME)
 TRIALS_DECLINED = columns.column("trials_declined", "matches weighed where the university, not obliged, offered no "
@@ -60,15 +74,43 @@ def trial_payment(success_fee, price_share, ask):
     return rules.yuan(success_fee + price_share * ask)
 
 
+@entry
+def misreports(fee, value, absorptive, verification, penalty, abs_risk_aversion):
+    """Whether a firm whose trial succeeded reports a failure (Ziedonis 2007: what it absorbed it keeps).
+
+    Truthful, it keeps the value and pays the fee. Reporting a failure, it is found out with
+    chance ``verification`` (then it keeps the value and pays the fee and ``penalty`` x the
+    fee), else it pays nothing but must stop the use it had not absorbed: it keeps
+    ``absorptive x value``. It misreports when the certainty equivalent of that lottery is
+    higher.
+    """
+    caught = value - fee - penalty * fee
+    return rules.certainty_equivalent(verification, caught, absorptive * value, abs_risk_aversion) > value - fee
+
+
+@kernel
+def expected_fee(p, st, f, fee, value):
+    """What a successful trial brings the university, as it anticipates the firm's report: the fee, or, if the firm
+    would misreport, fee and penalty only when found out."""
+    t = p.free_trial
+    cash = st.balance[ledger.account(st, ledger.FIRM, f)]
+    if misreports(fee, value, st.firm_absorptive[f], t.verification, t.penalty,
+                  rules.abs_risk_aversion(st.firm_risk_aversion[f], cash)):
+        return t.verification * fee * (1.0 + t.penalty)
+    return float(fee)
+
+
 @kernel
 def offer_forms(p, st, series, month, f, a, signal, n):
-    """The university offers a trial if a pilot obliges it or if the trial is worth its reservation price to it."""
+    """The university offers a trial if a pilot obliges it or if the trial is worth its reservation price to it
+    (anticipating a false failure report where the firm would make one)."""
     t = p.free_trial
     fee = trial_payment(t.success_fee, t.price_share, st.ach_ask[a])
     obliged = st.univ_in_pilot[st.ach_owner[a]]
+    value = rules.project_amount(st.ach_value[a], st.firm_scale[f])   # as sim.contracts.consider values it
     if not obliged and not rules.university_accepts(
-            signal, 0, rules.discount_factor(p.discount_rate, t.term_months) * fee, p.univ_risk_aversion,
-            st.ach_ask[a], p.reservation_share):
+            signal, 0, rules.discount_factor(p.discount_rate, t.term_months) * expected_fee(p, st, f, fee, value),
+            p.univ_risk_aversion, st.ach_ask[a], p.reservation_share):
         series[month, TRIALS_DECLINED] += 1
         return n
     series[month, TRIALS_OFFERED] += 1
@@ -77,8 +119,26 @@ def offer_forms(p, st, series, month, f, a, signal, n):
 
 @kernel
 def on_settle(p, st, series, month, f, success):
-    if success and st.c_form[f] == TRIAL:  # the fee itself was paid by the form's payment on success
-        series[month, TRIALS_CONVERTED] += 1
+    """A successful trial: the firm reports; the fee is paid if it tells the truth or is found out (with the
+    penalty, as far as its cash goes); an undetected false report costs it the use it had not absorbed."""
+    if not success or st.c_form[f] != TRIAL:
+        return
+    t = p.free_trial
+    fee, value = st.c_on_success[f], st.c_value[f]
+    firm = ledger.account(st, ledger.FIRM, f)
+    if misreports(fee, value, st.firm_absorptive[f], t.verification, t.penalty,
+                  rules.abs_risk_aversion(st.firm_risk_aversion[f], st.balance[firm])):
+        series[month, TRIALS_MISREPORTED] += 1
+        if rng.uniform(p.seed, rng.VERIFY, month, f) >= t.verification:
+            ledger.pay(st, series, month, firm, ledger.account(st, ledger.MARKET, 0),
+                       rules.yuan((1.0 - st.firm_absorptive[f]) * value), MISREPORT_LOSSES)
+            return
+        series[month, TRIALS_CAUGHT] += 1
+        penalty = min(rules.yuan(t.penalty * fee), max(np.int64(0), st.balance[firm] - fee))
+        ledger.pay(st, series, month, firm, ledger.account(st, ledger.UNIVERSITY, st.ach_owner[st.c_ach[f]]),
+                   penalty, TRIAL_PENALTIES)
+    contracts.collect(p, st, series, month, f, fee, TRIAL_PAYMENTS)
+    series[month, TRIALS_CONVERTED] += 1
 
 
 def check_series(s, cfg) -> None:
@@ -88,6 +148,11 @@ def check_series(s, cfg) -> None:
     bad = (s[:, TRIAL_PAYMENTS] > 0) & (s[:, TRIALS_CONVERTED] == 0)
     if bad.any():
         raise InvariantError(f"month {bad.argmax()}: trial payments without a converted trial")
+    for kind, count, what in ((TRIAL_PENALTIES, TRIALS_CAUGHT, "penalties"),
+                              (MISREPORT_LOSSES, TRIALS_MISREPORTED, "misreport losses")):
+        bad = (s[:, kind] > 0) & (s[:, count] == 0)
+        if bad.any():
+            raise InvariantError(f"month {bad.argmax()}: trial {what} without a trial misreported")
     c = s.cumsum(axis=0)
     bad = c[:, TRIALS_CONVERTED] > c[:, columns.SUCCESSES]
     if bad.any():
@@ -96,4 +161,6 @@ def check_series(s, cfg) -> None:
 
 def summarize(totals: dict, s) -> dict:
     weighed = totals["trials_offered"] + totals["trials_declined"]
-    return {"trial_offer_share": totals["trials_offered"] / weighed if weighed else np.nan}
+    succeeded = totals["trials_converted"] + totals["trials_misreported"] - totals["trials_caught"]
+    return {"trial_offer_share": totals["trials_offered"] / weighed if weighed else np.nan,
+            "trial_misreport_share": totals["trials_misreported"] / succeeded if succeeded else np.nan}

@@ -36,6 +36,8 @@ class Params:
     subsidy_cap: float = money(200000.0, "premium subsidy cap per policy (yuan)")
     initial_reserves: float = money(3.0e7, "an insurer's starting reserves (yuan)")
     min_reserves: float = money(3.0e6, "an insurer stops writing policies below these reserves (yuan)")
+    moral_hazard: float = share(0.2, "fall in an insured firm's success chance at full cover of its cost: effort "
+                                     "falls with the share refunded on failure (judgement; a deductible counters it)")
 
 
 # what the instrument adds to the model
@@ -81,6 +83,13 @@ def claim_amount(implementation_cost, coverage, deductible):
 def failure_estimate(prior_failure, prior_strength, failures, observed):
     """Insurer's estimate of the failure rate: prior plus its claims experience."""
     return (prior_failure * prior_strength + failures) / (prior_strength + observed)
+
+
+@entry
+def insured_chance(chance, moral_hazard, claim, cost):
+    """The success chance of an insured implementation: effort falls with the share of the cost refunded on
+    failure (moral hazard), ``chance x (1 - moral_hazard x claim / cost)``."""
+    return chance * (1.0 - moral_hazard * min(1.0, claim / cost)) if cost > 0 else chance
 
 
 @entry
@@ -174,6 +183,7 @@ def on_open(p, st, series, month, f, cover):
         st.c_claim[f] = np.int64(row[state.COVER_AUX + 1])
         st.c_premium[f] = np.int64(row[state.COVER_AUX + 2])
         st.c_subsidy[f] = np.int64(row[state.COVER_AUX + 3])
+        st.c_chance[f] = insured_chance(st.c_chance[f], p.insurance.moral_hazard, st.c_claim[f], st.c_cost[f])
     else:
         st.c_insurer[f] = -1
         st.c_claim[f] = 0
