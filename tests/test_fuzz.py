@@ -50,6 +50,7 @@ from hypothesis import HealthCheck, Phase, assume, event, example, given, settin
 from hypothesis import strategies as st
 
 from sim import api
+from sim.population import arrival_months
 from sim import config as C
 from sim.config import ConfigError, load_config
 
@@ -470,12 +471,18 @@ def _cross_rule_broken(data: dict) -> bool:
                     or ("free_trial" in instruments and data["trial"]["term_months"] < 1)
                     or b["max"] < b["initial"]
                     or int(u["n"]) * int(u["achievements_each"]) > C.POPULATION_MAX
-                    or int(data["seed"]) + int(data["seeds"]) - 1 > C.SEED_MAX)
+                    or (int(u["n"]) * int(u["achievements_each"])
+                        + int(u["n"]) * math.ceil(float(u["arrivals_per_month"])) * int(sc["months"]) > C.POPULATION_MAX)
+                    or int(data["seed"]) + int(data["seeds"]) - 1 > C.SEED_MAX
+                    # at_spend names a regime, and sets the annual budget itself
+                    or (data.get("at_spend") is not None
+                        and (data["at_spend"] not in REGIME_FILES or data["government"]["annual_budget"] is not None)))
     except (TypeError, ValueError, KeyError, OverflowError):  # invalid values: no cross-check applies
         return False
 
 
-_CROSS_KEYS = ("trial.term_months", "scenario.brokers.max", "scenario.universities.achievements_each", "seed",
+_CROSS_KEYS = ("trial.term_months", "scenario.brokers.max", "scenario.universities.achievements_each",
+               "scenario.universities.arrivals_per_month", "seed", "at_spend",
                "regime.instruments")
 
 
@@ -576,7 +583,9 @@ def check_config_promise(base: dict, ovs) -> None:
     for r in (m, n):
         r.check()
         assert r.series.shape == (cfg.scenario.months, len(api.SERIES_NAMES))
-        assert r.n_achievements == cfg.scenario.universities.n * cfg.scenario.universities.achievements_each
+        u = cfg.scenario.universities
+        arrived = arrival_months(r.seed, u.n, cfg.scenario.months, u.arrivals_per_month)[0]
+        assert r.n_achievements == u.n * u.achievements_each + len(arrived)
     assert _series_equal(m.series, n.series), "the engines' series differ"
     assert _summary_equal(m.summary, n.summary), "the engines' summaries differ"
     assert m.initial_money == n.initial_money
