@@ -43,6 +43,7 @@ OUTCOME = 30         # does the implementation of a pair succeed
 ENTRY = 31           # does a candidate broker enter this month
 ORDER = 32           # rotation of the canonical visiting order
 VERIFY = 33          # is a false failure report of a trial found out
+CLAIM = 34           # is an insured implementation's failure an insured event
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)

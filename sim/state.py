@@ -78,7 +78,7 @@ agent("one", lambda cfg, pop: 1)
 # scratch rows of the contract decision: the forms and the covers on offer to one pair
 MAX_OFFERS = 8
 OFFER_FORM, OFFER_AT_SIGN, OFFER_ON_SUCCESS, OFFER_BARGAINED, OFFER_NEGOTIATION, OFFER_TERM, OFFER_STATUS = range(7)
-MAX_COVERS = 4
+MAX_COVERS = 10
 COVER_OWNER, COVER_PREMIUM, COVER_REFUND, COVER_AUX = range(4)   # COVER_AUX.. : the instrument's own terms
 N_COVER_AUX = 4
 

@@ -29,6 +29,12 @@ RISK_AVERSE_SMES = (
 REGIMES = ("baseline", "free_trial", "broker_reward", "failure_insurance", "combined")
 
 
+# Every failure an insured event, priced from a 60% failure prior: the broad cover (the model's product before it was
+# calibrated to the reported premium rates of ~1.5%). Tests of budgets, equal spend, insurers' exits and the effect
+# of insurance on adoption need its large premiums, subsidies and claims.
+BROAD_INSURANCE = ("insurance.claim_share=1", "insurance.prior_failure=0.6")
+
+
 def small(*overrides: str):
     return api.compose(*SMALL, *overrides)
 

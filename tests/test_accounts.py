@@ -13,6 +13,8 @@ from sim import api, kernels, ledger
 from sim.results import Series, discount_factors, new_series, summarize
 from sim.rules import IMPLEMENTING
 
+from .conftest import BROAD_INSURANCE
+
 SMALL = ("scenario.firms.n=400", "scenario.months=36", "progress=false")
 ALL = ("regime.name=all", "regime.instruments=[free_trial,broker_reward,insurance,royalty]")
 
@@ -84,9 +86,10 @@ def test_deals_running_at_the_horizon_are_valued_at_their_expected_value():
 
 
 def test_a_comparison_at_equal_spend_caps_every_regime_at_the_named_regimes_yearly_spend():
-    cfg = api.compose(*SMALL, "engine=numba", "seeds=3", "at_spend=broker_reward")
+    cfg = api.compose(*SMALL, *BROAD_INSURANCE, "engine=numba", "seeds=3", "at_spend=broker_reward")
     res = api.compare(cfg, regimes=["baseline", "broker_reward", "failure_insurance"])
-    free = api.compare(api.compose(*SMALL, "engine=numba", "seeds=3"), regimes=["broker_reward", "failure_insurance"])
+    free = api.compare(api.compose(*SMALL, *BROAD_INSURANCE, "engine=numba", "seeds=3"),
+                       regimes=["broker_reward", "failure_insurance"])
     years = cfg.scenario.months / 12
     spent = free.summary.groupby("regime")["gov_spend"].mean()
     assert res.budget == np.floor(spent["broker_reward"] / years)   # the named regime's mean yearly spend

@@ -11,11 +11,16 @@ import math
 import numpy as np
 import pytest
 
-from sim import api, forms, kernels, rules
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sim import api, contracts, forms, kernels, rules, state
 from sim import columns as C
 from sim.instruments import free_trial, insurance
 from sim.population import draw_population
 from sim.stats import mean_ci
+
+from .conftest import BROAD_INSURANCE
 from sim.results import InvariantError, _check_budget, check_invariants, gov_kinds, summarize
 
 ONE_PAIR = ("scenario.firms.n=1", "scenario.universities.n=1", "scenario.universities.achievements_each=1",
@@ -75,7 +80,7 @@ def test_obliged_universities_offer_every_trial_the_others_only_when_worth_it():
         assert (s[:, forms.FORMS[free_trial.TRIAL].column].sum() > 0) == offered
 
 
-TIGHT = ("government.annual_budget=3e6", "progress=false")
+TIGHT = ("government.annual_budget=3e6", *BROAD_INSURANCE, "progress=false")
 
 
 @pytest.mark.parametrize("regime", ["failure_insurance", "combined"])
@@ -198,3 +203,70 @@ def test_moral_hazard_raises_insured_failures():
         rate = [r["failures"] / (r["successes"] + r["failures"]) for r in runs]
         d.append(rate[1] - rate[0])
     assert mean_ci(d)[1] > 0
+
+
+def _licence_only():
+    offers = np.zeros((state.MAX_OFFERS, 7))
+    offers[0, state.OFFER_BARGAINED] = 1
+    return offers
+
+
+def _menu(levels, cost, premium_rate, claim_share):
+    covers = np.zeros((state.MAX_COVERS, 3 + state.N_COVER_AUX))
+    for k, c in enumerate(levels):
+        covers[k, state.COVER_PREMIUM] = round(premium_rate * c * cost)
+        covers[k, state.COVER_REFUND] = claim_share * c * cost
+    return covers
+
+
+def test_the_firm_takes_the_cover_with_the_highest_certainty_equivalent():
+    # Closed form: the licence is bargained at price = b (willingness - reservation) + reservation, willingness being
+    # the CE of the project with the cover; the firm's CE is then CE0 - price. It picks the cover (or none) that
+    # maximises it.
+    p, value, cost, cash, ra, ask, res, b = 0.6, 5e6, 1e6, 3e6, 5e-7, 1e6, 0.3, 0.5
+    levels = (0.2, 0.4, 0.6, 0.8)
+    covers = _menu(levels, cost, 0.42, 0.9)   # loaded: 0.42 of the cover against 0.4 x 0.9 = 0.36 expected back
+    row, cover, price, ce = contracts.choose_contract(p, value, cost, cash, ra, ask, res, b, _licence_only(), 1,
+                                                      covers, len(levels), 0.0, 0.0, 0.5)
+    found, best, best_ce = False, -1, 0.0
+    for k in range(-1, len(levels)):
+        prem = covers[k, state.COVER_PREMIUM] if k >= 0 else 0.0
+        refund = covers[k, state.COVER_REFUND] if k >= 0 else 0.0
+        ce0 = rules.certainty_equivalent(p, value - cost - prem, -cost - prem + refund, ra)
+        price_k = rules.licence_price(ce0, res * ask, b)
+        if price_k >= 0 and price_k + cost + prem <= cash and ce0 - price_k > best_ce:
+            found, best, best_ce = True, k, ce0 - price_k
+    assert found and (row, cover) == (0, best) and ce == pytest.approx(best_ce, rel=1e-9)
+    assert best >= 0  # some cover is worth its premium here
+
+
+@settings(max_examples=300, deadline=None)
+@given(p=st.floats(0.05, 0.95), value=st.floats(2e5, 2e7), cost_share=st.floats(0.05, 0.6),
+       cash=st.floats(1e5, 5e7), ra_scale=st.floats(0.0, 5.0), rate=st.floats(0.005, 0.9),
+       claim_share=st.floats(0.01, 1.0), levels=st.integers(1, 4), more=st.integers(1, 5))
+def test_a_larger_menu_never_turns_an_insured_firm_away_from_insurance(p, value, cost_share, cash, ra_scale, rate,
+                                                                       claim_share, levels, more):
+    # Raising the highest coverage adds levels to a nested menu (step, 2 step, ...): the firm's choice set only grows,
+    # so a firm that insured under the smaller menu still insures (a contract it signed is still signed).
+    cost = cost_share * value
+    ra = ra_scale / cash
+    step = 0.1
+    small = [step * (k + 1) for k in range(levels)]
+    large = [step * (k + 1) for k in range(levels + more)]
+    args = (p, value, cost, cash, ra, 0.2 * value, 0.3, 0.5, _licence_only(), 1)
+    row_s, cover_s, _, ce_s = contracts.choose_contract(*args, _menu(small, cost, rate, claim_share), len(small),
+                                                        0.0, 0.0, 0.5)
+    row_l, cover_l, _, ce_l = contracts.choose_contract(*args, _menu(large, cost, rate, claim_share), len(large),
+                                                        0.0, 0.0, 0.5)
+    assert ce_l >= ce_s
+    if row_s >= 0:
+        assert row_l >= 0
+    if cover_s >= 0:
+        assert cover_l >= 0
+
+
+def test_a_firm_counts_on_what_its_insurers_reserves_cover():
+    assert insurance.payment_chance(10e6, 4e6, 1e6) == 1.0
+    assert insurance.payment_chance(2.5e6, 4e6, 1e6) == pytest.approx(0.5)
+    assert insurance.payment_chance(-1.0, 4e6, 1e6) == 0.0
+    assert insurance.coverage_levels(0.8, 0.2) == 4 and insurance.coverage_levels(0.9, 0.2) == 4

@@ -11,7 +11,7 @@ from scipy import stats
 
 from sim import api
 
-from .conftest import RISK_AVERSE_SMES
+from .conftest import BROAD_INSURANCE, RISK_AVERSE_SMES
 
 SEEDS = 60
 ALPHA = 0.01
@@ -22,7 +22,7 @@ def runs():
     # A fixed stock of achievements (no arrivals, no expiry): the instruments' mechanisms on one portfolio. With the
     # default living portfolio (3-year expiry) contracts are fewer and the reward's effect on matches (+0.1 a run,
     # measured over 60 seeds) too small for this test's power.
-    cfg = api.compose(*RISK_AVERSE_SMES, f"seeds={SEEDS}", "scenario.universities.expiry_months=1200",
+    cfg = api.compose(*RISK_AVERSE_SMES, *BROAD_INSURANCE, f"seeds={SEEDS}", "scenario.universities.expiry_months=1200",
                       "scenario.universities.arrivals_per_month=0")
     res = api.compare(cfg, regimes=["baseline", "free_trial", "broker_reward", "failure_insurance"], progress=False)
     return res.summary.set_index(["regime", "seed"]).sort_index()

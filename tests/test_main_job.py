@@ -12,7 +12,7 @@ import pytest
 from sim.config import regime_files
 from sim.results import BALANCE_COLUMNS, SERIES_NAMES, METRICS
 
-from .conftest import SMALL
+from .conftest import BROAD_INSURANCE, SMALL
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,7 +26,7 @@ def _run(tmp_path, *args):
 
 @pytest.fixture(scope="module")
 def main_run(tmp_path_factory):
-    p, out = _run(tmp_path_factory.mktemp("main"), "seeds=4")
+    p, out = _run(tmp_path_factory.mktemp("main"), "seeds=4", *BROAD_INSURANCE)
     assert p.returncode == 0, p.stderr
     return p, out
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from ..jit import entry, kernel
 
-from .. import columns, contracts, forms, ledger, rules, state
-from ..schema import _c, factor, money, share
+from .. import columns, contracts, forms, ledger, rng, rules, state
+from ..schema import ConfigError, _c, factor, money, share
 
 NAME = "insurance"
 SECTION = "insurance"
@@ -27,10 +27,17 @@ SECTION = "insurance"
 @dataclass
 class Params:
     insurers: int = _c(1, ge=0, le=1000, doc="insurers offering the product")
-    coverage: float = share(0.8, "share of the implementation cost insured")
+    coverage: float = share(0.8, "highest share of the implementation cost insured")
+    coverage_step: float = _c(0.2, gt=0.0, le=1.0, doc="the menu a firm chooses from: coverage step, 2 x step, ... "
+                                                       "up to coverage (at most 10 levels)")
+    claim_share: float = share(0.02, "share of failed implementations that are insured events (a certified technical "
+                                     "failure, not a commercial one); with prior_failure it sets premiums near the "
+                                     "1.5% of the first policy (600 yuan on ~40,000; judgement)")
     deductible: float = money(20000.0, "deductible per claim (yuan)")
     loading: float = factor(0.3, "premium loading over the expected claim", hi=100.0)
-    prior_failure: float = _c(0.6, gt=0.0, lt=1.0, doc="insurer's prior failure rate of insured implementations")
+    prior_failure: float = _c(0.012, gt=0.0, lt=1.0, doc="insurer's prior rate of insured events per policy (failure "
+                                                         "rate ~0.6 x claim_share: a premium of 1.3 x 1.2% = 1.6% of "
+                                                         "the sum insured, the order of the reported 1.5%)")
     prior_strength: float = factor(20.0, "weight of that prior, in pseudo-observations", positive=True, hi=1.0e6)
     subsidy_share: float = share(0.5, "share of the premium paid by government")
     subsidy_cap: float = money(200000.0, "premium subsidy cap per policy (yuan)")
@@ -52,7 +59,7 @@ CLAIMS = ledger.kind("claims", INSURER, ledger.FIRM, "claims paid on insured fai
 INSURED = forms.cover("insured", "with failure insurance", owner=NAME)
 SIGNED_INSURED = forms.COVERS[INSURED].column
 CLAIMS_UNPAID = columns.column("claims_unpaid", "claims an insolvent insurer could not pay (yuan)", money=True,
-                               owner=NAME)
+                               summary=True, owner=NAME)
 INSURERS_ACTIVE = columns.column("insurers_active", "insurers writing policies", stock=True, owner=NAME)
 SPEND = "subsidies"   # government spend on this instrument is the run metric gov_spend_subsidies
 
@@ -60,6 +67,7 @@ state.field("ins_active", "insurer", np.bool_, True, "still writing policies", o
 state.field("ins_failures", "insurer", np.int64, 0, "failures among its settled policies", owner=NAME)
 state.field("ins_observed", "insurer", np.int64, 0, "settled policies", owner=NAME)
 state.field("ins_quote", "insurer", np.int64, 0, "scratch: this quote's premium", owner=NAME)
+state.field("ins_exposure", "insurer", np.int64, 0, "claims of its running policies, were all to fall due", owner=NAME)
 state.field("ins_writes", "insurer", np.bool_, False, "scratch: writes this quote", owner=NAME)
 state.field("c_insured", "firm", np.bool_, False, "the firm's contract is insured", owner=NAME)
 state.field("c_insurer", "firm", np.int64, -1, "its insurer", owner=NAME)
@@ -133,10 +141,10 @@ def insurer_writes(active, reserves, min_reserves):
 
 
 @kernel
-def quote(p, st, i, cost):
-    """(claim on failure, premium, government subsidy) of insurer ``i`` for an implementation cost."""
+def quote(p, st, i, cost, coverage):
+    """(claim on an insured failure, premium, government subsidy) of insurer ``i`` for an implementation cost."""
     ins = p.insurance
-    claim = claim_amount(cost, ins.coverage, ins.deductible)
+    claim = claim_amount(cost, coverage, ins.deductible)
     q = failure_estimate(ins.prior_failure, ins.prior_strength, st.ins_failures[i], st.ins_observed[i])
     prem = premium(q, claim, ins.loading)
     return claim, prem, premium_subsidy(prem, ins.subsidy_share, ins.subsidy_cap)
@@ -148,28 +156,47 @@ def reserves(st, i):
 
 
 # --------------------------------------------------------------------------- hooks
+@entry
+def coverage_levels(coverage, step):
+    """How many levels the menu has: step, 2 x step, ... up to coverage."""
+    return int(math.floor(coverage / step + 1e-9))
+
+
+@entry
+def payment_chance(reserves_now, exposure, claim):
+    """The share of a claim a firm counts on: all of it while the insurer's reserves cover every claim of its running
+    policies and this one, were they all to fall due; else the share they cover."""
+    due = exposure + claim
+    return 1.0 if reserves_now >= due else max(0.0, float(reserves_now)) / due
+
+
 @kernel
 def offer_covers(p, st, f, a, cost, n):
-    """The cheapest writing insurer's quote, with the subsidy the budget still allows."""
+    """The cheapest writing insurer's menu of covers, each with the subsidy the budget still allows. The firm counts
+    on the claim as an insured event's chance (claim_share of failures) and its insurer's solvency allow."""
+    ins = p.insurance
     n_ins = st.ins_active.shape[0]
     if n_ins == 0:
         return n
     for i in range(n_ins):
-        st.ins_writes[i] = insurer_writes(st.ins_active[i], reserves(st, i), p.insurance.min_reserves)
-        st.ins_quote[i] = quote(p, st, i, cost)[1] if st.ins_writes[i] else 0
+        st.ins_writes[i] = insurer_writes(st.ins_active[i], reserves(st, i), ins.min_reserves)
+        st.ins_quote[i] = quote(p, st, i, cost, ins.coverage)[1] if st.ins_writes[i] else 0
     insurer = cheapest_quote(st.ins_quote, st.ins_writes)
     if insurer < 0:
         return n
-    claim, prem, subsidy = quote(p, st, insurer, cost)
-    subsidy = subsidy_offered(subsidy, st.gov_committed[0], p.budget)
-    if claim <= 0:
-        return n
-    row = st.covers[n]
-    row[state.COVER_AUX] = insurer
-    row[state.COVER_AUX + 1] = claim
-    row[state.COVER_AUX + 2] = prem
-    row[state.COVER_AUX + 3] = subsidy
-    return forms.offer_cover(st, n, INSURED, prem - subsidy, claim)
+    for k in range(1, coverage_levels(ins.coverage, ins.coverage_step) + 1):
+        claim, prem, subsidy = quote(p, st, insurer, cost, min(k * ins.coverage_step, ins.coverage))
+        subsidy = subsidy_offered(subsidy, st.gov_committed[0], p.budget)
+        if claim <= 0:
+            continue
+        row = st.covers[n]
+        row[state.COVER_AUX] = insurer
+        row[state.COVER_AUX + 1] = claim
+        row[state.COVER_AUX + 2] = prem
+        row[state.COVER_AUX + 3] = subsidy
+        counted = ins.claim_share * payment_chance(reserves(st, insurer), st.ins_exposure[insurer], claim) * claim
+        n = forms.offer_cover(st, n, INSURED, prem - subsidy, counted)
+    return n
 
 
 @kernel
@@ -208,6 +235,7 @@ def on_sign(p, st, series, month, f):
     ledger.pay(st, series, month, ledger.account(st, ledger.GOVERNMENT, 0), insurer, st.c_subsidy[f],
                PREMIUM_SUBSIDIES)
     contracts.budget_paid(st, st.c_subsidy[f])
+    st.ins_exposure[st.c_insurer[f]] += st.c_claim[f]
     series[month, SIGNED_INSURED] += 1
 
 
@@ -216,12 +244,14 @@ def on_settle(p, st, series, month, f, success):
     if not st.c_insured[f]:
         return
     i = st.c_insurer[f]
-    if not success:
+    st.ins_exposure[i] -= st.c_claim[f]
+    insured_event = not success and rng.uniform(p.seed, rng.CLAIM, month, f) < p.insurance.claim_share
+    if insured_event:
         paid = claim_paid(st.c_claim[f], reserves(st, i))
         ledger.pay(st, series, month, ledger.account(st, INSURER, i), ledger.account(st, ledger.FIRM, f), paid, CLAIMS)
         series[month, CLAIMS_UNPAID] += st.c_claim[f] - paid
     st.ins_observed[i] += 1
-    st.ins_failures[i] += 0 if success else 1
+    st.ins_failures[i] += 1 if insured_event else 0
 
 
 @kernel
@@ -240,7 +270,16 @@ def record(p, st, series, month):
 def summarize(totals: dict, s) -> dict:
     cash = s[-1, ledger.ACCOUNT_CLASSES[INSURER].column]
     return {"loss_ratio": totals["claims"] / totals["premiums"] if totals["premiums"] else np.nan,
-            "insurer_reserves_final": float(cash)}
+            "insurer_reserves_final": float(cash),
+            "insurers_withdrawn": float(s[0, INSURERS_ACTIVE] - s[-1, INSURERS_ACTIVE])}
+
+
+def check(cfg) -> None:
+    ins = cfg.insurance
+    levels = coverage_levels(ins.coverage, ins.coverage_step)
+    if not 1 <= levels <= state.MAX_COVERS:
+        raise ConfigError(f"insurance.coverage_step = {ins.coverage_step:g}: the menu up to insurance.coverage = "
+                          f"{ins.coverage:g} must have 1 to {state.MAX_COVERS} levels, not {levels}")
 
 
 def check_series(s, cfg) -> None:
