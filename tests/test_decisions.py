@@ -270,3 +270,17 @@ def test_a_firm_counts_on_what_its_insurers_reserves_cover():
     assert insurance.payment_chance(2.5e6, 4e6, 1e6) == pytest.approx(0.5)
     assert insurance.payment_chance(-1.0, 4e6, 1e6) == 0.0
     assert insurance.coverage_levels(0.8, 0.2) == 4 and insurance.coverage_levels(0.9, 0.2) == 4
+
+
+def test_a_participation_constraint_lowers_trials_by_large_firms():
+    # Only large firms (they were paying licences): obliged universities offer them trials; universities that
+    # weigh a trial against their reservation price mostly do not. Paired over seeds.
+    d = []
+    for seed in range(8):
+        trials = [api.simulate(api.under_regime(api.compose("scenario.firms.n=500", "scenario.firms.sme_share=0",
+                                                            "scenario.months=36", "progress=false",
+                                                            f"scenario.universities.pilot_share={share}"),
+                                                "free_trial"), seed, "numba").summary["signed_trial"]
+                  for share in (1.0, 0.0)]
+        d.append(trials[1] - trials[0])
+    assert mean_ci(d)[2] < 0
