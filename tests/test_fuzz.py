@@ -474,6 +474,10 @@ def _cross_rule_broken(data: dict) -> bool:
                     or (int(u["n"]) * int(u["achievements_each"])
                         + int(u["n"]) * math.ceil(float(u["arrivals_per_month"])) * int(sc["months"]) > C.POPULATION_MAX)
                     or int(data["seed"]) + int(data["seeds"]) - 1 > C.SEED_MAX
+                    # the insurance menu has at most 10 levels
+                    or ("insurance" in instruments
+                        and math.floor(float(data["insurance"]["coverage"]) / float(data["insurance"]["coverage_step"])
+                                       + 1e-9) > 10)
                     # at_spend names a regime, and sets the annual budget itself
                     or (data.get("at_spend") is not None
                         and (data["at_spend"] not in REGIME_FILES or data["government"]["annual_budget"] is not None)))
@@ -482,7 +486,7 @@ def _cross_rule_broken(data: dict) -> bool:
 
 
 _CROSS_KEYS = ("trial.term_months", "scenario.brokers.max", "scenario.universities.achievements_each",
-               "scenario.universities.arrivals_per_month", "seed", "at_spend",
+               "scenario.universities.arrivals_per_month", "seed", "at_spend", "insurance.coverage_step",
                "regime.instruments")
 
 

@@ -277,9 +277,9 @@ def summarize(totals: dict, s) -> dict:
 def check(cfg) -> None:
     ins = cfg.insurance
     levels = coverage_levels(ins.coverage, ins.coverage_step)
-    if not 1 <= levels <= state.MAX_COVERS:
+    if levels > state.MAX_COVERS:  # (none, with coverage below the step: no cover on offer)
         raise ConfigError(f"insurance.coverage_step = {ins.coverage_step:g}: the menu up to insurance.coverage = "
-                          f"{ins.coverage:g} must have 1 to {state.MAX_COVERS} levels, not {levels}")
+                          f"{ins.coverage:g} must have at most {state.MAX_COVERS} levels, not {levels}")
 
 
 def check_series(s, cfg) -> None:
