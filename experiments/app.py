@@ -13,6 +13,7 @@ The main job: compare the policy regimes on one scenario.
 Writes into the Hydra run directory (printed at the end):
     summary.csv      one row per regime x seed: parameters and metrics
     series.csv       one row per regime x seed x month: the monthly series
+    sectors.csv      one row per regime x seed x month x sector: matches, contracts, successes, failures
     table.csv        one row per regime x metric: mean, 95% interval, paired effect vs baseline
     table.md         the printed tables
     comparison.png   the regimes side by side
@@ -154,6 +155,7 @@ def main_job(node: DictConfig) -> Path:
 
     write_atomic(out / "summary.csv", lambda p: res.summary.to_csv(p, index=False))
     write_atomic(out / "series.csv", lambda p: res.series.to_csv(p, index=False))
+    write_atomic(out / "sectors.csv", lambda p: api.sector_frame(res.results).to_csv(p, index=False))
     write_atomic(out / "table.csv", lambda p: res.table.to_csv(p, index=False))
     means = format_table(res.table)
     text = [f"## Outcomes per run, mean [95% interval] over {cfg.seeds} seeds ({cfg.scenario.name})",
@@ -184,7 +186,7 @@ def main_job(node: DictConfig) -> Path:
                  lambda p: save_comparison(res.series, res.summary, Path(p),
                                            f"{cfg.scenario.name}: regimes compared over {cfg.seeds} seeds"))
     _write_provenance(out, node)  # last: the provenance is that of the tables now in the folder
-    print(f"\nwrote summary.csv, series.csv, table.csv, table.md, comparison.png and .hydra/ to {out}")
+    print(f"\nwrote summary.csv, series.csv, sectors.csv, table.csv, table.md, comparison.png and .hydra/ to {out}")
     return out
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from .config import (ENGINES, SEED_MAX, Config, ConfigError, RegimeConfig, load_config, parameter_keys, replace,
                      with_regime)
-from .results import SERIES_NAMES, check_invariants, summarize
+from .results import SERIES_NAMES, check_by_sector, check_invariants, summarize
 
 if TYPE_CHECKING:  # pandas is imported where tables are built: worker processes start faster without it
     import pandas as pd
@@ -92,10 +92,13 @@ class RunResult:
     n_achievements: int
     initial_money: float
     config: Optional[Config] = None
+    by_sector: Optional[np.ndarray] = None   # months x sectors x state.SECTOR_SERIES_NAMES
 
     def check(self) -> None:
         """Raise :class:`sim.results.InvariantError` if the run broke an invariant of the model."""
         check_invariants(self.series, self.n_achievements, self.initial_money, self.config)
+        if self.by_sector is not None:
+            check_by_sector(self.series, self.by_sector)
 
 
 def check_seed(seed) -> int:
@@ -135,13 +138,14 @@ def _simulate(cfg: Config, seed: Optional[int], engine: Optional[str], check: bo
 
         model = TransferModel(cfg, seed, population=pop)
         series = model.run()
-        n_ach, money = len(model.achievements), model.initial_money
+        n_ach, money, by_sector = len(model.achievements), model.initial_money, model.arrays.sector_series
     else:
         from . import kernels
 
-        series, n_ach, money = kernels.simulate(cfg, seed, population=pop)
+        series, n_ach, money, arrays = kernels.run(cfg, seed, population=pop)
+        by_sector = arrays.sector_series
     result = RunResult(cfg.regime.name, seed, series, summarize(series, n_ach, cfg.scenario.discount_rate), n_ach,
-                       float(money), cfg)
+                       float(money), cfg, by_sector)
     if check:
         result.check()
     return result
@@ -374,6 +378,24 @@ def series_frame(results: Iterable[RunResult]) -> pd.DataFrame:
     for r in results:
         df = pd.DataFrame(r.series, columns=list(SERIES_NAMES))
         df.insert(0, "month", np.arange(len(df)))
+        df.insert(0, "seed", r.seed)
+        df.insert(0, "regime", r.regime)
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+def sector_frame(results: Iterable[RunResult]) -> pd.DataFrame:
+    """One row per run, month and sector: regime, seed, month, sector, the funnel of that sector's firms."""
+    import pandas as pd
+
+    from .state import SECTOR_SERIES_NAMES
+
+    frames = []
+    for r in results:
+        months, sectors, _ = r.by_sector.shape
+        df = pd.DataFrame(r.by_sector.reshape(months * sectors, -1), columns=list(SECTOR_SERIES_NAMES))
+        df.insert(0, "sector", np.tile(np.arange(sectors), months))
+        df.insert(0, "month", np.repeat(np.arange(months), sectors))
         df.insert(0, "seed", r.seed)
         df.insert(0, "regime", r.regime)
         frames.append(df)

@@ -19,7 +19,7 @@ import numpy as np
 from .jit import entry, kernel
 
 from . import columns as C
-from . import hooks, ledger, rng, rules
+from . import hooks, ledger, rng, rules, state
 from .forms import LICENCE, offer
 from .ledger import BROKER, FIRM, INVENTORS, MARKET, UNIVERSITY, account, pay
 from .rules import IDLE, IMPLEMENTING, NEGOTIATING_FIRM
@@ -150,6 +150,7 @@ def consider(p, st, series, month, f, a, signal, broker):
     st.firm_state[f] = NEGOTIATING_FIRM
     series[month, C.MATCHES] += 1
     series[month, C.MATCHES_SME] += st.firm_sme[f]
+    st.sector_series[month, st.firm_sector[f], state.SECTOR_MATCHES] += 1
     if brokered:
         series[month, C.MATCHES_BROKERED] += 1
     return True
@@ -197,6 +198,7 @@ def sign(p, st, series, month, f):
     st.firm_state[f] = IMPLEMENTING
     series[month, hooks.FORM_COLUMN[form]] += 1
     series[month, C.CONTRACTS_SME] += st.firm_sme[f]
+    st.sector_series[month, st.firm_sector[f], state.SECTOR_CONTRACTS] += 1
     series[month, C.SIGN_DELAY_SUM] += month - st.firm_need_month[f]
 
 
@@ -256,6 +258,7 @@ def settle(p, st, series, month, f):
         st.ach_in_use_since[a] = month
         series[month, C.SUCCESSES] += 1
         series[month, C.SUCCESSES_SME] += st.firm_sme[f]
+        st.sector_series[month, sector, state.SECTOR_SUCCESSES] += 1
         kind = hooks.FORM_KIND_ON_SUCCESS[st.c_form[f]]
         if kind >= 0:
             collect(p, st, series, month, f, st.c_on_success[f], kind)
@@ -263,6 +266,7 @@ def settle(p, st, series, month, f):
     else:
         series[month, C.FAILURES] += 1
         series[month, C.FAILURES_SME] += st.firm_sme[f]
+        st.sector_series[month, sector, state.SECTOR_FAILURES] += 1
         st.ach_failures[a] += 1
         if rules.settles_as_abandoned(st.ach_failures[a], p.max_failures):
             st.ach_status[a] = rules.ABANDONED

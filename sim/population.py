@@ -238,7 +238,7 @@ def run_memory(cfg: Config, engine: str) -> dict:
         "scenario.universities.arrivals_per_month": sc.universities.n * np.ceil(sc.universities.arrivals_per_month)
         * sc.months * b["achievement"],
         "scenario.brokers.max": sc.brokers.max * b["broker"],
-        "scenario.sectors": sc.sectors * 64.0,
+        "scenario.sectors": sc.sectors * (64.0 + sc.months * 4 * 8.0 * 3),  # the funnel by sector, copied in outputs
         "scenario.months": sc.months * N_SERIES * 8.0 * 4,
         "base": b["base"],
     }

@@ -128,6 +128,19 @@ class InvariantError(AssertionError):
     """A run broke one of the model's invariants."""
 
 
+def check_by_sector(series: np.ndarray, by_sector: np.ndarray) -> None:
+    """The funnel by sector adds up, month by month, to the series' matches, contracts, successes and failures."""
+    from .state import SECTOR_SERIES_NAMES
+
+    whole = {"matches": series[:, C.MATCHES], "contracts": series[:, list(FORM_COLUMNS)].sum(axis=1),
+             "successes": series[:, C.SUCCESSES], "failures": series[:, C.FAILURES]}
+    for k, name in enumerate(SECTOR_SERIES_NAMES):
+        bad = by_sector[:, :, k].sum(axis=1) != whole[name]
+        if bad.any():
+            raise InvariantError(f"month {_first(bad)}: {name} by sector add up to {by_sector[_first(bad), :, k].sum()}, "
+                                 f"not {whole[name][_first(bad)]}")
+
+
 def _first(bad) -> int:
     return int(np.nonzero(bad)[0][0])
 

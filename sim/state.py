@@ -145,6 +145,12 @@ field("acct_base", "account_class", np.int64, None, "first account of each class
 field("audit", "audit", np.int64, None, "the audit log of payments: month, kind, payer, payee, amount")
 field("audit_n", "one", np.int64, 0, "rows of the audit log used")
 # the contract decision's scratch rows
+# the funnel by sector, month by month (a per-run output beside the series: sectors are a scenario size)
+SECTOR_MATCHES, SECTOR_CONTRACTS, SECTOR_SUCCESSES, SECTOR_FAILURES = range(4)
+SECTOR_SERIES_NAMES = ("matches", "contracts", "successes", "failures")
+field("sector_series", "scratch", np.float64,
+      lambda cfg, pop: np.zeros((cfg.scenario.months, cfg.scenario.sectors, len(SECTOR_SERIES_NAMES))),
+      "matches, contracts, successes and failures by month and the firm's sector")
 field("offers", "scratch", np.float64, lambda cfg, pop: np.zeros((MAX_OFFERS, 7)), "forms on offer to a pair")
 field("covers", "scratch", np.float64, lambda cfg, pop: np.zeros((MAX_COVERS, 3 + N_COVER_AUX)),
       "covers on offer to a pair")

@@ -158,3 +158,19 @@ def test_conversions_by_year_add_up_to_the_runs_successes():
     values = res.summary.set_index("regime").loc["combined", "successes"]
     assert t.loc["combined", "p95"] == pytest.approx(np.percentile(values, 95))
     assert tails(res.table).loc["successes", "combined"].count("/") == 2
+
+
+@pytest.mark.parametrize("regime", ["baseline", "combined"])
+def test_the_funnel_by_sector_is_the_same_in_both_engines_and_adds_up(regime):
+    from sim.results import InvariantError, check_by_sector
+
+    cfg = api.under_regime(api.compose(*SMALL), regime)
+    for seed in (0, 1):
+        mesa, numba = api.simulate(cfg, seed, "mesa"), api.simulate(cfg, seed, "numba")  # each checked: it adds up
+        assert np.array_equal(mesa.by_sector, numba.by_sector)
+        assert numba.by_sector.shape == (cfg.scenario.months, cfg.scenario.sectors, 4)
+        assert (numba.by_sector.sum(axis=(0, 2)) > 0).sum() >= 3   # several sectors have deals
+    broken = numba.by_sector.copy()
+    broken[5, 0, 2] += 1   # a success in sector 0 the series does not have
+    with pytest.raises(InvariantError, match="successes by sector"):
+        check_by_sector(numba.series, broken)

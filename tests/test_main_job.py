@@ -34,7 +34,7 @@ def main_run(tmp_path_factory):
 def test_writes_every_output_and_no_temporary_file(main_run):
     p, out = main_run
     names = {f.name for f in out.iterdir() if f.is_file()}
-    assert {"summary.csv", "series.csv", "table.csv", "table.md", "comparison.png"} <= names
+    assert {"summary.csv", "series.csv", "sectors.csv", "table.csv", "table.md", "comparison.png"} <= names
     assert not [n for n in names if n.endswith(".tmp")]
     png = (out / "comparison.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
