@@ -148,12 +148,19 @@ def consider(p, st, series, month, f, a, signal, broker):
     st.ach_status[a] = rules.NEGOTIATING
     st.univ_opened[st.ach_owner[a]] += 1
     st.firm_state[f] = NEGOTIATING_FIRM
-    series[month, C.MATCHES] += 1
-    series[month, C.MATCHES_SME] += st.firm_sme[f]
-    st.sector_series[month, st.firm_sector[f], state.SECTOR_MATCHES] += 1
+    tally(st, series, month, f, C.MATCHES, C.MATCHES_SME, state.SECTOR_MATCHES)
     if brokered:
         series[month, C.MATCHES_BROKERED] += 1
     return True
+
+
+@kernel
+def tally(st, series, month, f, column, sme_column, sector_column):
+    """Count one event of firm ``f`` (a match, a contract, a success, a failure): in the series, in its SMEs' part if
+    ``f`` is an SME, and in its sector's funnel."""
+    series[month, column] += 1
+    series[month, sme_column] += st.firm_sme[f]
+    st.sector_series[month, st.firm_sector[f], sector_column] += 1
 
 
 @kernel
@@ -196,9 +203,7 @@ def sign(p, st, series, month, f):
     st.ach_status[st.c_ach[f]] = st.c_status[f]
     st.c_ends[f] = month + st.c_term[f]
     st.firm_state[f] = IMPLEMENTING
-    series[month, hooks.FORM_COLUMN[form]] += 1
-    series[month, C.CONTRACTS_SME] += st.firm_sme[f]
-    st.sector_series[month, st.firm_sector[f], state.SECTOR_CONTRACTS] += 1
+    tally(st, series, month, f, hooks.FORM_COLUMN[form], C.CONTRACTS_SME, state.SECTOR_CONTRACTS)
     series[month, C.SIGN_DELAY_SUM] += month - st.firm_need_month[f]
 
 
@@ -256,17 +261,13 @@ def settle(p, st, series, month, f):
         pay(st, series, month, account(st, MARKET, 0), account(st, FIRM, f), st.c_value[f], ledger.FIRM_VALUE)
         st.ach_status[a] = rules.IN_USE
         st.ach_in_use_since[a] = month
-        series[month, C.SUCCESSES] += 1
-        series[month, C.SUCCESSES_SME] += st.firm_sme[f]
-        st.sector_series[month, sector, state.SECTOR_SUCCESSES] += 1
+        tally(st, series, month, f, C.SUCCESSES, C.SUCCESSES_SME, state.SECTOR_SUCCESSES)
         kind = hooks.FORM_KIND_ON_SUCCESS[st.c_form[f]]
         if kind >= 0:
             collect(p, st, series, month, f, st.c_on_success[f], kind)
         st.sector_successes[sector] += 1
     else:
-        series[month, C.FAILURES] += 1
-        series[month, C.FAILURES_SME] += st.firm_sme[f]
-        st.sector_series[month, sector, state.SECTOR_FAILURES] += 1
+        tally(st, series, month, f, C.FAILURES, C.FAILURES_SME, state.SECTOR_FAILURES)
         st.ach_failures[a] += 1
         if rules.settles_as_abandoned(st.ach_failures[a], p.max_failures):
             st.ach_status[a] = rules.ABANDONED
