@@ -110,6 +110,8 @@ class University(mesa.Agent):
     """A university or research institute: a portfolio of achievements and a transfer office."""
 
     opened_this_month = column("univ_opened", "negotiations its transfer office opened this month")
+    capacity = column("univ_capacity", "negotiations its transfer office can open per month")
+    reservation = column("univ_reservation", "its lowest acceptable price, as a share of the asking price")
     in_pilot = column("univ_in_pilot", "a 'use first' pilot obliges it to offer every achievement for free trial")
 
     def __init__(self, model: "TransferModel", index: int):
@@ -119,7 +121,7 @@ class University(mesa.Agent):
 
     def can_open_negotiation(self) -> bool:
         """The transfer office handles a limited number of new deals a month."""
-        return self.opened_this_month < self.model.params.tto_capacity
+        return self.opened_this_month < self.capacity
 
 
 class Broker(mesa.Agent):
@@ -142,3 +144,22 @@ class Broker(mesa.Agent):
         """End of month: pay costs, update average profit; return True if the broker exits."""
         m = self.model
         return contracts.review_broker(m.p, m.st, m.series, m.month, self.index)
+
+
+class InstrumentAgent(mesa.Agent):
+    """An agent an instrument adds (an insurer, a lender): a view of its row of the state, like the model's own.
+
+    An instrument module lists its classes in ``MESA_AGENTS`` ({agent kind: class}); the
+    model creates ``count`` of each (:func:`sim.state.agent`) as ``model.<kind>s``. Their
+    decisions are the instrument's hooks, shared with the Numba engine.
+    """
+
+    def __init__(self, model: "TransferModel", index: int):
+        super().__init__(model)
+        self.index = index
+
+    def cash(self, account_class: int) -> int:
+        """The money in this agent's account of ``account_class``."""
+        arrays = self.model.arrays
+        return int(arrays.balance[arrays.acct_base[account_class] + self.index])
+

@@ -91,8 +91,10 @@ NOT_YET = column("not_yet_disclosed", "achievements that arrive later in the run
 EXPIRED = column("expired", "achievements that left the portfolio unconverted after universities.expiry_months",
                  stock=True)
 USE_ENDED = column("use_ended", "achievements whose use ended after achievements.use_months", stock=True)
+MATURING = column("maturing", "achievements in a publicly funded pilot test (maturation grants), not on offer",
+                  stock=True)
 STATUS_COLUMNS = (SHELVED, NEGOTIATING, ON_TRIAL, LICENSED, IN_USE, ABANDONED, NOT_YET, EXPIRED,
-                  USE_ENDED)  # in the order of rules' statuses
+                  USE_ENDED, MATURING)  # in the order of rules' statuses
 ARRIVALS = column("arrivals", "achievements disclosed this month", summary=True)
 BROKERS_ACTIVE = column("brokers_active", "active brokers", stock=True)
 RUNNING_VALUE = column("running_expected_value", "value to firms of the implementations still running, at their "

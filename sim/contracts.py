@@ -14,6 +14,8 @@ Money moves only through :func:`sim.ledger.pay`; instruments join in through the
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .jit import entry, kernel
@@ -24,7 +26,8 @@ from .forms import LICENCE, offer
 from .ledger import BROKER, FIRM, INVENTORS, MARKET, UNIVERSITY, account, pay
 from .rules import IDLE, IMPLEMENTING, NEGOTIATING_FIRM
 from .state import (COVER_PREMIUM, COVER_REFUND, OFFER_AT_SIGN, OFFER_BARGAINED, OFFER_FORM, OFFER_NEGOTIATION,
-                    OFFER_ON_SUCCESS, OFFER_STATUS, OFFER_TERM)
+                    OFFER_ON_SUCCESS, OFFER_STATUS, OFFER_TERM, SUPPORT_COPAY_CAP, SUPPORT_COPAY_RATE, SUPPORT_CREDIT,
+                    SUPPORT_CREDIT_RATE)
 
 
 
@@ -47,27 +50,77 @@ def judged_chance(p, st, f, a, noise_sd, z):
 def propose(p, st, month, f, b, visit):
     """Broker ``b`` screens a few achievements of its sector for firm ``f``; returns (the best shelved one by its
     judgement or -1, that judgement)."""
-    s = st.broker_sector[b]
+    return screen(p, st, month, f, st.broker_sector[b], rules.broker_noise(p.noise, st.broker_skill[b]), p.screen,
+                  visit, rng.SCREEN, rng.BROKER_NOISE)
+
+
+@kernel
+def screen(p, st, month, f, s, sd, n_screen, key, screen_purpose, noise_purpose):
+    """Someone (a broker, a visiting expert, a matching event) screens ``n_screen`` achievements of sector ``s`` for
+    firm ``f``, judging each with error ``sd`` (draws keyed by ``key`` under the two purposes); returns (the best
+    shelved one by that judgement or -1, the judgement)."""
     lo, size = st.ach_offsets[s], st.ach_offsets[s + 1] - st.ach_offsets[s]
     best, best_seen = -1, -1.0
     if size == 0:
         return best, 0.0
-    sd = rules.broker_noise(p.noise, st.broker_skill[b])
-    for j in range(p.screen):
-        key = visit * p.screen + j
-        a = lo + rng.randint(p.seed, rng.SCREEN, month, key, size)
+    for j in range(n_screen):
+        k = key * n_screen + j
+        a = lo + rng.randint(p.seed, screen_purpose, month, k, size)
         if st.ach_status[a] != rules.SHELVED:
             continue
-        seen = judged_chance(p, st, f, a, sd, rng.normal(p.seed, rng.BROKER_NOISE, month, key))
+        seen = judged_chance(p, st, f, a, sd, rng.normal(p.seed, noise_purpose, month, k))
         if seen > best_seen:
             best, best_seen = a, seen
     return best, best_seen
 
 
+@kernel
+def can_open(st, a):
+    """Whether the transfer office of achievement ``a``'s owner can still open a negotiation this month."""
+    u = st.ach_owner[a]
+    return st.univ_opened[u] < st.univ_capacity[u]
+
+
 # --------------------------------------------------------------------------- the contract decision
 @entry
+def copay(spend, rate, cap_left):
+    """The public co-payment (an innovation voucher) on a technology-service payment: ``rate`` of it, within the cap
+    left (whole yuan)."""
+    return min(rules.yuan(rate * spend), max(np.int64(0), np.int64(math.floor(cap_left))))
+
+
+@entry
+def support_terms(sign_services, success_services, own_upfront, cash, support):
+    """What a contract's payments cost the firm with the support on offer (``support``: a co-payment of the
+    technology-service payments and credit, :data:`sim.state.SUPPORT_COPAY_RATE` ...).
+
+    ``sign_services`` are the service payments at signing (price or fee to the university,
+    the firm's part of the broker's fee, the broker's service fee), ``success_services``
+    those due on success, ``own_upfront`` the firm's own spending at signing
+    (implementation cost, premium). The co-payment covers ``rate`` of the service
+    payments, at signing first, within the cap; the firm borrows what its cash lacks at
+    signing and pays the interest in either outcome (it counts on repaying: no strategic
+    default). Returns (paid at signing, paid on success, interest, borrowed), floats.
+    """
+    rate, cap = support[SUPPORT_COPAY_RATE], support[SUPPORT_COPAY_CAP]
+    at_sign_help = min(rate * sign_services, cap)
+    on_success_help = min(rate * success_services, cap - at_sign_help)
+    at_sign = own_upfront + sign_services - at_sign_help
+    borrowed = max(0.0, at_sign - cash)
+    return at_sign, success_services - on_success_help, support[SUPPORT_CREDIT_RATE] * borrowed, borrowed
+
+
+@entry
+def _supported_outlay(price, fee_rate, fee_firm_share, fixed, own_upfront, cash, support):
+    """The firm's sure outlay for a licence at ``price`` with support (what it loses in both outcomes)."""
+    at_sign, _, interest, _ = support_terms(price + rules.firms_fee(price, fee_rate, fee_firm_share) + fixed, 0.0,
+                                            own_upfront, cash, support)
+    return at_sign - own_upfront + interest
+
+
+@entry
 def choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, bargaining_power,
-                    offers, n_offers, covers, n_covers, fee_rate, fee_fixed, fee_firm_share):
+                    offers, n_offers, covers, n_covers, fee_rate, fee_fixed, fee_firm_share, support):
     """The contract the pair signs, by the firm's certainty equivalent (CE).
 
     Every form on offer (``offers``: a price at signing and/or a payment on success, or a
@@ -75,42 +128,85 @@ def choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, ba
     premium at signing, a refund on failure). A broker's fee (``fee_rate`` of each payment,
     0 without a broker, ``fee_firm_share`` of it paid by the firm) raises the firm's cost of
     a payment and cuts the university's take; ``fee_fixed`` is the broker's service fee at
-    signing. A licence's price is the Nash bargain between the university's reservation
-    price and the firm's willingness to pay (CARA is translation invariant: the CE at
-    price 0). Ties go to the first form, then to no cover.
+    signing. ``support`` (:func:`support_terms`) may pay part of the service payments and
+    lend what the firm's cash lacks at signing, up to a limit. A licence's price is the
+    Nash bargain between the university's reservation price and the firm's willingness to
+    pay (CARA is translation invariant: the CE at price 0 less the sure outlay of the
+    price). Ties go to the first form, then to no cover.
 
-    Returns (offer row or -1, cover row or -1, bargained price, CE): -1 when no form is both
-    affordable and better than walking away (CE > 0).
+    Returns (offer row or -1, cover row or -1, bargained price, CE, borrowed): row -1 when
+    no form is both affordable and better than walking away (CE > 0).
     """
-    best_row, best_cover, best_price, best_ce = -1, -1, np.int64(0), 0.0
+    best_row, best_cover, best_price, best_ce, best_borrowed = -1, -1, np.int64(0), 0.0, np.int64(0)
     fee_rate_firm = fee_rate * fee_firm_share
     fee_rate_univ = fee_rate - fee_rate_firm
+    credit = support[SUPPORT_CREDIT]
+    supported = support[SUPPORT_COPAY_RATE] > 0.0 or credit > 0.0
+    fixed = rules.yuan(fee_fixed)
     for k in range(n_covers + 1):
         cover = k - 1
         prem = np.int64(covers[cover, COVER_PREMIUM]) if cover >= 0 else np.int64(0)
         refund = np.int64(covers[cover, COVER_REFUND]) if cover >= 0 else np.int64(0)
-        upfront = cost + prem + rules.yuan(fee_fixed)
+        upfront = cost + prem + fixed
         for j in range(n_offers):
             if offers[j, OFFER_BARGAINED] > 0:
-                ce0 = rules.certainty_equivalent(p_hat, value - upfront, -upfront + refund, abs_ra)
-                willingness = ce0 / (1.0 + fee_rate_firm)
                 reservation = reservation_share * ask / (1.0 - fee_rate_univ)
+                if not supported:
+                    ce0 = rules.certainty_equivalent(p_hat, value - upfront, -upfront + refund, abs_ra)
+                    price = rules.licence_price(ce0 / (1.0 + fee_rate_firm), reservation, bargaining_power)
+                    if price >= 0:
+                        firm_fee = rules.firms_fee(price, fee_rate, fee_firm_share)
+                        ce = ce0 - price - firm_fee
+                        if price + firm_fee + upfront <= cash and ce > best_ce:
+                            best_row, best_cover, best_price, best_ce = j, cover, price, ce
+                    continue
+                own = float(cost + prem)
+                ce_own = rules.certainty_equivalent(p_hat, value - own, -own + refund, abs_ra)
+                willingness = _willingness(ce_own, fee_rate, fee_firm_share, fixed, own, cash, support)
                 price = rules.licence_price(willingness, reservation, bargaining_power)
                 if price >= 0:
-                    firm_fee = rules.firms_fee(price, fee_rate, fee_firm_share)
-                    ce = ce0 - price - firm_fee
-                    if price + firm_fee + upfront <= cash and ce > best_ce:
+                    at_sign, _, interest, borrowed = support_terms(
+                        price + rules.firms_fee(price, fee_rate, fee_firm_share) + fixed, 0.0, own, cash, support)
+                    ce = ce_own - (at_sign - own + interest)
+                    if borrowed <= credit and ce > best_ce:
                         best_row, best_cover, best_price, best_ce = j, cover, price, ce
+                        best_borrowed = np.int64(math.ceil(borrowed))
             else:
                 at_sign = np.int64(offers[j, OFFER_AT_SIGN])
                 on_success = np.int64(offers[j, OFFER_ON_SUCCESS])
                 sign_pay = at_sign + rules.firms_fee(at_sign, fee_rate, fee_firm_share)
                 success_pay = on_success + rules.firms_fee(on_success, fee_rate, fee_firm_share)
-                ce = rules.certainty_equivalent(p_hat, value - upfront - sign_pay - success_pay,
-                                                -upfront - sign_pay + refund, abs_ra)
-                if upfront + sign_pay <= cash and ce > best_ce:
+                if not supported:
+                    ce = rules.certainty_equivalent(p_hat, value - upfront - sign_pay - success_pay,
+                                                    -upfront - sign_pay + refund, abs_ra)
+                    if upfront + sign_pay <= cash and ce > best_ce:
+                        best_row, best_cover, best_price, best_ce = j, cover, at_sign, ce
+                    continue
+                own = float(cost + prem)
+                out_sign, out_success, interest, borrowed = support_terms(
+                    float(sign_pay + fixed), float(success_pay), own, cash, support)
+                ce = rules.certainty_equivalent(p_hat, value - out_sign - out_success - interest,
+                                                -out_sign - interest + refund, abs_ra)
+                if borrowed <= credit and ce > best_ce:
                     best_row, best_cover, best_price, best_ce = j, cover, at_sign, ce
-    return best_row, best_cover, best_price, best_ce
+                    best_borrowed = np.int64(math.ceil(borrowed))
+    return best_row, best_cover, best_price, best_ce, best_borrowed
+
+
+@entry
+def _willingness(ce_own, fee_rate, fee_firm_share, fixed, own, cash, support):
+    """The highest licence price whose sure outlay (:func:`_supported_outlay`, increasing in the price) the firm's CE
+    before any payment, ``ce_own``, covers; -1 if not even a price of 0. Bisection to well under a yuan."""
+    if _supported_outlay(0.0, fee_rate, fee_firm_share, fixed, own, cash, support) > ce_own:
+        return -1.0
+    lo, hi = 0.0, max(1.0, ce_own + support[SUPPORT_COPAY_CAP])
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if _supported_outlay(mid, fee_rate, fee_firm_share, fixed, own, cash, support) <= ce_own:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 @entry
@@ -122,17 +218,20 @@ def consider(p, st, series, month, f, a, signal, broker):
     n = _offer_licence(p, st)
     n = hooks.offer_forms(p, st, series, month, f, a, signal, n)
     n_covers = hooks.offer_covers(p, st, f, a, cost, 0)
+    st.support[:] = 0.0
+    hooks.offer_support(p, st, series, month, f, a, cost)
     cash = st.balance[account(st, FIRM, f)]
     p_hat = rules.firm_estimate(rules.belief_mean(st.firm_alpha[f], st.firm_beta[f]), signal, p.belief_weight)
     brokered = broker >= 0
-    row, cover, price, _ = choose_contract(
+    row, cover, price, _, borrowed = choose_contract(
         p_hat, value, cost, cash, rules.abs_risk_aversion(st.firm_risk_aversion[f], cash),
-        st.ach_ask[a], p.reservation_share, p.bargaining_power, st.offers, n, st.covers, n_covers,
-        p.fee_rate if brokered else 0.0, p.fee_fixed if brokered else 0.0, p.fee_firm_share)
+        st.ach_ask[a], st.univ_reservation[st.ach_owner[a]], p.bargaining_power, st.offers, n, st.covers, n_covers,
+        p.fee_rate if brokered else 0.0, p.fee_fixed if brokered else 0.0, p.fee_firm_share, st.support)
     if row < 0:
         return False
     terms = st.offers[row]
     st.c_ach[f] = a
+    st.c_borrowed[f] = borrowed
     st.c_broker[f] = broker
     st.c_form[f] = np.int64(terms[OFFER_FORM])
     st.c_at_sign[f] = price
@@ -171,6 +270,12 @@ def _offer_licence(p, st):
 
 # --------------------------------------------------------------------------- negotiation, signing, payments
 @entry
+def organised_search(p, st, series, month):
+    """Publicly organised search this month (expert visits, matching events): the instruments' search hook."""
+    hooks.search(p, st, series, month)
+
+
+@entry
 def negotiate(p, st, series, month, f, u):
     """One month of firm ``f``'s negotiation (``u``: its uniform draw): it concludes (signing), continues or breaks
     down."""
@@ -189,6 +294,7 @@ def negotiate(p, st, series, month, f, u):
 def sign(p, st, series, month, f):
     """The contract is signed: service fee, the form's payment at signing, the instruments' part, the
     implementation cost; the term starts."""
+    hooks.at_signing(p, st, series, month, f)
     b = st.c_broker[f]
     firm = account(st, FIRM, f)
     if b >= 0:  # the service fee, paid by the firm that was served
@@ -238,8 +344,8 @@ def collect_for(p, st, series, month, f, a, b, amount, kind):
         pay(st, series, month, firm, broker, firm_fee, ledger.BROKER_FEES_FIRM)
         pay(st, series, month, university, broker, univ_fee, ledger.BROKER_FEES_UNIVERSITY)
         st.broker_income[b] += fee
-    hooks.on_payment(p, st, series, month, f, a, b, amount)
     net = amount - univ_fee
+    hooks.on_payment(p, st, series, month, f, a, b, amount, net)
     series[month, C.UNIVERSITY_INCOME] += net
     to_inventors = rules.inventor_payment(net, p.inventor_share)
     pay(st, series, month, university, account(st, INVENTORS, 0), to_inventors, ledger.INVENTOR_INCOME)

@@ -108,7 +108,7 @@ def firms_search(p, st, series, month):
         if size == 0:
             continue
         a = lo + rng.randint(p.seed, rng.SELF_PICK, month, f, size)
-        if st.ach_status[a] == rules.SHELVED and st.univ_opened[st.ach_owner[a]] < p.tto_capacity:
+        if st.ach_status[a] == rules.SHELVED and contracts.can_open(st, a):
             signal = contracts.judged_chance(p, st, f, a, p.self_noise, rng.normal(p.seed, rng.SELF_NOISE, month, f))
             contracts.consider(p, st, series, month, f, a, signal, -1)
 
@@ -136,8 +136,13 @@ def brokers_visit(p, st, series, month):
             if st.firm_state[f] != NEED:
                 continue
             a, seen = contracts.propose(p, st, month, f, b, visit)
-            if a >= 0 and st.univ_opened[st.ach_owner[a]] < p.tto_capacity:
+            if a >= 0 and contracts.can_open(st, a):
                 contracts.consider(p, st, series, month, f, a, seen, b)
+
+
+@kernel
+def organised_search(p, st, series, month):
+    contracts.organised_search(p, st, series, month)
 
 
 @kernel

@@ -16,6 +16,7 @@ PHASES = (
     "raise_needs",     # needs arise in idle firms, or expire unmatched
     "firms_search",    # firms with a need find candidates themselves
     "brokers_visit",   # brokers visit firms of their sector, surface needs, propose achievements
+    "organised_search",  # publicly organised search: expert visits, matching events (the instruments' search hook)
     "negotiate",       # negotiations conclude (signing: payments, term starts), continue or break down
     "settle",          # implementations whose term ends succeed or fail; payments on success, claims
     "learn",           # beliefs, brokers' costs and exits, entry, the instruments' month end

@@ -15,9 +15,10 @@ from typing import Optional
 import mesa
 import numpy as np
 
-from . import contracts, rng
+from . import contracts, rng, state
 from .agents import Achievement, Broker, Firm, University
 from .config import Config
+from .instruments import INSTRUMENTS
 from .loop import PHASES
 from .population import Population, draw_population
 from .results import new_series
@@ -59,6 +60,9 @@ class TransferModel(mesa.Model):
         self.firms = [Firm(self, f) for f in range(pop.n_firms)]
         self.firms_by_sector = [self.firms[pop.firm_offsets[s]:pop.firm_offsets[s + 1]] for s in sectors]
         self.brokers = [Broker(self, b) for b in range(pop.n_brokers)]
+        for m in INSTRUMENTS:  # the agents instruments add (insurers, lenders): self.insurers, ...
+            for kind, cls in getattr(m, "MESA_AGENTS", {}).items():
+                setattr(self, f"{kind}s", [cls(self, i) for i in range(int(state.AGENTS[kind](cfg, pop)))])
 
     def in_order(self, agents: list, which: int) -> list:
         """This month's canonical visiting order: the index order rotated by a keyed draw (which: 0 firms, 1
@@ -122,6 +126,9 @@ class TransferModel(mesa.Model):
                     a, seen = broker.propose(firm, visit)
                     if a is not None and a.owner.can_open_negotiation():
                         firm.consider(a, seen, broker)
+
+    def organised_search(self) -> None:
+        contracts.organised_search(self.p, self.st, self.series, self.month)
 
     def negotiate(self) -> None:
         for firm in self.in_order(self.firms, 0):

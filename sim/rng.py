@@ -44,6 +44,17 @@ ENTRY = 31           # does a candidate broker enter this month
 ORDER = 32           # rotation of the canonical visiting order
 VERIFY = 33          # is a false failure report of a trial found out
 CLAIM = 34           # is an insured implementation's failure an insured event
+# the instruments of issue 10 (allocated here so that no two modules pick the same number)
+MATURATION_PICK = 35  # which shelved achievement a maturation grant goes to
+EXPERT_VISIT = 36     # which firm an expert visits
+EXPERT_SURFACE = 37   # does the expert's visit surface a latent need
+EXPERT_SCREEN = 38    # which achievements the expert screens for the firm
+EXPERT_NOISE = 39     # the expert's error in judging a candidate
+EVENT_ATTEND = 40     # which firms attend a matching event
+EVENT_SURFACE = 41    # does the event surface a latent need in an attending firm
+EVENT_SCREEN = 42     # which achievements are pitched to the firm at the event
+EVENT_NOISE = 43      # the firm's error in judging a pitch
+INSTRUMENT_SPARE = (44, 45, 46, 47, 48, 49)  # for an instrument's further draws
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)

@@ -33,7 +33,8 @@ ABANDONED = 5
 NOT_YET = 6        # not yet disclosed: arrives later in the run
 EXPIRED = 7        # left the portfolio unconverted (Zhejiang: to the sector pools after 3 years)
 USE_ENDED = 8      # its use ended after the product's life
-N_STATUS = 9
+MATURING = 9       # in a publicly funded pilot test: not on offer until it ends
+N_STATUS = 10
 STATUS_NAMES = ("shelved", "negotiating", "on_trial", "licensed", "in_use", "abandoned")
 
 # firm state (one project at a time)

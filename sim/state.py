@@ -81,6 +81,10 @@ OFFER_FORM, OFFER_AT_SIGN, OFFER_ON_SUCCESS, OFFER_BARGAINED, OFFER_NEGOTIATION,
 MAX_COVERS = 10
 COVER_OWNER, COVER_PREMIUM, COVER_REFUND, COVER_AUX = range(4)   # COVER_AUX.. : the instrument's own terms
 N_COVER_AUX = 4
+# scratch row of the support offered to one decision (sim.hooks.offer_support): a public co-payment of the firm's
+# technology-service payments (share, and cap in yuan over the contract) and credit (yuan, interest over the term)
+SUPPORT_COPAY_RATE, SUPPORT_COPAY_CAP, SUPPORT_CREDIT, SUPPORT_CREDIT_RATE = range(4)
+N_SUPPORT = 4
 
 
 def _pop(name):
@@ -116,6 +120,7 @@ field("c_value", "firm", np.int64, 0, "value of success to this firm")
 field("c_cost", "firm", np.int64, 0, "implementation cost for this firm")
 field("c_chance", "firm", np.float64, 0.0, "true success chance of the pair")
 field("c_opened", "firm", np.int64, 0, "month negotiation began")
+field("c_borrowed", "firm", np.int64, 0, "borrowed to afford the payments at signing (credit on offer, st.support)")
 field("c_ends", "firm", np.int64, -1, "month the outcome is known")
 # achievements, universities, brokers
 field("ach_status", "achievement", np.int64, lambda cfg, pop: np.where(pop.ach_born > 0, rules.NOT_YET, rules.SHELVED),
@@ -124,6 +129,12 @@ field("ach_in_use_since", "achievement", np.int64, -1, "month its implementation
 field("ach_failures", "achievement", np.int64, 0, "failed implementations")
 field("ach_attempts", "achievement", np.int64, 0, "implementations settled (keys each attempt's outcome draw)")
 field("univ_opened", "university", np.int64, 0, "negotiations the transfer office opened this month")
+field("univ_reservation", "university", np.float64,
+      lambda cfg, pop: np.full(pop.n_universities, cfg.scenario.universities.reservation_share),
+      "its lowest acceptable price as a share of the asking price (an instrument may change it)")
+field("univ_capacity", "university", np.int64,
+      lambda cfg, pop: np.full(pop.n_universities, cfg.scenario.universities.tto_capacity, dtype=np.int64),
+      "negotiations its transfer office can open per month (an instrument may change it)")
 field("broker_active", "broker", np.bool_, lambda cfg, pop: np.arange(pop.n_brokers) < cfg.scenario.brokers.initial,
       "in the market")
 field("broker_entered", "broker", np.int64, 0, "month of entry")
@@ -154,6 +165,7 @@ field("sector_series", "scratch", np.float64,
 field("offers", "scratch", np.float64, lambda cfg, pop: np.zeros((MAX_OFFERS, 7)), "forms on offer to a pair")
 field("covers", "scratch", np.float64, lambda cfg, pop: np.zeros((MAX_COVERS, 3 + N_COVER_AUX)),
       "covers on offer to a pair")
+field("support", "scratch", np.float64, lambda cfg, pop: np.zeros(N_SUPPORT), "support offered to a pair's decision")
 
 
 # --------------------------------------------------------------------------- kernel parameters
@@ -162,7 +174,6 @@ _CORE_PARAMS = (
     ("need_patience", "firms.need_patience"), ("self_search_prob", "firms.self_search_prob"),
     ("self_noise", "firms.self_noise"), ("belief_weight", "firms.belief_weight"), ("peer_weight", "firms.peer_weight"),
     # universities
-    ("tto_capacity", "universities.tto_capacity"), ("reservation_share", "universities.reservation_share"),
     ("bargaining_power", "universities.bargaining_power"), ("inventor_share", "universities.inventor_share"),
     ("max_failures", "universities.max_failures"), ("univ_risk_aversion", "universities.risk_aversion"),
     ("expiry_months", "universities.expiry_months"), ("use_months", "achievements.use_months"),
@@ -266,7 +277,11 @@ def new_state(cfg, pop, audit_rows: int = 0):
             values.append(arr.copy() if f.agent != "population" else arr)
         else:
             values.append(np.full(n[f.agent], f.init, dtype=f.dtype))
-    return State(*values)
+    arrays = State(*values)
+    for m in _INSTRUMENTS:  # an instrument on in this run may change the start (universities' reservation prices)
+        if hasattr(m, "initial_state") and m.NAME in cfg.regime.instruments:
+            m.initial_state(cfg, arrays)
+    return arrays
 
 
 # --------------------------------------------------------------------------- the struct compiled code sees

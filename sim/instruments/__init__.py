@@ -33,6 +33,12 @@ REGISTRY = (
     "broker_reward",
     "insurance",
     "royalty",
+    "vouchers",
+    "maturation",
+    "ip_pledge",
+    "appraisal",
+    "income_share",
+    "expert_visits",
 )
 
 INSTRUMENTS = tuple(importlib.import_module(f"{__name__}.{name}") for name in REGISTRY)

@@ -49,7 +49,7 @@ def on_open(p, st, series, month, f, cover):
 
 
 @kernel
-def on_payment(p, st, series, month, f, a, b, amount):
+def on_payment(p, st, series, month, f, a, b, amount, net):
     if b < 0:
         return
     r = p.broker_reward

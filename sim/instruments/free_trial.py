@@ -110,7 +110,7 @@ def offer_forms(p, st, series, month, f, a, signal, n):
     value = rules.project_amount(st.ach_value[a], st.firm_scale[f])   # as sim.contracts.consider values it
     if not obliged and not rules.university_accepts(
             signal, 0, rules.discount_factor(p.discount_rate, t.term_months) * expected_fee(p, st, f, fee, value),
-            p.univ_risk_aversion, st.ach_ask[a], p.reservation_share):
+            p.univ_risk_aversion, st.ach_ask[a], st.univ_reservation[st.ach_owner[a]]):
         series[month, TRIALS_DECLINED] += 1
         return n
     series[month, TRIALS_OFFERED] += 1

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..jit import entry, kernel
 
-from .. import columns, contracts, forms, ledger, rng, rules, state
+from .. import agents, columns, contracts, forms, ledger, rng, rules, state
 from ..schema import ConfigError, _c, factor, money, share
 
 NAME = "insurance"
@@ -74,6 +74,23 @@ state.field("c_insurer", "firm", np.int64, -1, "its insurer", owner=NAME)
 state.field("c_claim", "firm", np.int64, 0, "refund on failure", owner=NAME)
 state.field("c_premium", "firm", np.int64, 0, "premium (firm's part and subsidy)", owner=NAME)
 state.field("c_subsidy", "firm", np.int64, 0, "government's part of the premium", owner=NAME)
+
+
+class Insurer(agents.InstrumentAgent):
+    """An insurer: quotes premiums from its claims experience, pays claims from its reserves, withdraws below its
+    minimum reserves (its decisions are this module's hooks)."""
+
+    active = agents.column("ins_active", "still writing policies")
+    failures = agents.column("ins_failures", "insured events among its settled policies")
+    observed = agents.column("ins_observed", "settled policies")
+    exposure = agents.column("ins_exposure", "claims of its running policies, were all to fall due")
+
+    @property
+    def reserves(self) -> int:
+        return self.cash(INSURER)
+
+
+MESA_AGENTS = {"insurer": Insurer}
 
 
 def initial_balances(cfg, balance, acct_base) -> None:
