@@ -204,7 +204,10 @@ def money_bound(cfg: Config, pop: Population) -> float:
     flows = contracts * (per_amount * float(amounts.sum()) + fixed * pop.n_achievements)
     broker_costs = float(sc.brokers.max) * sc.months * sc.brokers.monthly_cost
     initial = float(pop.firm_cash.astype(np.float64).sum()) + ins.insurers * ins.initial_reserves
-    return initial + flows + broker_costs
+    from .instruments import INSTRUMENTS
+
+    extra = sum(float(m.money_bound(cfg, pop)) for m in INSTRUMENTS if hasattr(m, "money_bound"))  # their own flows
+    return initial + flows + broker_costs + extra
 
 
 def check_money(cfg: Config, pop: Population) -> None:

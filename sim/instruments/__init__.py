@@ -16,7 +16,13 @@ needs to know it exists:
 * optionally ``check(cfg)`` (rules between its parameters and the scenario, raising a
   one-line ``ConfigError``), ``check_series(series, cfg)`` (its invariants, raising
   ``InvariantError``), ``summarize(totals, series) -> dict`` (metrics besides its
-  columns' totals) and ``initial_balances(cfg, balance, acct_base)``.
+  columns' totals), ``initial_balances(cfg, balance, acct_base)``, ``initial_state(cfg,
+  arrays)`` (changes to the month-0 state, called only when the regime lists it),
+  ``money_bound(cfg, pop) -> float`` (what it adds to :func:`sim.population.money_bound`),
+  ``MESA_AGENTS`` ({agent kind: :class:`sim.agents.InstrumentAgent` subclass}: its agents
+  in the Mesa engine), ``SPEND`` (its government spend is the run metric
+  ``gov_spend_<SPEND>``) and ``ZERO_STRENGTH`` (overrides that put it at zero strength:
+  on, yet the run is the baseline's exactly; tested for every instrument).
 
 Both engines run the same hooks, government spend and the invariants of money are
 derived from its declared payments, and the comparison table and plots from its

@@ -35,6 +35,7 @@ REWARDS_DENIED = columns.column("rewards_denied", "rewards refused for lack of b
 state.field("ach_rewarded", "achievement", np.int64, 0, "rewards paid so far on the achievement's current contract",
             owner=NAME)
 SPEND = "rewards"   # government spend on this instrument is the run metric gov_spend_rewards
+ZERO_STRENGTH = ("broker.rate=0",)  # on, yet no reward paid
 
 
 @entry

@@ -26,6 +26,7 @@ from ..schema import ConfigError, _c, money, months, share
 
 NAME = "free_trial"
 SECTION = "trial"
+ZERO_STRENGTH = ("scenario.universities.pilot_share=0", "trial.success_fee=0")  # no pilot, no fee: no university offers a trial
 
 
 @dataclass

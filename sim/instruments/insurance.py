@@ -62,6 +62,7 @@ CLAIMS_UNPAID = columns.column("claims_unpaid", "claims an insolvent insurer cou
                                summary=True, owner=NAME)
 INSURERS_ACTIVE = columns.column("insurers_active", "insurers writing policies", stock=True, owner=NAME)
 SPEND = "subsidies"   # government spend on this instrument is the run metric gov_spend_subsidies
+ZERO_STRENGTH = ("insurance.coverage=0",)  # on, yet no cover on the menu
 
 state.field("ins_active", "insurer", np.bool_, True, "still writing policies", owner=NAME)
 state.field("ins_failures", "insurer", np.int64, 0, "failures among its settled policies", owner=NAME)

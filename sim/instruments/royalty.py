@@ -60,6 +60,7 @@ from .. import columns, contracts, forms, ledger, rules, schema, state
 
 NAME = "royalty"
 SECTION = "royalty"
+ZERO_STRENGTH = ("royalty.upfront_share=0", "royalty.rate=0")  # a royalty worth nothing: no university offers it
 
 
 @dataclass
