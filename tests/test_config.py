@@ -92,7 +92,7 @@ def test_bad_instrument_lists_are_refused_in_one_line(overrides, fragment):
 
 
 def test_a_named_regime_has_exactly_its_files_instruments_in_any_order():
-    assert load_config({"regime": {"name": "combined", "instruments": ["insurance", "free_trial", "broker_reward"]}})
+    assert load_config({"regime": {"name": "combined", "instruments": list(reversed(INSTRUMENT_NAMES))}})
     with pytest.raises(ConfigError, match=r"^regime\.instruments = \[\]: regime 'free_trial'"):
         load_config({"regime": {"name": "free_trial"}})  # the name alone switches nothing on
     with pytest.raises(ConfigError, match=r"^unknown key 'regime.free_trial': allowed keys in regime are name, "
