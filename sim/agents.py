@@ -19,21 +19,10 @@ import mesa
 from . import columns as C
 from . import contracts, ledger, rules
 from .rules import IDLE, NEED
+from .views import InstrumentAgent, column  # noqa: F401  (InstrumentAgent: re-exported for instruments' agents)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import TransferModel
-
-
-def column(array: str, doc: str = ""):
-    """An attribute that is this agent's element of the state array ``array``."""
-
-    def get(self):
-        return getattr(self.model.arrays, array)[self.index]
-
-    def set_(self, value):
-        getattr(self.model.arrays, array)[self.index] = value
-
-    return property(get, set_, doc=doc or array)
 
 
 class Achievement:
@@ -145,21 +134,4 @@ class Broker(mesa.Agent):
         m = self.model
         return contracts.review_broker(m.p, m.st, m.series, m.month, self.index)
 
-
-class InstrumentAgent(mesa.Agent):
-    """An agent an instrument adds (an insurer, a lender): a view of its row of the state, like the model's own.
-
-    An instrument module lists its classes in ``MESA_AGENTS`` ({agent kind: class}); the
-    model creates ``count`` of each (:func:`sim.state.agent`) as ``model.<kind>s``. Their
-    decisions are the instrument's hooks, shared with the Numba engine.
-    """
-
-    def __init__(self, model: "TransferModel", index: int):
-        super().__init__(model)
-        self.index = index
-
-    def cash(self, account_class: int) -> int:
-        """The money in this agent's account of ``account_class``."""
-        arrays = self.model.arrays
-        return int(arrays.balance[arrays.acct_base[account_class] + self.index])
 

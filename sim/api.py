@@ -60,7 +60,9 @@ def compose(*overrides: str, config_dirs: Sequence[str | Path] = ()) -> Config:
 
 
 def regime_names() -> list[str]:
-    return sorted(p.stem for p in (CONFIG_DIR / "regime").glob("*.yaml"))
+    """The named regimes: ``baseline`` first, ``combined`` last, the others alphabetically."""
+    return sorted((p.stem for p in (CONFIG_DIR / "regime").glob("*.yaml")),
+                  key=lambda n: (n != "baseline", n == "combined", n))
 
 
 def regime(name: str) -> RegimeConfig:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..jit import entry, kernel
 
-from .. import agents, columns, contracts, forms, ledger, rng, rules, state
+from .. import columns, contracts, forms, ledger, rng, rules, state, views
 from ..schema import ConfigError, _c, factor, money, share
 
 NAME = "insurance"
@@ -77,14 +77,14 @@ state.field("c_premium", "firm", np.int64, 0, "premium (firm's part and subsidy)
 state.field("c_subsidy", "firm", np.int64, 0, "government's part of the premium", owner=NAME)
 
 
-class Insurer(agents.InstrumentAgent):
+class Insurer(views.InstrumentAgent):
     """An insurer: quotes premiums from its claims experience, pays claims from its reserves, withdraws below its
     minimum reserves (its decisions are this module's hooks)."""
 
-    active = agents.column("ins_active", "still writing policies")
-    failures = agents.column("ins_failures", "insured events among its settled policies")
-    observed = agents.column("ins_observed", "settled policies")
-    exposure = agents.column("ins_exposure", "claims of its running policies, were all to fall due")
+    active = views.column("ins_active", "still writing policies")
+    failures = views.column("ins_failures", "insured events among its settled policies")
+    observed = views.column("ins_observed", "settled policies")
+    exposure = views.column("ins_exposure", "claims of its running policies, were all to fall due")
 
     @property
     def reserves(self) -> int:
