@@ -26,23 +26,23 @@ SECTION = "insurance"
 
 @dataclass
 class Params:
-    insurers: int = _c(1, ge=0, le=1000, doc="insurers offering the product")
-    coverage: float = share(0.8, "highest share of the implementation cost insured")
+    insurers: int = _c(1, ge=0, le=1000, doc="insurers offering the product (judgement: one insurer wrote the first policies, seed 002)")
+    coverage: float = share(0.8, "highest share of the implementation cost insured (judgement: cover short of the whole cost, as usual against moral hazard)")
     coverage_step: float = _c(0.2, gt=0.0, le=1.0, doc="the menu a firm chooses from: coverage step, 2 x step, ... "
-                                                       "up to coverage (at most 10 levels)")
+                                                       "up to coverage (at most 10 levels; judgement)")
     claim_share: float = share(0.02, "share of failed implementations that are insured events (a certified technical "
                                      "failure, not a commercial one); with prior_failure it sets premiums near the "
                                      "1.5% of the first policy (600 yuan on ~40,000; judgement)")
-    deductible: float = money(20000.0, "deductible per claim (yuan)")
-    loading: float = factor(0.3, "premium loading over the expected claim", hi=100.0)
+    deductible: float = money(20000.0, "deductible per claim (yuan; judgement: about half the reported 40,000-yuan patents)")
+    loading: float = factor(0.3, "premium loading over the expected claim (judgement: costs and profit of a new line)", hi=100.0)
     prior_failure: float = _c(0.012, gt=0.0, lt=1.0, doc="insurer's prior rate of insured events per policy (failure "
                                                          "rate ~0.6 x claim_share: a premium of 1.3 x 1.2% = 1.6% of "
-                                                         "the sum insured, the order of the reported 1.5%)")
-    prior_strength: float = factor(20.0, "weight of that prior, in pseudo-observations", positive=True, hi=1.0e6)
-    subsidy_share: float = share(0.5, "share of the premium paid by government")
-    subsidy_cap: float = money(200000.0, "premium subsidy cap per policy (yuan)")
-    initial_reserves: float = money(3.0e7, "an insurer's starting reserves (yuan)")
-    min_reserves: float = money(3.0e6, "an insurer stops writing policies below these reserves (yuan)")
+                                                         "the sum insured, the order of the reported 1.5%: calibrated)")
+    prior_strength: float = factor(20.0, "weight of that prior, in pseudo-observations (judgement)", positive=True, hi=1.0e6)
+    subsidy_share: float = share(0.5, "share of the premium paid by government (reported 25% to 30-70% by province, DOMAIN.md)")
+    subsidy_cap: float = money(200000.0, "premium subsidy cap per policy (yuan; reported 200,000 per firm and year, DOMAIN.md)")
+    initial_reserves: float = money(3.0e7, "an insurer's starting reserves (yuan; judgement: a line a provincial branch can carry)")
+    min_reserves: float = money(3.0e6, "an insurer stops writing policies below these reserves (yuan; judgement)")
     moral_hazard: float = share(0.2, "fall in an insured firm's success chance at full cover of its cost: effort "
                                      "falls with the share refunded on failure (judgement; a deductible counters it)")
 
