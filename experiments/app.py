@@ -124,12 +124,7 @@ def main_job(node: DictConfig) -> Path:
 
     matplotlib.use("Agg")  # files only, no window
     logging.getLogger("MESA").setLevel(logging.WARNING)  # Mesa logs every step at INFO
-    from tabulate import tabulate
-
     from sim import api
-    from sim.plots import save_comparison
-    from sim.stats import SIZE_METRICS, by_year, format_table, tails, who_pays
-
     from sim.population import check_memory
     from sim.results import N_SERIES, InvariantError
 
@@ -140,54 +135,100 @@ def main_job(node: DictConfig) -> Path:
         raise ConfigError("grid = {...}: a grid is for sweeps; run with -m (multirun)")
     for name in regimes:  # fail on a bad name before any run
         api.regime(name)
+    # at equal spend too, unless one regime was chosen alone on the command line
+    at_spend = cfg.at_spend if len(regimes) > 1 or _explicit("at_spend") else None
+    if at_spend is not None:
+        api.check_at_spend(at_spend)
     out = Path(HydraConfig.get().runtime.output_dir)
     check_writable(out, "hydra.run.dir")
-    results_bytes = 4.0 * len(regimes) * cfg.seeds * cfg.scenario.months * N_SERIES * 8  # series, frames, CSV
+    results_bytes = 4.0 * (2 if at_spend else 1) * len(regimes) * cfg.seeds * cfg.scenario.months * N_SERIES * 8  # series, frames, CSV
     check_memory(cfg, cfg.engine, processes=cfg.workers, extra=results_bytes)
     print(f"scenario {cfg.scenario.name}: {cfg.scenario.firms.n} firms, "
           f"{cfg.scenario.universities.n * cfg.scenario.universities.achievements_each} achievements, "
           f"{cfg.scenario.months} months; regimes {', '.join(regimes)}; seeds {cfg.seed}..{cfg.seed + cfg.seeds - 1}; "
           f"engine {cfg.engine}")
+    title = f"{cfg.scenario.name}: regimes compared over {cfg.seeds} seeds"
     try:
         res = api.compare(cfg, regimes=regimes)
     except InvariantError as e:
         raise RunFailed(f"a run broke an invariant of the model, so no table was written: {e}") from None
+    written = _write_comparison(out, "", res, title)
+    text = _report(res, cfg, regimes)
+    _write_report(out, node, headline(res, None, None) + [""] + text)  # kept should the equal-spend runs fail
+    equal = None
+    if at_spend is not None:
+        try:
+            equal = api.compare_at_spend(cfg, at_spend, regimes=regimes, spend_of=res)
+        except InvariantError as e:
+            raise RunFailed(f"a run at equal spend broke an invariant of the model, so its tables were not written "
+                            f"(those of the comparison without a budget were): {e}") from None
+        written += _write_comparison(out, "_equal_spend", equal, f"{title}, at equal spend")
+        text += ["", f"# At equal spend: every regime under government.annual_budget = {equal.budget:,.0f} yuan a "
+                     f"year, the mean yearly spend of {at_spend} above", ""] + _report(equal, cfg, regimes)
+        _write_report(out, node, headline(res, equal, at_spend) + [""] + text)
+    print("\n".join(headline(res, equal, at_spend) + [""] + text))
+    print(f"\nwrote {', '.join(written)}, table.md and .hydra/ to {out}")
+    return out
 
-    write_atomic(out / "summary.csv", lambda p: res.summary.to_csv(p, index=False))
-    write_atomic(out / "series.csv", lambda p: res.series.to_csv(p, index=False))
-    write_atomic(out / "sectors.csv", lambda p: api.sector_frame(res.results).to_csv(p, index=False))
-    write_atomic(out / "table.csv", lambda p: res.table.to_csv(p, index=False))
-    means = format_table(res.table)
+
+def _write_report(out: Path, node: DictConfig, lines: list[str]) -> None:
+    write_atomic(out / "table.md", lambda p: Path(p).write_text("\n".join(lines) + "\n"))
+    _write_provenance(out, node)  # last: the provenance is that of the tables now in the folder
+
+
+def _write_comparison(out: Path, suffix: str, res, title: str) -> list[str]:
+    """A comparison's files: summary, series, sectors, table (CSV) and its figure; returns their names."""
+    from sim import api
+    from sim.plots import save_comparison
+
+    files = {f"summary{suffix}.csv": lambda p: res.summary.to_csv(p, index=False),
+             f"series{suffix}.csv": lambda p: res.series.to_csv(p, index=False),
+             f"sectors{suffix}.csv": lambda p: api.sector_frame(res.results).to_csv(p, index=False),
+             f"table{suffix}.csv": lambda p: res.table.to_csv(p, index=False),
+             f"comparison{suffix}.png": lambda p: save_comparison(res.series, res.summary, Path(p), title)}
+    for name, write in files.items():
+        write_atomic(out / name, write)
+    return list(files)
+
+
+def _report(res, cfg, regimes) -> list[str]:
+    """The tables of one comparison (markdown lines)."""
+    from tabulate import tabulate
+
+    from sim.stats import SIZE_METRICS, by_year, format_table, tails, who_pays
+
+    def table(df):
+        return tabulate(df, headers="keys", tablefmt="github")
+
     text = [f"## Outcomes per run, mean [95% interval] over {cfg.seeds} seeds ({cfg.scenario.name})",
-            *([f"At equal spend: every regime ran under government.annual_budget = {res.budget:,.0f} yuan, the mean "
-               f"yearly spend of {cfg.at_spend} unconstrained.", ""] if res.budget is not None else []),
-            tabulate(means, headers="keys", tablefmt="github")]
+            table(format_table(res.table))]
     if "baseline" in regimes and len(regimes) > 1:
-        effects = format_table(res.table, effects=True)
         text += ["", "## Effect against baseline, paired by seed: mean difference [95% interval]",
                  "(cost_per_extra_conversion: extra government spend / extra conversions, bootstrap interval; "
                  "_public: with the income public universities forgo; _pv: present values at "
                  f"{cfg.scenario.discount_rate:.0%} a year)",
-                 tabulate(effects, headers="keys", tablefmt="github"),
+                 table(format_table(res.table, effects=True)),
                  "", "## Who pays and who gains: change in each party's net position against baseline "
                  "(present value, yuan; mean [95% interval])",
-                 tabulate(who_pays(res.table), headers="keys", tablefmt="github"),
+                 table(who_pays(res.table)),
                  "", "## By firm size: effect against baseline on SMEs and on large firms",
-                 tabulate(format_table(res.table, effects=True, metrics=SIZE_METRICS), headers="keys",
-                          tablefmt="github")]
-    text += ["", f"## Spread across the {cfg.seeds} seeds: 5th / 50th / 95th percentile",
-             tabulate(tails(res.table), headers="keys", tablefmt="github"),
-             "", "## Conversions by year of the run (mean over seeds)",
-             tabulate(by_year(res.series), headers="keys", tablefmt="github")]
-    report = "\n".join(text)
-    print(report)
-    write_atomic(out / "table.md", lambda p: Path(p).write_text(report + "\n"))
-    write_atomic(out / "comparison.png",
-                 lambda p: save_comparison(res.series, res.summary, Path(p),
-                                           f"{cfg.scenario.name}: regimes compared over {cfg.seeds} seeds"))
-    _write_provenance(out, node)  # last: the provenance is that of the tables now in the folder
-    print(f"\nwrote summary.csv, series.csv, sectors.csv, table.csv, table.md, comparison.png and .hydra/ to {out}")
-    return out
+                 table(format_table(res.table, effects=True, metrics=SIZE_METRICS))]
+    text += ["", f"## Spread across the {cfg.seeds} seeds: 5th / 50th / 95th percentile", table(tails(res.table)),
+             "", "## Conversions by year of the run (mean over seeds)", table(by_year(res.series))]
+    return text
+
+
+def headline(res, equal, at_spend) -> list[str]:
+    """One row per regime: what it adds and what each extra conversion costs, unconstrained and at equal spend."""
+    from tabulate import tabulate
+
+    from sim.stats import headline_table
+
+    df = headline_table(res.table, None if equal is None else equal.table)
+    note = (f"; at equal spend: every regime capped at {at_spend}'s yearly spend, {equal.budget:,.0f} yuan"
+            if equal is not None else "")
+    return [f"# Headline: each regime against baseline, mean [95% interval]{note}",
+            tabulate(df, headers="keys", tablefmt="github", showindex=False)]
 
 
 def _write_provenance(out: Path, node: DictConfig) -> None:
@@ -239,7 +280,7 @@ def sweep_job(node: DictConfig) -> None:
     logging.getLogger("MESA").setLevel(logging.WARNING)
     hc = HydraConfig.get()
     cfg = job_config(load_config(node), override_keys(hc.overrides.task))
-    if cfg.at_spend is not None:
+    if _explicit("at_spend") and cfg.at_spend is not None:
         raise ConfigError(f"at_spend = {cfg.at_spend}: compares the main job's regimes; in a sweep set "
                           "government.annual_budget (or sweep over it)")
     points = expand_grid(cfg, cfg.grid)  # fail on a bad grid before any run

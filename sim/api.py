@@ -413,29 +413,75 @@ class Comparison:
     series: pd.DataFrame      # one row per regime x seed x month
     table: pd.DataFrame       # one row per regime: means, intervals, paired effects vs baseline
     results: list[RunResult]
-    budget: Optional[float] = None  # with at_spend: the yearly budget every regime ran under
+    budget: Optional[float] = None  # at equal spend (compare_at_spend): the yearly budget every regime ran under
 
 
 def compare(cfg: Config, regimes: Optional[Sequence[str]] = None, seeds: Optional[int] = None,
             workers: Optional[int] = None, progress: Optional[bool] = None) -> Comparison:
-    """Run every regime on the same seeds (common random numbers) and tabulate the effects."""
-    from .stats import comparison_table
+    """Run every regime on the same seeds (common random numbers) and tabulate the effects (under the config's
+    ``government.annual_budget``; :func:`compare_at_spend` for a comparison at equal spend)."""
+    return _compare(cfg, regimes, seeds, workers, progress, None)
 
+
+def compare_at_spend(cfg: Config, at_spend: Optional[str] = None, regimes: Optional[Sequence[str]] = None,
+                     seeds: Optional[int] = None, workers: Optional[int] = None, progress: Optional[bool] = None,
+                     spend_of: Optional[Comparison] = None) -> Comparison:
+    """Every regime under one yearly budget: what regime ``at_spend`` (default ``cfg.at_spend``) spends a year,
+    measured from ``spend_of`` (the :func:`compare` of the same config and seeds, if it ran that regime) or else by
+    running it first. A cost per extra conversion is not a property of an instrument alone: at equal spend,
+    instruments are compared on what the same money buys."""
+    at_spend = cfg.at_spend if at_spend is None else at_spend
+    if at_spend is None:
+        raise ConfigError("at_spend = null: name the regime whose yearly spend every regime is held to")
+    cfg = replace(cfg, at_spend=at_spend)  # validated: a known regime
+    check_at_spend(at_spend)
+    checked = _checked(cfg, regimes, seeds, workers)
+    if (spend_of is not None and spend_of.budget is None and at_spend in set(spend_of.summary["regime"])
+            and _same_runs(spend_of.config, checked)):
+        spends = spend_of.summary.loc[spend_of.summary["regime"] == at_spend, "gov_spend"]
+        budget = _per_year(spends, cfg.scenario.months, at_spend)
+    else:
+        budget = yearly_spend(under_regime(checked, at_spend), checked.seeds, checked.workers,
+                              cfg.progress if progress is None else progress)
+    capped = replace(cfg, **{"government.annual_budget": budget})
+    return _compare(capped, regimes, seeds, workers, progress, budget)
+
+
+def check_at_spend(name: str) -> None:
+    """Refuse, before anything runs, an ``at_spend`` regime none of whose instruments pays public money."""
+    from . import ledger
+
+    instruments = set(regime(name).instruments)
+    if not any(k.payer == ledger.GOVERNMENT and k.owner in instruments for k in ledger.KINDS):
+        raise ConfigError(f"at_spend = {name}: that regime spends no public money; name one that does")
+
+
+def _checked(cfg: Config, regimes, seeds, workers) -> Config:
+    """``cfg`` with the comparison's regimes, seeds and workers, validated like the command line (known regimes,
+    each once, seeds >= 1, ...)."""
     if isinstance(regimes, str):
         raise ConfigError(f"regimes = {regimes!r}: must be a list of regime names")
-    checked = {"regimes": cfg.regimes if regimes is None else list(regimes),
-               "seeds": cfg.seeds if seeds is None else seeds,
-               "workers": cfg.workers if workers is None else workers}
-    cfg = replace(cfg, **checked)  # validated like the command line: known regimes, each once, seeds >= 1, ...
+    return replace(cfg, **{"regimes": cfg.regimes if regimes is None else list(regimes),
+                           "seeds": cfg.seeds if seeds is None else seeds,
+                           "workers": cfg.workers if workers is None else workers})
+
+
+def _same_runs(a: Config, b: Config) -> bool:
+    """Whether two configs give the same runs of a regime (they differ at most in settings that change no number)."""
+    keep = {k: getattr(b, k) for k in ("regimes", "workers", "progress", "at_spend")}
+    return replace(a, **keep) == b
+
+
+def _compare(cfg, regimes, seeds, workers, progress, budget) -> Comparison:
+    from .stats import comparison_table
+
+    cfg = _checked(cfg, regimes, seeds, workers)
     regimes, seeds, workers = cfg.regimes, cfg.seeds, cfg.workers
     progress = cfg.progress if progress is None else progress
-    budget = None
-    if cfg.at_spend is not None:  # equal spend: every regime capped at what this one spends a year
-        budget = yearly_spend(under_regime(cfg, cfg.at_spend), seeds, workers, progress)
-        cfg = replace(cfg, **{"government.annual_budget": budget, "at_spend": None})
     configs = {name: under_regime(cfg, name) for name in regimes}
     tasks = [(configs[name], cfg.seed + k) for name in regimes for k in range(seeds)]
-    results = run_batch(tasks, workers=workers, progress=progress, desc=f"{len(regimes)} regimes x {seeds} seeds")
+    desc = f"{len(regimes)} regimes x {seeds} seeds" + (" at equal spend" if budget is not None else "")
+    results = run_batch(tasks, workers=workers, progress=progress, desc=desc)
     summary = summary_frame(results, configs)
     return Comparison(cfg, summary, series_frame(results), comparison_table(summary), results, budget)
 
@@ -445,9 +491,14 @@ def yearly_spend(cfg: Config, seeds: int, workers: int = 1, progress: bool = Fal
     a comparison at equal spend (``at_spend``)."""
     tasks = [(cfg, cfg.seed + k) for k in range(seeds)]
     runs = run_batch(tasks, workers=workers, progress=progress, desc=f"spend of {cfg.regime.name}")
-    spend = float(np.mean([r.summary["gov_spend"] for r in runs])) / (cfg.scenario.months / 12.0)
+    return _per_year([r.summary["gov_spend"] for r in runs], cfg.scenario.months, cfg.regime.name)
+
+
+def _per_year(spends, months: int, regime: str) -> float:
+    """The mean of runs' government spend, per year, whole yuan (> 0: a budget)."""
+    spend = float(np.mean(np.asarray(spends, dtype=float))) / (months / 12.0)
     if spend <= 0:
-        raise ConfigError(f"at_spend = {cfg.regime.name}: that regime spends no public money; name one that does")
+        raise ConfigError(f"at_spend = {regime}: that regime spends no public money; name one that does")
     return float(np.floor(spend))
 
 

@@ -23,49 +23,59 @@ PANELS = (
 )
 
 
-def comparison_figure(series: pd.DataFrame, summary: pd.DataFrame, title: str = ""):
-    """Monthly paths (mean and 95% band over seeds) of each regime, and the cost per extra conversion."""
-    regimes = list(dict.fromkeys(series["regime"]))
-    fig, axes = plt.subplots(2, 4, figsize=(19, 8.5), constrained_layout=True)
-    colors = dict(zip(regimes, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
-    flat = axes.ravel()
-    for ax, (name, cols, cumulative, scale, unit) in zip(flat, PANELS):
-        for reg in regimes:
-            d = series[series["regime"] == reg]
-            values = d[list(cols)].sum(axis=1).to_numpy()
-            seeds = d["seed"].nunique()
-            m = values.reshape(seeds, -1) / scale
-            if cumulative:
-                m = m.cumsum(axis=1)
-            mean = m.mean(axis=0)
+COMBINED = "combined"  # the regime of every instrument together
+# paths get a 95% band over seeds only when they are few enough to tell apart
+MAX_BANDED_REGIMES = 5
+
+
+def regime_colors(regimes: list[str]) -> dict[str, tuple]:
+    """A colour per regime that stays distinct for up to 20 regimes: the baseline black, every instrument together
+    grey, the others from tab20 (its dark shades first)."""
+    palette = plt.get_cmap("tab20").colors
+    others = [r for r in regimes if r not in (BASELINE, COMBINED)]
+    colors = {r: palette[(2 * k) % 20 + (2 * k) // 20 % 2] for k, r in enumerate(others)}
+    colors[BASELINE], colors[COMBINED] = (0.0, 0.0, 0.0), (0.45, 0.45, 0.45)
+    return colors
+
+
+def _paths(ax, series, regimes, colors, cols, cumulative, scale, bands):
+    for reg in regimes:
+        d = series[series["regime"] == reg]
+        values = d[list(cols)].sum(axis=1).to_numpy()
+        m = values.reshape(d["seed"].nunique(), -1) / scale
+        if cumulative:
+            m = m.cumsum(axis=1)
+        x = np.arange(m.shape[1])
+        ax.plot(x, m.mean(axis=0), label=reg, color=colors[reg], lw=2.2 if reg in (BASELINE, COMBINED) else 1.4,
+                ls="--" if reg == COMBINED else "-")
+        if bands:
             lo, hi = np.percentile(m, [2.5, 97.5], axis=0)
-            x = np.arange(m.shape[1])
-            ax.plot(x, mean, label=reg, color=colors[reg])
             ax.fill_between(x, lo, hi, color=colors[reg], alpha=0.15, linewidth=0)
-        ax.set_title(name, fontsize=10)
-        ax.set_xlabel("month")
-        if unit:
-            ax.set_ylabel(unit)
-        ax.grid(alpha=0.3)
-    flat[0].legend(fontsize=8)
 
-    # contract forms at the end, and the public cost per extra conversion
-    ax = flat[6]
-    bars = [(C.COLUMNS[c].name, C.COLUMNS[c].form) for c in FORM_COLUMNS] + [
-        (C.COLUMNS[c].name, f"of which {C.COLUMNS[c].cover}") for c in COVER_COLUMNS]
-    means = summary.groupby("regime", sort=False)[[name for name, _ in bars]].mean().loc[regimes]
-    x = np.arange(len(regimes))
-    width = 0.8 / len(bars)
-    for k, (name, label) in enumerate(bars):
-        ax.bar(x + (k - (len(bars) - 1) / 2) * width, means[name], width, label=label)
-    ax.set_xticks(x, regimes, rotation=20, fontsize=8)
+
+def _forms(ax, summary, regimes):
+    """Contracts by form, stacked per regime (their sum is all contracts); covers marked on top."""
+    forms = [(C.COLUMNS[c].name, C.COLUMNS[c].form) for c in FORM_COLUMNS]
+    covers = [(C.COLUMNS[c].name, C.COLUMNS[c].cover) for c in COVER_COLUMNS]
+    means = summary.groupby("regime", sort=False)[[n for n, _ in forms + covers]].mean().loc[regimes]
+    y = np.arange(len(regimes))[::-1]
+    left = np.zeros(len(regimes))
+    palette = plt.get_cmap("Set2").colors
+    for k, (name, label) in enumerate(forms):
+        ax.barh(y, means[name], left=left, color=palette[k % len(palette)], label=label, height=0.7)
+        left += means[name].to_numpy()
+    for k, (name, label) in enumerate(covers):
+        ax.plot(means[name], y, "k|" if k == 0 else "kx", ms=12, label=f"of which with {label} cover")
+    ax.set_yticks(y, regimes, fontsize=8)
     ax.set_title("Contracts by form (mean per run)", fontsize=10)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.grid(alpha=0.3, axis="x")
 
-    ax = flat[7]
+
+def _cost_per_conversion(ax, summary, regimes, colors):
+    """The public cost per extra conversion of each regime against the baseline, cheapest on top."""
     base = summary[summary["regime"] == BASELINE].set_index("seed")
-    names, est, err_lo, err_hi = [], [], [], []
+    rows = []
     for reg in regimes:
         if reg == BASELINE or base.empty:
             continue
@@ -73,16 +83,46 @@ def comparison_figure(series: pd.DataFrame, summary: pd.DataFrame, title: str = 
         common = runs.index.intersection(base.index)
         e, lo, hi = cost_per_extra_conversion(runs.loc[common, "gov_spend"] - base.loc[common, "gov_spend"],
                                               runs.loc[common, "successes"] - base.loc[common, "successes"])
-        names.append(reg)
-        est.append(e / 1e3)
-        err_lo.append((e - lo) / 1e3 if np.isfinite(lo) else 0)
-        err_hi.append((hi - e) / 1e3 if np.isfinite(hi) else 0)
-    if names:
-        ax.bar(names, np.nan_to_num(est), yerr=[err_lo, err_hi], capsize=4,
-               color=[colors[n] for n in names])
-        ax.tick_params(axis="x", rotation=20, labelsize=8)
-    ax.set_title("Public cost per extra conversion vs baseline\n(k yuan, 95% bootstrap interval)", fontsize=10)
-    ax.grid(alpha=0.3, axis="y")
+        rows.append((reg, e / 1e3, lo / 1e3, hi / 1e3))
+    rows.sort(key=lambda r: (not np.isfinite(r[1]), r[1]))
+    y = np.arange(len(rows))[::-1]
+    finite = [r[1] for r in rows if np.isfinite(r[1])]
+    for yk, (reg, e, lo, hi) in zip(y, rows):
+        if not np.isfinite(e) or e == 0:
+            note = "no extra conversions on average" if not np.isfinite(e) else "0: no public spend"
+            ax.text(0, yk, "  " + note, va="center", fontsize=8, color="0.3")
+            continue
+        err = [[e - lo if np.isfinite(lo) else 0], [hi - e if np.isfinite(hi) else 0]]
+        ax.barh(yk, e, xerr=err, capsize=3, color=colors[reg], height=0.7)
+        if not np.isfinite(hi):
+            ax.annotate("", xy=(max(finite) * 1.15, yk), xytext=(e, yk), arrowprops={"arrowstyle": "->", "lw": 0.8})
+    ax.set_yticks(y, [r[0] for r in rows], fontsize=8)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.axvline(0, color="0.3", lw=0.8)
+    ax.set_title("Public cost per extra conversion vs baseline\n(k yuan, 95% bootstrap interval; an arrow: unbounded)",
+                 fontsize=10)
+    ax.grid(alpha=0.3, axis="x")
+
+
+def comparison_figure(series: pd.DataFrame, summary: pd.DataFrame, title: str = ""):
+    """Monthly paths of each regime (mean over seeds; with a 95% band when there are few regimes), contracts by form,
+    and the public cost per extra conversion."""
+    regimes = list(dict.fromkeys(series["regime"]))
+    colors = regime_colors(regimes)
+    bands = len(regimes) <= MAX_BANDED_REGIMES
+    fig = plt.figure(figsize=(19, 12.5), constrained_layout=True)
+    grid = fig.add_gridspec(3, 6, height_ratios=(1, 1, 0.25 + 0.06 * len(regimes)))
+    for k, (name, cols, cumulative, scale, unit) in enumerate(PANELS):
+        ax = fig.add_subplot(grid[k // 3, 2 * (k % 3):2 * (k % 3) + 2])
+        _paths(ax, series, regimes, colors, cols, cumulative, scale, bands)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("month")
+        if unit:
+            ax.set_ylabel(unit)
+        ax.grid(alpha=0.3)
+    fig.legend(*fig.axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=9, title="regime")
+    _forms(fig.add_subplot(grid[2, :3]), summary, regimes)
+    _cost_per_conversion(fig.add_subplot(grid[2, 3:]), summary, regimes, colors)
     if title:
         fig.suptitle(title)
     return fig

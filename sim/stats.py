@@ -7,6 +7,8 @@ effect is estimated from the per-seed paired differences against baseline.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -121,6 +123,45 @@ def _fmt(v: float) -> str:
     if a >= 1:
         return f"{v:.1f}"
     return f"{v:.3f}"
+
+
+# the headline: what each regime adds against baseline, and what it costs
+HEADLINE = (("contracts", "effect", "extra contracts"), ("successes", "effect", "extra conversions"),
+            ("gov_spend", "mean", "public spend (yuan)"),
+            ("cost_per_extra_conversion", "mean", "cost per extra conversion (yuan)"))
+
+
+def _cell(row, col: str) -> str:
+    lo, hi = ("ci_low", "ci_high") if col == "mean" else ("effect_low", "effect_high")
+    v = row[col]
+    return "-" if not np.isfinite(v) else f"{_fmt(v)} [{_fmt(row[lo])}, {_fmt(row[hi])}]"
+
+
+def headline_table(table: pd.DataFrame, at_equal_spend: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    """One row per regime but the baseline: its extra contracts and conversions against baseline, its public spend
+    and cost per extra conversion (mean [95% interval]), and with ``at_equal_spend`` (the table of the same regimes
+    under one yearly budget) the extra conversions and their cost there. Cheapest conversions first."""
+    rows = []
+    indexed = table.set_index(["regime", "metric"])
+    cols = [(indexed, metric, col, label) for metric, col, label in HEADLINE]
+    if at_equal_spend is not None:
+        eq = at_equal_spend.set_index(["regime", "metric"])
+        cols += [(eq, "successes", "effect", "extra conversions at equal spend"),
+                 (eq, "cost_per_extra_conversion", "mean", "cost per extra conversion at equal spend (yuan)")]
+    for regime in dict.fromkeys(table["regime"]):
+        if regime == BASELINE:
+            continue
+        row = {"regime": regime}
+        for t, metric, col, label in cols:
+            row[label] = _cell(t.loc[(regime, metric)], col) if (regime, metric) in t.index else "-"
+        key = (regime, "cost_per_extra_conversion")
+        row["_cost"] = float(indexed.loc[key, "mean"]) if key in indexed.index else np.nan
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    df["_key"] = df["_cost"].fillna(np.inf)
+    return df.sort_values("_key", kind="stable").drop(columns=["_cost", "_key"])
 
 
 def format_table(table: pd.DataFrame, effects: bool = False, metrics=None) -> pd.DataFrame:

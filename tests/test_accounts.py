@@ -87,9 +87,10 @@ def test_deals_running_at_the_horizon_are_valued_at_their_expected_value():
 
 def test_a_comparison_at_equal_spend_caps_every_regime_at_the_named_regimes_yearly_spend():
     cfg = api.compose(*SMALL, *BROAD_INSURANCE, "engine=numba", "seeds=3", "at_spend=broker_reward")
-    res = api.compare(cfg, regimes=["baseline", "broker_reward", "failure_insurance"])
-    free = api.compare(api.compose(*SMALL, *BROAD_INSURANCE, "engine=numba", "seeds=3"),
-                       regimes=["broker_reward", "failure_insurance"])
+    free = api.compare(cfg, regimes=["broker_reward", "failure_insurance"])
+    res = api.compare_at_spend(cfg, regimes=["baseline", "broker_reward", "failure_insurance"])
+    # measured from the comparison without a budget when given, the same budget
+    assert api.compare_at_spend(cfg, regimes=["baseline"], spend_of=free).budget == res.budget
     years = cfg.scenario.months / 12
     spent = free.summary.groupby("regime")["gov_spend"].mean()
     assert res.budget == np.floor(spent["broker_reward"] / years)   # the named regime's mean yearly spend
@@ -101,14 +102,23 @@ def test_a_comparison_at_equal_spend_caps_every_regime_at_the_named_regimes_year
     assert insured <= res.budget * years < spent["failure_insurance"]
 
 
+def test_at_equal_spend_under_a_budget_of_ones_own_the_budget_is_what_the_regime_spends_within_it():
+    budget = 150_000.0
+    cfg = api.compose(*SMALL, *BROAD_INSURANCE, "engine=numba", "seeds=2", f"government.annual_budget={budget}")
+    res = api.compare_at_spend(cfg, "failure_insurance", regimes=["baseline"])
+    assert 0 < res.budget <= budget
+    assert res.config.government.annual_budget == res.budget
+
+
 @pytest.mark.parametrize("overrides, message", [
     (("at_spend=atlantis",), "at_spend = 'atlantis': allowed regimes are"),
-    (("at_spend=broker_reward", "government.annual_budget=1e6"), "must be null with it"),
-    (("at_spend=baseline",), "spends no public money"),
+    (("at_spend=baseline",), "at_spend = baseline: that regime spends no public money"),
+    (("at_spend=free_trial",), "at_spend = free_trial: that regime spends no public money"),
+    (("at_spend=null",), "at_spend = null: name the regime"),
 ])
 def test_at_spend_refuses_what_it_cannot_do(overrides, message):
     with pytest.raises(api.ConfigError, match=message):
-        api.compare(api.compose(*SMALL, "engine=numba", "seeds=2", *overrides), regimes=["baseline"])
+        api.compare_at_spend(api.compose(*SMALL, "engine=numba", "seeds=2", *overrides), regimes=["baseline"])
 
 
 def test_the_split_by_firm_size_is_each_payments_firm_from_the_audit_log():
