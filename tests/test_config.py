@@ -106,6 +106,29 @@ def test_instrument_defaults_are_the_documented_ones():
     assert cfg.trial.term_months == 24 and cfg.trial.success_fee == 20_000
 
 
+def _leaves(d, prefix=""):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _leaves(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+@pytest.mark.parametrize("name", [p.stem for p in (api.CONFIG_DIR / "scenario").glob("*.yaml") if p.stem != "default"])
+def test_a_scenario_is_the_default_but_for_the_keys_its_file_sets(name):
+    path = api.CONFIG_DIR / "scenario" / f"{name}.yaml"
+    text = path.read_text()
+    assert text.startswith("#") and "seed" in text.split("defaults:")[0], "a scenario says what it is built from"
+    data = OmegaConf.to_container(OmegaConf.load(path))
+    data.pop("defaults")
+    own = dict(_leaves(data))
+    composed = dict(_leaves(dataclasses.asdict(api.compose(f"scenario={name}").scenario)))
+    default = dict(_leaves(dataclasses.asdict(Config().scenario)))
+    for key, value in composed.items():
+        expected = own.get(key, default[key])
+        assert value == expected, f"scenario={name}: {key} = {value}, its file or the default says {expected}"
+
+
 def test_lishui_scenario_inherits_and_overrides():
     cfg = api.compose("scenario=lishui")
     assert cfg.scenario.name == "lishui"
@@ -157,7 +180,7 @@ def _run_cli(*args):
     (["trial.term_months=0"], "trial.term_months = 0"),
     (["scenario.firms.nn=3"], "unknown key 'scenario.firms.nn': allowed keys in scenario.firms are"),
     (["+scenario.colour=red"], "unknown key 'scenario.colour'"),
-    (["scenario=atlantis"], "Could not find 'scenario/atlantis'; allowed: default, lishui"),
+    (["scenario=atlantis"], "Could not find 'scenario/atlantis'; allowed: county, default, lishui, ningbo"),
     (["regimes=[baseline,lottery]"], "regimes contains 'lottery'"),
     (["regime.instruments=[free_trial]"], "regime.instruments = ['free_trial']: regime 'baseline'"),
     (["regime.name=mix", "regime.instruments=[nosuch]"], "regime.instruments contains 'nosuch'"),

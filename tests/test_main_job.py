@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.config import regime_files
+from sim import ledger
+from sim.config import INSTRUMENT_NAMES, Config, regime_files
 from sim.results import BALANCE_COLUMNS, SERIES_NAMES, METRICS
 
 from .conftest import BROAD_INSURANCE, SMALL
@@ -26,15 +27,21 @@ def _run(tmp_path, *args):
 
 @pytest.fixture(scope="module")
 def main_run(tmp_path_factory):
-    p, out = _run(tmp_path_factory.mktemp("main"), "seeds=4", *BROAD_INSURANCE)
+    # the default comparison (every instrument alone and together, and at equal spend), on the fast engine
+    p, out = _run(tmp_path_factory.mktemp("main"), "seeds=4", "engine=numba", *BROAD_INSURANCE)
     assert p.returncode == 0, p.stderr
     return p, out
+
+
+REGIMES = list(Config().regimes)
 
 
 def test_writes_every_output_and_no_temporary_file(main_run):
     p, out = main_run
     names = {f.name for f in out.iterdir() if f.is_file()}
     assert {"summary.csv", "series.csv", "sectors.csv", "table.csv", "table.md", "comparison.png"} <= names
+    assert {"summary_equal_spend.csv", "series_equal_spend.csv", "table_equal_spend.csv",
+            "comparison_equal_spend.png"} <= names
     assert not [n for n in names if n.endswith(".tmp")]
     png = (out / "comparison.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
@@ -43,9 +50,11 @@ def test_writes_every_output_and_no_temporary_file(main_run):
 def test_summary_is_tidy_one_row_per_regime_and_seed(main_run):
     _, out = main_run
     s = pd.read_csv(out / "summary.csv")
-    regimes = ["baseline", "free_trial", "broker_reward", "failure_insurance", "combined"]
-    assert list(dict.fromkeys(s.regime)) == regimes
-    assert len(s) == 5 * 4 and not s.duplicated(["regime", "seed"]).any()
+    # every instrument alone, and all of them together
+    assert set(regime_files()["combined"]) == set(INSTRUMENT_NAMES)
+    assert {i for name in REGIMES for i in regime_files()[name] if len(regime_files()[name]) == 1} == set(INSTRUMENT_NAMES)
+    assert list(dict.fromkeys(s.regime)) == REGIMES
+    assert len(s) == len(REGIMES) * 4 and not s.duplicated(["regime", "seed"]).any()
     for col in ("scenario.firms.n", "broker.rate", "broker.cap", "trial.term_months", "regime.name",
                 "regime.instruments", *METRICS):
         assert col in s.columns, col
@@ -62,8 +71,9 @@ def test_invariants_recomputed_from_the_tables(main_run):
     assert (s.needs_raised >= s.matches).all() and (s.matches >= s.contracts).all()
     assert (s.contracts >= s.successes + s.failures).all()
     assert (s.successes >= s.trials_converted).all()
-    assert (s.contracts == s.signed_licence + s.signed_trial).all()
-    assert (s.gov_spend == s.gov_spend_rewards + s.gov_spend_subsidies).all()
+    assert (s.contracts == s[[c for c in s.columns if c.startswith("signed_") and c != "signed_insured"]].sum(axis=1)).all()
+    assert (s.gov_spend == s[[c for c in s.columns if c.startswith("gov_spend_")
+                               and not c.endswith(("_pv", "_sme", "_large"))]].sum(axis=1)).all()
     assert (s.gov_spend_rewards == s.broker_rewards).all() and (s.gov_spend_subsidies == s.premium_subsidies).all()
     # metrics that are groups of payment kinds
     assert (s.broker_fees == s.service_fees + s.broker_fees_firm + s.broker_fees_university).all()
@@ -84,7 +94,7 @@ def test_invariants_recomputed_from_the_tables(main_run):
     assert s[insured].signed_insured.sum() > 0 and s[trials].signed_trial.sum() > 0  # and those on do something
 
     series = pd.read_csv(out / "series.csv")
-    assert len(series) == 5 * 4 * 36
+    assert len(series) == len(REGIMES) * 4 * 36
     money = series[[SERIES_NAMES[c] for c in BALANCE_COLUMNS]].sum(axis=1)
     for _, g in money.groupby([series.regime, series.seed]):
         assert g.nunique() == 1  # conserved to the yuan, every month
@@ -104,6 +114,40 @@ def test_prints_table_with_intervals_and_cost_per_extra_conversion(main_run):
     assert row["mean"] > 0 and row.ci_low <= row["mean"] <= row.ci_high
     m = t[(t.regime == "free_trial") & (t.metric == "contracts")].iloc[0]
     assert m.ci_low <= m["mean"] <= m.ci_high and m.effect > 0
+
+
+def test_at_equal_spend_every_regime_keeps_within_the_budget_the_named_regime_spends(main_run):
+    p, out = main_run
+    free, capped = pd.read_csv(out / "summary.csv"), pd.read_csv(out / "summary_equal_spend.csv")
+    years = 36 / 12
+    budget = np.floor(free[free.regime == "broker_reward"].gov_spend.mean() / years)
+    assert (capped["government.annual_budget"] == budget).all() and list(dict.fromkeys(capped.regime)) == REGIMES
+    assert f"{budget:,.0f} yuan" in p.stdout
+    series = pd.read_csv(out / "series_equal_spend.csv")
+    gov = [k.name for k in ledger.KINDS if k.payer == ledger.GOVERNMENT]
+    yearly = series.assign(year=series.month // 12, spend=series[gov].sum(axis=1)).groupby(
+        ["regime", "seed", "year"]).spend.sum()
+    assert yearly.max() <= budget
+    # the regimes that spend more than that without a budget are held to it, and their extra conversions are
+    # those the table reports
+    spenders = free.groupby("regime").gov_spend.mean() / years > budget
+    assert spenders.any()
+    t = pd.read_csv(out / "table_equal_spend.csv").set_index(["regime", "metric"])
+    base = capped[capped.regime == "baseline"].set_index("seed").successes
+    for regime in REGIMES[1:]:
+        d = capped[capped.regime == regime].set_index("seed").successes - base
+        assert np.isclose(t.loc[(regime, "successes"), "effect"], d.mean())
+
+
+def test_the_headline_lists_every_regime_cheapest_conversions_first(main_run):
+    p, out = main_run
+    text = (out / "table.md").read_text()
+    head = text.split("# Headline")[1].split("\n\n")[0]
+    rows = [line.split("|")[1].strip() for line in head.splitlines()[3:] if line.startswith("|")]
+    assert sorted(rows) == sorted(REGIMES[1:])
+    t = pd.read_csv(out / "table.csv")
+    cost = t[t.metric == "cost_per_extra_conversion"].set_index("regime")["mean"].fillna(np.inf)
+    assert list(cost.loc[rows]) == sorted(cost.loc[rows])
 
 
 def test_overrides_pick_scenario_and_regimes(tmp_path):
