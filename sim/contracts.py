@@ -81,6 +81,13 @@ def can_open(st, a):
     return st.univ_opened[u] < st.univ_capacity[u]
 
 
+@kernel
+def success_bonus_pv(p, st, a, term):
+    """Present value, when a form is offered, of what a conversion of achievement ``a`` after ``term`` months is worth
+    to its university besides the payments (an appraisal reward: :data:`sim.state` ``univ_success_bonus``)."""
+    return rules.discount_factor(p.discount_rate, term) * st.univ_success_bonus[st.ach_owner[a]]
+
+
 # --------------------------------------------------------------------------- the contract decision
 @entry
 def copay(spend, rate, cap_left):
@@ -103,8 +110,8 @@ def support_terms(sign_services, success_services, own_upfront, cash, support):
     default). Returns (paid at signing, paid on success, interest, borrowed), floats.
     """
     rate, cap = support[SUPPORT_COPAY_RATE], support[SUPPORT_COPAY_CAP]
-    at_sign_help = min(rate * sign_services, cap)
-    on_success_help = min(rate * success_services, cap - at_sign_help)
+    at_sign_help = copay(sign_services, rate, cap)   # in whole yuan, as it will be paid
+    on_success_help = copay(success_services, rate, cap - at_sign_help)
     at_sign = own_upfront + sign_services - at_sign_help
     borrowed = max(0.0, at_sign - cash)
     return at_sign, success_services - on_success_help, support[SUPPORT_CREDIT_RATE] * borrowed, borrowed

@@ -97,9 +97,8 @@ def _prior(cfg, pop, success):
 
 
 # the population (read only)
-for _name in ("univ_in_pilot", "univ_public", "ach_owner", "ach_sector", "ach_quality", "ach_maturity", "ach_value",
-              "ach_cost", "ach_ask", "ach_born", "ach_offsets", "firm_sector", "firm_absorptive", "firm_risk_aversion",
-              "firm_need_rate", "firm_scale", "firm_sme", "firm_offsets", "broker_sector", "broker_skill"):
+for _name in ("univ_in_pilot", "univ_public", "ach_owner", "ach_sector", "ach_quality", "ach_value", "ach_ask", "ach_born",
+              "ach_offsets", "firm_sector", "firm_absorptive", "firm_risk_aversion", "firm_need_rate", "firm_scale", "firm_sme", "firm_offsets", "broker_sector", "broker_skill"):
     field(_name, "population", None, _pop(_name), "drawn by sim.population")
 # firms
 field("firm_state", "firm", np.int64, rules.IDLE, "IDLE, NEED, NEGOTIATING_FIRM or IMPLEMENTING")
@@ -125,6 +124,11 @@ field("c_ends", "firm", np.int64, -1, "month the outcome is known")
 # achievements, universities, brokers
 field("ach_status", "achievement", np.int64, lambda cfg, pop: np.where(pop.ach_born > 0, rules.NOT_YET, rules.SHELVED),
       "SHELVED ... USE_ENDED (sim.rules)")
+# maturity and cost as the run goes (a maturation grant changes them; a copy of the population's per run)
+field("ach_maturity", "achievement", np.float64, lambda cfg, pop: pop.ach_maturity.copy(),
+      "0 = embryonic, 1 = ready to use (drawn by sim.population; a maturation grant raises it)")
+field("ach_cost", "achievement", np.int64, lambda cfg, pop: pop.ach_cost.copy(),
+      "implementation cost in an SME, yuan (drawn by sim.population; falls as the achievement matures)")
 field("ach_in_use_since", "achievement", np.int64, -1, "month its implementation succeeded, or -1")
 field("ach_failures", "achievement", np.int64, 0, "failed implementations")
 field("ach_attempts", "achievement", np.int64, 0, "implementations settled (keys each attempt's outcome draw)")
@@ -135,6 +139,8 @@ field("univ_reservation", "university", np.float64,
 field("univ_capacity", "university", np.int64,
       lambda cfg, pop: np.full(pop.n_universities, cfg.scenario.universities.tto_capacity, dtype=np.int64),
       "negotiations its transfer office can open per month (an instrument may change it)")
+field("univ_success_bonus", "university", np.float64, 0.0,
+      "what a conversion of its achievement is worth to it besides the payments (an appraisal reward), yuan")
 field("broker_active", "broker", np.bool_, lambda cfg, pop: np.arange(pop.n_brokers) < cfg.scenario.brokers.initial,
       "in the market")
 field("broker_entered", "broker", np.int64, 0, "month of entry")
@@ -177,6 +183,7 @@ _CORE_PARAMS = (
     ("bargaining_power", "universities.bargaining_power"), ("inventor_share", "universities.inventor_share"),
     ("max_failures", "universities.max_failures"), ("univ_risk_aversion", "universities.risk_aversion"),
     ("expiry_months", "universities.expiry_months"), ("use_months", "achievements.use_months"),
+    ("immaturity_cost", "achievements.immaturity_cost"),
     ("discount_rate", "discount_rate"),
     # success and negotiation
     ("maturity_floor", "success.maturity_floor"), ("absorptive_floor", "success.absorptive_floor"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from sim import api
@@ -42,3 +43,28 @@ def small(*overrides: str):
 @pytest.fixture(scope="session")
 def small_cfg():
     return small()
+
+
+def paired_effect(treated, control, metric, seeds):
+    """The mean paired difference of ``metric`` between two configs over ``seeds`` (the same population and chance
+    events under both: common random numbers), and the one-sided Wilcoxon signed-rank p-value that it is positive.
+
+    ``metric`` is a run metric (:data:`sim.results.METRICS`) or a function of a run's summary."""
+    from scipy import stats
+
+    from sim import kernels
+    from sim.population import draw_population
+    from sim.results import summarize
+
+    def value(cfg, seed, pop):
+        series, n, _ = kernels.simulate(cfg, seed, pop)
+        s = summarize(series, n, cfg.scenario.discount_rate)
+        return metric(s) if callable(metric) else s[metric]
+
+    d = []
+    for seed in seeds:
+        pop = draw_population(treated, seed)
+        d.append(value(treated, seed, pop) - value(control, seed, pop))
+    d = np.asarray(d, dtype=float)
+    p = stats.wilcoxon(d, alternative="greater", zero_method="zsplit").pvalue if d.any() else 1.0
+    return d.mean(), p

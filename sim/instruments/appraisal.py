@@ -1,16 +1,96 @@
-"""Appraisal of universities on conversions (seeds 001, 003, 004): conversions enter the universities' evaluation.
+"""Appraisal of universities on conversions (seeds 001, 003, 004): conversions enter universities' evaluation.
 
-(A stub: registered, with no parameters and no hooks yet; its module is being written.)
+Shanghai (seed 001), Heilongjiang (seed 003) and Ningbo (seed 004) make the conversion of
+achievements part of how universities and institutes are evaluated. The evaluation acts
+on a university three ways here, each a parameter:
+
+* **reward**: each conversion of its achievement (a successful implementation) brings
+  the university ``reward`` yuan of performance funding from government (ledger kind
+  ``appraisal_rewards``, within the yearly budget; a reward the budget cannot pay is
+  refused and counted, ``appraisal_rewards_denied``). The university counts on it when it
+  decides which forms to offer: a free trial or a royalty is worth the fee or royalty
+  *and* the reward, discounted, with the chance the match shows
+  (:func:`sim.contracts.success_bonus_pv`), so more trials clear its reservation price;
+* **pressure on prices**: its reservation price falls by ``reservation_cut`` of itself
+  (an office judged on conversions sells rather than waits for a high price);
+* **capacity**: its transfer office can open ``capacity_add`` more negotiations a month
+  (staff assigned to conversion work).
+
+All three from the first month (the appraisal is announced); the sources give no
+figures, so each is a stated judgement.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..jit import kernel
+
+from .. import columns, contracts, ledger, rules, schema
+
 NAME = "appraisal"
 SECTION = "appraisal"
+SPEND = "appraisal"   # government spend on this instrument is the run metric gov_spend_appraisal
+ZERO_STRENGTH = ("appraisal.reward=0", "appraisal.reservation_cut=0", "appraisal.capacity_add=0")
 
 
 @dataclass
 class Params:
-    pass
+    reward: float = schema.money(
+        100000.0, "performance funding to the university per conversion of its achievements, yuan (judgement: "
+                  "seeds 001, 003, 004 name the appraisal without an amount; range 0-500,000)")
+    reservation_cut: float = schema.share(
+        0.2, "fall in universities' reservation price, as a share of it, under appraisal pressure (judgement; "
+             "range 0-0.5)")
+    capacity_add: int = schema.param(
+        2, ge=0, le=schema.COUNT_MAX,
+        doc="more negotiations a transfer office can open a month (judgement: staff assigned to conversions; "
+            "range 0-6, the default office opens 6)")
+
+
+APPRAISAL_REWARDS = ledger.kind("appraisal_rewards", ledger.GOVERNMENT, ledger.UNIVERSITY,
+                                "performance funding to universities per conversion", owner=NAME)
+REWARDS_DENIED = columns.column("appraisal_rewards_denied", "appraisal rewards refused for lack of budget (yuan)",
+                                money=True, summary=True, owner=NAME)
+
+
+def money_bound(cfg, pop) -> float:
+    """A reward per conversion, at most one conversion per achievement."""
+    return cfg.appraisal.reward * pop.n_achievements
+
+
+def initial_state(cfg, arrays) -> None:
+    """The appraisal is announced before the first month: reservation prices, capacity and the value of a conversion
+    change at once."""
+    a = cfg.appraisal
+    arrays.univ_reservation[:] = arrays.univ_reservation * (1.0 - a.reservation_cut)
+    arrays.univ_capacity[:] = arrays.univ_capacity + a.capacity_add
+    arrays.univ_success_bonus[:] = rules.yuan(a.reward)
+
+
+@kernel
+def on_settle(p, st, series, month, f, success):
+    if not success:
+        return
+    reward = rules.yuan(p.appraisal.reward)
+    if reward <= 0:
+        return
+    if not rules.within_budget(reward, st.gov_committed[0], p.budget):
+        series[month, REWARDS_DENIED] += reward
+        return
+    ledger.pay(st, series, month, ledger.account(st, ledger.GOVERNMENT, 0),
+               ledger.account(st, ledger.UNIVERSITY, st.ach_owner[st.c_ach[f]]), reward, APPRAISAL_REWARDS)
+    contracts.spend_budget(st, reward)
+
+
+def check_series(s, cfg) -> None:
+    """Rewards only on conversions: exactly ``reward`` for each success paid, never more than the successes."""
+    from ..results import InvariantError
+
+    reward = rules.yuan(cfg.appraisal.reward) if NAME in cfg.regime.instruments else 0
+    paid_and_denied = s[:, APPRAISAL_REWARDS] + s[:, REWARDS_DENIED]
+    bad = paid_and_denied != reward * s[:, columns.SUCCESSES]
+    if bad.any():
+        m = int(bad.argmax())
+        raise InvariantError(f"month {m}: appraisal rewards paid and denied {paid_and_denied[m]:.0f} are not "
+                             f"{reward} x {s[m, columns.SUCCESSES]:.0f} conversions")

@@ -110,7 +110,8 @@ def offer_forms(p, st, series, month, f, a, signal, n):
     obliged = st.univ_in_pilot[st.ach_owner[a]]
     value = rules.project_amount(st.ach_value[a], st.firm_scale[f])   # as sim.contracts.consider values it
     if not obliged and not rules.university_accepts(
-            signal, 0, rules.discount_factor(p.discount_rate, t.term_months) * expected_fee(p, st, f, fee, value),
+            signal, 0, rules.discount_factor(p.discount_rate, t.term_months) * expected_fee(p, st, f, fee, value)
+            + contracts.success_bonus_pv(p, st, a, t.term_months),
             p.univ_risk_aversion, st.ach_ask[a], st.univ_reservation[st.ach_owner[a]]):
         series[month, TRIALS_DECLINED] += 1
         return n

@@ -170,7 +170,8 @@ def offer_forms(p, st, series, month, f, a, signal, n):
     r = p.royalty
     value = rules.project_amount(st.ach_value[a], st.firm_scale[f])   # as sim.contracts.consider values it
     at_sign, total = upfront(r.upfront_share, st.ach_ask[a]), royalty_total(r.rate, value)
-    pv = instalments_pv(p.discount_rate, p.implementation_months, r.months) * total
+    pv = (instalments_pv(p.discount_rate, p.implementation_months, r.months) * total
+          + contracts.success_bonus_pv(p, st, a, p.implementation_months))
     if not rules.university_accepts(signal, at_sign, pv, p.univ_risk_aversion, st.ach_ask[a],
                                     st.univ_reservation[st.ach_owner[a]]):
         return n

@@ -1,16 +1,172 @@
 """Innovation vouchers (Shanghai, seed 001): public vouchers pay part of an SME's spending on technology services.
 
-(A stub: registered, with no parameters and no hooks yet; its module is being written.)
+Shanghai proposes "technology innovation vouchers as a policy tool to guide the
+innovation needs of enterprises, nurture the market for technology services" (seed
+001). Here a voucher pays ``rate`` of what a firm spends on technology services under a
+contract, up to ``cap`` yuan over the contract (per project): the price or fee to the
+university, the firm's part of the broker's fee on each payment, and the broker's
+service fee. Only SMEs hold vouchers unless ``sme_only`` is false.
+
+The firm knows the voucher when it decides (:func:`sim.contracts.support_terms`: the
+co-payment counts against the services paid at signing first, then those due on
+success, within the cap), so a voucher raises its willingness to pay and lets a firm
+short of cash at signing sign. Government pays the firm (ledger kind ``vouchers``) with
+each service payment, before it, so no firm's cash goes below zero:
+
+* at signing, the part of the services paid then, promised against the yearly budget
+  when the negotiation opens (as a premium subsidy is) and released if it breaks down;
+* on each later payment (a trial's fee on success, a royalty instalment), ``rate`` of
+  it within the cap left, if the year's budget allows then; else it is refused and
+  counted (``vouchers_denied``): the firm pays in full.
+
+The voucher on offer is the cap or, under a budget, what is left of this year's budget
+if less.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
+from ..jit import kernel
+
+from .. import columns, contracts, hooks, ledger, rules, schema, state
+
 NAME = "vouchers"
 SECTION = "voucher"
+SPEND = "vouchers"     # government spend on this instrument is the run metric gov_spend_vouchers
+ZERO_STRENGTH = ("voucher.rate=0",)  # on, yet a voucher pays nothing
 
 
 @dataclass
 class Params:
-    pass
+    rate: float = schema.share(
+        0.5, "share of the firm's technology-service payments a voucher pays (judgement: seed 001 names vouchers "
+             "without figures; co-payment schemes commonly pay half; range 0.3-0.8)")
+    cap: float = schema.money(
+        200000.0, "most a voucher pays over one contract, yuan (judgement: the order of local innovation-voucher "
+                  "caps per firm, 100,000-500,000)")
+    sme_only: bool = schema.param(True, doc="only SMEs hold vouchers (seed 001: to guide the innovation needs of "
+                                            "enterprises; the issue's SMEs)")
+
+
+VOUCHERS = ledger.kind("vouchers", ledger.GOVERNMENT, ledger.FIRM,
+                       "innovation vouchers: government's part of firms' technology-service payments", owner=NAME)
+VOUCHERS_DENIED = columns.column("vouchers_denied", "voucher payments refused for lack of budget (yuan)", money=True,
+                                 summary=True, owner=NAME)
+SIGNED_WITH_VOUCHER = columns.column("signed_with_voucher", "contracts signed with a voucher paying part of them",
+                                     summary=True, owner=NAME)
+state.field("v_paid", "achievement", np.int64, 0, "voucher paid so far on the achievement's current contract",
+            owner=NAME)
+state.field("v_signed", "achievement", np.int64, -1, "month the achievement's current contract was signed",
+            owner=NAME)
+state.field("v_cap", "achievement", np.int64, 0, "the voucher offered for the achievement's current contract (yuan)",
+            owner=NAME)
+state.field("c_voucher_at_sign", "firm", np.int64, 0, "voucher promised for the payments at signing", owner=NAME)
+
+
+# --------------------------------------------------------------------------- rules
+@kernel
+def services_at_signing(p, st, f):
+    """What firm ``f`` pays for technology services when its contract is signed: the broker's service fee, the
+    form's payment at signing and the firm's part of the broker's fee on it."""
+    brokered = st.c_broker[f] >= 0
+    at_sign = st.c_at_sign[f] if hooks.FORM_KIND_AT_SIGN[st.c_form[f]] >= 0 else np.int64(0)
+    fee_rate = p.fee_rate if brokered else 0.0
+    fixed = rules.yuan(p.fee_fixed) if brokered else np.int64(0)
+    return fixed + at_sign + rules.firms_fee(at_sign, fee_rate, p.fee_firm_share)
+
+
+@kernel
+def voucher_cap(p, st, f):
+    """The voucher firm ``f`` is offered: none for a large firm when vouchers are for SMEs; the cap, within what is
+    left of this year's budget."""
+    v = p.vouchers
+    if v.sme_only and not st.firm_sme[f]:
+        return np.int64(0)
+    cap = np.int64(np.floor(v.cap))
+    if p.budget >= 0.0:
+        cap = min(cap, max(np.int64(0), np.int64(np.floor(p.budget)) - st.gov_committed[0]))
+    return cap
+
+
+# --------------------------------------------------------------------------- hooks
+@kernel
+def offer_support(p, st, series, month, f, a, cost):
+    cap = voucher_cap(p, st, f)
+    if cap > 0 and p.vouchers.rate > 0.0:
+        st.support[state.SUPPORT_COPAY_RATE] = p.vouchers.rate
+        st.support[state.SUPPORT_COPAY_CAP] = float(cap)
+
+
+@kernel
+def on_open(p, st, series, month, f, cover):
+    """The voucher for the payments at signing is promised against the budget now (the price is agreed)."""
+    cap = voucher_cap(p, st, f) if p.vouchers.rate > 0.0 else np.int64(0)
+    a = st.c_ach[f]
+    st.v_cap[a] = cap
+    st.v_paid[a] = 0
+    st.c_voucher_at_sign[f] = contracts.copay(services_at_signing(p, st, f), p.vouchers.rate, cap)
+    contracts.reserve_budget(st, st.c_voucher_at_sign[f])
+
+
+@kernel
+def on_breakdown(p, st, series, month, f):
+    contracts.release_budget(st, st.c_voucher_at_sign[f])
+
+
+@kernel
+def at_signing(p, st, series, month, f):
+    """The voucher's part of the payments at signing arrives before them."""
+    a = st.c_ach[f]
+    st.v_signed[a] = month
+    help_ = st.c_voucher_at_sign[f]
+    if help_ > 0:
+        ledger.pay(st, series, month, ledger.account(st, ledger.GOVERNMENT, 0), ledger.account(st, ledger.FIRM, f),
+                   help_, VOUCHERS)
+        series[month, SIGNED_WITH_VOUCHER] += 1
+    contracts.budget_paid(st, help_)
+    st.v_paid[a] = help_
+
+
+@kernel
+def on_payment(p, st, series, month, f, a, b, amount, net):
+    """A later payment under the contract (on success, an instalment): the voucher pays its share within the cap left,
+    if the year's budget allows. Payments at signing were met in :func:`at_signing`."""
+    if st.v_signed[a] == month or p.vouchers.rate <= 0.0:
+        return
+    fee_rate = p.fee_rate if b >= 0 else 0.0
+    due = contracts.copay(amount + rules.firms_fee(amount, fee_rate, p.fee_firm_share), p.vouchers.rate,
+                          st.v_cap[a] - st.v_paid[a])
+    if due <= 0:
+        return
+    if not rules.within_budget(due, st.gov_committed[0], p.budget):
+        series[month, VOUCHERS_DENIED] += due
+        return
+    # paid with the payment (the firm's cash covered the payment itself: it gets this back at once)
+    ledger.pay(st, series, month, ledger.account(st, ledger.GOVERNMENT, 0), ledger.account(st, ledger.FIRM, f),
+               due, VOUCHERS)
+    contracts.spend_budget(st, due)
+    st.v_paid[a] += due
+
+
+# --------------------------------------------------------------------------- results
+def check_series(s, cfg) -> None:
+    """Vouchers never pay more than ``rate`` of the firms' technology-service payments of the month (half a yuan of
+    rounding per payment), nor to large firms when they are for SMEs."""
+    from ..results import InvariantError
+
+    services = sum(s[:, k.column] for k in ledger.KINDS
+                   if k.payer == ledger.FIRM and k.payee in (ledger.UNIVERSITY, ledger.BROKER))
+    slack = 0.5 * (s[:, columns.CONTRACT_PAYMENTS] + s[:, SIGNED_WITH_VOUCHER])  # each payment rounded half up
+    bad = s[:, VOUCHERS] > cfg.voucher.rate * services + slack
+    if bad.any():
+        m = int(bad.argmax())
+        raise InvariantError(f"month {m}: vouchers {s[m, VOUCHERS]:.0f} exceed {cfg.voucher.rate} of the firms' "
+                             f"technology-service payments ({services[m]:.0f})")
+    sme = ledger.class_of(VOUCHERS).sme_column
+    if cfg.voucher.sme_only and sme >= 0 and (s[:, VOUCHERS] != s[:, sme]).any():
+        m = int((s[:, VOUCHERS] != s[:, sme]).argmax())
+        raise InvariantError(f"month {m}: vouchers paid to large firms ({s[m, VOUCHERS] - s[m, sme]:.0f} yuan) while "
+                             "voucher.sme_only is true")

@@ -1,0 +1,133 @@
+"""Innovation vouchers (sim/instruments/vouchers.py): the co-payment, from one decision to the audit log.
+
+* closed form: the support terms of one contract by hand; every voucher in the audit log
+  is ``rate`` of the services it pays for, within the contract's cap, and only to SMEs;
+* direction: vouchers raise SMEs' contracts (paired seeds, Wilcoxon at 1%);
+* invariants: a series with a voucher no service payment explains is refused.
+"""
+
+import numpy as np
+import pytest
+
+from sim import api, contracts, kernels, ledger, rules, state
+from sim.instruments import vouchers as V
+from sim.results import InvariantError
+
+from .conftest import SMALL, paired_effect
+
+SEEDS = range(1000, 1060)   # seeds no other suite uses
+SERVICES = {k.column for k in ledger.KINDS if k.payer == ledger.FIRM and k.payee in (ledger.UNIVERSITY, ledger.BROKER)}
+
+
+def _support(rate, cap, credit=0.0, credit_rate=0.0):
+    s = np.zeros(state.N_SUPPORT)
+    s[state.SUPPORT_COPAY_RATE], s[state.SUPPORT_COPAY_CAP] = rate, cap
+    s[state.SUPPORT_CREDIT], s[state.SUPPORT_CREDIT_RATE] = credit, credit_rate
+    return s
+
+
+def test_support_terms_of_one_contract_by_hand():
+    # services 100,000 at signing and 50,000 on success, own spending 20,000, cash 60,000; half paid up to 70,000
+    at_sign, on_success, interest, borrowed = contracts.support_terms(100_000.0, 50_000.0, 20_000.0, 60_000,
+                                                                      _support(0.5, 70_000.0, 1e6, 0.1))
+    assert at_sign == 20_000 + 100_000 - 50_000          # half the services at signing
+    assert on_success == 50_000 - 20_000                 # the cap's last 20,000 on success
+    assert borrowed == 70_000 - 60_000 and interest == pytest.approx(0.1 * 10_000)
+    assert contracts.copay(33_333.0, 0.5, 1e9) == 16_667 and contracts.copay(33_333.0, 0.5, 100.7) == 100
+
+
+def test_a_voucher_lets_a_firm_short_of_cash_sign_a_licence_and_the_university_shares_it():
+    # one risk-neutral firm, one achievement: success (chance 0.99) worth 1 M, cost 100,000, asking 300,000
+    offers = np.zeros((state.MAX_OFFERS, 7))
+    offers[0, state.OFFER_BARGAINED] = 1
+    covers = np.zeros((state.MAX_COVERS, 3 + state.N_COVER_AUX))
+    cash = 600_000
+    args = (0.99, 1_000_000, 100_000, cash, 0.0, 300_000, 0.6, 0.5, offers, 1, covers, 0, 0.0, 0.0, 0.5)
+    # without: willingness 0.99 x 900,000 - 0.01 x 100,000 = 890,000; Nash price 180,000 + (890,000 - 180,000) / 2
+    # = 535,000, with the cost 635,000: more than the cash
+    assert contracts.choose_contract(*args, _support(0.0, 0.0))[0] == -1
+    assert contracts.choose_contract(*(args[:3] + (700_000,) + args[4:]), _support(0.0, 0.0))[2] == 535_000
+    # with half of the price paid by a voucher: willingness doubles to 1,780,000, the price rises to 980,000 (the
+    # university gets half the voucher), the firm pays 490,000 and the cost: 590,000, within its cash
+    row, _, price, _, borrowed = contracts.choose_contract(*args, _support(0.5, 1e9))
+    assert row == 0 and borrowed == 0
+    assert abs(price - 980_000) <= 1
+    assert 100_000 + price - contracts.copay(price, 0.5, 1e9) <= cash
+
+
+@pytest.fixture(scope="module")
+def audited():
+    cfg = api.compose(*SMALL, "regime.name=mix", "regime.instruments=[vouchers,free_trial,broker_reward]",
+                      "voucher.cap=30000")
+    out = []
+    for seed in SEEDS[:4]:
+        series, _, _, arr = kernels.run(cfg, seed, audit_rows=200_000)
+        assert arr.audit_n[0] < arr.audit.shape[0]
+        out.append((series, arr))
+    return cfg, out
+
+
+def test_every_voucher_is_its_rate_of_the_services_it_pays_within_the_cap(audited):
+    cfg, runs = audited
+    rate, cap = cfg.voucher.rate, int(cfg.voucher.cap)
+    n_sign = n_later = capped = 0
+    for series, arr in runs:
+        audit = arr.audit[:arr.audit_n[0]]
+        base = arr.acct_base
+        for i in np.nonzero(audit[:, 1] == V.VOUCHERS)[0]:
+            month, firm, amount = audit[i, 0], audit[i, 3], audit[i, 4]
+            f = firm - base[ledger.FIRM]
+            assert arr.firm_sme[f], "a voucher to a large firm"
+            if audit[i + 1, 1] in SERVICES or audit[i + 1, 1] == ledger.IMPLEMENTATION_COST:
+                # at signing: before the firm's service payments, up to its implementation cost
+                j = i + 1
+                while audit[j, 1] != ledger.IMPLEMENTATION_COST:
+                    j += 1
+                block = audit[i + 1:j]
+                n_sign += 1
+            else:
+                # a later payment (a trial's fee on success): after it, in the same collect block
+                j = i - 1
+                while not (audit[j, 1] in SERVICES and audit[j, 3] >= base[ledger.UNIVERSITY]
+                           and audit[j, 3] < base[ledger.UNIVERSITY + 1]):
+                    j -= 1
+                block = audit[j:i]
+                n_later += 1
+            services = block[(block[:, 2] == firm) & np.isin(block[:, 1], list(SERVICES))][:, 4].sum()
+            due = rules.yuan(rate * services)
+            if j > i:
+                assert amount == min(due, cap), (month, amount, due)      # at signing: the first on the contract
+            else:
+                assert amount <= min(due, cap), (month, amount, due)      # later: within what the cap has left
+            capped += amount < due
+        assert (arr.v_paid <= arr.v_cap).all() and (arr.v_cap <= cap).all()
+        assert (arr.balance[base[ledger.FIRM]:base[ledger.FIRM + 1]] >= 0).all()   # paid before, never overdrawn
+    assert n_sign > 0 and n_later > 0 and capped > 0   # each branch ran
+
+
+def test_vouchers_raise_smes_contracts():
+    base, treated = api.compose(*SMALL), api.compose(*SMALL, "regime=vouchers")
+    mean, p = paired_effect(treated, base, "contracts_sme", SEEDS)
+    assert mean > 0 and p < 0.01, (mean, p)
+
+
+def test_large_firms_get_no_voucher_unless_vouchers_are_for_all(audited):
+    cfg = api.compose(*SMALL, "regime=vouchers", "scenario.firms.sme_share=0.5")
+    everyone = api.compose(*SMALL, "regime=vouchers", "scenario.firms.sme_share=0.5", "voucher.sme_only=false")
+    large = lambda s: s["vouchers"] - s["vouchers_sme"]   # noqa: E731
+    mean, p = paired_effect(everyone, cfg, large, SEEDS[:20])
+    assert mean > 0 and p < 0.01
+    for seed in SEEDS[:3]:
+        assert api.simulate(cfg, seed, "numba").summary["vouchers_sme"] == \
+            api.simulate(cfg, seed, "numba").summary["vouchers"]
+
+
+def test_a_voucher_no_service_explains_is_refused():
+    cfg = api.compose(*SMALL, "regime=vouchers")
+    series = api.simulate(cfg, SEEDS[0], "numba").series
+    bad = series.copy()
+    quiet = int(np.nonzero(bad[:, list(SERVICES)].sum(axis=1) == 0)[0][0])
+    bad[quiet, V.VOUCHERS] = bad[quiet, ledger.class_of(V.VOUCHERS).sme_column] = 1_000
+    with pytest.raises(InvariantError, match="vouchers"):
+        V.check_series(bad, cfg)
+    V.check_series(series, cfg)   # the run itself passes
