@@ -50,6 +50,7 @@ from hypothesis import HealthCheck, Phase, assume, event, example, given, settin
 from hypothesis import strategies as st
 
 from sim import api
+from sim.forms import FORMS
 from sim.population import arrival_months
 from sim import config as C
 from sim.config import ConfigError, load_config
@@ -737,7 +738,7 @@ def _check_cli_outcome(argv, code, out, err, run_dir: Path) -> None:
     assert len(s) >= 1 and not s.duplicated(["regime", "seed"]).any(), shown
     assert (s.needs_raised >= s.matches).all() and (s.matches >= s.contracts).all(), shown
     assert (s.contracts >= s.successes + s.failures).all(), shown
-    assert (s.contracts == s.signed_licence + s.signed_trial).all(), shown
+    assert (s.contracts == s[[f"signed_{f.name}" for f in FORMS[1:]]].sum(axis=1)).all(), shown
     for col in ("needs_raised", "matches", "contracts", "successes", "university_income", "gov_spend"):
         assert np.isfinite(s[col]).all(), shown
 

@@ -55,7 +55,7 @@ VOUCHERS = ledger.kind("vouchers", ledger.GOVERNMENT, ledger.FIRM,
                        "innovation vouchers: government's part of firms' technology-service payments", owner=NAME)
 VOUCHERS_DENIED = columns.column("vouchers_denied", "voucher payments refused for lack of budget (yuan)", money=True,
                                  summary=True, owner=NAME)
-SIGNED_WITH_VOUCHER = columns.column("signed_with_voucher", "contracts signed with a voucher paying part of them",
+CONTRACTS_WITH_VOUCHER = columns.column("contracts_with_voucher", "contracts signed with a voucher paying part of them",
                                      summary=True, owner=NAME)
 state.field("v_paid", "achievement", np.int64, 0, "voucher paid so far on the achievement's current contract",
             owner=NAME)
@@ -125,7 +125,7 @@ def at_signing(p, st, series, month, f):
     if help_ > 0:
         ledger.pay(st, series, month, ledger.account(st, ledger.GOVERNMENT, 0), ledger.account(st, ledger.FIRM, f),
                    help_, VOUCHERS)
-        series[month, SIGNED_WITH_VOUCHER] += 1
+        series[month, CONTRACTS_WITH_VOUCHER] += 1
     contracts.budget_paid(st, help_)
     st.v_paid[a] = help_
 
@@ -159,7 +159,7 @@ def check_series(s, cfg) -> None:
 
     services = sum(s[:, k.column] for k in ledger.KINDS
                    if k.payer == ledger.FIRM and k.payee in (ledger.UNIVERSITY, ledger.BROKER))
-    slack = 0.5 * (s[:, columns.CONTRACT_PAYMENTS] + s[:, SIGNED_WITH_VOUCHER])  # each payment rounded half up
+    slack = 0.5 * (s[:, columns.CONTRACT_PAYMENTS] + s[:, CONTRACTS_WITH_VOUCHER])  # each payment rounded half up
     bad = s[:, VOUCHERS] > cfg.voucher.rate * services + slack
     if bad.any():
         m = int(bad.argmax())
