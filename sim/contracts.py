@@ -31,6 +31,18 @@ from .state import (COVER_PREMIUM, COVER_REFUND, OFFER_AT_SIGN, OFFER_BARGAINED,
 
 
 
+# --------------------------------------------------------------------------- needs
+@entry
+def raise_need(st, series, month, f, surfaced):
+    """Idle firm ``f`` has a technology need from this month: raised by itself or, if ``surfaced``, brought to light
+    by a visit (a broker's, an expert's) or a matching event; counted in the needs raised (and surfaced)."""
+    st.firm_state[f] = rules.NEED
+    st.firm_need_month[f] = month
+    series[month, C.NEEDS_RAISED] += 1
+    if surfaced:
+        series[month, C.NEEDS_SURFACED] += 1
+
+
 # --------------------------------------------------------------------------- judging a match
 @entry
 def true_chance(p, st, f, a):
