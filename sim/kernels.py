@@ -121,16 +121,12 @@ def brokers_visit(p, st, series, month):
         f_lo, f_size = st.firm_offsets[s], st.firm_offsets[s + 1] - st.firm_offsets[s]
         if f_size == 0:
             continue
+        sd = rules.broker_noise(p.noise, st.broker_skill[b])
         for k in range(p.capacity):
             visit = b * p.capacity + k
             f = f_lo + rng.randint(p.seed, rng.VISIT, month, visit, f_size)
-            if st.firm_state[f] == IDLE and rng.uniform(p.seed, rng.SURFACE, month, visit) < p.surface_prob:
-                contracts.raise_need(st, series, month, f, True)
-            if st.firm_state[f] != NEED:
-                continue
-            a, seen = contracts.propose(p, st, month, f, b, visit)
-            if a >= 0 and contracts.can_open(st, a):
-                contracts.consider(p, st, series, month, f, a, seen, b)
+            contracts.visit(p, st, series, month, f, visit, p.surface_prob, rng.SURFACE, s, sd, p.screen, rng.SCREEN,
+                            rng.BROKER_NOISE, b)
 
 
 @kernel
