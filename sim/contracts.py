@@ -93,17 +93,17 @@ def visit(p, st, series, month, f, key, surface_chance, surface_purpose, s, sd, 
     an idle firm's latent need surfaces with ``surface_chance``; to a firm with a need, the visitor screens
     ``n_screen`` achievements of sector ``s`` with error ``sd`` (:func:`screen`) and the firm considers the best
     shelved one if its transfer office can open (:func:`consider`, brought about by ``broker`` or -1). Returns (a need
-    surfaced, a negotiation opened)."""
+    surfaced, a candidate put to the firm, a negotiation opened)."""
     surfaced = False
     if st.firm_state[f] == IDLE and rng.uniform(p.seed, surface_purpose, month, key) < surface_chance:
         raise_need(st, series, month, f, True)
         surfaced = True
     if st.firm_state[f] != rules.NEED:
-        return surfaced, False
+        return surfaced, False, False
     a, seen = screen(p, st, month, f, s, sd, n_screen, key, screen_purpose, noise_purpose)
     if a >= 0 and can_open(st, a):
-        return surfaced, consider(p, st, series, month, f, a, seen, broker)
-    return surfaced, False
+        return surfaced, True, consider(p, st, series, month, f, a, seen, broker)
+    return surfaced, False, False
 
 
 @kernel
