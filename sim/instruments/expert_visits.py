@@ -15,7 +15,8 @@ Government organises search and pays for it, per visit and per event, never per 
 * **Matching events** (Ningbo: one matching day of the innovation challenge, 40+
   intentions; Tianjin: 7 use-first projects from 5 institutions signed at one event).
   ``events_per_year`` events, evenly spaced over the budget year from its first month
-  (:func:`event_held`). ``event_firms`` firms attend, drawn like the visits; attending
+  (:func:`event_held`). ``event_firms`` distinct firms attend (all of them if the region
+  has fewer), drawn uniformly without replacement (:func:`attendees`); attending
   surfaces an idle firm's latent need with ``event_surface_chance``; each attendee with a
   need hears ``event_pitches`` pitches of its sector and judges them itself, with its own
   error (``scenario.firms.self_noise``, as when it finds a candidate alone).
@@ -39,7 +40,7 @@ import numpy as np
 from ..jit import entry, kernel
 
 from .. import columns, contracts, ledger, rng, rules, state
-from ..schema import PER_MONTH_MAX, ConfigError, _c, factor, money, share
+from ..schema import COUNT_MAX, PER_MONTH_MAX, VISITS_MAX, ConfigError, _c, factor, money, share
 
 NAME = "expert_visits"
 SECTION = "experts"
@@ -47,7 +48,7 @@ SECTION = "experts"
 
 @dataclass
 class Params:
-    visits_per_month: int = _c(8, ge=0, le=PER_MONTH_MAX, doc="expert visits to firms a month (Longquan: 100+ firms "
+    visits_per_month: int = _c(8, ge=0, le=COUNT_MAX, doc="expert visits to firms a month (Longquan: 100+ firms "
                                "visited in 5 rounds over about a year, ~8 a month, seed 000; Ningbo's 230+ expert "
                                "brokers visit a city's firms yearly, seed 004)")
     surface_chance: float = share(0.6, "chance a visit surfaces a latent need in an idle firm (Longquan: 68 needs "
@@ -61,7 +62,7 @@ class Params:
     events_per_year: int = _c(1, ge=0, le=12, doc="matching events a budget year, evenly spaced from its first "
                               "month (Ningbo: the yearly matching day of the innovation challenge, seed 004; Tianjin: "
                               "one signing event, seed 002)")
-    event_firms: int = _c(40, ge=0, le=PER_MONTH_MAX, doc="firms attending an event (judgement: of the order of "
+    event_firms: int = _c(40, ge=0, le=COUNT_MAX, doc="firms attending an event (judgement: of the order of "
                           "the 40+ intentions of Ningbo's matching day, seed 004; Tianjin's event signed 7, seed 002)")
     event_surface_chance: float = share(0.3, "chance attending surfaces a latent need in an idle firm (judgement: "
                                              "half a workshop visit's, a pitch is shallower; range 0.1-0.6)")
@@ -103,6 +104,7 @@ CONTRACTS_AT_EVENTS = columns.column("contracts_at_events", "contracts signed on
 SUCCESSES_AT_EVENTS = columns.column("successes_at_events", "successes of contracts pitched at an event",
                                      summary=True, owner=NAME)
 FOUND_ELSEWHERE, FOUND_BY_VISIT, FOUND_AT_EVENT = 0, 1, 2
+state.field("event_order", "firm", np.int64, 0, "scratch: the firms in an event's order of attendance", owner=NAME)
 state.field("c_found_by", "firm", np.int64, FOUND_ELSEWHERE, "who found the firm's current contract: 0 the firm or a "
             "broker, 1 an expert visit, 2 a matching event", owner=NAME)
 SPEND = "search"   # government spend on this instrument is the run metric gov_spend_search
@@ -118,6 +120,20 @@ def event_held(month, per_year):
     if per_year <= 0:
         return False
     return j == 0 or (j * per_year) // 12 > ((j - 1) * per_year) // 12
+
+
+@entry
+def attendees(seed, month, m, order):
+    """The firms attending the event of ``month``: ``m`` of the ``order.shape[0]`` firms (all if fewer) drawn
+    uniformly without replacement, in ``order[:m]`` (a keyed partial Fisher-Yates shuffle); returns how many."""
+    n = order.shape[0]
+    m = min(m, n)
+    for i in range(n):
+        order[i] = i
+    for k in range(m):
+        j = k + rng.randint(seed, rng.EVENT_ATTEND, month, k, n - k)
+        order[k], order[j] = order[j], order[k]
+    return m
 
 
 @kernel
@@ -161,8 +177,8 @@ def search(p, st, series, month):
         series[month, EVENTS_DENIED] += 1
         return
     series[month, EVENTS_HELD] += 1
-    for k in range(e.event_firms):
-        f = rng.randint(p.seed, rng.EVENT_ATTEND, month, k, n)
+    for k in range(attendees(p.seed, month, e.event_firms, st.event_order)):
+        f = st.event_order[k]
         surfaced, proposed, matched = contracts.visit(p, st, series, month, f, k, e.event_surface_chance,
                                                       rng.EVENT_SURFACE, st.firm_sector[f], p.self_noise,
                                                       e.event_pitches, rng.EVENT_SCREEN, rng.EVENT_NOISE, -1)
@@ -198,11 +214,19 @@ def on_settle(p, st, series, month, f, success):
 
 
 # --------------------------------------------------------------------------- configuration and invariants
+def screenings(cfg) -> int:
+    """The most achievements screened by visits and pitched at an event in one month."""
+    e = cfg.experts
+    return e.visits_per_month * (e.screen + 1) + min(e.event_firms, cfg.scenario.firms.n) * (e.event_pitches + 1)
+
+
 def check(cfg) -> None:
-    e, firms = cfg.experts, cfg.scenario.firms.n
-    if e.event_firms > firms:
-        raise ConfigError(f"experts.event_firms = {e.event_firms}: an event's attendees must be at most the region's "
-                          f"firms, scenario.firms.n = {firms}")
+    e, n = cfg.experts, screenings(cfg)
+    if n > VISITS_MAX:
+        raise ConfigError(f"experts.visits_per_month = {e.visits_per_month}: with experts.screen = {e.screen} and "
+                          f"an event of {min(e.event_firms, cfg.scenario.firms.n)} firms x experts.event_pitches = "
+                          f"{e.event_pitches}, {n:g} screenings a month must be at most {VISITS_MAX:g} (a run would "
+                          "take days)")
 
 
 def _yuan(x: float) -> int:
@@ -235,7 +259,7 @@ def check_series(s, cfg) -> None:
     fail(s[:, NEEDS_BY_VISITS] > s[:, VISITS], "more needs surfaced than visits")
     fail(s[:, PROPOSALS_BY_VISITS] > s[:, VISITS], "more proposals than visits")
     fail(s[:, MATCHES_BY_VISITS] > s[:, PROPOSALS_BY_VISITS], "more matches than proposals on visits")
-    attendees = s[:, EVENTS_HELD] * e.event_firms
+    attendees = s[:, EVENTS_HELD] * min(e.event_firms, cfg.scenario.firms.n)
     fail(s[:, NEEDS_AT_EVENTS] > attendees, "more needs surfaced at events than attendees")
     fail(s[:, PROPOSALS_AT_EVENTS] > attendees, "more proposals at events than attendees")
     fail(s[:, MATCHES_AT_EVENTS] > s[:, PROPOSALS_AT_EVENTS], "more matches than proposals at events")
