@@ -155,7 +155,7 @@ def test_expert_visits_raise_needs_surfaced_per_firm_and_matches():
         diffs["needs_surfaced_per_firm"].append(
             (b.series[:, columns.NEEDS_SURFACED].sum() - a.series[:, columns.NEEDS_SURFACED].sum()) / firms)
         diffs["matches"].append(b.summary["matches"] - a.summary["matches"])
-        assert b.summary["expert_visits"] > 0 and a.summary["expert_visits"] == 0
+        assert b.summary["visits_made"] > 0 and a.summary["visits_made"] == 0
     for name, d in diffs.items():
         d = np.asarray(d)
         se = d.std(ddof=1) / math.sqrt(len(d))

@@ -77,7 +77,7 @@ VISIT_COSTS = ledger.kind("expert_visit_costs", ledger.GOVERNMENT, ledger.MARKET
                           "government's payments for expert visits (experts' time, travel)", owner=NAME)
 EVENT_COSTS = ledger.kind("matching_event_costs", ledger.GOVERNMENT, ledger.MARKET,
                           "government's payments for matching events (venue, organisation, travel)", owner=NAME)
-VISITS = columns.column("expert_visits", "expert visits to firms, paid by government", summary=True, owner=NAME)
+VISITS = columns.column("visits_made", "expert visits made to firms, paid by government", summary=True, owner=NAME)
 VISITS_DENIED = columns.column("visits_denied", "expert visits not made for lack of budget", summary=True, owner=NAME)
 NEEDS_BY_VISITS = columns.column("needs_surfaced_by_visits", "latent needs an expert visit surfaced", summary=True,
                                  owner=NAME)
