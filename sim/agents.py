@@ -18,7 +18,7 @@ import mesa
 
 from . import columns as C
 from . import contracts, ledger, rules
-from .rules import IDLE, NEED
+from .rules import IDLE
 from .views import InstrumentAgent, column  # noqa: F401  (InstrumentAgent: re-exported for instruments' agents)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -66,10 +66,7 @@ class Firm(mesa.Agent):
 
     def raise_need(self, surfaced: bool = False) -> None:
         m = self.model
-        self.state, self.need_month = NEED, m.month
-        m.series[m.month, C.NEEDS_RAISED] += 1
-        if surfaced:
-            m.series[m.month, C.NEEDS_SURFACED] += 1
+        contracts.raise_need(m.st, m.series, m.month, self.index, surfaced)
 
     def give_up_need(self) -> None:
         self.state = IDLE

@@ -56,8 +56,8 @@ def names() -> tuple[str, ...]:
 
 # --------------------------------------------------------------------------- the model's own columns
 # the funnel (flows)
-NEEDS_RAISED = column("needs_raised", "technology needs raised by firms (own or surfaced by brokers)", summary=True)
-NEEDS_SURFACED = column("needs_surfaced", "of which surfaced by broker visits")
+NEEDS_RAISED = column("needs_raised", "technology needs raised by firms (own or surfaced by others)", summary=True)
+NEEDS_SURFACED = column("needs_surfaced", "of which surfaced by a visit (a broker's, an expert's) or a matching event")
 NEEDS_EXPIRED = column("needs_expired", "needs given up unmatched")
 MATCHES = column("matches", "firm-achievement pairs entering negotiation", summary=True)
 MATCHES_BROKERED = column("matches_brokered", "of which proposed by a broker", summary=True)

@@ -31,6 +31,18 @@ from .state import (COVER_PREMIUM, COVER_REFUND, OFFER_AT_SIGN, OFFER_BARGAINED,
 
 
 
+# --------------------------------------------------------------------------- needs
+@entry
+def raise_need(st, series, month, f, surfaced):
+    """Idle firm ``f`` has a technology need from this month: raised by itself or, if ``surfaced``, brought to light
+    by a visit (a broker's, an expert's) or a matching event; counted in the needs raised (and surfaced)."""
+    st.firm_state[f] = rules.NEED
+    st.firm_need_month[f] = month
+    series[month, C.NEEDS_RAISED] += 1
+    if surfaced:
+        series[month, C.NEEDS_SURFACED] += 1
+
+
 # --------------------------------------------------------------------------- judging a match
 @entry
 def true_chance(p, st, f, a):
@@ -72,6 +84,26 @@ def screen(p, st, month, f, s, sd, n_screen, key, screen_purpose, noise_purpose)
         if seen > best_seen:
             best, best_seen = a, seen
     return best, best_seen
+
+
+@kernel
+def visit(p, st, series, month, f, key, surface_chance, surface_purpose, s, sd, n_screen, screen_purpose,
+          noise_purpose, broker):
+    """A visit to firm ``f`` (a broker's, an expert's, a firm's at a matching event; ``key`` names it in its draws):
+    an idle firm's latent need surfaces with ``surface_chance``; to a firm with a need, the visitor screens
+    ``n_screen`` achievements of sector ``s`` with error ``sd`` (:func:`screen`) and the firm considers the best
+    shelved one if its transfer office can open (:func:`consider`, brought about by ``broker`` or -1). Returns (a need
+    surfaced, a candidate put to the firm, a negotiation opened)."""
+    surfaced = False
+    if st.firm_state[f] == IDLE and rng.uniform(p.seed, surface_purpose, month, key) < surface_chance:
+        raise_need(st, series, month, f, True)
+        surfaced = True
+    if st.firm_state[f] != rules.NEED:
+        return surfaced, False, False
+    a, seen = screen(p, st, month, f, s, sd, n_screen, key, screen_purpose, noise_purpose)
+    if a >= 0 and can_open(st, a):
+        return surfaced, True, consider(p, st, series, month, f, a, seen, broker)
+    return surfaced, False, False
 
 
 @kernel

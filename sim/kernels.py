@@ -74,19 +74,15 @@ def raise_needs(p, st, series, month):
     # each firm's need depends on nothing but its own state, so the index order gives the
     # same result as the rotation of the other phases, and a tighter loop
     draws = rng.stream(p.seed, rng.NEED, month)
-    raised = 0
     expired = 0
     for f in range(st.firm_state.shape[0]):
         state = st.firm_state[f]
         if state == IDLE:
             if rng.uniform_in(draws, f) < st.firm_need_rate[f]:
-                st.firm_state[f] = NEED
-                st.firm_need_month[f] = month
-                raised += 1
+                contracts.raise_need(st, series, month, f, False)
         elif state == NEED and month - st.firm_need_month[f] >= p.need_patience:
             st.firm_state[f] = IDLE
             expired += 1
-    series[month, C.NEEDS_RAISED] += raised
     series[month, C.NEEDS_EXPIRED] += expired
 
 
@@ -125,19 +121,12 @@ def brokers_visit(p, st, series, month):
         f_lo, f_size = st.firm_offsets[s], st.firm_offsets[s + 1] - st.firm_offsets[s]
         if f_size == 0:
             continue
+        sd = rules.broker_noise(p.noise, st.broker_skill[b])
         for k in range(p.capacity):
             visit = b * p.capacity + k
             f = f_lo + rng.randint(p.seed, rng.VISIT, month, visit, f_size)
-            if st.firm_state[f] == IDLE and rng.uniform(p.seed, rng.SURFACE, month, visit) < p.surface_prob:
-                st.firm_state[f] = NEED
-                st.firm_need_month[f] = month
-                series[month, C.NEEDS_RAISED] += 1
-                series[month, C.NEEDS_SURFACED] += 1
-            if st.firm_state[f] != NEED:
-                continue
-            a, seen = contracts.propose(p, st, month, f, b, visit)
-            if a >= 0 and contracts.can_open(st, a):
-                contracts.consider(p, st, series, month, f, a, seen, b)
+            contracts.visit(p, st, series, month, f, visit, p.surface_prob, rng.SURFACE, s, sd, p.screen, rng.SCREEN,
+                            rng.BROKER_NOISE, b)
 
 
 @kernel
