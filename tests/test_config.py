@@ -106,6 +106,12 @@ def test_instrument_defaults_are_the_documented_ones():
     assert cfg.trial.term_months == 24 and cfg.trial.success_fee == 20_000
 
 
+@pytest.mark.parametrize("module", INSTRUMENTS, ids=lambda m: m.NAME)
+def test_config_yaml_holds_each_instruments_schema_defaults(module):
+    # the defaults a user reads in configs/config.yaml are the ones the schema documents with their sources
+    assert dataclasses.asdict(getattr(api.compose(), module.SECTION)) == dataclasses.asdict(module.Params())
+
+
 def _leaves(d, prefix=""):
     for k, v in d.items():
         if isinstance(v, dict):
