@@ -8,8 +8,8 @@ sign and implement a contract, against the patent it takes up:
 
 * **Credit on offer** (hook ``offer_support``, before the firm decides): a pledge loan of
   at most ``loan_to_value x the achievement's asking price`` (the patent's pledge value),
-  within what the lender can lend (its cash less its ``min_reserves`` and the loans it has
-  promised and not yet paid out). The loan's interest, as a share of the loan until the
+  within what the lender can lend (its cash less the loans it has promised and not yet
+  paid out). The loan's interest, as a share of the loan until the
   outcome is known, is the lender's price::
 
       rate = funding_rate x term_months / 12 + (1 + loading) x d x (1 - guarantee share)
@@ -20,9 +20,11 @@ sign and implement a contract, against the patent it takes up:
   fund covers it when its capital (``fund_size`` less what it has paid and the guarantees
   it has committed on running loans) covers ``guarantee_share`` of the whole credit
   limit: the lender knows, when it prices, whether the loan is guaranteed. The firm
-  borrows from the lender with the lowest rate (the first on ties: deterministic), and
-  only what its cash lacks at signing (:func:`sim.contracts.support_terms`); it counts on
-  repaying the interest in either outcome (no strategic default, the plumbing's rule).
+  applies to the lender with the lowest rate (on ties the one that can lend more, then the
+  first: deterministic) and borrows only what its cash lacks at signing
+  (:func:`sim.contracts.support_terms`); it counts on repaying the interest in either
+  outcome (no strategic default: :func:`sim.contracts.choose_contract`'s rule, as a
+  Chinese SME's owner commonly guarantees its loans in person).
 * **Commitments** (``on_open``): the loan agreed is promised by the lender (kept out of
   what it can lend to others) and its guarantee, ``ceil(guarantee_share x loan)``, is
   committed against the fund's capital; both are released if the negotiation breaks down.
@@ -37,8 +39,9 @@ sign and implement a contract, against the patent it takes up:
   the government's yearly budget (else refused: ``guarantees_denied``, a risk the lender
   does not price; with no budget, the default, it never happens). Unpaid interest is the
   lender's own risk, priced in its rate.
-* **Solvency**: a lender whose equity (cash plus principal outstanding) falls below
-  ``min_reserves`` stops lending for good (``lenders_active``), as an insurer withdraws.
+* **Solvency**: a lender whose equity (cash plus principal outstanding: its reserves, the
+  loans counted at face value) falls below ``min_reserves`` stops lending for good
+  (``lenders_active``), as an insurer withdraws; it still collects its running loans.
 
 Choices, and what is not modelled: the patent pledged is the achievement the firm takes up
 (its pledge value the asking price, a judgement: no appraisal); nothing is recovered from
@@ -83,15 +86,17 @@ class Params:
                                   "pledge loan; the loan is repaid when the outcome is known)")
     loading: float = factor(0.3, "loading on the expected loss in the lender's rate (judgement: costs and margin, "
                                  "as the insurer's; range 0.1-0.5)", hi=100.0)
-    prior_default: float = _c(0.3, gt=0.0, lt=1.0, doc="lender's prior default rate of a pledge loan (judgement: the "
-                                                       "~40% new-product failure rate, Castellion & Markham 2013, "
-                                                       "less firms that repay from other cash; range 0.1-0.5)")
+    prior_default: float = _c(0.4, gt=0.0, lt=1.0, doc="lender's prior default rate of a pledge loan (judgement: a "
+                                                       "borrower short of cash defaults when its implementation "
+                                                       "fails, ~40% of new products, Castellion & Markham 2013, "
+                                                       "DOMAIN.md; range 0.1-0.6)")
     prior_strength: float = factor(20.0, "weight of that prior, in pseudo-observations (judgement)", positive=True,
                                    hi=1.0e6)
     initial_reserves: float = money(5.0e7, "a lender's starting reserves for pledge loans (yuan; judgement: a "
                                            "programme a provincial branch can carry, 10-100 M)")
-    min_reserves: float = money(5.0e6, "a lender keeps these reserves unlent, and stops lending for good when its "
-                                       "equity (cash + principal outstanding) falls below them (yuan; judgement)")
+    min_reserves: float = money(2.5e7, "a lender stops lending for good when its equity (cash + principal "
+                                       "outstanding) falls below these reserves: losses ate half its capital (yuan; "
+                                       "judgement)")
 
 
 # what the instrument adds to the model
@@ -199,9 +204,9 @@ def loan_rate(funding_rate, term_months, loading, default_rate, guarantee_share)
 
 
 @entry
-def lendable(cash, promised, min_reserves):
-    """What a lender can still lend: its cash less the loans it has promised and its minimum reserves."""
-    return max(np.int64(0), cash - promised - np.int64(math.floor(min_reserves)))
+def lendable(cash, promised):
+    """What a lender can still lend: its cash less the loans it has promised and not yet paid out."""
+    return max(np.int64(0), cash - promised)
 
 
 @entry
@@ -250,11 +255,18 @@ def reserves(st, i):
     return st.balance[ledger.account(st, LENDER, i)]
 
 
+@kernel
+def equity(st, i):
+    """A lender's equity: its cash plus the principal of its running loans."""
+    return reserves(st, i) + st.pl_outstanding[i]
+
+
 # --------------------------------------------------------------------------- hooks
 @kernel
 def offer_support(p, st, series, month, f, a, cost):
-    """The cheapest lender's credit: a limit from the patent's pledge value within its lendable reserves, at its rate
-    (with the guarantee share if the fund's capital covers the whole limit)."""
+    """The cheapest lender's credit (on ties the larger limit, then the first lender): a limit from the patent's pledge
+    value within its lendable reserves, at its rate (with the guarantee share if the fund's capital covers the
+    guarantee on the whole limit)."""
     pl = p.ip_pledge
     st.pl_offer[0] = -1
     st.pl_offer_guaranteed[0] = False
@@ -262,10 +274,9 @@ def offer_support(p, st, series, month, f, a, cost):
         return
     best, best_rate, best_limit, best_guaranteed = -1, 0.0, np.int64(0), False
     for i in range(st.pl_active.shape[0]):
-        if not st.pl_active[i]:
+        if not lender_lends(st.pl_active[i], equity(st, i), pl.min_reserves):
             continue
-        limit = credit_limit(pl.loan_to_value, st.ach_ask[a], lendable(reserves(st, i), st.pl_promised[i],
-                                                                        pl.min_reserves))
+        limit = credit_limit(pl.loan_to_value, st.ach_ask[a], lendable(reserves(st, i), st.pl_promised[i]))
         if limit <= 0:
             continue
         guaranteed = pl.guarantee_share > 0.0 and fund_covers(pl.fund_size, st.pl_fund_paid[0],
@@ -273,7 +284,7 @@ def offer_support(p, st, series, month, f, a, cost):
                                                               guarantee_of(limit, pl.guarantee_share))
         d = default_estimate(pl.prior_default, pl.prior_strength, st.pl_defaults[i], st.pl_observed[i])
         rate = loan_rate(pl.funding_rate, pl.term_months, pl.loading, d, pl.guarantee_share if guaranteed else 0.0)
-        if best < 0 or rate < best_rate:
+        if best < 0 or rate < best_rate or (rate == best_rate and limit > best_limit):
             best, best_rate, best_limit, best_guaranteed = i, rate, limit, guaranteed
     if best < 0:
         return
@@ -370,8 +381,7 @@ def on_settle(p, st, series, month, f, success):
 def on_month(p, st, series, month):
     """Lenders whose equity fell below their minimum reserves stop lending for good."""
     for i in range(st.pl_active.shape[0]):
-        st.pl_active[i] = lender_lends(st.pl_active[i], reserves(st, i) + st.pl_outstanding[i],
-                                       p.ip_pledge.min_reserves)
+        st.pl_active[i] = lender_lends(st.pl_active[i], equity(st, i), p.ip_pledge.min_reserves)
 
 
 @kernel
