@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sim import api, kernels, ledger, rules
+from sim import api, kernels, ledger
 from sim.instruments import ip_pledge as P
 from sim.model import TransferModel
 from sim.population import draw_population
@@ -43,7 +43,8 @@ ONE = ("scenario.firms.n=1", "scenario.firms.sme_share=1.0", "scenario.sectors=1
 
 # the population the instrument is meant for: SMEs short of cash for a deal (median cash 1 M yuan against a median
 # implementation cost and asking price of ~1 M each) and not so risk-averse that a loss beyond their cash rules every
-# deal out (with the default relative risk aversion of 3, risk, not cash, is what stops them: few loans are taken)
+# deal out (with the default relative risk aversion of 3, risk, not cash, is what stops them: on the default scenario
+# no firm borrows, even at a zero rate, since each counts on repaying in full whatever the outcome)
 CASH_POOR = ("scenario.firms.n=1500", "scenario.firms.sme_share=1.0", "scenario.months=48",
              "scenario.firms.risk_aversion_sme=0.1", "scenario.firms.cash_median_sme=1e6", "pledge.loan_to_value=1",
              "progress=false")
