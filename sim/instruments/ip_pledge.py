@@ -1,11 +1,69 @@
-"""IP pledge financing with a public guarantee fund (seed 003): lenders lend against patents to firms short of cash.
+"""IP pledge financing with a public guarantee fund (Heilongjiang action plan 2022-2025, seed 003): banks lend
+against patents to firms short of cash, and a public fund takes part of the loss on default.
 
-(A stub: registered, with no parameters and no hooks yet; its module is being written.)
+Seed 003 asks to "vigorously promote intellectual property pledge financing ... and expand
+the scale of financing guarantee funds". Here ``lenders`` banks (an agent kind of their
+own, with reserves in an account class of their own) lend a firm what its cash lacks to
+sign and implement a contract, against the patent it takes up:
+
+* **Credit on offer** (hook ``offer_support``, before the firm decides): a pledge loan of
+  at most ``loan_to_value x the achievement's asking price`` (the patent's pledge value),
+  within what the lender can lend (its cash less the loans it has promised and not yet
+  paid out). The loan's interest, as a share of the loan until the
+  outcome is known, is the lender's price::
+
+      rate = funding_rate x term_months / 12 + (1 + loading) x d x (1 - guarantee share)
+
+  with ``d`` its estimate of the default rate (``prior_default`` with weight
+  ``prior_strength``, plus its own settled loans, as an insurer learns its failure rate)
+  and the guarantee share ``guarantee_share`` if the fund covers the loan, else 0. The
+  fund covers it when its capital (``fund_size`` less what it has paid and the guarantees
+  it has committed on running loans) covers ``guarantee_share`` of the whole credit
+  limit: the lender knows, when it prices, whether the loan is guaranteed. The firm
+  applies to the lender with the lowest rate (on ties the one that can lend more, then the
+  first: deterministic) and borrows only what its cash lacks at signing
+  (:func:`sim.contracts.support_terms`); it counts on repaying the interest in either
+  outcome (no strategic default: :func:`sim.contracts.choose_contract`'s rule, as a
+  Chinese SME's owner commonly guarantees its loans in person).
+* **Commitments** (``on_open``): the loan agreed is promised by the lender (kept out of
+  what it can lend to others) and its guarantee, ``ceil(guarantee_share x loan)``, is
+  committed against the fund's capital; both are released if the negotiation breaks down.
+* **The loan** (``at_signing``, before any payment at signing): LENDER -> FIRM, kind
+  ``pledge_loans``.
+* **Repayment** (``on_settle``, when the outcome is known, after the value, the success
+  payments and any insurance claim): the firm repays loan + interest as far as its cash
+  goes (kind ``loan_repayments``; interest first, then principal). A shortfall is a
+  default: the principal left unpaid is the lender's loss (``loan_losses``), of which the
+  guarantee fund pays ``floor(guarantee_share x loss)`` (GOVERNMENT -> LENDER, kind
+  ``guarantee_payouts``, the instrument's public spend) if the loan was guaranteed, within
+  the government's yearly budget (else refused: ``guarantees_denied``, a risk the lender
+  does not price; with no budget, the default, it never happens). Unpaid interest is the
+  lender's own risk, priced in its rate.
+* **Solvency**: a lender whose equity (cash plus principal outstanding: its reserves, the
+  loans counted at face value) falls below ``min_reserves`` stops lending for good
+  (``lenders_active``), as an insurer withdraws; it still collects its running loans.
+
+Choices, and what is not modelled: the patent pledged is the achievement the firm takes up
+(its pledge value the asking price, a judgement: no appraisal); nothing is recovered from
+the patent on default (a patent whose implementation failed sells for little); the loan
+runs until the outcome is known (12 months for a licence, the trial term for a trial)
+while its funding cost is charged for ``term_months``; a firm that defaulted may borrow
+again (no credit register). Parameters are judgements with ranges, the instrument itself
+is seed 003's.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+import numpy as np
+
+from ..jit import entry, kernel
+
+from .. import columns, contracts, ledger, rules, state, views
+from ..schema import _c, factor, money, months, share
+from ..state import SUPPORT_CREDIT, SUPPORT_CREDIT_RATE
 
 NAME = "ip_pledge"
 SECTION = "pledge"
@@ -13,4 +71,371 @@ SECTION = "pledge"
 
 @dataclass
 class Params:
-    pass
+    lenders: int = _c(2, ge=0, le=1000, doc="banks lending against patents (judgement: a few banks run a province's "
+                                            "pledge programme; seed 003: 'vigorously promote IP pledge financing')")
+    loan_to_value: float = share(0.5, "highest loan as a share of the patent's pledge value, its asking price "
+                                      "(judgement: banks lend roughly 30-60% of a patent's appraised value)")
+    guarantee_share: float = share(0.6, "share of a defaulted loan's unpaid principal the public guarantee fund pays "
+                                        "(seed 003: 'expand the scale of financing guarantee funds'; the share is a "
+                                        "judgement: funds commonly take 50-80% of the loss)")
+    fund_size: float = money(2.0e7, "the guarantee fund's capital over the run: payouts and guarantees committed on "
+                                    "running loans never exceed it (yuan; judgement: provincial funds of 10-100 M)")
+    funding_rate: float = share(0.035, "lender's yearly cost of funds (judgement: near China's one-year loan prime "
+                                       "rate, 3.1-4.3% over 2019-2024; range 3-5%)")
+    term_months: int = months(12, "months of funding cost charged in a loan's rate (judgement: the usual one-year "
+                                  "pledge loan; the loan is repaid when the outcome is known)")
+    loading: float = factor(0.3, "loading on the expected loss in the lender's rate (judgement: costs and margin, "
+                                 "as the insurer's; range 0.1-0.5)", hi=100.0)
+    prior_default: float = _c(0.4, gt=0.0, lt=1.0, doc="lender's prior default rate of a pledge loan (judgement: a "
+                                                       "borrower short of cash defaults when its implementation "
+                                                       "fails, ~40% of new products, Castellion & Markham 2013, "
+                                                       "DOMAIN.md; range 0.1-0.6)")
+    prior_strength: float = factor(20.0, "weight of that prior, in pseudo-observations (judgement)", positive=True,
+                                   hi=1.0e6)
+    initial_reserves: float = money(5.0e7, "a lender's starting reserves for pledge loans (yuan; judgement: a "
+                                           "programme a provincial branch can carry, 10-100 M)")
+    min_reserves: float = money(2.5e7, "a lender stops lending for good when its equity (cash + principal "
+                                       "outstanding) falls below these reserves: losses ate half its capital (yuan; "
+                                       "judgement)")
+
+
+# what the instrument adds to the model
+state.agent("lender", lambda cfg, pop: cfg.pledge.lenders)
+LENDER = ledger.account_class("lender", "lenders", "banks lending against patents (their reserves)",
+                              lambda cfg, pop: cfg.pledge.lenders, owner=NAME)
+PLEDGE_LOANS = ledger.kind("pledge_loans", LENDER, ledger.FIRM, "pledge loans paid out at signing", owner=NAME)
+LOAN_REPAYMENTS = ledger.kind("loan_repayments", ledger.FIRM, LENDER, "repayments of pledge loans (interest and "
+                              "principal) when the outcome is known, as far as the firm's cash goes", owner=NAME)
+GUARANTEE_PAYOUTS = ledger.kind("guarantee_payouts", ledger.GOVERNMENT, LENDER, "the guarantee fund's share of "
+                                "lenders' losses on defaulted pledge loans", owner=NAME)
+LOANS_MADE = columns.column("loans_made", "contracts financed by a pledge loan (loans paid out at signing)",
+                            summary=True, owner=NAME)
+LOANS_GUARANTEED = columns.column("loans_guaranteed", "of which covered by the guarantee fund", summary=True,
+                                  owner=NAME)
+LOANS_REPAID = columns.column("loans_repaid", "pledge loans repaid in full", summary=True, owner=NAME)
+LOANS_DEFAULTED = columns.column("loans_defaulted", "pledge loans not repaid in full (defaults)", summary=True,
+                                 owner=NAME)
+LOAN_LOSSES = columns.column("loan_losses", "principal left unpaid by defaulting firms, before the guarantee (yuan)",
+                             money=True, summary=True, owner=NAME)
+LOAN_INTEREST_DUE = columns.column("loan_interest_due", "interest agreed on the loans paid out (yuan)", money=True,
+                                   summary=True, owner=NAME)
+LOAN_INTEREST_PAID = columns.column("loan_interest_paid", "interest repaid (part of loan_repayments; yuan)",
+                                    money=True, summary=True, owner=NAME)
+GUARANTEES_DENIED = columns.column("guarantees_denied", "guarantee payouts refused for lack of budget (yuan)",
+                                   money=True, summary=True, owner=NAME)
+LOANS_OUTSTANDING = columns.column("loans_outstanding", "pledge loans running", stock=True, owner=NAME)
+PRINCIPAL_OUTSTANDING = columns.column("loan_principal_outstanding", "principal of the running pledge loans (yuan)",
+                                       stock=True, money=True, summary=True, owner=NAME)
+FUND_COMMITTED = columns.column("guarantee_fund_committed", "guarantees committed on running loans (yuan)",
+                                stock=True, money=True, owner=NAME)
+LENDERS_ACTIVE = columns.column("lenders_active", "lenders still lending", stock=True, owner=NAME)
+SPEND = "guarantees"   # government spend on this instrument is the run metric gov_spend_guarantees
+ZERO_STRENGTH = ("pledge.loan_to_value=0",)  # on, yet no credit on offer
+
+state.field("pl_active", "lender", np.bool_, True, "still lending", owner=NAME)
+state.field("pl_defaults", "lender", np.int64, 0, "defaults among its settled loans", owner=NAME)
+state.field("pl_observed", "lender", np.int64, 0, "settled loans", owner=NAME)
+state.field("pl_promised", "lender", np.int64, 0, "loans agreed and not yet paid out (yuan)", owner=NAME)
+state.field("pl_outstanding", "lender", np.int64, 0, "principal of its running loans (yuan)", owner=NAME)
+state.field("pl_fund_paid", "one", np.int64, 0, "the guarantee fund's payouts so far (yuan)", owner=NAME)
+state.field("pl_fund_committed", "one", np.int64, 0, "guarantees committed on agreed and running loans (yuan)",
+            owner=NAME)
+state.field("pl_running", "one", np.int64, 0, "pledge loans paid out and not yet settled", owner=NAME)
+state.field("pl_offer", "one", np.int64, -1, "scratch: the lender of the credit on offer to this decision, or -1",
+            owner=NAME)
+state.field("pl_offer_guaranteed", "one", np.bool_, False, "scratch: that credit is guaranteed", owner=NAME)
+state.field("c_lender", "firm", np.int64, -1, "lender of the firm's pledge loan, or -1 (none)", owner=NAME)
+state.field("c_loan", "firm", np.int64, 0, "principal of its pledge loan (yuan)", owner=NAME)
+state.field("c_interest", "firm", np.int64, 0, "interest owed on it when the outcome is known (yuan)", owner=NAME)
+state.field("c_guarantee", "firm", np.int64, 0, "guarantee committed on it, 0 if not guaranteed (yuan)", owner=NAME)
+
+
+class Lender(views.InstrumentAgent):
+    """A bank lending against patents: prices loans from its default experience and the guarantee, lends from its
+    reserves, stops lending when its equity falls below its minimum reserves (its decisions are this module's
+    hooks)."""
+
+    active = views.column("pl_active", "still lending")
+    defaults = views.column("pl_defaults", "defaults among its settled loans")
+    observed = views.column("pl_observed", "settled loans")
+    promised = views.column("pl_promised", "loans agreed and not yet paid out (yuan)")
+    outstanding = views.column("pl_outstanding", "principal of its running loans (yuan)")
+
+    @property
+    def reserves(self) -> int:
+        return self.cash(LENDER)
+
+    @property
+    def default_estimate(self) -> float:
+        pl = self.model.cfg.pledge
+        return float(default_estimate(pl.prior_default, pl.prior_strength, self.defaults, self.observed))
+
+
+MESA_AGENTS = {"lender": Lender}
+
+
+def initial_balances(cfg, balance, acct_base) -> None:
+    balance[acct_base[LENDER]:acct_base[LENDER + 1]] = rules.yuan(cfg.pledge.initial_reserves)
+
+
+def money_bound(cfg, pop) -> float:
+    """Lenders' reserves, and per contract a loan (at most loan_to_value x the asking price), its repayment (at most
+    the loan and the highest rate) and the guarantee (at most the loan)."""
+    pl, sc = cfg.pledge, cfg.scenario
+    top_rate = pl.funding_rate * pl.term_months / 12.0 + 1.0 + pl.loading
+    per_loan = pl.loan_to_value * (3.0 + top_rate)
+    contracts_each = float(sc.universities.max_failures + 1)
+    return (pl.lenders * pl.initial_reserves
+            + contracts_each * per_loan * float(pop.ach_ask.astype(np.float64).sum()) + 4.0 * pop.n_achievements)
+
+
+# --------------------------------------------------------------------------- rules
+@entry
+def default_estimate(prior_default, prior_strength, defaults, observed):
+    """Lender's estimate of the default rate: prior plus its own settled loans."""
+    return (prior_default * prior_strength + defaults) / (prior_strength + observed)
+
+
+@entry
+def loan_rate(funding_rate, term_months, loading, default_rate, guarantee_share):
+    """Interest as a share of the loan: the funding cost over the term plus the loaded expected loss not guaranteed,
+    ``funding_rate x term / 12 + (1 + loading) x default_rate x (1 - guarantee_share)``."""
+    return funding_rate * term_months / 12.0 + (1.0 + loading) * default_rate * (1.0 - guarantee_share)
+
+
+@entry
+def lendable(cash, promised):
+    """What a lender can still lend: its cash less the loans it has promised and not yet paid out."""
+    return max(np.int64(0), cash - promised)
+
+
+@entry
+def credit_limit(loan_to_value, ask, can_lend):
+    """The most a firm may borrow: ``loan_to_value`` of the patent's pledge value (its asking price), within what the
+    lender can lend (whole yuan)."""
+    return min(np.int64(math.floor(loan_to_value * ask)), can_lend)
+
+
+@entry
+def guarantee_of(loan, guarantee_share):
+    """The guarantee committed on a loan: the most the fund could pay on it, ``ceil(share x loan)``."""
+    return np.int64(math.ceil(guarantee_share * loan))
+
+
+@entry
+def fund_covers(fund_size, paid, committed, guarantee):
+    """Whether the fund's capital left (less what it paid and has committed) covers a guarantee."""
+    return np.int64(math.floor(fund_size)) - paid - committed >= guarantee
+
+
+@entry
+def repayment(loan, interest, cash):
+    """What a firm repays when the outcome is known: loan + interest as far as its cash goes, interest first.
+    Returns (repaid, interest paid, principal left unpaid)."""
+    owed = loan + interest
+    repaid = min(owed, max(np.int64(0), cash))
+    interest_paid = min(interest, repaid)
+    return repaid, interest_paid, loan - (repaid - interest_paid)
+
+
+@entry
+def guarantee_due(unpaid_principal, guarantee_share):
+    """The fund's payout on a default: its share of the unpaid principal, rounded down (never above the share)."""
+    return np.int64(math.floor(guarantee_share * unpaid_principal))
+
+
+@entry
+def lender_lends(active, equity, min_reserves):
+    """A lender keeps lending while active and its equity (cash + principal outstanding) is at its minimum reserves."""
+    return active and equity >= min_reserves
+
+
+@kernel
+def reserves(st, i):
+    return st.balance[ledger.account(st, LENDER, i)]
+
+
+@kernel
+def equity(st, i):
+    """A lender's equity: its cash plus the principal of its running loans."""
+    return reserves(st, i) + st.pl_outstanding[i]
+
+
+# --------------------------------------------------------------------------- hooks
+@kernel
+def offer_support(p, st, series, month, f, a, cost):
+    """The cheapest lender's credit (on ties the larger limit, then the first lender): a limit from the patent's pledge
+    value within its lendable reserves, at its rate (with the guarantee share if the fund's capital covers the
+    guarantee on the whole limit)."""
+    pl = p.ip_pledge
+    st.pl_offer[0] = -1
+    st.pl_offer_guaranteed[0] = False
+    if pl.loan_to_value <= 0.0:
+        return
+    best, best_rate, best_limit, best_guaranteed = -1, 0.0, np.int64(0), False
+    for i in range(st.pl_active.shape[0]):
+        if not lender_lends(st.pl_active[i], equity(st, i), pl.min_reserves):
+            continue
+        limit = credit_limit(pl.loan_to_value, st.ach_ask[a], lendable(reserves(st, i), st.pl_promised[i]))
+        if limit <= 0:
+            continue
+        guaranteed = pl.guarantee_share > 0.0 and fund_covers(pl.fund_size, st.pl_fund_paid[0],
+                                                              st.pl_fund_committed[0],
+                                                              guarantee_of(limit, pl.guarantee_share))
+        d = default_estimate(pl.prior_default, pl.prior_strength, st.pl_defaults[i], st.pl_observed[i])
+        rate = loan_rate(pl.funding_rate, pl.term_months, pl.loading, d, pl.guarantee_share if guaranteed else 0.0)
+        if best < 0 or rate < best_rate or (rate == best_rate and limit > best_limit):
+            best, best_rate, best_limit, best_guaranteed = i, rate, limit, guaranteed
+    if best < 0:
+        return
+    st.support[SUPPORT_CREDIT] = float(best_limit)
+    st.support[SUPPORT_CREDIT_RATE] = best_rate
+    st.pl_offer[0] = best
+    st.pl_offer_guaranteed[0] = best_guaranteed
+
+
+@kernel
+def on_open(p, st, series, month, f, cover):
+    """The loan agreed (the firm borrows what its cash lacks at signing) is promised by the lender, its guarantee
+    committed against the fund."""
+    i = st.pl_offer[0]
+    if i < 0 or st.c_borrowed[f] <= 0:
+        st.c_lender[f] = -1
+        st.c_loan[f] = 0
+        st.c_interest[f] = 0
+        st.c_guarantee[f] = 0
+        return
+    loan = st.c_borrowed[f]
+    st.c_lender[f] = i
+    st.c_loan[f] = loan
+    st.c_interest[f] = rules.yuan(st.support[SUPPORT_CREDIT_RATE] * loan)
+    st.c_guarantee[f] = guarantee_of(loan, p.ip_pledge.guarantee_share) if st.pl_offer_guaranteed[0] else 0
+    st.pl_promised[i] += loan
+    st.pl_fund_committed[0] += st.c_guarantee[f]
+
+
+@kernel
+def on_breakdown(p, st, series, month, f):
+    """The promise and the guarantee are released."""
+    i = st.c_lender[f]
+    if i < 0:
+        return
+    st.pl_promised[i] -= st.c_loan[f]
+    st.pl_fund_committed[0] -= st.c_guarantee[f]
+    st.c_lender[f] = -1
+
+
+@kernel
+def at_signing(p, st, series, month, f):
+    """The loan is paid out before any payment at signing."""
+    i = st.c_lender[f]
+    if i < 0:
+        return
+    loan = st.c_loan[f]
+    ledger.pay(st, series, month, ledger.account(st, LENDER, i), ledger.account(st, ledger.FIRM, f), loan,
+               PLEDGE_LOANS)
+    st.pl_promised[i] -= loan
+    st.pl_outstanding[i] += loan
+    st.pl_running[0] += 1
+    series[month, LOANS_MADE] += 1
+    series[month, LOANS_GUARANTEED] += 1 if st.c_guarantee[f] > 0 else 0
+    series[month, LOAN_INTEREST_DUE] += st.c_interest[f]
+
+
+@kernel
+def on_settle(p, st, series, month, f, success):
+    """The firm repays as far as its cash goes; on a default the fund pays its share of the unpaid principal, within
+    its commitment and the yearly budget."""
+    i = st.c_lender[f]
+    if i < 0:
+        return
+    loan = st.c_loan[f]
+    lender = ledger.account(st, LENDER, i)
+    repaid, interest_paid, unpaid = repayment(loan, st.c_interest[f], st.balance[ledger.account(st, ledger.FIRM, f)])
+    ledger.pay(st, series, month, ledger.account(st, ledger.FIRM, f), lender, repaid, LOAN_REPAYMENTS)
+    series[month, LOAN_INTEREST_PAID] += interest_paid
+    defaulted = repaid < loan + st.c_interest[f]
+    if defaulted:
+        series[month, LOANS_DEFAULTED] += 1
+        series[month, LOAN_LOSSES] += unpaid
+        if st.c_guarantee[f] > 0:
+            due = guarantee_due(unpaid, p.ip_pledge.guarantee_share)
+            if rules.within_budget(due, st.gov_committed[0], p.budget):
+                ledger.pay(st, series, month, ledger.account(st, ledger.GOVERNMENT, 0), lender, due,
+                           GUARANTEE_PAYOUTS)
+                contracts.spend_budget(st, due)
+                st.pl_fund_paid[0] += due
+            else:
+                series[month, GUARANTEES_DENIED] += due
+    else:
+        series[month, LOANS_REPAID] += 1
+    st.pl_defaults[i] += 1 if defaulted else 0
+    st.pl_observed[i] += 1
+    st.pl_outstanding[i] -= loan
+    st.pl_running[0] -= 1
+    st.pl_fund_committed[0] -= st.c_guarantee[f]
+    st.c_lender[f] = -1
+
+
+@kernel
+def on_month(p, st, series, month):
+    """Lenders whose equity fell below their minimum reserves stop lending for good."""
+    for i in range(st.pl_active.shape[0]):
+        st.pl_active[i] = lender_lends(st.pl_active[i], equity(st, i), p.ip_pledge.min_reserves)
+
+
+@kernel
+def record(p, st, series, month):
+    series[month, LENDERS_ACTIVE] = st.pl_active.sum()
+    series[month, LOANS_OUTSTANDING] = st.pl_running[0]
+    series[month, PRINCIPAL_OUTSTANDING] = st.pl_outstanding.sum()
+    series[month, FUND_COMMITTED] = st.pl_fund_committed[0]
+
+
+# --------------------------------------------------------------------------- results
+def summarize(totals: dict, s) -> dict:
+    lent = totals["pledge_loans"]
+    settled = totals["loans_repaid"] + totals["loans_defaulted"]
+    return {"mean_loan_rate": totals["loan_interest_due"] / lent if lent else np.nan,
+            "loan_default_rate": totals["loans_defaulted"] / settled if settled else np.nan,
+            "lender_reserves_final": float(s[-1, ledger.ACCOUNT_CLASSES[LENDER].column]),
+            "lenders_withdrawn": float(s[0, LENDERS_ACTIVE] - s[-1, LENDERS_ACTIVE])}
+
+
+def check_series(s, cfg) -> None:
+    """Loans add up (lent = principal repaid + defaulted + outstanding, in yuan and in loans, month by month);
+    guarantee payouts only in months with defaults, within guarantee_share of the principal lost and, in all,
+    within the fund; a loan only with a contract signed; lenders never return once withdrawn."""
+    from ..results import FORM_COLUMNS, InvariantError
+
+    pl = cfg.pledge
+    c = s.cumsum(axis=0)
+    principal_repaid = c[:, LOAN_REPAYMENTS] - c[:, LOAN_INTEREST_PAID]
+    bad = c[:, PLEDGE_LOANS] != principal_repaid + c[:, LOAN_LOSSES] + s[:, PRINCIPAL_OUTSTANDING]
+    if bad.any():
+        raise InvariantError(f"month {bad.argmax()}: pledge loans lent differ from the principal repaid, defaulted "
+                             "and outstanding")
+    bad = c[:, LOANS_MADE] != c[:, LOANS_REPAID] + c[:, LOANS_DEFAULTED] + s[:, LOANS_OUTSTANDING]
+    if bad.any():
+        raise InvariantError(f"month {bad.argmax()}: loans made differ from loans repaid, defaulted and running")
+    bad = (c[:, LOAN_INTEREST_PAID] > c[:, LOAN_INTEREST_DUE]) | (s[:, LOAN_INTEREST_PAID] > s[:, LOAN_REPAYMENTS])
+    if bad.any():
+        raise InvariantError(f"month {bad.argmax()}: more interest paid than agreed or repaid")
+    bad = (s[:, GUARANTEE_PAYOUTS] > 0) & (s[:, LOANS_DEFAULTED] == 0)
+    if bad.any():
+        raise InvariantError(f"month {bad.argmax()}: guarantee payouts in a month without defaults")
+    # each payout is rounded down from a float product: a millionth of a yuan of slack per default for its last bit
+    bad = (s[:, GUARANTEE_PAYOUTS] + s[:, GUARANTEES_DENIED]
+           > pl.guarantee_share * s[:, LOAN_LOSSES] + 1e-6 * s[:, LOANS_DEFAULTED])
+    if bad.any():
+        raise InvariantError(f"month {bad.argmax()}: guarantee payouts exceed guarantee_share of the principal lost")
+    bad = c[:, GUARANTEE_PAYOUTS] > math.floor(pl.fund_size)
+    if bad.any():
+        raise InvariantError(f"month {bad.argmax()}: guarantee payouts exceed the fund")
+    contracts_signed = s[:, list(FORM_COLUMNS)].sum(axis=1)
+    bad = (s[:, LOANS_MADE] > contracts_signed) | (s[:, LOANS_GUARANTEED] > s[:, LOANS_MADE])
+    if bad.any():
+        raise InvariantError(f"month {bad.argmax()}: more loans (or guaranteed loans) than contracts signed")
+    bad = np.diff(s[:, LENDERS_ACTIVE]) > 0
+    if bad.any():
+        raise InvariantError(f"month {bad.argmax() + 1}: a withdrawn lender lends again")
