@@ -138,8 +138,9 @@ def support_terms(sign_services, success_services, own_upfront, cash, support):
     those due on success, ``own_upfront`` the firm's own spending at signing
     (implementation cost, premium). The co-payment covers ``rate`` of the service
     payments, at signing first, within the cap; the firm borrows what its cash lacks at
-    signing and pays the interest in either outcome (it counts on repaying: no strategic
-    default). Returns (paid at signing, paid on success, interest, borrowed), floats.
+    signing and owes the interest in either outcome (:func:`supported_ce`: on failure it
+    repays as far as its cash goes). Returns (paid at signing, paid on success, interest,
+    borrowed), floats.
     """
     rate, cap = support[SUPPORT_COPAY_RATE], support[SUPPORT_COPAY_CAP]
     at_sign_help = copay(sign_services, rate, cap)   # in whole yuan, as it will be paid
@@ -150,11 +151,25 @@ def support_terms(sign_services, success_services, own_upfront, cash, support):
 
 
 @entry
-def _supported_outlay(price, fee_rate, fee_firm_share, fixed, own_upfront, cash, support):
-    """The firm's sure outlay for a licence at ``price`` with support (what it loses in both outcomes)."""
-    at_sign, _, interest, _ = support_terms(price + rules.firms_fee(price, fee_rate, fee_firm_share) + fixed, 0.0,
-                                            own_upfront, cash, support)
-    return at_sign - own_upfront + interest
+def supported_ce(p_hat, value, at_sign, on_success, interest, borrowed, refund, cash, abs_ra, credit):
+    """The firm's CE of a contract with support (:func:`support_terms`' payments): on success it pays everything;
+    on failure it repays its loan and interest as far as its cash (and any refund) goes. A borrower is liable with
+    what it has, no more (the pledged patent is worth nothing after a failed implementation): it loses at most its
+    cash. (A firm that does not borrow pays everything from its cash in either outcome; a loan beyond the ``credit``
+    on offer is not to be had: the contract is weighed, as unaffordable, without it.)"""
+    failure = -at_sign - interest + refund
+    if 0.0 < borrowed <= credit:
+        failure = max(failure, -float(cash))
+    return rules.certainty_equivalent(p_hat, value - at_sign - on_success - interest, failure, abs_ra)
+
+
+@entry
+def _licence_ce(price, p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cash, abs_ra, support):
+    """The firm's CE of a licence at ``price`` with support, and what it borrows."""
+    at_sign, _, interest, borrowed = support_terms(price + rules.firms_fee(price, fee_rate, fee_firm_share) + fixed,
+                                                   0.0, own, cash, support)
+    return (supported_ce(p_hat, value, at_sign, 0.0, interest, borrowed, refund, cash, abs_ra, support[SUPPORT_CREDIT]),
+            borrowed)
 
 
 @entry
@@ -168,10 +183,12 @@ def choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, ba
     0 without a broker, ``fee_firm_share`` of it paid by the firm) raises the firm's cost of
     a payment and cuts the university's take; ``fee_fixed`` is the broker's service fee at
     signing. ``support`` (:func:`support_terms`) may pay part of the service payments and
-    lend what the firm's cash lacks at signing, up to a limit. A licence's price is the
-    Nash bargain between the university's reservation price and the firm's willingness to
-    pay (CARA is translation invariant: the CE at price 0 less the sure outlay of the
-    price). Ties go to the first form, then to no cover.
+    lend what the firm's cash lacks at signing, up to a limit (a borrower loses at most its
+    cash on failure: :func:`supported_ce`). A licence's price is the Nash bargain between
+    the university's reservation price and the firm's willingness to pay (without support,
+    CARA is translation invariant: the CE at price 0 less the price; with support, the
+    highest price the firm's CE stays >= 0 at, :func:`_willingness`). Ties go to the first
+    form, then to no cover.
 
     Returns (offer row or -1, cover row or -1, bargained price, CE, borrowed): row -1 when
     no form is both affordable and better than walking away (CE > 0).
@@ -192,7 +209,8 @@ def choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, ba
                 reservation = reservation_share * ask / (1.0 - fee_rate_univ)
                 if not supported:
                     ce0 = rules.certainty_equivalent(p_hat, value - upfront, -upfront + refund, abs_ra)
-                    price = rules.licence_price(ce0 / (1.0 + fee_rate_firm), reservation, bargaining_power)
+                    price = rules.bargained_price(ce0 / (1.0 + fee_rate_firm), reservation, bargaining_power,
+                                                  _affordable(cash - upfront, fee_rate, fee_firm_share))
                     if price >= 0:
                         firm_fee = rules.firms_fee(price, fee_rate, fee_firm_share)
                         ce = ce0 - price - firm_fee
@@ -200,13 +218,14 @@ def choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, ba
                             best_row, best_cover, best_price, best_ce = j, cover, price, ce
                     continue
                 own = float(cost + prem)
-                ce_own = rules.certainty_equivalent(p_hat, value - own, -own + refund, abs_ra)
-                willingness = _willingness(ce_own, fee_rate, fee_firm_share, fixed, own, cash, support)
-                price = rules.licence_price(willingness, reservation, bargaining_power)
+                willingness = _willingness(p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cash, abs_ra,
+                                           support)
+                price = rules.bargained_price(willingness, reservation, bargaining_power,
+                                              _affordable_supported(willingness, fee_rate, fee_firm_share, fixed, own,
+                                                                    cash, support))
                 if price >= 0:
-                    at_sign, _, interest, borrowed = support_terms(
-                        price + rules.firms_fee(price, fee_rate, fee_firm_share) + fixed, 0.0, own, cash, support)
-                    ce = ce_own - (at_sign - own + interest)
+                    ce, borrowed = _licence_ce(float(price), p_hat, value, own, refund, fee_rate, fee_firm_share, fixed,
+                                               cash, abs_ra, support)
                     if borrowed <= credit and ce > best_ce:
                         best_row, best_cover, best_price, best_ce = j, cover, price, ce
                         best_borrowed = np.int64(math.ceil(borrowed))
@@ -224,8 +243,8 @@ def choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, ba
                 own = float(cost + prem)
                 out_sign, out_success, interest, borrowed = support_terms(
                     float(sign_pay + fixed), float(success_pay), own, cash, support)
-                ce = rules.certainty_equivalent(p_hat, value - out_sign - out_success - interest,
-                                                -out_sign - interest + refund, abs_ra)
+                ce = supported_ce(p_hat, value, out_sign, out_success, interest, borrowed, float(refund), cash, abs_ra,
+                                  credit)
                 if borrowed <= credit and ce > best_ce:
                     best_row, best_cover, best_price, best_ce = j, cover, at_sign, ce
                     best_borrowed = np.int64(math.ceil(borrowed))
@@ -233,15 +252,52 @@ def choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, ba
 
 
 @entry
-def _willingness(ce_own, fee_rate, fee_firm_share, fixed, own, cash, support):
-    """The highest licence price whose sure outlay (:func:`_supported_outlay`, increasing in the price) the firm's CE
-    before any payment, ``ce_own``, covers; -1 if not even a price of 0. Bisection to well under a yuan."""
-    if _supported_outlay(0.0, fee_rate, fee_firm_share, fixed, own, cash, support) > ce_own:
+def _affordable(cash_left, fee_rate, fee_firm_share):
+    """The highest licence price a firm can pay from ``cash_left`` with its part of the broker's fee on it."""
+    if cash_left < 0:
         return -1.0
-    lo, hi = 0.0, max(1.0, ce_own + support[SUPPORT_COPAY_CAP])
+    price = np.int64(math.floor(cash_left / (1.0 + fee_rate * fee_firm_share)))
+    while price > 0 and price + rules.firms_fee(price, fee_rate, fee_firm_share) > cash_left:
+        price -= 1   # the fee's rounding: a yuan or two at most
+    return float(price)
+
+
+@entry
+def _affordable_supported(willingness, fee_rate, fee_firm_share, fixed, own, cash, support):
+    """The highest licence price up to ``willingness`` the firm can pay with the support on offer (what it borrows
+    within the credit); -1 if not even a price of 0. Bisection (what it borrows grows with the price)."""
+    credit = support[SUPPORT_CREDIT]
+
+    def borrowed(price):
+        return support_terms(price + rules.firms_fee(price, fee_rate, fee_firm_share) + fixed, 0.0, own, cash,
+                             support)[3]
+
+    if borrowed(0.0) > credit:
+        return -1.0
+    if willingness <= 0.0 or borrowed(willingness) <= credit:
+        return max(willingness, 0.0)
+    lo, hi = 0.0, willingness
     for _ in range(60):
         mid = 0.5 * (lo + hi)
-        if _supported_outlay(mid, fee_rate, fee_firm_share, fixed, own, cash, support) <= ce_own:
+        if borrowed(mid) <= credit:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@entry
+def _willingness(p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cash, abs_ra, support):
+    """The highest licence price at which the firm's CE with support (:func:`_licence_ce`, decreasing in the price)
+    is still >= 0; -1 if not even a price of 0. Bisection to well under a yuan (no price above the value and the
+    co-payment's cap leaves the firm a positive CE)."""
+    if _licence_ce(0.0, p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cash, abs_ra, support)[0] < 0.0:
+        return -1.0
+    lo, hi = 0.0, max(1.0, float(value) + support[SUPPORT_COPAY_CAP])
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if _licence_ce(mid, p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cash, abs_ra,
+                       support)[0] >= 0.0:
             lo = mid
         else:
             hi = mid

@@ -174,6 +174,17 @@ def licence_price(willingness, reservation, bargaining_power):
 
 
 @entry
+def bargained_price(willingness, reservation, bargaining_power, affordable):
+    """The licence price the pair agrees on: the Nash bargain (:func:`licence_price`) over the prices both accept
+    that the firm can pay (at most ``affordable``): the unconstrained bargain, or the most the firm can pay where that
+    is less and still at least the reservation price; -1 when no price is both acceptable and affordable."""
+    price = licence_price(willingness, reservation, bargaining_power)
+    if price < 0 or affordable >= price:
+        return price
+    return np.int64(math.floor(affordable)) if affordable >= reservation else np.int64(-1)
+
+
+@entry
 def negotiation_months(mean, brokered, broker_speedup):
     """Mean months to conclude a form's negotiation (``mean``): a broker speeds any deal."""
     return mean * broker_speedup if brokered else mean

@@ -36,23 +36,34 @@ def test_support_terms_of_one_contract_by_hand():
     assert contracts.copay(33_333.0, 0.5, 1e9) == 16_667 and contracts.copay(33_333.0, 0.5, 100.7) == 100
 
 
-def test_a_voucher_lets_a_firm_short_of_cash_sign_a_licence_and_the_university_shares_it():
+def test_one_licence_with_and_without_a_voucher_by_hand():
     # one risk-neutral firm, one achievement: success (chance 0.99) worth 1 M, cost 100,000, asking 300,000
     offers = np.zeros((state.MAX_OFFERS, 7))
     offers[0, state.OFFER_BARGAINED] = 1
     covers = np.zeros((state.MAX_COVERS, 3 + state.N_COVER_AUX))
-    cash = 600_000
-    args = (0.99, 1_000_000, 100_000, cash, 0.0, 300_000, 0.6, 0.5, offers, 1, covers, 0, 0.0, 0.0, 0.5)
-    # without: willingness 0.99 x 900,000 - 0.01 x 100,000 = 890,000; Nash price 180,000 + (890,000 - 180,000) / 2
-    # = 535,000, with the cost 635,000: more than the cash
-    assert contracts.choose_contract(*args, _support(0.0, 0.0))[0] == -1
-    assert contracts.choose_contract(*(args[:3] + (700_000,) + args[4:]), _support(0.0, 0.0))[2] == 535_000
-    # with half of the price paid by a voucher: willingness doubles to 1,780,000, the price rises to 980,000 (the
-    # university gets half the voucher), the firm pays 490,000 and the cost: 590,000, within its cash
-    row, _, price, _, borrowed = contracts.choose_contract(*args, _support(0.5, 1e9))
-    assert row == 0 and borrowed == 0
-    assert abs(price - 980_000) <= 1
-    assert 100_000 + price - contracts.copay(price, 0.5, 1e9) <= cash
+
+    def decide(cash, support):
+        return contracts.choose_contract(0.99, 1_000_000, 100_000, cash, 0.0, 300_000, 0.6, 0.5, offers, 1, covers,
+                                         0, 0.0, 0.0, 0.5, support)
+
+    # without: willingness 0.99 x 900,000 - 0.01 x 100,000 = 890,000; reservation 0.6 x 300,000 = 180,000; the Nash
+    # price 180,000 + (890,000 - 180,000) / 2 = 535,000
+    assert decide(700_000, _support(0.0, 0.0))[2] == 535_000
+    # a firm with 600,000 cannot pay that and the cost: the pair settles at the most it can pay, 500,000
+    row, _, price, ce, _ = decide(600_000, _support(0.0, 0.0))
+    assert row == 0 and price == 500_000 and ce == pytest.approx(0.99 * 400_000 - 0.01 * 600_000)
+    # with half of the price paid by a voucher the firm's willingness doubles to 1,780,000 and the Nash price is
+    # 980,000: the firm pays 490,000 and the cost, 590,000, within its cash; the university gets 480,000 more, the
+    # firm 10,000 more (CE 400,000 against 390,000): most of the voucher reaches the university
+    row, _, price, ce, borrowed = decide(600_000, _support(0.5, 1e9))
+    assert row == 0 and borrowed == 0 and abs(price - 980_000) <= 1
+    assert ce == pytest.approx(0.99 * (900_000 - 490_000) - 0.01 * 590_000, abs=1.0)
+    # a firm with 400,000: without a voucher it can pay 300,000 (>= the reservation); with it, the most it can pay
+    # is a price whose half is 300,000
+    assert decide(400_000, _support(0.0, 0.0))[2] == 300_000
+    assert abs(decide(400_000, _support(0.5, 1e9))[2] - 600_000) <= 1
+    # ... and below the reservation price nobody signs: 250,000 of cash leaves 150,000 < 180,000
+    assert decide(250_000, _support(0.0, 0.0))[0] == -1
 
 
 @pytest.fixture(scope="module")
