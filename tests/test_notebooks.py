@@ -1,5 +1,6 @@
 """The notebooks run top to bottom on a real Jupyter kernel and answer their questions."""
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -21,3 +22,10 @@ def test_notebook_executes(name, tmp_path):
         line = [ln for ln in text.splitlines() if ln.startswith("failure_insurance")][-1]
         assert float(line.split()[1]) > 0
         assert any("image/png" in o.get("data", {}) for o in outputs)  # the figure was drawn
+        # one question per instrument: each answered with an effect and its interval for every variant it asks about
+        from sim.instruments import REGISTRY
+        answered = {ln.split(": ", 1)[1] for ln in text.splitlines() if ln.startswith("Q") and ": " in ln}
+        assert set(REGISTRY) - {"insurance", "free_trial", "broker_reward"} <= answered, answered
+        for block in text.split("\nQ")[1:]:
+            variants = [ln for ln in block.splitlines()[1:] if ln.startswith("  ")]
+            assert len(variants) == 2 and all(re.search(r"[+-][\d,.]+ \[-?[\d,.]+, -?[\d,.]+\]", v) for v in variants)

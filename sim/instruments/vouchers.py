@@ -47,8 +47,8 @@ class Params:
     cap: float = schema.money(
         200000.0, "most a voucher pays over one contract, yuan (judgement: the order of local innovation-voucher "
                   "caps per firm, 100,000-500,000)")
-    sme_only: bool = schema.param(True, doc="only SMEs hold vouchers (seed 001: to guide the innovation needs of "
-                                            "enterprises; the issue's SMEs)")
+    sme_only: bool = schema.param(True, doc="only SMEs hold vouchers (judgement: voucher schemes serve small and "
+                                            "medium firms; seed 001: to guide enterprises' innovation needs)")
 
 
 VOUCHERS = ledger.kind("vouchers", ledger.GOVERNMENT, ledger.FIRM,
