@@ -26,14 +26,16 @@ PANELS = (
 COMBINED = "combined"  # the regime of every instrument together
 # paths get a 95% band over seeds only when they are few enough to tell apart
 MAX_BANDED_REGIMES = 5
+LOG_SPAN = 20.0  # costs per extra conversion spanning more than this factor are shown on a log axis
 
 
 def regime_colors(regimes: list[str]) -> dict[str, tuple]:
     """A colour per regime that stays distinct for up to 20 regimes: the baseline black, every instrument together
-    grey, the others from tab20 (its dark shades first)."""
-    palette = plt.get_cmap("tab20").colors
+    grey, the others from tab20 without its greys (its dark shades first), then again."""
+    tab20 = plt.get_cmap("tab20").colors
+    palette = [tab20[i] for shade in (0, 1) for i in range(shade, 20, 2) if i not in (14, 15)]  # 14, 15: greys
     others = [r for r in regimes if r not in (BASELINE, COMBINED)]
-    colors = {r: palette[(2 * k) % 20 + (2 * k) // 20 % 2] for k, r in enumerate(others)}
+    colors = {r: palette[k % len(palette)] for k, r in enumerate(others)}
     colors[BASELINE], colors[COMBINED] = (0.0, 0.0, 0.0), (0.45, 0.45, 0.45)
     return colors
 
@@ -86,21 +88,35 @@ def _cost_per_conversion(ax, summary, regimes, colors):
         rows.append((reg, e / 1e3, lo / 1e3, hi / 1e3))
     rows.sort(key=lambda r: (not np.isfinite(r[1]), r[1]))
     y = np.arange(len(rows))[::-1]
-    finite = [r[1] for r in rows if np.isfinite(r[1])]
+    positive = [r[1] for r in rows if np.isfinite(r[1]) and r[1] > 0]
+    # costs that span more than LOG_SPAN (a grant that buys few conversions beside cheap rewards) on a log axis,
+    # as points, so that the cheap ones stay readable
+    log = len(positive) > 1 and max(positive) / min(positive) > LOG_SPAN
+    left = min(positive) / 3 if log else 0.0
+    top = max(positive) * (3.0 if log else 1.15) if positive else 1.0
     for yk, (reg, e, lo, hi) in zip(y, rows):
-        if not np.isfinite(e) or e == 0:
-            note = "no extra conversions on average" if not np.isfinite(e) else "0: no public spend"
-            ax.text(0, yk, "  " + note, va="center", fontsize=8, color="0.3")
+        if not np.isfinite(e) or e <= 0:
+            note = ("no extra conversions on average" if not np.isfinite(e) else
+                    "0: no public spend" if e == 0 else f"{e:,.0f}: saves public money")
+            ax.text(0.01, yk, note, va="center", fontsize=8, color="0.3", transform=ax.get_yaxis_transform())
             continue
-        err = [[e - lo if np.isfinite(lo) else 0], [hi - e if np.isfinite(hi) else 0]]
-        ax.barh(yk, e, xerr=err, capsize=3, color=colors[reg], height=0.7)
+        low = max(lo, left) if np.isfinite(lo) else left
+        err = [[e - low], [hi - e if np.isfinite(hi) else 0]]
+        if log:
+            ax.errorbar(e, yk, xerr=err, fmt="o", ms=6, capsize=3, color=colors[reg])
+        else:
+            ax.barh(yk, e, xerr=err, capsize=3, color=colors[reg], height=0.7)
         if not np.isfinite(hi):
-            ax.annotate("", xy=(max(finite) * 1.15, yk), xytext=(e, yk), arrowprops={"arrowstyle": "->", "lw": 0.8})
+            ax.annotate("", xy=(top, yk), xytext=(e, yk), arrowprops={"arrowstyle": "->", "lw": 0.8})
     ax.set_yticks(y, [r[0] for r in rows], fontsize=8)
     ax.set_ylim(-0.7, len(rows) - 0.3)
-    ax.axvline(0, color="0.3", lw=0.8)
-    ax.set_title("Public cost per extra conversion vs baseline\n(k yuan, 95% bootstrap interval; an arrow: unbounded)",
-                 fontsize=10)
+    if log:
+        ax.set_xscale("log")
+        ax.set_xlim(left, top * 1.2)
+    else:
+        ax.axvline(0, color="0.3", lw=0.8)
+    ax.set_title("Public cost per extra conversion vs baseline\n(k yuan" + (", log scale" if log else "")
+                 + ", 95% bootstrap interval; an arrow: unbounded)", fontsize=10)
     ax.grid(alpha=0.3, axis="x")
 
 
