@@ -323,6 +323,7 @@ def consider(p, st, series, month, f, a, signal, broker):
         st.ach_ask[a], st.univ_reservation[st.ach_owner[a]], p.bargaining_power, st.offers, n, st.covers, n_covers,
         p.fee_rate if brokered else 0.0, p.fee_fixed if brokered else 0.0, p.fee_firm_share, st.support)
     if row < 0:
+        st.ach_declined[a] += 1   # a firm wanted it, not on these terms (demand a maturation grant may target)
         return False
     terms = st.offers[row]
     st.c_ach[f] = a

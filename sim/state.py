@@ -129,6 +129,7 @@ field("ach_maturity", "achievement", np.float64, lambda cfg, pop: pop.ach_maturi
       "0 = embryonic, 1 = ready to use (drawn by sim.population; a maturation grant raises it)")
 field("ach_cost", "achievement", np.int64, lambda cfg, pop: pop.ach_cost.copy(),
       "implementation cost in an SME, yuan (drawn by sim.population; falls as the achievement matures)")
+field("ach_declined", "achievement", np.int64, 0, "times a firm weighed it and found no contract worth signing")
 field("ach_in_use_since", "achievement", np.int64, -1, "month its implementation succeeded, or -1")
 field("ach_failures", "achievement", np.int64, 0, "failed implementations")
 field("ach_attempts", "achievement", np.int64, 0, "implementations settled (keys each attempt's outcome draw)")

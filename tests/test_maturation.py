@@ -93,3 +93,15 @@ def test_grants_that_do_not_add_up_are_refused():
         bad[month, col] += 1
         with pytest.raises(InvariantError, match=what):
             M.check_series(bad, cfg)
+
+
+def test_demand_led_grants_go_only_to_achievements_a_firm_declined():
+    cfg = api.compose(*SMALL, "regime=maturation", "maturation.grants_per_month=3", "maturation.demand_led=true")
+    shelf = api.compose(*SMALL, "regime=maturation", "maturation.grants_per_month=3")
+    declined_share = []
+    for seed in SEEDS[:3]:
+        _, _, _, arr = kernels.run(cfg, seed)
+        assert arr.ach_matured.sum() > 0 and (arr.ach_declined[arr.ach_matured] > 0).all()
+        _, _, _, other = kernels.run(shelf, seed)
+        declined_share.append((other.ach_declined[other.ach_matured] > 0).mean())
+    assert min(declined_share) < 1.0   # not so without demand_led: the condition is the parameter's doing

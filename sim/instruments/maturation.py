@@ -18,7 +18,9 @@ Both raise the success chance and the willingness of firms to sign
 Which achievements: the bureau starts at a keyed random achievement and takes the next
 eligible one in index order (universities' achievements in turn), so grants spread over
 the portfolio without regard to quality: the sources say nothing of how pilot tests are
-selected (judgement). Outcomes of treated achievements are counted apart
+selected (judgement). Demand-led (``demand_led``), only achievements that a firm has
+weighed and declined are eligible: the pilot test goes where a firm was interested but
+found the achievement not worth its terms, which a grant may change. Outcomes of treated achievements are counted apart
 (``successes_matured``, ``failures_matured``) so that their success rate can be compared
 with the others'.
 """
@@ -55,6 +57,9 @@ class Params:
     eligible_below: float = schema.share(
         0.5, "only achievements at most this mature get a grant (judgement: pilot tests are for early-stage "
              "achievements, seed 004's verification before scale-up)")
+    demand_led: bool = schema.param(
+        False, doc="grants only to achievements a firm has weighed and declined (judgement: pilot-test funding "
+                   "where an interested firm found the achievement not ready; false: any shelved achievement)")
 
 
 MATURATION_GRANTS = ledger.kind("maturation_grants", ledger.GOVERNMENT, ledger.UNIVERSITY,
@@ -90,9 +95,11 @@ def matured(maturity, cost, gain, immaturity_cost):
 
 @kernel
 def eligible(p, st, a):
-    """Whether achievement ``a`` can get a grant: shelved, early-stage, never funded."""
-    return (st.ach_status[a] == rules.SHELVED and not st.ach_matured[a]
-            and st.ach_maturity[a] <= p.maturation.eligible_below)
+    """Whether achievement ``a`` can get a grant: shelved, early-stage, never funded (and, demand-led, declined by a
+    firm that weighed it)."""
+    m = p.maturation
+    return (st.ach_status[a] == rules.SHELVED and not st.ach_matured[a] and st.ach_maturity[a] <= m.eligible_below
+            and (st.ach_declined[a] > 0 or not m.demand_led))
 
 
 @kernel
