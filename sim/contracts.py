@@ -495,6 +495,17 @@ def spend_budget(st, amount):
 
 
 @kernel
+def pay_public(p, st, series, month, payee, amount, kind):
+    """Government pays ``amount`` to account ``payee`` (a payment of ``kind``) if this year's budget allows, counting
+    it in the budget; returns whether it paid (each instrument counts what it was refused)."""
+    if not rules.within_budget(amount, st.gov_committed[0], p.budget):
+        return False
+    pay(st, series, month, account(st, ledger.GOVERNMENT, 0), payee, amount, kind)
+    spend_budget(st, amount)
+    return True
+
+
+@kernel
 def reserve_budget(st, amount):
     """Promise ``amount`` yuan of public money to be paid later."""
     st.gov_committed[0] += amount

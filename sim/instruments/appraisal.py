@@ -75,12 +75,9 @@ def on_settle(p, st, series, month, f, success):
     reward = rules.yuan(p.appraisal.reward)
     if reward <= 0:
         return
-    if not rules.within_budget(reward, st.gov_committed[0], p.budget):
+    university = ledger.account(st, ledger.UNIVERSITY, st.ach_owner[st.c_ach[f]])
+    if not contracts.pay_public(p, st, series, month, university, reward, APPRAISAL_REWARDS):
         series[month, REWARDS_DENIED] += reward
-        return
-    ledger.pay(st, series, month, ledger.account(st, ledger.GOVERNMENT, 0),
-               ledger.account(st, ledger.UNIVERSITY, st.ach_owner[st.c_ach[f]]), reward, APPRAISAL_REWARDS)
-    contracts.spend_budget(st, reward)
 
 
 def check_series(s, cfg) -> None:

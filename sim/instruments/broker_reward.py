@@ -55,10 +55,7 @@ def on_payment(p, st, series, month, f, a, b, amount, net):
         return
     r = p.broker_reward
     due = reward(amount, r.rate, r.cap, st.ach_rewarded[a])
-    if rules.within_budget(due, st.gov_committed[0], p.budget):
-        ledger.pay(st, series, month, ledger.account(st, ledger.GOVERNMENT, 0), ledger.account(st, ledger.BROKER, b),
-                   due, BROKER_REWARDS)
-        contracts.spend_budget(st, due)
+    if contracts.pay_public(p, st, series, month, ledger.account(st, ledger.BROKER, b), due, BROKER_REWARDS):
         st.broker_income[b] += due
         st.ach_rewarded[a] += due
     else:

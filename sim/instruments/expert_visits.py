@@ -137,14 +137,16 @@ def attendees(seed, month, m, order):
 
 
 @kernel
-def _pay_if_budget(p, st, series, month, cost, kind):
-    """Government pays ``cost`` for a visit or an event if this year's budget allows; returns whether it did."""
-    if not rules.within_budget(cost, st.gov_committed[0], p.budget):
-        return False
-    ledger.pay(st, series, month, ledger.account(st, ledger.GOVERNMENT, 0), ledger.account(st, ledger.MARKET, 0),
-               cost, kind)
-    contracts.spend_budget(st, cost)
-    return True
+def _count(st, series, month, f, surfaced, proposed, matched, needs, proposals, matches, found_by):
+    """Count what one visit or one attendance found, in its search's columns; a match remembers which search found
+    it (its contract and success are counted by that search)."""
+    if surfaced:
+        series[month, needs] += 1
+    if proposed:
+        series[month, proposals] += 1
+    if matched:
+        series[month, matches] += 1
+        st.c_found_by[f] = found_by
 
 
 # --------------------------------------------------------------------------- hooks
@@ -156,7 +158,7 @@ def search(p, st, series, month):
     n = st.firm_state.shape[0]
     cost = rules.yuan(e.visit_cost)
     for k in range(e.visits_per_month):
-        if not _pay_if_budget(p, st, series, month, cost, VISIT_COSTS):
+        if not contracts.pay_public(p, st, series, month, ledger.account(st, ledger.MARKET, 0), cost, VISIT_COSTS):
             series[month, VISITS_DENIED] += 1
             continue
         series[month, VISITS] += 1
@@ -164,16 +166,12 @@ def search(p, st, series, month):
         surfaced, proposed, matched = contracts.visit(p, st, series, month, f, k, e.surface_chance,
                                                       rng.EXPERT_SURFACE, st.firm_sector[f], e.noise, e.screen,
                                                       rng.EXPERT_SCREEN, rng.EXPERT_NOISE, -1)
-        if surfaced:
-            series[month, NEEDS_BY_VISITS] += 1
-        if proposed:
-            series[month, PROPOSALS_BY_VISITS] += 1
-        if matched:
-            series[month, MATCHES_BY_VISITS] += 1
-            st.c_found_by[f] = FOUND_BY_VISIT
+        _count(st, series, month, f, surfaced, proposed, matched, NEEDS_BY_VISITS, PROPOSALS_BY_VISITS,
+               MATCHES_BY_VISITS, FOUND_BY_VISIT)
     if not event_held(month, e.events_per_year):
         return
-    if not _pay_if_budget(p, st, series, month, rules.yuan(e.event_cost), EVENT_COSTS):
+    if not contracts.pay_public(p, st, series, month, ledger.account(st, ledger.MARKET, 0), rules.yuan(e.event_cost),
+                                EVENT_COSTS):
         series[month, EVENTS_DENIED] += 1
         return
     series[month, EVENTS_HELD] += 1
@@ -182,13 +180,8 @@ def search(p, st, series, month):
         surfaced, proposed, matched = contracts.visit(p, st, series, month, f, k, e.event_surface_chance,
                                                       rng.EVENT_SURFACE, st.firm_sector[f], p.self_noise,
                                                       e.event_pitches, rng.EVENT_SCREEN, rng.EVENT_NOISE, -1)
-        if surfaced:
-            series[month, NEEDS_AT_EVENTS] += 1
-        if proposed:
-            series[month, PROPOSALS_AT_EVENTS] += 1
-        if matched:
-            series[month, MATCHES_AT_EVENTS] += 1
-            st.c_found_by[f] = FOUND_AT_EVENT
+        _count(st, series, month, f, surfaced, proposed, matched, NEEDS_AT_EVENTS, PROPOSALS_AT_EVENTS,
+               MATCHES_AT_EVENTS, FOUND_AT_EVENT)
 
 
 @kernel

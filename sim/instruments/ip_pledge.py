@@ -360,10 +360,7 @@ def on_settle(p, st, series, month, f, success):
         series[month, LOAN_LOSSES] += unpaid
         if st.c_guarantee[f] > 0:
             due = guarantee_due(unpaid, p.ip_pledge.guarantee_share)
-            if rules.within_budget(due, st.gov_committed[0], p.budget):
-                ledger.pay(st, series, month, ledger.account(st, ledger.GOVERNMENT, 0), lender, due,
-                           GUARANTEE_PAYOUTS)
-                contracts.spend_budget(st, due)
+            if contracts.pay_public(p, st, series, month, lender, due, GUARANTEE_PAYOUTS):
                 st.pl_fund_paid[0] += due
             else:
                 series[month, GUARANTEES_DENIED] += due

@@ -126,18 +126,15 @@ def on_month(p, st, series, month):
             st.ach_maturing_until[a] = -1
             contracts.shelve(p, st, a, month)
     amount = rules.yuan(m.grant)
-    government = ledger.account(st, ledger.GOVERNMENT, 0)
     for k in range(m.grants_per_month):
         a = pick(p, st, month, k)
         if a < 0:
             return
-        if not rules.within_budget(amount, st.gov_committed[0], p.budget):
+        university = ledger.account(st, ledger.UNIVERSITY, st.ach_owner[a])
+        if not contracts.pay_public(p, st, series, month, university, amount, MATURATION_GRANTS):
             series[month, GRANTS_DENIED] += m.grants_per_month - k
             return
-        university = ledger.account(st, ledger.UNIVERSITY, st.ach_owner[a])
-        ledger.pay(st, series, month, government, university, amount, MATURATION_GRANTS)
         ledger.pay(st, series, month, university, ledger.account(st, ledger.MARKET, 0), amount, PILOT_TEST_COSTS)
-        contracts.spend_budget(st, amount)
         st.ach_matured[a] = True
         st.ach_status[a] = rules.MATURING
         st.ach_maturing_until[a] = month + m.months

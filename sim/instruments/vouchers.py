@@ -141,14 +141,11 @@ def on_payment(p, st, series, month, f, a, b, amount, net):
                           st.v_cap[a] - st.v_paid[a])
     if due <= 0:
         return
-    if not rules.within_budget(due, st.gov_committed[0], p.budget):
-        series[month, VOUCHERS_DENIED] += due
-        return
     # paid with the payment (the firm's cash covered the payment itself: it gets this back at once)
-    ledger.pay(st, series, month, ledger.account(st, ledger.GOVERNMENT, 0), ledger.account(st, ledger.FIRM, f),
-               due, VOUCHERS)
-    contracts.spend_budget(st, due)
-    st.v_paid[a] += due
+    if contracts.pay_public(p, st, series, month, ledger.account(st, ledger.FIRM, f), due, VOUCHERS):
+        st.v_paid[a] += due
+    else:
+        series[month, VOUCHERS_DENIED] += due
 
 
 # --------------------------------------------------------------------------- results
