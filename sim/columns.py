@@ -72,6 +72,8 @@ SUCCESSES_SME = column("successes_sme", "of the successes, SMEs'")
 FAILURES_SME = column("failures_sme", "of the failures, SMEs'")
 FIRMS_BELOW_START = column("firms_below_start", "share of firms holding less cash than at the start", stock=True,
                            summary=True)
+ACCOUNTS_OVERDRAWN = column("accounts_overdrawn", "accounts below zero at the month's end among those that cannot be "
+                            "overdrawn (firms, universities, insurers, lenders, ...): always 0, checked", stock=True)
 CONTRACT_PAYMENTS = column("contract_payments", "payments firms made to universities under contracts (count)")
 UNIVERSITY_INCOME = column("university_income", "universities' receipts net of their share of broker fees "
                            "(before inventors)", money=True, summary=True)

@@ -43,6 +43,9 @@ def raise_need(st, series, month, f, surfaced):
         series[month, C.NEEDS_SURFACED] += 1
 
 
+NO_LIMIT = 2**62   # yuan: more than any account or flow can reach (sim.population.money_bound < 2**53)
+
+
 # --------------------------------------------------------------------------- judging a match
 @entry
 def true_chance(p, st, f, a):
@@ -312,6 +315,7 @@ def consider(p, st, series, month, f, a, signal, broker):
     cost = rules.project_amount(st.ach_cost[a], st.firm_scale[f])
     n = _offer_licence(p, st)
     n = hooks.offer_forms(p, st, series, month, f, a, signal, n)
+    st.public_offered[0] = 0
     n_covers = hooks.offer_covers(p, st, f, a, cost, 0)
     st.support[:] = 0.0
     hooks.offer_support(p, st, series, month, f, a, cost)
@@ -476,6 +480,7 @@ def settle(p, st, series, month, f):
         else:
             shelve(p, st, a, month)
         st.sector_failures[sector] += 1
+    st.c_reported[f] = success   # an instrument may learn otherwise (a trial's undetected false report)
     hooks.on_settle(p, st, series, month, f, success)
     st.firm_outcome[f] = 1 if success else 0
     st.firm_state[f] = IDLE
@@ -492,6 +497,16 @@ def settle(p, st, series, month, f):
 def spend_budget(st, amount):
     """Count a payment made now in this year's budget."""
     st.gov_committed[0] += amount
+
+
+@kernel
+def budget_left(p, st):
+    """Public money this year's budget can still promise to the decision being weighed: what is neither paid nor
+    promised this year, nor already offered to this decision by another instrument (whole yuan; no budget: no
+    limit)."""
+    if p.budget < 0.0:
+        return np.int64(NO_LIMIT)
+    return max(np.int64(0), np.int64(math.floor(p.budget)) - st.gov_committed[0] - st.public_offered[0])
 
 
 @kernel
@@ -630,8 +645,13 @@ def record(p, st, series, month):
     s[C.RUNNING_PAYMENTS] = running_payments
     s[C.FIRMS_BELOW_START] = below / st.firm_alpha.shape[0]
     s[C.MEAN_BELIEF] = belief_sum / st.firm_alpha.shape[0]
+    overdrawn = 0
     for cls in range(hooks.CASH_COLUMN.shape[0]):
         s[hooks.CASH_COLUMN[cls]] = ledger.class_total(st, cls)
+        if not hooks.OVERDRAFT[cls]:
+            for i in range(st.acct_base[cls], st.acct_base[cls + 1]):
+                overdrawn += st.balance[i] < 0
+    s[C.ACCOUNTS_OVERDRAWN] = overdrawn
     firms = s[hooks.CASH_COLUMN[FIRM]]
     s[C.FIRM_SURPLUS] = firms - (series[month - 1, hooks.CASH_COLUMN[FIRM]] if month > 0 else st.firm_cash0[0])
     hooks.record(p, st, series, month)

@@ -68,7 +68,7 @@ def _chain(name: str, registered):
 def build(registered) -> None:
     """Chain every hook over the ``registered`` instruments and tabulate the declared forms and accounts (called once, by
     :mod:`sim.instruments` when every instrument is loaded; instruments may import :mod:`sim.contracts`)."""
-    global FORM_COLUMN, FORM_KIND_AT_SIGN, FORM_KIND_ON_SUCCESS, CASH_COLUMN
+    global FORM_COLUMN, FORM_KIND_AT_SIGN, FORM_KIND_ON_SUCCESS, CASH_COLUMN, OVERDRAFT
     for name in HOOKS:
         globals()[name] = _chain(name, registered)
     # tables the shared operations read (constants once every instrument is registered)
@@ -76,6 +76,7 @@ def build(registered) -> None:
     FORM_KIND_AT_SIGN = np.array([-1] + [f.kind_at_sign for f in forms.FORMS[1:]], dtype=np.int64)
     FORM_KIND_ON_SUCCESS = np.array([-1] + [f.kind_on_success for f in forms.FORMS[1:]], dtype=np.int64)
     CASH_COLUMN = np.array([c.column for c in ledger.ACCOUNT_CLASSES], dtype=np.int64)
+    OVERDRAFT = np.array([c.overdraft for c in ledger.ACCOUNT_CLASSES], dtype=np.bool_)
     sme = np.full(len(columns.COLUMNS), -1, dtype=np.int64)
     for k in ledger.KINDS:
         sme[k.column] = k.sme_column

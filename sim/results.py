@@ -150,7 +150,8 @@ def check_invariants(series: np.ndarray, n_achievements: int, initial_money: flo
 
     From the declarations: statuses add up, money is conserved, every class of accounts
     changes by exactly the payments declared to and from it, the funnel never widens,
-    nothing negative that cannot be. With the run's config ``cfg``: an instrument the
+    nothing negative that cannot be (no firm's, university's, insurer's ... account at any
+    month's end). With the run's config ``cfg``: an instrument the
     regime does not list moved nothing, and each instrument's own rules hold
     (``check_series`` of its module: rewards within their rate and cap, claims only on
     insured failures, ...).
@@ -195,6 +196,11 @@ def check_invariants(series: np.ndarray, n_achievements: int, initial_money: flo
         if bad.any():
             m = _first(bad)
             raise InvariantError(f"month {m}: funnel widens, {name} fails ({wide[m]} < {narrow[m]})")
+    bad = s[:, C.ACCOUNTS_OVERDRAWN] > 0
+    if bad.any():
+        m = _first(bad)
+        raise InvariantError(f"month {m}: {s[m, C.ACCOUNTS_OVERDRAWN]:.0f} accounts that cannot be overdrawn are below "
+                             "zero (a firm paid more than it had)")
     may_be_negative = {C.FIRM_SURPLUS} | {a.column for a in ledger.ACCOUNT_CLASSES if a.overdraft}
     for col in range(s.shape[1]):
         if col not in may_be_negative and (s[:, col] < 0).any():

@@ -181,7 +181,8 @@ def bargained_price(willingness, reservation, bargaining_power, affordable):
     price = licence_price(willingness, reservation, bargaining_power)
     if price < 0 or affordable >= price:
         return price
-    return np.int64(math.floor(affordable)) if affordable >= reservation else np.int64(-1)
+    most = np.int64(math.floor(affordable))   # whole yuan: never below the reservation price, even by a fraction
+    return most if most >= reservation else np.int64(-1)
 
 
 @entry

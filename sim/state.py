@@ -121,6 +121,8 @@ field("c_chance", "firm", np.float64, 0.0, "true success chance of the pair")
 field("c_opened", "firm", np.int64, 0, "month negotiation began")
 field("c_borrowed", "firm", np.int64, 0, "borrowed to afford the payments at signing (credit on offer, st.support)")
 field("c_ends", "firm", np.int64, -1, "month the outcome is known")
+field("c_reported", "firm", np.bool_, False, "the outcome as the university learns it: the success, unless a "
+      "trial's false failure report went undetected (set at settlement, before the instruments' on_settle)")
 # achievements, universities, brokers
 field("ach_status", "achievement", np.int64, lambda cfg, pop: np.where(pop.ach_born > 0, rules.NOT_YET, rules.SHELVED),
       "SHELVED ... USE_ENDED (sim.rules)")
@@ -153,6 +155,8 @@ field("firm_cash_start", "firm", np.int64, lambda cfg, pop: pop.firm_cash.copy()
 field("firm_cash0", "one", np.int64, lambda cfg, pop: np.array([pop.firm_cash.sum()]), "firms' cash at the start")
 # government
 field("gov_committed", "one", np.int64, 0, "paid this budget year or reserved for a later payment (yuan)")
+field("public_offered", "one", np.int64, 0, "scratch: the most public money offered to the decision being weighed "
+      "(each instrument offering some adds its largest offer, so that later offers leave room for it in the budget)")
 field("gov_reserved", "one", np.int64, 0, "promised and not yet paid (yuan): counted in the year of its payment too")
 # learning: this month's outcomes by sector
 field("sector_successes", "sector", np.float64, 0.0, "")

@@ -68,3 +68,21 @@ def test_a_reward_without_a_conversion_is_refused():
     bad[month, A.APPRAISAL_REWARDS] += rules.yuan(cfg.appraisal.reward)
     with pytest.raises(InvariantError, match="appraisal rewards"):
         A.check_series(bad, cfg)
+
+
+def test_a_conversion_reported_as_a_failure_earns_no_reward_and_the_budget_refuses_the_rest():
+    # trials nobody checks (a false failure report is never found out) under an appraisal with a small budget
+    cfg = api.compose(*SMALL, "regime.name=mix", "regime.instruments=[appraisal,free_trial]",
+                      "scenario.universities.pilot_share=1", "trial.verification=0", "trial.success_fee=2e5",
+                      "scenario.firms.absorptive_sme_a=8", "scenario.firms.absorptive_sme_b=1",
+                      "government.annual_budget=150000")
+    reward = rules.yuan(cfg.appraisal.reward)
+    unreported = denied = 0
+    for seed in SEEDS[:6]:
+        s = api.simulate(cfg, seed, "numba").summary   # the appraisal's own invariant is checked too
+        hidden = s["trials_misreported"] - s["trials_caught"]
+        assert s["appraisal_rewards"] + s["appraisal_rewards_denied"] == reward * (s["successes"] - hidden)
+        assert s["appraisal_rewards"] <= 150000 * cfg.scenario.months / 12
+        unreported += hidden
+        denied += s["appraisal_rewards_denied"]
+    assert unreported > 0 and denied > 0   # both branches ran

@@ -9,9 +9,9 @@
 import numpy as np
 import pytest
 
-from sim import api, contracts, kernels, ledger, rules, state
+from sim import api, columns, contracts, kernels, ledger, rules, state
 from sim.instruments import vouchers as V
-from sim.results import InvariantError
+from sim.results import InvariantError, check_invariants
 
 from .conftest import SMALL, paired_effect
 
@@ -142,3 +142,51 @@ def test_a_voucher_no_service_explains_is_refused():
     with pytest.raises(InvariantError, match="vouchers"):
         V.check_series(bad, cfg)
     V.check_series(series, cfg)   # the run itself passes
+
+
+def _lowest_firm_balance(arr):
+    """The lowest balance any firm reached at any payment of the run, replayed from the audit log."""
+    audit = arr.audit[:arr.audit_n[0]]
+    balance = arr.balance.copy()
+    np.add.at(balance, audit[:, 2], audit[:, 4])        # back to the start
+    np.subtract.at(balance, audit[:, 3], audit[:, 4])
+    lo, hi = arr.acct_base[ledger.FIRM], arr.acct_base[ledger.FIRM + 1]
+    lowest = balance[lo:hi].min()
+    for _, _, payer, payee, amount in audit:
+        balance[payer] -= amount
+        balance[payee] += amount
+        if lo <= payer < hi:
+            lowest = min(lowest, balance[payer])
+    return lowest
+
+
+# SMEs short of cash and bold enough to sign with help (as tests/test_ip_pledge.py's), with the broad insurance cover
+CASH_POOR = ("scenario.firms.n=1500", "scenario.firms.sme_share=1.0", "scenario.months=48",
+             "scenario.firms.risk_aversion_sme=0.1", "scenario.firms.cash_median_sme=1e6", "pledge.loan_to_value=1",
+             "insurance.claim_share=1", "insurance.prior_failure=0.6", "progress=false")
+
+
+@pytest.mark.parametrize("budget", [2e5, 6e5])
+def test_a_subsidy_and_a_voucher_for_one_decision_share_the_budget_and_no_firm_pays_more_than_it_has(budget):
+    cfg = api.compose(*CASH_POOR, "regime.name=mix", "regime.instruments=[insurance,vouchers,ip_pledge]",
+                      f"government.annual_budget={budget}")
+    vouchers = subsidies = 0
+    for seed in SEEDS[:3]:
+        series, n, money, arr = kernels.run(cfg, seed, audit_rows=400_000)
+        assert arr.audit_n[0] < arr.audit.shape[0]
+        assert _lowest_firm_balance(arr) >= 0
+        check_invariants(series, n, money, cfg)   # the budget and every account at every month's end
+        vouchers += series[:, V.VOUCHERS].sum()
+        subsidies += series[:, columns.index("premium_subsidies")].sum()
+    assert vouchers > 0 and subsidies > 0   # both offered under the budget
+
+
+def test_under_a_tight_budget_later_vouchers_are_refused_and_counted():
+    cfg = api.compose(*SMALL, "regime.name=mix", "regime.instruments=[vouchers,free_trial]",
+                      "scenario.universities.pilot_share=1", "government.annual_budget=30000")
+    denied = 0
+    for seed in SEEDS[:6]:
+        run = api.simulate(cfg, seed, "numba")   # the budget is kept every year (checked)
+        denied += run.summary["vouchers_denied"]
+        assert run.summary["vouchers"] + run.summary["vouchers_denied"] > 0
+    assert denied > 0

@@ -4,7 +4,8 @@ Shanghai (seed 001), Heilongjiang (seed 003) and Ningbo (seed 004) make the conv
 achievements part of how universities and institutes are evaluated. The evaluation acts
 on a university three ways here, each a parameter:
 
-* **reward**: each conversion of its achievement (a successful implementation) brings
+* **reward**: each reported conversion of its achievement (a successful implementation;
+  a free trial's false failure report that is not found out is a failure to it) brings
   the university ``reward`` yuan of performance funding from government (ledger kind
   ``appraisal_rewards``, within the yearly budget; a reward the budget cannot pay is
   refused and counted, ``appraisal_rewards_denied``). The university counts on it when it
@@ -70,7 +71,9 @@ def initial_state(cfg, arrays) -> None:
 
 @kernel
 def on_settle(p, st, series, month, f, success):
-    if not success:
+    """A conversion as the university reports it earns the reward (a trial reported failed, and not found out, does
+    not: ``free_trial`` runs before this in the registry and sets ``c_reported``)."""
+    if not st.c_reported[f]:
         return
     reward = rules.yuan(p.appraisal.reward)
     if reward <= 0:
@@ -81,13 +84,15 @@ def on_settle(p, st, series, month, f, success):
 
 
 def check_series(s, cfg) -> None:
-    """Rewards only on conversions: exactly ``reward`` for each success paid, never more than the successes."""
+    """Rewards only on conversions: ``reward`` for each reported success, paid or refused (a success reported as a
+    failure earns none), never more than the successes."""
     from ..results import InvariantError
 
     reward = rules.yuan(cfg.appraisal.reward) if NAME in cfg.regime.instruments else 0
     paid_and_denied = s[:, APPRAISAL_REWARDS] + s[:, REWARDS_DENIED]
-    bad = paid_and_denied != reward * s[:, columns.SUCCESSES]
+    unreported = s[:, columns.index("trials_misreported")] - s[:, columns.index("trials_caught")]
+    bad = paid_and_denied != reward * (s[:, columns.SUCCESSES] - unreported)
     if bad.any():
         m = int(bad.argmax())
         raise InvariantError(f"month {m}: appraisal rewards paid and denied {paid_and_denied[m]:.0f} are not "
-                             f"{reward} x {s[m, columns.SUCCESSES]:.0f} conversions")
+                             f"{reward} x {s[m, columns.SUCCESSES] - unreported[m]:.0f} reported conversions")

@@ -132,6 +132,7 @@ def on_settle(p, st, series, month, f, success):
                   rules.abs_risk_aversion(st.firm_risk_aversion[f], st.balance[firm])):
         series[month, TRIALS_MISREPORTED] += 1
         if rng.uniform(p.seed, rng.VERIFY, month, f) >= t.verification:
+            st.c_reported[f] = False   # the university (and its appraisal, if any) sees a failure
             ledger.pay(st, series, month, firm, ledger.account(st, ledger.MARKET, 0),
                        rules.yuan((1.0 - st.firm_absorptive[f]) * value), MISREPORT_LOSSES)
             return

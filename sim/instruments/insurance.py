@@ -202,11 +202,13 @@ def offer_covers(p, st, f, a, cost, n):
     insurer = cheapest_quote(st.ins_quote, st.ins_writes)
     if insurer < 0:
         return n
+    largest = np.int64(0)
     for k in range(1, coverage_levels(ins.coverage, ins.coverage_step) + 1):
         claim, prem, subsidy = quote(p, st, insurer, cost, min(k * ins.coverage_step, ins.coverage))
         subsidy = subsidy_offered(subsidy, st.gov_committed[0], p.budget)
         if claim <= 0:
             continue
+        largest = max(largest, subsidy)
         row = st.covers[n]
         row[state.COVER_AUX] = insurer
         row[state.COVER_AUX + 1] = claim
@@ -214,6 +216,7 @@ def offer_covers(p, st, f, a, cost, n):
         row[state.COVER_AUX + 3] = subsidy
         counted = ins.claim_share * payment_chance(reserves(st, insurer), st.ins_exposure[insurer], claim) * claim
         n = forms.offer_cover(st, n, INSURED, prem - subsidy, counted)
+    st.public_offered[0] += largest   # the firm may take any cover: later offers leave room for the largest subsidy
     return n
 
 

@@ -22,9 +22,10 @@ sign and implement a contract, against the patent it takes up:
   limit: the lender knows, when it prices, whether the loan is guaranteed. The firm
   applies to the lender with the lowest rate (on ties the one that can lend more, then the
   first: deterministic) and borrows only what its cash lacks at signing
-  (:func:`sim.contracts.support_terms`); it counts on repaying the interest in either
-  outcome (no strategic default: :func:`sim.contracts.choose_contract`'s rule, as a
-  Chinese SME's owner commonly guarantees its loans in person).
+  (:func:`sim.contracts.support_terms`). It weighs the loan as it will be repaid
+  (:func:`sim.contracts.supported_ce`): the interest is owed in either outcome, and on a
+  failure it repays as far as its cash goes, so it loses at most its cash; the price it
+  agrees is at most what it can pay with the loan (:func:`sim.rules.bargained_price`).
 * **Commitments** (``on_open``): the loan agreed is promised by the lender (kept out of
   what it can lend to others) and its guarantee, ``ceil(guarantee_share x loan)``, is
   committed against the fund's capital; both are released if the negotiation breaks down.

@@ -4,7 +4,8 @@ Heilongjiang's plan (seed 003) sets out to "accelerate the maturation of stock
 achievements"; Ningbo (seed 004) funds pilot verification before "scale-up" and
 "commercial" verification. Here a bureau awards ``grants_per_month`` grants of
 ``grant`` yuan each month to shelved achievements not yet ready to use (maturity at most
-``eligible_below``, each achievement at most once), within the yearly budget. The grant
+``eligible_below``, each achievement at most once, and still ``min_shelf_months`` from
+its expiry when the test ends), within the yearly budget. The grant
 is paid to the university that owns the achievement (ledger kind ``maturation_grants``),
 which spends it on the pilot test at once (``pilot_test_costs``, to the market outside:
 the university is no richer for it). For ``months`` months the achievement is in the
@@ -57,6 +58,10 @@ class Params:
     eligible_below: float = schema.share(
         0.5, "only achievements at most this mature get a grant (judgement: pilot tests are for early-stage "
              "achievements, seed 004's verification before scale-up)")
+    min_shelf_months: int = schema.param(
+        12, ge=0, le=schema.MONTHS_MAX,
+        doc="months an achievement must still have before its expiry when its pilot test ends (judgement: a year on "
+            "the shelf to find a firm; 0: only that it is not expired by then)")
     demand_led: bool = schema.param(
         False, doc="grants only to achievements a firm has weighed and declined (judgement: pilot-test funding "
                    "where an interested firm found the achievement not ready; false: any shelved achievement)")
@@ -73,7 +78,7 @@ SUCCESSES_MATURED = columns.column("successes_matured", "successes of achievemen
                                    summary=True, owner=NAME)
 FAILURES_MATURED = columns.column("failures_matured", "failures of achievements that had a maturation grant",
                                   summary=True, owner=NAME)
-state.field("ach_matured", "achievement", np.bool_, False, "has had a maturation grant", owner=NAME)
+state.field("ach_granted", "achievement", np.int64, -1, "month of its maturation grant, or -1 (at most one)", owner=NAME)
 state.field("ach_maturing_until", "achievement", np.int64, -1, "month its pilot test ends, or -1", owner=NAME)
 
 
@@ -94,11 +99,13 @@ def matured(maturity, cost, gain, immaturity_cost):
 
 
 @kernel
-def eligible(p, st, a):
-    """Whether achievement ``a`` can get a grant: shelved, early-stage, never funded (and, demand-led, declined by a
-    firm that weighed it)."""
+def eligible(p, st, a, month):
+    """Whether achievement ``a`` can get a grant this month: shelved, early-stage, never funded, with
+    ``min_shelf_months`` left before its expiry when the test ends (and, demand-led, declined by a firm that weighed
+    it)."""
     m = p.maturation
-    return (st.ach_status[a] == rules.SHELVED and not st.ach_matured[a] and st.ach_maturity[a] <= m.eligible_below
+    return (st.ach_status[a] == rules.SHELVED and st.ach_granted[a] < 0 and st.ach_maturity[a] <= m.eligible_below
+            and month + m.months + m.min_shelf_months < st.ach_born[a] + p.expiry_months
             and (st.ach_declined[a] > 0 or not m.demand_led))
 
 
@@ -109,7 +116,7 @@ def pick(p, st, month, k):
     start = rng.randint(p.seed, rng.MATURATION_PICK, month, k, n)
     for j in range(n):
         a = (start + j) % n
-        if eligible(p, st, a):
+        if eligible(p, st, a, month):
             return a
     return -1
 
@@ -135,7 +142,7 @@ def on_month(p, st, series, month):
             series[month, GRANTS_DENIED] += m.grants_per_month - k
             return
         ledger.pay(st, series, month, university, ledger.account(st, ledger.MARKET, 0), amount, PILOT_TEST_COSTS)
-        st.ach_matured[a] = True
+        st.ach_granted[a] = month
         st.ach_status[a] = rules.MATURING
         st.ach_maturing_until[a] = month + m.months
         series[month, GRANTS_AWARDED] += 1
@@ -143,7 +150,7 @@ def on_month(p, st, series, month):
 
 @kernel
 def on_settle(p, st, series, month, f, success):
-    if st.ach_matured[st.c_ach[f]]:
+    if st.ach_granted[st.c_ach[f]] >= 0:
         series[month, SUCCESSES_MATURED if success else FAILURES_MATURED] += 1
 
 

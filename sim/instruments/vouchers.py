@@ -11,16 +11,18 @@ The firm knows the voucher when it decides (:func:`sim.contracts.support_terms`:
 co-payment counts against the services paid at signing first, then those due on
 success, within the cap), so a voucher raises its willingness to pay and lets a firm
 short of cash at signing sign. Government pays the firm (ledger kind ``vouchers``) with
-each service payment, before it, so no firm's cash goes below zero:
+each service payment:
 
-* at signing, the part of the services paid then, promised against the yearly budget
-  when the negotiation opens (as a premium subsidy is) and released if it breaks down;
+* at signing, before the payments, the part of the services paid then: the voucher the
+  firm decided on, promised against the yearly budget when the negotiation opens (as a
+  premium subsidy is) and released if it breaks down;
 * on each later payment (a trial's fee on success, a royalty instalment), ``rate`` of
   it within the cap left, if the year's budget allows then; else it is refused and
   counted (``vouchers_denied``): the firm pays in full.
 
-The voucher on offer is the cap or, under a budget, what is left of this year's budget
-if less.
+The voucher on offer is the cap or, under a budget, what this year's budget can still
+promise to the decision if less (:func:`sim.contracts.budget_left`: a premium subsidy on
+offer to the same decision leaves room for itself).
 """
 
 from __future__ import annotations
@@ -41,9 +43,11 @@ ZERO_STRENGTH = ("voucher.rate=0",)  # on, yet a voucher pays nothing
 
 @dataclass
 class Params:
-    rate: float = schema.share(
-        0.5, "share of the firm's technology-service payments a voucher pays (judgement: seed 001 names vouchers "
-             "without figures; co-payment schemes commonly pay half; range 0.3-0.8)")
+    rate: float = schema.param(
+        0.5, ge=0.0, lt=1.0,
+        doc="share of the firm's technology-service payments a voucher pays (judgement: seed 001 names vouchers "
+            "without figures; co-payment schemes commonly pay half; range 0.3-0.8; below 1, so the firm pays part of "
+            "every price)")
     cap: float = schema.money(
         200000.0, "most a voucher pays over one contract, yuan (judgement: the order of local innovation-voucher "
                   "caps per firm, 100,000-500,000)")
@@ -55,8 +59,9 @@ VOUCHERS = ledger.kind("vouchers", ledger.GOVERNMENT, ledger.FIRM,
                        "innovation vouchers: government's part of firms' technology-service payments", owner=NAME)
 VOUCHERS_DENIED = columns.column("vouchers_denied", "voucher payments refused for lack of budget (yuan)", money=True,
                                  summary=True, owner=NAME)
-CONTRACTS_WITH_VOUCHER = columns.column("contracts_with_voucher", "contracts signed with a voucher paying part of them",
-                                     summary=True, owner=NAME)
+CONTRACTS_WITH_VOUCHER = columns.column("contracts_with_voucher", "contracts a voucher paid part of (counted at its "
+                                        "first payment: at signing, or on a later payment such as a trial's fee)",
+                                        summary=True, owner=NAME)
 state.field("v_paid", "achievement", np.int64, 0, "voucher paid so far on the achievement's current contract",
             owner=NAME)
 state.field("v_signed", "achievement", np.int64, -1, "month the achievement's current contract was signed",
@@ -64,6 +69,12 @@ state.field("v_signed", "achievement", np.int64, -1, "month the achievement's cu
 state.field("v_cap", "achievement", np.int64, 0, "the voucher offered for the achievement's current contract (yuan)",
             owner=NAME)
 state.field("c_voucher_at_sign", "firm", np.int64, 0, "voucher promised for the payments at signing", owner=NAME)
+
+
+def money_bound(cfg, pop) -> float:
+    """A voucher pays at most the cap per contract, and lets a price exceed the value by at most the cap; an
+    achievement is contracted at most ``max_failures + 1`` times."""
+    return 2.0 * cfg.voucher.cap * pop.n_achievements * (cfg.scenario.universities.max_failures + 1)
 
 
 # --------------------------------------------------------------------------- rules
@@ -80,15 +91,13 @@ def services_at_signing(p, st, f):
 
 @kernel
 def voucher_cap(p, st, f):
-    """The voucher firm ``f`` is offered: none for a large firm when vouchers are for SMEs; the cap, within what is
-    left of this year's budget."""
+    """The voucher firm ``f`` is offered: none for a large firm when vouchers are for SMEs; the cap, within what this
+    year's budget can still promise to the decision (:func:`sim.contracts.budget_left`: a premium subsidy on offer
+    too leaves room)."""
     v = p.vouchers
     if v.sme_only and not st.firm_sme[f]:
         return np.int64(0)
-    cap = np.int64(np.floor(v.cap))
-    if p.budget >= 0.0:
-        cap = min(cap, max(np.int64(0), np.int64(np.floor(p.budget)) - st.gov_committed[0]))
-    return cap
+    return min(np.int64(np.floor(v.cap)), contracts.budget_left(p, st))
 
 
 # --------------------------------------------------------------------------- hooks
@@ -98,12 +107,14 @@ def offer_support(p, st, series, month, f, a, cost):
     if cap > 0 and p.vouchers.rate > 0.0:
         st.support[state.SUPPORT_COPAY_RATE] = p.vouchers.rate
         st.support[state.SUPPORT_COPAY_CAP] = float(cap)
+        st.public_offered[0] += cap
 
 
 @kernel
 def on_open(p, st, series, month, f, cover):
-    """The voucher for the payments at signing is promised against the budget now (the price is agreed)."""
-    cap = voucher_cap(p, st, f) if p.vouchers.rate > 0.0 else np.int64(0)
+    """The voucher the firm decided on (the support of its decision, still in st.support) is the contract's; its part
+    for the payments at signing is promised against the budget now (the price is agreed)."""
+    cap = np.int64(st.support[state.SUPPORT_COPAY_CAP])
     a = st.c_ach[f]
     st.v_cap[a] = cap
     st.v_paid[a] = 0
@@ -125,7 +136,7 @@ def at_signing(p, st, series, month, f):
     if help_ > 0:
         ledger.pay(st, series, month, ledger.account(st, ledger.GOVERNMENT, 0), ledger.account(st, ledger.FIRM, f),
                    help_, VOUCHERS)
-        series[month, CONTRACTS_WITH_VOUCHER] += 1
+        series[month, CONTRACTS_WITH_VOUCHER] += 1   # the contract's first voucher payment
     contracts.budget_paid(st, help_)
     st.v_paid[a] = help_
 
@@ -143,6 +154,8 @@ def on_payment(p, st, series, month, f, a, b, amount, net):
         return
     # paid with the payment (the firm's cash covered the payment itself: it gets this back at once)
     if contracts.pay_public(p, st, series, month, ledger.account(st, ledger.FIRM, f), due, VOUCHERS):
+        if st.v_paid[a] == 0:
+            series[month, CONTRACTS_WITH_VOUCHER] += 1   # the contract's first voucher payment
         st.v_paid[a] += due
     else:
         series[month, VOUCHERS_DENIED] += due
