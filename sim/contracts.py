@@ -168,9 +168,9 @@ def supported_ce(p_hat, value, at_sign, on_success, interest, borrowed, refund, 
 
 @entry
 def _licence_ce(price, p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cash, abs_ra, support):
-    """The firm's CE of a licence at ``price`` with support, and what it borrows."""
-    at_sign, _, interest, borrowed = support_terms(price + rules.firms_fee(price, fee_rate, fee_firm_share) + fixed,
-                                                   0.0, own, cash, support)
+    """The firm's CE of a licence at ``price`` (whole yuan) with support, and what it borrows."""
+    at_sign, _, interest, borrowed = support_terms(
+        float(price + rules.firms_fee(price, fee_rate, fee_firm_share) + fixed), 0.0, own, cash, support)
     return (supported_ce(p_hat, value, at_sign, 0.0, interest, borrowed, refund, cash, abs_ra, support[SUPPORT_CREDIT]),
             borrowed)
 
@@ -211,7 +211,7 @@ def choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, ba
             if offers[j, OFFER_BARGAINED] > 0:
                 reservation = reservation_share * ask / (1.0 - fee_rate_univ)
                 if not supported:
-                    ce0 = rules.certainty_equivalent(p_hat, value - upfront, -upfront + refund, abs_ra)
+                    ce0 = rules.certainty_equivalent(p_hat, float(value - upfront), float(-upfront + refund), abs_ra)
                     price = rules.bargained_price(ce0 / (1.0 + fee_rate_firm), reservation, bargaining_power,
                                                   _affordable(cash - upfront, fee_rate, fee_firm_share))
                     if price >= 0:
@@ -221,14 +221,14 @@ def choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, ba
                             best_row, best_cover, best_price, best_ce = j, cover, price, ce
                     continue
                 own = float(cost + prem)
-                willingness = _willingness(p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cash, abs_ra,
-                                           support)
+                willingness = _willingness(p_hat, value, own, float(refund), fee_rate, fee_firm_share, fixed, cash,
+                                           abs_ra, support)
                 price = rules.bargained_price(willingness, reservation, bargaining_power,
                                               _affordable_supported(willingness, fee_rate, fee_firm_share, fixed, own,
                                                                     cash, support))
                 if price >= 0:
-                    ce, borrowed = _licence_ce(float(price), p_hat, value, own, refund, fee_rate, fee_firm_share, fixed,
-                                               cash, abs_ra, support)
+                    ce, borrowed = _licence_ce(price, p_hat, value, own, float(refund), fee_rate, fee_firm_share,
+                                               fixed, cash, abs_ra, support)
                     if borrowed <= credit and ce > best_ce:
                         best_row, best_cover, best_price, best_ce = j, cover, price, ce
                         best_borrowed = np.int64(math.ceil(borrowed))
@@ -238,8 +238,8 @@ def choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, ba
                 sign_pay = at_sign + rules.firms_fee(at_sign, fee_rate, fee_firm_share)
                 success_pay = on_success + rules.firms_fee(on_success, fee_rate, fee_firm_share)
                 if not supported:
-                    ce = rules.certainty_equivalent(p_hat, value - upfront - sign_pay - success_pay,
-                                                    -upfront - sign_pay + refund, abs_ra)
+                    ce = rules.certainty_equivalent(p_hat, float(value - upfront - sign_pay - success_pay),
+                                                    float(-upfront - sign_pay + refund), abs_ra)
                     if upfront + sign_pay <= cash and ce > best_ce:
                         best_row, best_cover, best_price, best_ce = j, cover, at_sign, ce
                     continue
@@ -272,7 +272,8 @@ def _affordable_supported(willingness, fee_rate, fee_firm_share, fixed, own, cas
     credit = support[SUPPORT_CREDIT]
 
     def borrowed(price):
-        return support_terms(price + rules.firms_fee(price, fee_rate, fee_firm_share) + fixed, 0.0, own, cash,
+        whole = np.int64(math.floor(price))
+        return support_terms(float(whole + rules.firms_fee(whole, fee_rate, fee_firm_share) + fixed), 0.0, own, cash,
                              support)[3]
 
     if borrowed(0.0) > credit:
@@ -294,13 +295,14 @@ def _willingness(p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cas
     """The highest licence price at which the firm's CE with support (:func:`_licence_ce`, decreasing in the price)
     is still >= 0; -1 if not even a price of 0. Bisection to well under a yuan (no price above the value and the
     co-payment's cap leaves the firm a positive CE)."""
-    if _licence_ce(0.0, p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cash, abs_ra, support)[0] < 0.0:
+    if _licence_ce(np.int64(0), p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cash, abs_ra,
+                   support)[0] < 0.0:
         return -1.0
     lo, hi = 0.0, max(1.0, float(value) + support[SUPPORT_COPAY_CAP])
     for _ in range(60):
         mid = 0.5 * (lo + hi)
-        if _licence_ce(mid, p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cash, abs_ra,
-                       support)[0] >= 0.0:
+        if _licence_ce(np.int64(math.floor(mid)), p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cash,
+                       abs_ra, support)[0] >= 0.0:
             lo = mid
         else:
             hi = mid

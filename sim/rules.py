@@ -156,7 +156,7 @@ def university_accepts(chance, at_sign, on_success_pv, risk_aversion, ask, reser
     sure, plus the present value of the payment on success with probability ``chance``; CARA with coefficient
     ``risk_aversion / ask``) reaches its reservation price, ``reservation_share x ask`` (as for a licence)."""
     ra = risk_aversion / ask if ask > 0 else 0.0
-    return certainty_equivalent(chance, at_sign + on_success_pv, at_sign, ra) >= reservation_share * ask
+    return certainty_equivalent(chance, float(at_sign + on_success_pv), float(at_sign), ra) >= reservation_share * ask
 
 
 @entry

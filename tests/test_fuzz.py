@@ -479,9 +479,8 @@ def _cross_rule_broken(data: dict) -> bool:
                     or ("insurance" in instruments
                         and math.floor(float(data["insurance"]["coverage"]) / float(data["insurance"]["coverage_step"])
                                        + 1e-9) > 10)
-                    # at_spend names a regime, and sets the annual budget itself
-                    or (data.get("at_spend") is not None
-                        and (data["at_spend"] not in REGIME_FILES or data["government"]["annual_budget"] is not None)))
+                    # at_spend names a regime
+                    or (data.get("at_spend") is not None and data["at_spend"] not in REGIME_FILES))
     except (TypeError, ValueError, KeyError, OverflowError):  # invalid values: no cross-check applies
         return False
 

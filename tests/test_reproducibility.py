@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from sim import api, rng
+from sim.config import regime_files
 from sim.population import draw_population
 
 from .conftest import small
@@ -44,11 +45,12 @@ def test_population_is_the_same_under_every_regime():
 def test_a_regime_is_its_instruments_not_its_name_or_their_order():
     """A combination of one's own listing the instruments of a named regime, in another order, runs the same."""
     named = api.simulate(api.under_regime(small(), "combined"), 2, engine="numba")
-    own = api.simulate(small("regime.name=mine", "regime.instruments=[insurance,broker_reward,free_trial]"), 2,
+    every = regime_files()["combined"]
+    own = api.simulate(small("regime.name=mine", f"regime.instruments=[{','.join(reversed(every))}]"), 2,
                        engine="numba")
     assert own.regime == "mine" and named.regime == "combined"
     assert np.array_equal(named.series, own.series)
-    assert named.summary["signed_trial"] > 0 and named.summary["signed_insured"] > 0  # all three really ran
+    assert named.summary["signed_trial"] > 0 and named.summary["signed_insured"] > 0  # they really ran
     fewer = api.simulate(small("regime.name=mine", "regime.instruments=[insurance,free_trial]"), 2, engine="numba")
     assert not np.array_equal(named.series, fewer.series) and fewer.summary["broker_rewards"] == 0
 

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from sim import api
 from sim.sweep import ResultStore, check_record, expected_runs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,7 +83,8 @@ def test_collect_never_passes_hydra_settings_from_the_folder(sweep, tmp_path):
 def test_collect_refuses_overrides_that_are_not_model_settings(sweep):
     _edit_multirun(sweep, lambda d: d["hydra"]["overrides"]["task"].append("scenario=../../../tmp/x"))
     c = _collect(sweep.parent, sweep)
-    assert c.returncode == 2 and "scenario must be one of default, lishui" in c.stderr, c.stderr
+    allowed = ", ".join(sorted(p.stem for p in (api.CONFIG_DIR / "scenario").glob("*.yaml")))
+    assert c.returncode == 2 and f"scenario must be one of {allowed}" in c.stderr, c.stderr
     assert "Traceback" not in c.stderr
 
 

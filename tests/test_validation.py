@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from sim import api
-from sim.config import Config, ConfigError, load_config, replace
+from sim.config import Config, ConfigError, load_config, regime_files, replace
 from sim.population import MONEY_EXACT, check_memory, draw_population, money_bound, run_memory
 from sim.columns import COLUMNS
 from sim.results import BALANCE_COLUMNS, InvariantError, Series, _check_instruments
@@ -321,8 +321,10 @@ def test_invariants_include_the_instruments_rules():
         with pytest.raises(InvariantError, match=fragment):
             _check_instruments(s, base.config)
     # what is on is what the regime lists, whatever its name: the combined run's trials are fine under a custom
-    # regime listing all three instruments, and an error under one that leaves free trials out
+    # regime listing every instrument, and an error under one that leaves free trials out
     assert r.summary["signed_trial"] > 0
-    _check_instruments(r.series, small("regime.name=all", "regime.instruments=[insurance,broker_reward,free_trial]"))
+    every = list(regime_files()["combined"])
+    _check_instruments(r.series, small("regime.name=all", f"regime.instruments=[{','.join(reversed(every))}]"))
+    without = [i for i in every if i != "free_trial"]
     with pytest.raises(InvariantError, match="is not zero though free_trial is off"):
-        _check_instruments(r.series, small("regime.name=mix", "regime.instruments=[insurance,broker_reward]"))
+        _check_instruments(r.series, small("regime.name=mix", f"regime.instruments=[{','.join(without)}]"))

@@ -118,7 +118,7 @@ def on_open(p, st, series, month, f, cover):
     a = st.c_ach[f]
     st.v_cap[a] = cap
     st.v_paid[a] = 0
-    st.c_voucher_at_sign[f] = contracts.copay(services_at_signing(p, st, f), p.vouchers.rate, cap)
+    st.c_voucher_at_sign[f] = contracts.copay(float(services_at_signing(p, st, f)), p.vouchers.rate, float(cap))
     contracts.reserve_budget(st, st.c_voucher_at_sign[f])
 
 
@@ -148,8 +148,8 @@ def on_payment(p, st, series, month, f, a, b, amount, net):
     if st.v_signed[a] == month or p.vouchers.rate <= 0.0:
         return
     fee_rate = p.fee_rate if b >= 0 else 0.0
-    due = contracts.copay(amount + rules.firms_fee(amount, fee_rate, p.fee_firm_share), p.vouchers.rate,
-                          st.v_cap[a] - st.v_paid[a])
+    due = contracts.copay(float(amount + rules.firms_fee(amount, fee_rate, p.fee_firm_share)), p.vouchers.rate,
+                          float(st.v_cap[a] - st.v_paid[a]))
     if due <= 0:
         return
     # paid with the payment (the firm's cash covered the payment itself: it gets this back at once)
