@@ -281,7 +281,9 @@ def _affordable_supported(willingness, fee_rate, fee_firm_share, fixed, own, cas
     if willingness <= 0.0 or borrowed(willingness) <= credit:
         return max(willingness, 0.0)
     lo, hi = 0.0, willingness
-    for _ in range(60):
+    for _ in range(64):
+        if hi - lo < 1.0:
+            break
         mid = 0.5 * (lo + hi)
         if borrowed(mid) <= credit:
             lo = mid
@@ -292,17 +294,29 @@ def _affordable_supported(willingness, fee_rate, fee_firm_share, fixed, own, cas
 
 @entry
 def _willingness(p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cash, abs_ra, support):
-    """The highest licence price at which the firm's CE with support (:func:`_licence_ce`, decreasing in the price)
-    is still >= 0; -1 if not even a price of 0. Bisection to well under a yuan (no price above the value and the
-    co-payment's cap leaves the firm a positive CE)."""
-    if _licence_ce(np.int64(0), p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cash, abs_ra,
-                   support)[0] < 0.0:
+    """The highest licence price (to a yuan) at which the firm's CE with support (:func:`_licence_ce`, decreasing in
+    the price) is still >= 0; -1 if not even a price of 0. Bisection (no price above the value and the co-payment's
+    cap leaves the firm a positive CE). At a price the firm pays without borrowing, its failure costs it all it pays,
+    and CARA's translation invariance makes the CE the one before any payment less the sure outlay: one certainty
+    equivalent for all those prices, not one per step (the same number, cheaper)."""
+    credit = support[SUPPORT_CREDIT]
+    ce_own = rules.certainty_equivalent(p_hat, float(value) - own, -own + refund, abs_ra)
+
+    def ce(price):
+        at_sign, _, interest, borrowed = support_terms(
+            float(price + rules.firms_fee(price, fee_rate, fee_firm_share) + fixed), 0.0, own, cash, support)
+        if borrowed <= 0.0 or borrowed > credit:   # no loan (or none to be had): no limit to the firm's liability
+            return ce_own - (at_sign - own + interest)
+        return supported_ce(p_hat, value, at_sign, 0.0, interest, borrowed, refund, cash, abs_ra, credit)
+
+    if ce(np.int64(0)) < 0.0:
         return -1.0
     lo, hi = 0.0, max(1.0, float(value) + support[SUPPORT_COPAY_CAP])
-    for _ in range(60):
+    for _ in range(64):
+        if hi - lo < 1.0:
+            break
         mid = 0.5 * (lo + hi)
-        if _licence_ce(np.int64(math.floor(mid)), p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cash,
-                       abs_ra, support)[0] >= 0.0:
+        if ce(np.int64(math.floor(mid))) >= 0.0:
             lo = mid
         else:
             hi = mid

@@ -125,7 +125,7 @@ def test_at_equal_spend_every_regime_keeps_within_the_budget_the_named_regime_sp
     assert f"{budget:,.0f} yuan" in p.stdout
     series = pd.read_csv(out / "series_equal_spend.csv")
     gov = [k.name for k in ledger.KINDS if k.payer == ledger.GOVERNMENT]
-    yearly = series.assign(year=series.month // 12, spend=series[gov].sum(axis=1)).groupby(
+    yearly = series.copy().assign(year=series.month // 12, spend=series[gov].sum(axis=1)).groupby(
         ["regime", "seed", "year"]).spend.sum()
     assert yearly.max() <= budget
     # the regimes that spend more than that without a budget are held to it, and their extra conversions are
