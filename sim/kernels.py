@@ -171,9 +171,9 @@ def record(p, st, series, month):
 month_step = loop.compile_month(globals())
 
 # Compiled by a helper process while this one compiles the other phases, when the cache is
-# empty (a new user, a changed source): about half the work of a cold compile. firms_search
-# and brokers_visit share the contract decision (contracts.consider), the largest subtree.
-HELPER_PHASES = ("firms_search", "brokers_visit", "learn")
+# empty (a new user, a changed source): about half the work of a cold compile. firms_search,
+# brokers_visit and organised_search share the contract decision (contracts.consider), the largest subtree.
+HELPER_PHASES = ("firms_search", "brokers_visit", "organised_search", "learn")
 _compiled = [False]
 
 
