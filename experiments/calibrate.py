@@ -1,0 +1,383 @@
+"""Calibrate the model to reported figures: ``python -m experiments.calibrate`` (a Hydra app).
+
+    python -m experiments.calibrate                         # configs/targets/reported.yaml, budget 20,000 runs
+    python -m experiments.calibrate targets=my_region.yaml budget=50000 workers=2
+    python -m experiments.calibrate method=screen           # the Morris screen alone
+    python -m experiments.calibrate executor=slurm slurm.partition=compute workers=64
+
+Steps: a Morris screen of every free parameter of ``space`` against the fitted targets
+(SALib), then ABC-SMC (pyabc) on the parameters that matter, then the posterior
+predictive distribution of every target, fitted and held out. Writes into its folder
+(``calibration/<targets>-<hash of the overrides>``: the same command resumes there after a
+kill, continuing pyabc's history from its last complete generation):
+
+    screen.csv, screen.png          the Morris screen
+    abc.db                          pyabc's history (every generation)
+    posterior.csv, posterior.yaml   the last generation's particles and weights; what they apply to
+    posterior_summary.csv           per parameter: range, median, 90% interval, shrinkage
+    posterior_pairs.png             marginals and pairs
+    predictive.csv                  every target's statistic under each posterior draw
+    fit.csv, fit.png                each target: reported, predicted (90% interval), z, misfit
+    report.md                       the tables, the misfits, the provenance
+    scenario/<name>_calibrated.yaml scenario configs with the posterior medians (also put in
+                                    configs/scenario/ of a source checkout: scenario=<name>_calibrated)
+
+A bad value is one line naming the key, the value and what is allowed, exit code 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from experiments.app import _HeldStderr, _hydra_error_line, _is_config_error, check_writable, write_atomic
+from sim.config import _build, ConfigError, one_line
+from sim.locations import CONFIG_DIR
+from sim.schema import COUNT_MAX, SEED_MAX, _c, _nested
+
+
+@dataclass
+class ScreenConfig:
+    trajectories: int = _c(10, ge=2, le=10000, doc="Morris trajectories (each: one point per parameter + 1)")
+    keep: int = _c(8, ge=1, le=100, doc="most parameters kept for the fit, by their Morris mu*")
+    threshold: float = _c(0.5, ge=0.0, le=1.0e6, doc="least mu* kept, in sigmas of the most sensitive target")
+    fit: Optional[list] = _c(None, doc="the keys to fit, skipping the screen (null: screen)")
+
+
+@dataclass
+class AbcConfig:
+    population: int = _c(200, ge=10, le=100000, doc="particles a generation")
+    generations: int = _c(8, ge=1, le=100, doc="most generations")
+    min_epsilon: float = _c(1.0, ge=0.0, le=1.0e6, doc="stop when the tolerance (the median distance) is below this")
+
+
+@dataclass
+class SlurmConfig:
+    partition: Optional[str] = _c(None, doc="Slurm partition (null: the cluster's default)")
+    timeout_min: int = _c(30, ge=1, le=100000, doc="wall time of one job")
+    cpus_per_task: int = _c(1, ge=1, le=1024, doc="cores of one job")
+    mem_gb: float = _c(2.0, ge=0.1, le=10000.0, doc="memory of one job")
+    array_parallelism: int = _c(64, ge=1, le=100000, doc="jobs of an array running at once")
+
+
+@dataclass
+class CalibrateConfig:
+    targets: str = _c("reported", doc="target set: configs/targets/<name>.yaml, or a path")
+    space: str = _c("judgement", doc="free parameters and ranges: configs/space/<name>.yaml, or a path")
+    method: str = _c("abc_smc", choices=("abc_smc", "screen"), doc="abc_smc: screen, fit, predict; screen: alone")
+    seed: int = _c(0, ge=0, le=SEED_MAX, doc="seed of the calibration (design, candidates, runs)")
+    budget: int = _c(20000, ge=10, le=10**9, doc="model runs in all (screen + ABC; ABC stops at the first "
+                                                  "generation's end past it)")
+    screen: ScreenConfig = _nested(ScreenConfig)
+    abc: AbcConfig = _nested(AbcConfig)
+    predictive_draws: int = _c(60, ge=2, le=COUNT_MAX, doc="posterior draws for the predictions of every target")
+    workers: int = _c(0, ge=0, le=100000, doc="processes (0: every core); with executor=slurm, jobs per map")
+    executor: str = _c("local", choices=("local", "slurm"), doc="where runs go: this machine, or Slurm (submitit)")
+    slurm: SlurmConfig = _nested(SlurmConfig)
+    resume: bool = _c(True, doc="continue the history in the folder (false: start again)")
+    scenario_dir: Optional[str] = _c(None, doc="where calibrated scenarios also go (null: configs/scenario of a "
+                                               "source checkout; 'none': only the run folder)")
+    progress: bool = _c(True, doc="print progress")
+
+
+def load(node) -> CalibrateConfig:
+    data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    data = {k: v for k, v in data.items() if k != "hydra"}
+    return _build(CalibrateConfig, data, "")
+
+
+IGNORED = ("workers", "progress", "executor", "resume", "scenario_dir")  # change no number
+
+
+def _calibration_id() -> str:
+    """The run folder's name from the overrides that change numbers: the same command, the same folder."""
+    args = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-") and not a.lstrip("+~").startswith("hydra")
+            and a.split("=", 1)[0].lstrip("+~").split(".")[0] not in IGNORED]
+    targets = next((a.split("=", 1)[1] for a in args if a.startswith("targets=")), "reported")
+    stem = Path(targets).stem if targets.endswith((".yaml", ".yml")) else targets
+    return f"{stem}-" + hashlib.sha256("\n".join(sorted(args)).encode()).hexdigest()[:8]
+
+
+if not OmegaConf.has_resolver("calibration_id"):
+    OmegaConf.register_new_resolver("calibration_id", _calibration_id, use_cache=True)
+
+
+def _say(cfg, text):
+    if cfg.progress:
+        print(text, flush=True)
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).resolve().parent,
+                              capture_output=True, text=True, timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
+    """The whole calibration into ``out``; returns what it wrote and measured."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+    from tabulate import tabulate
+
+    from sim import calibration as cal
+    from sim import calibration_plots as plots
+    from sim.targets import load_targets
+
+    ts = load_targets(cfg.targets)
+    space = cal.load_space(cfg.space)
+    fit_targets, held_out = ts.by_use("fit"), ts.by_use("holdout")
+    workers = cfg.workers or (os.cpu_count() or 1)
+    executor = cal.Executor(cfg.executor, workers,
+                            {**dataclasses.asdict(cfg.slurm), "folder": str(out / ".submitit")})
+    check_writable(out, "hydra.run.dir")
+    info = {"targets": str(ts.path), "space": space.name, "runs": 0}
+    t_start = time.perf_counter()
+    model = cal.TargetModel.build(ts, fit_targets, space)
+    _say(cfg, f"target set {ts.name}: {len(fit_targets)} fitted, {len(held_out)} held out; "
+              f"{len(space.params)} free parameters; {model.runs_per_evaluation} runs an evaluation; "
+              f"{workers} {'processes' if cfg.executor == 'local' else 'Slurm jobs a map'}")
+    model(dict(), cfg.seed)  # loads the compiled kernels here, before worker processes are forked
+    try:
+        # 1. screen
+        if cfg.screen.fit:
+            unknown = [k for k in cfg.screen.fit if k not in space.keys]
+            if unknown:
+                raise ConfigError(f"screen.fit contains {unknown[0]!r}: must be keys of space {space.name}: "
+                                  + ", ".join(space.keys))
+            keys = list(cfg.screen.fit)
+        else:
+            screen_file = out / "screen.csv"
+            if cfg.resume and screen_file.exists():
+                table = pd.read_csv(screen_file)
+                _say(cfg, f"screen: read {screen_file}")
+            else:
+                t0 = time.perf_counter()
+                table, runs = cal.morris_screen(model, cfg.screen.trajectories, cfg.seed, executor)
+                info["runs"] += runs
+                info["screen_runs_per_s"] = runs / (time.perf_counter() - t0)
+                write_atomic(screen_file, lambda p: table.to_csv(p, index=False))
+                _say(cfg, f"screen: {runs} runs in {time.perf_counter() - t0:.1f} s")
+            keys = cal.select_parameters(table, cfg.screen.keep, cfg.screen.threshold)
+            plots.save(plots.screen_figure(table, keys), out / "screen.png", write_atomic)
+            if not keys:
+                raise ConfigError(f"screen.threshold = {cfg.screen.threshold}: no parameter has an effect that large; "
+                                  "lower it")
+        _say(cfg, "fitting: " + ", ".join(keys))
+        if cfg.method == "screen":
+            return info
+        # 2. ABC-SMC
+        fit_space = space.subset(keys)
+        model = cal.TargetModel.build(ts, fit_targets, fit_space)
+        left = cfg.budget - info["runs"]
+        if left < model.runs_per_evaluation * cfg.abc.population:
+            raise ConfigError(f"budget = {cfg.budget}: after the screen's {info['runs']} runs it leaves less than one "
+                              f"generation ({cfg.abc.population} particles x {model.runs_per_evaluation} runs)")
+        observed = {t.name: t.observed for t in fit_targets}
+        sigma = {t.name: t.sigma for t in fit_targets}
+        res = cal.run_abc(model, observed, sigma, out / "abc.db", population=cfg.abc.population,
+                          generations=cfg.abc.generations, max_evaluations=left // model.runs_per_evaluation,
+                          min_epsilon=cfg.abc.min_epsilon, seed=cfg.seed, executor=executor, resume=cfg.resume,
+                          progress=cfg.progress)
+        abc_runs = res.evaluations * model.runs_per_evaluation
+        info["runs"] += abc_runs
+        info["abc_runs"] = abc_runs
+        info["abc_runs_per_s"] = abc_runs / res.seconds if res.seconds > 0 else float("nan")
+        info["generations"] = int(res.history.max_t + 1)
+        info["epsilon"] = float(res.history.get_all_populations()["epsilon"].iloc[-1])
+        _say(cfg, f"ABC-SMC: {info['generations']} generations, tolerance {info['epsilon']:.3g}, {abc_runs} runs "
+                  f"in {res.seconds:.1f} s ({info['abc_runs_per_s']:.0f} runs/s)")
+        post = cal.posterior_frame(res.history, fit_space)
+        summary = cal.posterior_summary(post, fit_space)
+        write_atomic(out / "posterior_summary.csv", lambda p: summary.to_csv(p, index=False))
+        plots.save(plots.pairs_figure(post, keys), out / "posterior_pairs.png", write_atomic)
+        # 3. predictions of every target, fitted and held out; the model at its defaults beside them
+        all_model = cal.TargetModel.build(ts, fit_targets + held_out, fit_space)
+        particles = cal.draw_particles(post, cfg.predictive_draws, cfg.seed)
+        pred = cal.predictive(all_model, particles, cfg.seed + 7919, executor)
+        defaults = cal.predictive(all_model, [{"draw": -1}] * min(cfg.predictive_draws, 20), cfg.seed + 7919, executor)
+        info["runs"] += (len(particles) + len(defaults)) * all_model.runs_per_evaluation
+        fit = cal.fit_table(fit_targets + held_out, pred, defaults)
+        write_atomic(out / "predictive.csv", lambda p: pred.to_csv(p, index=False))
+        write_atomic(out / "fit.csv", lambda p: fit.to_csv(p, index=False))
+        plots.save(plots.fit_figure(fit), out / "fit.png", write_atomic)
+        # 4. the posterior for the main job, and calibrated scenarios
+        meta = _provenance(cfg, ts, info, keys, res)
+        scenarios = _scenario_keys(fit_space, ts)
+        write_atomic(out / "posterior.csv", lambda p: post.to_csv(p, index=False))
+        write_atomic(out / "posterior.yaml", lambda p: OmegaConf.save(OmegaConf.create(
+            {"target_set": ts.name, "scenarios": scenarios, **meta}), p))
+        written = _write_scenarios(cfg, out, summary, fit_space, scenarios, meta)
+        info["seconds"] = time.perf_counter() - t_start
+        lines = _report(ts, summary, fit, info, written, meta)
+        write_atomic(out / "report.md", lambda p: Path(p).write_text("\n".join(lines) + "\n"))
+        print("\n".join(lines))
+        print(f"\nwrote posterior.csv, posterior.yaml, posterior_summary.csv, posterior_pairs.png, predictive.csv, "
+              f"fit.csv, fit.png, report.md{', screen.csv, screen.png' if not cfg.screen.fit else ''} to {out}")
+        return info
+    finally:
+        executor.close()
+
+
+def _provenance(cfg, ts, info, keys, res) -> dict:
+    return {"created": datetime.datetime.now().isoformat(timespec="seconds"), "commit": _git_commit(),
+            "command": "python -m experiments.calibrate " + " ".join(sys.argv[1:]),
+            "target_file": str(ts.path), "space": cfg.space, "fitted": list(keys), "seed": cfg.seed,
+            "runs": int(info["runs"]), "generations": int(res.history.max_t + 1),
+            "epsilon": float(info["epsilon"]), "population": cfg.abc.population}
+
+
+def _scenario_keys(space, ts) -> dict:
+    """{scenario: [keys of the posterior that apply to it]}, for every scenario of configs/scenario/."""
+    names = sorted(p.stem for p in (CONFIG_DIR / "scenario").glob("*.yaml") if not p.stem.endswith("_calibrated"))
+    out = {}
+    for name in names:
+        keys = [p.key for p in space.params if p.applies_to(name)]
+        if keys:
+            out[name] = keys
+            out[f"{name}_calibrated"] = keys
+    return out
+
+
+def _scenario_text(base: str, values: dict, meta: dict) -> str:
+    """A scenario file (package _global_: it may set instruments' parameters too) with the calibrated values."""
+    nested: dict = {"scenario": {"name": f"{base}_calibrated"}}
+    for key, v in values.items():
+        node = nested
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = v
+    head = [
+        "# @package _global_",
+        f"# Scenario '{base}' calibrated: posterior medians of the fitted parameters (python -m experiments.calibrate).",
+        f"# targets: {meta['target_file']}; fitted: {', '.join(meta['fitted'])}",
+        f"# created {meta['created']} at commit {meta['commit']}; {meta['runs']} runs, {meta['generations']} generations "
+        f"of {meta['population']} particles, final tolerance {meta['epsilon']:.3g}",
+        f"# command: {meta['command']}",
+        "# The whole posterior, for policy runs under parameter uncertainty: posterior=<the calibration's folder>.",
+        "defaults:",
+        f"  - {base}@scenario",
+        "  - _self_",
+    ]
+    return "\n".join(head) + "\n" + OmegaConf.to_yaml(OmegaConf.create(nested))
+
+
+def _write_scenarios(cfg, out: Path, summary, space, scenarios: dict, meta: dict) -> list[str]:
+    medians = dict(zip(summary["parameter"], summary["median"]))
+    by_key = {p.key: p for p in space.params}
+    folder = out / "scenario"
+    folder.mkdir(exist_ok=True)
+    targets = [folder]
+    if cfg.scenario_dir != "none":
+        extra = Path(cfg.scenario_dir) if cfg.scenario_dir else CONFIG_DIR / "scenario"
+        source_checkout = cfg.scenario_dir or (CONFIG_DIR.parent / "pyproject.toml").exists()
+        if source_checkout:
+            check_writable(extra, "scenario_dir")
+            targets.append(extra)
+    written = []
+    for base, keys in scenarios.items():
+        if base.endswith("_calibrated"):
+            continue
+        values = {k: (int(round(medians[k])) if by_key[k].integer else float(f"{medians[k]:.4g}")) for k in keys}
+        text = _scenario_text(base, values, meta)
+        for folder in targets:
+            write_atomic(folder / f"{base}_calibrated.yaml", lambda p, t=text: Path(p).write_text(t))
+        written.append(f"{base}_calibrated")
+    from sim import api
+
+    for name in written:  # each must compose and validate (a value the schema refuses would be a bug here)
+        api.compose(f"scenario={name}", config_dirs=[out]) if len(targets) == 1 else api.compose(f"scenario={name}")
+    return written
+
+
+def _fmt(x: float) -> str:
+    if x != x:
+        return "-"
+    return f"{x:,.3g}" if abs(x) < 1e4 else f"{x / 1e6:,.2f} M"
+
+
+def _report(ts, summary, fit, info, written, meta) -> list[str]:
+    from tabulate import tabulate
+
+    s = summary.copy()
+    for c in ("low", "high", "mean", "median", "q05", "q95"):
+        s[c] = s[c].map(_fmt)
+    s["shrinkage"] = summary["shrinkage"].map(lambda v: f"{v:.0%}")
+    f = fit[["target", "use", "observed", "observed_low", "observed_high", "predicted_median", "predicted_q05",
+             "predicted_q95", "prior_median", "z", "misfit"]].copy()
+    f["reported [95%]"] = [f"{_fmt(a)} [{_fmt(b)}, {_fmt(c)}]" for a, b, c in
+                           zip(fit["observed"], fit["observed_low"], fit["observed_high"])]
+    f["calibrated model [90%]"] = [f"{_fmt(a)} [{_fmt(b)}, {_fmt(c)}]" for a, b, c in
+                                   zip(fit["predicted_median"], fit["predicted_q05"], fit["predicted_q95"])]
+    f["defaults"] = fit["prior_median"].map(_fmt)
+    f["z"] = fit["z"].map(lambda v: f"{v:+.1f}")
+    f["misfit"] = fit["misfit"].map(lambda v: "MISFIT" if v else "")
+    f = f[["target", "use", "reported [95%]", "calibrated model [90%]", "defaults", "z", "misfit"]]
+    misfits = list(fit.loc[fit["misfit"], "target"])
+    lines = [f"# Calibration to {ts.name} ({meta['runs']} runs, {meta['generations']} generations, tolerance "
+             f"{meta['epsilon']:.3g}; {info.get('abc_runs_per_s', float('nan')):.0f} runs/s in ABC)", "",
+             "## Posterior of the fitted parameters (weighted median, 90% interval; shrinkage = 1 - interval / 90% of "
+             "the prior range)", tabulate(s, headers="keys", tablefmt="github", showindex=False), "",
+             "## Fit and held-out predictions (posterior predictive; z = (reported - predicted) / sd of both; "
+             "misfit: |z| > 3)", tabulate(f, headers="keys", tablefmt="github", showindex=False), ""]
+    lines.append("Misfits (the model cannot meet these figures within their uncertainty): "
+                 + (", ".join(misfits) if misfits else "none"))
+    lines.append("Calibrated scenarios: " + ", ".join(f"scenario={w}" for w in written))
+    return lines
+
+
+# --------------------------------------------------------------------------- the app
+_STARTED = False
+
+
+def task(node: DictConfig) -> None:
+    global _STARTED
+    _STARTED = True
+    _STDERR.release()
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        cfg = load(node)
+        calibrate(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except ConfigError as e:
+        print(f"config error: {one_line(e, 400)}", file=sys.stderr)
+        sys.exit(2)
+
+
+_app = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="calibrate")(task)
+_STDERR = _HeldStderr(sys.stderr)
+
+
+def main() -> None:
+    sys.stderr = _STDERR
+    try:
+        _app()
+    except SystemExit as e:
+        held = _STDERR.held.getvalue()
+        if not _STARTED and e.code not in (0, None) and _is_config_error(held):
+            sys.stderr = _STDERR.real
+            print(f"config error: {_hydra_error_line(held)}", file=sys.stderr)
+            sys.exit(2)
+        raise
+    finally:
+        if sys.stderr is _STDERR:
+            _STDERR.release()
+
+
+if __name__ == "__main__":
+    main()
