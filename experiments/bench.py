@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -181,7 +182,7 @@ def batch_section(n_batch: int, cores: int, reps: int = 3) -> None:
     start-up of the pool."""
     from sim import api
 
-    print(f"\n[5/5] batch of {n_batch} default-scenario runs, on 1 core and on {cores} in turns "
+    print(f"\n[5/6] batch of {n_batch} default-scenario runs, on 1 core and on {cores} in turns "
           f"(best of {reps}) ...", flush=True)
     one, every = [], []
     for _ in range(reps):
@@ -232,12 +233,61 @@ def phase_times(n_firms: int, seed: int = 3) -> dict:
     return out
 
 
+def calibration_section(n_runs: int, cores: int) -> dict:
+    """Runs per second inside an ABC-SMC calibration (pyabc, the ordered sampler, every core) on the default
+    scenario (the region setting of configs/targets/reported.yaml: CNIPA's rate, new-product failure), beside a plain
+    batch of as many default-scenario runs (api.run_batch), in one session."""
+    from sim import api
+    from sim import calibration as cal
+    from sim.targets import load_targets
+
+    ts = load_targets("reported")
+    fit = [t for t in ts.by_use("fit") if t.setting == "region"]
+    space = cal.load_space("judgement")
+    space = space.subset([p.key for p in space.params if p.applies_to("default")][:8])
+    model = cal.TargetModel.build(ts, fit, space)
+    model({}, 0)  # kernels loaded before the workers fork
+    ex = cal.Executor("local", cores)
+    population = 500
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        res = cal.run_abc(model, {t.name: t.observed for t in fit}, {t.name: t.sigma for t in fit},
+                          Path(tmp) / "abc.db", population=population, generations=1000,
+                          max_evaluations=n_runs // model.runs_per_evaluation, min_epsilon=0.0, seed=1,
+                          executor=ex, resume=False, progress=False)
+        abc_s = time.perf_counter() - t0
+        generations = int(res.history.max_t + 1)
+    ex.close()
+    runs = res.evaluations * model.runs_per_evaluation
+    cfg = model.base["region"]
+    t0 = time.perf_counter()
+    api.run_batch([(cfg, s) for s in range(runs)], workers=cores)
+    plain_s = time.perf_counter() - t0
+    return {"runs": runs, "abc_s": abc_s, "abc_rate": runs / abc_s, "plain_rate": runs / plain_s,
+            "generations": generations, "population": population}
+
+
+def print_calibration(n_runs: int, cores: int) -> None:
+    from tabulate import tabulate
+
+    print(f"\n[6/6] runs per second inside a calibration (ABC-SMC, default scenario, {cores} cores) ...", flush=True)
+    c = calibration_section(n_runs, cores)
+    print(tabulate([[f"{c['runs']:,}", f"{c['abc_s']:.0f}", f"{c['abc_rate']:.0f}", f"{c['plain_rate']:.0f}",
+                     f"{c['abc_rate'] / c['plain_rate']:.0%}", f"{100_000 / c['abc_rate'] / 60:.1f}"]],
+                   headers=["runs", "ABC s", "ABC runs/s", "plain batch runs/s", "ABC / plain",
+                            "minutes for 100,000 runs"], tablefmt="github"))
+    print(f"({c['generations']} generations of {c['population']} particles; target: 100,000 runs within 15 minutes)")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller sizes and batch")
     ap.add_argument("--mesa-max", type=int, default=100_000, help="largest population run with Mesa")
     ap.add_argument("--batch", type=int, default=None, help="runs in the batch (default 1000, quick 200)")
-    ap.add_argument("--only", choices=["batch"], default=None, help="run only this section ([5/5] batch)")
+    ap.add_argument("--only", choices=["batch", "calibration"], default=None,
+                    help="run only this section ([5/6] batch, [6/6] calibration)")
+    ap.add_argument("--calibration-runs", type=int, default=None,
+                    help="runs in the calibration section (default 20,000, quick 4,000; 100000 for the target)")
     args = ap.parse_args(argv)
     from tabulate import tabulate
 
@@ -247,13 +297,17 @@ def main(argv=None) -> None:
     scale_sizes = [10_000, 30_000, 100_000, 300_000] + ([] if args.quick else [1_000_000])
     big = 300_000 if args.quick else 1_000_000
     n_batch = args.batch or (200 if args.quick else 1000)
+    n_calib = args.calibration_runs or (4_000 if args.quick else 20_000)
+    if args.only == "calibration":
+        print_calibration(n_calib, cores)
+        return
     if args.only == "batch":
         print(f"machine: {cores} cores; default scenario, regime 'combined', 60 months")
         batch_section(n_batch, cores, reps=2 if args.quick else 3)
         return
 
     print(f"machine: {cores} cores; default scenario, regime 'combined', 60 months\n")
-    print("[1/5] engines side by side ...", flush=True)
+    print("[1/6] engines side by side ...", flush=True)
     rows = engine_speed(sizes, mesa_sizes)
     table = [[f"{r['firms']:,}", f"{r['mesa_fsps']:,.0f}" if np.isfinite(r["mesa_fsps"]) else "-",
               f"{r['numba_fsps']:,.0f}", f"{r['numba_kernel_fsps']:,.0f}",
@@ -263,19 +317,19 @@ def main(argv=None) -> None:
     print(tabulate(table, headers=["firms", "mesa firm-steps/s", "numba firm-steps/s", "numba kernel only",
                                    "numba / mesa", "mesa s/run", "numba s/run"], tablefmt="github"))
 
-    print("\n[2/5] cost vs population (numba) ...", flush=True)
+    print("\n[2/6] cost vs population (numba) ...", flush=True)
     slope, times = scaling_exponent(scale_sizes)
     print(tabulate([[f"{n:,}", f"{t:.4f}", f"{n * 60 / t:,.0f}"] for n, t in zip(scale_sizes, times)],
                    headers=["firms", "s/run", "firm-steps/s"], tablefmt="github"))
     print(f"fitted exponent of cost vs population: {slope:.3f}")
 
-    print("\n[3/5] compile time and memory (fresh processes) ...", flush=True)
+    print("\n[3/6] compile time and memory (fresh processes) ...", flush=True)
     cm = compile_and_memory(big)
     print(f"compile (empty cache, shorter of two): {cm['compile_s']:.1f} s; load from cache: {cm['cache_load_s']:.2f} s")
     print(f"peak memory (whole process): {cm['peak_rss_big_mb']:,.0f} MB at {big:,} firms; "
           f"{cm['peak_rss_small_mb']:,.0f} MB at 1,000 firms")
 
-    print("\n[4/5] checks every run passes, against the run itself (numba) ...", flush=True)
+    print("\n[4/6] checks every run passes, against the run itself (numba) ...", flush=True)
     crow = check_costs([1_000, 10_000, 100_000])
     print(tabulate([[f"{r['firms']:,}", f"{r['run_s'] * 1e3:.2f}", f"{r['validate_s'] * 1e3:.3f}",
                      f"{r['guards_s'] * 1e3:.3f}", f"{r['invariants_s'] * 1e3:.3f}",
@@ -285,6 +339,7 @@ def main(argv=None) -> None:
     print("(a batch validates each distinct config once per chunk; every run checks memory, money and invariants)")
 
     batch_section(n_batch, cores, reps=2 if args.quick else 3)
+    print_calibration(n_calib, cores)
 
     n_phase = 100_000
     print(f"\ntime per phase of the month (numba, {n_phase:,} firms, whole run; sim/loop.py) ...", flush=True)

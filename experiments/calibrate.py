@@ -1,14 +1,14 @@
 """Calibrate the model to reported figures: ``python -m experiments.calibrate`` (a Hydra app).
 
     python -m experiments.calibrate                         # configs/targets/reported.yaml, budget 20,000 runs
-    python -m experiments.calibrate targets=my_region.yaml budget=50000 workers=2
+    python -m experiments.calibrate target_set=my_region.yaml budget=50000 workers=2
     python -m experiments.calibrate method=screen           # the Morris screen alone
     python -m experiments.calibrate executor=slurm slurm.partition=compute workers=64
 
 Steps: a Morris screen of every free parameter of ``space`` against the fitted targets
 (SALib), then ABC-SMC (pyabc) on the parameters that matter, then the posterior
 predictive distribution of every target, fitted and held out. Writes into its folder
-(``calibration/<targets>-<hash of the overrides>``: the same command resumes there after a
+(``calibration/<target set>-<hash of the overrides>``: the same command resumes there after a
 kill, continuing pyabc's history from its last complete generation):
 
     screen.csv, screen.png          the Morris screen
@@ -73,8 +73,8 @@ class SlurmConfig:
 
 @dataclass
 class CalibrateConfig:
-    targets: str = _c("reported", doc="target set: configs/targets/<name>.yaml, or a path")
-    space: str = _c("judgement", doc="free parameters and ranges: configs/space/<name>.yaml, or a path")
+    target_set: str = _c("reported", doc="target set: configs/targets/<name>.yaml, or a path")
+    space: str = _c("judgement", doc="free parameters and ranges: configs/spaces/<name>.yaml, or a path")
     method: str = _c("abc_smc", choices=("abc_smc", "screen"), doc="abc_smc: screen, fit, predict; screen: alone")
     seed: int = _c(0, ge=0, le=SEED_MAX, doc="seed of the calibration (design, candidates, runs)")
     budget: int = _c(20000, ge=10, le=10**9, doc="model runs in all (screen + ABC; ABC stops at the first "
@@ -104,7 +104,7 @@ def _calibration_id() -> str:
     """The run folder's name from the overrides that change numbers: the same command, the same folder."""
     args = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-") and not a.lstrip("+~").startswith("hydra")
             and a.split("=", 1)[0].lstrip("+~").split(".")[0] not in IGNORED]
-    targets = next((a.split("=", 1)[1] for a in args if a.startswith("targets=")), "reported")
+    targets = next((a.split("=", 1)[1] for a in args if a.startswith("target_set=")), "reported")
     stem = Path(targets).stem if targets.endswith((".yaml", ".yml")) else targets
     return f"{stem}-" + hashlib.sha256("\n".join(sorted(args)).encode()).hexdigest()[:8]
 
@@ -138,7 +138,7 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
     from sim import calibration_plots as plots
     from sim.targets import load_targets
 
-    ts = load_targets(cfg.targets)
+    ts = load_targets(cfg.target_set)
     space = cal.load_space(cfg.space)
     fit_targets, held_out = ts.by_use("fit"), ts.by_use("holdout")
     workers = cfg.workers or (os.cpu_count() or 1)
@@ -345,6 +345,21 @@ def _report(ts, summary, fit, info, written, meta) -> list[str]:
 _STARTED = False
 
 
+def _error_line(held: str) -> str:
+    """Hydra's composition error in one line, with the calibration's own keys where a key is unknown."""
+    lines = [ln.strip() for ln in held.splitlines() if ln.strip()]
+    first = lines[0] if lines else ""
+    if first.startswith("Could not override") and "'" in first:
+        key = first.split("'")[1]
+        cls, parts = CalibrateConfig, key.split(".")
+        for part in parts[:-1]:
+            cls = {"screen": ScreenConfig, "abc": AbcConfig, "slurm": SlurmConfig}.get(part, cls)
+        where = ".".join(parts[:-1])
+        return (f"unknown key '{key}': allowed keys{' in ' + where if where else ''} are "
+                + ", ".join(f.name for f in dataclasses.fields(cls)))
+    return _hydra_error_line(held)
+
+
 def task(node: DictConfig) -> None:
     global _STARTED
     _STARTED = True
@@ -371,7 +386,7 @@ def main() -> None:
         held = _STDERR.held.getvalue()
         if not _STARTED and e.code not in (0, None) and _is_config_error(held):
             sys.stderr = _STDERR.real
-            print(f"config error: {_hydra_error_line(held)}", file=sys.stderr)
+            print(f"config error: {_error_line(held)}", file=sys.stderr)
             sys.exit(2)
         raise
     finally:

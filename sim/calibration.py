@@ -2,7 +2,7 @@
 
 The pieces, each usable alone (``experiments/calibrate.py`` chains them):
 
-* :class:`Space`: the free parameters and their ranges (``configs/space/<name>.yaml``);
+* :class:`Space`: the free parameters and their ranges (``configs/spaces/<name>.yaml``);
 * :class:`TargetModel`: a parameter vector -> the statistics of a set of targets, each
   computed in its own setting (``sim.targets``), on the Numba engine, every run's
   invariants checked;
@@ -43,7 +43,7 @@ from .config import Config, ConfigError, load_config, parameter_keys, replace
 from .locations import CONFIG_DIR
 from .targets import Setting, Target, TargetSet
 
-SPACES_DIR = CONFIG_DIR / "space"
+SPACES_DIR = CONFIG_DIR / "spaces"
 
 
 # --------------------------------------------------------------------------- the parameter space
@@ -96,7 +96,7 @@ class Space:
 
 
 def load_space(name_or_path: str) -> Space:
-    """Read and validate a parameter space (a name of ``configs/space/`` or a path)."""
+    """Read and validate a parameter space (a name of ``configs/spaces/`` or a path)."""
     from omegaconf import OmegaConf
 
     path = Path(name_or_path) if name_or_path.endswith((".yaml", ".yml")) else SPACES_DIR / f"{name_or_path}.yaml"
@@ -226,7 +226,7 @@ class Executor:
         if kind not in ("local", "slurm"):
             raise ConfigError(f"executor = {kind!r}: must be local or slurm")
         self.kind, self.workers, self.slurm = kind, int(workers), dict(slurm or {})
-        self.chunks_per_worker = chunks_per_worker
+        self.chunks_per_worker = 1 if kind == "slurm" else chunks_per_worker  # a job per worker: jobs start slowly
         self._pool = None
 
     def map(self, fn: Callable, items: list) -> list:
@@ -255,7 +255,7 @@ class Executor:
         folder = opts.pop("folder", "slurm_jobs")
         ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
         ex.update_parameters(**{("slurm_" + k if k in ("partition", "array_parallelism") else k): v
-                                for k, v in opts.items()})
+                                for k, v in opts.items() if v is not None})
         jobs = ex.map_array(_call_chunk, [payload] * len(chunks), chunks)
         return [j.result() for j in jobs]
 

@@ -1,0 +1,236 @@
+"""Calibration: target files validated like configs, the ABC's pieces by closed forms, parameter recovery,
+misfits reported, results independent of the number of processes and of a kill and resume."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from sim import calibration as cal
+from sim.config import ConfigError
+from sim.targets import Target, evaluate, load_targets
+
+DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _write(tmp_path, data, name="t.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def _base():
+    return yaml.safe_load((DATA / "recovery_targets.yaml").read_text())
+
+
+# --------------------------------------------------------------------------- target files
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["targets"]["needs_per_visit"].update(value=None, sd=None, count=120, denominator=100),
+     "targets.needs_per_visit.count = 120: must be <= its denominator (100)"),
+    (lambda d: d["targets"]["needs_per_visit"].update(statistic="needs_surfaced_by_visits / visitz"),
+     "unknown metric 'visitz'"),
+    (lambda d: d["targets"]["needs_per_visit"].update(statistic="__import__('os')"), "targets.needs_per_visit.statistic"),
+    (lambda d: d["targets"]["needs_per_visit"].update(use="maybe"), "targets.needs_per_visit.use = 'maybe': must be one of fit, holdout"),
+    (lambda d: d["targets"]["needs_per_visit"].update(sd=None), "targets.needs_per_visit.sd: missing"),
+    (lambda d: d["targets"]["needs_per_visit"].update(sd=-1), "targets.needs_per_visit.sd = -1: must be > 0"),
+    (lambda d: d["targets"]["needs_per_visit"].update(count=3, denominator=10), "give either count and denominator, or value and sd"),
+    (lambda d: d["targets"]["needs_per_visit"].update(setting="nowhere"), "targets.needs_per_visit.setting = 'nowhere'"),
+    (lambda d: d["targets"]["needs_per_visit"].pop("source"), "targets.needs_per_visit.source = None: must be a non-empty text"),
+    (lambda d: d["settings"].update(unused={"scenario": "default"}), "settings.unused in t.yaml: no target uses it"),
+    (lambda d: d["settings"]["visits"]["overrides"].update({"scenario.firms.nn": 3}), "unknown key 'scenario.firms.nn'"),
+    (lambda d: [t.update(use="holdout") for t in d["targets"].values()], "at least one target must have use: fit"),
+])
+def test_a_bad_target_file_is_one_clear_error(tmp_path, change, message):
+    data = _base()
+    change(data)
+    with pytest.raises(ConfigError) as e:
+        load_targets(_write(tmp_path, data))
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_the_app_refuses_a_bad_target_file_in_one_line_with_exit_code_2(tmp_path):
+    data = _base()
+    data["targets"]["needs_per_visit"].update(value=None, sd=None, count=120, denominator=100)
+    p = subprocess.run([sys.executable, "-m", "experiments.calibrate", f"target_set={_write(tmp_path, data)}",
+                        f"hydra.run.dir={tmp_path / 'out'}"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip().splitlines() == [
+        "config error: targets.needs_per_visit.count = 120: must be <= its denominator (100)"]
+    p = subprocess.run([sys.executable, "-m", "experiments.calibrate", "abc.population=3",
+                        f"hydra.run.dir={tmp_path / 'out'}"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert p.returncode == 2 and p.stderr.strip() == "config error: abc.population = 3: must be >= 10 and <= 100000", p.stderr
+
+
+def test_the_reported_targets_name_their_sources_and_split_fit_from_holdout():
+    ts = load_targets("reported")
+    names = {t.name for t in ts.targets.values()}
+    for required in ("longquan_needs_per_visit", "longquan_matches_per_need", "longquan_contracts_per_match",
+                     "lishui_trial_share", "jinyun_licensed_per_need", "zhejiang_pilot_trials_per_listed",
+                     "open_licence_takeup", "cnipa_industrialisation", "national_mean_contract", "ningbo_mean_deal",
+                     "new_product_failure"):
+        assert required in names
+    fit, held = ts.by_use("fit"), ts.by_use("holdout")
+    assert fit and held and not {t.name for t in fit} & {t.name for t in held}
+    # the fit never runs a setting only held-out targets use: they are predicted, never fitted
+    model = cal.TargetModel.build(ts, fit, cal.load_space("judgement"))
+    only_held = {t.setting for t in held} - {t.setting for t in fit}
+    assert only_held and not only_held & {s.name for s in model.settings}
+    assert set(model({}, 0)) == {t.name for t in fit}
+    # Longquan: 68 needs of 100+ visited firms: binomial sd
+    t = ts.targets["longquan_needs_per_visit"]
+    assert t.observed == 0.68 and math.isclose(t.sampling_sd, math.sqrt(0.68 * 0.32 / 100))
+    assert math.isclose(t.sigma, math.hypot(t.sampling_sd, t.discrepancy))
+
+
+def test_a_statistic_is_a_ratio_of_means_over_replicates():
+    cfg = load_targets(str(DATA / "recovery_targets.yaml")).settings["visits"].config()
+    means = {"contracts": 6.0, "matches": 8.0, "successes": 2.0, "failures": 0.0}
+    assert evaluate("contracts / matches", means, cfg) == 0.75
+    assert evaluate("successes / (successes + failures)", means, cfg) == 1.0
+    assert evaluate("contracts / firms", means, cfg) == 6.0 / 300
+    assert math.isnan(evaluate("successes / failures", means, cfg))  # undefined, never inf
+
+
+def test_distance_weights_each_target_by_its_sigma():
+    assert cal.distance({"a": 0.5, "b": 3.0}, {"a": 0.2, "b": 1.0}, {"a": 0.1, "b": 2.0}) == pytest.approx(
+        math.hypot(3.0, 1.0))
+    assert cal.distance({"a": math.nan}, {"a": 0.2}, {"a": 0.1}) == math.inf
+
+
+def test_fit_table_reports_a_target_it_cannot_meet_as_a_misfit():
+    common = dict(setting="s", statistic="contracts", source="x", definition="x", period="x", why="x")
+    met = Target("met", use="fit", value=1.0, sd=0.1, **common)
+    missed = Target("missed", use="holdout", count=90, denominator=100, **common)
+    pred = pd.DataFrame({"met": np.linspace(0.8, 1.2, 50), "missed": np.linspace(0.1, 0.3, 50)})
+    fit = cal.fit_table([met, missed], pred).set_index("target")
+    assert not fit.loc["met", "misfit"] and abs(fit.loc["met", "z"]) < 0.1
+    z = (0.9 - 0.2) / math.sqrt(pred["missed"].var(ddof=0) + 0.9 * 0.1 / 100)
+    assert fit.loc["missed", "z"] == pytest.approx(z) and fit.loc["missed", "misfit"]
+
+
+def test_weighted_quantiles_and_draws_follow_the_weights():
+    post = pd.DataFrame({"x": [1.0, 2.0], "weight": [0.8, 0.2]})
+    draws = cal.draw_particles(post, 1000, seed=3)
+    share = np.mean([d["x"] == 1.0 for d in draws])
+    assert abs(share - 0.8) <= 1.0 / 1000 + 1e-12  # systematic resampling: within one draw of the weight
+    assert cal.weighted_quantile([0.0, 1.0], [1.0, 1.0], [0.5])[0] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"experts.surface_chance": {"low": 0.9, "high": 0.2}}, "low = 0.9 must be < high = 0.2"),
+    ({"experts.surface_chance": {"low": 0.2, "high": 1.5}}, "experts.surface_chance = 1.5: must be"),
+    ({"experts.nope": {"low": 0.2, "high": 0.5}}, "space.parameters.experts.nope: unknown key"),
+    ({"experts.surface_chance": {"low": 0.0, "high": 0.5, "scale": "log"}}, "log needs low > 0"),
+])
+def test_a_bad_parameter_space_is_one_clear_error(tmp_path, bad, message):
+    with pytest.raises(ConfigError) as e:
+        cal.load_space(_write(tmp_path, {"name": "x", "parameters": bad}, "space.yaml"))
+    assert message in str(e.value)
+
+
+# --------------------------------------------------------------------------- ABC
+def _recovery(truth: dict, seed: int = 11):
+    """The recovery target set with its figures simulated at ``truth`` (one evaluation, seeds unused by the fit),
+    their sd the spread of one evaluation across seeds."""
+    ts = load_targets(str(DATA / "recovery_targets.yaml"))
+    space = cal.load_space(str(DATA / "recovery_space.yaml"))
+    model = cal.TargetModel.build(ts, ts.by_use("fit"), space)
+    sims = pd.DataFrame([model(truth, 10_000 + 100 * k) for k in range(12)])
+    observed = model(truth, 50_000 + seed)
+    return model, observed, sims.std(ddof=1).to_dict()
+
+
+def _abc(model, observed, sd, db, workers=1, generations=6, population=100, resume=True):
+    ex = cal.Executor("local", workers)
+    try:
+        res = cal.run_abc(model, observed, sd, db, population=population, generations=generations,
+                          max_evaluations=10**6, min_epsilon=0.0, seed=5, executor=ex, resume=resume, progress=False)
+    finally:
+        ex.close()
+    return cal.posterior_frame(res.history, model.space)
+
+
+@pytest.fixture(scope="module")
+def recovery(tmp_path_factory):
+    truth = {"experts.surface_chance": 0.7, "scenario.negotiation.breakdown_hazard": 0.3}
+    model, observed, sd = _recovery(truth)
+    post = _abc(model, observed, sd, tmp_path_factory.mktemp("abc") / "abc.db", workers=2)
+    return truth, model, observed, sd, post
+
+
+def test_calibration_recovers_known_parameters(recovery):
+    """Data simulated from known parameters: each identifiable parameter's truth inside the posterior's 90%
+    interval, and the interval at most two thirds of the prior's (the data inform it)."""
+    truth, model, _, _, post = recovery
+    summary = cal.posterior_summary(post, model.space).set_index("parameter")
+    for key, value in truth.items():
+        row = summary.loc[key]
+        assert row["q05"] <= value <= row["q95"], (key, value, row.to_dict())
+        assert row["shrinkage"] > 1 / 3, (key, row.to_dict())
+
+
+def test_the_posterior_does_not_depend_on_the_number_of_processes(recovery, tmp_path):
+    _, model, observed, sd, post2 = recovery
+    post1 = _abc(model, observed, sd, tmp_path / "abc.db", workers=1)
+    pd.testing.assert_frame_equal(post1, post2)
+
+
+def test_a_killed_calibration_resumes_where_it_stopped(recovery, tmp_path):
+    """Three generations, stopped; the same calibration run again continues pyabc's history from its database and
+    ends where an uninterrupted run of six generations ends."""
+    _, model, observed, sd, post_straight = recovery
+    db = tmp_path / "abc.db"
+    _abc(model, observed, sd, db, workers=2, generations=3)
+    post = _abc(model, observed, sd, db, workers=2, generations=6)
+    pd.testing.assert_frame_equal(post, post_straight)
+    import pyabc
+
+    assert pyabc.History("sqlite:///" + str(db)).max_t == 5
+
+
+def test_the_app_writes_posterior_predictions_and_scenarios_and_reports_misfits(tmp_path):
+    """End to end on a small budget, with a held-out figure the model cannot meet (every trial pilot signs trials
+    almost only: a 20% trial share is out of reach): it is reported as a misfit, not hidden."""
+    data = _base()
+    data["settings"]["pilot"] = {"scenario": "lishui", "instruments": ["free_trial"], "months": 12}
+    data["targets"]["trial_share"] = {"setting": "pilot", "statistic": "signed_trial / contracts", "count": 20,
+                                      "denominator": 100, "source": "invented", "definition": "x", "period": "x",
+                                      "use": "holdout", "why": "cannot be met"}
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, "-m", "experiments.calibrate", f"target_set={_write(tmp_path, data)}",
+                        f"space={DATA / 'recovery_space.yaml'}", "budget=3000", "screen.trajectories=3",
+                        "screen.threshold=0", "abc.population=40", "abc.generations=2", "predictive_draws=8",
+                        "workers=2", "scenario_dir=none", f"hydra.run.dir={out}"],
+                       capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    for name in ("screen.csv", "screen.png", "abc.db", "posterior.csv", "posterior.yaml", "posterior_summary.csv",
+                 "posterior_pairs.png", "predictive.csv", "fit.csv", "fit.png", "report.md",
+                 "scenario/county_calibrated.yaml", "scenario/lishui_calibrated.yaml"):
+        assert (out / name).exists(), name
+    fit = pd.read_csv(out / "fit.csv").set_index("target")
+    assert fit.loc["trial_share", "misfit"] and fit.loc["trial_share", "use"] == "holdout"
+    assert "Misfits (the model cannot meet these figures within their uncertainty): " in p.stdout
+    assert "trial_share" in p.stdout.split("Misfits")[1].splitlines()[0]
+    post = pd.read_csv(out / "posterior.csv")
+    assert post["weight"].sum() == pytest.approx(1.0) and len(post) == 40
+    meta = yaml.safe_load((out / "posterior.yaml").read_text())
+    assert set(meta["scenarios"]["county"]) == {"experts.surface_chance", "scenario.negotiation.breakdown_hazard"}
+    # the calibrated scenario composes, validates and carries the posterior medians
+    from sim import api
+
+    mine = tmp_path / "mine" / "scenario"  # under a name of its own (configs/scenario/ may hold a county_calibrated)
+    mine.mkdir(parents=True)
+    (mine / "zz_recovered.yaml").write_text((out / "scenario/county_calibrated.yaml").read_text())
+    cfg = api.compose("scenario=zz_recovered", config_dirs=[mine.parent])
+    median = pd.read_csv(out / "posterior_summary.csv").set_index("parameter")["median"]
+    assert cfg.scenario.name == "county_calibrated" and cfg.scenario.firms.n == 300
+    assert cfg.experts.surface_chance == pytest.approx(median["experts.surface_chance"], rel=1e-3)
+    assert "# command: python -m experiments.calibrate" in (out / "scenario/county_calibrated.yaml").read_text()
