@@ -70,8 +70,8 @@ def fit_figure(fit):
     ax.axvline(1.0, color="k", lw=0.8)
     ax.set_xscale("log")
     ax.set_yticks(y, [f"{t} ({u})" for t, u in zip(df["target"], df["use"])], fontsize=8)
-    ax.set_xlabel("model / reported figure (log scale): posterior predictive median and 90% interval; grey: the "
-                  "figure's 95% sampling interval; x: model at its defaults")
+    ax.set_xlabel("model / reported figure (log scale): posterior predictive median and 90% interval;\n"
+                  "grey: the figure's own 95% sampling interval; x: the model at its defaults")
     ax.set_title("Fit (blue) and held-out predictions (orange)")
     fig.tight_layout()
     return fig
