@@ -187,7 +187,8 @@ def _run_cli(*args):
     (["trial.term_months=0"], "trial.term_months = 0"),
     (["scenario.firms.nn=3"], "unknown key 'scenario.firms.nn': allowed keys in scenario.firms are"),
     (["+scenario.colour=red"], "unknown key 'scenario.colour'"),
-    (["scenario=atlantis"], "Could not find 'scenario/atlantis'; allowed: county, default, lishui, ningbo"),
+    (["scenario=atlantis"], "Could not find 'scenario/atlantis'; allowed: " +  # and any calibrated scenario written here
+     ", ".join(sorted(p.stem for p in (api.CONFIG_DIR / "scenario").glob("*.yaml")))),
     (["regimes=[baseline,lottery]"], "regimes contains 'lottery'"),
     (["regime.instruments=[free_trial]"], "regime.instruments = ['free_trial']: regime 'baseline'"),
     (["regime.name=mix", "regime.instruments=[nosuch]"], "regime.instruments contains 'nosuch'"),
