@@ -118,6 +118,8 @@ def simulate(cfg: Config, seed: Optional[int] = None, engine: Optional[str] = No
     memory and money are checked before anything is drawn or run, and, with ``check``
     (the default), the run's invariants are checked before it is returned: a run that
     breaks one raises :class:`sim.results.InvariantError` instead of returning numbers.
+    One run has ``cfg``'s own values: ``cfg.posterior`` is for comparisons (:func:`compare`; the configs
+    of its draws are ``sim.posterior.load_posterior(cfg.posterior).draws(cfg, n)``).
     """
     return _simulate(load_config(cfg), seed, engine, check)
 

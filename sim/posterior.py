@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .config import Config, ConfigError, check_value, one_line, parameter_keys, replace
+from .schema import _show
 
 CSV, YAML = "posterior.csv", "posterior.yaml"
 WEIGHT = "weight"
@@ -125,8 +127,8 @@ def _read_particles(path: Path, shown):
     weights = pd.to_numeric(df[WEIGHT], errors="coerce").to_numpy(dtype=float)
     bad = np.flatnonzero(~(np.isfinite(weights) & (weights >= 0)))
     if bad.size:
-        raise _refuse(shown, f"{CSV}: particle {bad[0]}: weight = {df[WEIGHT].iloc[bad[0]]!r}: must be a finite "
-                             "number >= 0")
+        weight = _show(df[WEIGHT].tolist()[bad[0]])
+        raise _refuse(shown, f"{CSV}: particle {bad[0]}: weight = {weight}: must be a finite number >= 0")
     if not weights.sum() > 0:
         raise _refuse(shown, f"{CSV}: the weights sum to 0: at least one must be > 0")
     known = set(parameter_keys())
@@ -161,10 +163,10 @@ def load_posterior(path) -> Posterior:
     """
     shown = one_line(path, 200)
     folder = Path(path)
-    if not folder.is_dir():
+    if not os.path.isdir(folder):  # (Path.is_dir raises on a name too long)
         raise _refuse(shown, "not a directory (a calibration's posterior: posterior.csv and posterior.yaml)")
     for name in (CSV, YAML):
-        if not (folder / name).is_file():
+        if not os.path.isfile(folder / name):
             raise _refuse(shown, f"no {name} in it (a calibration's posterior: posterior.csv and posterior.yaml)")
     meta = _read_meta(folder, shown)
     keys, values, weights = _read_particles(folder, shown)
