@@ -139,15 +139,18 @@ def main_job(node: DictConfig) -> Path:
     at_spend = cfg.at_spend if len(regimes) > 1 or _explicit("at_spend") else None
     if at_spend is not None:
         api.check_at_spend(at_spend)
+    draws = _posterior_draws(cfg)  # a bad posterior fails here, before any run
     out = Path(HydraConfig.get().runtime.output_dir)
     check_writable(out, "hydra.run.dir")
-    results_bytes = 4.0 * (2 if at_spend else 1) * len(regimes) * cfg.seeds * cfg.scenario.months * N_SERIES * 8  # series, frames, CSV
-    check_memory(cfg, cfg.engine, processes=cfg.workers, extra=results_bytes)
+    replicates = cfg.seeds * (cfg.posterior_draws if draws else 1)
+    results_bytes = 4.0 * (2 if at_spend else 1) * len(regimes) * replicates * cfg.scenario.months * N_SERIES * 8  # series, frames, CSV
+    for run_cfg in {id(c): c for c in draws or [cfg]}.values():  # a draw may set the population's size
+        check_memory(run_cfg, cfg.engine, processes=cfg.workers, extra=results_bytes)
     print(f"scenario {cfg.scenario.name}: {cfg.scenario.firms.n} firms, "
           f"{cfg.scenario.universities.n * cfg.scenario.universities.achievements_each} achievements, "
-          f"{cfg.scenario.months} months; regimes {', '.join(regimes)}; seeds {cfg.seed}..{cfg.seed + cfg.seeds - 1}; "
+          f"{cfg.scenario.months} months; regimes {', '.join(regimes)}; seeds {cfg.seed}..{cfg.seed + replicates - 1}; "
           f"engine {cfg.engine}")
-    title = f"{cfg.scenario.name}: regimes compared over {cfg.seeds} seeds"
+    title = f"{cfg.scenario.name}: regimes compared over {api.replicates_text(cfg)}"
     try:
         res = api.compare(cfg, regimes=regimes)
     except InvariantError as e:
@@ -169,6 +172,21 @@ def main_job(node: DictConfig) -> Path:
     print("\n".join(headline(res, equal, at_spend) + [""] + text))
     print(f"\nwrote {', '.join(written)}, table.md and .hydra/ to {out}")
     return out
+
+
+def _posterior_draws(cfg) -> list:
+    """The configs of the posterior's draws (validated), after one line that says what they are; [] without one."""
+    from sim.posterior import load_posterior
+
+    if cfg.posterior is None:
+        return []
+    posterior = load_posterior(cfg.posterior)
+    keys = posterior.applied(cfg.scenario.name)
+    draws = posterior.draws(cfg, cfg.posterior_draws)
+    print(f"posterior {posterior.path} (target set {posterior.target_set}, {len(posterior.weights)} particles): "
+          f"{cfg.posterior_draws} draws x {cfg.seeds} seeds each; keys applied to scenario {cfg.scenario.name}: "
+          + ", ".join(keys))
+    return draws
 
 
 def _write_report(out: Path, node: DictConfig, lines: list[str]) -> None:
@@ -195,12 +213,13 @@ def _report(res, cfg, regimes) -> list[str]:
     """The tables of one comparison (markdown lines)."""
     from tabulate import tabulate
 
+    from sim import api
     from sim.stats import SIZE_METRICS, by_year, format_table, tails, who_pays
 
     def table(df):
         return tabulate(df, headers="keys", tablefmt="github")
 
-    text = [f"## Outcomes per run, mean [95% interval] over {cfg.seeds} seeds ({cfg.scenario.name})",
+    text = [f"## Outcomes per run, mean [95% interval] over {api.replicates_text(cfg)} ({cfg.scenario.name})",
             table(format_table(res.table))]
     if "baseline" in regimes and len(regimes) > 1:
         text += ["", "## Effect against baseline, paired by seed: mean difference [95% interval]",
@@ -213,7 +232,8 @@ def _report(res, cfg, regimes) -> list[str]:
                  table(who_pays(res.table)),
                  "", "## By firm size: effect against baseline on SMEs and on large firms",
                  table(format_table(res.table, effects=True, metrics=SIZE_METRICS))]
-    text += ["", f"## Spread across the {cfg.seeds} seeds: 5th / 50th / 95th percentile", table(tails(res.table)),
+    text += ["", f"## Spread across the {api.replicates_text(cfg)}: 5th / 50th / 95th percentile",
+             table(tails(res.table)),
              "", "## Conversions by year of the run (mean over seeds)", table(by_year(res.series))]
     return text
 
@@ -283,6 +303,9 @@ def sweep_job(node: DictConfig) -> None:
     if _explicit("at_spend") and cfg.at_spend is not None:
         raise ConfigError(f"at_spend = {cfg.at_spend}: compares the main job's regimes; in a sweep set "
                           "government.annual_budget (or sweep over it)")
+    if cfg.posterior is not None:
+        raise ConfigError(f"posterior = {one_line(cfg.posterior, 100)}: the main job's (a comparison over a "
+                          "posterior's draws); a sweep runs the points of its grid")
     points = expand_grid(cfg, cfg.grid)  # fail on a bad grid before any run
     root = Path(cfg.results_dir) if cfg.results_dir else _sweep_dir(hc)
     store = ResultStore(root)

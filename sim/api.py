@@ -24,6 +24,7 @@ import numpy as np
 
 from .config import (ENGINES, SEED_MAX, Config, ConfigError, RegimeConfig, load_config, parameter_keys, replace,
                      with_regime)
+from .posterior import Posterior, load_posterior
 from .results import SERIES_NAMES, check_by_sector, check_invariants, summarize
 
 if TYPE_CHECKING:  # pandas is imported where tables are built: worker processes start faster without it
@@ -117,6 +118,8 @@ def simulate(cfg: Config, seed: Optional[int] = None, engine: Optional[str] = No
     memory and money are checked before anything is drawn or run, and, with ``check``
     (the default), the run's invariants are checked before it is returned: a run that
     breaks one raises :class:`sim.results.InvariantError` instead of returning numbers.
+    One run has ``cfg``'s own values: ``cfg.posterior`` is for comparisons (:func:`compare`; the configs
+    of its draws are ``sim.posterior.load_posterior(cfg.posterior).draws(cfg, n)``).
     """
     return _simulate(load_config(cfg), seed, engine, check)
 
@@ -362,13 +365,18 @@ def flat_params(cfg: Config) -> dict:
     return out
 
 
-def summary_frame(results: Iterable[RunResult], configs: dict[str, Config]) -> pd.DataFrame:
-    """One row per run: regime, seed, parameters, metrics."""
+def summary_frame(results: Iterable[RunResult], configs: Optional[dict[str, Config]] = None) -> pd.DataFrame:
+    """One row per run: regime, seed, parameters, metrics.
+
+    The parameters are those of the run's own config (runs of one regime on a posterior's draws differ), or,
+    for a result without one, of ``configs[regime]``.
+    """
     import pandas as pd
 
     rows = []
     for r in results:
-        rows.append({"regime": r.regime, "seed": r.seed, **flat_params(configs[r.regime]), **r.summary})
+        cfg = r.config if r.config is not None else configs[r.regime]
+        rows.append({"regime": r.regime, "seed": r.seed, **flat_params(cfg), **r.summary})
     return pd.DataFrame(rows)
 
 
@@ -419,7 +427,12 @@ class Comparison:
 def compare(cfg: Config, regimes: Optional[Sequence[str]] = None, seeds: Optional[int] = None,
             workers: Optional[int] = None, progress: Optional[bool] = None) -> Comparison:
     """Run every regime on the same seeds (common random numbers) and tabulate the effects (under the config's
-    ``government.annual_budget``; :func:`compare_at_spend` for a comparison at equal spend)."""
+    ``government.annual_budget``; :func:`compare_at_spend` for a comparison at equal spend).
+
+    With ``cfg.posterior`` (a calibration's posterior directory), replicate k runs on posterior draw k // seeds
+    with seed ``cfg.seed + k``: ``posterior_draws x seeds`` replicates per regime, the same draw and seed under
+    every regime, and the summary gets a column ``draw`` (the particle drawn).
+    """
     return _compare(cfg, regimes, seeds, workers, progress, None)
 
 
@@ -478,18 +491,40 @@ def _compare(cfg, regimes, seeds, workers, progress, budget) -> Comparison:
     cfg = _checked(cfg, regimes, seeds, workers)
     regimes, seeds, workers = cfg.regimes, cfg.seeds, cfg.workers
     progress = cfg.progress if progress is None else progress
-    configs = {name: under_regime(cfg, name) for name in regimes}
-    tasks = [(configs[name], cfg.seed + k) for name in regimes for k in range(seeds)]
-    desc = f"{len(regimes)} regimes x {seeds} seeds" + (" at equal spend" if budget is not None else "")
-    results = run_batch(tasks, workers=workers, progress=progress, desc=desc)
-    summary = summary_frame(results, configs)
+    posterior = load_posterior(cfg.posterior) if cfg.posterior is not None else None
+    replicates = [rep for name in regimes for rep in _replicates(under_regime(cfg, name), seeds, posterior)]
+    desc = f"{len(regimes)} regimes x {replicates_text(cfg, seeds)}" + (" at equal spend" if budget is not None else "")
+    results = run_batch([(c, seed) for c, seed, _ in replicates], workers=workers, progress=progress, desc=desc)
+    summary = summary_frame(results)
+    if posterior is not None:
+        summary.insert(2, "draw", [particle for _, _, particle in replicates])
     return Comparison(cfg, summary, series_frame(results), comparison_table(summary), results, budget)
 
 
+def _replicates(cfg: Config, seeds: int, posterior: Optional[Posterior] = None) -> list[tuple[Config, int, int]]:
+    """(config, seed, particle) of each replicate of ``cfg``: seeds ``cfg.seed, cfg.seed + 1, ...``, and, with a
+    posterior, replicate k on draw k // seeds (particle -1 without one). Every replicate has a seed of its own, so
+    effects paired by seed pair the same draw and seed under every regime."""
+    if cfg.posterior is None:
+        return [(cfg, cfg.seed + k, -1) for k in range(seeds)]
+    posterior = posterior if posterior is not None else load_posterior(cfg.posterior)
+    particles = posterior.sample(cfg.seed, cfg.posterior_draws)
+    configs = posterior.configs(cfg, particles)
+    return [(configs[k // seeds], cfg.seed + k, int(particles[k // seeds]))
+            for k in range(cfg.posterior_draws * seeds)]
+
+
+def replicates_text(cfg: Config, seeds: Optional[int] = None) -> str:
+    """What a comparison's replicates are, for titles: ``10 seeds`` or ``20 posterior draws x 2 seeds``."""
+    seeds = cfg.seeds if seeds is None else seeds
+    return f"{seeds} seeds" if cfg.posterior is None else f"{cfg.posterior_draws} posterior draws x {seeds} seeds"
+
+
 def yearly_spend(cfg: Config, seeds: int, workers: int = 1, progress: bool = False) -> float:
-    """Government's mean spend a year under ``cfg``'s regime (over seeds ``cfg.seed`` ...), whole yuan: the budget of
-    a comparison at equal spend (``at_spend``)."""
-    tasks = [(cfg, cfg.seed + k) for k in range(seeds)]
+    """Government's mean spend a year under ``cfg``'s regime (over seeds ``cfg.seed`` ..., and, with
+    ``cfg.posterior``, over its draws as :func:`compare` runs them), whole yuan: the budget of a comparison at equal
+    spend (``at_spend``)."""
+    tasks = [(c, seed) for c, seed, _ in _replicates(cfg, seeds)]
     runs = run_batch(tasks, workers=workers, progress=progress, desc=f"spend of {cfg.regime.name}")
     return _per_year([r.summary["gov_spend"] for r in runs], cfg.scenario.months, cfg.regime.name)
 

@@ -173,6 +173,10 @@ class GovernmentConfig:
 Config = dataclasses.make_dataclass("Config", [
     ("seed", int, _c(0, ge=0, le=SEED_MAX, doc="first seed; replicates use seed, seed+1, ...")),
     ("seeds", int, _c(10, ge=1, le=COUNT_MAX, doc="replicates per regime in the main job")),
+    ("posterior", Optional[str], _c(None, doc="main job: a calibration's posterior directory (posterior.csv + "
+                                              "posterior.yaml); each replicate runs on a posterior draw, so effects "
+                                              "carry parameter uncertainty as well as seed noise")),
+    ("posterior_draws", int, _c(20, ge=1, le=COUNT_MAX, doc="draws from the posterior, each run for `seeds` seeds")),
     ("engine", str, _c("mesa", choices=ENGINES, doc="simulation engine")),
     ("regimes", list, _c(["baseline", "free_trial", "broker_reward", "failure_insurance", "royalty", "vouchers",
                           "maturation", "ip_pledge", "appraisal", "income_share", "expert_visits", "combined"],
@@ -195,7 +199,8 @@ Config.__doc__ = "The whole configuration of a job: how to run, the scenario, th
 
 # --------------------------------------------------------------------------- validation
 # top-level keys that say how to run, not what is run: not parameters of a run
-RUN_SETTINGS = ("seed", "seeds", "engine", "regimes", "progress", "workers", "grid", "results_dir", "at_spend")
+RUN_SETTINGS = ("seed", "seeds", "posterior", "posterior_draws", "engine", "regimes", "progress", "workers", "grid",
+                "results_dir", "at_spend")
 _TEXT_MAX = 200  # characters of a name or a path
 
 
@@ -312,6 +317,23 @@ def parameter_keys(cls=None, prefix: str = "") -> list[str]:
     return out
 
 
+def check_value(key: str, value: Any) -> Any:
+    """One dotted parameter's value as the schema takes it (type and range), or its one-line ConfigError.
+
+    The checks of :func:`load_config` for one value alone, in microseconds: many values (a posterior's particles)
+    are checked without building a config for each; rules between values are checked when a config is built.
+    """
+    cls, parts = Config, key.split(".")
+    for part in parts[:-1]:
+        cls = _schema(cls)[0].get(part)
+        if not dataclasses.is_dataclass(cls):
+            raise ConfigError(f"unknown key '{key}'")
+    hints, fields = _schema(cls)
+    if parts[-1] not in fields or dataclasses.is_dataclass(hints[parts[-1]]):
+        raise ConfigError(f"unknown key '{key}'")
+    return _check_value(key, value, hints[parts[-1]], fields[parts[-1]].metadata)
+
+
 def section_keys() -> set[str]:
     """The dotted keys of the sections of the schema (``scenario``, ``scenario.firms``, ``broker``, ...)."""
     return {k.rsplit(".", i)[0] for k in parameter_keys() for i in range(1, k.count(".") + 1)}
@@ -407,6 +429,9 @@ def _cross_checks(cfg: Config) -> None:
                           "take days)")
     if cfg.seed + cfg.seeds - 1 > SEED_MAX:
         raise ConfigError(f"seed = {cfg.seed}: the last seed, seed + seeds - 1, must be <= {SEED_MAX}")
+    if cfg.posterior is not None and cfg.seed + cfg.posterior_draws * cfg.seeds - 1 > SEED_MAX:
+        raise ConfigError(f"seed = {cfg.seed}: with a posterior the last seed, seed + posterior_draws x seeds - 1, "
+                          f"must be <= {SEED_MAX}")
     _check_grid(cfg)
 
 

@@ -49,7 +49,8 @@ OVERRIDES_MAX = 1000          # overrides of a sweep's command line
 OVERRIDE_CHARS = 10_000       # characters of one override
 JOBS_MAX = 100_000            # jobs a multirun.yaml may ask collect to re-derive
 RUNS_MAX = 200_000            # runs, likewise (~10 s to re-derive; collect --max-runs raises it)
-SETTINGS_IGNORED = ("engine", "workers", "progress", "results_dir", "regimes", "at_spend")  # change no number of a run
+SETTINGS_IGNORED = ("engine", "workers", "progress", "results_dir", "regimes", "at_spend",  # change no number of a run
+                    "posterior_draws")  # (a sweep refuses a posterior: its draws are the main job's)
 GROUPS = ("scenario", "regime")  # config groups that hold model settings
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
 

@@ -475,6 +475,9 @@ def _cross_rule_broken(data: dict) -> bool:
                     or (int(u["n"]) * int(u["achievements_each"])
                         + int(u["n"]) * math.ceil(float(u["arrivals_per_month"])) * int(sc["months"]) > C.POPULATION_MAX)
                     or int(data["seed"]) + int(data["seeds"]) - 1 > C.SEED_MAX
+                    # with a posterior, replicates are draws x seeds
+                    or (data.get("posterior") is not None
+                        and int(data["seed"]) + int(data["posterior_draws"]) * int(data["seeds"]) - 1 > C.SEED_MAX)
                     # the insurance menu has at most 10 levels
                     or ("insurance" in instruments
                         and math.floor(float(data["insurance"]["coverage"]) / float(data["insurance"]["coverage_step"])
