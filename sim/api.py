@@ -498,6 +498,7 @@ def _compare(cfg, regimes, seeds, workers, progress, budget) -> Comparison:
     summary = summary_frame(results)
     if posterior is not None:
         summary.insert(2, "draw", [particle for _, _, particle in replicates])
+        summary.insert(3, "draw_block", [(seed - cfg.seed) // seeds for _, seed, _ in replicates])
     return Comparison(cfg, summary, series_frame(results), comparison_table(summary), results, budget)
 
 

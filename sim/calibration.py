@@ -174,15 +174,18 @@ class TargetModel:
         """{target name: statistic}; a setting's replicate k runs seed ``seed + k`` (invariants checked)."""
         from .api import _simulate
 
+        from .targets import metric_names
+
         out = {}
         for s in self.settings:
             cfg = self.config(s, theta)
             runs = [_simulate(cfg, seed + k, None, True).summary for k in range(s.seeds)]
             self.runs += len(runs)
-            means = {m: float(np.mean([r[m] for r in runs])) for m in runs[0]}
-            for t in self.targets:
-                if t.setting == s.name:
-                    out[t.name] = t.evaluate(means, cfg)
+            mine = [t for t in self.targets if t.setting == s.name]
+            needed = set().union(*(metric_names(t.statistic) for t in mine))
+            means = {m: sum(r[m] for r in runs) / len(runs) for m in needed}
+            for t in mine:
+                out[t.name] = t.evaluate(means, cfg)
         return out
 
 

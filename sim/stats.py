@@ -77,8 +77,22 @@ def cost_per_extra_conversion(d_spend, d_conversions, level: float = 0.95) -> tu
     return est, float(lo), float(hi)
 
 
+def by_draw(summary: pd.DataFrame) -> pd.DataFrame:
+    """On a posterior (column ``draw_block``: the replicates of one posterior draw), one row per regime and draw:
+    the mean over the draw's seeds. Runs of one draw share its parameters, so they are not independent replicates
+    of the parameter uncertainty: intervals are taken over draws (seeds within a draw only sharpen its mean)."""
+    if "draw_block" not in summary.columns:
+        return summary
+    numeric = [c for c in summary.columns if c not in ("regime", "seed", "draw_block")
+               and pd.api.types.is_numeric_dtype(summary[c])]
+    out = summary.groupby(["regime", "draw_block"], sort=False)[numeric].mean().reset_index()
+    return out.rename(columns={"draw_block": "seed"})  # the pairing key: the same draw under every regime
+
+
 def comparison_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Tidy table: one row per regime x metric with mean, interval, and paired effect vs baseline."""
+    """Tidy table: one row per regime x metric with mean, interval, and paired effect vs baseline (on a posterior,
+    over draws: :func:`by_draw`)."""
+    summary = by_draw(summary)
     rows = []
     regimes = list(dict.fromkeys(summary["regime"]))
     base = summary[summary["regime"] == BASELINE].set_index("seed") if BASELINE in regimes else None

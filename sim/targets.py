@@ -22,6 +22,7 @@ metric in a statistic, a setting no target uses, ...).
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import numbers
 from dataclasses import dataclass, field
@@ -138,8 +139,11 @@ _OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lamb
         ast.Div: lambda a, b: a / b if b != 0 else math.nan}
 
 
-def _names(expr: str) -> set[str]:
-    return {n.id for n in ast.walk(ast.parse(expr, mode="eval")) if isinstance(n, ast.Name)}
+@functools.lru_cache(maxsize=None)
+def metric_names(expr: str) -> frozenset:
+    """The run metrics a statistic reads (not the setting's quantities)."""
+    names = {n.id for n in ast.walk(ast.parse(expr, mode="eval")) if isinstance(n, ast.Name)}
+    return frozenset(names - set(SETTING_QUANTITIES))
 
 
 def check_statistic(expr: str, where: str) -> None:
@@ -167,6 +171,11 @@ def check_statistic(expr: str, where: str) -> None:
             raise ConfigError(f"{where} = {one_line(expr, 80)!r}: only + - * / of run metrics and numbers")
 
 
+@functools.lru_cache(maxsize=None)
+def _parsed(expr: str):
+    return ast.parse(expr, mode="eval")
+
+
 def evaluate(expr: str, means: dict, cfg: Config) -> float:
     """Evaluate a checked statistic on the means of run metrics over replicates (and the setting's quantities)."""
 
@@ -183,7 +192,7 @@ def evaluate(expr: str, means: dict, cfg: Config) -> float:
             return float(SETTING_QUANTITIES[node.id](cfg))
         return float(means[node.id])
 
-    value = ev(ast.parse(expr, mode="eval"))
+    value = ev(_parsed(expr))
     return value if math.isfinite(value) else math.nan
 
 

@@ -213,3 +213,31 @@ def test_a_sweep_refuses_a_posterior(three, tmp_path):
     p = subprocess.run([sys.executable, "-m", "experiments.run", "-m", *SMALL, "engine=numba", f"posterior={three}",
                         f"hydra.sweep.dir={tmp_path}/sweep"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "posterior = " in p.stderr and "a sweep runs the points of its grid" in p.stderr
+
+
+def test_intervals_are_over_draws_not_over_a_draws_seeds():
+    """Runs of one draw share its parameters: the table averages them into one replicate per draw, so a draw's
+    many seeds do not narrow the interval as if they were independent draws (closed form: a t interval over the
+    draws' means)."""
+    from sim.stats import SIZE_METRICS, TABLE_METRICS, by_draw, comparison_table
+
+    rows = []
+    for regime, shift in (("baseline", 0.0), ("free_trial", 1.0)):
+        for block, level in enumerate((10.0, 20.0, 40.0)):   # three draws, far apart
+            for k, noise in enumerate((-0.5, 0.5)):           # two seeds each
+                rows.append({"regime": regime, "seed": 2 * block + k, "draw_block": block, "successes": level + shift
+                             + noise * (1 + block), "gov_spend": 0.0, "public_cost": 0.0, "gov_spend_pv": 0.0,
+                             "public_cost_pv": 0.0})
+    summary = pd.DataFrame(rows)
+    summary = pd.concat([summary, pd.DataFrame(0.0, index=summary.index,
+                                               columns=[m for m in TABLE_METRICS + SIZE_METRICS if m not in summary])],
+                        axis=1)
+    table = comparison_table(summary).set_index(["regime", "metric"])
+    means = np.array([10.0, 20.0, 40.0])
+    half = stats.t.ppf(0.975, 2) * means.std(ddof=1) / np.sqrt(3)
+    row = table.loc[("baseline", "successes")]
+    assert row["mean"] == pytest.approx(means.mean()) and row["seeds"] == 3
+    assert row["ci_high"] - row["mean"] == pytest.approx(half)
+    eff = table.loc[("free_trial", "successes")]
+    assert eff["effect"] == pytest.approx(1.0) and eff["effect_low"] == pytest.approx(1.0)  # paired by draw
+    assert len(by_draw(summary)) == 6

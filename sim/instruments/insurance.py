@@ -60,6 +60,9 @@ INSURED = forms.cover("insured", "with failure insurance", owner=NAME)
 SIGNED_INSURED = forms.COVERS[INSURED].column
 CLAIMS_UNPAID = columns.column("claims_unpaid", "claims an insolvent insurer could not pay (yuan)", money=True,
                                summary=True, owner=NAME)
+SUM_INSURED = columns.column("sum_insured", "the most the policies signed this month can pay: covered cost less the "
+                             "deductible (premiums / sum_insured is the premium rate)", money=True, summary=True,
+                             owner=NAME)
 INSURERS_ACTIVE = columns.column("insurers_active", "insurers writing policies", stock=True, owner=NAME)
 SPEND = "subsidies"   # government spend on this instrument is the run metric gov_spend_subsidies
 ZERO_STRENGTH = ("insurance.coverage=0",)  # on, yet no cover on the menu
@@ -258,6 +261,7 @@ def on_sign(p, st, series, month, f):
     contracts.budget_paid(st, st.c_subsidy[f])
     st.ins_exposure[st.c_insurer[f]] += st.c_claim[f]
     series[month, SIGNED_INSURED] += 1
+    series[month, SUM_INSURED] += st.c_claim[f]
 
 
 @kernel
