@@ -97,13 +97,19 @@ def load(node) -> CalibrateConfig:
     return _build(CalibrateConfig, data, "")
 
 
-IGNORED = ("workers", "progress", "executor", "resume", "scenario_dir")  # change no number
+# settings that leave the folder the same: they change no number (workers, ...) or only extend the calibration
+# (budget, abc.generations, abc.min_epsilon: run again with more to continue its history) or its predictions
+IGNORED = ("workers", "progress", "executor", "resume", "scenario_dir", "slurm", "budget", "abc.generations",
+           "abc.min_epsilon", "predictive_draws")
 
 
 def _calibration_id() -> str:
     """The run folder's name from the overrides that change numbers: the same command, the same folder."""
+    def ignored(key):
+        return key in IGNORED or key.split(".")[0] in IGNORED
+
     args = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-") and not a.lstrip("+~").startswith("hydra")
-            and a.split("=", 1)[0].lstrip("+~").split(".")[0] not in IGNORED]
+            and not ignored(a.split("=", 1)[0].lstrip("+~"))]
     targets = next((a.split("=", 1)[1] for a in args if a.startswith("target_set=")), "reported")
     stem = Path(targets).stem if targets.endswith((".yaml", ".yml")) else targets
     return f"{stem}-" + hashlib.sha256("\n".join(sorted(args)).encode()).hexdigest()[:8]
@@ -145,6 +151,7 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
     executor = cal.Executor(cfg.executor, workers,
                             {**dataclasses.asdict(cfg.slurm), "folder": str(out / ".submitit")})
     check_writable(out, "hydra.run.dir")
+    _check_stamp(cfg, out, ts, space)
     info = {"targets": str(ts.path), "space": space.name, "runs": 0}
     t_start = time.perf_counter()
     model = cal.TargetModel.build(ts, fit_targets, space)
@@ -164,7 +171,8 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
             screen_file = out / "screen.csv"
             if cfg.resume and screen_file.exists():
                 table = pd.read_csv(screen_file)
-                _say(cfg, f"screen: read {screen_file}")
+                info["runs"] += cfg.screen.trajectories * (len(space.params) + 1) * model.runs_per_evaluation
+                _say(cfg, f"screen: read {screen_file} (done before)")
             else:
                 t0 = time.perf_counter()
                 table, runs = cal.morris_screen(model, cfg.screen.trajectories, cfg.seed, executor)
@@ -189,12 +197,14 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
                               f"generation ({cfg.abc.population} particles x {model.runs_per_evaluation} runs)")
         observed = {t.name: t.observed for t in fit_targets}
         sigma = {t.name: t.sigma for t in fit_targets}
+        if cfg.resume and (out / "abc.db").exists():
+            _say(cfg, f"resuming the history in {out / 'abc.db'}")
         res = cal.run_abc(model, observed, sigma, out / "abc.db", population=cfg.abc.population,
                           generations=cfg.abc.generations, max_evaluations=left // model.runs_per_evaluation,
                           min_epsilon=cfg.abc.min_epsilon, seed=cfg.seed, executor=executor, resume=cfg.resume,
                           progress=cfg.progress)
-        abc_runs = res.evaluations * model.runs_per_evaluation
-        info["runs"] += abc_runs
+        abc_runs = res.evaluations * model.runs_per_evaluation  # this session's, the discarded tail included
+        info["runs"] += int(res.history.total_nr_simulations) * model.runs_per_evaluation  # the whole history's
         info["abc_runs"] = abc_runs
         info["abc_runs_per_s"] = abc_runs / res.seconds if res.seconds > 0 else float("nan")
         info["generations"] = int(res.history.max_t + 1)
@@ -231,6 +241,39 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
         return info
     finally:
         executor.close()
+
+
+def _stamp(cfg, ts, space_path: Path) -> dict:
+    """What a folder's calibration is of: the files' contents, the model's sources and the settings that shape the
+    posterior. A resumed calibration must match it."""
+    from sim.engine_cache import source_hash
+
+    def digest(path):
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+    return {"target_file": digest(ts.path), "space_file": digest(space_path), "model_sources": source_hash()[:16],
+            "seed": cfg.seed, "population": cfg.abc.population, "screen": dataclasses.asdict(cfg.screen)}
+
+
+def _check_stamp(cfg, out: Path, ts, space) -> None:
+    """Refuse to continue, in a folder, a calibration of other targets, parameters, model or settings."""
+    import json
+
+    from sim.calibration import space_path
+
+    stamp = _stamp(cfg, ts, space_path(cfg.space))
+    path = out / "calibration.json"
+    if cfg.resume and path.exists() and (out / "abc.db").exists():
+        old = json.loads(path.read_text())
+        changed = [k for k in stamp if old.get(k) != stamp[k]]
+        if changed:
+            raise ConfigError(f"hydra.run.dir = {str(out)!r}: holds a calibration with other {', '.join(changed)}; "
+                              "start it again with resume=false, or choose another folder")
+    else:
+        for stale in ("abc.db", "screen.csv"):  # a fresh start: nothing of an earlier calibration is reused
+            if (out / stale).exists():
+                (out / stale).unlink()
+    write_atomic(path, lambda p: Path(p).write_text(json.dumps(stamp, indent=1) + "\n"))
 
 
 def _provenance(cfg, ts, info, keys, res) -> dict:
@@ -298,10 +341,15 @@ def _write_scenarios(cfg, out: Path, summary, space, scenarios: dict, meta: dict
         for folder in targets:
             write_atomic(folder / f"{base}_calibrated.yaml", lambda p, t=text: Path(p).write_text(t))
         written.append(f"{base}_calibrated")
+    import tempfile
+
     from sim import api
 
-    for name in written:  # each must compose and validate (a value the schema refuses would be a bug here)
-        api.compose(f"scenario={name}", config_dirs=[out]) if len(targets) == 1 else api.compose(f"scenario={name}")
+    with tempfile.TemporaryDirectory() as tmp:  # each must compose and validate, under a name nothing shadows
+        (Path(tmp) / "scenario").mkdir()
+        for name in written:
+            (Path(tmp) / "scenario" / f"zz_check_{name}.yaml").write_text((out / "scenario" / f"{name}.yaml").read_text())
+            api.compose(f"scenario=zz_check_{name}", config_dirs=[tmp])
     return written
 
 

@@ -95,14 +95,20 @@ class Space:
         return [p.key for p in self.params]
 
 
-def load_space(name_or_path: str) -> Space:
-    """Read and validate a parameter space (a name of ``configs/spaces/`` or a path)."""
-    from omegaconf import OmegaConf
-
+def space_path(name_or_path: str) -> Path:
+    """``configs/spaces/<name>.yaml`` for a name, else the file given."""
     path = Path(name_or_path) if name_or_path.endswith((".yaml", ".yml")) else SPACES_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         names = ", ".join(sorted(p.stem for p in SPACES_DIR.glob("*.yaml")))
         raise ConfigError(f"space = {name_or_path}: no such parameter space; allowed: {names} (or a YAML file)")
+    return path
+
+
+def load_space(name_or_path: str) -> Space:
+    """Read and validate a parameter space (a name of ``configs/spaces/`` or a path)."""
+    from omegaconf import OmegaConf
+
+    path = space_path(name_or_path)
     data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     entries = data.get("parameters") if isinstance(data, dict) else None
     if not isinstance(entries, dict) or not entries:
@@ -347,17 +353,25 @@ def _ordered_sampler_class():
         acceptance are discarded (not counted).
         """
 
-        def __init__(self, executor: Executor, seed: int, model: Optional[TargetModel] = None):
+        def __init__(self, executor: Executor, seed: int, budget: float = math.inf):
             super().__init__()
             self.executor, self.seed, self.rate, self.evaluated = executor, seed, 1.0, 0
-            self.model = model
+            self.budget = budget  # evaluations this sampler may still make (a hard cap)
 
         def sample_until_n_accepted(self, n, simulate_one, t, *, max_eval=np.inf, all_accepted=False, ana_vars=None):
             sample = self._create_empty_sample()
             accepted, index = 0, 0
+            left = self.budget - self.evaluated
+            if n / max(self.rate, 1e-3) > left:  # the budget cannot pay for this generation: stop before it
+                sample.ok = False
+                self.nr_evaluations_ = 0
+                return sample
             run = _simulate_candidate(simulate_one, self.seed, t)
             while accepted < n and index < max_eval:
-                size = int(min(max(math.ceil((n - accepted) / max(self.rate, 0.02) * 1.1), 8), 20 * n))
+                size = int(min(max(math.ceil((n - accepted) / max(self.rate, 0.02) * 1.1), 8), 20 * n,
+                               self.budget - self.evaluated))
+                if size <= 0:
+                    break
                 batch = self.executor.map(run, list(range(index, index + size)))
                 self.evaluated += len(batch)
                 for particle in batch:
@@ -391,8 +405,10 @@ def run_abc(model: TargetModel, observed: dict, sigma: dict, db: Path, *, popula
 
     Priors are uniform on each parameter's range (on its logarithm for log-scale ones).
     The tolerance is the median of the last generation's distances (pyabc's default rule);
-    it stops after ``generations`` generations, below ``min_epsilon``, or at the first
-    generation's end after ``max_evaluations`` evaluations in all.
+    it stops after ``generations`` generations, below ``min_epsilon``, or when the
+    evaluations left of ``max_evaluations`` (in all, the history's included) cannot pay for
+    the next generation at the last acceptance rate: it never evaluates more (a generation
+    cut short by the budget is not kept).
     """
     import logging
 
@@ -415,7 +431,7 @@ def run_abc(model: TargetModel, observed: dict, sigma: dict, db: Path, *, popula
     def dist(x, x0):
         return distance(x, x0, sigma)
 
-    sampler = _ordered_sampler_class()(executor, seed, model)
+    sampler = _ordered_sampler_class()(executor, seed)
     sampler.show_progress = False
     abc = pyabc.ABCSMC(simulate, prior, dist, population_size=population, sampler=sampler,
                        eps=pyabc.QuantileEpsilon(alpha=0.5))
@@ -426,11 +442,16 @@ def run_abc(model: TargetModel, observed: dict, sigma: dict, db: Path, *, popula
         history = abc.load(url, 1)
         done = int(history.total_nr_simulations)
         left_generations = generations - (history.max_t + 1)
+        pops = history.get_all_populations()
+        last = pops[pops["t"] == history.max_t]
+        if len(last) and history.max_t >= 0:  # the acceptance rate the last generation had, to size the next
+            sampler.rate = max(population / max(float(last["samples"].iloc[0]), 1.0), 1e-3)
     else:
         if Path(db).exists():
             Path(db).unlink()
         abc.new(url, obs)
         left_generations = generations
+    sampler.budget = max_evaluations - done
     t0 = time.perf_counter()
     if left_generations > 0 and done < max_evaluations:
         history = abc.run(minimum_epsilon=min_epsilon, max_nr_populations=left_generations,

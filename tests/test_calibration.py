@@ -234,3 +234,66 @@ def test_the_app_writes_posterior_predictions_and_scenarios_and_reports_misfits(
     assert cfg.scenario.name == "county_calibrated" and cfg.scenario.firms.n == 300
     assert cfg.experts.surface_chance == pytest.approx(median["experts.surface_chance"], rel=1e-3)
     assert "# command: python -m experiments.calibrate" in (out / "scenario/county_calibrated.yaml").read_text()
+
+
+def test_a_folder_holding_another_calibration_is_refused_not_mixed(tmp_path):
+    """Resuming in a folder whose calibration had other targets would continue a history fitted to other figures:
+    refused in one line (resume=false starts again)."""
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "experiments.calibrate", f"space={DATA / 'recovery_space.yaml'}",
+            "screen.fit=[experts.surface_chance]", "abc.population=10", "abc.generations=1", "predictive_draws=2",
+            "workers=1", "scenario_dir=none", "progress=false", f"hydra.run.dir={out}"]
+    first = subprocess.run(args + [f"target_set={DATA / 'recovery_targets.yaml'}"], capture_output=True, text=True,
+                           timeout=600, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    data = _base()
+    data["targets"]["needs_per_visit"]["value"] = 0.6
+    other = _write(tmp_path, data)
+    p = subprocess.run(args + [f"target_set={other}"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert p.returncode == 2 and p.stderr.strip().splitlines() == [
+        f"config error: hydra.run.dir = {str(out)!r}: holds a calibration with other target_file; start it again "
+        "with resume=false, or choose another folder"], p.stderr
+    again = subprocess.run(args + [f"target_set={other}", "resume=false"], capture_output=True, text=True,
+                           timeout=600, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+
+
+def test_a_calibration_killed_mid_run_resumes_to_the_same_posterior(tmp_path):
+    """kill -9 of the whole calibration (its worker processes too) once two generations are stored; the same
+    command again continues from the database and ends with the posterior of an uninterrupted calibration."""
+    import os
+    import signal
+    import sqlite3
+    import time
+
+    args = [sys.executable, "-m", "experiments.calibrate", f"target_set={DATA / 'recovery_targets.yaml'}",
+            f"space={DATA / 'recovery_space.yaml'}", "screen.fit=[experts.surface_chance,"
+            "scenario.negotiation.breakdown_hazard]", "abc.population=60", "abc.generations=6", "predictive_draws=4",
+            "workers=2", "scenario_dir=none"]
+    straight = subprocess.run(args + [f"hydra.run.dir={tmp_path / 'straight'}"], capture_output=True, text=True,
+                              timeout=600, cwd=tmp_path)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(args + [f"hydra.run.dir={out}"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def generations() -> int:
+        try:
+            with sqlite3.connect(f"file:{out / 'abc.db'}?mode=ro", uri=True, timeout=1) as db:
+                return int(db.execute("select count(*) from populations where t >= 0").fetchone()[0])
+        except sqlite3.Error:
+            return 0
+
+    deadline = time.monotonic() + 300
+    while generations() < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, "the calibration ended before it could be killed"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert generations() < 6 and not (out / "posterior.csv").exists()
+
+    again = subprocess.run(args + [f"hydra.run.dir={out}"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resuming the history" in again.stdout
+    pd.testing.assert_frame_equal(pd.read_csv(out / "posterior.csv"), pd.read_csv(tmp_path / "straight" / "posterior.csv"))
