@@ -1,6 +1,6 @@
 """Calibrate the model to reported figures: ``python -m experiments.calibrate`` (a Hydra app).
 
-    python -m experiments.calibrate                         # configs/targets/reported.yaml, budget 20,000 runs
+    python -m experiments.calibrate                         # configs/targets/reported.yaml, budget 40,000 runs
     python -m experiments.calibrate target_set=my_region.yaml budget=50000 workers=2
     python -m experiments.calibrate method=screen           # the Morris screen alone
     python -m experiments.calibrate executor=slurm slurm.partition=compute workers=64
@@ -77,8 +77,8 @@ class CalibrateConfig:
     space: str = _c("judgement", doc="free parameters and ranges: configs/spaces/<name>.yaml, or a path")
     method: str = _c("abc_smc", choices=("abc_smc", "screen"), doc="abc_smc: screen, fit, predict; screen: alone")
     seed: int = _c(0, ge=0, le=SEED_MAX, doc="seed of the calibration (design, candidates, runs)")
-    budget: int = _c(20000, ge=10, le=10**9, doc="model runs in all (screen + ABC; ABC stops at the first "
-                                                  "generation's end past it)")
+    budget: int = _c(40000, ge=10, le=10**9, doc="model runs in all (screen + ABC): a hard cap; a generation the "
+                                                  "rest cannot pay for is not begun")
     screen: ScreenConfig = _nested(ScreenConfig)
     abc: AbcConfig = _nested(AbcConfig)
     predictive_draws: int = _c(60, ge=2, le=COUNT_MAX, doc="posterior draws for the predictions of every target")
