@@ -487,6 +487,25 @@ def check_command_line(argv: list[str]) -> None:
             raise ConfigError(f"unknown key '{one_line(key, 60)}'" + _allowed_keys(key))
 
 
+def run_app(app, held: _HeldStderr, started, error_line=_hydra_error_line) -> None:
+    """Run a Hydra app whose errors before its task starts (composition, the output folder) become one line,
+    exit code 2; ``held`` has kept Hydra's stderr until then, ``started()`` says whether the task began."""
+    try:
+        app()
+    except SystemExit as e:
+        text = held.held.getvalue()
+        if not started() and e.code not in (0, None):
+            line = error_line(text) if _is_config_error(text) else _folder_error(text)
+            if line:
+                sys.stderr = held.real
+                print(f"config error: {line}", file=sys.stderr)
+                sys.exit(2)
+        raise
+    finally:
+        if sys.stderr is held:
+            held.release()
+
+
 def main() -> None:
     sys.stderr = _STDERR
     try:
@@ -498,22 +517,6 @@ def main() -> None:
     except BaseException:
         _STDERR.release()  # whatever else happened is shown, not swallowed
         raise
-    try:
-        _app()
-    except SystemExit as e:
-        held = _STDERR.held.getvalue()
-        if not _STARTED and e.code not in (0, None) and _is_config_error(held):
-            sys.stderr = _STDERR.real
-            print(f"config error: {_hydra_error_line(held)}", file=sys.stderr)
-            sys.exit(2)
-        folder_error = _folder_error(held) if not _STARTED and e.code not in (0, None) else None
-        if folder_error:
-            sys.stderr = _STDERR.real
-            print(f"config error: {folder_error}", file=sys.stderr)
-            sys.exit(2)
-        raise
-    finally:
-        if sys.stderr is _STDERR:
-            _STDERR.release()
+    run_app(_app, _STDERR, lambda: _STARTED)
 
 

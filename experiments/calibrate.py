@@ -41,7 +41,7 @@ from typing import Optional
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.app import _HeldStderr, _hydra_error_line, _is_config_error, check_writable, write_atomic
+from experiments.app import _HeldStderr, _hydra_error_line, check_writable, run_app, write_atomic
 from sim.config import _build, ConfigError, one_line
 from sim.locations import CONFIG_DIR
 from sim.schema import COUNT_MAX, SEED_MAX, _c, _nested
@@ -428,18 +428,7 @@ _STDERR = _HeldStderr(sys.stderr)
 
 def main() -> None:
     sys.stderr = _STDERR
-    try:
-        _app()
-    except SystemExit as e:
-        held = _STDERR.held.getvalue()
-        if not _STARTED and e.code not in (0, None) and _is_config_error(held):
-            sys.stderr = _STDERR.real
-            print(f"config error: {_error_line(held)}", file=sys.stderr)
-            sys.exit(2)
-        raise
-    finally:
-        if sys.stderr is _STDERR:
-            _STDERR.release()
+    run_app(_app, _STDERR, lambda: _STARTED, _error_line)
 
 
 if __name__ == "__main__":
