@@ -182,6 +182,13 @@ def _posterior_draws(cfg) -> list:
         return []
     posterior = load_posterior(cfg.posterior)
     keys = posterior.applied(cfg.scenario.name)
+    both = [k for k in keys if _explicit(k)]
+    if both:  # the posterior's draw would silently replace the value asked for
+        value = cfg
+        for part in both[0].split("."):
+            value = getattr(value, part)
+        raise ConfigError(f"{both[0]} = {value}: set on the command line and by the posterior {posterior.path} (its draws set "
+                          f"{', '.join(keys)}); drop one of them")
     draws = posterior.draws(cfg, cfg.posterior_draws)
     print(f"posterior {posterior.path} (target set {posterior.target_set}, {len(posterior.weights)} particles): "
           f"{cfg.posterior_draws} draws x {cfg.seeds} seeds each; keys applied to scenario {cfg.scenario.name}: "

@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
+import math
 import os
 import subprocess
 import sys
@@ -41,7 +42,7 @@ from typing import Optional
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.app import _HeldStderr, _hydra_error_line, check_writable, run_app, write_atomic
+from experiments.app import RunFailed, _write_provenance, _HeldStderr, _hydra_error_line, check_writable, run_app, write_atomic
 from sim.config import _build, ConfigError, one_line
 from sim.locations import CONFIG_DIR
 from sim.schema import COUNT_MAX, SEED_MAX, _c, _nested
@@ -147,25 +148,27 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
     ts = load_targets(cfg.target_set)
     space = cal.load_space(cfg.space)
     fit_targets, held_out = ts.by_use("fit"), ts.by_use("holdout")
+    if cfg.screen.fit is not None:
+        unknown = [k for k in cfg.screen.fit if k not in space.keys]
+        if unknown or not cfg.screen.fit:
+            raise ConfigError(f"screen.fit = {cfg.screen.fit!r}: must list keys of space {space.name} (null: screen "
+                              "them): " + ", ".join(space.keys))
+    config_dirs = _config_dirs()
     workers = cfg.workers or (os.cpu_count() or 1)
     executor = cal.Executor(cfg.executor, workers,
                             {**dataclasses.asdict(cfg.slurm), "folder": str(out / ".submitit")})
     check_writable(out, "hydra.run.dir")
-    _check_stamp(cfg, out, ts, space)
+    model = cal.TargetModel.build(ts, fit_targets, space, config_dirs)
+    _check_defined(model, cfg.seed)  # also loads the compiled kernels here, before worker processes are forked
+    stamp = _check_stamp(cfg, out, ts, space)
     info = {"targets": str(ts.path), "space": space.name, "runs": 0}
     t_start = time.perf_counter()
-    model = cal.TargetModel.build(ts, fit_targets, space)
     _say(cfg, f"target set {ts.name}: {len(fit_targets)} fitted, {len(held_out)} held out; "
               f"{len(space.params)} free parameters; {model.runs_per_evaluation} runs an evaluation; "
               f"{workers} {'processes' if cfg.executor == 'local' else 'Slurm jobs a map'}")
-    model(dict(), cfg.seed)  # loads the compiled kernels here, before worker processes are forked
     try:
         # 1. screen
         if cfg.screen.fit:
-            unknown = [k for k in cfg.screen.fit if k not in space.keys]
-            if unknown:
-                raise ConfigError(f"screen.fit contains {unknown[0]!r}: must be keys of space {space.name}: "
-                                  + ", ".join(space.keys))
             keys = list(cfg.screen.fit)
         else:
             screen_file = out / "screen.csv"
@@ -190,7 +193,7 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
             return info
         # 2. ABC-SMC
         fit_space = space.subset(keys)
-        model = cal.TargetModel.build(ts, fit_targets, fit_space)
+        model = cal.TargetModel.build(ts, fit_targets, fit_space, config_dirs)
         left = cfg.budget - info["runs"]
         if left < model.runs_per_evaluation * cfg.abc.population:
             raise ConfigError(f"budget = {cfg.budget}: after the screen's {info['runs']} runs it leaves less than one "
@@ -202,9 +205,14 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
         res = cal.run_abc(model, observed, sigma, out / "abc.db", population=cfg.abc.population,
                           generations=cfg.abc.generations, max_evaluations=left // model.runs_per_evaluation,
                           min_epsilon=cfg.abc.min_epsilon, seed=cfg.seed, executor=executor, resume=cfg.resume,
-                          progress=cfg.progress)
+                          progress=cfg.progress, spent=stamp.get("abc_evaluations", 0))
         abc_runs = res.evaluations * model.runs_per_evaluation  # this session's, the discarded tail included
-        info["runs"] += int(res.history.total_nr_simulations) * model.runs_per_evaluation  # the whole history's
+        stamp["abc_evaluations"] = stamp.get("abc_evaluations", 0) + res.evaluations  # every session's
+        _save_stamp(out, stamp)
+        info["runs"] += stamp["abc_evaluations"] * model.runs_per_evaluation  # every session's, discarded included
+        if not math.isfinite(float(res.history.get_all_populations()["epsilon"].iloc[-1])):
+            raise RunFailed("every particle's distance is infinite: a fitted statistic is undefined wherever the "
+                            "prior reaches (0/0); check the targets' settings switch on what they count")
         info["abc_runs"] = abc_runs
         info["abc_runs_per_s"] = abc_runs / res.seconds if res.seconds > 0 else float("nan")
         info["generations"] = int(res.history.max_t + 1)
@@ -212,26 +220,28 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
         _say(cfg, f"ABC-SMC: {info['generations']} generations, tolerance {info['epsilon']:.3g}, {abc_runs} runs "
                   f"in {res.seconds:.1f} s ({info['abc_runs_per_s']:.0f} runs/s)")
         post = cal.posterior_frame(res.history, fit_space)
+        info["ess"] = float(1.0 / (post["weight"] ** 2).sum())  # effective sample size of the weighted particles
         summary = cal.posterior_summary(post, fit_space)
         write_atomic(out / "posterior_summary.csv", lambda p: summary.to_csv(p, index=False))
-        plots.save(plots.pairs_figure(post, keys), out / "posterior_pairs.png", write_atomic)
+        plots.save(plots.pairs_figure(post, keys, fit_space), out / "posterior_pairs.png", write_atomic)
         # 3. predictions of every target, fitted and held out; the model at its defaults beside them
-        all_model = cal.TargetModel.build(ts, fit_targets + held_out, fit_space)
+        all_model = cal.TargetModel.build(ts, fit_targets + held_out, fit_space, config_dirs)
         particles = cal.draw_particles(post, cfg.predictive_draws, cfg.seed)
         pred = cal.predictive(all_model, particles, cfg.seed + 7919, executor)
         defaults = cal.predictive(all_model, [{"draw": -1}] * min(cfg.predictive_draws, 20), cfg.seed + 7919, executor)
-        info["runs"] += (len(particles) + len(defaults)) * all_model.runs_per_evaluation
+        info["prediction_runs"] = (len(particles) + len(defaults)) * all_model.runs_per_evaluation
         fit = cal.fit_table(fit_targets + held_out, pred, defaults)
         write_atomic(out / "predictive.csv", lambda p: pred.to_csv(p, index=False))
         write_atomic(out / "fit.csv", lambda p: fit.to_csv(p, index=False))
         plots.save(plots.fit_figure(fit), out / "fit.png", write_atomic)
         # 4. the posterior for the main job, and calibrated scenarios
         meta = _provenance(cfg, ts, info, keys, res)
-        scenarios = _scenario_keys(fit_space, ts)
+        scenarios = _scenario_keys(fit_space, ts, config_dirs)
         write_atomic(out / "posterior.csv", lambda p: post.to_csv(p, index=False))
         write_atomic(out / "posterior.yaml", lambda p: OmegaConf.save(OmegaConf.create(
             {"target_set": ts.name, "scenarios": scenarios, **meta}), p))
-        written = _write_scenarios(cfg, out, summary, fit_space, scenarios, meta)
+        written = _write_scenarios(cfg, out, summary, fit_space, {s.scenario for s in ts.settings.values()}, meta,
+                                   config_dirs)
         info["seconds"] = time.perf_counter() - t_start
         lines = _report(ts, summary, fit, info, written, meta)
         write_atomic(out / "report.md", lambda p: Path(p).write_text("\n".join(lines) + "\n"))
@@ -255,8 +265,9 @@ def _stamp(cfg, ts, space_path: Path) -> dict:
             "seed": cfg.seed, "population": cfg.abc.population, "screen": dataclasses.asdict(cfg.screen)}
 
 
-def _check_stamp(cfg, out: Path, ts, space) -> None:
-    """Refuse to continue, in a folder, a calibration of other targets, parameters, model or settings."""
+def _check_stamp(cfg, out: Path, ts, space) -> dict:
+    """Refuse to continue, in a folder, a calibration of other targets, parameters, model or settings; returns the
+    folder's stamp (with the ABC evaluations spent so far, for the budget)."""
     import json
 
     from sim.calibration import space_path
@@ -269,11 +280,41 @@ def _check_stamp(cfg, out: Path, ts, space) -> None:
         if changed:
             raise ConfigError(f"hydra.run.dir = {str(out)!r}: holds a calibration with other {', '.join(changed)}; "
                               "start it again with resume=false, or choose another folder")
+        stamp["abc_evaluations"] = int(old.get("abc_evaluations", 0))
     else:
         for stale in ("abc.db", "screen.csv"):  # a fresh start: nothing of an earlier calibration is reused
             if (out / stale).exists():
                 (out / stale).unlink()
-    write_atomic(path, lambda p: Path(p).write_text(json.dumps(stamp, indent=1) + "\n"))
+    _save_stamp(out, stamp)
+    return stamp
+
+
+def _save_stamp(out: Path, stamp: dict) -> None:
+    import json
+
+    write_atomic(out / "calibration.json", lambda p: Path(p).write_text(json.dumps(stamp, indent=1) + "\n"))
+
+
+def _config_dirs() -> list:
+    """The config folders a user added with --config-dir (a scenario of their own), for the settings' configs."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        sources = HydraConfig.get().runtime.config_sources
+    except ValueError:
+        return []
+    return [src.path.split("://", 1)[-1] for src in sources
+            if src.provider == "command-line" and src.schema == "file"]
+
+
+def _check_defined(model, seed: int) -> None:
+    """Refuse a fitted target whose statistic is undefined (0/0) at the defaults in every one of a few runs: its
+    setting likely does not switch on what it counts, and no parameter would make it defined."""
+    runs = [model({}, seed + k) for k in range(3)]
+    for t in model.targets:
+        if all(not math.isfinite(r[t.name]) for r in runs):
+            raise ConfigError(f"targets.{t.name}.statistic = {t.statistic!r}: undefined (0/0) in setting "
+                              f"'{t.setting}' in 3 runs at the defaults; does the setting switch on what it counts?")
 
 
 def _provenance(cfg, ts, info, keys, res) -> dict:
@@ -284,11 +325,14 @@ def _provenance(cfg, ts, info, keys, res) -> dict:
             "epsilon": float(info["epsilon"]), "population": cfg.abc.population}
 
 
-def _scenario_keys(space, ts) -> dict:
-    """{scenario: [keys of the posterior that apply to it]}, for every scenario of configs/scenario/."""
-    names = sorted(p.stem for p in (CONFIG_DIR / "scenario").glob("*.yaml") if not p.stem.endswith("_calibrated"))
+def _scenario_keys(space, ts, config_dirs) -> dict:
+    """{scenario: [keys of the posterior that apply to it]}, for every scenario known here (the project's, those of
+    --config-dir, the settings') and their calibrated names."""
+    names = {s.scenario for s in ts.settings.values()}
+    for folder in [CONFIG_DIR, *map(Path, config_dirs)]:
+        names |= {p.stem for p in (folder / "scenario").glob("*.yaml") if not p.stem.endswith("_calibrated")}
     out = {}
-    for name in names:
+    for name in sorted(names):
         keys = [p.key for p in space.params if p.applies_to(name)]
         if keys:
             out[name] = keys
@@ -320,36 +364,43 @@ def _scenario_text(base: str, values: dict, meta: dict) -> str:
     return "\n".join(head) + "\n" + OmegaConf.to_yaml(OmegaConf.create(nested))
 
 
-def _write_scenarios(cfg, out: Path, summary, space, scenarios: dict, meta: dict) -> list[str]:
-    medians = dict(zip(summary["parameter"], summary["median"]))
-    by_key = {p.key: p for p in space.params}
-    folder = out / "scenario"
-    folder.mkdir(exist_ok=True)
-    targets = [folder]
-    if cfg.scenario_dir != "none":
-        extra = Path(cfg.scenario_dir) if cfg.scenario_dir else CONFIG_DIR / "scenario"
-        source_checkout = cfg.scenario_dir or (CONFIG_DIR.parent / "pyproject.toml").exists()
-        if source_checkout:
-            check_writable(extra, "scenario_dir")
-            targets.append(extra)
-    written = []
-    for base, keys in scenarios.items():
-        if base.endswith("_calibrated"):
-            continue
-        values = {k: (int(round(medians[k])) if by_key[k].integer else float(f"{medians[k]:.4g}")) for k in keys}
-        text = _scenario_text(base, values, meta)
-        for folder in targets:
-            write_atomic(folder / f"{base}_calibrated.yaml", lambda p, t=text: Path(p).write_text(t))
-        written.append(f"{base}_calibrated")
+def _write_scenarios(cfg, out: Path, summary, space, bases: set, meta: dict, config_dirs=()) -> list[str]:
+    """``<base>_calibrated.yaml`` for each scenario the target set's settings use (no other is touched): in the run
+    folder, and beside its base scenario (configs/scenario/ of a source checkout, or the --config-dir holding it),
+    or in ``scenario_dir``."""
     import tempfile
 
     from sim import api
 
+    medians = dict(zip(summary["parameter"], summary["median"]))
+    by_key = {p.key: p for p in space.params}
+    folder = out / "scenario"
+    folder.mkdir(exist_ok=True)
+    source_checkout = (CONFIG_DIR.parent / "pyproject.toml").exists()
+    written = []
+    for base in sorted(bases):
+        keys = [p.key for p in space.params if p.applies_to(base)]
+        if not keys:
+            continue
+        values = {k: (int(round(medians[k])) if by_key[k].integer else float(f"{medians[k]:.4g}")) for k in keys}
+        text = _scenario_text(base, values, meta)
+        places = [folder]
+        if cfg.scenario_dir not in (None, "none"):
+            places.append(Path(cfg.scenario_dir))
+        elif cfg.scenario_dir is None:
+            home = next((Path(d) / "scenario" for d in config_dirs if (Path(d) / "scenario" / f"{base}.yaml").exists()),
+                        CONFIG_DIR / "scenario" if source_checkout else None)
+            if home is not None:
+                places.append(home)
+        for place in places:
+            check_writable(place, "scenario_dir")
+            write_atomic(place / f"{base}_calibrated.yaml", lambda p, t=text: Path(p).write_text(t))
+        written.append(f"{base}_calibrated")
     with tempfile.TemporaryDirectory() as tmp:  # each must compose and validate, under a name nothing shadows
         (Path(tmp) / "scenario").mkdir()
         for name in written:
-            (Path(tmp) / "scenario" / f"zz_check_{name}.yaml").write_text((out / "scenario" / f"{name}.yaml").read_text())
-            api.compose(f"scenario=zz_check_{name}", config_dirs=[tmp])
+            (Path(tmp) / "scenario" / f"zz_check_{name}.yaml").write_text((folder / f"{name}.yaml").read_text())
+            api.compose(f"scenario=zz_check_{name}", config_dirs=[tmp, *config_dirs])
     return written
 
 
@@ -377,8 +428,10 @@ def _report(ts, summary, fit, info, written, meta) -> list[str]:
     f["misfit"] = fit["misfit"].map(lambda v: "MISFIT" if v else "")
     f = f[["target", "use", "reported [95%]", "calibrated model [90%]", "defaults", "z", "misfit"]]
     misfits = list(fit.loc[fit["misfit"], "target"])
-    lines = [f"# Calibration to {ts.name} ({meta['runs']} runs, {meta['generations']} generations, tolerance "
-             f"{meta['epsilon']:.3g}; {info.get('abc_runs_per_s', float('nan')):.0f} runs/s in ABC)", "",
+    lines = [f"# Calibration to {ts.name} ({meta['runs']} runs of the budget, {info.get('prediction_runs', 0)} more "
+             f"for the predictions; {meta['generations']} generations, tolerance {meta['epsilon']:.3g}, effective "
+             f"sample size {info.get('ess', float('nan')):.0f} of {meta['population']}; "
+             f"{info.get('abc_runs_per_s', float('nan')):.0f} runs/s in ABC)", "",
              "## Posterior of the fitted parameters (weighted median, 90% interval; shrinkage = 1 - interval / 90% of "
              "the prior range)", tabulate(s, headers="keys", tablefmt="github", showindex=False), "",
              "## Fit and held-out predictions (posterior predictive; z = (reported - predicted) / sd of both; "
@@ -414,12 +467,17 @@ def task(node: DictConfig) -> None:
     _STDERR.release()
     from hydra.core.hydra_config import HydraConfig
 
+    out = Path(HydraConfig.get().runtime.output_dir)
     try:
         cfg = load(node)
-        calibrate(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except ConfigError as e:
-        print(f"config error: {one_line(e, 400)}", file=sys.stderr)
-        sys.exit(2)
+        calibrate(cfg, out)
+        _write_provenance(out, node)  # last, with the results (a failed command leaves an earlier one's alone)
+    except (ConfigError, RunFailed) as e:
+        if out.is_dir() and not any(out.iterdir()):  # refused before anything was written: no empty folder left
+            out.rmdir()
+        print(f"{'config error' if isinstance(e, ConfigError) else 'run failed'}: {one_line(e, 400)}",
+              file=sys.stderr)
+        sys.exit(2 if isinstance(e, ConfigError) else 1)
 
 
 _app = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="calibrate")(task)

@@ -70,11 +70,15 @@ class Param:
 
     def from_unit(self, x: float) -> float:
         v = math.exp(x) if self.scale == "log" else float(x)
-        v = min(max(v, self.low), self.high)
-        return float(round(v)) if self.integer else v
+        v = float(round(v)) if self.integer else v
+        return min(max(v, self.low), self.high)
 
     @property
     def bounds(self) -> tuple[float, float]:
+        """The prior's range in its coordinates; an integer's is widened by half a step each side, so that every
+        value, the ends included, has the same prior mass once rounded."""
+        if self.integer and self.scale == "linear":
+            return self.low - 0.5, self.high + 0.5
         return self.to_unit(self.low), self.to_unit(self.high)
 
     def applies_to(self, scenario: str) -> bool:
@@ -152,7 +156,8 @@ def load_space(name_or_path: str) -> Space:
 class TargetModel:
     """Parameters -> the statistics of ``targets``, each in its setting, averaged over the setting's seeds.
 
-    A parameter applies to a setting when it applies to the setting's scenario (``Param.scenarios``).
+    A parameter applies to a setting when it applies to the setting's scenario (``Param.scenarios``) and the
+    setting does not fix that key itself (its ``overrides`` describe where the figure was measured: they win).
     """
 
     targets: list
@@ -173,7 +178,8 @@ class TargetModel:
     def config(self, setting: Setting, theta: dict) -> Config:
         """The setting's config with the parameters of ``theta`` (dotted key -> value) that apply to it."""
         over = {p.key: (int(theta[p.key]) if p.integer else float(theta[p.key]))
-                for p in self.space.params if p.key in theta and p.applies_to(setting.scenario)}
+                for p in self.space.params
+                if p.key in theta and p.applies_to(setting.scenario) and p.key not in setting.overrides}
         return replace(self.base[setting.name], **over) if over else self.base[setting.name]
 
     def __call__(self, theta: dict, seed: int) -> dict:
@@ -362,7 +368,9 @@ def _ordered_sampler_class():
             sample = self._create_empty_sample()
             accepted, index = 0, 0
             left = self.budget - self.evaluated
-            if n / max(self.rate, 1e-3) > left:  # the budget cannot pay for this generation: stop before it
+            # the budget cannot pay for this generation: stop before it (acceptance falls from one generation to the
+            # next, by about half late in a run: the last rate, halved, is the estimate)
+            if n / max(0.5 * self.rate, 1e-3) > left:
                 sample.ok = False
                 self.nr_evaluations_ = 0
                 return sample
@@ -400,7 +408,7 @@ class AbcResult:
 
 def run_abc(model: TargetModel, observed: dict, sigma: dict, db: Path, *, population: int, generations: int,
             max_evaluations: int, min_epsilon: float, seed: int, executor: Executor, resume: bool = True,
-            progress: bool = True) -> AbcResult:
+            progress: bool = True, spent: int = 0) -> AbcResult:
     """ABC-SMC on ``model.space`` with pyabc; the history in the SQLite file ``db`` (continued if it holds a run).
 
     Priors are uniform on each parameter's range (on its logarithm for log-scale ones).
@@ -451,7 +459,7 @@ def run_abc(model: TargetModel, observed: dict, sigma: dict, db: Path, *, popula
             Path(db).unlink()
         abc.new(url, obs)
         left_generations = generations
-    sampler.budget = max_evaluations - done
+    sampler.budget = max_evaluations - max(done, spent)
     t0 = time.perf_counter()
     if left_generations > 0 and done < max_evaluations:
         history = abc.run(minimum_epsilon=min_epsilon, max_nr_populations=left_generations,
@@ -476,6 +484,7 @@ def posterior_frame(history, space: Space, t: Optional[int] = None):
 def weighted_quantile(values, weights, qs):
     """Quantiles of a weighted sample (the inverse of its weighted CDF, interpolated at mid-points)."""
     v, w = np.asarray(values, dtype=float), np.asarray(weights, dtype=float)
+    v, w = v[w > 0], w[w > 0]  # a particle without weight is no part of the distribution
     order = np.argsort(v)
     v, w = v[order], w[order]
     cdf = (np.cumsum(w) - 0.5 * w) / w.sum()
@@ -526,7 +535,8 @@ MISFIT_Z = 3.0  # |z| beyond which a target is reported as not met
 
 def fit_table(targets: Sequence[Target], pred, prior_pred=None):
     """Per target: observed and its 95% sampling interval, the posterior predictive median and 90% interval,
-    z = (observed - predictive mean) / sqrt(predictive var + sampling var), and ``misfit`` (|z| > 3)."""
+    z = (observed - predictive mean) / sqrt(predictive var + sampling var + discrepancy^2) (the uncertainty the
+    distance allowed it), and ``misfit`` (|z| > 3)."""
     import pandas as pd
 
     rows = []
@@ -536,11 +546,11 @@ def fit_table(targets: Sequence[Target], pred, prior_pred=None):
         obs, sd = t.observed, t.sampling_sd
         if x.size:
             q05, q50, q95 = np.quantile(x, [0.05, 0.5, 0.95])
-            z = (obs - x.mean()) / math.sqrt(x.var() + sd ** 2)
+            z = (obs - x.mean()) / math.sqrt(x.var() + t.sigma ** 2)
         else:
             q05 = q50 = q95 = z = math.nan
         row = {"target": t.name, "use": t.use, "setting": t.setting, "observed": obs,
-               "observed_low": obs - 1.96 * sd, "observed_high": obs + 1.96 * sd,
+               "observed_low": obs - 1.96 * sd, "observed_high": obs + 1.96 * sd, "discrepancy": t.discrepancy,
                "predicted_median": q50, "predicted_q05": q05, "predicted_q95": q95, "z": z,
                "misfit": bool(not math.isfinite(z) or abs(z) > MISFIT_Z), "undefined_draws": int(len(pred) - x.size)}
         if prior_pred is not None and t.name in prior_pred:

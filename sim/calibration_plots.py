@@ -13,35 +13,48 @@ def screen_figure(table, selected):
     df = table.iloc[::-1]
     fig, ax = plt.subplots(figsize=(8, 0.28 * len(df) + 1.5))
     colors = ["tab:blue" if p in selected else "0.6" for p in df["parameter"]]
-    ax.barh(df["parameter"], df["mu_star"], xerr=df["mu_star_conf"], color=colors, ecolor="0.3", capsize=2)
-    ax.set_xlabel("Morris mu* (largest over fitted targets, in units of the target's sigma)")
+    low = np.minimum(df["mu_star_conf"], df["mu_star"])  # mu* >= 0: the interval is cut at 0
+    ax.barh(df["parameter"], df["mu_star"], xerr=[low, df["mu_star_conf"]], color=colors, ecolor="0.3", capsize=2)
+    ax.set_xlabel("Morris mu* (largest over fitted targets, in units of the target's sigma);\n"
+                  "bars: 95% bootstrap interval")
     ax.set_title("Screening: parameters kept for the fit in blue")
     ax.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
     return fig
 
 
-def pairs_figure(post, keys):
-    """The posterior's marginals (weighted histograms) and pairs (scatter, point size by weight)."""
+def pairs_figure(post, keys, space=None):
+    """The posterior's marginals (weighted histograms) and pairs (scatter, point size by weight), on the axes of
+    the prior's ranges (log axes for log-scale parameters), so that how far each narrowed shows."""
+    params = {p.key: p for p in space.params} if space is not None else {}
     k = len(keys)
     fig, axes = plt.subplots(k, k, figsize=(2.0 * k + 1, 2.0 * k + 1), squeeze=False)
     w = post["weight"].to_numpy()
     for i, yi in enumerate(keys):
         for j, xj in enumerate(keys):
             ax = axes[i, j]
+            px, py = params.get(xj), params.get(yi)
             if i == j:
-                ax.hist(post[xj], bins=20, weights=w, color="tab:blue", alpha=0.8)
+                bins = (np.geomspace(px.low, px.high, 21) if px is not None and px.scale == "log"
+                        else np.linspace(px.low, px.high, 21) if px is not None else 20)
+                ax.hist(post[xj], bins=bins, weights=w, color="tab:blue", alpha=0.8)
             elif i > j:
                 ax.scatter(post[xj], post[yi], s=4 + 400 * w, alpha=0.4, color="tab:blue", linewidths=0)
             else:
                 ax.axis("off")
                 continue
+            if px is not None:
+                ax.set_xlim(px.low, px.high)
+                ax.set_xscale("log" if px.scale == "log" else "linear")
+            if py is not None and i != j:
+                ax.set_ylim(py.low, py.high)
+                ax.set_yscale("log" if py.scale == "log" else "linear")
             if i == k - 1:
                 ax.set_xlabel(xj.split(".", 1)[-1], fontsize=7)
             if j == 0 and i != j:
                 ax.set_ylabel(yi.split(".", 1)[-1], fontsize=7)
             ax.tick_params(labelsize=6)
-    fig.suptitle("Posterior: marginals and pairs")
+    fig.suptitle("Posterior: marginals and pairs on the prior's ranges (point size: a particle's weight)")
     fig.tight_layout()
     return fig
 
@@ -69,6 +82,14 @@ def fit_figure(fit):
             ax.text(1.02, i, "misfit", transform=ax.get_yaxis_transform(), va="center", fontsize=8, color="tab:red")
     ax.axvline(1.0, color="k", lw=0.8)
     ax.set_xscale("log")
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Line2D([], [], color="tab:blue", marker="o", lw=3, label="fitted: predicted, 90%"),
+                       Line2D([], [], color="tab:orange", marker="o", lw=3, label="held out: predicted, 90%"),
+                       Patch(color="0.85", label="reported: 95% sampling interval"),
+                       Line2D([], [], color="0.3", marker="x", lw=0, label="model at its defaults")],
+              fontsize=7, loc="lower left")
     ax.set_yticks(y, [f"{t} ({u})" for t, u in zip(df["target"], df["use"])], fontsize=8)
     ax.set_xlabel("model / reported figure (log scale): posterior predictive median and 90% interval;\n"
                   "grey: the figure's own 95% sampling interval; x: the model at its defaults")

@@ -99,9 +99,8 @@ class Target:
     def sampling_sd(self) -> float:
         """The figure's own sampling uncertainty: binomial for a count of a denominator, else the stated sd."""
         if self.count is not None:
-            p = self.observed
-            # a share of 0 or 1 would claim certainty: use the rule-of-three bound instead (3/n at 95%)
-            p = min(max(p, 1.5 / self.denominator), 1 - 1.5 / self.denominator)
+            # binomial at (count + 1/2) / (denominator + 1): a share of 0 or 1 would otherwise claim certainty
+            p = (self.count + 0.5) / (self.denominator + 1.0)
             return math.sqrt(p * (1 - p) / self.denominator)
         return self.sd
 
@@ -204,17 +203,17 @@ def target_set_names() -> list[str]:
 def resolve_path(name_or_path: str) -> Path:
     """``configs/targets/<name>.yaml`` for a name, else the path given."""
     if not isinstance(name_or_path, str) or not name_or_path:
-        raise ConfigError(f"targets = {name_or_path!r}: must name a target set ({', '.join(target_set_names())}) "
+        raise ConfigError(f"target_set = {name_or_path!r}: must name a target set ({', '.join(target_set_names())}) "
                           "or a YAML file")
     if "/" not in name_or_path and not name_or_path.endswith((".yaml", ".yml")):
         path = TARGETS_DIR / f"{name_or_path}.yaml"
         if not path.exists():
-            raise ConfigError(f"targets = {name_or_path}: no such target set; allowed: "
+            raise ConfigError(f"target_set = {name_or_path}: no such target set; allowed: "
                               + ", ".join(target_set_names()) + " (or the path of a YAML file)")
         return path
     path = Path(name_or_path).expanduser()
     if not path.is_file():
-        raise ConfigError(f"targets = {name_or_path}: no such file")
+        raise ConfigError(f"target_set = {name_or_path}: no such file")
     return path
 
 
@@ -304,7 +303,7 @@ def _target(name: str, d: Any, settings: dict) -> Target:
     if use not in USES:
         raise ConfigError(f"{where}.use = {use!r}: must be one of " + ", ".join(USES))
     count = _number(d, "count", where)
-    denominator = _number(d, "denominator", where, strict=True)
+    denominator = _number(d, "denominator", where, lo=1.0)
     value = d.get("value")
     sd = _number(d, "sd", where, strict=True)
     if (count is None) != (denominator is None):
@@ -334,9 +333,9 @@ def load_targets(name_or_path: str) -> TargetSet:
     try:
         data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     except (OmegaConfBaseException, yaml.YAMLError, ValueError, OSError) as e:
-        raise ConfigError(f"targets = {path}: cannot be read ({one_line(e, 120)})") from None
+        raise ConfigError(f"target_set = {path}: cannot be read ({one_line(e, 120)})") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"targets = {path}: must be a mapping with name, description, settings, targets")
+        raise ConfigError(f"target_set = {path}: must be a mapping with name, description, settings, targets")
     unknown = sorted(set(data) - {"name", "description", "settings", "targets"})
     if unknown:
         raise ConfigError(f"unknown key '{unknown[0]}' in {path.name}: allowed keys are name, description, settings, "

@@ -84,10 +84,18 @@ def test_the_reported_targets_name_their_sources_and_split_fit_from_holdout():
     only_held = {t.setting for t in held} - {t.setting for t in fit}
     assert only_held and not only_held & {s.name for s in model.settings}
     assert set(model({}, 0)) == {t.name for t in fit}
-    # Longquan: 68 needs of 100+ visited firms: binomial sd
+    # Longquan: 68 needs of 100+ visited firms: binomial sd at (68 + 1/2) / (100 + 1)
     t = ts.targets["longquan_needs_per_visit"]
-    assert t.observed == 0.68 and math.isclose(t.sampling_sd, math.sqrt(0.68 * 0.32 / 100))
+    p = 68.5 / 101
+    assert t.observed == 0.68 and math.isclose(t.sampling_sd, math.sqrt(p * (1 - p) / 100))
     assert math.isclose(t.sigma, math.hypot(t.sampling_sd, t.discrepancy))
+
+
+def test_a_share_of_all_or_nothing_still_has_a_sampling_sd():
+    common = dict(setting="s", statistic="contracts", source="x", definition="x", period="x", use="fit", why="x")
+    for count, n in ((1, 1), (0, 1), (0, 50), (50, 50)):
+        sd = Target("t", count=count, denominator=n, **common).sampling_sd
+        assert 0 < sd <= 0.5 / math.sqrt(n) + 1e-12
 
 
 def test_a_statistic_is_a_ratio_of_means_over_replicates():
@@ -112,7 +120,8 @@ def test_fit_table_reports_a_target_it_cannot_meet_as_a_misfit():
     pred = pd.DataFrame({"met": np.linspace(0.8, 1.2, 50), "missed": np.linspace(0.1, 0.3, 50)})
     fit = cal.fit_table([met, missed], pred).set_index("target")
     assert not fit.loc["met", "misfit"] and abs(fit.loc["met", "z"]) < 0.1
-    z = (0.9 - 0.2) / math.sqrt(pred["missed"].var(ddof=0) + 0.9 * 0.1 / 100)
+    p = 90.5 / 101
+    z = (0.9 - 0.2) / math.sqrt(pred["missed"].var(ddof=0) + p * (1 - p) / 100)
     assert fit.loc["missed", "z"] == pytest.approx(z) and fit.loc["missed", "misfit"]
 
 
@@ -297,3 +306,30 @@ def test_a_calibration_killed_mid_run_resumes_to_the_same_posterior(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     assert "resuming the history" in again.stdout
     pd.testing.assert_frame_equal(pd.read_csv(out / "posterior.csv"), pd.read_csv(tmp_path / "straight" / "posterior.csv"))
+
+
+def test_a_settings_own_overrides_win_over_a_fitted_parameter():
+    """The open-licence setting fixes free licences (ask_share 0): a drawn ask_share must not replace it there,
+    while it applies to a setting that does not fix it."""
+    ts = load_targets("reported")
+    space = cal.load_space("judgement").subset(["scenario.achievements.ask_share", "scenario.firms.need_patience"])
+    model = cal.TargetModel.build(ts, [ts.targets["open_licence_takeup"], ts.targets["cnipa_industrialisation"]],
+                                  space)
+    theta = {"scenario.achievements.ask_share": 0.3, "scenario.firms.need_patience": 9}
+    settings = {s.name: s for s in model.settings}
+    free = model.config(settings["open_licence"], theta)
+    region = model.config(settings["region"], theta)
+    assert free.scenario.achievements.ask_share == 0.0 and free.scenario.firms.need_patience == 9
+    assert region.scenario.achievements.ask_share == 0.3
+
+
+def test_a_target_undefined_in_its_setting_is_refused_before_any_calibration(tmp_path):
+    data = _base()
+    data["settings"]["visits"]["instruments"] = ["free_trial"]  # no expert visits: needs per visit is 0/0
+    p = subprocess.run([sys.executable, "-m", "experiments.calibrate", f"target_set={_write(tmp_path, data)}",
+                        f"space={DATA / 'recovery_space.yaml'}", f"hydra.run.dir={tmp_path / 'out'}"],
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert p.returncode == 2 and p.stderr.strip().splitlines() == [
+        "config error: targets.needs_per_visit.statistic = 'needs_surfaced_by_visits / visits_made': undefined (0/0) "
+        "in setting 'visits' in 3 runs at the defaults; does the setting switch on what it counts?"], p.stderr
+    assert not (tmp_path / "out").exists()  # nothing written, no empty folder left

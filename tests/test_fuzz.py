@@ -483,14 +483,17 @@ def _cross_rule_broken(data: dict) -> bool:
                         and math.floor(float(data["insurance"]["coverage"]) / float(data["insurance"]["coverage_step"])
                                        + 1e-9) > 10)
                     # at_spend names a regime
-                    or (data.get("at_spend") is not None and data["at_spend"] not in REGIME_FILES))
+                    or (data.get("at_spend") is not None and data["at_spend"] not in REGIME_FILES)
+                    # the income-share reform keeps the inventors' share within 1
+                    or ("income_share" in instruments
+                        and float(u["inventor_share"]) + float(data["inventors"]["extra_share"]) > 1.0))
     except (TypeError, ValueError, KeyError, OverflowError):  # invalid values: no cross-check applies
         return False
 
 
 _CROSS_KEYS = ("trial.term_months", "scenario.brokers.max", "scenario.universities.achievements_each",
                "scenario.universities.arrivals_per_month", "seed", "at_spend", "insurance.coverage_step",
-               "regime.instruments")
+               "regime.instruments", "inventors.extra_share")
 
 
 def _names(msg: str, key: str) -> bool:
