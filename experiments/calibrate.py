@@ -434,7 +434,7 @@ def _report(ts, summary, fit, info, written, meta) -> list[str]:
              f"{info.get('abc_runs_per_s', float('nan')):.0f} runs/s in ABC)", "",
              "## Posterior of the fitted parameters (weighted median, 90% interval; shrinkage = 1 - interval / 90% of "
              "the prior range)", tabulate(s, headers="keys", tablefmt="github", showindex=False), "",
-             "## Fit and held-out predictions (posterior predictive; z = (reported - predicted) / sd of both; "
+             "## Fit and held-out predictions (posterior predictive; z = (reported - predicted) / sd of the prediction, the figure and its stated discrepancy; "
              "misfit: |z| > 3)", tabulate(f, headers="keys", tablefmt="github", showindex=False), ""]
     lines.append("Misfits (the model cannot meet these figures within their uncertainty): "
                  + (", ".join(misfits) if misfits else "none"))
