@@ -256,15 +256,20 @@ _TARGET_KEYS = {"setting", "statistic", "source", "definition", "period", "use",
                 "value", "sd", "discrepancy"}
 
 
+def _check_keys(d: Any, allowed: set, where: str) -> None:
+    """A mapping with none but the allowed keys."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where} = {d!r}: must be a mapping with keys " + ", ".join(sorted(allowed)))
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown key '{where}.{unknown[0]}': allowed keys are " + ", ".join(sorted(allowed)))
+
+
 def _setting(name: str, d: Any) -> Setting:
     from .config import INSTRUMENT_NAMES, parameter_keys
 
     where = f"settings.{name}"
-    if not isinstance(d, dict):
-        raise ConfigError(f"{where} = {d!r}: must be a mapping with keys " + ", ".join(sorted(_SETTING_KEYS)))
-    unknown = sorted(set(d) - _SETTING_KEYS)
-    if unknown:
-        raise ConfigError(f"unknown key '{where}.{unknown[0]}': allowed keys are " + ", ".join(sorted(_SETTING_KEYS)))
+    _check_keys(d, _SETTING_KEYS, where)
     instruments = d.get("instruments", []) or []
     if not isinstance(instruments, list) or any(i not in INSTRUMENT_NAMES for i in instruments):
         raise ConfigError(f"{where}.instruments = {instruments!r}: must be a list of " + ", ".join(INSTRUMENT_NAMES))
@@ -290,11 +295,7 @@ def _setting(name: str, d: Any) -> Setting:
 
 def _target(name: str, d: Any, settings: dict) -> Target:
     where = f"targets.{name}"
-    if not isinstance(d, dict):
-        raise ConfigError(f"{where} = {d!r}: must be a mapping with keys " + ", ".join(sorted(_TARGET_KEYS)))
-    unknown = sorted(set(d) - _TARGET_KEYS)
-    if unknown:
-        raise ConfigError(f"unknown key '{where}.{unknown[0]}': allowed keys are " + ", ".join(sorted(_TARGET_KEYS)))
+    _check_keys(d, _TARGET_KEYS, where)
     setting = d.get("setting")
     if setting not in settings:
         raise ConfigError(f"{where}.setting = {setting!r}: must be one of the settings: " + ", ".join(settings))
