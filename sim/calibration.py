@@ -27,19 +27,17 @@ than the few thousand a laptop calibration has.
 from __future__ import annotations
 
 import math
-import multiprocessing
 import numbers
-import os
 import random
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
-from .config import Config, ConfigError, load_config, parameter_keys, replace
+from .config import Config, ConfigError, one_line, parameter_keys, replace
+from .executor import Executor  # noqa: F401  (re-exported: the calibration's runner)
 from .locations import CONFIG_DIR
 from .targets import Setting, Target, TargetSet
 
@@ -108,47 +106,71 @@ def space_path(name_or_path: str) -> Path:
     return path
 
 
-def load_space(name_or_path: str) -> Space:
-    """Read and validate a parameter space (a name of ``configs/spaces/`` or a path)."""
+def read_yaml_mapping(path: Path, key: str) -> dict:
+    """A YAML file's content as a mapping, or a one-line ConfigError naming ``key`` (the config key that chose it)."""
     from omegaconf import OmegaConf
 
-    path = space_path(name_or_path)
-    data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    entries = data.get("parameters") if isinstance(data, dict) else None
+    try:
+        data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except Exception as e:  # noqa: BLE001  (any parse error of a user's file: one line)
+        raise ConfigError(f"{key} = {path}: not a readable YAML file ({one_line(e, 160)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{key} = {path}: must be a YAML mapping")
+    return data
+
+
+def parse_params(entries, where: str, allow_regime: bool = False) -> tuple:
+    """Validate ``{dotted key: {low, high, scale, integer, scenarios, why}}`` into :class:`Param` s.
+
+    Every value of a range must be one the schema accepts (checked at both ends), so a design drawn from it runs.
+    """
     if not isinstance(entries, dict) or not entries:
-        raise ConfigError(f"space = {path}: must have a non-empty mapping 'parameters'")
+        raise ConfigError(f"{where}: must be a non-empty mapping of dotted keys to {{low, high}}")
     keys = set(parameter_keys())
     defaults = Config()
     params = []
     for key, d in entries.items():
-        where = f"space.parameters.{key}"
-        if key not in keys or key.startswith("regime."):
-            raise ConfigError(f"{where}: unknown key; must be a model parameter (README: Regimes and their parameters)")
+        at = f"{where}.{key}"
+        if key not in keys or (key.startswith("regime.") and not allow_regime):
+            raise ConfigError(f"{at}: unknown key; must be a model parameter (README: Regimes and their parameters)")
         if not isinstance(d, dict):
-            raise ConfigError(f"{where} = {d!r}: must be a mapping with low, high")
+            raise ConfigError(f"{at} = {d!r}: must be a mapping with low, high")
         unknown = sorted(set(d) - {"low", "high", "scale", "integer", "scenarios", "why"})
         if unknown:
-            raise ConfigError(f"unknown key '{where}.{unknown[0]}': allowed are low, high, scale, integer, scenarios, why")
+            raise ConfigError(f"unknown key '{at}.{unknown[0]}': allowed are low, high, scale, integer, scenarios, why")
         low, high = d.get("low"), d.get("high")
         for k, v in (("low", low), ("high", high)):
             if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
-                raise ConfigError(f"{where}.{k} = {v!r}: must be a finite number")
+                raise ConfigError(f"{at}.{k} = {v!r}: must be a finite number")
         if not low < high:
-            raise ConfigError(f"{where}: low = {low} must be < high = {high}")
+            raise ConfigError(f"{at}: low = {low} must be < high = {high}")
         scale = d.get("scale", "linear")
         if scale not in ("linear", "log") or (scale == "log" and low <= 0):
-            raise ConfigError(f"{where}.scale = {scale!r}: must be linear or log (log needs low > 0)")
+            raise ConfigError(f"{at}.scale = {scale!r}: must be linear or log (log needs low > 0)")
+        integer = d.get("integer", False)
+        if not isinstance(integer, bool):
+            raise ConfigError(f"{at}.integer = {integer!r}: must be true or false")
         for v in (low, high):  # every value of the range must be one the schema accepts
             try:
-                replace(defaults, **{key: int(v) if d.get("integer") else float(v)})
+                replace(defaults, **{key: int(v) if integer else float(v)})
             except ConfigError as e:
-                raise ConfigError(f"{where}: {e}") from None
+                raise ConfigError(f"{at}: {e}") from None
         scenarios = d.get("scenarios")
         if scenarios is not None and (not isinstance(scenarios, list) or not all(isinstance(s, str) for s in scenarios)):
-            raise ConfigError(f"{where}.scenarios = {scenarios!r}: must be a list of scenario names or null")
-        params.append(Param(key, float(low), float(high), scale, bool(d.get("integer", False)),
+            raise ConfigError(f"{at}.scenarios = {scenarios!r}: must be a list of scenario names or null")
+        params.append(Param(key, float(low), float(high), scale, integer,
                             tuple(scenarios) if scenarios is not None else None, str(d.get("why", ""))))
-    return Space(str(data.get("name", path.stem)), tuple(params))
+    return tuple(params)
+
+
+def load_space(name_or_path: str) -> Space:
+    """Read and validate a parameter space (a name of ``configs/spaces/`` or a path)."""
+    path = space_path(name_or_path)
+    data = read_yaml_mapping(path, "space")
+    entries = data.get("parameters")
+    if not isinstance(entries, dict) or not entries:
+        raise ConfigError(f"space = {path}: must have a non-empty mapping 'parameters'")
+    return Space(str(data.get("name", path.stem)), parse_params(entries, "space.parameters"))
 
 
 # --------------------------------------------------------------------------- the model as a function
@@ -210,74 +232,6 @@ def distance(sim: dict, obs: dict, sigma: dict) -> float:
             return math.inf
         total += ((x - obs[name]) / s) ** 2
     return math.sqrt(total)
-
-
-# --------------------------------------------------------------------------- parallel evaluation
-def _fork_ok() -> bool:
-    from .api import _fork_is_safe
-
-    return _fork_is_safe()
-
-
-def _call_chunk(payload: bytes, chunk: list):
-    """Run ``fn(item)`` for each item of a chunk; ``fn`` arrives cloudpickled (a closure of pyabc's included)."""
-    import cloudpickle
-
-    fn = cloudpickle.loads(payload)
-    return [fn(item) for item in chunk]
-
-
-class Executor:
-    """Maps a function over items in chunks, in order: locally in processes, or as Slurm jobs (submitit).
-
-    ``kind="local"``: ``workers`` processes, forked from this one when that is safe (they
-    inherit the loaded kernels and start in milliseconds), else spawned. ``kind="slurm"``:
-    one Slurm job array per map through submitit, ``slurm`` holding its parameters
-    (partition, timeout_min, cpus_per_task, mem_gb, folder, ...). Results never depend on
-    the kind or the number of processes: items are evaluated independently and returned in order.
-    """
-
-    def __init__(self, kind: str = "local", workers: int = 1, slurm: Optional[dict] = None, chunks_per_worker: int = 4):
-        if kind not in ("local", "slurm"):
-            raise ConfigError(f"executor = {kind!r}: must be local or slurm")
-        self.kind, self.workers, self.slurm = kind, int(workers), dict(slurm or {})
-        self.chunks_per_worker = 1 if kind == "slurm" else chunks_per_worker  # a job per worker: jobs start slowly
-        self._pool = None
-
-    def map(self, fn: Callable, items: list) -> list:
-        import cloudpickle
-
-        if not items:
-            return []
-        if self.kind == "local" and (self.workers <= 1 or len(items) == 1):
-            return [fn(x) for x in items]
-        n_chunks = min(len(items), self.workers * self.chunks_per_worker)
-        size = -(-len(items) // n_chunks)
-        chunks = [items[i:i + size] for i in range(0, len(items), size)]
-        payload = cloudpickle.dumps(fn)
-        if self.kind == "slurm":
-            return [x for part in self._slurm_map(payload, chunks) for x in part]
-        if self._pool is None:
-            method = "fork" if _fork_ok() else "spawn"
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context(method))
-        futures = [self._pool.submit(_call_chunk, payload, c) for c in chunks]
-        return [x for f in futures for x in f.result()]
-
-    def _slurm_map(self, payload: bytes, chunks: list) -> list:
-        import submitit
-
-        opts = dict(self.slurm)
-        folder = opts.pop("folder", "slurm_jobs")
-        ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
-        ex.update_parameters(**{("slurm_" + k if k in ("partition", "array_parallelism") else k): v
-                                for k, v in opts.items() if v is not None})
-        jobs = ex.map_array(_call_chunk, [payload] * len(chunks), chunks)
-        return [j.result() for j in jobs]
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
 
 
 # --------------------------------------------------------------------------- Morris screening
