@@ -40,8 +40,11 @@ chance, and a box should not claim it matters.
 **Cases and non-finite outcomes.** A point is a case when the condition is true of its outcomes;
 comparisons follow IEEE arithmetic, so a cost of ``inf`` (the point spends and adds no
 conversion) is not ``< c``, as it should be. An outcome that is NaN is undecidable and is refused.
-PRIM sees only the uncertainties (and numeric levers): a table's outcome columns are never
-inputs.
+:data:`sim.explore.OUTCOMES` gives a point that adds no conversion a cost per extra conversion of
+0 when it spends nothing either, and ``-inf`` when it spends less than baseline: both are ``< c``.
+Ask ``"extra_conversions > 0 and cost_per_extra_conversion < c"`` to count only points that add
+conversions. PRIM sees only the uncertainties (and numeric levers): a table's outcome columns are
+never inputs.
 """
 
 from __future__ import annotations
@@ -148,6 +151,15 @@ def condition(table: pd.DataFrame, query: str, columns: Optional[Sequence[str]] 
     return np.array(out, dtype=bool)
 
 
+def query_columns(query: str, columns: Sequence[str], key: str = "discover.query") -> list[str]:
+    """The columns ``query`` compares (in order of appearance), once it is checked against ``columns``: a design can
+    compute the outcomes a question needs, and a bad question is refused before any run."""
+    columns = list(columns)
+    condition(pd.DataFrame({c: pd.Series(dtype=float) for c in columns}), query, columns, key)
+    names = [n.id for n in ast.walk(ast.parse(query.strip(), mode="eval")) if isinstance(n, ast.Name)]
+    return list(dict.fromkeys(n for n in names if n not in CONSTANTS))
+
+
 def _describe(node) -> str:
     kinds = {ast.Call: "a function call", ast.Attribute: "attribute access", ast.Subscript: "indexing",
              ast.NamedExpr: "an assignment", ast.Lambda: "a lambda", ast.BinOp: "arithmetic",
@@ -190,9 +202,9 @@ class Discovery:
 
     ``trajectory``: one row per box (``box``, ``coverage``, ``density``, ``mass``, ``n`` points inside, ``cases``
     inside, ``res_dim`` restricted parameters, ``restricted`` their names, ``origin``: peeling and pasting, or a box
-    with a restriction dropped). ``box``: one row per input parameter (restricted ones first, most significant
-    first): ``low``, ``high`` (the chosen box; a side not restricted is the
-    full range's end), ``restricted``, ``full_low``, ``full_high`` (the space's range when given, else the data's),
+    with a restriction dropped; ``chosen``: the box given). ``box``: one row per input parameter (restricted ones
+    first, most significant first): ``low``, ``high`` (the chosen box; a side not restricted is the full range's
+    end), ``restricted``, ``full_low``, ``full_high`` (the space's range when given, else the data's),
     ``qp_low``, ``qp_high`` (quasi-p-value of the restriction of that side; NaN: not restricted).
     """
 
@@ -335,6 +347,7 @@ def discover(x: pd.DataFrame, y, threshold: float = 0.8, peel_alpha: float = 0.0
                      "mass": float(traj.at[i, "mass"]), "n": int(traj.at[i, "n"]), "cases": int(traj.at[i, "k"]),
                      "res_dim": len(res), "restricted": "; ".join(res), "origin": origin[i]})
     trajectory = pd.DataFrame(rows)
+    trajectory["chosen"] = trajectory["box"] == chosen
     met = bool(trajectory.at[chosen, "density"] >= threshold)
 
     qp = found.qp[chosen]
@@ -405,7 +418,10 @@ def summary(d: Discovery, query: str = "") -> str:
     lines.append(f"Chosen: box {d.chosen} of {len(d.trajectory)} ({d.how}): coverage {d.coverage:.2f} (share of "
                  f"the cases inside), density {d.density:.2f} (share of the box's points that are cases), mass "
                  f"{d.mass:.2f} (share of all points inside).")
-    if not d.threshold_met:
+    if not d.threshold_met and d.dropped and d.trajectory.at[d.picked, "density"] >= d.threshold:
+        lines.append(f"Its density is below the threshold {d.threshold:g}: box {d.picked} reached it, but with "
+                     f"restrictions this table cannot tell from chance (quasi-p above the significance level).")
+    elif not d.threshold_met:
         lines.append(f"Its density is below the threshold {d.threshold:g}: the condition has no region of that "
                      f"density in this table.")
     res = d.box[d.box["restricted"]]
