@@ -109,8 +109,10 @@ def analyse(d: Design, outputs: dict, resamples: int = 1000, conf_level: float =
         if d.method == "sobol":
             from SALib.analyze import sobol
 
+            # a Generator, not the int: SALib's Sobol estimator ignores a seed of 0 (``if seed:``) and draws its
+            # bootstrap from numpy's global state, which would make the intervals irreproducible
             res = sobol.analyze(prob, y, calc_second_order=d.second_order, num_resamples=resamples,
-                                conf_level=conf_level, seed=seed, print_to_console=False)
+                                conf_level=conf_level, seed=np.random.default_rng(seed), print_to_console=False)
             for index in ("S1", "ST"):
                 for i, p in enumerate(d.params):
                     rows.append(_row(name, index, p.key, "", res[index][i], res[f"{index}_conf"][i]))
@@ -130,6 +132,17 @@ def analyse(d: Design, outputs: dict, resamples: int = 1000, conf_level: float =
                 rows.append(_row(name, "mu", p.key, "", res["mu"][i], math.nan))
     cols = ["outcome", "index", "parameter", "parameter2", "value", "conf", "low", "high"]
     return pd.DataFrame(rows, columns=cols), undefined
+
+
+def run(params: Sequence, evaluate, outcomes: Sequence[str], method: str, n: int, seed: int,
+        second_order: bool = False, levels: int = 4, resamples: int = 1000, conf_level: float = 0.95):
+    """The whole pipeline: :func:`design`, ``evaluate(points) -> table`` (a column per outcome, a row per point, in
+    order), :func:`analyse`. Returns ``(design, table, indices, undefined)``. The app runs the model through it
+    (``evaluate`` = the design's Parquet parts, :func:`sim.designs.run_design`); the tests, Ishigami's function."""
+    d = design(params, method, n, seed, second_order, levels)
+    table = evaluate(d.points)
+    indices, undefined = analyse(d, {o: table[o].to_numpy() for o in outcomes}, resamples, conf_level, seed)
+    return d, table, indices, undefined
 
 
 def _row(outcome, index, p1, p2, value, conf) -> dict:
