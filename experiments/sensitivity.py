@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from experiments.app import write_atomic
 from experiments.explore_app import (RunOptions, app_main, check_stamp, digest, make_executor, save_figure, say,
                                      stamp_line, write_table)
 from sim.config import Config, ConfigError
@@ -59,8 +60,7 @@ class SensitivityConfig:
 
 
 def build(cfg: Config, own: SensitivityConfig):
-    """The exploratory model and the design of an analysis (refused in one line before any run)."""
-    from sim import sensitivity as sa
+    """The exploratory model of an analysis, and its design's size (refused in one line before any run)."""
     from sim.calibration import load_space
     from sim.explore import build_model, check_outcomes
 
@@ -73,12 +73,17 @@ def build(cfg: Config, own: SensitivityConfig):
         raise ConfigError(f"sensitivity.parameters = {params}: each key once")
     model = build_model(cfg, space, params, outcomes=own.outcomes, replicates=own.replicates, seed=cfg.seed,
                         engine=cfg.engine, posterior=cfg.posterior)
-    n = own.sobol.n if own.method == "sobol" else own.morris.trajectories
-    try:
-        design = sa.design(model.uncertainties, own.method, n, cfg.seed, own.sobol.second_order, own.morris.levels)
+    try:  # the design's rules (a power of 2, ...) checked before the stamp is written or any run made
+        if len(model.uncertainties) < 2:
+            raise ConfigError(f"parameters = {[p.key for p in model.uncertainties]}: an analysis needs at least 2")
+        n = own.sobol.n if own.method == "sobol" else own.morris.trajectories
+        if own.method == "sobol" and n & (n - 1):
+            raise ConfigError(f"sobol.n = {n}: must be a power of 2 (>= 2): Sobol' sequences balance only there")
+        if own.method == "morris" and own.morris.levels % 2:
+            raise ConfigError(f"morris.levels = {own.morris.levels}: must be even (Morris' grid steps half of it)")
     except ConfigError as e:
         raise ConfigError(f"sensitivity.{e}") from None
-    return model, design
+    return model, n
 
 
 def run(cfg: Config, own: SensitivityConfig, out: Path) -> dict:
@@ -88,39 +93,44 @@ def run(cfg: Config, own: SensitivityConfig, out: Path) -> dict:
     from sim import sensitivity as sa
     from sim.designs import run_design
 
-    model, design = build(cfg, own)
-    points = design.points
+    model, n = build(cfg, own)
+    points = sa.size(len(model.uncertainties), own.method, n, own.sobol.second_order)
     check_stamp(out, {"app": "sensitivity", "model": digest(repr(model.base)), "posterior": cfg.posterior,
                       "design": digest([own.method, own.space, own.parameters, own.replicates, cfg.seed,
                                         own.sobol.n, own.sobol.second_order, own.morris.trajectories,
                                         own.morris.levels, own.outcomes]), "part_size": own.run.part_size},
                 own.run.resume)
-    say(cfg, f"{own.method}: {len(model.uncertainties)} parameters, {len(points)} points x {model.runs_per_point} "
-             f"runs ({len(points) * model.runs_per_point} runs), regime {cfg.regime.name}, scenario "
+    say(cfg, f"{own.method}: {len(model.uncertainties)} parameters, {points} points x {model.runs_per_point} "
+             f"runs ({points * model.runs_per_point} runs), regime {cfg.regime.name}, scenario "
              f"{cfg.scenario.name}, {cfg.workers} {'processes' if own.run.executor == 'local' else 'Slurm jobs'}")
-    model(**points[0])  # loads the compiled kernels here, before worker processes are forked
     executor = make_executor(own.run, cfg.workers, out)
+    done = {}
+
+    def evaluate(pts):
+        model(**pts[0])  # loads the compiled kernels here, before worker processes are forked
+        table, done["evaluated"] = run_design(model, pts, out, executor, own.run.part_size, own.run.resume,
+                                              cfg.progress)
+        return table
+
     t0 = time.perf_counter()
     try:
-        table, evaluated = run_design(model, points, out, executor, own.run.part_size, own.run.resume, cfg.progress)
+        design, table, indices, undefined = sa.run(model.uncertainties, evaluate, model.outcomes, own.method, n,
+                                                   cfg.seed, own.sobol.second_order, own.morris.levels,
+                                                   own.resamples, own.conf_level)
     finally:
         executor.close()
     seconds = time.perf_counter() - t0
     write_table(table, out / "outcomes.parquet")
-    indices, undefined = sa.analyse(design, {o: table[o].to_numpy() for o in model.outcomes}, own.resamples,
-                                    own.conf_level, cfg.seed)
     write_table(indices, out / "indices.csv")
     write_table(indices, out / "indices.parquet")
     if len(indices):
         save_figure(sa.figure(indices, own.method), out / "indices.png")
-    lines = report(cfg, own, model, indices, undefined, evaluated, seconds)
-    from experiments.app import write_atomic
-
+    lines = report(cfg, own, model, indices, undefined, done["evaluated"], seconds)
     write_atomic(out / "report.md", lambda p: Path(p).write_text("\n".join(lines) + "\n"))
     print("\n".join(lines))
     print(f"\nwrote outcomes.parquet, indices.csv, indices.parquet{', indices.png' if len(indices) else ''}, "
           f"report.md to {out}")
-    return {"points": len(points), "evaluated": evaluated, "seconds": seconds}
+    return {"points": len(design.X), "evaluated": done["evaluated"], "seconds": seconds}
 
 
 def report(cfg, own, model, indices, undefined, evaluated, seconds) -> list[str]:
