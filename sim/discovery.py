@@ -39,12 +39,12 @@ chance, and a box should not claim it matters.
 
 **Cases and non-finite outcomes.** A point is a case when the condition is true of its outcomes;
 comparisons follow IEEE arithmetic, so a cost of ``inf`` (the point spends and adds no
-conversion) is not ``< c``, as it should be. An outcome that is NaN is undecidable and is refused.
-:data:`sim.explore.OUTCOMES` gives a point that adds no conversion a cost per extra conversion of
-0 when it spends nothing either, and ``-inf`` when it spends less than baseline: both are ``< c``.
-Ask ``"extra_conversions > 0 and cost_per_extra_conversion < c"`` to count only points that add
-conversions. PRIM sees only the uncertainties (and numeric levers): a table's outcome columns are
-never inputs.
+conversion) is not ``< c``, as it should be. An outcome that is NaN (a cost per extra conversion
+of a point that adds no conversion and spends nothing more: :data:`sim.explore.OUTCOMES`) makes a
+comparison unknown, and the condition follows three-valued (Kleene) logic: ``False and unknown`` is
+False, ``True or unknown`` is True. So ``"extra_conversions > 0 and cost_per_extra_conversion < c"``
+is decided at every point; a condition still unknown at some point is refused, naming how many.
+PRIM sees only the uncertainties (and numeric levers): a table's outcome columns are never inputs.
 """
 
 from __future__ import annotations
@@ -109,46 +109,60 @@ def condition(table: pd.DataFrame, query: str, columns: Optional[Sequence[str]] 
                 return CONSTANTS[node.id]
             if node.id not in columns:
                 raise refuse(f"unknown column {node.id!r}")
-            values = pd.to_numeric(table[node.id], errors="coerce").to_numpy(dtype=float)
-            bad = int(np.isnan(values).sum())
-            if bad:
-                raise refuse(f"column {node.id!r} has {bad} undefined (NaN) values: the condition is undecidable there")
             used.add(node.id)
-            return values
+            return pd.to_numeric(table[node.id], errors="coerce").to_numpy(dtype=float)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             v = num(node.operand)
             return -v if isinstance(node.op, ast.USub) else v
         raise refuse(f"{_describe(node)} is not a number or an outcome column")
 
-    def truth(node) -> np.ndarray:
+    n = len(table)
+
+    def truth(node) -> tuple[np.ndarray, np.ndarray]:
+        """(value, known) per point: three-valued logic, a comparison with NaN unknown."""
         if isinstance(node, ast.Compare):
-            out, left = None, num(node.left)
+            value, known, left = np.ones(n, bool), np.ones(n, bool), num(node.left)
             for op, right_node in zip(node.ops, node.comparators):
                 if type(op) not in COMPARISONS:
                     raise refuse(f"operator {type(op).__name__} is not a comparison")
                 right = num(right_node)
-                part = np.broadcast_to(COMPARISONS[type(op)](left, right), (len(table),))
-                out = part if out is None else out & part
+                k = np.broadcast_to(~(np.isnan(left) | np.isnan(right)), (n,))
+                v = np.broadcast_to(COMPARISONS[type(op)](left, right), (n,)) & k
+                value, known = _and(value, known, v, k)
                 left = right
-            return np.asarray(out, dtype=bool)
+            return value, known
         if isinstance(node, ast.BoolOp):
             parts = [truth(v) for v in node.values]
-            fn = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
+            fn = _and if isinstance(node.op, ast.And) else _or
             out = parts[0]
             for p in parts[1:]:
-                out = fn(out, p)
+                out = fn(*out, *p)
             return out
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.BitAnd, ast.BitOr)):
-            fn = np.logical_and if isinstance(node.op, ast.BitAnd) else np.logical_or
-            return fn(truth(node.left), truth(node.right))
+            fn = _and if isinstance(node.op, ast.BitAnd) else _or
+            return fn(*truth(node.left), *truth(node.right))
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Not, ast.Invert)):
-            return np.logical_not(truth(node.operand))
+            v, k = truth(node.operand)
+            return ~v & k, k
         raise refuse(f"{_describe(node)} is not a condition")
 
-    out = truth(tree.body)
+    value, known = truth(tree.body)
     if not used:
         raise refuse("compares no outcome column")
-    return np.array(out, dtype=bool)
+    if not known.all():
+        raise refuse(f"undecided at {int((~known).sum())} points, where it compares an undefined (NaN) outcome; "
+                     "guard it, e.g. 'extra_conversions > 0 and cost_per_extra_conversion < 1e6'")
+    return np.array(value, dtype=bool)
+
+
+def _and(a, ka, b, kb):
+    """Kleene's and: known when both are, or when either is known False."""
+    return a & b, (ka & kb) | (ka & ~a) | (kb & ~b)
+
+
+def _or(a, ka, b, kb):
+    """Kleene's or: known when both are, or when either is known True."""
+    return (a & ka) | (b & kb), (ka & kb) | (ka & a) | (kb & b)
 
 
 def query_columns(query: str, columns: Sequence[str], key: str = "discover.query") -> list[str]:

@@ -75,12 +75,13 @@ class Outcome:
 
 def _cost_per_extra(spend: str):
     """Mean extra spend over mean extra conversions (as :func:`sim.stats.cost_per_extra_conversion`); +inf when the
-    point adds no conversion on average but spends (an unbounded cost), 0 when it neither adds nor spends."""
+    point adds no conversion on average but spends more (an unbounded cost); NaN when it adds none and spends
+    nothing more (no cost per conversion to speak of: never "cheap")."""
     def fn(r: Runs) -> float:
         d_conv, d_spend = float(r.diff("successes").mean()), float(r.diff(spend).mean())
         if d_conv > 0:
             return d_spend / d_conv
-        return math.inf if d_spend > 0 else (0.0 if d_spend == 0 else -math.inf)
+        return math.inf if d_spend > 0 else math.nan
     return fn
 
 
@@ -100,9 +101,11 @@ OUTCOMES: dict[str, Outcome] = {o.name: o for o in (
             "forgone income and government's payments)", "min",
             ("public_cost",), True, lambda r: float(r.diff("public_cost").mean()) / r.years),
     Outcome("cost_per_extra_conversion", "government's extra payments per extra conversion (yuan; inf: spends "
-            "and adds none)", "min", ("gov_spend", "successes"), True, _cost_per_extra("gov_spend")),
+            "and adds none; NaN: adds none and spends nothing more)", "min", ("gov_spend", "successes"), True,
+            _cost_per_extra("gov_spend")),
     Outcome("cost_per_extra_conversion_public", "extra public cost (with universities' forgone income) per extra "
-            "conversion (yuan; inf: costs and adds none)", "min", ("public_cost", "successes"), True,
+            "conversion (yuan; inf: costs and adds none; NaN: adds none, costs nothing more)", "min",
+            ("public_cost", "successes"), True,
             _cost_per_extra("public_cost")),
     Outcome("university_income_change", "universities' income over baseline's, over the run (yuan; negative: "
             "they lose income)", "max", ("university_income",), True,
@@ -160,6 +163,10 @@ def load_levers(name_or_path: str) -> Levers:
         raise ConfigError(f"levers.instruments = {switches!r}: must be a list of distinct instruments; allowed: "
                           + ", ".join(REGISTRY))
     params = parse_params(data["parameters"], "levers.parameters") if data.get("parameters") else ()
+    for p in params:  # a lever is what a government sets; it must leave the baseline (no instrument on) alone
+        if p.key.startswith("scenario."):
+            raise ConfigError(f"levers.parameters.{p.key}: a scenario's key is an uncertainty, not a lever; levers "
+                              "are instruments' parameters (their sections) and government's")
     if not switches and not params:
         raise ConfigError(f"levers = {path}: needs instruments or parameters")
     return Levers(str(data.get("name", path.stem)), tuple(switches), params)
@@ -250,6 +257,17 @@ class ExploratoryModel:
         made = {id(c): self._with(c, values) for c in bases}
         return [made[id(bases[k % len(bases)])] for k in range(self.replicates)]
 
+    def normalise(self, point: dict) -> dict:
+        """``point`` as it runs: integer parameters rounded, switches 0 or 1 (the table records what ran)."""
+        out = dict(point)
+        for p in (*self.uncertainties, *self.levers.params):
+            if p.integer and p.key in out:
+                out[p.key] = float(round(float(out[p.key])))
+        for s in self.levers.switches:
+            if SWITCH + s in out:
+                out[SWITCH + s] = float(bool(round(float(out[SWITCH + s]))))
+        return out
+
     def tasks(self, point: dict) -> list[tuple[Config, int]]:
         """The runs of ``point`` as ``(Config, seed)`` pairs for :func:`sim.api.run_batch` (baseline's not included)."""
         return [(c, self.seed + k) for k, c in enumerate(self.configs(point))]
@@ -290,7 +308,7 @@ class ExploratoryModel:
         """
         import pandas as pd
 
-        points = [dict(p) for p in points]
+        points = [self.normalise(p) for p in points]
         for p in points[:1]:
             self.configs(p)  # a bad point is refused here, in one line, before any process starts
         if executor is None:
@@ -311,7 +329,9 @@ class ExploratoryModel:
     def to_ema(self, name: str = "techtransfer"):
         """An ``ema_workbench.Model`` calling this model: uncertainties, levers and outcomes by name.
 
-        EMA passes names as keyword arguments; dotted keys are passed as ``a__b`` and mapped back.
+        EMA passes names as keyword arguments; dotted keys are passed as ``a__b`` and mapped back
+        (:func:`from_ema`); a log-scale parameter is EMA's ``log__a__b``, its logarithm, sampled
+        uniformly as our designs sample it.
         """
         import warnings
 
@@ -320,6 +340,8 @@ class ExploratoryModel:
             from ema_workbench import BooleanParameter, IntegerParameter, Model, RealParameter, ScalarOutcome
 
         def param(p: Param):
+            if p.scale == "log" and not p.integer:  # EMA samples uniformly: on the logarithm, as our designs do
+                return RealParameter(LOG + p.name, math.log(p.low), math.log(p.high))
             cls = IntegerParameter if p.integer else RealParameter
             low, high = (int(p.low), int(p.high)) if p.integer else (p.low, p.high)
             return cls(p.name, low, high)
@@ -333,9 +355,20 @@ class ExploratoryModel:
         return model
 
 
+LOG = "log__"   # EMA's name of a log-scale parameter: its logarithm, sampled uniformly
+
+
 def ema_name(key: str) -> str:
     """A dotted key as a Python identifier (EMA passes parameters as keyword arguments)."""
     return key.replace(".", "__")
+
+
+def from_ema(name: str, value) -> tuple[str, float]:
+    """EMA's keyword argument back to our dotted key and value (a log-scale parameter exponentiated)."""
+    value = float(value)
+    if name.startswith(LOG):
+        return name[len(LOG):].replace("__", "."), math.exp(value)
+    return name.replace("__", "."), value
 
 
 class _EmaFunction:
@@ -345,8 +378,7 @@ class _EmaFunction:
         self.model = model
 
     def __call__(self, **kwargs):
-        point = {k.replace("__", "."): (float(v) if isinstance(v, (bool, np.bool_)) else v) for k, v in kwargs.items()}
-        return self.model(**point)
+        return self.model(**dict(from_ema(k, v) for k, v in kwargs.items()))
 
 
 class _PointFn:

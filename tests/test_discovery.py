@@ -231,11 +231,21 @@ def test_condition_refuses_anything_else(query, why):
     assert "allowed: comparisons" in msg and "cost_per_extra_conversion" in msg and "x1," not in msg
 
 
-def test_condition_refuses_undefined_outcomes():
-    t = TABLE.assign(university_income_change=[1.0, math.nan, 0.0, 0.0, 0.0])
-    with pytest.raises(ConfigError, match="'university_income_change' has 1 undefined"):
-        D.condition(t, "university_income_change < 0")
-    assert D.condition(t, "extra_conversions > 0").sum() == 3  # a NaN elsewhere does not matter
+def test_condition_is_three_valued_where_an_outcome_is_undefined():
+    """A NaN outcome (a cost per extra conversion of a point that adds none and spends nothing more) makes its
+    comparisons unknown; Kleene's logic decides what it can (False and unknown = False, True or unknown = True) and
+    a condition still unknown somewhere is refused, with the count."""
+    t = TABLE.assign(cost_per_extra_conversion=[5e5, 2e6, math.inf, math.nan, math.nan],
+                     extra_conversions=[1.0, 0.5, 0.0, 0.0, 0.0])
+    with pytest.raises(ConfigError, match="undecided at 2 points"):
+        D.condition(t, "cost_per_extra_conversion < 1e6")
+    with pytest.raises(ConfigError, match="undecided at 2 points"):
+        D.condition(t, "not cost_per_extra_conversion < 1e6")
+    guarded = D.condition(t, "extra_conversions > 0 and cost_per_extra_conversion < 1e6")
+    np.testing.assert_array_equal(guarded, [True, False, False, False, False])
+    either = D.condition(t, "extra_conversions <= 0 or cost_per_extra_conversion < 1e6")
+    np.testing.assert_array_equal(either, [True, False, True, True, True])
+    assert D.condition(t, "university_income_change < 0").sum() == 2  # a NaN elsewhere does not matter
 
 
 # --------------------------------------------------------------------------- on the model

@@ -23,7 +23,7 @@ import pytest
 from sim import api
 from sim import sensitivity as sa
 from sim.calibration import Param, load_space
-from sim.explore import OUTCOMES, Levers, build_model, load_levers
+from sim.explore import OUTCOMES, Levers, build_model, from_ema, load_levers
 from sim.config import ConfigError
 
 DATA = Path(__file__).parent / "data"
@@ -108,7 +108,10 @@ def test_outcomes_against_baseline_are_paired_differences_on_the_same_seeds():
     d_spend = np.mean([t["gov_spend"] - c["gov_spend"] for t, c in zip(treated, control)])
     assert out["extra_conversions"] == pytest.approx(d_conv)
     assert out["gov_spend_per_year"] == pytest.approx(np.mean([t["gov_spend"] for t in treated]) / 2.0)
-    assert out["cost_per_extra_conversion"] == (pytest.approx(d_spend / d_conv) if d_conv > 0 else math.inf)
+    if d_conv > 0:
+        assert out["cost_per_extra_conversion"] == pytest.approx(d_spend / d_conv)
+    else:  # spends for nothing: unbounded; adds nothing and spends nothing more: undefined
+        assert out["cost_per_extra_conversion"] == math.inf if d_spend > 0 else math.isnan(out["cost_per_extra_conversion"])
     assert out["university_income_change"] == pytest.approx(
         np.mean([t["university_income"] - c["university_income"] for t, c in zip(treated, control)]))
 
@@ -126,7 +129,8 @@ def test_perform_experiments_of_ema_workbench_drives_the_model():
         experiments, outcomes = perform_experiments(ema, scenarios=3, policies=2, evaluator=evaluator)
     assert len(experiments) == 6
     names = [p.name for p in ema.uncertainties] + [p.name for p in ema.levers]
-    points = [{n.replace("__", "."): float(row[n]) for n in names} for _, row in experiments.iterrows()]
+    assert names[0] == "log__scenario__firms__risk_aversion_sme"  # sampled on its logarithm, as our designs do
+    points = [dict(from_ema(n, row[n]) for n in names) for _, row in experiments.iterrows()]
     ours = model.evaluate(points)
     for o in model.outcomes:
         np.testing.assert_array_equal(np.asarray(outcomes[o], dtype=float), ours[o].to_numpy())
@@ -169,6 +173,9 @@ def test_bad_designs_and_levers_are_refused_in_one_line(tmp_path):
         load_levers(str(bad))
     bad.write_text("parameters: {broker.rate: {low: 0, high: 2}}\n")
     with pytest.raises(ConfigError, match="levers.parameters.broker.rate"):
+        load_levers(str(bad))
+    bad.write_text("parameters: {scenario.firms.prior_success: {low: 0.1, high: 0.5}}\n")
+    with pytest.raises(ConfigError, match="is an uncertainty, not a lever"):
         load_levers(str(bad))
     assert set(OUTCOMES) >= {"conversions", "extra_conversions", "cost_per_extra_conversion", "insurer_loss_p95"}
     assert Levers("x", ("vouchers",)).keys == ["use.vouchers"]
