@@ -489,7 +489,9 @@ def plot_tradeoff(d: Discovery, title: str = ""):
     ax.legend(loc="lower left", fontsize=8)
     cb = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, ticks=range(top + 1))
     cb.set_label("restricted parameters")
-    ax.set_title(title or "PRIM: the peeling trade-off", fontsize=10)
+    import textwrap
+
+    ax.set_title(textwrap.fill(title or "PRIM: the peeling trade-off", 70), fontsize=10)
     fig.tight_layout()
     return fig
 
