@@ -52,6 +52,7 @@ from __future__ import annotations
 import ast
 import logging
 import math
+import textwrap
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -489,8 +490,6 @@ def plot_tradeoff(d: Discovery, title: str = ""):
     ax.legend(loc="lower left", fontsize=8)
     cb = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, ticks=range(top + 1))
     cb.set_label("restricted parameters")
-    import textwrap
-
     ax.set_title(textwrap.fill(title or "PRIM: the peeling trade-off", 70), fontsize=10)
     fig.tight_layout()
     return fig
