@@ -443,12 +443,43 @@ def _allowed_keys(dotted: str) -> str:
     return f": allowed keys{' in ' + where if where else ''} are " + ", ".join(names)
 
 
-def check_command_line(argv: list[str]) -> None:
+def section_fields(cls, dotted: str):
+    """The fields allowed under ``dotted`` in an app's section dataclass ``cls`` (None: ``dotted`` is a leaf or not
+    a section)."""
+    import dataclasses
+    import typing
+
+    for p in [q for q in dotted.split(".") if q]:
+        hints = typing.get_type_hints(cls)
+        if p not in hints or not dataclasses.is_dataclass(hints[p]):
+            return None
+        cls = hints[p]
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _check_section_key(key: str, sections: dict) -> bool:
+    """True if ``key`` belongs to an app's own section (``sensitivity.method``); a ConfigError if it names none of its
+    keys."""
+    head, _, rest = key.partition(".")
+    if head not in sections:
+        return False
+    parent, _, leaf = rest.rpartition(".")
+    allowed = section_fields(sections[head], parent)
+    if not rest or allowed is None or leaf not in allowed:
+        where = f"{head}.{parent}" if parent else head
+        raise ConfigError(f"unknown key '{one_line(key, 60)}': allowed keys in {where} are "
+                          + ", ".join(allowed or section_fields(sections[head], "")))
+    return True
+
+
+def check_command_line(argv: list[str], sections: dict | None = None) -> None:
     """Refuse, in one line, an override Hydra would fail on with a traceback, drop, or merge unasked.
 
     Checked before Hydra composes anything: the syntax of each override, that its key is
-    a setting of the model or a run (or Hydra's own), and that a config group gets one name.
+    a setting of the model or a run (or Hydra's own, or of an app's own ``sections``:
+    ``{name: dataclass}``), and that a config group gets one name.
     """
+    sections = sections or {}
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import ChoiceSweep, Glob
     from hydra.errors import HydraException
@@ -490,6 +521,8 @@ def check_command_line(argv: list[str]) -> None:
             continue
         if key == "grid" or key.startswith("grid."):
             continue  # checked with the config (sim.config._check_grid)
+        if _check_section_key(key, sections):
+            continue  # checked with the app's section
         if key not in known:
             raise ConfigError(f"unknown key '{one_line(key, 60)}'" + _allowed_keys(key))
 

@@ -14,7 +14,10 @@ the most work per month):
 * peak memory of a 1,000,000-firm run (a fresh process);
 * the cost of the checks every run passes (validation, memory and money guards, invariants);
 * runs per second of a batch of default-scenario runs on all cores, and on one (the same
-  runs), and the start-up of the pool of processes (``--only batch``: this section alone).
+  runs), and the start-up of the pool of processes (``--only batch``: this section alone);
+* runs per second inside a calibration (``--only calibration``) and inside a Sobol analysis of
+  10 parameters with second order and 4 replicates (``--only sensitivity``; ``--sobol-n 1024``,
+  the default, is the 90,112-run target), each beside a plain batch of the same session.
 
 Times on shared machines are noisy: compare the ratios, not the absolute figures.
 """
@@ -182,7 +185,7 @@ def batch_section(n_batch: int, cores: int, reps: int = 3) -> None:
     start-up of the pool."""
     from sim import api
 
-    print(f"\n[5/6] batch of {n_batch} default-scenario runs, on 1 core and on {cores} in turns "
+    print(f"\n[5/7] batch of {n_batch} default-scenario runs, on 1 core and on {cores} in turns "
           f"(best of {reps}) ...", flush=True)
     one, every = [], []
     for _ in range(reps):
@@ -270,7 +273,7 @@ def calibration_section(n_runs: int, cores: int) -> dict:
 def print_calibration(n_runs: int, cores: int) -> None:
     from tabulate import tabulate
 
-    print(f"\n[6/6] runs per second inside a calibration (ABC-SMC, default scenario, {cores} cores) ...", flush=True)
+    print(f"\n[6/7] runs per second inside a calibration (ABC-SMC, default scenario, {cores} cores) ...", flush=True)
     c = calibration_section(n_runs, cores)
     print(tabulate([[f"{c['runs']:,}", f"{c['abc_s']:.0f}", f"{c['abc_rate']:.0f}", f"{c['plain_rate']:.0f}",
                      f"{c['abc_rate'] / c['plain_rate']:.0%}", f"{100_000 / c['abc_rate'] / 60:.1f}"]],
@@ -279,13 +282,68 @@ def print_calibration(n_runs: int, cores: int) -> None:
     print(f"({c['generations']} generations of {c['population']} particles; target: 100,000 runs within 15 minutes)")
 
 
+def sensitivity_section(n: int, cores: int, replicates: int = 4) -> dict:
+    """A Sobol analysis as ``python -m experiments.sensitivity`` runs it (the app's 10 parameters, second order,
+    ``replicates`` runs a point on common random numbers, the combined regime on the default scenario, every core,
+    Parquet parts), beside a plain batch of default-scenario runs in the same session."""
+    from omegaconf import OmegaConf
+
+    from sim import api
+    from sim import sensitivity as sa
+    from sim.calibration import load_space
+    from sim.designs import run_design
+    from sim.executor import Executor
+    from sim.explore import build_model
+    from sim.locations import CONFIG_DIR
+
+    keys = list(OmegaConf.load(CONFIG_DIR / "sensitivity.yaml").sensitivity.parameters)
+    cfg = api.under_regime(api.compose("engine=numba", "progress=false"), "combined")
+    model = build_model(cfg, load_space("judgement"), keys, outcomes=["conversions", "gov_spend_per_year",
+                                                                       "public_cost_per_year"], replicates=replicates)
+    design = sa.design(model.uncertainties, "sobol", n, 0, second_order=True)
+    points = design.points
+    model(**points[0])  # kernels loaded before the workers fork
+    ex = Executor("local", cores)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        table, _ = run_design(model, points, Path(tmp), ex, part_size=2048)
+        run_s = time.perf_counter() - t0
+    ex.close()
+    t0 = time.perf_counter()
+    indices, _ = sa.analyse(design, {o: table[o].to_numpy() for o in model.outcomes}, 1000)
+    analyse_s = time.perf_counter() - t0
+    runs = len(points) * model.runs_per_point
+    n_plain = min(runs, 4000)
+    t0 = time.perf_counter()
+    api.run_batch([(cfg, s) for s in range(n_plain)], workers=cores)
+    plain_rate = n_plain / (time.perf_counter() - t0)
+    return {"points": len(points), "runs": runs, "run_s": run_s, "analyse_s": analyse_s, "rate": runs / run_s,
+            "plain_rate": plain_rate, "params": len(keys), "n": n}
+
+
+def print_sensitivity(n: int, cores: int) -> None:
+    from tabulate import tabulate
+
+    print(f"\n[7/7] a Sobol analysis (10 parameters, n = {n}, second order, 4 replicates, combined regime, default "
+          f"scenario, {cores} cores) ...", flush=True)
+    r = sensitivity_section(n, cores)
+    print(tabulate([[f"{r['points']:,}", f"{r['runs']:,}", f"{r['run_s'] / 60:.1f}", f"{r['analyse_s']:.1f}",
+                     f"{r['rate']:.0f}", f"{r['plain_rate']:.0f}", f"{r['rate'] / r['plain_rate']:.0%}",
+                     f"{90_112 / r['rate'] / 60:.1f}"]],
+                   headers=["points", "runs", "minutes", "analysis s", "runs/s", "plain batch runs/s",
+                            "Sobol / plain", "minutes for 90,112 runs"], tablefmt="github"))
+    print("(target: n = 1,024 -> 22,528 points x 4 replicates = 90,112 runs within 15 minutes on 2 cores)")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller sizes and batch")
     ap.add_argument("--mesa-max", type=int, default=100_000, help="largest population run with Mesa")
     ap.add_argument("--batch", type=int, default=None, help="runs in the batch (default 1000, quick 200)")
-    ap.add_argument("--only", choices=["batch", "calibration"], default=None,
-                    help="run only this section ([5/6] batch, [6/6] calibration)")
+    ap.add_argument("--only", choices=["batch", "calibration", "sensitivity"], default=None,
+                    help="run only this section ([5/7] batch, [6/7] calibration, [7/7] sensitivity)")
+    ap.add_argument("--sobol-n", type=int, default=None,
+                    help="Sobol base sample of the sensitivity section (default 1,024: the target; quick 64)")
     ap.add_argument("--calibration-runs", type=int, default=None,
                     help="runs in the calibration section (default 20,000, quick 4,000; 100000 for the target)")
     args = ap.parse_args(argv)
@@ -298,8 +356,16 @@ def main(argv=None) -> None:
     big = 300_000 if args.quick else 1_000_000
     n_batch = args.batch or (200 if args.quick else 1000)
     n_calib = args.calibration_runs or (4_000 if args.quick else 20_000)
+    n_sobol = args.sobol_n or (64 if args.quick else 1024)
+    n_sobol = args.sobol_n or (64 if args.quick else 1024)
     if args.only == "calibration":
         print_calibration(n_calib, cores)
+        return
+    if args.only == "sensitivity":
+        print_sensitivity(n_sobol, cores)
+        return
+    if args.only == "sensitivity":
+        print_sensitivity(n_sobol, cores)
         return
     if args.only == "batch":
         print(f"machine: {cores} cores; default scenario, regime 'combined', 60 months")
@@ -307,7 +373,7 @@ def main(argv=None) -> None:
         return
 
     print(f"machine: {cores} cores; default scenario, regime 'combined', 60 months\n")
-    print("[1/6] engines side by side ...", flush=True)
+    print("[1/7] engines side by side ...", flush=True)
     rows = engine_speed(sizes, mesa_sizes)
     table = [[f"{r['firms']:,}", f"{r['mesa_fsps']:,.0f}" if np.isfinite(r["mesa_fsps"]) else "-",
               f"{r['numba_fsps']:,.0f}", f"{r['numba_kernel_fsps']:,.0f}",
@@ -317,19 +383,19 @@ def main(argv=None) -> None:
     print(tabulate(table, headers=["firms", "mesa firm-steps/s", "numba firm-steps/s", "numba kernel only",
                                    "numba / mesa", "mesa s/run", "numba s/run"], tablefmt="github"))
 
-    print("\n[2/6] cost vs population (numba) ...", flush=True)
+    print("\n[2/7] cost vs population (numba) ...", flush=True)
     slope, times = scaling_exponent(scale_sizes)
     print(tabulate([[f"{n:,}", f"{t:.4f}", f"{n * 60 / t:,.0f}"] for n, t in zip(scale_sizes, times)],
                    headers=["firms", "s/run", "firm-steps/s"], tablefmt="github"))
     print(f"fitted exponent of cost vs population: {slope:.3f}")
 
-    print("\n[3/6] compile time and memory (fresh processes) ...", flush=True)
+    print("\n[3/7] compile time and memory (fresh processes) ...", flush=True)
     cm = compile_and_memory(big)
     print(f"compile (empty cache, shorter of two): {cm['compile_s']:.1f} s; load from cache: {cm['cache_load_s']:.2f} s")
     print(f"peak memory (whole process): {cm['peak_rss_big_mb']:,.0f} MB at {big:,} firms; "
           f"{cm['peak_rss_small_mb']:,.0f} MB at 1,000 firms")
 
-    print("\n[4/6] checks every run passes, against the run itself (numba) ...", flush=True)
+    print("\n[4/7] checks every run passes, against the run itself (numba) ...", flush=True)
     crow = check_costs([1_000, 10_000, 100_000])
     print(tabulate([[f"{r['firms']:,}", f"{r['run_s'] * 1e3:.2f}", f"{r['validate_s'] * 1e3:.3f}",
                      f"{r['guards_s'] * 1e3:.3f}", f"{r['invariants_s'] * 1e3:.3f}",
@@ -340,6 +406,7 @@ def main(argv=None) -> None:
 
     batch_section(n_batch, cores, reps=2 if args.quick else 3)
     print_calibration(n_calib, cores)
+    print_sensitivity(n_sobol, cores)
 
     n_phase = 100_000
     print(f"\ntime per phase of the month (numba, {n_phase:,} firms, whole run; sim/loop.py) ...", flush=True)

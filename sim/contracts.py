@@ -193,10 +193,13 @@ def choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, ba
     highest price the firm's CE stays >= 0 at, :func:`_willingness`). Ties go to the first
     form, then to no cover.
 
-    Returns (offer row or -1, cover row or -1, bargained price, CE, borrowed): row -1 when
-    no form is both affordable and better than walking away (CE > 0).
+    Returns (offer row or -1, cover row or -1, bargained price, CE, borrowed, outlay): row -1
+    when no form is both affordable and better than walking away (CE > 0); ``outlay`` is what
+    the firm pays at signing, net of the co-payment (its loan included: it needs
+    ``outlay - borrowed`` of its own cash then).
     """
     best_row, best_cover, best_price, best_ce, best_borrowed = -1, -1, np.int64(0), 0.0, np.int64(0)
+    best_outlay = 0.0
     fee_rate_firm = fee_rate * fee_firm_share
     fee_rate_univ = fee_rate - fee_rate_firm
     credit = support[SUPPORT_CREDIT]
@@ -219,6 +222,7 @@ def choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, ba
                         ce = ce0 - price - firm_fee
                         if price + firm_fee + upfront <= cash and ce > best_ce:
                             best_row, best_cover, best_price, best_ce = j, cover, price, ce
+                            best_outlay = float(price + firm_fee + upfront)
                     continue
                 own = float(cost + prem)
                 willingness = _willingness(p_hat, value, own, float(refund), fee_rate, fee_firm_share, fixed, cash,
@@ -232,6 +236,8 @@ def choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, ba
                     if borrowed <= credit and ce > best_ce:
                         best_row, best_cover, best_price, best_ce = j, cover, price, ce
                         best_borrowed = np.int64(math.ceil(borrowed))
+                        best_outlay = support_terms(float(price + rules.firms_fee(price, fee_rate, fee_firm_share)
+                                                          + fixed), 0.0, own, cash, support)[0]
             else:
                 at_sign = np.int64(offers[j, OFFER_AT_SIGN])
                 on_success = np.int64(offers[j, OFFER_ON_SUCCESS])
@@ -242,6 +248,7 @@ def choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, ba
                                                     float(-upfront - sign_pay + refund), abs_ra)
                     if upfront + sign_pay <= cash and ce > best_ce:
                         best_row, best_cover, best_price, best_ce = j, cover, at_sign, ce
+                        best_outlay = float(upfront + sign_pay)
                     continue
                 own = float(cost + prem)
                 out_sign, out_success, interest, borrowed = support_terms(
@@ -251,7 +258,8 @@ def choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, ba
                 if borrowed <= credit and ce > best_ce:
                     best_row, best_cover, best_price, best_ce = j, cover, at_sign, ce
                     best_borrowed = np.int64(math.ceil(borrowed))
-    return best_row, best_cover, best_price, best_ce, best_borrowed
+                    best_outlay = out_sign
+    return best_row, best_cover, best_price, best_ce, best_borrowed, best_outlay
 
 
 @entry
@@ -338,7 +346,7 @@ def consider(p, st, series, month, f, a, signal, broker):
     cash = st.balance[account(st, FIRM, f)]
     p_hat = rules.firm_estimate(rules.belief_mean(st.firm_alpha[f], st.firm_beta[f]), signal, p.belief_weight)
     brokered = broker >= 0
-    row, cover, price, _, borrowed = choose_contract(
+    row, cover, price, _, borrowed, outlay = choose_contract(
         p_hat, value, cost, cash, rules.abs_risk_aversion(st.firm_risk_aversion[f], cash),
         st.ach_ask[a], st.univ_reservation[st.ach_owner[a]], p.bargaining_power, st.offers, n, st.covers, n_covers,
         p.fee_rate if brokered else 0.0, p.fee_fixed if brokered else 0.0, p.fee_firm_share, st.support)
@@ -348,6 +356,7 @@ def consider(p, st, series, month, f, a, signal, broker):
     terms = st.offers[row]
     st.c_ach[f] = a
     st.c_borrowed[f] = borrowed
+    st.c_own_cash[f] = max(np.int64(0), np.int64(math.ceil(outlay)) - borrowed)
     st.c_broker[f] = broker
     st.c_form[f] = np.int64(terms[OFFER_FORM])
     st.c_at_sign[f] = price
@@ -397,6 +406,10 @@ def negotiate(p, st, series, month, f, u):
     down."""
     mean = rules.negotiation_months(st.c_negotiation[f], st.c_broker[f] >= 0, p.broker_speedup)
     step = rules.negotiation_step(u, mean, p.breakdown_hazard)
+    if step == rules.CONCLUDED and st.balance[account(st, FIRM, f)] < st.c_own_cash[f]:
+        # the firm's cash fell while it negotiated (instalments of an earlier royalty, paid first: they are owed):
+        # it can no longer pay at signing what it agreed to, and the deal falls through
+        step = rules.BROKE_DOWN
     if step == rules.CONCLUDED:
         sign(p, st, series, month, f)
     elif step == rules.BROKE_DOWN:

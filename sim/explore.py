@@ -317,7 +317,11 @@ class ExploratoryModel:
 
         EMA passes names as keyword arguments; dotted keys are passed as ``a__b`` and mapped back.
         """
-        from ema_workbench import (BooleanParameter, IntegerParameter, Model, RealParameter, ScalarOutcome)
+        import warnings
+
+        with warnings.catch_warnings():  # its optional cluster evaluator's missing package, said on import
+            warnings.filterwarnings("ignore", message="ipyparallel not installed")
+            from ema_workbench import BooleanParameter, IntegerParameter, Model, RealParameter, ScalarOutcome
 
         def param(p: Param):
             cls = IntegerParameter if p.integer else RealParameter

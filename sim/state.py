@@ -121,6 +121,7 @@ field("c_cost", "firm", np.int64, 0, "implementation cost for this firm")
 field("c_chance", "firm", np.float64, 0.0, "true success chance of the pair")
 field("c_opened", "firm", np.int64, 0, "month negotiation began")
 field("c_borrowed", "firm", np.int64, 0, "borrowed to afford the payments at signing (credit on offer, st.support)")
+field("c_own_cash", "firm", np.int64, 0, "the firm's own cash its payments at signing need (they less its loan)")
 field("c_ends", "firm", np.int64, -1, "month the outcome is known")
 field("c_reported", "firm", np.bool_, False, "the outcome as the university learns it: the success, unless a "
       "trial's false failure report went undetected (set at settlement, before the instruments' on_settle)")

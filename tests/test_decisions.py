@@ -227,7 +227,7 @@ def test_the_firm_takes_the_cover_with_the_highest_certainty_equivalent():
     p, value, cost, cash, ra, ask, res, b = 0.6, 5e6, 1e6, 3e6, 5e-7, 1e6, 0.3, 0.5
     levels = (0.2, 0.4, 0.6, 0.8)
     covers = _menu(levels, cost, 0.42, 0.9)   # loaded: 0.42 of the cover against 0.4 x 0.9 = 0.36 expected back
-    row, cover, price, ce, _ = contracts.choose_contract(p, value, cost, cash, ra, ask, res, b, _licence_only(), 1,
+    row, cover, price, ce, _, _ = contracts.choose_contract(p, value, cost, cash, ra, ask, res, b, _licence_only(), 1,
                                                          covers, len(levels), 0.0, 0.0, 0.5, NO_SUPPORT)
     found, best, best_ce = False, -1, 0.0
     for k in range(-1, len(levels)):
@@ -255,9 +255,9 @@ def test_a_larger_menu_never_turns_an_insured_firm_away_from_insurance(p, value,
     small = [step * (k + 1) for k in range(levels)]
     large = [step * (k + 1) for k in range(levels + more)]
     args = (p, value, cost, cash, ra, 0.2 * value, 0.3, 0.5, _licence_only(), 1)
-    row_s, cover_s, _, ce_s, _ = contracts.choose_contract(*args, _menu(small, cost, rate, claim_share), len(small),
+    row_s, cover_s, _, ce_s, _, _ = contracts.choose_contract(*args, _menu(small, cost, rate, claim_share), len(small),
                                                            0.0, 0.0, 0.5, NO_SUPPORT)
-    row_l, cover_l, _, ce_l, _ = contracts.choose_contract(*args, _menu(large, cost, rate, claim_share), len(large),
+    row_l, cover_l, _, ce_l, _, _ = contracts.choose_contract(*args, _menu(large, cost, rate, claim_share), len(large),
                                                            0.0, 0.0, 0.5, NO_SUPPORT)
     assert ce_l >= ce_s
     if row_s >= 0:

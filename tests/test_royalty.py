@@ -213,3 +213,36 @@ def test_a_royalty_run_is_a_valid_sweep_record(tmp_path):
     store.write(rid, sweep.record_of(cfg, 2, rid, r.summary))
     record, problem = store.load(rid)
     assert problem is None and record["metrics"]["contracts"] == r.summary["contracts"]
+
+
+def test_a_firm_whose_instalments_ate_the_cash_it_agreed_to_pay_does_not_sign():
+    """Regression (found by a Sobol design): a firm paying instalments of an earlier royalty while it negotiates a new
+    contract held, at signing, less than the cash it had agreed to pay (its pledge loan set at the start of the
+    negotiation) and was overdrawn. The instalments are paid first (they are owed); a firm that can no longer pay
+    what it agreed at signing does not sign. Every account stays >= 0 and every negotiation that concluded was paid
+    in full (the audit log: each signing's payments come from cash the firm held)."""
+    over = {"scenario.firms.need_patience": 10, "scenario.firms.self_search_prob": 0.0399,
+            "scenario.firms.risk_aversion_sme": 0.5112, "scenario.firms.prior_success": 0.3727,
+            "scenario.universities.reservation_share": 0.3262, "scenario.achievements.quality_a": 9.268,
+            "scenario.achievements.ask_share": 0.2201, "scenario.negotiation.breakdown_hazard": 0.0725,
+            "scenario.brokers.noise": 0.3659, "regime.name": "royalty_pledge",
+            "regime.instruments": ["royalty", "maturation", "ip_pledge", "appraisal", "expert_visits"]}
+    cfg = api.replace(api.compose("engine=numba"), **over)
+    series, n, money, arrays = kernels.run(cfg, 2, audit_rows=2_000_000)
+    check_invariants(series, n, money, cfg)  # raised InvariantError ("a firm paid more than it had") before
+    lo, hi = arrays.acct_base[ledger.FIRM], arrays.acct_base[ledger.FIRM + 1]
+    log = arrays.audit[:arrays.audit_n[0]]
+    assert arrays.audit_n[0] < 2_000_000
+    flows = np.zeros(hi - lo, dtype=np.int64)
+    for _, _, payer, payee, amount in log:
+        if lo <= payer < hi:
+            flows[payer - lo] -= amount
+        if lo <= payee < hi:
+            flows[payee - lo] += amount
+    balance = arrays.balance[lo:hi] - flows  # each firm's starting cash, replayed payment by payment
+    for _, _, payer, payee, amount in log:
+        if lo <= payer < hi:
+            balance[payer - lo] -= amount
+            assert balance[payer - lo] >= 0
+        if lo <= payee < hi:
+            balance[payee - lo] += amount

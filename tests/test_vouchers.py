@@ -50,13 +50,15 @@ def test_one_licence_with_and_without_a_voucher_by_hand():
     # price 180,000 + (890,000 - 180,000) / 2 = 535,000
     assert decide(700_000, _support(0.0, 0.0))[2] == 535_000
     # a firm with 600,000 cannot pay that and the cost: the pair settles at the most it can pay, 500,000
-    row, _, price, ce, _ = decide(600_000, _support(0.0, 0.0))
+    row, _, price, ce, _, outlay = decide(600_000, _support(0.0, 0.0))
+    assert outlay == 600_000  # the price and the cost: all its cash, at signing
     assert row == 0 and price == 500_000 and ce == pytest.approx(0.99 * 400_000 - 0.01 * 600_000)
     # with half of the price paid by a voucher the firm's willingness doubles to 1,780,000 and the Nash price is
     # 980,000: the firm pays 490,000 and the cost, 590,000, within its cash; the university gets 480,000 more, the
     # firm 10,000 more (CE 400,000 against 390,000): most of the voucher reaches the university
-    row, _, price, ce, borrowed = decide(600_000, _support(0.5, 1e9))
+    row, _, price, ce, borrowed, outlay = decide(600_000, _support(0.5, 1e9))
     assert row == 0 and borrowed == 0 and abs(price - 980_000) <= 1
+    assert abs(outlay - 590_000) <= 1  # what it pays at signing, net of the voucher
     assert ce == pytest.approx(0.99 * (900_000 - 490_000) - 0.01 * 590_000, abs=1.0)
     # a firm with 400,000: without a voucher it can pay 300,000 (>= the reservation); with it, the most it can pay
     # is a price whose half is 300,000
