@@ -610,7 +610,9 @@ def plot_front(trials: pd.DataFrame, objectives: Mapping[str, str], path, budget
     """The front (conversions up, cost right) with the other feasible trials, the infeasible ones in grey, the
     best mix for the budget marked; with the budget line on the spend axis. When the cost objective is not
     ``spend`` a second panel shows the same trials against ``spend``. ``front_intervals``: the front's
-    re-evaluated values with ``_lo``/``_hi`` columns, drawn as error bars. Saved with Agg to ``path``."""
+    re-evaluated means with ``_lo``/``_hi`` columns, drawn as crosses with error bars. The cost axis spans the
+    feasible trials (and the budget); infeasible trials beyond it are counted in the legend. Saved with Agg to
+    ``path`` (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -625,30 +627,44 @@ def plot_front(trials: pd.DataFrame, objectives: Mapping[str, str], path, budget
     on = pareto_front(trials, {conv: "max", cost: "min"}, feas)
     panels = [cost] + ([spend] if spend != cost and spend in trials.columns else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.6), squeeze=False)
+    fi = front_intervals if front_intervals is not None and len(front_intervals) else None
     for ax, x in zip(axes[0], panels):
-        ax.scatter(trials.loc[~feas, x], trials.loc[~feas, conv], s=10, c="0.75", label="infeasible trials")
+        xs = trials[x].to_numpy(dtype=float)
+        shown = np.isfinite(xs)
+        top = [xs[feas & np.isfinite(xs)].max()] if (feas & np.isfinite(xs)).any() else []
+        if budget is not None and x == spend:
+            top.append(budget)
+        if fi is not None and x + "_hi" in fi.columns:
+            top.append(float(np.nanmax(fi[x + "_hi"].to_numpy(dtype=float))))
+        lo = float(np.nanmin(xs[shown])) if shown.any() else 0.0
+        hi = max(top) if top else (float(np.nanmax(xs[shown])) if shown.any() else 1.0)
+        pad = 0.08 * (hi - lo if hi > lo else max(abs(hi), 1.0))
+        beyond = int(np.sum(~np.isfinite(xs) | (xs > hi + pad)))
+        ax.scatter(trials.loc[~feas, x], trials.loc[~feas, conv], s=10, c="0.75",
+                   label="infeasible trials" + (f" ({beyond} beyond the axis)" if beyond else ""))
         rest = feas & ~on
         ax.scatter(trials.loc[rest, x], trials.loc[rest, conv], s=12, c="tab:blue", alpha=0.5,
                    label="feasible trials")
         f = trials[on].sort_values(x)
-        ax.plot(f[x], f[conv], "o-", c="tab:red", ms=5, lw=1.2,
-                label="Pareto front" + ("" if x == cost else f" (of {cost})"))
-        if front_intervals is not None and {x + "_lo", conv + "_lo"} <= set(front_intervals.columns):
-            fi = front_intervals
+        ax.plot(f[x], f[conv], "o-" if x == cost else "o", c="tab:red", ms=5, lw=1.2,
+                label="Pareto front" + ("" if x == cost else f" (of {cost.replace('_', ' ')})"))
+        if fi is not None and {x + "_lo", conv + "_lo"} <= set(fi.columns):
             ax.errorbar(fi[x], fi[conv], xerr=[fi[x] - fi[x + "_lo"], fi[x + "_hi"] - fi[x]],
-                        yerr=[fi[conv] - fi[conv + "_lo"], fi[conv + "_hi"] - fi[conv]], fmt="none",
-                        ecolor="tab:red", alpha=0.5, lw=0.8, label="95% interval (re-evaluated)")
+                        yerr=[fi[conv] - fi[conv + "_lo"], fi[conv + "_hi"] - fi[conv]], fmt="x", ms=4,
+                        c="tab:red", ecolor="tab:red", alpha=0.45, lw=0.8,
+                        label="re-evaluated mean, 95% interval (fresh seeds)")
         if budget is not None and x == spend:
             ax.axvline(budget, c="k", ls="--", lw=1, label=f"budget {budget:,.0f} a year")
         if best is not None:
             ax.scatter([best[x]], [best[conv]], marker="*", s=220, c="gold", edgecolors="k", zorder=5,
                        label="best mix for the budget")
+        ax.set_xlim(lo - pad, hi + pad)
         ax.set_xlabel(x.replace("_", " ") + (" (yuan)" if "cost" in x or "spend" in x else ""))
         ax.set_ylabel(conv.replace("_", " "))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, format="png")
     plt.close(fig)
