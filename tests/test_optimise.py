@@ -4,6 +4,12 @@ against a brute-force grid of the real model, resume after a kill anywhere, inte
 from __future__ import annotations
 
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -21,6 +27,7 @@ from sim.optimise import (NOT_MEANS, Canonical, ModelBatch, best_for_budget, dec
                           open_storage, outcome_interval, pareto_front, plot_front, search)
 
 TINY = ("regime=baseline", "scenario.firms.n=200", "scenario.months=24")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 # --------------------------------------------------------------------------- pareto_front
@@ -365,3 +372,85 @@ def test_plot_front_writes_a_png(tmp_path):
     path = tmp_path / "front.png"
     plot_front(t, {"extra_conversions": "max", "extra_public_cost_per_year": "min"}, path, budget=0.6, best=best)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --------------------------------------------------------------------------- the app
+APP_TINY = ["engine=numba", "scenario.firms.n=200", "scenario.months=24"]
+APP = [*APP_TINY, f"optimise.levers={Path(__file__).parent / 'data' / 'small_levers.yaml'}",
+       "optimise.population=6", "optimise.replicates=2", "optimise.interval_replicates=3", "optimise.budget=3e5",
+       "workers=2", "progress=false"]
+
+
+def _app(tmp_path, *args, folder="out"):
+    return subprocess.run([sys.executable, "-m", "experiments.optimise", *args, f"hydra.run.dir={tmp_path / folder}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def _direct(generations: int):
+    """The app's search and front, computed here (in memory, in this process)."""
+    from experiments.optimise import REPORTED
+
+    lev = load_levers(str(Path(__file__).parent / "data" / "small_levers.yaml"))
+    model = build_model(api.compose("regime=baseline", *APP_TINY), levers=lev,
+                        outcomes=list(dict.fromkeys(["extra_conversions", "extra_public_cost_per_year", *REPORTED])),
+                        replicates=2, seed=0)
+    res = search(ModelBatch(model), decision_space(lev), {"extra_conversions": "max",
+                                                          "extra_public_cost_per_year": "min"},
+                 {"gov_spend_per_year": 3e5}, population=6, generations=generations, seed=0, canonical=Canonical(lev))
+    return model, res
+
+
+def test_the_app_writes_the_front_of_a_direct_search_and_resumes_after_kill_9(tmp_path):
+    args = [*APP, "optimise.generations=8"]
+    cmd = [sys.executable, "-m", "experiments.optimise", *args, f"hydra.run.dir={tmp_path / 'out'}"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    journal = tmp_path / "out" / "search.journal"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:  # killed once generation 2 is being asked
+        if journal.exists() and '"generation":2' in journal.read_text(errors="replace"):
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.stderr.read()[-2000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "out" / "trials.parquet").exists()
+    p = _app(tmp_path, *args)                              # the same command resumes in the same folder
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    out = tmp_path / "out"
+    model, res = _direct(8)
+    trials = pd.read_parquet(out / "trials.parquet")
+    pd.testing.assert_frame_equal(trials.drop(columns="trial"), res.trials.drop(columns="trial"), check_dtype=False)
+    front = pd.read_csv(out / "front.csv")
+    direct_front = res.front()
+    cols = ["generation", *res.names, *model.outcomes]
+    pd.testing.assert_frame_equal(front[cols], direct_front[cols], check_dtype=False)
+    best = best_for_budget(direct_front, 3e5)
+    assert front["best"].tolist() == [i == best.name for i in range(len(direct_front))]
+    iv = intervals(model, [{k: r[k] for k in res.names} for _, r in direct_front.iterrows()], replicates=3)
+    for o in model.outcomes:
+        np.testing.assert_allclose(front[o + "_mean"], iv[o], rtol=1e-12)
+        np.testing.assert_allclose(front[o + "_lo"], iv[o + "_lo"], rtol=1e-12)
+    assert (out / "front.png").read_bytes()[:4] == b"\x89PNG"
+    assert "best mix for a budget of 300,000" in (out / "best.md").read_text()
+    assert "## The Pareto front" in (out / "report.md").read_text()
+    # run again: nothing is evaluated, the same files
+    p2 = _app(tmp_path, *args)
+    assert p2.returncode == 0 and "0 new points and 0 front points re-evaluated" in p2.stdout, p2.stdout[-2000:]
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "trials.parquet"), trials)
+    # another search in the same folder is refused, not mixed
+    p3 = _app(tmp_path, *args, "optimise.population=8")
+    assert p3.returncode == 2 and p3.stderr.count("\n") == 1 and "holds an exploration" in p3.stderr
+
+
+@pytest.mark.parametrize("arg, words", [
+    ("optimise.cost=joy", "optimise.cost"),
+    ("optimise.population=1", "optimise.population"),
+    ("optimise.budget=-1", "optimise.budget"),
+    ("optimise.levers=nowhere", "optimise.levers = nowhere"),
+    ("optimise.bogus=1", "unknown key 'optimise.bogus'"),
+])
+def test_the_app_refuses_bad_values_in_one_line(tmp_path, arg, words):
+    p = _app(tmp_path, *APP, "optimise.generations=2", arg)
+    assert p.returncode == 2, p.stdout[-1000:] + p.stderr[-1000:]
+    assert p.stderr.count("\n") == 1 and words in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert not (tmp_path / "out").exists()  # nothing written
