@@ -282,10 +282,10 @@ class ExploratoryModel:
     def _baseline_key(self, point: dict) -> tuple:
         return tuple(float(point[p.key]) if p.key in point else None for p in self.uncertainties)
 
-    def __call__(self, **point) -> dict:
-        """The outcomes of one point (its replicates run here, one after another)."""
-        outs = [OUTCOMES[o] for o in self.outcomes]
-        needed = {m for o in outs for m in o.metrics}
+    def runs(self, **point) -> Runs:
+        """The run metrics of one point's replicates (and its baseline's when an outcome needs it), from which its
+        outcomes are computed: per-replicate values and intervals (:func:`sim.optimise.intervals`) start here."""
+        needed = {m for o in self.outcomes for m in OUTCOMES[o].metrics}
         runs = self._metrics(self.configs(point), needed)
         base = None
         if self.needs_baseline:
@@ -293,8 +293,12 @@ class ExploratoryModel:
             if key not in self._baselines:  # a baseline depends on the uncertainties alone: run once per scenario
                 self._baselines[key] = self._metrics(self.baseline_configs(point), needed)
             base = self._baselines[key]
-        r = Runs(runs, base, self.years)
-        return {o.name: o.fn(r) for o in outs}
+        return Runs(runs, base, self.years)
+
+    def __call__(self, **point) -> dict:
+        """The outcomes of one point (its replicates run here, one after another)."""
+        r = self.runs(**point)
+        return {o: OUTCOMES[o].fn(r) for o in self.outcomes}
 
     @property
     def runs_per_point(self) -> int:
