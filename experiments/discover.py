@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from experiments.explore_app import (RunOptions, app_main, check_stamp, digest, make_executor, say, stamp_line,
+from experiments.explore_app import (RunOptions, app_main, check_stamp, digest, model_digest, make_executor, say, stamp_line,
                                      write_table)
 from sim.config import Config, ConfigError
 from sim.schema import _c
@@ -152,7 +152,7 @@ def run(cfg: Config, own: DiscoverConfig, out: Path) -> dict:
     model, points, table, inputs, params = build(cfg, own)
     evaluated, seconds = 0, 0.0
     if model is not None:
-        check_stamp(out, {"app": "discover", "model": digest(repr(model.base)), "posterior": cfg.posterior,
+        check_stamp(out, {"app": "discover", "model": model_digest(model.base), "posterior": cfg.posterior,
                           "design": digest([own.space, list(inputs), own.n, own.replicates, cfg.seed,
                                             list(model.outcomes)]), "part_size": own.run.part_size},
                     own.run.resume)

@@ -108,6 +108,14 @@ def digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def model_digest(cfg: Config) -> str:
+    """The model's config as numbers: settings that change none (``progress``, ``workers``) leave it the same, so a
+    run resumed with other ones continues in its folder."""
+    from sim.config import replace
+
+    return digest(repr(replace(cfg, progress=False, workers=1)))
+
+
 def say(cfg: Config, text: str) -> None:
     if cfg.progress:
         print(text, flush=True)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from experiments.explore_app import (RunOptions, app_main, check_stamp, digest, make_executor, say, stamp_line,
+from experiments.explore_app import (RunOptions, app_main, check_stamp, digest, model_digest, make_executor, say, stamp_line,
                                      write_table)
 from sim.config import Config, ConfigError
 from sim.schema import _c
@@ -138,11 +138,7 @@ def run(cfg: Config, own: OptimiseConfig, out: Path) -> dict:
 
     model, levers, objectives, constraints = build(cfg, own)
     space = opt.decision_space(levers)
-    from sim.config import replace
-
-    # the model as numbers: settings that change none (progress, workers) do not make it another exploration
-    numbers = replace(model.base, progress=False, workers=1)
-    check_stamp(out, {"app": "optimise", "model": digest(repr(numbers)), "posterior": cfg.posterior,
+    check_stamp(out, {"app": "optimise", "model": model_digest(model.base), "posterior": cfg.posterior,
                       "design": digest([own.levers, repr(levers), own.conversions, own.cost, own.budget,
                                         own.risk_bound, own.population, own.generations, own.replicates,
                                         own.interval_replicates, own.intervals_max, own.conf_level, own.crossover,

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Optional
 
 from experiments.app import write_atomic
-from experiments.explore_app import (RunOptions, app_main, check_stamp, digest, make_executor, save_figure, say,
+from experiments.explore_app import (RunOptions, app_main, check_stamp, digest, model_digest, make_executor, save_figure, say,
                                      stamp_line, write_table)
 from sim.config import Config, ConfigError
 from sim.schema import _c, _nested
@@ -95,7 +95,7 @@ def run(cfg: Config, own: SensitivityConfig, out: Path) -> dict:
 
     model, n = build(cfg, own)
     points = sa.size(len(model.uncertainties), own.method, n, own.sobol.second_order)
-    check_stamp(out, {"app": "sensitivity", "model": digest(repr(model.base)), "posterior": cfg.posterior,
+    check_stamp(out, {"app": "sensitivity", "model": model_digest(model.base), "posterior": cfg.posterior,
                       "design": digest([own.method, own.space, own.parameters, own.replicates, cfg.seed,
                                         own.sobol.n, own.sobol.second_order, own.morris.trajectories,
                                         own.morris.levels, own.outcomes]), "part_size": own.run.part_size},

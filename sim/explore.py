@@ -206,7 +206,8 @@ class ExploratoryModel:
             both = sorted(set(keys) & set(self.posterior.keys))
             if both:
                 raise ConfigError(f"{both[0]}: set both by the posterior and by the design; drop it from one")
-            self._draws = self.posterior.draws(self.base, self.replicates)
+            # draw k for replicate k, drawn by the model's own seed (a model of another seed draws afresh)
+            self._draws = self.posterior.configs(self.base, self.posterior.sample(self.seed, self.replicates))
 
     # ------------------------------------------------------------------ names
     @property

@@ -577,9 +577,9 @@ def intervals(model, points: Sequence[dict], replicates: int, seed: Optional[int
 
     The replicates run on seeds ``seed, seed + 1, ...``, by default fresh ones (``model.seed +
     model.replicates`` on): the points were chosen on the search's seeds, and estimates on the seeds that
-    chose them are biased in their favour. With a posterior, replicate ``k`` runs on the posterior's draw
-    ``k`` (the draws are the posterior's first ``replicates``, the search's draws and more: they are tied
-    to the base config's seed), so an interval covers seeds and parameters together. Points are the
+    chose them are biased in their favour. With a posterior, replicate ``k`` runs on draw ``k`` of draws
+    made with that seed (fresh draws, as the seeds are fresh), so an interval covers seeds and parameters
+    together. Points are the
     levers' keys (NaN or a missing key: the base config's value, e.g. a parameter of an instrument off).
     """
     from .explore import ExploratoryModel
