@@ -122,23 +122,9 @@ def build(cfg: Config, own: DiscoverConfig):
         keys = [p.key for p in space.params if p.applies_to(cfg.scenario.name)]
     model = build_model(cfg, space, keys, outcomes=outcomes, replicates=own.replicates, seed=cfg.seed,
                         engine=cfg.engine, posterior=cfg.posterior)
-    return model, design(model.uncertainties, own.n, cfg.seed), None, list(keys), list(model.uncertainties)
+    from sim.discovery import latin_hypercube
 
-
-def design(params, n: int, seed: int) -> list[dict]:
-    """A Latin hypercube of ``n`` points over the parameters' ranges in their prior coordinates (the log for a
-    log-scale parameter; integers rounded when applied, :meth:`sim.calibration.Param.from_unit`)."""
-    from scipy.stats import qmc
-
-    unit = qmc.LatinHypercube(d=len(params), seed=seed).random(n)
-    points = []
-    for row in unit:
-        point = {}
-        for p, u in zip(params, row):
-            lo, hi = p.bounds
-            point[p.key] = p.from_unit(lo + u * (hi - lo))
-        points.append(point)
-    return points
+    return model, latin_hypercube(model.uncertainties, own.n, cfg.seed), None, list(keys), list(model.uncertainties)
 
 
 def run(cfg: Config, own: DiscoverConfig, out: Path) -> dict:

@@ -69,6 +69,23 @@ COMPARISONS = {ast.Lt: np.less, ast.LtE: np.less_equal, ast.Gt: np.greater, ast.
 CONSTANTS = {"inf": math.inf}
 
 
+# --------------------------------------------------------------------------- the design
+def latin_hypercube(params, n: int, seed: int) -> list[dict]:
+    """A Latin hypercube of ``n`` points over the parameters' ranges in their prior coordinates (the log for a
+    log-scale parameter; integers rounded when applied, :meth:`sim.calibration.Param.from_unit`)."""
+    from scipy.stats import qmc
+
+    unit = qmc.LatinHypercube(d=len(params), seed=seed).random(n)
+    points = []
+    for row in unit:
+        point = {}
+        for p, u in zip(params, row):
+            lo, hi = p.bounds
+            point[p.key] = p.from_unit(lo + u * (hi - lo))
+        points.append(point)
+    return points
+
+
 # --------------------------------------------------------------------------- the condition
 def _allowed(columns: Sequence[str]) -> str:
     return ("comparisons (< <= > >= == !=) of outcome columns (" + ", ".join(columns) + ") with numbers or inf, "

@@ -43,7 +43,7 @@ def direct(table: pd.DataFrame, y: np.ndarray, box: pd.DataFrame):
 
 
 def test_the_design_and_its_outcomes_are_the_models(design_run):
-    from experiments.discover import design
+    from sim.discovery import latin_hypercube as design
     from sim import api
     from sim.calibration import load_space
     from sim.explore import build_model
