@@ -29,3 +29,19 @@ def test_notebook_executes(name, tmp_path):
         for block in text.split("\nQ")[1:]:
             variants = [ln for ln in block.splitlines()[1:] if ln.startswith("  ")]
             assert len(variants) == 2 and all(re.search(r"[+-][\d,.]+ \[-?[\d,.]+, -?[\d,.]+\]", v) for v in variants)
+
+    if name == "exploration.ipynb":
+        text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+        lines = text.splitlines()
+        # 1. the most influential parameter of each outcome, with its total index and interval
+        q1 = [ln for ln in lines if ln.startswith("Q1 ")]
+        assert {ln.split(":")[0] for ln in q1} == {"Q1 extra_conversions", "Q1 extra_public_cost_per_year"}
+        assert all(re.search(r"most influential scenario\.\S+ ST -?[\d.]+ \[-?[\d.]+, -?[\d.]+\]", ln) for ln in q1)
+        # 2. a box with its coverage and density, shares of the cases and of the box's points
+        q2 = next(ln for ln in lines if ln.startswith("Q2 "))
+        cov, dens = (float(x) for x in re.search(r"coverage ([\d.]+), density ([\d.]+)", q2).groups())
+        assert 0 < cov <= 1 and 0 < dens <= 1
+        # 3. the best mix for the budget with intervals on fresh seeds
+        q3 = next(ln for ln in lines if ln.startswith("Q3 "))
+        assert re.search(r"extra conversions -?[\d.]+ \[-?[\d.]+, -?[\d.]+\]", q3), q3
+        assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3  # indices, trade-off, front
