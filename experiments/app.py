@@ -29,7 +29,9 @@ import logging
 import os
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -38,8 +40,20 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from sim.config import ConfigError, load_config, one_line
+from sim.schema import _c
 
 _STARTED = False  # set once Hydra has composed the config and handed it to the task
+
+
+@dataclass
+class SlurmConfig:
+    """Where a Slurm job array runs (submitit), for the apps that send work to Slurm themselves."""
+
+    partition: Optional[str] = _c(None, doc="Slurm partition (null: the cluster's default)")
+    timeout_min: int = _c(60, ge=1, le=100000, doc="wall time of one job")
+    cpus_per_task: int = _c(1, ge=1, le=1024, doc="cores of one job")
+    mem_gb: float = _c(2.0, ge=0.1, le=10000.0, doc="memory of one job")
+    array_parallelism: int = _c(64, ge=1, le=100000, doc="jobs of an array running at once")
 
 
 def _sweep_id() -> str:

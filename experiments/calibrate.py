@@ -42,7 +42,8 @@ from typing import Optional
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.app import RunFailed, _write_provenance, _HeldStderr, _hydra_error_line, check_writable, run_app, write_atomic
+from experiments.app import (RunFailed, SlurmConfig, _write_provenance, _HeldStderr, _hydra_error_line, check_writable,
+                             run_app, write_atomic)
 from sim.config import _build, ConfigError, one_line
 from sim.locations import CONFIG_DIR
 from sim.schema import COUNT_MAX, SEED_MAX, _c, _nested
@@ -61,15 +62,6 @@ class AbcConfig:
     population: int = _c(200, ge=10, le=100000, doc="particles a generation")
     generations: int = _c(8, ge=1, le=100, doc="most generations")
     min_epsilon: float = _c(1.0, ge=0.0, le=1.0e6, doc="stop when the tolerance (the median distance) is below this")
-
-
-@dataclass
-class SlurmConfig:
-    partition: Optional[str] = _c(None, doc="Slurm partition (null: the cluster's default)")
-    timeout_min: int = _c(30, ge=1, le=100000, doc="wall time of one job")
-    cpus_per_task: int = _c(1, ge=1, le=1024, doc="cores of one job")
-    mem_gb: float = _c(2.0, ge=0.1, le=10000.0, doc="memory of one job")
-    array_parallelism: int = _c(64, ge=1, le=100000, doc="jobs of an array running at once")
 
 
 @dataclass
@@ -139,7 +131,6 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
 
     matplotlib.use("Agg")
     import pandas as pd
-    from tabulate import tabulate
 
     from sim import calibration as cal
     from sim import calibration_plots as plots

@@ -19,25 +19,16 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.app import (RunFailed, _HeldStderr, _hydra_error_line, _write_provenance, check_command_line,
-                             check_writable, run_app, section_fields, write_atomic)
+from experiments.app import (RunFailed, SlurmConfig, _HeldStderr, _hydra_error_line, _write_provenance,
+                             check_command_line, check_writable, run_app, section_fields, write_atomic)
 from sim.config import Config, ConfigError, _build, load_config, one_line
 from sim.locations import CONFIG_DIR
 from sim.schema import _c, _nested
-
-
-@dataclass
-class SlurmConfig:
-    partition: Optional[str] = _c(None, doc="Slurm partition (null: the cluster's default)")
-    timeout_min: int = _c(60, ge=1, le=100000, doc="wall time of one job")
-    cpus_per_task: int = _c(1, ge=1, le=1024, doc="cores of one job")
-    mem_gb: float = _c(2.0, ge=0.1, le=10000.0, doc="memory of one job")
-    array_parallelism: int = _c(64, ge=1, le=100000, doc="jobs of an array running at once")
 
 
 @dataclass
