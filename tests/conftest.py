@@ -7,6 +7,10 @@ import pytest
 
 from sim import api
 
+# which tests share a pytest-xdist worker (a Slurm cluster, an expensive module fixture): see the module
+from .xdist_groups import (  # noqa: F401
+    pytest_collection_finish, pytest_unconfigure, pytest_xdist_make_scheduler, pytest_xdist_setupnodes)
+
 # a small region that still has every kind of agent (fast enough for many seeds)
 SMALL = (
     "scenario.firms.n=400",
