@@ -176,9 +176,14 @@ def main_job(node: DictConfig) -> Path:
     if at_spend is not None:
         try:
             equal = api.compare_at_spend(cfg, at_spend, regimes=regimes, spend_of=res)
+        except api.NoSpend:  # the runs decided it (no contract to reward, say): said, and the tables above kept
+            text += ["", f"No comparison at equal spend: {at_spend} spent no public money in these runs."]
+            _write_report(out, node, headline(res, None, None) + [""] + text)
+            at_spend = None
         except InvariantError as e:
             raise RunFailed(f"a run at equal spend broke an invariant of the model, so its tables were not written "
                             f"(those of the comparison without a budget were): {e}") from None
+    if equal is not None:
         written += _write_comparison(out, "_equal_spend", equal, f"{title}, at equal spend")
         text += ["", f"# At equal spend: every regime under government.annual_budget = {equal.budget:,.0f} yuan a "
                      f"year, the mean yearly spend of {at_spend} above", ""] + _report(equal, cfg, regimes)

@@ -530,11 +530,15 @@ def yearly_spend(cfg: Config, seeds: int, workers: int = 1, progress: bool = Fal
     return _per_year([r.summary["gov_spend"] for r in runs], cfg.scenario.months, cfg.regime.name)
 
 
+class NoSpend(ConfigError):
+    """The regime named for an equal-spend comparison spent no public money in these runs."""
+
+
 def _per_year(spends, months: int, regime: str) -> float:
     """The mean of runs' government spend, per year, whole yuan (> 0: a budget)."""
     spend = float(np.mean(np.asarray(spends, dtype=float))) / (months / 12.0)
     if spend <= 0:
-        raise ConfigError(f"at_spend = {regime}: that regime spends no public money; name one that does")
+        raise NoSpend(f"at_spend = {regime}: that regime spends no public money; name one that does")
     return float(np.floor(spend))
 
 
