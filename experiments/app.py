@@ -235,32 +235,35 @@ def _write_comparison(out: Path, suffix: str, res, title: str) -> list[str]:
     return list(files)
 
 
+def report_tables(res, cfg, regimes) -> list[tuple]:
+    """The tables of one comparison, (title, table) in the order the report gives them: the main job's table.md
+    and the dashboard's Compare page show these."""
+    from sim import api
+    from sim.stats import SIZE_METRICS, by_year, format_table, tails, who_pays
+
+    out = [(f"Outcomes per run, mean [95% interval] over {api.replicates_text(cfg)} ({cfg.scenario.name})",
+            format_table(res.table))]
+    if "baseline" in regimes and len(regimes) > 1:
+        out += [("Effect against baseline, paired by seed: mean difference [95% interval]\n"
+                 "(cost_per_extra_conversion: extra government spend / extra conversions, bootstrap interval; "
+                 "_public: with the income public universities forgo; _pv: present values at "
+                 f"{cfg.scenario.discount_rate:.0%} a year)", format_table(res.table, effects=True)),
+                ("Who pays and who gains: change in each party's net position against baseline "
+                 "(present value, yuan; mean [95% interval])", who_pays(res.table)),
+                ("By firm size: effect against baseline on SMEs and on large firms",
+                 format_table(res.table, effects=True, metrics=SIZE_METRICS))]
+    out += [(f"Spread across the {api.replicates_text(cfg)}: 5th / 50th / 95th percentile", tails(res.table)),
+            ("Conversions by year of the run (mean over seeds)", by_year(res.series))]
+    return out
+
+
 def _report(res, cfg, regimes) -> list[str]:
     """The tables of one comparison (markdown lines)."""
     from tabulate import tabulate
 
-    from sim import api
-    from sim.stats import SIZE_METRICS, by_year, format_table, tails, who_pays
-
-    def table(df):
-        return tabulate(df, headers="keys", tablefmt="github")
-
-    text = [f"## Outcomes per run, mean [95% interval] over {api.replicates_text(cfg)} ({cfg.scenario.name})",
-            table(format_table(res.table))]
-    if "baseline" in regimes and len(regimes) > 1:
-        text += ["", "## Effect against baseline, paired by seed: mean difference [95% interval]",
-                 "(cost_per_extra_conversion: extra government spend / extra conversions, bootstrap interval; "
-                 "_public: with the income public universities forgo; _pv: present values at "
-                 f"{cfg.scenario.discount_rate:.0%} a year)",
-                 table(format_table(res.table, effects=True)),
-                 "", "## Who pays and who gains: change in each party's net position against baseline "
-                 "(present value, yuan; mean [95% interval])",
-                 table(who_pays(res.table)),
-                 "", "## By firm size: effect against baseline on SMEs and on large firms",
-                 table(format_table(res.table, effects=True, metrics=SIZE_METRICS))]
-    text += ["", f"## Spread across the {api.replicates_text(cfg)}: 5th / 50th / 95th percentile",
-             table(tails(res.table)),
-             "", "## Conversions by year of the run (mean over seeds)", table(by_year(res.series))]
+    text: list[str] = []
+    for title, df in report_tables(res, cfg, regimes):  # a title's second line, if any, is its note
+        text += ([""] if text else []) + ["## " + title, tabulate(df, headers="keys", tablefmt="github")]
     return text
 
 

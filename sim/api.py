@@ -15,15 +15,15 @@ import os
 import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
-from .config import (ENGINES, SEED_MAX, Config, ConfigError, RegimeConfig, load_config, parameter_keys, replace,
-                     with_regime)
+from .config import (ENGINES, SEED_MAX, Config, ConfigError, RegimeConfig, allowed_regimes_text, load_config,
+                     parameter_keys, regime_instruments, replace, with_regime)
 from .posterior import Posterior, load_posterior
 from .results import SERIES_NAMES, check_by_sector, check_invariants, summarize
 
@@ -67,15 +67,12 @@ def regime_names() -> list[str]:
 
 
 def regime(name: str) -> RegimeConfig:
-    """The regime ``configs/regime/<name>.yaml`` (a name, never a path)."""
-    from omegaconf import OmegaConf
-
-    names = regime_names()
-    if not isinstance(name, str) or name not in names:
-        raise ConfigError(f"regime {name!r}: allowed are " + ", ".join(names))
-    path = CONFIG_DIR / "regime" / f"{name}.yaml"
-    data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    return load_config({"regime": data}).regime
+    """The regime ``configs/regime/<name>.yaml`` (a name, never a path), or a mix of instruments joined by ``+``
+    (``free_trial+vouchers``: a regime of that name switching those instruments on)."""
+    instruments = regime_instruments(name)
+    if instruments is None:
+        raise ConfigError(f"regime {name!r}: {allowed_regimes_text()}")
+    return load_config({"regime": {"name": name, "instruments": instruments}}).regime
 
 
 def under_regime(cfg: Config, name: str) -> Config:
@@ -261,7 +258,8 @@ def _progress_bar(total: int, desc: str, disable: bool = False):
 
 
 def run_batch(tasks: Sequence[tuple[Config, int]], workers: int = 1, progress: bool = False,
-              desc: str = "runs", chunksize: Optional[int] = None) -> list[RunResult]:
+              desc: str = "runs", chunksize: Optional[int] = None, pool: Optional[Executor] = None,
+              on_progress: Optional[Callable[[int, int, str], None]] = None) -> list[RunResult]:
     """Run (config, seed) pairs and return their results in task order.
 
     Every config is validated and every run's invariants are checked (a run that
@@ -290,6 +288,11 @@ def run_batch(tasks: Sequence[tuple[Config, int]], workers: int = 1, progress: b
       kernels once each, as before. A script then needs the usual
       ``if __name__ == "__main__":`` guard (notebooks need nothing).
 
+    ``pool``: a process pool of the caller's, kept warm between batches (a server's: its
+    workers load the kernels once), used instead of a new one; its ``workers`` chunks at a time.
+    ``on_progress(done, total, desc)`` is called as runs finish; an exception it raises stops
+    the batch (the chunks not yet begun are cancelled) and propagates.
+
     ``last_batch`` records how the last batch ran (:class:`BatchInfo`).
     """
     global last_batch
@@ -304,6 +307,12 @@ def run_batch(tasks: Sequence[tuple[Config, int]], workers: int = 1, progress: b
         if not (isinstance(t, tuple) and len(t) == 2 and isinstance(t[0], Config)):
             raise ConfigError(f"task {t!r:.60}: must be a (Config, seed) pair")
         check_seed(t[1])
+    def done(n: int) -> None:
+        if on_progress is not None:
+            on_progress(n, len(tasks), desc)
+
+    if pool is not None:
+        return _run_in_pool(pool, tasks, workers, chunksize, done)
     if workers <= 1 or len(tasks) <= 1:
         bar = _progress_bar(len(tasks), desc) if progress else None
         out: list[RunResult] = []
@@ -312,6 +321,7 @@ def run_batch(tasks: Sequence[tuple[Config, int]], workers: int = 1, progress: b
             for i in range(0, len(tasks), size):
                 results = _run_chunk(tasks[i:i + size])
                 out.extend(results)
+                done(len(out))
                 if bar is not None:
                     bar.update(len(results))
         finally:
@@ -339,6 +349,7 @@ def run_batch(tasks: Sequence[tuple[Config, int]], workers: int = 1, progress: b
             begun.append(start)
             loads += n_loads
             out.extend(results)
+            done(len(out))
             if bar is not None:
                 bar.update(len(results))
     except BaseException:
@@ -350,6 +361,21 @@ def run_batch(tasks: Sequence[tuple[Config, int]], workers: int = 1, progress: b
             bar.close()
     last_batch = BatchInfo(method, processes, len(tasks) - len(rest), len(chunks), min(begun) - t0,
                            tuple(pids), loads)
+    return out
+
+
+def _run_in_pool(pool: Executor, tasks: list, workers: int, chunksize: Optional[int], done) -> list[RunResult]:
+    """:func:`run_batch` in a pool of the caller's: chunks submitted, results gathered in task order."""
+    futures = [pool.submit(_worker_chunk, chunk) for chunk in _chunks(tasks, workers, chunksize)]
+    out: list[RunResult] = []
+    try:
+        for future in futures:
+            out.extend(future.result()[3])
+            done(len(out))
+    except BaseException:
+        for future in futures:
+            future.cancel()  # the pool stays the caller's; the chunks running finish, unread
+        raise
     return out
 
 
@@ -425,20 +451,22 @@ class Comparison:
 
 
 def compare(cfg: Config, regimes: Optional[Sequence[str]] = None, seeds: Optional[int] = None,
-            workers: Optional[int] = None, progress: Optional[bool] = None) -> Comparison:
+            workers: Optional[int] = None, progress: Optional[bool] = None, **batch) -> Comparison:
     """Run every regime on the same seeds (common random numbers) and tabulate the effects (under the config's
     ``government.annual_budget``; :func:`compare_at_spend` for a comparison at equal spend).
 
     With ``cfg.posterior`` (a calibration's posterior directory), replicate k runs on posterior draw k // seeds
     with seed ``cfg.seed + k``: ``posterior_draws x seeds`` replicates per regime, the same draw and seed under
     every regime, and the summary gets a column ``draw`` (the particle drawn).
+
+    ``batch``: ``pool`` and ``on_progress``, passed to :func:`run_batch` (they change no number).
     """
-    return _compare(cfg, regimes, seeds, workers, progress, None)
+    return _compare(cfg, regimes, seeds, workers, progress, None, **batch)
 
 
 def compare_at_spend(cfg: Config, at_spend: Optional[str] = None, regimes: Optional[Sequence[str]] = None,
                      seeds: Optional[int] = None, workers: Optional[int] = None, progress: Optional[bool] = None,
-                     spend_of: Optional[Comparison] = None) -> Comparison:
+                     spend_of: Optional[Comparison] = None, **batch) -> Comparison:
     """Every regime under one yearly budget: what regime ``at_spend`` (default ``cfg.at_spend``) spends a year,
     measured from ``spend_of`` (the :func:`compare` of the same config and seeds, if it ran that regime) or else by
     running it first. A cost per extra conversion is not a property of an instrument alone: at equal spend,
@@ -455,9 +483,9 @@ def compare_at_spend(cfg: Config, at_spend: Optional[str] = None, regimes: Optio
         budget = _per_year(spends, cfg.scenario.months, at_spend)
     else:
         budget = yearly_spend(under_regime(checked, at_spend), checked.seeds, checked.workers,
-                              cfg.progress if progress is None else progress)
+                              cfg.progress if progress is None else progress, **batch)
     capped = replace(cfg, **{"government.annual_budget": budget})
-    return _compare(capped, regimes, seeds, workers, progress, budget)
+    return _compare(capped, regimes, seeds, workers, progress, budget, **batch)
 
 
 def check_at_spend(name: str) -> None:
@@ -485,7 +513,7 @@ def _same_runs(a: Config, b: Config) -> bool:
     return replace(a, **keep) == b
 
 
-def _compare(cfg, regimes, seeds, workers, progress, budget) -> Comparison:
+def _compare(cfg, regimes, seeds, workers, progress, budget, **batch) -> Comparison:
     from .stats import comparison_table
 
     cfg = _checked(cfg, regimes, seeds, workers)
@@ -494,7 +522,8 @@ def _compare(cfg, regimes, seeds, workers, progress, budget) -> Comparison:
     posterior = load_posterior(cfg.posterior) if cfg.posterior is not None else None
     replicates = [rep for name in regimes for rep in _replicates(under_regime(cfg, name), seeds, posterior)]
     desc = f"{len(regimes)} regimes x {replicates_text(cfg, seeds)}" + (" at equal spend" if budget is not None else "")
-    results = run_batch([(c, seed) for c, seed, _ in replicates], workers=workers, progress=progress, desc=desc)
+    results = run_batch([(c, seed) for c, seed, _ in replicates], workers=workers, progress=progress, desc=desc,
+                        **batch)
     summary = summary_frame(results)
     if posterior is not None:
         summary.insert(2, "draw", [particle for _, _, particle in replicates])
@@ -521,12 +550,12 @@ def replicates_text(cfg: Config, seeds: Optional[int] = None) -> str:
     return f"{seeds} seeds" if cfg.posterior is None else f"{cfg.posterior_draws} posterior draws x {seeds} seeds"
 
 
-def yearly_spend(cfg: Config, seeds: int, workers: int = 1, progress: bool = False) -> float:
+def yearly_spend(cfg: Config, seeds: int, workers: int = 1, progress: bool = False, **batch) -> float:
     """Government's mean spend a year under ``cfg``'s regime (over seeds ``cfg.seed`` ..., and, with
     ``cfg.posterior``, over its draws as :func:`compare` runs them), whole yuan: the budget of a comparison at equal
     spend (``at_spend``)."""
     tasks = [(c, seed) for c, seed, _ in _replicates(cfg, seeds)]
-    runs = run_batch(tasks, workers=workers, progress=progress, desc=f"spend of {cfg.regime.name}")
+    runs = run_batch(tasks, workers=workers, progress=progress, desc=f"spend of {cfg.regime.name}", **batch)
     return _per_year([r.summary["gov_spend"] for r in runs], cfg.scenario.months, cfg.regime.name)
 
 

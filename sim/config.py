@@ -388,14 +388,14 @@ def _cross_checks(cfg: Config) -> None:
     """Rules that involve more than one value."""
     files = regime_files()
     for name in cfg.regimes:
-        if not isinstance(name, str) or name not in files:  # (a list is no key of a dict: not a TypeError)
-            raise ConfigError(f"regimes contains {_show(name)}: allowed regimes are " + ", ".join(files))
+        if regime_instruments(name) is None:
+            raise ConfigError(f"regimes contains {_show(name)}: {allowed_regimes_text()}")
     if not cfg.regimes:
         raise ConfigError("regimes = []: must name at least one of " + ", ".join(files))
     if len(set(cfg.regimes)) != len(cfg.regimes):
         raise ConfigError(f"regimes = {_show(cfg.regimes)}: each regime may appear once")
-    if cfg.at_spend is not None and cfg.at_spend not in files:
-        raise ConfigError(f"at_spend = {_show(cfg.at_spend)}: allowed regimes are " + ", ".join(files))
+    if cfg.at_spend is not None and regime_instruments(cfg.at_spend) is None:
+        raise ConfigError(f"at_spend = {_show(cfg.at_spend)}: {allowed_regimes_text()}")
     r = cfg.regime
     for name in r.instruments:
         if name not in INSTRUMENT_NAMES:
@@ -451,6 +451,29 @@ def regime_files() -> dict[str, list]:
     from .locations import CONFIG_DIR
 
     return _regime_files(str(CONFIG_DIR / "regime"))
+
+
+MIX = "+"  # a mix of instruments as a regime of the comparison: free_trial+vouchers
+
+
+def regime_instruments(name: Any) -> Optional[list]:
+    """The instruments of the regime called ``name`` in ``regimes``/``at_spend``: a named regime's
+    (``configs/regime/<name>.yaml``), or a mix's, two or more distinct instruments joined by ``+``
+    (``free_trial+vouchers``); None for any other value."""
+    if not isinstance(name, str):
+        return None
+    files = regime_files()
+    if name in files:
+        return list(files[name])
+    parts = name.split(MIX)
+    if len(parts) >= 2 and all(p in INSTRUMENT_NAMES for p in parts) and len(set(parts)) == len(parts):
+        return parts
+    return None
+
+
+def allowed_regimes_text() -> str:
+    return ("allowed are the regimes " + ", ".join(regime_files()) + ", or a mix of two or more distinct "
+            "instruments joined by + (free_trial+vouchers; instruments: " + ", ".join(INSTRUMENT_NAMES) + ")")
 
 
 def _resolve(node) -> Any:
