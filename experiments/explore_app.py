@@ -133,8 +133,9 @@ def write_table(frame, path: Path) -> None:
         write_atomic(path, lambda p: frame.to_csv(p, index=False))
 
 
-def app_main(config_name: str, section: str, cls, body: Callable) -> Callable[[], None]:
-    """The ``main()`` of an exploration app: ``body(model_cfg, section_cfg, out)`` does the work."""
+def app_main(config_name: str, section: str, cls, body: Callable, provenance: bool = True) -> Callable[[], None]:
+    """The ``main()`` of an exploration app: ``body(model_cfg, section_cfg, out)`` does the work (``provenance``:
+    the config written into ``out/.hydra`` after it, with the results)."""
     state = {"started": False}
     held = _HeldStderr(sys.stderr)
 
@@ -148,7 +149,8 @@ def app_main(config_name: str, section: str, cls, body: Callable) -> Callable[[]
             cfg, own = split(node, section, cls)
             check_writable(out, "hydra.run.dir")
             body(cfg, own, out)
-            _write_provenance(out, node)  # last, with the results
+            if provenance:
+                _write_provenance(out, node)  # last, with the results
         except (ConfigError, RunFailed) as e:
             if out.is_dir() and not any(out.iterdir()):  # refused before anything was written: no empty folder
                 out.rmdir()

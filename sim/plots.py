@@ -243,3 +243,43 @@ def save_sweep_plots(df: pd.DataFrame, axes: list[str], metric: str, out_dir: Pa
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+# --------------------------------------------------------------------------- one run, month by month
+def one_run_figure(series: pd.DataFrame, months: int, title: str = ""):
+    """One run up to its current month (``series``: a row per month run, a column per series): the funnel from
+    needs to conversions, contracts signed by form, brokers entering and leaving, and the reserves the
+    instruments' own agents hold (insurers, lenders). The x axis spans the whole run, so a run being played
+    fills it from the left."""
+    fig, axes = plt.subplots(2, 2, figsize=(12, 7.5), constrained_layout=True)
+    t = np.arange(len(series))
+    funnel = (("needs raised", ["needs_raised"]), ("matches", ["matches"]),
+              ("contracts", [C.COLUMNS[c].name for c in FORM_COLUMNS]), ("conversions", ["successes"]),
+              ("failures", ["failures"]))
+    ax = axes[0, 0]
+    for label, cols in funnel:
+        ax.plot(t, series[cols].sum(axis=1).cumsum(), label=label)
+    ax.set_title("Funnel (cumulative)", fontsize=10)
+    ax = axes[0, 1]
+    for c in FORM_COLUMNS:
+        ax.plot(t, series[C.COLUMNS[c].name].cumsum(), label=C.COLUMNS[c].form)
+    ax.set_title("Contracts signed by form (cumulative)", fontsize=10)
+    ax = axes[1, 0]
+    ax.plot(t, series["brokers_active"], color="k", label="active")
+    ax.plot(t, series["broker_entries"].cumsum(), label="entered (cumulative)")
+    ax.plot(t, series["broker_exits"].cumsum(), label="left (cumulative)")
+    ax.set_title("Brokers", fontsize=10)
+    ax = axes[1, 1]
+    for col, label in (("cash_insurers", "insurers' reserves"), ("cash_lenders", "lenders' reserves")):
+        if len(series) and series[col].abs().max() > 0:
+            ax.plot(t, series[col] / 1e6, label=label)
+    ax.set_title("Reserves of insurers and lenders (M yuan; none without those instruments)", fontsize=10)
+    for ax in axes.flat:
+        ax.set_xlim(0, max(months - 1, 1))
+        ax.set_xlabel("month", fontsize=8)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="upper left")
+    if title:
+        fig.suptitle(title)
+    return fig

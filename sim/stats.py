@@ -96,27 +96,31 @@ def comparison_table(summary: pd.DataFrame) -> pd.DataFrame:
     rows = []
     regimes = list(dict.fromkeys(summary["regime"]))
     base = summary[summary["regime"] == BASELINE].set_index("seed") if BASELINE in regimes else None
+    metrics = list(TABLE_METRICS + SIZE_METRICS)
     for name in regimes:
         runs = summary[summary["regime"] == name].set_index("seed")
         paired = base is not None and name != BASELINE
-        common = runs.index.intersection(base.index) if paired else None
-        for metric in TABLE_METRICS + SIZE_METRICS:
-            m, lo, hi = mean_ci(runs[metric])
-            values = runs[metric].to_numpy(dtype=float)
-            p5, p50, p95 = np.percentile(values, [5, 50, 95]) if np.isfinite(values).all() else (np.nan,) * 3
+        values = runs[metrics].to_numpy(dtype=float)  # seeds x metrics: columns read once, not cell by cell
+        if paired:
+            common = runs.index.intersection(base.index)
+            treated, control = runs.loc[common], base.loc[common]
+            diffs = treated[metrics].to_numpy(dtype=float) - control[metrics].to_numpy(dtype=float)
+        for j, metric in enumerate(metrics):
+            column = values[:, j]
+            m, lo, hi = mean_ci(column)
+            p5, p50, p95 = np.percentile(column, [5, 50, 95]) if np.isfinite(column).all() else (np.nan,) * 3
             row = {"regime": name, "metric": metric, "mean": m, "ci_low": lo, "ci_high": hi,
                    "effect": np.nan, "effect_low": np.nan, "effect_high": np.nan, "seeds": len(runs),
                    "p5": p5, "p50": p50, "p95": p95}
             if paired:
-                d = runs.loc[common, metric] - base.loc[common, metric]
-                row["effect"], row["effect_low"], row["effect_high"] = mean_ci(d)
+                row["effect"], row["effect_low"], row["effect_high"] = mean_ci(diffs[:, j])
             rows.append(row)
         for cost, spend in COSTS:
             row = {"regime": name, "metric": cost, "mean": np.nan, "ci_low": np.nan, "ci_high": np.nan,
                    "effect": np.nan, "effect_low": np.nan, "effect_high": np.nan, "seeds": len(runs)}
             if paired:
-                d_spend = runs.loc[common, spend] - base.loc[common, spend]
-                d_conv = runs.loc[common, "successes"] - base.loc[common, "successes"]
+                d_spend = treated[spend].to_numpy(dtype=float) - control[spend].to_numpy(dtype=float)
+                d_conv = treated["successes"].to_numpy(dtype=float) - control["successes"].to_numpy(dtype=float)
                 row["mean"], row["ci_low"], row["ci_high"] = cost_per_extra_conversion(d_spend, d_conv)
             rows.append(row)
     return pd.DataFrame(rows)
@@ -178,23 +182,23 @@ def headline_table(table: pd.DataFrame, at_equal_spend: Optional[pd.DataFrame] =
     return df.sort_values("_key", kind="stable").drop(columns=["_cost", "_key"])
 
 
+def _cells(t: pd.DataFrame, cols) -> list[str]:
+    """'mean [low, high]' of each row (``cols``: the three columns), '-' where the first is undefined."""
+    return ["-" if not np.isfinite(v) else f"{_fmt(v)} [{_fmt(lo)}, {_fmt(hi)}]"
+            for v, lo, hi in t[list(cols)].to_numpy(dtype=float)]
+
+
 def format_table(table: pd.DataFrame, effects: bool = False, metrics=None) -> pd.DataFrame:
     """Display form: metrics as rows, regimes as columns, cells 'mean [low, high]' (of ``metrics``: default, all but
     the split by firm size)."""
     cols = ("effect", "effect_low", "effect_high") if effects else ("mean", "ci_low", "ci_high")
     shown = set(metrics if metrics is not None else TABLE_METRICS + tuple(c for c, _ in COSTS))
     t = table[table["metric"].isin(shown)].copy()
-    t["cell"] = [
-        "-" if not np.isfinite(r[cols[0]]) else f"{_fmt(r[cols[0]])} [{_fmt(r[cols[1]])}, {_fmt(r[cols[2]])}]"
-        for _, r in t.iterrows()
-    ]
+    t["cell"] = _cells(t, cols)
     if effects:
         t = t[(t["regime"] != BASELINE)]
         costs = t["metric"].isin([c for c, _ in COSTS])
-        t.loc[costs, "cell"] = [
-            "-" if not np.isfinite(r["mean"]) else f"{_fmt(r['mean'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
-            for _, r in t[costs].iterrows()
-        ]
+        t.loc[costs, "cell"] = _cells(t[costs], ("mean", "ci_low", "ci_high"))
     else:
         t = t[~t["metric"].isin([c for c, _ in COSTS])]
     order = list(dict.fromkeys(t["metric"]))

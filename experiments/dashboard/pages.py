@@ -1,0 +1,369 @@
+"""The dashboard's pages (Solara): Compare, One run, Sweep, Calibration.
+
+Served by ``python -m experiments.dashboard`` (which sets :data:`SERVICE` before the server
+starts); ``solara run experiments/dashboard/pages.py`` serves them too, on the default config
+with one process. Every number comes from :mod:`experiments.dashboard.service`, which asks the
+same functions as the command line; this module only lays them out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Optional
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures are drawn to PNG for the page, never in a window
+
+import solara  # noqa: E402
+import solara.lab  # noqa: E402
+
+from experiments.dashboard import service as svc  # noqa: E402
+from sim import api  # noqa: E402
+from sim.config import INSTRUMENT_NAMES, ConfigError  # noqa: E402
+from sim.instruments import BY_NAME  # noqa: E402
+from sim.locations import CONFIG_DIR  # noqa: E402
+
+SERVICE: Optional[svc.Service] = None  # set by experiments.dashboard before the server starts
+SETTINGS: dict = {}                    # its paths: sweeps, calibrations (experiments.dashboard)
+_SERVICE_LOCK = threading.Lock()
+
+
+def service() -> svc.Service:
+    global SERVICE
+    with _SERVICE_LOCK:
+        if SERVICE is None:  # served by `solara run`: the default config, runs in the server's process
+            SERVICE = svc.Service(["engine=numba"], workers=1)
+        return SERVICE
+
+
+def table_html(df, name: str, index: bool = True):
+    """A table as HTML (its cells are the formatted strings of sim.stats), marked for tests and styling."""
+    html = df.to_html(index=index, border=0, classes=["tt-table"], na_rep="-", escape=True)
+    return solara.HTML(tag="div", unsafe_innerHTML=html, classes=[f"tt-{name}", "tt-scroll"])
+
+
+CSS = """
+.tt-table { border-collapse: collapse; font-size: 13px; margin-bottom: 8px; }
+.tt-table th, .tt-table td { padding: 2px 8px; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap; }
+.tt-table th { background: #f4f4f4; }
+.tt-scroll { overflow-x: auto; }
+.tt-command { font-family: monospace; background: #f4f4f4; padding: 6px; word-break: break-all; }
+"""
+
+
+# --------------------------------------------------------------------------- Compare
+def scenario_names() -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / "scenario").glob("*.yaml"))
+
+
+def instrument_fields(cfg, instrument: str) -> list[tuple[str, str, str]]:
+    """(dotted key, current value as the command line writes it, its doc) of an instrument's parameters."""
+    import dataclasses
+
+    section = BY_NAME[instrument].SECTION
+    obj = getattr(cfg, section)
+    out = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        text = "null" if value is None else str(value).lower() if isinstance(value, bool) else repr(value) \
+            if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else str(value)
+        out.append((f"{section}.{f.name}", text, f.metadata.get("doc", "")))
+    return out
+
+
+@solara.component
+def ParameterInputs(defaults, instruments, values, set_values):
+    """Text fields for the parameters of the instruments switched on (anything may be typed: the schema judges)."""
+    if not instruments:
+        solara.Text("Switch an instrument on to set its parameters.")
+    for name in [i for i in INSTRUMENT_NAMES if i in instruments]:
+        with solara.Details(summary=f"{name} ({BY_NAME[name].SECTION}.*)", expand=False):
+            for key, default, doc in instrument_fields(defaults, name):
+                def on_value(v, key=key, default=default):
+                    new = dict(values)
+                    if v.strip() == default or not v.strip():
+                        new.pop(key, None)
+                    else:
+                        new[key] = v.strip()
+                    set_values(new)
+                solara.InputText(key, value=values.get(key, default), on_value=on_value, continuous_update=False,
+                                 message=doc, classes=[f"tt-param-{key.replace('.', '-')}"])
+    key, default = "government.annual_budget", "null"
+
+    def on_budget(v):
+        new = dict(values)
+        if v.strip() in ("", default):
+            new.pop(key, None)
+        else:
+            new[key] = v.strip()
+        set_values(new)
+    solara.InputText(key, value=values.get(key, default), on_value=on_budget, continuous_update=False,
+                     message="cap on government's payments to all instruments in each budget year (null: none)",
+                     classes=["tt-param-government-annual_budget"])
+
+
+def question_of(scenario, regimes, mix, seeds, at_spend, values) -> list[str]:
+    """The overrides the page's inputs stand for (what the command line would be given)."""
+    chosen = list(regimes) + (["+".join(i for i in INSTRUMENT_NAMES if i in mix)] if len(mix) >= 2 else [])
+    q = [f"scenario={scenario}", f"seeds={seeds}", "regimes=[" + ",".join(chosen) + "]",
+         f"at_spend={at_spend if at_spend != 'none' else 'null'}"]
+    return q + [f"{k}={v}" for k, v in sorted(values.items())]
+
+
+@solara.component
+def ComparePage():
+    defaults_cfg = service().config([])
+    scenario = solara.use_reactive(defaults_cfg.scenario.name if defaults_cfg.scenario.name in scenario_names()
+                                   else "default")
+    regimes = solara.use_reactive(list(defaults_cfg.regimes))
+    mix = solara.use_reactive([])
+    seeds = solara.use_reactive(str(defaults_cfg.seeds))
+    at_spend = solara.use_reactive(defaults_cfg.at_spend or "none")
+    values, set_values = solara.use_state({})
+    progress = solara.use_reactive((0, 0, ""))
+
+    question = question_of(scenario.value, regimes.value, mix.value, seeds.value, at_spend.value, values)
+    error = None
+    try:
+        cfg = service().config(question)
+    except ConfigError as e:
+        cfg, error = None, f"config error: {e}"
+
+    def ask():
+        if cfg is None:
+            return None
+
+        def on_progress(done, total, desc):
+            progress.set((done, total, desc))
+        return service().compare(question, on_progress=on_progress)
+
+    result = solara.lab.use_task(ask, dependencies=[tuple(question), error], raise_error=False)
+
+    scenario_cfg = service().config([f"scenario={scenario.value}"]) if scenario.value in scenario_names() else defaults_cfg
+    named = api.regime_names()
+    on = sorted({i for r in regimes.value if r in named for i in api.regime(r).instruments} | set(mix.value))
+
+    with solara.Columns([1, 3]):
+        with solara.Column():
+            with solara.Card("Question"):
+                solara.Select("Scenario", values=scenario_names(), value=scenario)
+                solara.SelectMultiple("Regimes", all_values=named, values=regimes, classes=["tt-regimes"])
+                solara.SelectMultiple("Your mix of instruments (two or more: one more regime)",
+                                      all_values=list(INSTRUMENT_NAMES), values=mix)
+                solara.InputText("Seeds (replicates per regime)", value=seeds, continuous_update=False,
+                                 classes=["tt-seeds"])
+                spenders = [r for r in regimes.value if r != "baseline"]
+                solara.Select("At equal spend to (every regime under its yearly public spend)",
+                              values=["none"] + spenders + ([at_spend.value] if at_spend.value not in
+                                                             ["none"] + spenders else []), value=at_spend)
+            with solara.Card("Instruments' parameters"):
+                ParameterInputs(scenario_cfg, on, values, set_values)
+        with solara.Column():
+            if error:
+                solara.Error(error, classes=["tt-error"])
+            elif result.pending:
+                done, total, desc = progress.value
+                solara.ProgressLinear(100 * done / total if total else True)
+                solara.Text(f"running {desc}: {done} of {total} runs" if total else "starting", classes=["tt-progress"])
+            elif result.error:
+                solara.Error(f"run failed: {result.exception}", classes=["tt-error"])
+            elif result.value is not None:
+                AnswerView(result.value)
+
+
+@solara.component
+def AnswerView(answer: svc.Answer):
+    solara.Text(f"{answer.config.scenario.name}: {len(answer.config.regimes)} regimes x "
+                f"{api.replicates_text(answer.config)}, engine {answer.config.engine}; seeds from "
+                f"{answer.config.seed}", classes=["tt-answer"])
+    note = (f"; at equal spend: every regime capped at {answer.at_spend}'s yearly spend, "
+            f"{answer.equal.budget:,.0f} yuan" if answer.equal is not None else "")
+    solara.Markdown(f"#### Each regime against baseline, mean [95% interval]{note}")
+    if len(answer.headline):
+        table_html(answer.headline, "headline", index=False)
+    else:
+        solara.Text("(no regime besides baseline)")
+    if answer.note:
+        solara.Info(answer.note)
+    solara.Image(answer.figure, format="png", width="100%")
+    with solara.lab.Tabs():
+        for label, tables in (("Comparison", answer.tables), ("At equal spend", answer.equal_tables)):
+            if not tables:
+                continue
+            with solara.lab.Tab(label):
+                for k, (title, df) in enumerate(tables):
+                    solara.Markdown("#### " + title.replace("\n", "  \n"))
+                    table_html(df, f"{'equal-' if label != 'Comparison' else ''}table-{k}")
+    solara.Markdown("#### Reproduce on the command line")
+    solara.HTML(tag="div", unsafe_innerHTML=_escape(answer.command), classes=["tt-command"])
+    with solara.Row(classes=["tt-downloads"]):
+        for name, make in answer.files().items():
+            solara.FileDownload(make, filename=name, label=name,
+                                mime_type="text/csv" if name.endswith(".csv") else "application/octet-stream")
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
+# --------------------------------------------------------------------------- One run
+@solara.component
+def OneRunPage():
+    base = service().config([])
+    scenario = solara.use_reactive(base.scenario.name if base.scenario.name in scenario_names() else "default")
+    regime = solara.use_reactive("combined")
+    seed = solara.use_reactive(str(base.seed))
+    playing = solara.use_reactive(False)
+    tick, set_tick = solara.use_state(0)  # bumped after each month, so the page redraws
+
+    error = None
+    stepper = None
+    try:
+        cfg = service().config([f"scenario={scenario.value}", f"regime={regime.value}", f"seed={seed.value}",
+                                "engine=mesa"])
+    except ConfigError as e:
+        cfg, error = None, f"config error: {e}"
+
+    stepper = solara.use_memo(lambda: svc.Stepper(cfg, cfg.seed) if cfg is not None else None,
+                              dependencies=[repr(cfg)])
+
+    def step():
+        if stepper is not None and not stepper.done:
+            stepper.step()
+            set_tick(lambda t: t + 1)
+
+    async def play():
+        while playing.value and stepper is not None and not stepper.done:
+            await asyncio.sleep(0.25)
+            step()
+        if stepper is not None and stepper.done:
+            playing.set(False)
+
+    solara.lab.use_task(play, dependencies=[playing.value, id(stepper)], prefer_threaded=False)
+
+    with solara.Columns([1, 3]):
+        with solara.Column():
+            with solara.Card("One run"):
+                solara.Select("Scenario", values=scenario_names(), value=scenario)
+                solara.Select("Regime", values=api.regime_names(), value=regime)
+                solara.InputText("Seed", value=seed, continuous_update=False)
+                with solara.Row():
+                    solara.Button("Pause" if playing.value else "Play", on_click=lambda: playing.set(not playing.value),
+                                  disabled=stepper is None or stepper.done, classes=["tt-play"])
+                    solara.Button("Step", on_click=step, disabled=stepper is None or stepper.done or playing.value,
+                                  classes=["tt-step"])
+                    solara.Button("Reset", on_click=lambda: (playing.set(False), _reset(stepper), set_tick(0)),
+                                  disabled=stepper is None, classes=["tt-reset"])
+                solara.Markdown("The Mesa engine, a month per step: the same numbers as the fast engine "
+                                "(tests/test_engines.py).")
+        with solara.Column():
+            if error:
+                solara.Error(error, classes=["tt-error"])
+            elif stepper is not None:
+                from sim.plots import one_run_figure
+
+                solara.Text(f"month {stepper.month} of {stepper.months}", classes=["tt-month"])
+                series = stepper.series()
+                with svc._FIGURE_LOCK:
+                    png = svc.figure_png(one_run_figure(series, stepper.months,
+                                                        f"{cfg.scenario.name}, {cfg.regime.name}, seed {cfg.seed}"))
+                solara.Image(png, format="png", width="100%")
+                if len(series):
+                    last = series.iloc[-1]
+                    solara.Markdown(f"This month: {int(last['needs_raised'])} needs raised, {int(last['matches'])} "
+                                    f"matches, {int(last['successes'])} conversions, "
+                                    f"{int(last['brokers_active'])} active brokers.")
+    _ = tick
+
+
+def _reset(stepper) -> None:
+    if stepper is not None:
+        stepper.__init__(stepper.cfg, stepper.seed)
+
+
+# --------------------------------------------------------------------------- Sweep
+@solara.component
+def SweepPage():
+    root = Path(SETTINGS.get("sweeps", "multirun"))
+    found = [str(p) for p in svc.find_results(root, "sweep.parquet")]
+    path = solara.use_reactive(found[0] if found else "")
+    metric = solara.use_reactive("successes")
+    solara.Markdown(f"A collected sweep (`python -m experiments.collect <sweep dir>` writes `sweep.parquet`); "
+                    f"found under `{root}`: {len(found)}.")
+    solara.InputText("Sweep folder or sweep.parquet", value=path, continuous_update=False, classes=["tt-sweep-path"])
+    if not path.value:
+        return
+    try:
+        df, axes, metrics = svc.load_sweep(Path(path.value))
+    except (ConfigError, OSError, ValueError) as e:
+        solara.Error(f"{e}", classes=["tt-error"])
+        return
+    solara.Select("Metric", values=metrics, value=metric)
+    solara.Markdown(f"{len(df)} runs; swept: {', '.join(axes) or 'nothing'}")
+    from sim.plots import _numeric_axes, sweep_heatmap_figure, sweep_lines_figure
+
+    numeric = _numeric_axes(df, axes)
+    if metric.value not in metrics:
+        return
+    with svc._FIGURE_LOCK:
+        figs = []
+        if numeric:
+            figs.append(svc.figure_png(sweep_lines_figure(df, axes, metric.value)))
+        if len(numeric) >= 2:
+            figs.append(svc.figure_png(sweep_heatmap_figure(df, axes, metric.value)))
+    for png in figs:
+        solara.Image(png, format="png", width="80%")
+    means = df.groupby(axes or ["seed"], dropna=False)[metric.value].agg(["mean", "std", "count"]).reset_index() \
+        if axes else df[[metric.value]].describe()
+    table_html(means, "sweep", index=not axes)
+    solara.FileDownload(lambda: means.to_csv(index=False).encode(), filename=f"sweep_{metric.value}.csv",
+                        label=f"sweep_{metric.value}.csv")
+
+
+# --------------------------------------------------------------------------- Calibration
+@solara.component
+def CalibrationPage():
+    import pandas as pd
+
+    root = Path(SETTINGS.get("calibrations", "calibration"))
+    found = [str(p) for p in svc.find_results(root, "posterior.csv")]
+    path = solara.use_reactive(found[0] if found else "")
+    solara.Markdown(f"A calibration's folder (`python -m experiments.calibrate` writes it); found under `{root}`: "
+                    f"{len(found)}.")
+    solara.InputText("Calibration folder", value=path, continuous_update=False, classes=["tt-calibration-path"])
+    folder = Path(path.value) if path.value else None
+    if folder is None:
+        return
+    if not (folder / "posterior.csv").is_file():
+        solara.Error(f"calibration = {path.value!r}: no posterior.csv there", classes=["tt-error"])
+        return
+    for name, title in (("posterior_summary.csv", "Posterior: each parameter's range, median, 90% interval"),
+                        ("fit.csv", "Fit and held-out predictions: reported against predicted")):
+        if (folder / name).is_file():
+            solara.Markdown(f"#### {title}")
+            table_html(pd.read_csv(folder / name), name.split(".")[0].replace("_", "-"), index=False)
+    for name in ("posterior_pairs.png", "fit.png", "screen.png"):
+        if (folder / name).is_file():
+            solara.Image((folder / name).read_bytes(), format="png", width="80%")
+    solara.Markdown(f"Compare regimes on this posterior: `python -m experiments.run posterior={folder}`")
+
+
+# --------------------------------------------------------------------------- the app
+@solara.component
+def Layout(children=[]):
+    solara.Style(CSS)
+    solara.Title("Technology-transfer policy dashboard")
+    return solara.AppLayout(children=children, title="Technology-transfer policy", navigation=True)
+
+
+routes = [
+    solara.Route(path="/", component=ComparePage, label="Compare"),
+    solara.Route(path="one-run", component=OneRunPage, label="One run"),
+    solara.Route(path="sweep", component=SweepPage, label="Sweep"),
+    solara.Route(path="calibration", component=CalibrationPage, label="Calibration"),
+]

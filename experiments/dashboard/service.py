@@ -1,0 +1,256 @@
+"""What the dashboard computes, without the page: questions in, tables and figures out.
+
+A question is a list of Hydra overrides of the main job's config (``configs/config.yaml``), exactly
+what the command line takes: ``scenario=lishui``, ``regimes=[baseline,free_trial]``,
+``broker.cap=500000``, ... So the page validates with the same schema and shows the same one-line
+message as ``python -m experiments.run`` (:func:`sim.api.compose`), and its answer is the main
+job's: :func:`sim.api.compare`, then :func:`sim.api.compare_at_spend`, tabulated by
+:func:`experiments.app.report_tables`. :meth:`Service.command_line` is the command that
+reproduces an answer.
+
+The runs go to a pool of processes started once with the server (spawned: a web server has
+threads, so forking is unsafe) whose workers load the compiled kernels once; answers are kept
+in a small cache, so a question asked again is answered at once.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import shlex
+import threading
+from collections import OrderedDict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from sim import api
+from sim.config import Config, ConfigError, replace
+
+_FIGURE_LOCK = threading.Lock()  # pyplot's state is global: one figure drawn at a time
+
+
+def figure_png(fig, dpi: int = 90) -> bytes:
+    """A matplotlib figure as PNG bytes (and closed)."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def command_line(overrides: list[str]) -> str:
+    """The main job's command for these overrides, quoted for a POSIX shell."""
+    return " ".join(["python -m experiments.run", *(shlex.quote(o) for o in overrides)])
+
+
+@dataclass
+class Answer:
+    """A comparison as the Compare page shows it."""
+
+    overrides: list[str]                  # the question
+    config: Config
+    comparison: api.Comparison
+    equal: Optional[api.Comparison]       # at equal spend, if asked and possible
+    at_spend: Optional[str]
+    note: str                             # why there is no comparison at equal spend, if there is none
+    headline: object                      # DataFrame: a row per regime (sim.stats.headline_table)
+    tables: list = field(default_factory=list)        # (title, DataFrame) of the comparison (report_tables)
+    equal_tables: list = field(default_factory=list)  # the same at equal spend
+    figure: bytes = b""                   # the comparison figure (PNG)
+
+    @property
+    def command(self) -> str:
+        return command_line(self.overrides)
+
+    def files(self) -> dict[str, Callable[[], bytes]]:
+        """Downloads: {file name: a function making its bytes}."""
+        out = {"table.csv": lambda: _csv(self.comparison.table), "table.parquet": lambda: _parquet(self.comparison.table),
+               "summary.csv": lambda: _csv(self.comparison.summary),
+               "summary.parquet": lambda: _parquet(self.comparison.summary),
+               "headline.csv": lambda: _csv(self.headline), "comparison.png": lambda: self.figure,
+               "command.sh": lambda: (self.command + "\n").encode()}
+        if self.equal is not None:
+            out.update({"table_equal_spend.csv": lambda: _csv(self.equal.table),
+                        "table_equal_spend.parquet": lambda: _parquet(self.equal.table)})
+        return out
+
+
+def _csv(df) -> bytes:
+    return df.to_csv(index=False).encode()
+
+
+def _parquet(df) -> bytes:
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+class Service:
+    """Answers the dashboard's questions: a warm process pool and a cache of answers.
+
+    Args:
+        base: overrides every question starts from (the server's command line: engine, seed, ...).
+        workers: processes of the pool (1: runs in the calling thread).
+        cache: answers kept (least recently used dropped first).
+    """
+
+    def __init__(self, base: list[str], workers: int = 1, cache: int = 32):
+        self.base = list(base)
+        self.workers = int(workers)
+        self.cache_size = int(cache)
+        self._cache: OrderedDict[str, Answer] = OrderedDict()
+        self._lock = threading.Lock()
+        self._pool: Optional[ProcessPoolExecutor] = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Start the pool, load the kernels in every worker (a run of the base config each), and answer a small
+        question once here (the tables' and figures' modules imported, their first calls made)."""
+        cfg = self.config([])
+        if self.workers > 1 and self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            warm = [self._pool.submit(api._worker_chunk, [(cfg, cfg.seed)]) for _ in range(2 * self.workers)]
+            for f in warm:
+                f.result()
+        self._answer(["seeds=2", "regimes=[baseline,broker_reward]", "at_spend=broker_reward"], None, None)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    # ------------------------------------------------------------------ questions
+    def overrides(self, question: list[str]) -> list[str]:
+        """The base, but for the keys the question sets, then the question."""
+        asked = {o.split("=", 1)[0] for o in question}
+        return [o for o in self.base if o.split("=", 1)[0] not in asked] + list(question)
+
+    def config(self, question: list[str]) -> Config:
+        """The validated config of a question (a one-line :class:`ConfigError` as the command line's)."""
+        return api.compose(*self.overrides(question))
+
+    def command_line(self, question: list[str]) -> str:
+        return command_line(self.overrides(question))
+
+    def cached(self, question: list[str]) -> Optional[Answer]:
+        """The answer to ``question`` if it is in the cache (validated first: a bad question raises)."""
+        key = _key(self.config(question))
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        return None
+
+    def compare(self, question: list[str], on_progress: Optional[Callable[[int, int, str], None]] = None) -> Answer:
+        """The main job's comparison for ``question``: every regime of ``regimes``, and at equal spend to
+        ``at_spend`` when it is set and more than one regime is compared (as the main job does)."""
+        cfg = self.config(question)
+        key = _key(cfg)
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        answer = self._answer(question, cfg, on_progress)
+        with self._lock:
+            self._cache[key] = answer
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return answer
+
+    def _answer(self, question, cfg: Optional[Config], on_progress) -> Answer:
+        from experiments.app import report_tables
+        from sim.plots import comparison_figure
+        from sim.stats import headline_table
+
+        cfg = self.config(question) if cfg is None else cfg
+        regimes = list(cfg.regimes)
+        at_spend = cfg.at_spend if len(regimes) > 1 else None
+        if at_spend is not None:
+            api.check_at_spend(at_spend)
+        batch = {"pool": self._pool, "on_progress": on_progress, "workers": self.workers, "progress": False}
+        res = api.compare(cfg, regimes=regimes, **batch)
+        equal, note = None, ""
+        if at_spend is not None:
+            try:
+                equal = api.compare_at_spend(cfg, at_spend, regimes=regimes, spend_of=res, **batch)
+            except api.NoSpend:
+                note = f"No comparison at equal spend: {at_spend} spent no public money in these runs."
+        title = f"{cfg.scenario.name}: regimes compared over {api.replicates_text(cfg)}"
+        with _FIGURE_LOCK:
+            png = figure_png(comparison_figure(res.series, res.summary, title))
+        return Answer(self.overrides(question), cfg, res, equal, at_spend if equal is not None else None, note,
+                      headline_table(res.table, None if equal is None else equal.table),
+                      report_tables(res, cfg, regimes),
+                      report_tables(equal, cfg, regimes) if equal is not None else [], png)
+
+
+def _key(cfg: Config) -> str:
+    """What identifies an answer: the config, but for settings that change no number."""
+    return repr(replace(cfg, workers=1, progress=False))
+
+
+# --------------------------------------------------------------------------- the one-run page
+class Stepper:
+    """One run of the Mesa engine, a month at a time (the One run page's play, pause and step)."""
+
+    def __init__(self, cfg: Config, seed: int):
+        from sim.model import TransferModel
+
+        self.cfg, self.seed = cfg, int(seed)
+        self.model = TransferModel(cfg, self.seed)
+
+    @property
+    def month(self) -> int:
+        return self.model.month
+
+    @property
+    def months(self) -> int:
+        return self.cfg.scenario.months
+
+    @property
+    def done(self) -> bool:
+        return self.model.month >= self.months
+
+    def step(self) -> None:
+        if not self.done:
+            self.model.step()
+
+    def series(self):
+        """The months run so far, a DataFrame with a column per series (sim.results.SERIES_NAMES)."""
+        import pandas as pd
+
+        from sim.results import SERIES_NAMES
+
+        return pd.DataFrame(self.model.series[:self.model.month], columns=list(SERIES_NAMES))
+
+
+# --------------------------------------------------------------------------- sweeps and calibrations
+def find_results(root: Path, marker: str) -> list[Path]:
+    """Folders under ``root`` (at most two levels down) that hold ``marker``, newest first."""
+    if not root.is_dir():
+        return []
+    found = [p.parent for p in [*root.glob(f"*/{marker}"), *root.glob(f"*/*/{marker}")] if p.is_file()]
+    return sorted(found, key=lambda p: (p / marker).stat().st_mtime, reverse=True)
+
+
+def load_sweep(path: Path):
+    """A collected sweep (``sweep.parquet``, or its folder) and its axes: (table, axes, metrics)."""
+    import pandas as pd
+
+    from experiments.collect import swept_columns
+    from sim.results import METRICS
+
+    path = Path(path)
+    file = path / "sweep.parquet" if path.is_dir() else path
+    if not file.is_file():
+        raise ConfigError(f"sweep = {str(path)!r}: no sweep.parquet there (collect it: python -m experiments.collect "
+                          "<sweep dir>)")
+    df = pd.read_parquet(file)
+    params = [c for c in df.columns if "." in c and c not in ("regime.instruments",)]
+    rows = df[params].to_dict("records")
+    axes = [a for a in swept_columns(rows) if a != "seed"]
+    metrics = [m for m in METRICS if m in df.columns]
+    return df, axes, metrics
