@@ -251,7 +251,7 @@ def one_run_figure(series: pd.DataFrame, months: int, title: str = ""):
     needs to conversions, contracts signed by form, brokers entering and leaving, and the reserves the
     instruments' own agents hold (insurers, lenders). The x axis spans the whole run, so a run being played
     fills it from the left."""
-    fig, axes = plt.subplots(2, 2, figsize=(12, 7.5), constrained_layout=True)
+    fig, axes = plt.subplots(2, 2, figsize=(11, 6.5), constrained_layout=True)
     t = np.arange(len(series))
     funnel = (("needs raised", ["needs_raised"]), ("matches", ["matches"]),
               ("contracts", [C.COLUMNS[c].name for c in FORM_COLUMNS]), ("conversions", ["successes"]),
@@ -276,6 +276,8 @@ def one_run_figure(series: pd.DataFrame, months: int, title: str = ""):
     ax.set_title("Reserves of insurers and lenders (M yuan; none without those instruments)", fontsize=10)
     for ax in axes.flat:
         ax.set_xlim(0, max(months - 1, 1))
+        ax.relim()
+        ax.autoscale_view(scalex=False)
         ax.set_xlabel("month", fontsize=8)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:

@@ -8,8 +8,8 @@ same functions as the command line; this module only lays them out.
 
 from __future__ import annotations
 
-import asyncio
 import threading
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -28,6 +28,7 @@ from sim.locations import CONFIG_DIR  # noqa: E402
 
 SERVICE: Optional[svc.Service] = None  # set by experiments.dashboard before the server starts
 SETTINGS: dict = {}                    # its paths: sweeps, calibrations (experiments.dashboard)
+PLAY_INTERVAL = 0.2                    # seconds between months when the One run page plays
 _SERVICE_LOCK = threading.Lock()
 
 
@@ -237,14 +238,14 @@ def OneRunPage():
             stepper.step()
             set_tick(lambda t: t + 1)
 
-    async def play():
+    def play():  # in a thread of its own: the page stays responsive (a click on Pause is heard)
         while playing.value and stepper is not None and not stepper.done:
-            await asyncio.sleep(0.25)
-            step()
+            step()  # the page redraws in this thread: a month at most as fast as its figure is drawn
+            time.sleep(PLAY_INTERVAL)
         if stepper is not None and stepper.done:
             playing.set(False)
 
-    solara.lab.use_task(play, dependencies=[playing.value, id(stepper)], prefer_threaded=False)
+    solara.lab.use_task(play, dependencies=[playing.value, id(stepper)], prefer_threaded=True)
 
     with solara.Columns([1, 3]):
         with solara.Column():
@@ -270,8 +271,8 @@ def OneRunPage():
                 solara.Text(f"month {stepper.month} of {stepper.months}", classes=["tt-month"])
                 series = stepper.series()
                 with svc._FIGURE_LOCK:
-                    png = svc.figure_png(one_run_figure(series, stepper.months,
-                                                        f"{cfg.scenario.name}, {cfg.regime.name}, seed {cfg.seed}"))
+                    fig = one_run_figure(series, stepper.months, f"{cfg.scenario.name}, {cfg.regime.name}, seed {cfg.seed}")
+                    png = svc.figure_png(fig, dpi=72)
                 solara.Image(png, format="png", width="100%")
                 if len(series):
                     last = series.iloc[-1]
@@ -354,15 +355,27 @@ def CalibrationPage():
 
 
 # --------------------------------------------------------------------------- the app
+TITLE = "Technology-transfer policy"
+
+
 @solara.component
 def Layout(children=[]):
+    """The app bar with a tab per page (the routes' labels), then the page."""
+    route, routes = solara.use_route()
     solara.Style(CSS)
-    solara.Title("Technology-transfer policy dashboard")
-    return solara.AppLayout(children=children, title="Technology-transfer policy", navigation=True)
+    solara.Title(TITLE)
+    with solara.AppLayout(title=TITLE, navigation=False) as main:
+        with solara.AppBar():
+            for r in routes:
+                with solara.Link(solara.resolve_path(r)):
+                    solara.Button(r.label, text=True, dark=True, classes=[f"tt-nav-{r.path.strip('/') or 'compare'}"],
+                                  style={"font-weight": "bold" if r is route else "normal"})
+        solara.Column(children=children)
+    return main
 
 
 routes = [
-    solara.Route(path="/", component=ComparePage, label="Compare"),
+    solara.Route(path="/", component=ComparePage, label="Compare", layout=Layout),
     solara.Route(path="one-run", component=OneRunPage, label="One run"),
     solara.Route(path="sweep", component=SweepPage, label="Sweep"),
     solara.Route(path="calibration", component=CalibrationPage, label="Calibration"),

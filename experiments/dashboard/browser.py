@@ -1,0 +1,112 @@
+"""Start the dashboard and drive it in Debian's Chromium (Playwright): the browser test and the README's screenshots.
+
+    python -m experiments.dashboard.browser [out folder]   # screenshots of every page on the default scenario
+
+Chromium is the system's (``/usr/bin/chromium``, Debian's package ``chromium``; ``CHROMIUM`` names
+another): Playwright drives it and downloads no browser of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+# the flags this closed machine needs: no background connections to Google's hosts, no GPU, no sandbox as root
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+def chromium_path() -> str | None:
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    return path if path and Path(path).exists() else None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def dashboard(*overrides: str, port: int | None = None, timeout: float = 600, log: Path | None = None):
+    """``python -m experiments.dashboard`` in a subprocess; yields its URL once it serves, stops it after."""
+    port = port or free_port()
+    log = log or Path(os.devnull)
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "experiments.dashboard", *overrides, f"dashboard.port={port}"],
+                                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True)
+        try:
+            url = f"http://127.0.0.1:{port}/"
+            deadline = time.monotonic() + timeout
+            while True:
+                if proc.poll() is not None:
+                    text = Path(log).read_text() if log != Path(os.devnull) else ""
+                    raise RuntimeError(f"the dashboard exited with {proc.returncode}: {text[-2000:]}")
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the dashboard did not serve {url} within {timeout:.0f} s")
+                time.sleep(0.5)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@contextlib.contextmanager
+def chromium(width: int = 1500, height: int = 1100):
+    """A page of a headless Chromium (the system's), with downloads allowed."""
+    from playwright.sync_api import sync_playwright
+
+    path = chromium_path()
+    if path is None:
+        raise FileNotFoundError("no Chromium: install Debian's package chromium (tests/install.sh does)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+def screenshots(out: Path, *overrides: str) -> list[Path]:
+    """A screenshot of each page, on the config of ``overrides``."""
+    out.mkdir(parents=True, exist_ok=True)
+    shots = []
+    with dashboard(*overrides) as url, chromium() as page:
+        page.goto(url)
+        page.locator(".tt-headline").wait_for(timeout=120_000)
+        shots.append(out / "compare.png")
+        page.screenshot(path=shots[-1], full_page=False)
+        page.goto(url + "one-run")
+        step = page.locator(".tt-step")
+        step.wait_for(timeout=60_000)
+        for month in range(1, 25):
+            step.click()
+            page.get_by_text(f"month {month} of").wait_for(timeout=60_000)
+        shots.append(out / "one_run.png")
+        page.screenshot(path=shots[-1])
+        for name in ("sweep", "calibration"):
+            page.goto(url + name)
+            page.wait_for_timeout(3000)
+            shots.append(out / f"{name}.png")
+            page.screenshot(path=shots[-1])
+    return shots
+
+
+if __name__ == "__main__":
+    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "experiments" / "dashboard" / "screenshots"
+    for path in screenshots(folder, *sys.argv[2:]):
+        print(f"wrote {path}")

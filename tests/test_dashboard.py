@@ -1,0 +1,264 @@
+"""The dashboard as an analyst uses it: served by ``python -m experiments.dashboard``, driven in Debian's Chromium.
+
+The numbers shown are checked against :func:`sim.api.compare` for the same config, the error of a
+bad value against the command line's, the downloads against the tables, and the command line shown
+by running it. Screenshots go to ``outputs/test-artifacts/dashboard/``.
+
+Needs Chromium (``/usr/bin/chromium``: ``bash tests/install.sh`` installs Debian's package);
+without it the browser tests are skipped, unless ``REQUIRE_BROWSER=1`` (CI), where they fail.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments.dashboard import browser
+from experiments.dashboard.service import Service
+from sim import api
+from sim.results import SERIES_NAMES
+from sim.stats import headline_table
+
+from .conftest import SMALL
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "outputs" / "test-artifacts")) / "dashboard"
+# the server's command line: a small region, three regimes, three seeds
+SERVER = [*SMALL, "seeds=3", "regimes=[baseline,free_trial,broker_reward]", "at_spend=broker_reward", "workers=2"]
+PAGE_SETTLES = 120_000  # ms: a comparison of 9 small runs (and the first one's imports) on a loaded 2-core machine
+
+needs_browser = pytest.mark.skipif(
+    browser.chromium_path() is None and os.environ.get("REQUIRE_BROWSER") != "1",
+    reason="no Chromium (bash tests/install.sh installs Debian's package); REQUIRE_BROWSER=1 makes this a failure")
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "experiments.run", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def _rows(page, name: str) -> list[list[str]]:
+    """A table of the page, as the text of its cells (header row first)."""
+    return page.locator(f".tt-{name} table").evaluate(
+        "t => [...t.rows].map(r => [...r.cells].map(c => c.innerText.trim()))")
+
+
+def _expected_rows(df: pd.DataFrame) -> list[list[str]]:
+    return [list(df.columns)] + [[str(v) for v in row] for row in df.itertuples(index=False)]
+
+
+def _overrides(command: str) -> list[str]:
+    words = shlex.split(command)
+    assert words[:3] == ["python", "-m", "experiments.run"], command
+    return words[3:]
+
+
+# --------------------------------------------------------------------------- the service, without a browser
+def test_service_answers_as_the_api_and_caches_answers():
+    s = Service(["engine=numba", *SERVER[:-1]], workers=1)
+    calls = []
+    a = s.compare(["broker.cap=100000"], on_progress=lambda done, total, desc: calls.append((done, total)))
+    cfg = api.compose("engine=numba", *SERVER[:-1], "broker.cap=100000")
+    res = api.compare(cfg)
+    equal = api.compare_at_spend(cfg, spend_of=res)
+    pd.testing.assert_frame_equal(a.comparison.table, res.table)
+    pd.testing.assert_frame_equal(a.equal.table, equal.table)
+    assert a.equal.budget == equal.budget > 0
+    pd.testing.assert_frame_equal(a.headline, headline_table(res.table, equal.table))
+    assert calls and calls[-1][0] == calls[-1][1] == 9  # the equal-spend batch last: 3 regimes x 3 seeds
+    calls.clear()
+    assert s.compare(["broker.cap=100000", "workers=1"], on_progress=lambda *a: calls.append(a)) is a  # cached
+    assert calls == []
+    assert s.cached(["broker.cap=200000"]) is None
+    # a bad value: the command line's message
+    with pytest.raises(api.ConfigError, match=r"broker.cap = -5.0: must be >= 0"):
+        s.compare(["broker.cap=-5"])
+
+
+def test_a_mix_of_instruments_is_a_regime_of_the_comparison():
+    """``a+b`` switches on exactly a and b: the same runs as a regime of one's own with those instruments."""
+    from sim.config import ConfigError
+
+    cfg = api.compose(*SMALL, "engine=numba", "seeds=2", "regimes=[baseline,vouchers+free_trial]")
+    res = api.compare(cfg)
+    own = api.compose(*SMALL, "engine=numba", "regime.name=own", "regime.instruments=[free_trial,vouchers]")
+    runs = api.run_batch([(own, cfg.seed), (own, cfg.seed + 1)])
+    mixed = res.summary[res.summary.regime == "vouchers+free_trial"]
+    assert list(mixed["successes"]) == [r.summary["successes"] for r in runs]
+    assert list(mixed["gov_spend"]) == [r.summary["gov_spend"] for r in runs]
+    for bad in ("free_trial+free_trial", "free_trial+", "vouchers+failure_insurance"):
+        with pytest.raises(ConfigError, match="joined by \\+"):
+            api.compose(f"regimes=[baseline,{bad}]")
+
+
+# --------------------------------------------------------------------------- in a real browser
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    if browser.chromium_path() is None:
+        pytest.fail("no Chromium at /usr/bin/chromium (REQUIRE_BROWSER=1): run bash tests/install.sh")
+    data = tmp_path_factory.mktemp("dashboard")
+    sweeps, calibrations = _sweep(data), _calibration(data)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with browser.dashboard(*SERVER, f"dashboard.sweeps={sweeps}", f"dashboard.calibrations={calibrations}",
+                           log=ARTIFACTS / "server.log") as url:
+        with browser.chromium() as page:
+            yield url, page, data
+
+
+def _sweep(data: Path) -> Path:
+    """A real sweep (2 x 2 points x 2 seeds), collected: what the Sweep page opens."""
+    p = subprocess.run([sys.executable, "-m", "experiments.run", "-m", "regime=broker_reward",
+                        "+grid.broker.rate=[0.005,0.015]", "+grid.broker.cap=[100000,300000]", "seeds=2",
+                        "scenario.firms.n=300", "scenario.universities.n=3", "scenario.months=12", "progress=false"],
+                       cwd=data, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    (folder,) = (data / "multirun").iterdir()
+    c = subprocess.run([sys.executable, "-m", "experiments.collect", str(folder)], cwd=data, capture_output=True,
+                       text=True, timeout=300)
+    assert c.returncode == 0, c.stdout + c.stderr
+    return data / "multirun"
+
+
+def _calibration(data: Path) -> Path:
+    """A calibration's folder with the files the Calibration page reads (the shape experiments.calibrate writes)."""
+    folder = data / "calibration" / "reported-test"
+    folder.mkdir(parents=True)
+    pd.DataFrame({"scenario.firms.prior_success": [0.1, 0.2], "weight": [0.25, 0.75]}).to_csv(
+        folder / "posterior.csv", index=False)
+    pd.DataFrame({"parameter": ["scenario.firms.prior_success"], "low": [0.01], "high": [0.5], "median": [0.2],
+                  "q05": [0.1], "q95": [0.2], "shrinkage": [0.61]}).to_csv(folder / "posterior_summary.csv", index=False)
+    pd.DataFrame({"target": ["longquan_matched_per_need"], "reported": [0.43], "predicted": [0.39], "z": [-0.4]}).to_csv(
+        folder / "fit.csv", index=False)
+    return data / "calibration"
+
+
+def _settled(page, must_contain: str) -> str:
+    """Wait for an answer whose command line holds ``must_contain``; returns that command line."""
+    page.locator(".tt-command", has_text=must_contain).wait_for(timeout=PAGE_SETTLES)
+    return page.locator(".tt-command").inner_text()
+
+
+def _set(page, key: str, value: str) -> None:
+    field = page.locator(f".tt-param-{key.replace('.', '-')} input")
+    field.fill(value)
+    field.press("Enter")
+
+
+@needs_browser
+def test_compare_page_shows_the_numbers_of_api_compare_and_its_command_reproduces_them(served):
+    url, page, data = served
+    page.goto(url)
+    _settled(page, "seeds=3")
+    page.screenshot(path=ARTIFACTS / "compare_default.png")
+
+    page.get_by_text("broker_reward (broker.*)").click()
+    _set(page, "broker.cap", "100000")
+    command = _settled(page, "broker.cap=100000")
+    page.screenshot(path=ARTIFACTS / "compare_cap_100000.png", full_page=True)
+
+    overrides = _overrides(command)
+    assert "broker.cap=100000" in overrides and "scenario.firms.n=400" in overrides
+    cfg = api.compose(*overrides)
+    assert cfg.broker.cap == 100000 and cfg.seeds == 3 and cfg.engine == "numba"
+    res = api.compare(cfg)
+    equal = api.compare_at_spend(cfg, spend_of=res)
+    assert _rows(page, "headline") == _expected_rows(headline_table(res.table, equal.table))
+
+    # the download: the same table, number for number
+    with page.expect_download() as info:
+        page.get_by_role("button", name="table.csv", exact=True).click()
+    shown = pd.read_csv(info.value.path())
+    pd.testing.assert_frame_equal(shown, pd.read_csv(io.StringIO(res.table.to_csv(index=False))))
+    with page.expect_download() as info:
+        page.get_by_role("button", name="comparison.png").click()
+    assert Path(info.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # the command line shown, run: the main job's table is the page's
+    out = data / "cli"
+    p = _cli(*overrides, f"hydra.run.dir={out}", cwd=data)
+    assert p.returncode == 0, p.stderr
+    cli = pd.read_csv(out / "table.csv")
+    pd.testing.assert_frame_equal(cli, shown)
+    assert np.isfinite(cli.loc[(cli.regime == "broker_reward") & (cli.metric == "successes"), "effect"]).all()
+
+
+@needs_browser
+def test_a_bad_value_shows_the_command_lines_error(served, tmp_path):
+    url, page, _ = served
+    page.goto(url)
+    _settled(page, "seeds=3")
+    page.get_by_text("broker_reward (broker.*)").click()
+    _set(page, "broker.cap", "-5")
+    error = page.locator(".tt-error")
+    error.wait_for(timeout=30_000)
+    page.screenshot(path=ARTIFACTS / "compare_bad_value.png")
+    p = _cli("broker.cap=-5", cwd=tmp_path)
+    assert p.returncode == 2
+    assert error.inner_text().strip() == p.stderr.strip() == "config error: broker.cap = -5.0: must be >= 0 and <= 1e+12"
+    _set(page, "broker.cap", "300000")  # back to the default: an answer again, no error
+    _settled(page, "seeds=3")
+    assert page.locator(".tt-error").count() == 0
+
+
+@needs_browser
+def test_one_run_page_steps_plays_and_pauses_the_mesa_model(served):
+    from sim.model import TransferModel
+
+    url, page, _ = served
+    page.goto(url + "one-run")
+    step = page.locator(".tt-step")
+    step.wait_for(timeout=60_000)
+    for month in (1, 2, 3):
+        step.click()
+        page.get_by_text(f"month {month} of 36").wait_for(timeout=30_000)
+    cfg = api.compose(*SERVER, "engine=numba", "scenario=default", "regime=combined", "seed=0", "engine=mesa")
+    model = TransferModel(cfg, 0)
+    for _ in range(3):
+        model.step()
+    row = pd.DataFrame(model.series[:3], columns=list(SERIES_NAMES)).iloc[-1]
+    expected = (f"This month: {int(row['needs_raised'])} needs raised, {int(row['matches'])} matches, "
+                f"{int(row['successes'])} conversions, {int(row['brokers_active'])} active brokers.")
+    page.get_by_text(expected).wait_for(timeout=10_000)
+
+    play = page.locator(".tt-play")
+    play.click()  # play: months go by on their own
+    page.get_by_text("month 6 of 36").wait_for(timeout=60_000)
+    play.click()  # pause: the month being drawn ends, then none more
+    page.locator(".tt-play", has_text="Play").wait_for(timeout=30_000)
+    shown = page.locator(".tt-month").inner_text()
+    page.wait_for_timeout(2000)
+    assert page.locator(".tt-month").inner_text() == shown
+    assert 6 <= int(shown.split()[1]) < 36
+    page.screenshot(path=ARTIFACTS / "one_run.png")
+
+
+@needs_browser
+def test_sweep_and_calibration_pages_open_results(served):
+    url, page, data = served
+    page.goto(url + "sweep")
+    page.locator(".tt-sweep table").wait_for(timeout=60_000)
+    (folder,) = (data / "multirun").iterdir()
+    df = pd.read_parquet(folder / "sweep.parquet")
+    rows = _rows(page, "sweep")
+    axes = rows[0][:2]
+    assert sorted(axes) == ["broker.cap", "broker.rate"] and rows[0][2] == "mean"
+    means = df.groupby(axes)["successes"].mean()
+    assert len(rows) == 1 + 4
+    for r in rows[1:]:  # the page's mean of each point (shown to 6 digits) is the table's
+        assert float(r[2]) == pytest.approx(means[(float(r[0]), float(r[1]))], rel=1e-5)
+    assert page.locator("img").count() >= 2  # the lines and the heatmap
+    page.screenshot(path=ARTIFACTS / "sweep.png", full_page=True)
+
+    page.goto(url + "calibration")
+    page.locator(".tt-fit table").wait_for(timeout=60_000)
+    assert _rows(page, "fit")[1] == ["longquan_matched_per_need", "0.43", "0.39", "-0.4"]
+    assert _rows(page, "posterior-summary")[1][0] == "scenario.firms.prior_success"
+    page.screenshot(path=ARTIFACTS / "calibration.png", full_page=True)
