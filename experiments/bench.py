@@ -185,7 +185,7 @@ def batch_section(n_batch: int, cores: int, reps: int = 3) -> None:
     start-up of the pool."""
     from sim import api
 
-    print(f"\n[5/7] batch of {n_batch} default-scenario runs, on 1 core and on {cores} in turns "
+    print(f"\n[5/8] batch of {n_batch} default-scenario runs, on 1 core and on {cores} in turns "
           f"(best of {reps}) ...", flush=True)
     one, every = [], []
     for _ in range(reps):
@@ -273,7 +273,7 @@ def calibration_section(n_runs: int, cores: int) -> dict:
 def print_calibration(n_runs: int, cores: int) -> None:
     from tabulate import tabulate
 
-    print(f"\n[6/7] runs per second inside a calibration (ABC-SMC, default scenario, {cores} cores) ...", flush=True)
+    print(f"\n[6/8] runs per second inside a calibration (ABC-SMC, default scenario, {cores} cores) ...", flush=True)
     c = calibration_section(n_runs, cores)
     print(tabulate([[f"{c['runs']:,}", f"{c['abc_s']:.0f}", f"{c['abc_rate']:.0f}", f"{c['plain_rate']:.0f}",
                      f"{c['abc_rate'] / c['plain_rate']:.0%}", f"{100_000 / c['abc_rate'] / 60:.1f}"]],
@@ -324,7 +324,7 @@ def sensitivity_section(n: int, cores: int, replicates: int = 4) -> dict:
 def print_sensitivity(n: int, cores: int) -> None:
     from tabulate import tabulate
 
-    print(f"\n[7/7] a Sobol analysis (10 parameters, n = {n}, second order, 4 replicates, combined regime, default "
+    print(f"\n[7/8] a Sobol analysis (10 parameters, n = {n}, second order, 4 replicates, combined regime, default "
           f"scenario, {cores} cores) ...", flush=True)
     r = sensitivity_section(n, cores)
     print(tabulate([[f"{r['points']:,}", f"{r['runs']:,}", f"{r['run_s'] / 60:.1f}", f"{r['analyse_s']:.1f}",
@@ -335,13 +335,61 @@ def print_sensitivity(n: int, cores: int) -> None:
     print("(target: n = 1,024 -> 22,528 points x 4 replicates = 90,112 runs within 15 minutes on 2 cores)")
 
 
+def dashboard_section(cores: int) -> dict:
+    """The Compare page's default question (every regime, 10 seeds, at equal spend, default scenario) as the
+    dashboard answers it: its service with a warm pool of ``cores`` processes; then a question with one parameter
+    changed (the analyst's next one), the first question again (cached), and the main job's own functions
+    (api.compare and compare_at_spend, a pool started for each batch) on the same config, in the same session."""
+    from experiments.dashboard.service import Service
+    from sim import api
+
+    t0 = time.perf_counter()
+    service = Service(["engine=numba"], workers=cores)
+    service.start()
+    start_s = time.perf_counter() - t0
+    try:
+        t0 = time.perf_counter()
+        answer = service.compare([])
+        first_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        service.compare(["broker.cap=500000"])
+        changed_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        service.compare([])
+        cached_s = time.perf_counter() - t0
+    finally:
+        service.close()
+    cfg = api.compose("engine=numba", "progress=false", f"workers={cores}")
+    t0 = time.perf_counter()
+    res = api.compare(cfg)
+    api.compare_at_spend(cfg, spend_of=res)
+    api_s = time.perf_counter() - t0
+    runs = len(answer.comparison.summary) + len(answer.equal.summary)
+    return {"start_s": start_s, "first_s": first_s, "changed_s": changed_s, "cached_s": cached_s, "api_s": api_s,
+            "runs": runs}
+
+
+def print_dashboard(cores: int) -> None:
+    from tabulate import tabulate
+
+    print(f"\n[8/8] the dashboard's default comparison (12 regimes x 10 seeds, and at equal spend; {cores} cores) ...",
+          flush=True)
+    r = dashboard_section(cores)
+    print(tabulate([[f"{r['start_s']:.1f}", r["runs"], f"{r['first_s']:.1f}", f"{r['changed_s']:.1f}",
+                     f"{r['cached_s'] * 1e3:.0f}", f"{r['api_s']:.1f}", f"{r['first_s'] / r['api_s']:.0%}"]],
+                   headers=["server start s", "runs", "first answer s", "a parameter changed s", "asked again ms",
+                            "api.compare (no warm pool) s", "dashboard / api"], tablefmt="github"))
+    print("(target: the default comparison within 10 s on 2 cores after the first compile; answers with their "
+          "tables and figure)")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller sizes and batch")
     ap.add_argument("--mesa-max", type=int, default=100_000, help="largest population run with Mesa")
     ap.add_argument("--batch", type=int, default=None, help="runs in the batch (default 1000, quick 200)")
-    ap.add_argument("--only", choices=["batch", "calibration", "sensitivity"], default=None,
-                    help="run only this section ([5/7] batch, [6/7] calibration, [7/7] sensitivity)")
+    ap.add_argument("--only", choices=["batch", "calibration", "sensitivity", "dashboard"], default=None,
+                    help="run only this section ([5/8] batch, [6/8] calibration, [7/8] sensitivity, [8/8] dashboard)")
     ap.add_argument("--sobol-n", type=int, default=None,
                     help="Sobol base sample of the sensitivity section (default 1,024: the target; quick 64)")
     ap.add_argument("--calibration-runs", type=int, default=None,
@@ -357,15 +405,14 @@ def main(argv=None) -> None:
     n_batch = args.batch or (200 if args.quick else 1000)
     n_calib = args.calibration_runs or (4_000 if args.quick else 20_000)
     n_sobol = args.sobol_n or (64 if args.quick else 1024)
-    n_sobol = args.sobol_n or (64 if args.quick else 1024)
     if args.only == "calibration":
         print_calibration(n_calib, cores)
         return
     if args.only == "sensitivity":
         print_sensitivity(n_sobol, cores)
         return
-    if args.only == "sensitivity":
-        print_sensitivity(n_sobol, cores)
+    if args.only == "dashboard":
+        print_dashboard(cores)
         return
     if args.only == "batch":
         print(f"machine: {cores} cores; default scenario, regime 'combined', 60 months")
@@ -373,7 +420,7 @@ def main(argv=None) -> None:
         return
 
     print(f"machine: {cores} cores; default scenario, regime 'combined', 60 months\n")
-    print("[1/7] engines side by side ...", flush=True)
+    print("[1/8] engines side by side ...", flush=True)
     rows = engine_speed(sizes, mesa_sizes)
     table = [[f"{r['firms']:,}", f"{r['mesa_fsps']:,.0f}" if np.isfinite(r["mesa_fsps"]) else "-",
               f"{r['numba_fsps']:,.0f}", f"{r['numba_kernel_fsps']:,.0f}",
@@ -383,19 +430,19 @@ def main(argv=None) -> None:
     print(tabulate(table, headers=["firms", "mesa firm-steps/s", "numba firm-steps/s", "numba kernel only",
                                    "numba / mesa", "mesa s/run", "numba s/run"], tablefmt="github"))
 
-    print("\n[2/7] cost vs population (numba) ...", flush=True)
+    print("\n[2/8] cost vs population (numba) ...", flush=True)
     slope, times = scaling_exponent(scale_sizes)
     print(tabulate([[f"{n:,}", f"{t:.4f}", f"{n * 60 / t:,.0f}"] for n, t in zip(scale_sizes, times)],
                    headers=["firms", "s/run", "firm-steps/s"], tablefmt="github"))
     print(f"fitted exponent of cost vs population: {slope:.3f}")
 
-    print("\n[3/7] compile time and memory (fresh processes) ...", flush=True)
+    print("\n[3/8] compile time and memory (fresh processes) ...", flush=True)
     cm = compile_and_memory(big)
     print(f"compile (empty cache, shorter of two): {cm['compile_s']:.1f} s; load from cache: {cm['cache_load_s']:.2f} s")
     print(f"peak memory (whole process): {cm['peak_rss_big_mb']:,.0f} MB at {big:,} firms; "
           f"{cm['peak_rss_small_mb']:,.0f} MB at 1,000 firms")
 
-    print("\n[4/7] checks every run passes, against the run itself (numba) ...", flush=True)
+    print("\n[4/8] checks every run passes, against the run itself (numba) ...", flush=True)
     crow = check_costs([1_000, 10_000, 100_000])
     print(tabulate([[f"{r['firms']:,}", f"{r['run_s'] * 1e3:.2f}", f"{r['validate_s'] * 1e3:.3f}",
                      f"{r['guards_s'] * 1e3:.3f}", f"{r['invariants_s'] * 1e3:.3f}",
@@ -407,6 +454,7 @@ def main(argv=None) -> None:
     batch_section(n_batch, cores, reps=2 if args.quick else 3)
     print_calibration(n_calib, cores)
     print_sensitivity(n_sobol, cores)
+    print_dashboard(cores)
 
     n_phase = 100_000
     print(f"\ntime per phase of the month (numba, {n_phase:,} firms, whole run; sim/loop.py) ...", flush=True)

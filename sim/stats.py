@@ -7,6 +7,7 @@ effect is estimated from the per-seed paired differences against baseline.
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import numpy as np
@@ -48,8 +49,14 @@ def mean_ci(x, level: float = 0.95) -> tuple[float, float, float]:
     m = float(x.mean())
     if x.size < 2 or np.all(x == x[0]):
         return m, m, m
-    half = float(stats.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+    half = float(_t_quantile(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
     return m, m - half, m + half
+
+
+@functools.lru_cache(maxsize=256)
+def _t_quantile(q: float, dof: int) -> float:
+    """Student's t quantile (cached: a table asks for the same few thousands of times)."""
+    return float(stats.t.ppf(q, dof))
 
 
 def cost_per_extra_conversion(d_spend, d_conversions, level: float = 0.95) -> tuple[float, float, float]:

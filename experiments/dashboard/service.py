@@ -59,18 +59,30 @@ class Answer:
     headline: object                      # DataFrame: a row per regime (sim.stats.headline_table)
     tables: list = field(default_factory=list)        # (title, DataFrame) of the comparison (report_tables)
     equal_tables: list = field(default_factory=list)  # the same at equal spend
-    figure: bytes = b""                   # the comparison figure (PNG)
+    figure: bytes = b""                   # the comparison figure (PNG, at the page's width)
+    title: str = ""                       # the figure's
 
     @property
     def command(self) -> str:
         return command_line(self.overrides)
+
+    def figure_file(self) -> bytes:
+        """The comparison figure as the main job saves it (``comparison.png``)."""
+        import tempfile
+
+        from sim.plots import save_comparison
+
+        with _FIGURE_LOCK, tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "comparison.png"
+            save_comparison(self.comparison.series, self.comparison.summary, path, self.title)
+            return path.read_bytes()
 
     def files(self) -> dict[str, Callable[[], bytes]]:
         """Downloads: {file name: a function making its bytes}."""
         out = {"table.csv": lambda: _csv(self.comparison.table), "table.parquet": lambda: _parquet(self.comparison.table),
                "summary.csv": lambda: _csv(self.comparison.summary),
                "summary.parquet": lambda: _parquet(self.comparison.summary),
-               "headline.csv": lambda: _csv(self.headline), "comparison.png": lambda: self.figure,
+               "headline.csv": lambda: _csv(self.headline), "comparison.png": self.figure_file,
                "command.sh": lambda: (self.command + "\n").encode()}
         if self.equal is not None:
             out.update({"table_equal_spend.csv": lambda: _csv(self.equal.table),
@@ -111,15 +123,17 @@ class Service:
         question once here (the tables' and figures' modules imported, their first calls made)."""
         cfg = self.config([])
         if self.workers > 1 and self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_die_with_parent)
             warm = [self._pool.submit(api._worker_chunk, [(cfg, cfg.seed)]) for _ in range(2 * self.workers)]
             for f in warm:
                 f.result()
         self._answer(["seeds=2", "regimes=[baseline,broker_reward]", "at_spend=broker_reward"], None, None)
 
     def close(self) -> None:
+        """Stop the workers (the runs under way end first)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
     # ------------------------------------------------------------------ questions
@@ -179,12 +193,24 @@ class Service:
             except api.NoSpend:
                 note = f"No comparison at equal spend: {at_spend} spent no public money in these runs."
         title = f"{cfg.scenario.name}: regimes compared over {api.replicates_text(cfg)}"
-        with _FIGURE_LOCK:
-            png = figure_png(comparison_figure(res.series, res.summary, title))
+        with _FIGURE_LOCK:  # shown at the width of a page; the download is drawn again, sharper
+            png = figure_png(comparison_figure(res.series, res.summary, title), dpi=60)
         return Answer(self.overrides(question), cfg, res, equal, at_spend if equal is not None else None, note,
                       headline_table(res.table, None if equal is None else equal.table),
                       report_tables(res, cfg, regimes),
-                      report_tables(equal, cfg, regimes) if equal is not None else [], png)
+                      report_tables(equal, cfg, regimes) if equal is not None else [], png, title)
+
+
+def _die_with_parent() -> None:
+    """A worker ends when the server does, however it ends (Linux: the kernel signals it; elsewhere the pool's
+    own shutdown does it)."""
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _key(cfg: Config) -> str:
