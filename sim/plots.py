@@ -259,7 +259,8 @@ def one_run_figure(series: pd.DataFrame, months: int, title: str = ""):
     ax = axes[0, 0]
     for label, cols in funnel:
         ax.plot(t, series[cols].sum(axis=1).cumsum(), label=label)
-    ax.set_title("Funnel (cumulative)", fontsize=10)
+    ax.set_yscale("symlog", linthresh=10)  # needs outnumber conversions a hundredfold: every stage readable
+    ax.set_title("Funnel (cumulative; log scale above 10)", fontsize=10)
     ax = axes[0, 1]
     for c in FORM_COLUMNS:
         ax.plot(t, series[C.COLUMNS[c].name].cumsum(), label=C.COLUMNS[c].form)
@@ -281,7 +282,7 @@ def one_run_figure(series: pd.DataFrame, months: int, title: str = ""):
         ax.set_xlabel("month", fontsize=8)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8, loc="upper left")
+            ax.legend(fontsize=8, loc="best")
     if title:
         fig.suptitle(title)
     return fig

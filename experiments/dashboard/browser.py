@@ -98,9 +98,11 @@ def screenshots(out: Path, *overrides: str) -> list[Path]:
             page.get_by_text(f"month {month} of").wait_for(timeout=60_000)
         shots.append(out / "one_run.png")
         page.screenshot(path=shots[-1])
-        for name in ("sweep", "calibration"):
+        for name, ready in (("sweep", ".tt-sweep table"), ("calibration", ".tt-fit table")):
             page.goto(url + name)
-            page.wait_for_timeout(3000)
+            with contextlib.suppress(Exception):  # no sweep or calibration to show: the page says so
+                page.locator(ready).wait_for(timeout=60_000)
+                page.wait_for_timeout(1000)  # the figures below the table
             shots.append(out / f"{name}.png")
             page.screenshot(path=shots[-1])
     return shots

@@ -42,7 +42,8 @@ def service() -> svc.Service:
 
 def table_html(df, name: str, index: bool = True):
     """A table as HTML (its cells are the formatted strings of sim.stats), marked for tests and styling."""
-    html = df.to_html(index=index, border=0, classes=["tt-table"], na_rep="-", escape=True)
+    html = df.to_html(index=index, border=0, classes=["tt-table"], na_rep="-", escape=True,
+                      float_format=lambda v: f"{v:.6g}")
     return solara.HTML(tag="div", unsafe_innerHTML=html, classes=[f"tt-{name}", "tt-scroll"])
 
 
@@ -318,7 +319,7 @@ def SweepPage():
         if len(numeric) >= 2:
             figs.append(svc.figure_png(sweep_heatmap_figure(df, axes, metric.value)))
     for png in figs:
-        solara.Image(png, format="png", width="80%")
+        solara.Image(png, format="png", width="65%")
     means = df.groupby(axes or ["seed"], dropna=False)[metric.value].agg(["mean", "std", "count"]).reset_index() \
         if axes else df[[metric.value]].describe()
     table_html(means, "sweep", index=not axes)
@@ -350,7 +351,7 @@ def CalibrationPage():
             table_html(pd.read_csv(folder / name), name.split(".")[0].replace("_", "-"), index=False)
     for name in ("posterior_pairs.png", "fit.png", "screen.png"):
         if (folder / name).is_file():
-            solara.Image((folder / name).read_bytes(), format="png", width="80%")
+            solara.Image((folder / name).read_bytes(), format="png", width="65%")
     solara.Markdown(f"Compare regimes on this posterior: `python -m experiments.run posterior={folder}`")
 
 
