@@ -251,7 +251,8 @@ def one_run_figure(series: pd.DataFrame, months: int, title: str = ""):
     needs to conversions, contracts signed by form, brokers entering and leaving, and the reserves the
     instruments' own agents hold (insurers, lenders). The x axis spans the whole run, so a run being played
     fills it from the left."""
-    fig, axes = plt.subplots(2, 2, figsize=(11, 6.5), constrained_layout=True)
+    fig, axes = plt.subplots(2, 2, figsize=(11, 6.5))
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.08, top=0.9, wspace=0.15, hspace=0.32)  # fixed: a page redraws it each month
     t = np.arange(len(series))
     funnel = (("needs raised", ["needs_raised"]), ("matches", ["matches"]),
               ("contracts", [C.COLUMNS[c].name for c in FORM_COLUMNS]), ("conversions", ["successes"]),

@@ -28,7 +28,7 @@ from sim.locations import CONFIG_DIR  # noqa: E402
 
 SERVICE: Optional[svc.Service] = None  # set by experiments.dashboard before the server starts
 SETTINGS: dict = {}                    # its paths: sweeps, calibrations (experiments.dashboard)
-PLAY_INTERVAL = 0.2                    # seconds between months when the One run page plays
+PLAY_INTERVAL = 0.2                    # seconds between months when the One run page plays (its default)
 _SERVICE_LOCK = threading.Lock()
 
 
@@ -220,6 +220,7 @@ def OneRunPage():
     scenario = solara.use_reactive(base.scenario.name if base.scenario.name in scenario_names() else "default")
     regime = solara.use_reactive("combined")
     seed = solara.use_reactive(str(base.seed))
+    interval = solara.use_reactive(str(PLAY_INTERVAL))
     playing = solara.use_reactive(False)
     tick, set_tick = solara.use_state(0)  # bumped after each month, so the page redraws
 
@@ -242,7 +243,7 @@ def OneRunPage():
     def play():  # in a thread of its own: the page stays responsive (a click on Pause is heard)
         while playing.value and stepper is not None and not stepper.done:
             step()  # the page redraws in this thread: a month at most as fast as its figure is drawn
-            time.sleep(PLAY_INTERVAL)
+            time.sleep(_seconds(interval.value))
         if stepper is not None and stepper.done:
             playing.set(False)
 
@@ -254,6 +255,8 @@ def OneRunPage():
                 solara.Select("Scenario", values=scenario_names(), value=scenario)
                 solara.Select("Regime", values=api.regime_names(), value=regime)
                 solara.InputText("Seed", value=seed, continuous_update=False)
+                solara.InputText("Seconds between months when playing", value=interval, continuous_update=False,
+                                 error=_seconds(interval.value, None) is None, classes=["tt-interval"])
                 with solara.Row():
                     solara.Button("Pause" if playing.value else "Play", on_click=lambda: playing.set(not playing.value),
                                   disabled=stepper is None or stepper.done, classes=["tt-play"])
@@ -281,6 +284,15 @@ def OneRunPage():
                                     f"matches, {int(last['successes'])} conversions, "
                                     f"{int(last['brokers_active'])} active brokers.")
     _ = tick
+
+
+def _seconds(text: str, default: Optional[float] = PLAY_INTERVAL) -> Optional[float]:
+    """A pause between months typed in the page: a number of seconds from 0 to 60 (else ``default``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return default
+    return value if 0 <= value <= 60 else default
 
 
 def _reset(stepper) -> None:
