@@ -71,7 +71,7 @@ def regime(name: str) -> RegimeConfig:
     (``free_trial+vouchers``: a regime of that name switching those instruments on)."""
     instruments = regime_instruments(name)
     if instruments is None:
-        raise ConfigError(f"regime {name!r}: {allowed_regimes_text()}")
+        raise ConfigError(f"regime {name!r}: allowed are {allowed_regimes_text()}")
     return load_config({"regime": {"name": name, "instruments": instruments}}).regime
 
 

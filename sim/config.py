@@ -389,13 +389,13 @@ def _cross_checks(cfg: Config) -> None:
     files = regime_files()
     for name in cfg.regimes:
         if regime_instruments(name) is None:
-            raise ConfigError(f"regimes contains {_show(name)}: {allowed_regimes_text()}")
+            raise ConfigError(f"regimes contains {_show(name)}: allowed regimes are {allowed_regimes_text()}")
     if not cfg.regimes:
         raise ConfigError("regimes = []: must name at least one of " + ", ".join(files))
     if len(set(cfg.regimes)) != len(cfg.regimes):
         raise ConfigError(f"regimes = {_show(cfg.regimes)}: each regime may appear once")
     if cfg.at_spend is not None and regime_instruments(cfg.at_spend) is None:
-        raise ConfigError(f"at_spend = {_show(cfg.at_spend)}: {allowed_regimes_text()}")
+        raise ConfigError(f"at_spend = {_show(cfg.at_spend)}: allowed regimes are {allowed_regimes_text()}")
     r = cfg.regime
     for name in r.instruments:
         if name not in INSTRUMENT_NAMES:
@@ -472,8 +472,10 @@ def regime_instruments(name: Any) -> Optional[list]:
 
 
 def allowed_regimes_text() -> str:
-    return ("allowed are the regimes " + ", ".join(regime_files()) + ", or a mix of two or more distinct "
-            "instruments joined by + (free_trial+vouchers; instruments: " + ", ".join(INSTRUMENT_NAMES) + ")")
+    """The regimes allowed, for messages: the named ones (baseline first, combined last), then the mixes."""
+    names = sorted(regime_files(), key=lambda n: (n != "baseline", n == "combined", n))
+    return (", ".join(names) + ", or a mix of two or more distinct instruments joined by + (free_trial+vouchers; "
+            "instruments: " + ", ".join(INSTRUMENT_NAMES) + ")")
 
 
 def _resolve(node) -> Any:

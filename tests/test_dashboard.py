@@ -97,7 +97,7 @@ def test_a_mix_of_instruments_is_a_regime_of_the_comparison():
     assert list(mixed["successes"]) == [r.summary["successes"] for r in runs]
     assert list(mixed["gov_spend"]) == [r.summary["gov_spend"] for r in runs]
     for bad in ("free_trial+free_trial", "free_trial+", "vouchers+failure_insurance"):
-        with pytest.raises(ConfigError, match="joined by \\+"):
+        with pytest.raises(ConfigError, match="allowed regimes are baseline, .* or a mix .* joined by \\+"):
             api.compose(f"regimes=[baseline,{bad}]")
 
 

@@ -57,6 +57,10 @@ CSS = """
 
 
 # --------------------------------------------------------------------------- Compare
+class Superseded(Exception):
+    """A comparison given up because the page asks another question."""
+
+
 def scenario_names() -> list[str]:
     return sorted(p.stem for p in (CONFIG_DIR / "scenario").glob("*.yaml"))
 
@@ -134,11 +138,17 @@ def ComparePage():
     except ConfigError as e:
         cfg, error = None, f"config error: {e}"
 
+    asked = solara.use_ref(None)  # the question now on the page: a run for an older one stops
+    asked.current = tuple(question)
+
     def ask():
         if cfg is None:
             return None
+        mine = tuple(question)
 
         def on_progress(done, total, desc):
+            if asked.current != mine:
+                raise Superseded()  # run_batch cancels the chunks not begun: the pool is free for the new one
             progress.set((done, total, desc))
         return service().compare(question, on_progress=on_progress)
 
@@ -170,7 +180,7 @@ def ComparePage():
                 done, total, desc = progress.value
                 solara.ProgressLinear(100 * done / total if total else True)
                 solara.Text(f"running {desc}: {done} of {total} runs" if total else "starting", classes=["tt-progress"])
-            elif result.error:
+            elif result.error and not isinstance(result.exception, Superseded):
                 solara.Error(f"run failed: {result.exception}", classes=["tt-error"])
             elif result.value is not None:
                 AnswerView(result.value)
