@@ -68,7 +68,22 @@ def split(node, section: str, cls):
     data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
     data = {k: v for k, v in data.items() if k != "hydra"}
     own = data.pop(section, None)
-    return load_config(data), _build(cls, own, section)
+    data["seeds"] = 1  # the main job's replicates: an app runs its own (checked below), never these
+    cfg, own = load_config(data), _build(cls, own, section)
+    check_seeds(cfg.seed, own, section)
+    return cfg, own
+
+
+def check_seeds(seed: int, own, section: str) -> None:
+    """Refuse, before anything runs, a ``seed`` whose last replicate (``seed + replicates - 1``, and the fresh
+    replicates of the intervals after them) is past the largest seed."""
+    from sim.schema import SEED_MAX
+
+    extra = getattr(own, "interval_replicates", 0) or 0
+    last = seed + getattr(own, "replicates", 1) + extra - 1
+    if last > SEED_MAX:
+        what = f"seed + {section}.replicates" + (f" + {section}.interval_replicates" if extra else "") + " - 1"
+        raise ConfigError(f"seed = {seed}: the last seed, {what} = {last}, must be <= {SEED_MAX}")
 
 
 def make_executor(run: RunOptions, workers: int, out: Path):

@@ -240,3 +240,20 @@ def test_the_app_refuses_bad_values_in_one_line(tmp_path, arg, words):
     assert p.returncode == 2, p.stdout[-1000:] + p.stderr[-1000:]
     assert p.stderr.count("\n") == 1 and words in p.stderr and "Traceback" not in p.stderr, p.stderr
     assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_an_apps_seed_range_is_its_own_replicates_not_the_main_jobs_seeds():
+    """The last seed an app runs is seed + replicates - 1 (+ the optimiser's fresh interval replicates)."""
+    from types import SimpleNamespace
+
+    from experiments.explore_app import check_seeds
+    from sim.config import ConfigError
+    from sim.schema import SEED_MAX
+
+    check_seeds(SEED_MAX - 3, SimpleNamespace(replicates=4), "sensitivity")  # the last seed is SEED_MAX: allowed
+    with pytest.raises(ConfigError, match=r"seed \+ sensitivity.replicates - 1 = 9223372036854775808"):
+        check_seeds(SEED_MAX - 2, SimpleNamespace(replicates=4), "sensitivity")
+    check_seeds(SEED_MAX, SimpleNamespace(replicates=1), "discover")  # refused before: the main job's 10 seeds
+    with pytest.raises(ConfigError, match=r"\+ optimise.interval_replicates - 1"):
+        check_seeds(SEED_MAX - 23, SimpleNamespace(replicates=4, interval_replicates=20), "optimise")
+    check_seeds(SEED_MAX - 23, SimpleNamespace(replicates=4, interval_replicates=19), "optimise")
