@@ -255,5 +255,5 @@ def test_an_apps_seed_range_is_its_own_replicates_not_the_main_jobs_seeds():
         check_seeds(SEED_MAX - 2, SimpleNamespace(replicates=4), "sensitivity")
     check_seeds(SEED_MAX, SimpleNamespace(replicates=1), "discover")  # refused before: the main job's 10 seeds
     with pytest.raises(ConfigError, match=r"\+ optimise.interval_replicates - 1"):
-        check_seeds(SEED_MAX - 23, SimpleNamespace(replicates=4, interval_replicates=20), "optimise")
-    check_seeds(SEED_MAX - 23, SimpleNamespace(replicates=4, interval_replicates=19), "optimise")
+        check_seeds(SEED_MAX - 22, SimpleNamespace(replicates=4, interval_replicates=20), "optimise")
+    check_seeds(SEED_MAX - 23, SimpleNamespace(replicates=4, interval_replicates=20), "optimise")  # last = SEED_MAX
