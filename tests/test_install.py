@@ -7,8 +7,15 @@ unrelated directory: the main job, ``api.compose``, a user's own scenario throug
 (it must recompile, not load the old kernels).
 
 Skipped, with the reason, if the package index cannot be reached, unless
-``REQUIRE_NETWORK=1`` (CI): then it fails. Takes ~3 minutes on 2 cores: ~45 s to
+``REQUIRE_NETWORK=1`` (CI): then it fails. Takes ~2.5 minutes on 2 cores: ~35 s to build and
 install, two cold Numba compiles of ~30 s each, a few short runs.
+
+pip installs without byte-compiling (``--no-compile``): compiling every module of every
+dependency (~10,000 files: scipy, pandas, matplotlib, numba, ...) took more than half of
+the install's time, and only the few hundred modules the runs import are ever used. They
+are compiled when first imported: the environment's processes may write bytecode (into
+the fresh environment only), whatever ``PYTHONDONTWRITEBYTECODE`` says here. Nothing the
+test checks depends on it: the files installed are the same.
 """
 
 from __future__ import annotations
@@ -52,7 +59,8 @@ class Installed:
         self.venv, self.work, self.cache = venv, work, cache
         self.python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
         env = {k: v for k, v in os.environ.items()
-               if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "NUMBA_CACHE_DIR", "PYTHONSTARTUP")}
+               if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "NUMBA_CACHE_DIR", "PYTHONSTARTUP",
+                            "PYTHONDONTWRITEBYTECODE")}  # installed --no-compile: the first import compiles, once
         env["TECHTRANSFER_CACHE_DIR"] = str(cache)  # not the user's cache
         self.env = env
 
@@ -97,7 +105,7 @@ def installed(tmp_path_factory) -> Installed:
     _run([sys.executable, "-m", "venv", venv], cwd=tmp, env=dict(os.environ))
     inst = Installed(venv, tmp / "elsewhere", tmp / "cache")
     inst.work.mkdir()
-    inst.run("-m", "pip", "install", "--disable-pip-version-check", wheel)
+    inst.run("-m", "pip", "install", "--disable-pip-version-check", "--no-compile", wheel)
     return inst
 
 
