@@ -504,14 +504,27 @@ StorageLoc=slurm_acct_db
             f.write(slurmdbd_conf)
         os.chmod(self.slurmdbd_conf, 0o600)
 
+    def _ensure_munge_key(self, key: Path) -> None:
+        """Create the munge key ``key`` (the system's) if it is missing."""
+        if not key.exists():
+            key.parent.mkdir(parents=True, exist_ok=True)
+            _chown(key.parent, "munge")
+            os.chmod(key.parent, 0o700)
+            # made beside it, then linked into place: two clusters starting at once (two test sessions, or
+            # pytest-xdist workers) end with one key, the first, and neither fails on the other's file
+            tmp = key.with_name(f".munge.key.{os.getpid()}.{secrets.token_hex(4)}")
+            try:
+                self._cmd(["mungekey", "--create", f"--keyfile={tmp}"], slurm=False)
+                _chown(tmp, "munge")
+                os.chmod(tmp, 0o400)
+                with contextlib.suppress(FileExistsError):
+                    os.link(tmp, key)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+
     def _start_munge(self) -> None:
-        if not MUNGE_KEY.exists():
-            MUNGE_KEY.parent.mkdir(parents=True, exist_ok=True)
-            _chown(MUNGE_KEY.parent, "munge")
-            os.chmod(MUNGE_KEY.parent, 0o700)
-            self._cmd(["mungekey", "--create", f"--keyfile={MUNGE_KEY}"], slurm=False)
-            _chown(MUNGE_KEY, "munge")
-            os.chmod(MUNGE_KEY, 0o400)
+        self._ensure_munge_key(MUNGE_KEY)
         # munged checks that its dirs are not writable by others: /run/munge is its
         # usual home; create it in case anything else (munge CLI defaults) looks there
         _mkdir(Path("/run/munge"), "munge", 0o755)

@@ -3,6 +3,7 @@ against a brute-force grid of the real model, resume after a kill anywhere, inte
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -403,7 +404,7 @@ def _direct(generations: int):
 def test_the_app_writes_the_front_of_a_direct_search_and_resumes_after_kill_9(tmp_path):
     args = [*APP, "optimise.generations=8"]
     cmd = [sys.executable, "-m", "experiments.optimise", *args, f"hydra.run.dir={tmp_path / 'out'}"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     journal = tmp_path / "out" / "search.journal"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:  # killed once generation 2 is being asked
@@ -413,6 +414,8 @@ def test_the_app_writes_the_front_of_a_direct_search_and_resumes_after_kill_9(tm
     assert proc.poll() is None, proc.stderr.read()[-2000:]
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    with contextlib.suppress(ProcessLookupError):  # its worker processes too: orphaned, they waited forever
+        os.killpg(proc.pid, signal.SIGKILL)
     assert not (tmp_path / "out" / "trials.parquet").exists()
     p = _app(tmp_path, *args)                              # the same command resumes in the same folder
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]

@@ -11,6 +11,11 @@ Tests that share expensive state run on one worker, one after the other:
 
 Every other test is a unit of its own, sent to whichever worker is free.
 
+Which unit starts first: those of ``LONG_FIRST`` (the longest, in that order), then pytest-xdist's own order
+(groups by their number of tests, then the rest as collected). A long group started last would end the run on one
+worker while the other waits; started first, the short units fill in around it. An order only: what shares a
+worker does not change.
+
 Why not pytest-xdist's loadgroup alone: a worker tells the controller a test's group by appending ``@group`` to
 the test's node id, which pytest 9.2 no longer lets a plugin change (pytest-xdist issue #1386): the groups are
 then silently ignored and a group's tests spread over the workers. So here each worker writes, before it reports
@@ -25,9 +30,17 @@ import json
 import os
 import shutil
 import tempfile
+from collections import OrderedDict
 from pathlib import Path
 
 import pytest
+
+# units (a group's name, or a prefix of test ids) that start first, longest first: the Slurm cluster's tests
+# (~4 minutes on 2 loaded cores), the fresh environment's install and two cold Numba compiles (~3), the fuzzed
+# command lines, the calibrations, the notebooks' kernels, the cold compile on two cores, the studies of many seeds
+LONG_FIRST = ("slurm", "tests/test_install.py", "tests/test_fuzz.py", "tests/test_calibration.py",
+              "tests/test_sweep_safety.py", "tests/test_notebooks.py", "tests/test_jit.py", "tests/test_directions.py",
+              "tests/test_sweeps.py", "tests/test_optimise.py", "tests/test_main_job.py")
 
 ENV = "TECHTRANSFER_XDIST_GROUPS"  # the folder of the workers' group files, made by the controller
 _FOLDER = pytest.StashKey[str]()
@@ -77,6 +90,7 @@ def pytest_xdist_make_scheduler(config, log):
         def __init__(self, config, log=None):
             super().__init__(config, log.loadgroupsched if log is not None else None)
             self.groups: dict[str, str] | None = None
+            self.workqueue = _LongFirst(self.workqueue)
 
         def _split_scope(self, nodeid: str) -> str:
             if nodeid.rfind("@") > nodeid.rfind("]"):  # pytest-xdist's own suffix, where it still works
@@ -91,6 +105,22 @@ def pytest_xdist_make_scheduler(config, log):
             return self.groups.get(nodeid, nodeid)
 
     return GroupScheduling(config, log)
+
+
+def rank(scope: str) -> int:
+    """A unit's place in ``LONG_FIRST`` (len(LONG_FIRST) if it is not there)."""
+    return next((i for i, p in enumerate(LONG_FIRST) if scope == p or scope.startswith(p.rstrip("/") + "::")
+                 or scope == p.rstrip("/")), len(LONG_FIRST))
+
+
+class _LongFirst(OrderedDict):
+    """The scheduler's queue of units (scope -> its tests): the first unit taken is the first of the lowest rank."""
+
+    def popitem(self, last: bool = True):
+        if last or not self:
+            return super().popitem(last)
+        scope = min(self, key=rank)  # min keeps the queue's order among equals
+        return scope, self.pop(scope)
 
 
 # --------------------------------------------------------------------------- on a worker
