@@ -139,8 +139,7 @@ def main_job(node: DictConfig) -> Path:
     matplotlib.use("Agg")  # files only, no window
     logging.getLogger("MESA").setLevel(logging.WARNING)  # Mesa logs every step at INFO
     from sim import api
-    from sim.population import check_memory
-    from sim.results import N_SERIES, InvariantError
+    from sim.results import InvariantError
 
     cfg = load_config(node)
     # a regime chosen on the command line (regime=NAME or any regime.* key) runs alone
@@ -156,10 +155,8 @@ def main_job(node: DictConfig) -> Path:
     draws = _posterior_draws(cfg)  # a bad posterior fails here, before any run
     out = Path(HydraConfig.get().runtime.output_dir)
     check_writable(out, "hydra.run.dir")
+    check_comparison_memory(cfg, regimes, at_spend, draws)
     replicates = cfg.seeds * (cfg.posterior_draws if draws else 1)
-    results_bytes = 4.0 * (2 if at_spend else 1) * len(regimes) * replicates * cfg.scenario.months * N_SERIES * 8  # series, frames, CSV
-    for run_cfg in {id(c): c for c in draws or [cfg]}.values():  # a draw may set the population's size
-        check_memory(run_cfg, cfg.engine, processes=cfg.workers, extra=results_bytes)
     print(f"scenario {cfg.scenario.name}: {cfg.scenario.firms.n} firms, "
           f"{cfg.scenario.universities.n * cfg.scenario.universities.achievements_each} achievements, "
           f"{cfg.scenario.months} months; regimes {', '.join(regimes)}; seeds {cfg.seed}..{cfg.seed + replicates - 1}; "
@@ -191,6 +188,18 @@ def main_job(node: DictConfig) -> Path:
     print("\n".join(headline(res, equal, at_spend) + [""] + text))
     print(f"\nwrote {', '.join(written)}, table.md and .hydra/ to {out}")
     return out
+
+
+def check_comparison_memory(cfg, regimes, at_spend, draws=()) -> None:
+    """Refuse, before any run, a comparison whose runs or results would not fit in memory (the runs of each
+    process, and every run's series kept for the tables, the frames and the CSV files)."""
+    from sim.population import check_memory
+    from sim.results import N_SERIES
+
+    replicates = cfg.seeds * (cfg.posterior_draws if draws else 1)
+    results_bytes = 4.0 * (2 if at_spend else 1) * len(regimes) * replicates * cfg.scenario.months * N_SERIES * 8
+    for run_cfg in {id(c): c for c in draws or [cfg]}.values():  # a draw may set the population's size
+        check_memory(run_cfg, cfg.engine, processes=cfg.workers, extra=results_bytes)
 
 
 def _posterior_draws(cfg) -> list:

@@ -83,6 +83,11 @@ def test_service_answers_as_the_api_and_caches_answers():
     # a bad value: the command line's message
     with pytest.raises(api.ConfigError, match=r"broker.cap = -5.0: must be >= 0"):
         s.compare(["broker.cap=-5"])
+    # a comparison that would not fit in memory is refused as the main job refuses it, before any run
+    calls.clear()
+    with pytest.raises(api.ConfigError, match=r"needs about [\d.]+ GB of memory"):
+        s.compare(["seeds=1000000"], on_progress=lambda *a: calls.append(a))
+    assert calls == []
 
 
 def test_a_mix_of_instruments_is_a_regime_of_the_comparison():

@@ -11,8 +11,10 @@ exit code 2, before the server starts.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import warnings
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +61,8 @@ def check_port(host: str, port: int) -> None:
         try:
             s.bind(addr)
         except OSError as e:
+            if e.errno == errno.EADDRNOTAVAIL:  # the address is not one of this machine's
+                raise ConfigError(f"dashboard.host = {host!r}: not an address of this machine ({e.strerror})") from None
             raise ConfigError(f"dashboard.port = {port}: cannot listen on {host}:{port} ({e.strerror or e})") from None
 
 
@@ -75,6 +79,7 @@ def serve(cfg, own: DashboardConfig, out: Path) -> None:
     service.start()
     pages.SERVICE = service
     pages.SETTINGS.update(sweeps=own.sweeps, calibrations=own.calibrations)
+    warnings.filterwarnings("ignore", message="Cookies with samesite=none")  # plain http on localhost: lax is right
     for name in ("solara", "reacton", "MESA", "numba"):  # they log every render and step at INFO
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.update(SOLARA_APP="experiments.dashboard.pages", SERVER_NAME=own.host, SERVER_PORT=str(own.port),

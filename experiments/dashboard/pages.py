@@ -111,9 +111,14 @@ def ParameterInputs(defaults, instruments, values, set_values):
                      classes=["tt-param-government-annual_budget"])
 
 
+def question_regimes(regimes, mix) -> list[str]:
+    """The regimes compared: those picked, then the mix of instruments (``a+b``, in the registry's order)."""
+    return list(regimes) + (["+".join(i for i in INSTRUMENT_NAMES if i in mix)] if len(mix) >= 2 else [])
+
+
 def question_of(scenario, regimes, mix, seeds, at_spend, values) -> list[str]:
     """The overrides the page's inputs stand for (what the command line would be given)."""
-    chosen = list(regimes) + (["+".join(i for i in INSTRUMENT_NAMES if i in mix)] if len(mix) >= 2 else [])
+    chosen = question_regimes(regimes, mix)
     q = [f"scenario={scenario}", f"seeds={seeds}", "regimes=[" + ",".join(chosen) + "]",
          f"at_spend={at_spend if at_spend != 'none' else 'null'}"]
     return q + [f"{k}={v}" for k, v in sorted(values.items())]
@@ -134,7 +139,7 @@ def ComparePage():
     question = question_of(scenario.value, regimes.value, mix.value, seeds.value, at_spend.value, values)
     error = None
     try:
-        cfg = service().config(question)
+        cfg = service().validate(question)
     except ConfigError as e:
         cfg, error = None, f"config error: {e}"
 
@@ -150,7 +155,10 @@ def ComparePage():
             if asked.current != mine:
                 raise Superseded()  # run_batch cancels the chunks not begun: the pool is free for the new one
             progress.set((done, total, desc))
-        return service().compare(question, on_progress=on_progress)
+        try:
+            return service().compare(question, on_progress=on_progress)
+        except Superseded:
+            return None  # the page shows the newer question's answer
 
     result = solara.lab.use_task(ask, dependencies=[tuple(question), error], raise_error=False)
 
@@ -167,7 +175,10 @@ def ComparePage():
                                       all_values=list(INSTRUMENT_NAMES), values=mix)
                 solara.InputText("Seeds (replicates per regime)", value=seeds, continuous_update=False,
                                  classes=["tt-seeds"])
-                spenders = [r for r in regimes.value if r != "baseline"]
+                if len(mix.value) == 1:
+                    solara.Text("A mix needs two or more instruments (one alone is its named regime).",
+                                classes=["tt-mix-note"])
+                spenders = [r for r in question_regimes(regimes.value, mix.value) if r != "baseline"]
                 solara.Select("At equal spend to (every regime under its yearly public spend)",
                               values=["none"] + spenders + ([at_spend.value] if at_spend.value not in
                                                              ["none"] + spenders else []), value=at_spend)
@@ -211,7 +222,7 @@ def AnswerView(answer: svc.Answer):
                     table_html(df, f"{'equal-' if label != 'Comparison' else ''}table-{k}")
     solara.Markdown("#### Reproduce on the command line")
     solara.HTML(tag="div", unsafe_innerHTML=_escape(answer.command), classes=["tt-command"])
-    with solara.Row(classes=["tt-downloads"]):
+    with solara.Row(classes=["tt-downloads"], style={"flex-wrap": "wrap"}):
         for name, make in answer.files().items():
             solara.FileDownload(make, filename=name, label=name,
                                 mime_type="text/csv" if name.endswith(".csv") else "application/octet-stream")
@@ -250,8 +261,12 @@ def OneRunPage():
             stepper.step()
             set_tick(lambda t: t + 1)
 
+    current = solara.use_ref(None)  # the run on the page: a loop playing another one stops
+    current.current = stepper
+    solara.use_effect(lambda: playing.set(False), [id(stepper), cfg is None])  # a new run (or none) starts paused
+
     def play():  # in a thread of its own: the page stays responsive (a click on Pause is heard)
-        while playing.value and stepper is not None and not stepper.done:
+        while playing.value and stepper is not None and not stepper.done and current.current is stepper:
             step()  # the page redraws in this thread: a month at most as fast as its figure is drawn
             time.sleep(_seconds(interval.value))
         if stepper is not None and stepper.done:

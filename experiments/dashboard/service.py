@@ -28,7 +28,8 @@ from typing import Callable, Optional
 from sim import api
 from sim.config import Config, ConfigError, replace
 
-_FIGURE_LOCK = threading.Lock()  # pyplot's state is global: one figure drawn at a time
+_FIGURE_LOCK = threading.Lock()
+CHUNK_RUNS = 8  # runs a worker takes at a time (a round trip costs ~1 ms; a default-scenario run ~10 ms)  # pyplot's state is global: one figure drawn at a time
 
 
 def figure_png(fig, dpi: int = 90) -> bytes:
@@ -157,6 +158,15 @@ class Service:
                 self._configs.popitem(last=False)
         return cfg
 
+    def validate(self, question: list[str]) -> Config:
+        """The config of a question the Compare page may run: valid, and its comparison fits in memory (the main
+        job's checks, with the same one-line messages)."""
+        from experiments.app import check_comparison_memory
+
+        cfg = self.config(question)
+        check_comparison_memory(cfg, cfg.regimes, cfg.at_spend if len(cfg.regimes) > 1 else None)
+        return cfg
+
     def command_line(self, question: list[str]) -> str:
         return command_line(self.overrides(question))
 
@@ -172,7 +182,7 @@ class Service:
     def compare(self, question: list[str], on_progress: Optional[Callable[[int, int, str], None]] = None) -> Answer:
         """The main job's comparison for ``question``: every regime of ``regimes``, and at equal spend to
         ``at_spend`` when it is set and more than one regime is compared (as the main job does)."""
-        cfg = self.config(question)
+        cfg = self.validate(question)
         key = _key(cfg)
         with self._lock:
             if key in self._cache:
@@ -195,7 +205,9 @@ class Service:
         at_spend = cfg.at_spend if len(regimes) > 1 else None
         if at_spend is not None:
             api.check_at_spend(at_spend)
-        batch = {"pool": self._pool, "on_progress": on_progress, "workers": self.workers, "progress": False}
+        # small chunks: the progress bar moves, and a question given up frees the pool within a chunk
+        batch = {"pool": self._pool, "on_progress": on_progress, "workers": self.workers, "progress": False,
+                 "chunksize": CHUNK_RUNS}
         res = api.compare(cfg, regimes=regimes, **batch)
         equal, note = None, ""
         if at_spend is not None:
@@ -285,7 +297,12 @@ def load_sweep(path: Path):
     if not file.is_file():
         raise ConfigError(f"sweep = {str(path)!r}: no sweep.parquet there (collect it: python -m experiments.collect "
                           "<sweep dir>)")
-    df = pd.read_parquet(file)
+    try:
+        df = pd.read_parquet(file)
+    except Exception as e:  # noqa: BLE001 (pyarrow raises many kinds for a file that is not Parquet)
+        raise ConfigError(f"sweep = {str(path)!r}: not a Parquet table ({type(e).__name__})") from None
+    if not {"run_id", "seed", "regime.name"} <= set(df.columns):
+        raise ConfigError(f"sweep = {str(path)!r}: not a collected sweep (no run_id, seed and regime.name columns)")
     params = [c for c in df.columns if "." in c and c not in ("regime.instruments",)]
     rows = df[params].to_dict("records")
     axes = [a for a in swept_columns(rows) if a != "seed"]
