@@ -8,8 +8,8 @@ same functions as the command line; this module only lays them out.
 
 from __future__ import annotations
 
+import asyncio
 import threading
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -265,14 +265,14 @@ def OneRunPage():
     current.current = stepper
     solara.use_effect(lambda: playing.set(False), [id(stepper), cfg is None])  # a new run (or none) starts paused
 
-    def play():  # in a thread of its own: the page stays responsive (a click on Pause is heard)
+    async def play():  # on the server's event loop: between months it hears a click on Pause
         while playing.value and stepper is not None and not stepper.done and current.current is stepper:
-            step()  # the page redraws in this thread: a month at most as fast as its figure is drawn
-            time.sleep(_seconds(interval.value))
-        if stepper is not None and stepper.done:
+            step()  # the page redraws now: a month at most as fast as its figure is drawn
+            await asyncio.sleep(_seconds(interval.value))
+        if stepper is not None and stepper.done and current.current is stepper:
             playing.set(False)
 
-    solara.lab.use_task(play, dependencies=[playing.value, id(stepper)], prefer_threaded=True)
+    solara.lab.use_task(play, dependencies=[playing.value, id(stepper)], prefer_threaded=False)
 
     with solara.Columns([1, 3]):
         with solara.Column():
