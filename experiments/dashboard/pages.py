@@ -25,6 +25,7 @@ from sim import api  # noqa: E402
 from sim.config import INSTRUMENT_NAMES, ConfigError  # noqa: E402
 from sim.instruments import BY_NAME  # noqa: E402
 from sim.locations import CONFIG_DIR  # noqa: E402
+from sim.schema import _describe  # noqa: E402
 
 SERVICE: Optional[svc.Service] = None  # set by experiments.dashboard before the server starts
 SETTINGS: dict = {}                    # its paths: sweeps, calibrations (experiments.dashboard)
@@ -76,7 +77,8 @@ def instrument_fields(cfg, instrument: str) -> list[tuple[str, str, str]]:
         value = getattr(obj, f.name)
         text = "null" if value is None else str(value).lower() if isinstance(value, bool) else repr(value) \
             if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else str(value)
-        out.append((f"{section}.{f.name}", text, f.metadata.get("doc", "")))
+        allowed = _describe(f.metadata)  # the schema's own words, as in the command line's messages
+        out.append((f"{section}.{f.name}", text, f.metadata.get("doc", "") + (f"; {allowed}" if allowed else "")))
     return out
 
 
