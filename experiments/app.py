@@ -174,7 +174,7 @@ def main_job(node: DictConfig) -> Path:
         try:
             equal = api.compare_at_spend(cfg, at_spend, regimes=regimes, spend_of=res)
         except api.NoSpend:  # the runs decided it (no contract to reward, say): said, and the tables above kept
-            text += ["", f"No comparison at equal spend: {at_spend} spent no public money in these runs."]
+            text += ["", no_spend_note(at_spend)]
             _write_report(out, node, headline(res, None, None) + [""] + text)
             at_spend = None
         except InvariantError as e:
@@ -188,6 +188,11 @@ def main_job(node: DictConfig) -> Path:
     print("\n".join(headline(res, equal, at_spend) + [""] + text))
     print(f"\nwrote {', '.join(written)}, table.md and .hydra/ to {out}")
     return out
+
+
+def no_spend_note(at_spend: str) -> str:
+    """What the report says when the regime named for equal spend spent nothing in the runs."""
+    return f"No comparison at equal spend: {at_spend} spent no public money in these runs."
 
 
 def check_comparison_memory(cfg, regimes, at_spend, draws=()) -> None:

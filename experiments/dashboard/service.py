@@ -196,7 +196,7 @@ class Service:
         return answer
 
     def _answer(self, question, cfg: Optional[Config], on_progress) -> Answer:
-        from experiments.app import report_tables
+        from experiments.app import no_spend_note, report_tables
         from sim.plots import comparison_figure
         from sim.stats import headline_table
 
@@ -214,7 +214,7 @@ class Service:
             try:
                 equal = api.compare_at_spend(cfg, at_spend, regimes=regimes, spend_of=res, **batch)
             except api.NoSpend:
-                note = f"No comparison at equal spend: {at_spend} spent no public money in these runs."
+                note = no_spend_note(at_spend)
         title = f"{cfg.scenario.name}: regimes compared over {api.replicates_text(cfg)}"
         with _FIGURE_LOCK:  # shown at the width of a page; the download is drawn again, sharper
             png = figure_png(comparison_figure(res.series, res.summary, title), dpi=60)
