@@ -153,6 +153,9 @@ def main_job(node: DictConfig) -> Path:
     if at_spend is not None:
         api.check_at_spend(at_spend)
     draws = _posterior_draws(cfg)  # a bad posterior fails here, before any run
+    from sim import robustness
+
+    robust_params = robustness.check_parameters(cfg) if draws else []  # a bad key fails before any run too
     out = Path(HydraConfig.get().runtime.output_dir)
     check_writable(out, "hydra.run.dir")
     check_comparison_memory(cfg, regimes, at_spend, draws)
@@ -168,6 +171,16 @@ def main_job(node: DictConfig) -> Path:
         raise RunFailed(f"a run broke an invariant of the model, so no table was written: {e}") from None
     written = _write_comparison(out, "", res, title)
     text = _report(res, cfg, regimes)
+    if "baseline" in regimes and len(regimes) > 1:
+        try:
+            lines, files = _robust_report(res, cfg, regimes, robust_params)
+        except InvariantError as e:
+            raise RunFailed(f"a run at a robust_parameters value broke an invariant of the model, so its tables were "
+                            f"not written (those of the comparison were): {e}") from None
+        for name, frame in files.items():
+            write_atomic(out / name, lambda p, frame=frame: frame.to_csv(p, index=False))
+        written += list(files)
+        text += [""] + lines
     _write_report(out, node, headline(res, None, None) + [""] + text)  # kept should the equal-spend runs fail
     equal = None
     if at_spend is not None:
@@ -279,6 +292,38 @@ def _report(res, cfg, regimes) -> list[str]:
     for title, df in report_tables(res, cfg, regimes):  # a title's second line, if any, is its note
         text += ([""] if text else []) + ["## " + title, tabulate(df, headers="keys", tablefmt="github")]
     return text
+
+
+def _robust_report(res, cfg, regimes, params) -> tuple[list[str], dict]:
+    """The report's section on robust conclusions (markdown lines) and its files: in how many replicates each
+    conclusion holds (:mod:`sim.robustness`) and, on a posterior, how the ranking moves over ``params``."""
+    from tabulate import tabulate
+
+    from sim import api, robustness
+    from sim.posterior import load_posterior
+
+    rob = robustness.table(res.summary, regimes, cfg.robust_share)
+    what = "posterior draws" if cfg.posterior is not None else "seeds"
+    shown = rob[["regime", "extra_conversions", "share_positive", "effect_share", "share_cheapest", "share_dearest",
+                 "rank"]].copy()
+    lines = [f"## Robust conclusions: the share of the {api.replicates_text(cfg)} in which each holds "
+             f"(holds: at least {cfg.robust_share:.0%} agree; FLIPS otherwise)",
+             "(share_cheapest, share_dearest, rank: among the spending instruments, by extra government spend per "
+             "extra conversion)",
+             tabulate(shown, headers="keys", tablefmt="github", showindex=False, floatfmt=".2f"), ""]
+    lines += robustness.conclusions(rob, cfg.robust_share, what)
+    files = {"robustness.csv": rob}
+    if cfg.posterior is None:
+        lines += ["", "(How the ranking moves over robust_parameters is shown on a posterior: posterior=<dir>.)"]
+        return lines, files
+    fitted = load_posterior(cfg.posterior).applied(cfg.scenario.name)
+    over = robustness.over_parameters(cfg, regimes, res.summary, params, fitted, compare=api.compare)
+    files["robustness_parameters.csv"] = over
+    lines += ["", f"## How the ranking moves over the judgement parameters (space {cfg.robust_space}): each at its "
+                  "range's ends (re-run on the same draws), or, where the posterior fits it, its draws split at the median",
+              f"(as run: {robustness.order_text(rob)})",
+              tabulate(over, headers="keys", tablefmt="github", showindex=False)]
+    return lines, files
 
 
 def headline(res, equal, at_spend) -> list[str]:

@@ -188,6 +188,20 @@ Config = dataclasses.make_dataclass("Config", [
     ("results_dir", Optional[str], _c(None, doc="sweeps: where result files go (null: <sweep dir>/results)")),
     ("at_spend", Optional[str], _c("broker_reward", doc="main job: compare every regime also at the yearly public "
                                                         "budget this regime spends (null: no such comparison)")),
+    ("robust_share", float, _c(0.9, gt=0.5, le=1.0, doc="main job: a conclusion (an instrument raises conversions, "
+                                                       "is the cheapest or dearest spending instrument per extra "
+                                                       "conversion) holds when at least this share of replicates "
+                                                       "(posterior draws) agree, and is printed as one that flips "
+                                                       "otherwise (judgement: nine in ten)")),
+    ("robust_parameters", list, _c(["scenario.firms.risk_aversion_sme", "scenario.firms.prior_success",
+                                    "scenario.negotiation.breakdown_hazard"],
+                                   doc="main job on a posterior: judgement parameters at whose range's ends (robust_space) "
+                                       "the comparison is re-run, to show how the ranking moves (the three with the "
+                                       "largest Sobol total indices on the combined regime's outcomes, README: What the "
+                                       "default runs say); a key the posterior fits splits its draws at the median "
+                                       "instead; [] for none")),
+    ("robust_space", str, _c("judgement", doc="main job: the parameter space (configs/spaces/<name>.yaml or a path) "
+                                              "whose ranges robust_parameters are varied over")),
     ("scenario", ScenarioConfig, _nested(ScenarioConfig)),
     ("regime", RegimeConfig, _nested(RegimeConfig)),
     *((m.SECTION, m.Params, _nested(m.Params)) for m in INSTRUMENTS),
@@ -200,7 +214,7 @@ Config.__doc__ = "The whole configuration of a job: how to run, the scenario, th
 # --------------------------------------------------------------------------- validation
 # top-level keys that say how to run, not what is run: not parameters of a run
 RUN_SETTINGS = ("seed", "seeds", "posterior", "posterior_draws", "engine", "regimes", "progress", "workers", "grid",
-                "results_dir", "at_spend")
+                "results_dir", "at_spend", "robust_share", "robust_parameters", "robust_space")
 _TEXT_MAX = 200  # characters of a name or a path
 
 
