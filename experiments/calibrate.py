@@ -234,7 +234,8 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
         written = _write_scenarios(cfg, out, summary, fit_space, {s.scenario for s in ts.settings.values()}, meta,
                                    config_dirs)
         info["seconds"] = time.perf_counter() - t_start
-        lines = _report(ts, summary, fit, info, written, meta)
+        informed = None if cfg.screen.fit else cal.informs(table, keys, cfg.screen.threshold)
+        lines = _report(ts, summary, fit, info, written, meta, informed)
         write_atomic(out / "report.md", lambda p: Path(p).write_text("\n".join(lines) + "\n"))
         print("\n".join(lines))
         print(f"\nwrote posterior.csv, posterior.yaml, posterior_summary.csv, posterior_pairs.png, predictive.csv, "
@@ -401,7 +402,7 @@ def _fmt(x: float) -> str:
     return f"{x:,.3g}" if abs(x) < 1e4 else f"{x / 1e6:,.2f} M"
 
 
-def _report(ts, summary, fit, info, written, meta) -> list[str]:
+def _report(ts, summary, fit, info, written, meta, informed=None) -> list[str]:
     from tabulate import tabulate
 
     s = summary.copy()
@@ -417,7 +418,10 @@ def _report(ts, summary, fit, info, written, meta) -> list[str]:
     f["defaults"] = fit["prior_median"].map(_fmt)
     f["z"] = fit["z"].map(lambda v: f"{v:+.1f}")
     f["misfit"] = fit["misfit"].map(lambda v: "MISFIT" if v else "")
-    f = f[["target", "use", "reported [95%]", "calibrated model [90%]", "defaults", "z", "misfit"]]
+    f["predicted / reported"] = fit["ratio"].map(lambda v: "-" if v != v else f"{v:.2f}")
+    f["inside 90%"] = fit["inside90"].map(lambda v: "yes" if v else "NO")
+    f = f[["target", "use", "reported [95%]", "calibrated model [90%]", "defaults", "predicted / reported",
+           "inside 90%", "z", "misfit"]]
     misfits = list(fit.loc[fit["misfit"], "target"])
     lines = [f"# Calibration to {ts.name} ({meta['runs']} runs of the budget, {info.get('prediction_runs', 0)} more "
              f"for the predictions; {meta['generations']} generations, tolerance {meta['epsilon']:.3g}, effective "
@@ -429,6 +433,18 @@ def _report(ts, summary, fit, info, written, meta) -> list[str]:
              "misfit: |z| > 3)", tabulate(f, headers="keys", tablefmt="github", showindex=False), ""]
     lines.append("Misfits (the model cannot meet these figures within their uncertainty): "
                  + (", ".join(misfits) if misfits else "none"))
+    for use, what in (("fit", "Fitted"), ("holdout", "Held-out")):
+        part = fit[fit["use"] == use]
+        if len(part):
+            outside = list(part.loc[~part["inside90"], "target"])
+            lines.append(f"{what} figures inside their 90% predictive interval: {int(part['inside90'].sum())} of "
+                         f"{len(part)}" + (f" (outside: {', '.join(outside)})" if outside else ""))
+    if informed:
+        lines += ["", "## Which target informs which fitted parameter (Morris mu*, in the target's sigmas, of those "
+                      "at least screen.threshold)"]
+        lines += [f"- {key}: " + (", ".join(f"{t} ({mu:.2g})" for t, mu in effects) if effects else
+                                  "no target above the threshold (kept for its largest effect)")
+                  for key, effects in informed.items()]
     lines.append("Calibrated scenarios: " + ", ".join(f"scenario={w}" for w in written))
     return lines
 

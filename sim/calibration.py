@@ -277,6 +277,19 @@ def morris_screen(model: TargetModel, trajectories: int, seed: int, executor: Ex
     return table.sort_values("mu_star", ascending=False, ignore_index=True), len(thetas) * model.runs_per_evaluation
 
 
+def informs(table, keys: Sequence[str], threshold: float) -> dict:
+    """Which fitted target informs which parameter: for each of ``keys``, the targets on which the Morris screen
+    (``table`` of :func:`morris_screen`) measured an effect of at least ``threshold`` target sigmas, largest first,
+    as ``[(target, mu_star)]``."""
+    targets = [c for c in table.columns if c not in ("parameter", "mu_star", "mu_star_conf", "sigma")]
+    rows = table.set_index("parameter")
+    out = {}
+    for key in keys:
+        effects = [(t, float(rows.loc[key, t])) for t in targets if float(rows.loc[key, t]) >= threshold]
+        out[key] = sorted(effects, key=lambda te: -te[1])
+    return out
+
+
 def select_parameters(table, keep: int, threshold: float) -> list[str]:
     """The parameters to fit: the ``keep`` largest effects, of those whose effect is at least ``threshold`` sigmas."""
     chosen = table[table["mu_star"] >= threshold].head(keep)
@@ -489,6 +502,7 @@ MISFIT_Z = 3.0  # |z| beyond which a target is reported as not met
 
 def fit_table(targets: Sequence[Target], pred, prior_pred=None):
     """Per target: observed and its 95% sampling interval, the posterior predictive median and 90% interval,
+    ``ratio`` (predicted median / reported), ``inside90`` (the reported figure within the 90% predictive interval),
     z = (observed - predictive mean) / sqrt(predictive var + sampling var + discrepancy^2) (the uncertainty the
     distance allowed it), and ``misfit`` (|z| > 3)."""
     import pandas as pd
@@ -505,7 +519,8 @@ def fit_table(targets: Sequence[Target], pred, prior_pred=None):
             q05 = q50 = q95 = z = math.nan
         row = {"target": t.name, "use": t.use, "setting": t.setting, "observed": obs,
                "observed_low": obs - 1.96 * sd, "observed_high": obs + 1.96 * sd, "discrepancy": t.discrepancy,
-               "predicted_median": q50, "predicted_q05": q05, "predicted_q95": q95, "z": z,
+               "predicted_median": q50, "predicted_q05": q05, "predicted_q95": q95,
+               "ratio": q50 / obs if obs != 0 else math.nan, "inside90": bool(q05 <= obs <= q95), "z": z,
                "misfit": bool(not math.isfinite(z) or abs(z) > MISFIT_Z), "undefined_draws": int(len(pred) - x.size)}
         if prior_pred is not None and t.name in prior_pred:
             y = prior_pred[t.name].to_numpy(dtype=float)

@@ -125,6 +125,22 @@ def test_fit_table_reports_a_target_it_cannot_meet_as_a_misfit():
     assert fit.loc["missed", "z"] == pytest.approx(z) and fit.loc["missed", "misfit"]
 
 
+def test_fit_table_gives_the_ratio_predicted_to_reported_and_whether_the_90_interval_holds_it():
+    common = dict(setting="s", statistic="contracts", source="x", definition="x", period="x", why="x")
+    pred = pd.DataFrame({"a": np.linspace(0.0, 2.0, 101), "b": np.linspace(0.0, 2.0, 101)})
+    # the 90% interval of 0.00, 0.02, ..., 2.00 is [0.1, 1.9]; the median 1.0
+    targets = [Target("a", use="fit", value=1.9, sd=0.1, **common), Target("b", use="holdout", value=1.95, sd=0.1, **common)]
+    fit = cal.fit_table(targets, pred).set_index("target")
+    assert fit.loc["a", "ratio"] == pytest.approx(1.0 / 1.9) and fit.loc["b", "ratio"] == pytest.approx(1.0 / 1.95)
+    assert fit.loc["a", "inside90"] and not fit.loc["b", "inside90"]
+
+
+def test_informs_lists_the_targets_a_parameter_moves_by_at_least_the_threshold_largest_first():
+    table = pd.DataFrame({"parameter": ["p", "q"], "mu_star": [3.0, 0.6], "mu_star_conf": [0.1, 0.1],
+                          "sigma": [1.0, 1.0], "t1": [0.5, 0.6], "t2": [3.0, 0.49], "t3": [0.49, 0.1]})
+    assert cal.informs(table, ["p", "q"], 0.5) == {"p": [("t2", 3.0), ("t1", 0.5)], "q": [("t1", 0.6)]}
+
+
 def test_weighted_quantiles_and_draws_follow_the_weights():
     post = pd.DataFrame({"x": [1.0, 2.0], "weight": [0.8, 0.2]})
     draws = cal.draw_particles(post, 1000, seed=3)
