@@ -21,12 +21,18 @@ import math
 
 import pytest
 
-from sim import api, contracts, state
+import numpy as np
+
+from sim import api, columns, contracts, kernels, state
 from sim.instruments import insurance as I
 from sim.model import TransferModel
+from sim.population import draw_population
+
+from .conftest import small
 
 # seeds no other suite uses
 SEEDS_ONE = range(7400, 7430)
+SEEDS_ZERO = (7450, 7451)
 
 
 def _claim(cost, coverage, deductible):
@@ -126,3 +132,18 @@ def test_a_firm_is_offered_and_signs_the_closed_form(s, f0, mh):
             assert st.c_chance[0] == pytest.approx(base * (1 - mh * min(1.0, s * claim / cost)), rel=1e-12, abs=0.0)
             break   # one decision a run: later ones would be the same check
     assert opened >= 5
+
+
+def test_when_no_failure_is_an_insured_event_insurance_is_on_yet_the_run_is_the_baseline():
+    # claim_share 0: covers are on offer, but at no premium, no refund counted and no effort lost; the firm takes none
+    # (ties go to no cover), and every column insurance does not own is the baseline's
+    on = small("regime=failure_insurance", "insurance.claim_share=0")
+    off = small("regime=baseline", "insurance.claim_share=0")
+    own = [c for c, col in enumerate(columns.COLUMNS) if col.owner == I.NAME]
+    for seed in SEEDS_ZERO:
+        a = kernels.simulate(on, seed, draw_population(on, seed))[0]
+        b = kernels.simulate(off, seed, draw_population(off, seed))[0]
+        assert a[:, columns.SUCCESSES].sum() + a[:, columns.FAILURES].sum() > 0   # contracts were settled
+        assert a[:, I.SIGNED_INSURED].sum() == 0 and a[:, I.PREMIUMS_FIRM].sum() == 0
+        a[:, own], b[:, own] = 0, 0
+        assert np.array_equal(a, b)
