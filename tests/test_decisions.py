@@ -167,6 +167,8 @@ def test_a_firm_misreports_a_trial_when_the_lie_is_worth_more_to_it(fee, value, 
 
 
 def test_moral_hazard_lowers_an_insured_chance_with_the_share_refunded():
+    # the third argument is the expected refund on failure (insurance.expected_refund); tests/test_insurance.py
+    # checks it against the premium and the firm's valuation
     assert insurance.insured_chance(0.5, 0.2, 80.0, 100.0) == pytest.approx(0.5 * (1 - 0.2 * 0.8))
     assert insurance.insured_chance(0.5, 0.0, 80.0, 100.0) == 0.5
     # a deductible lowers the share refunded, and with it the fall in effort
@@ -196,10 +198,12 @@ def test_verification_raises_the_trial_fees_collected():
 
 
 def test_moral_hazard_raises_insured_failures():
+    # effort falls with the expected refund (claim_share x claim): the broad cover, where it is the whole claim
     d = []
     for seed in range(10):
         runs = [api.simulate(api.under_regime(api.compose("scenario.firms.n=600", "scenario.months=48",
-                                                          "progress=false", f"insurance.moral_hazard={mh}"),
+                                                          *BROAD_INSURANCE, "progress=false",
+                                                          f"insurance.moral_hazard={mh}"),
                                               "failure_insurance"), seed, "numba").summary for mh in (0.0, 0.8)]
         rate = [r["failures"] / (r["successes"] + r["failures"]) for r in runs]
         d.append(rate[1] - rate[0])

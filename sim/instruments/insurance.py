@@ -1,11 +1,33 @@
 """Patent implementation failure insurance (Beijing-Tianjin-Hebei, 2024), premium subsidised by government.
 
 Insurers quote a premium for covering ``coverage`` of a firm's implementation cost, less
-a deductible, from their estimate of the failure rate (a prior plus their claims
+a deductible, from their estimate of the rate of insured events (a prior plus their claims
 experience) with a loading; government pays ``subsidy_share`` of the premium up to
 ``subsidy_cap`` per policy, within the yearly budget. A firm can add the cover to any
-contract form; on failure the insurer refunds the claim from its reserves, as far as they
-go. An insurer below its minimum reserves stops writing for good.
+contract form; on an insured failure the insurer refunds the claim from its reserves, as
+far as they go. An insurer below its minimum reserves stops writing for good.
+
+One probability of an insured event, :func:`insured_event_chance` (a failure, and a
+certified technical one: ``claim_share`` of failures), and nothing else, links the three
+sides of a policy. With ``K`` the claim (:func:`claim_amount`: ``coverage x cost`` less the
+deductible), ``s = claim_share``, ``pi`` the share of a claim the firm counts on its
+insurer paying (:func:`payment_chance`, 1 while its reserves cover every running claim):
+
+* the insurer's premium (:func:`quote`): ``(1 + loading) x q_hat x K``, where ``q_hat`` is
+  its estimate of the rate of insured events per policy, a prior of
+  ``insured_event_chance(prior_failure, s) = prior_failure x s`` updated by its claims
+  (:func:`failure_estimate`);
+* the firm's valuation (:func:`offer_covers`): on failure it counts on the expected refund
+  ``R = insured_event_chance(1, s) x pi x K = s x pi x K`` (:func:`expected_refund`) in its
+  certainty equivalent;
+* the firm's effort (:func:`insured_chance`, moral hazard): its success chance ``p`` falls to
+  ``p x (1 - moral_hazard x min(1, R / cost))``, with the same expected refund ``R``, not
+  the whole cover: a firm that is refunded only a certified technical failure, 2% of
+  failures, shirks as much as a 2% refund is worth.
+
+So with the insurer's estimate at the true failure rate ``1 - p'`` (``p'`` the insured
+chance) and no loading, the premium is the firm's expected refund, ``(1 - p') x R``, when
+``pi = 1``; at ``s = 0`` nothing is paid, charged or shirked.
 """
 
 from __future__ import annotations
@@ -35,16 +57,19 @@ class Params:
                                      "1.5% of the first policy (600 yuan on ~40,000; judgement)")
     deductible: float = money(20000.0, "deductible per claim (yuan; judgement: about half the reported 40,000-yuan patents)")
     loading: float = factor(0.3, "premium loading over the expected claim (judgement: costs and profit of a new line)", hi=100.0)
-    prior_failure: float = _c(0.012, gt=0.0, lt=1.0, doc="insurer's prior rate of insured events per policy (failure "
-                                                         "rate ~0.6 x claim_share: a premium of 1.3 x 1.2% = 1.6% of "
-                                                         "the sum insured, the order of the reported 1.5%: calibrated)")
+    prior_failure: float = _c(0.6, gt=0.0, lt=1.0, doc="insurer's prior failure rate of the implementations it "
+                                                       "insures; x claim_share, its prior rate of insured events (0.6 "
+                                                       "x 2% = 1.2% of policies: a premium of 1.3 x 1.2% = 1.6% of "
+                                                       "the sum insured, the order of the reported 1.5%; the model's "
+                                                       "failure rate is ~0.6: calibrated)")
     prior_strength: float = factor(20.0, "weight of that prior, in pseudo-observations (judgement)", positive=True, hi=1.0e6)
     subsidy_share: float = share(0.5, "share of the premium paid by government (reported 25% to 30-70% by province, DOMAIN.md)")
     subsidy_cap: float = money(200000.0, "premium subsidy cap per policy (yuan; reported 200,000 per firm and year, DOMAIN.md)")
     initial_reserves: float = money(3.0e7, "an insurer's starting reserves (yuan; judgement: a line a provincial branch can carry)")
     min_reserves: float = money(3.0e6, "an insurer stops writing policies below these reserves (yuan; judgement)")
-    moral_hazard: float = share(0.2, "fall in an insured firm's success chance at full cover of its cost: effort "
-                                     "falls with the share refunded on failure (judgement; a deductible counters it)")
+    moral_hazard: float = share(0.2, "fall in an insured firm's success chance were its whole cost refunded on every "
+                                     "failure: effort falls with the expected refund on failure (claim_share x claim) "
+                                     "as a share of the cost (judgement; a deductible counters it)")
 
 
 # what the instrument adds to the model
@@ -68,7 +93,7 @@ SPEND = "subsidies"   # government spend on this instrument is the run metric go
 ZERO_STRENGTH = ("insurance.coverage=0",)  # on, yet no cover on the menu
 
 state.field("ins_active", "insurer", np.bool_, True, "still writing policies", owner=NAME)
-state.field("ins_failures", "insurer", np.int64, 0, "failures among its settled policies", owner=NAME)
+state.field("ins_failures", "insurer", np.int64, 0, "insured events among its settled policies", owner=NAME)
 state.field("ins_observed", "insurer", np.int64, 0, "settled policies", owner=NAME)
 state.field("ins_quote", "insurer", np.int64, 0, "scratch: this quote's premium", owner=NAME)
 state.field("ins_exposure", "insurer", np.int64, 0, "claims of its running policies, were all to fall due", owner=NAME)
@@ -109,16 +134,34 @@ def claim_amount(implementation_cost, coverage, deductible):
 
 
 @entry
-def failure_estimate(prior_failure, prior_strength, failures, observed):
-    """Insurer's estimate of the failure rate: prior plus its claims experience."""
-    return (prior_failure * prior_strength + failures) / (prior_strength + observed)
+def insured_event_chance(failure_chance, claim_share):
+    """The probability of an insured event: a failure (``failure_chance``; 1 given a failure) that is a certified
+    technical failure (``claim_share`` of failures), ``failure_chance x claim_share``. The one probability the premium,
+    the firm's valuation and its effort rest on (the module's docstring)."""
+    return failure_chance * claim_share
 
 
 @entry
-def insured_chance(chance, moral_hazard, claim, cost):
-    """The success chance of an insured implementation: effort falls with the share of the cost refunded on
-    failure (moral hazard), ``chance x (1 - moral_hazard x claim / cost)``."""
-    return chance * (1.0 - moral_hazard * min(1.0, claim / cost)) if cost > 0 else chance
+def failure_estimate(prior_rate, prior_strength, events, observed):
+    """Insurer's estimate of the rate of insured events per policy: its prior (``insured_event_chance`` of its prior
+    failure rate) plus its claims experience, ``(prior_rate x strength + events) / (strength + observed)``."""
+    return (prior_rate * prior_strength + events) / (prior_strength + observed)
+
+
+@entry
+def expected_refund(claim_share, paid_share, claim):
+    """What a firm counts on being refunded if its implementation fails: the chance that the failure is an insured
+    event, times the share of the claim its insurer can pay (:func:`payment_chance`), times the claim,
+    ``insured_event_chance(1, claim_share) x paid_share x claim``."""
+    return insured_event_chance(1.0, claim_share) * paid_share * claim
+
+
+@entry
+def insured_chance(chance, moral_hazard, refund, cost):
+    """The success chance of an insured implementation: effort falls with the expected refund on failure
+    (:func:`expected_refund`) as a share of the cost (moral hazard), ``chance x (1 - moral_hazard x min(1, refund /
+    cost))``."""
+    return chance * (1.0 - moral_hazard * min(1.0, refund / cost)) if cost > 0 else chance
 
 
 @entry
@@ -166,7 +209,8 @@ def quote(p, st, i, cost, coverage):
     """(claim on an insured failure, premium, government subsidy) of insurer ``i`` for an implementation cost."""
     ins = p.insurance
     claim = claim_amount(cost, coverage, ins.deductible)
-    q = failure_estimate(ins.prior_failure, ins.prior_strength, st.ins_failures[i], st.ins_observed[i])
+    q = failure_estimate(insured_event_chance(ins.prior_failure, ins.claim_share), ins.prior_strength,
+                         st.ins_failures[i], st.ins_observed[i])
     prem = premium(q, claim, ins.loading)
     return claim, prem, premium_subsidy(prem, ins.subsidy_share, ins.subsidy_cap)
 
@@ -194,7 +238,8 @@ def payment_chance(reserves_now, exposure, claim):
 @kernel
 def offer_covers(p, st, f, a, cost, n):
     """The cheapest writing insurer's menu of covers, each with the subsidy the budget still allows. The firm counts
-    on the claim as an insured event's chance (claim_share of failures) and its insurer's solvency allow."""
+    on the claim as an insured event's chance (claim_share of failures) and its insurer's solvency allow
+    (:func:`expected_refund`)."""
     ins = p.insurance
     n_ins = st.ins_active.shape[0]
     if n_ins == 0:
@@ -217,7 +262,8 @@ def offer_covers(p, st, f, a, cost, n):
         row[state.COVER_AUX + 1] = claim
         row[state.COVER_AUX + 2] = prem
         row[state.COVER_AUX + 3] = subsidy
-        counted = ins.claim_share * payment_chance(reserves(st, insurer), st.ins_exposure[insurer], claim) * claim
+        counted = expected_refund(ins.claim_share, payment_chance(reserves(st, insurer), st.ins_exposure[insurer],
+                                                                  claim), claim)
         n = forms.offer_cover(st, n, INSURED, prem - subsidy, counted)
     st.public_offered[0] += largest   # the firm may take any cover: later offers leave room for the largest subsidy
     return n
@@ -225,7 +271,8 @@ def offer_covers(p, st, f, a, cost, n):
 
 @kernel
 def on_open(p, st, series, month, f, cover):
-    """The firm decides knowing the subsidy: it is committed against the budget now."""
+    """The firm decides knowing the subsidy: it is committed against the budget now. An insured firm's effort falls
+    with the expected refund it counted on in choosing the cover (``COVER_REFUND``: :func:`expected_refund`)."""
     insured = cover >= 0 and st.covers[cover, state.COVER_OWNER] == INSURED
     st.c_insured[f] = insured
     if insured:
@@ -234,7 +281,8 @@ def on_open(p, st, series, month, f, cover):
         st.c_claim[f] = np.int64(row[state.COVER_AUX + 1])
         st.c_premium[f] = np.int64(row[state.COVER_AUX + 2])
         st.c_subsidy[f] = np.int64(row[state.COVER_AUX + 3])
-        st.c_chance[f] = insured_chance(st.c_chance[f], p.insurance.moral_hazard, st.c_claim[f], st.c_cost[f])
+        st.c_chance[f] = insured_chance(st.c_chance[f], p.insurance.moral_hazard, row[state.COVER_REFUND],
+                                        st.c_cost[f])
     else:
         st.c_insurer[f] = -1
         st.c_claim[f] = 0
@@ -270,7 +318,8 @@ def on_settle(p, st, series, month, f, success):
         return
     i = st.c_insurer[f]
     st.ins_exposure[i] -= st.c_claim[f]
-    insured_event = not success and rng.uniform(p.seed, rng.CLAIM, month, f) < p.insurance.claim_share
+    insured_event = not success and rng.uniform(p.seed, rng.CLAIM, month, f) < insured_event_chance(
+        1.0, p.insurance.claim_share)
     if insured_event:
         paid = claim_paid(st.c_claim[f], reserves(st, i))
         ledger.pay(st, series, month, ledger.account(st, INSURER, i), ledger.account(st, ledger.FIRM, f), paid, CLAIMS)
