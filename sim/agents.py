@@ -72,10 +72,12 @@ class Firm(mesa.Agent):
         self.state = IDLE
         self.model.series[self.model.month, C.NEEDS_EXPIRED] += 1
 
-    def judge(self, achievement: Achievement, noise_sd: float, z: float) -> float:
-        """The firm's (or a broker's, with its noise) judgement of the chance that ``achievement`` succeeds here."""
+    def search_lists(self, listed, offsets) -> tuple[Optional[Achievement], float]:
+        """Search the published lists of its sector at a cost (:func:`sim.contracts.search_lists`): the best
+        listed achievement by its own judgement, or None, and that judgement."""
         m = self.model
-        return contracts.judged_chance(m.p, m.st, self.index, achievement.index, noise_sd, z)
+        a, seen = contracts.search_lists(m.p, m.st, m.series, m.month, self.index, listed, offsets)
+        return (m.achievements[a] if a >= 0 else None), seen
 
     def consider(self, achievement: Achievement, signal: float, broker: Optional["Broker"]) -> bool:
         """Weigh the contracts on offer for ``achievement``; open a negotiation if one suits. Returns whether it did."""

@@ -61,6 +61,8 @@ NEEDS_SURFACED = column("needs_surfaced", "of which surfaced by a visit (a broke
 NEEDS_EXPIRED = column("needs_expired", "needs given up unmatched")
 MATCHES = column("matches", "firm-achievement pairs entering negotiation", summary=True)
 MATCHES_BROKERED = column("matches_brokered", "of which proposed by a broker", summary=True)
+LIST_SEARCHES = column("list_searches", "searches of the published lists by firms with a need", summary=True)
+LIST_FINDS = column("list_finds", "of which found a listed achievement to weigh", summary=True)
 NEGOTIATIONS_FAILED = column("negotiations_failed", "negotiations that broke down")
 SIGN_DELAY_SUM = column("sign_delay_sum", "months from need to signing, summed over this month's contracts")
 SUCCESSES = column("successes", "implementations that succeeded (conversions)", summary=True)

@@ -35,7 +35,15 @@ class FirmsConfig:
     need_rate_sme: float = _share(0.03, "monthly probability that an idle SME raises a technology need")
     need_rate_large: float = _share(0.06, "same, large firms")
     need_patience: int = _months(6, "months an unmatched need stays open before the firm gives up")
-    self_search_prob: float = _share(0.05, "monthly chance a firm with an open need finds a candidate itself")
+    self_search_prob: float = _share(0.05, "monthly chance a firm with an open need searches the published lists "
+                                           "itself (universities' catalogues, platforms, open-licence lists)")
+    list_match: float = _share(0.01, "chance that one achievement on the published lists of the firm's sector meets "
+                                     "its need, when it searches them: it finds something with 1 - (1 - list_match)^L "
+                                     "of L listed, so take-up grows with what is listed (judgement)")
+    list_screen: int = _c(3, ge=1, le=PER_MONTH_MAX, doc="listed achievements of its sector a searching firm judges, "
+                                                         "keeping the best by its own judgement (judgement)")
+    search_cost: float = _money(2000.0, "a firm's cost of one search of the published lists: staff time and platform "
+                                        "fees (yuan; judgement: a day of an engineer's time)")
     self_noise: float = _factor(0.15, "sd of a firm's own error in judging a candidate's success chance", hi=10.0)
     cash_median_sme: float = _money(3.0e6, "median cash of an SME (yuan)", positive=True)
     cash_median_large: float = _money(6.0e7, "median cash of a large firm (yuan)", positive=True)
@@ -179,7 +187,7 @@ Config = dataclasses.make_dataclass("Config", [
     ("posterior_draws", int, _c(20, ge=1, le=COUNT_MAX, doc="draws from the posterior, each run for `seeds` seeds")),
     ("engine", str, _c("mesa", choices=ENGINES, doc="simulation engine")),
     ("regimes", list, _c(["baseline", "free_trial", "broker_reward", "failure_insurance", "royalty", "vouchers",
-                          "maturation", "ip_pledge", "appraisal", "income_share", "expert_visits", "combined"],
+                          "maturation", "ip_pledge", "appraisal", "income_share", "expert_visits", "open_licence", "combined"],
                          doc="regimes compared by the main job (names of configs/regime/*.yaml): baseline, every "
                              "instrument alone, all together")),
     ("progress", bool, _c(True, doc="show a progress bar")),

@@ -98,14 +98,10 @@ def firms_search(p, st, series, month):
         if st.firm_state[f] == NEED and rng.uniform_in(draws, f) < p.self_search_prob:
             searching[count] = f
             count += 1
+    listed, offsets = contracts.published(st)
     for f in _rotated(searching, count, rotation_start(p, month, 0, n)):
-        s = st.firm_sector[f]
-        lo, size = st.ach_offsets[s], st.ach_offsets[s + 1] - st.ach_offsets[s]
-        if size == 0:
-            continue
-        a = lo + rng.randint(p.seed, rng.SELF_PICK, month, f, size)
-        if st.ach_status[a] == rules.SHELVED and contracts.can_open(st, a):
-            signal = contracts.judged_chance(p, st, f, a, p.self_noise, rng.normal(p.seed, rng.SELF_NOISE, month, f))
+        a, signal = contracts.search_lists(p, st, series, month, f, listed, offsets)
+        if a >= 0 and contracts.can_open(st, a):
             contracts.consider(p, st, series, month, f, a, signal, -1)
 
 

@@ -100,6 +100,7 @@ BROKER_FEES_UNIVERSITY = kind("broker_fees_university", UNIVERSITY, BROKER,
                               "universities' part of brokers' fees on contract payments", metrics=("broker_fees",))
 INVENTOR_INCOME = kind("inventor_income", UNIVERSITY, INVENTORS, "inventors' share of university income")
 BROKER_COSTS = kind("broker_costs", BROKER, MARKET, "brokers' operating costs")
+SEARCH_COSTS = kind("search_costs", FIRM, MARKET, "firms' costs of searching the published lists")
 
 
 # each kind's column -> the column of its SMEs' part, or -1 (filled by sim.hooks.build once all kinds are declared)

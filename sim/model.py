@@ -98,15 +98,12 @@ class TransferModel(mesa.Model):
 
     def firms_search(self) -> None:
         t, p = self.month, self.params
+        lists = contracts.published(self.st)   # the lists as they stand when the month's searches begin
         for firm in self.in_order(self.firms, 0):
             if firm.state != NEED or rng.uniform(self.seed, rng.SELF_SEARCH, t, firm.index) >= p.self_search_prob:
                 continue
-            pool = self.achievements_by_sector[firm.sector]
-            if not pool:
-                continue
-            a = pool[rng.randint(self.seed, rng.SELF_PICK, t, firm.index, len(pool))]
-            if a.shelved and a.owner.can_open_negotiation():
-                signal = firm.judge(a, p.self_noise, rng.normal(self.seed, rng.SELF_NOISE, t, firm.index))
+            a, signal = firm.search_lists(*lists)
+            if a is not None and a.owner.can_open_negotiation():
                 firm.consider(a, signal, None)
 
     def brokers_visit(self) -> None:

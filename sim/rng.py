@@ -54,6 +54,8 @@ EVENT_ATTEND = 40     # which firms attend a matching event
 EVENT_SURFACE = 41    # does the event surface a latent need in an attending firm
 EVENT_SCREEN = 42     # which achievements are pitched to the firm at the event
 EVENT_NOISE = 43      # the firm's error in judging a pitch
+LIST_FIND = 70        # does a firm's search of the published lists find an achievement meeting its need
+OPEN_LIST = 71        # is an achievement on the open-licence list
 INSTRUMENT_SPARE = (44, 45, 46, 47, 48, 49)  # for an instrument's further draws
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)

@@ -110,6 +110,13 @@ def pair_key(firm, achievement, n_achievements):
 
 
 @entry
+def find_chance(match, listed):
+    """The chance a search of ``listed`` achievements finds one meeting the need, each meeting it with chance
+    ``match`` independently: ``1 - (1 - match)^listed``."""
+    return 1.0 - (1.0 - match) ** listed
+
+
+@entry
 def perceived_chance(true_chance, noise_sd, z):
     """A judgement of the success chance with normal error ``noise_sd * z``, kept in [0.01, 0.99]."""
     return min(0.99, max(0.01, true_chance + noise_sd * z))
@@ -193,7 +200,10 @@ def negotiation_months(mean, brokered, broker_speedup):
 
 @entry
 def negotiation_step(u, mean_months, hazard):
-    """One month of a running negotiation: breaks down with ``hazard``, else concludes with 1/mean."""
+    """One month of a running negotiation: breaks down with ``hazard``, else concludes with 1/mean. A negotiation of
+    0 months (a published price taken as it stands: an open licence) concludes at once and cannot break down."""
+    if mean_months <= 0.0:
+        return CONCLUDED
     if u < hazard:
         return BROKE_DOWN
     conclude = min(1.0, 1.0 / mean_months)

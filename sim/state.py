@@ -185,6 +185,7 @@ field("support", "scratch", np.float64, lambda cfg, pop: np.zeros(N_SUPPORT), "s
 _CORE_PARAMS = (
     # firms
     ("need_patience", "firms.need_patience"), ("self_search_prob", "firms.self_search_prob"),
+    ("list_match", "firms.list_match"), ("list_screen", "firms.list_screen"), ("search_cost", "firms.search_cost"),
     ("self_noise", "firms.self_noise"), ("belief_weight", "firms.belief_weight"), ("peer_weight", "firms.peer_weight"),
     # universities
     ("bargaining_power", "universities.bargaining_power"), ("inventor_share", "universities.inventor_share"),

@@ -34,7 +34,7 @@ def test_regime_files_switch_the_right_instruments():
 
 def test_regime_files_list_only_registered_instruments_each_once():
     assert INSTRUMENT_NAMES == ("free_trial", "broker_reward", "insurance", "royalty", "vouchers", "maturation",
-                                "ip_pledge", "appraisal", "income_share", "expert_visits")
+                                "ip_pledge", "appraisal", "income_share", "expert_visits", "open_licence")
     assert set(INSTRUMENT_NAMES) == {m.NAME for m in INSTRUMENTS}
     files = sorted((ROOT / "configs" / "regime").glob("*.yaml"))
     assert {f.stem for f in files} == set(regime_files())

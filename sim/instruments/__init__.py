@@ -45,6 +45,7 @@ REGISTRY = (
     "appraisal",
     "income_share",
     "expert_visits",
+    "open_licence",
 )
 
 INSTRUMENTS = tuple(importlib.import_module(f"{__name__}.{name}") for name in REGISTRY)
