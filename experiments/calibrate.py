@@ -55,6 +55,8 @@ class ScreenConfig:
     keep: int = _c(8, ge=1, le=100, doc="most parameters kept for the fit, by their Morris mu*")
     threshold: float = _c(0.5, ge=0.0, le=1.0e6, doc="least mu* kept, in sigmas of the most sensitive target")
     fit: Optional[list] = _c(None, doc="the keys to fit, skipping the screen (null: screen)")
+    check: bool = _c(True, doc="screen again with seed + 1 (as many runs again) and report whether it keeps the same "
+                               "parameters: a kept set that changes with the seed needs more trajectories")
 
 
 @dataclass
@@ -175,6 +177,8 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
                 write_atomic(screen_file, lambda p: table.to_csv(p, index=False))
                 _say(cfg, f"screen: {runs} runs in {time.perf_counter() - t0:.1f} s")
             keys = cal.select_parameters(table, cfg.screen.keep, cfg.screen.threshold)
+            if cfg.screen.check:
+                info["screen_check"] = _screen_check(cfg, out, model, executor, info)
             plots.save(plots.screen_figure(table, keys), out / "screen.png", write_atomic)
             if not keys:
                 raise ConfigError(f"screen.threshold = {cfg.screen.threshold}: no parameter has an effect that large; "
@@ -236,6 +240,8 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
         info["seconds"] = time.perf_counter() - t_start
         informed = None if cfg.screen.fit else cal.informs(table, keys, cfg.screen.threshold)
         lines = _report(ts, summary, fit, info, written, meta, informed)
+        if "screen_check" in info:
+            lines.append(screen_stability(keys, info["screen_check"], cfg.seed, cfg.screen.trajectories))
         write_atomic(out / "report.md", lambda p: Path(p).write_text("\n".join(lines) + "\n"))
         print("\n".join(lines))
         print(f"\nwrote posterior.csv, posterior.yaml, posterior_summary.csv, posterior_pairs.png, predictive.csv, "
@@ -394,6 +400,38 @@ def _write_scenarios(cfg, out: Path, summary, space, bases: set, meta: dict, con
             (Path(tmp) / "scenario" / f"zz_check_{name}.yaml").write_text((folder / f"{name}.yaml").read_text())
             api.compose(f"scenario=zz_check_{name}", config_dirs=[tmp, *config_dirs])
     return written
+
+
+def _screen_check(cfg, out: Path, model, executor, info) -> list[str]:
+    """The parameters a second screen, with seed + 1, keeps (``screen_check.csv``; read back when resuming)."""
+    import pandas as pd
+
+    from sim import calibration as cal
+
+    check_file = out / "screen_check.csv"
+    runs = cfg.screen.trajectories * (len(model.space.params) + 1) * model.runs_per_evaluation
+    if cfg.resume and check_file.exists():
+        table = pd.read_csv(check_file)
+        if list(table["parameter"].sort_values()) != sorted(model.space.keys):
+            raise ConfigError(f"hydra.run.dir = {out}: {check_file.name} is not a screen of these parameters; run with "
+                              "resume=false")
+    else:
+        table, runs = cal.morris_screen(model, cfg.screen.trajectories, cfg.seed + 1, executor)
+        write_atomic(check_file, lambda p: table.to_csv(p, index=False))
+    info["runs"] += runs
+    keys = cal.select_parameters(table, cfg.screen.keep, cfg.screen.threshold)
+    _say(cfg, f"screen with seed {cfg.seed + 1}: keeps " + ", ".join(keys))
+    return keys
+
+
+def screen_stability(kept: list, again: list, seed: int, trajectories: int) -> str:
+    """The report's line on whether two screens (seeds ``seed`` and ``seed + 1``) keep the same parameters."""
+    if set(kept) == set(again):
+        return (f"Screen: the same {len(kept)} parameters are kept with seed {seed} and seed {seed + 1} "
+                f"({trajectories} trajectories each).")
+    return (f"Screen: NOT STABLE: with seed {seed + 1} the screen keeps {', '.join(sorted(set(again) - set(kept))) or '-'} "
+            f"instead of {', '.join(sorted(set(kept) - set(again))) or '-'} ({trajectories} trajectories): raise "
+            "screen.trajectories.")
 
 
 def _fmt(x: float) -> str:

@@ -135,6 +135,15 @@ def test_fit_table_gives_the_ratio_predicted_to_reported_and_whether_the_90_inte
     assert fit.loc["a", "inside90"] and not fit.loc["b", "inside90"]
 
 
+def test_the_screens_stability_line_names_what_changes_with_the_seed():
+    from experiments.calibrate import screen_stability
+
+    assert screen_stability(["a", "b"], ["b", "a"], 4, 10) == (
+        "Screen: the same 2 parameters are kept with seed 4 and seed 5 (10 trajectories each).")
+    assert screen_stability(["a", "b"], ["a", "c"], 4, 10) == (
+        "Screen: NOT STABLE: with seed 5 the screen keeps c instead of b (10 trajectories): raise screen.trajectories.")
+
+
 def test_informs_lists_the_targets_a_parameter_moves_by_at_least_the_threshold_largest_first():
     table = pd.DataFrame({"parameter": ["p", "q"], "mu_star": [3.0, 0.6], "mu_star_conf": [0.1, 0.1],
                           "sigma": [1.0, 1.0], "t1": [0.5, 0.6], "t2": [3.0, 0.49], "t3": [0.49, 0.1]})
@@ -248,13 +257,16 @@ def test_the_app_writes_posterior_predictions_and_scenarios_and_reports_misfits(
                         "workers=2", "scenario_dir=none", f"hydra.run.dir={out}"],
                        capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    for name in ("screen.csv", "screen.png", "abc.db", "posterior.csv", "posterior.yaml", "posterior_summary.csv",
+    for name in ("screen.csv", "screen_check.csv", "screen.png", "abc.db", "posterior.csv", "posterior.yaml", "posterior_summary.csv",
                  "posterior_pairs.png", "predictive.csv", "fit.csv", "fit.png", "report.md",
                  "scenario/county_calibrated.yaml", "scenario/lishui_calibrated.yaml"):
         assert (out / name).exists(), name
     fit = pd.read_csv(out / "fit.csv").set_index("target")
     assert fit.loc["trial_share", "misfit"] and fit.loc["trial_share", "use"] == "holdout"
     assert "Misfits (the model cannot meet these figures within their uncertainty): " in p.stdout
+    # the second screen (seed 1) keeps both parameters too (threshold 0): the report says the set is stable
+    assert "Screen: the same 2 parameters are kept with seed 0 and seed 1 (3 trajectories each)." in p.stdout
+    assert sorted(pd.read_csv(out / "screen_check.csv")["parameter"]) == sorted(pd.read_csv(out / "screen.csv")["parameter"])
     assert "trial_share" in p.stdout.split("Misfits")[1].splitlines()[0]
     post = pd.read_csv(out / "posterior.csv")
     assert post["weight"].sum() == pytest.approx(1.0) and len(post) == 40

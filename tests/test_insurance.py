@@ -93,7 +93,8 @@ def test_effort_falls_with_the_expected_refund_not_the_cover():
 ONE = ("scenario.firms.n=1", "scenario.firms.sme_share=1.0", "scenario.sectors=1", "scenario.universities.n=1",
        "scenario.universities.achievements_each=1", "scenario.universities.arrivals_per_month=0",
        "scenario.universities.expiry_months=1200", "scenario.brokers.initial=0", "scenario.brokers.max=0",
-       "scenario.firms.need_rate_sme=1", "scenario.firms.self_search_prob=1", "scenario.firms.risk_aversion_sme=0.01",
+       "scenario.firms.need_rate_sme=1", "scenario.firms.self_search_prob=1", "scenario.firms.list_match=1",
+       "scenario.firms.risk_aversion_sme=0.01",
        "scenario.firms.risk_aversion_sigma=0", "scenario.months=60", "progress=false", "regime=failure_insurance")
 
 
