@@ -478,8 +478,6 @@ def collect_for(p, st, series, month, f, a, b, amount, kind):
     series[month, C.UNIVERSITY_INCOME] += net
     to_inventors = rules.inventor_payment(net, p.inventor_share)
     pay(st, series, month, university, account(st, INVENTORS, 0), to_inventors, ledger.INVENTOR_INCOME)
-    if st.univ_public[univ]:
-        series[month, C.PUBLIC_UNIVERSITY_RETAINED] += net - to_inventors
 
 
 @entry

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from sim import api, kernels, ledger
+from sim.columns import index as series_column
 from sim.results import Series, discount_factors, new_series, summarize
 from sim.rules import IMPLEMENTING
 
@@ -60,15 +61,72 @@ def test_net_positions_are_each_partys_payments_and_add_up_to_zero(seed):
     assert out["gov_spend"] > 0 and out["net_insurers"] != 0
 
 
+PUBLIC_BODIES = ("regime.name=mix", "regime.instruments=[appraisal,maturation,income_share,free_trial]")
+
+
 def test_public_cost_counts_what_public_universities_keep():
     for share in (0.0, 1.0):
-        cfg, series, n_ach, arrays = _run(f"scenario.universities.public_share={share}")
+        cfg, series, n_ach, arrays = _run(f"scenario.universities.public_share={share}", *PUBLIC_BODIES)
         out = summarize(series, n_ach, 0.08)
+        assert out["appraisal_rewards"] > 0 and out["maturation_grants"] > 0 and out["inventor_income_reform"] > 0
         if share == 0.0:
             assert out["public_university_retained"] == 0 and out["public_cost"] == out["gov_spend"]
-        else:  # every university is public: it keeps its income less the inventors' share
-            assert out["public_university_retained"] == out["university_income"] - out["inventor_income"] > 0
-            assert out["public_cost"] == out["gov_spend"] - out["public_university_retained"]
+        else:  # every university is public: all they keep, from firms and from government alike, is public money
+            assert out["public_university_retained"] == out["net_universities"] > 0
+            assert out["public_cost"] == out["gov_spend"] - out["net_universities"]
+
+
+def test_every_payment_into_or_out_of_a_public_university_is_netted_alike_from_the_audit_log():
+    cfg = api.compose(*SMALL, "scenario.universities.public_share=0.5", *PUBLIC_BODIES)
+    series, n_ach, _, arr = kernels.run(cfg, 2, audit_rows=500_000)
+    audit = arr.audit[:arr.audit_n[0]]
+    assert arr.audit_n[0] < arr.audit.shape[0]
+    lo, hi = arr.acct_base[ledger.UNIVERSITY], arr.acct_base[ledger.UNIVERSITY + 1]
+    assert 0 < arr.univ_public.sum() < len(arr.univ_public)
+
+    def public(acct):
+        inside = (acct >= lo) & (acct < hi)
+        return inside & arr.univ_public[np.where(inside, acct - lo, 0)]
+
+    into, out_of = public(audit[:, 3]), public(audit[:, 2])
+    out = summarize(series, n_ach)
+    assert out["public_university_retained"] == audit[into, 4].sum() - audit[out_of, 4].sum()
+    rewards = audit[:, 1] == series_column("appraisal_rewards")
+    assert (rewards & into).any() and (rewards & ~into).any()   # rewards to public and to private universities
+    assert out["public_cost"] == out["gov_spend"] - out["public_university_retained"]
+
+
+def test_public_bodies_keep_what_a_hand_made_ledger_pays_them():
+    from numba import njit
+
+    from sim import state
+    from sim.population import draw_population
+    from sim.instruments import appraisal
+
+    cfg = api.compose(*SMALL, "scenario.universities.public_share=0.5")
+    arrays = state.new_state(cfg, draw_population(cfg, 0))
+    public = np.nonzero(arrays.univ_public)[0][0]
+    private = np.nonzero(~arrays.univ_public)[0][0]
+    base = arrays.acct_base
+    gov, firm = base[ledger.GOVERNMENT], base[ledger.FIRM]
+    pub, priv, inventors = base[ledger.UNIVERSITY] + public, base[ledger.UNIVERSITY] + private, base[ledger.INVENTORS]
+    payments = np.array([[gov, pub, 1000, appraisal.APPRAISAL_REWARDS],      # government rewards a public university
+                         [firm, pub, 500, ledger.LICENCE_PAYMENTS],          # a firm pays it a price
+                         [pub, inventors, 100, ledger.INVENTOR_INCOME],      # it pays its inventors
+                         [gov, priv, 2000, appraisal.APPRAISAL_REWARDS],     # a private university: not public money
+                         [firm, priv, 700, ledger.LICENCE_PAYMENTS]], dtype=np.int64)
+
+    @njit
+    def book(st, series, payments):
+        for i in range(payments.shape[0]):
+            ledger.pay(st, series, 0, payments[i, 0], payments[i, 1], payments[i, 2], payments[i, 3])
+
+    series = new_series(1)
+    book(state.to_struct(arrays), series, payments)
+    out = summarize(series, 1)
+    assert out["public_university_retained"] == 1000 + 500 - 100
+    assert out["gov_spend"] == 3000
+    assert out["public_cost"] == 3000 - 1400
 
 
 def test_deals_running_at_the_horizon_are_valued_at_their_expected_value():
