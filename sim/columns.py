@@ -105,4 +105,7 @@ RUNNING_VALUE = column("running_expected_value", "value to firms of the implemen
                        "true chance of success (their costs are paid)", stock=True, money=True, summary=True)
 RUNNING_PAYMENTS = column("running_expected_payments", "payments on success the running implementations owe, at "
                           "their true chance of success", stock=True, money=True, summary=True)
+RUNNING_SUCCESSES = column("running_expected_successes", "conversions the implementations still running will "
+                           "bring, at their true chance of success (expected conversions at the horizon)", stock=True,
+                           summary=True)
 MEAN_BELIEF = column("mean_belief", "firms' mean belief in the success of university technology", stock=True)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from . import columns as C
 from .results import COVER_COLUMNS, FORM_COLUMNS, gov_kinds
-from .stats import BASELINE, cost_per_extra_conversion
+from .stats import BASELINE, COSTS, cost_per_extra_conversion
 
 # (title, series columns summed, cumulative?, scale, unit): from the declared forms and payments
 PANELS = (
@@ -83,8 +83,9 @@ def _cost_per_conversion(ax, summary, regimes, colors):
             continue
         runs = summary[summary["regime"] == reg].set_index("seed")
         common = runs.index.intersection(base.index)
-        e, lo, hi = cost_per_extra_conversion(runs.loc[common, "gov_spend"] - base.loc[common, "gov_spend"],
-                                              runs.loc[common, "successes"] - base.loc[common, "successes"])
+        _, spend, conversions = COSTS[0]
+        e, lo, hi = cost_per_extra_conversion(runs.loc[common, spend] - base.loc[common, spend],
+                                              runs.loc[common, conversions] - base.loc[common, conversions])
         rows.append((reg, e / 1e3, lo / 1e3, hi / 1e3))
     rows.sort(key=lambda r: (not np.isfinite(r[1]), r[1]))
     y = np.arange(len(rows))[::-1]

@@ -28,13 +28,16 @@ TABLE_METRICS = tuple(m for m in _SHOWN if m not in SIZE_METRICS)
 # the outcomes whose spread across seeds the main job prints (5th, 50th, 95th percentiles)
 TAIL_METRICS = ("successes", "gov_spend", "public_cost", "university_income", "claims", "insurer_reserves_final",
                 "firms_below_start")
-# public cost per extra conversion: (row of the table, the spend it divides by the extra conversions)
+# public cost per extra conversion: (row of the table, the spend, the conversions it divides by). Conversions are
+# the expected ones (realised, and the deals running at the horizon at their chance of success: a deal signed late
+# adds its cost but would add no conversion otherwise); in present values both discounted at the same rate
 COSTS = (
-    ("cost_per_extra_conversion", "gov_spend"),                  # government's payments
-    ("cost_per_extra_conversion_public", "public_cost"),         # ... and the income public universities forgo
-    ("cost_per_extra_conversion_pv", "gov_spend_pv"),            # the same, as present values
-    ("cost_per_extra_conversion_public_pv", "public_cost_pv"),
+    ("cost_per_extra_conversion", "gov_spend", "successes_expected"),                # government's payments
+    ("cost_per_extra_conversion_public", "public_cost", "successes_expected"),       # ... less what public bodies keep
+    ("cost_per_extra_conversion_pv", "gov_spend_pv", "successes_expected_pv"),       # the same, present values
+    ("cost_per_extra_conversion_public_pv", "public_cost_pv", "successes_expected_pv"),
 )
+COST_ROWS = tuple(c for c, _, _ in COSTS)
 BASELINE = "baseline"
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 20240801
@@ -122,12 +125,12 @@ def comparison_table(summary: pd.DataFrame) -> pd.DataFrame:
             if paired:
                 row["effect"], row["effect_low"], row["effect_high"] = mean_ci(diffs[:, j])
             rows.append(row)
-        for cost, spend in COSTS:
+        for cost, spend, conversions in COSTS:
             row = {"regime": name, "metric": cost, "mean": np.nan, "ci_low": np.nan, "ci_high": np.nan,
                    "effect": np.nan, "effect_low": np.nan, "effect_high": np.nan, "seeds": len(runs)}
             if paired:
                 d_spend = treated[spend].to_numpy(dtype=float) - control[spend].to_numpy(dtype=float)
-                d_conv = treated["successes"].to_numpy(dtype=float) - control["successes"].to_numpy(dtype=float)
+                d_conv = treated[conversions].to_numpy(dtype=float) - control[conversions].to_numpy(dtype=float)
                 row["mean"], row["ci_low"], row["ci_high"] = cost_per_extra_conversion(d_spend, d_conv)
             rows.append(row)
     return pd.DataFrame(rows)
@@ -199,15 +202,15 @@ def format_table(table: pd.DataFrame, effects: bool = False, metrics=None) -> pd
     """Display form: metrics as rows, regimes as columns, cells 'mean [low, high]' (of ``metrics``: default, all but
     the split by firm size)."""
     cols = ("effect", "effect_low", "effect_high") if effects else ("mean", "ci_low", "ci_high")
-    shown = set(metrics if metrics is not None else TABLE_METRICS + tuple(c for c, _ in COSTS))
+    shown = set(metrics if metrics is not None else TABLE_METRICS + COST_ROWS)
     t = table[table["metric"].isin(shown)].copy()
     t["cell"] = _cells(t, cols)
     if effects:
         t = t[(t["regime"] != BASELINE)]
-        costs = t["metric"].isin([c for c, _ in COSTS])
+        costs = t["metric"].isin(COST_ROWS)
         t.loc[costs, "cell"] = _cells(t[costs], ("mean", "ci_low", "ci_high"))
     else:
-        t = t[~t["metric"].isin([c for c, _ in COSTS])]
+        t = t[~t["metric"].isin(COST_ROWS)]
     order = list(dict.fromkeys(t["metric"]))
     out = t.pivot(index="metric", columns="regime", values="cell")
     return out.loc[order, list(dict.fromkeys(t["regime"]))]

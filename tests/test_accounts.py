@@ -49,6 +49,45 @@ def test_a_present_value_is_the_discounted_sum():
     assert discount_factors(13, 0.08)[12] == pytest.approx(1 / 1.08, rel=1e-15)
 
 
+@pytest.mark.parametrize("month, rate", [(0, 0.08), (1, 0.08), (24, 0.08), (35, 0.05), (24, 0.0)])
+def test_a_conversion_is_discounted_from_its_month_as_a_payment_is(month, rate):
+    # one conversion in `month`, 0.6 expected from the deals running at the horizon (month 35)
+    s = new_series(36)
+    s[month, Series.SUCCESSES] = 1.0
+    s[35, Series.RUNNING_EXPECTED_SUCCESSES] = 0.6
+    out = summarize(s, 1, rate)
+    assert out["successes"] == 1.0                                   # realised conversions, as before
+    assert out["successes_pv"] == pytest.approx((1 + rate) ** (-month / 12), rel=1e-12)
+    assert out["successes_expected"] == pytest.approx(1.6, rel=1e-15)
+    assert out["successes_expected_pv"] == pytest.approx((1 + rate) ** (-month / 12) + 0.6 * (1 + rate) ** (-35 / 12),
+                                                         rel=1e-12)
+
+
+def _summary(rows):
+    """A hand-made summary.csv: every metric 0 but those given, per (regime, seed)."""
+    import pandas as pd
+    from sim.results import METRICS
+
+    return pd.DataFrame([{**dict.fromkeys(METRICS, 0.0), **r} for r in rows])
+
+
+def test_cost_per_extra_conversion_divides_by_expected_conversions_and_in_present_values_by_discounted_ones():
+    from sim.stats import comparison_table
+
+    rows = []
+    for seed, (spend, spend_pv, conv, conv_pv) in enumerate([(3e5, 2e5, 3.0, 2.5), (5e5, 4e5, 1.0, 0.5)]):
+        rows.append({"regime": "baseline", "seed": seed, "successes": 10.0, "successes_expected": 11.0,
+                     "successes_expected_pv": 8.0})
+        rows.append({"regime": "x", "seed": seed, "gov_spend": spend, "public_cost": spend - 1e5,
+                     "gov_spend_pv": spend_pv, "public_cost_pv": spend_pv - 5e4, "successes": 10.0,
+                     "successes_expected": 11.0 + conv, "successes_expected_pv": 8.0 + conv_pv})
+    t = comparison_table(_summary(rows)).set_index(["regime", "metric"])["mean"]
+    assert t[("x", "cost_per_extra_conversion")] == pytest.approx(4e5 / 2.0, rel=1e-12)   # no realised extra
+    assert t[("x", "cost_per_extra_conversion_public")] == pytest.approx(3e5 / 2.0, rel=1e-12)
+    assert t[("x", "cost_per_extra_conversion_pv")] == pytest.approx(3e5 / 1.5, rel=1e-12)
+    assert t[("x", "cost_per_extra_conversion_public_pv")] == pytest.approx(2.5e5 / 1.5, rel=1e-12)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_net_positions_are_each_partys_payments_and_add_up_to_zero(seed):
     cfg, series, n_ach, _ = _run(seed=seed)
@@ -138,6 +177,9 @@ def test_deals_running_at_the_horizon_are_valued_at_their_expected_value():
     out = summarize(series, n_ach, 0.0)
     assert out["running_expected_value"] == pytest.approx(value, rel=1e-12)
     assert out["running_expected_payments"] == pytest.approx(owed, rel=1e-12)
+    chances = float(arr.c_chance[running].sum())
+    assert out["running_expected_successes"] == pytest.approx(chances, rel=1e-12)
+    assert out["successes_expected"] == pytest.approx(out["successes"] + chances, rel=1e-12)
     assert out["firm_surplus_valued"] == pytest.approx(out["firm_surplus"] + value - owed, rel=1e-12)
     assert out["university_income_valued"] == pytest.approx(out["university_income"] + owed, rel=1e-12)
     assert np.isfinite(list(out.values())).sum() >= len(out) - 3  # only ratios without a denominator are NaN
