@@ -173,7 +173,7 @@ def regime_labels(df: pd.DataFrame) -> pd.Series | None:
 
 def sweep_lines_figure(df: pd.DataFrame, axes: list[str], metric: str):
     """A metric against the first swept number: a line per regime, mean and 95% interval over seeds."""
-    from .stats import mean_ci
+    from .stats import mean_interval   # a level: its bootstrap interval stays in its domain
 
     num = _numeric_axes(df, axes)
     group = regime_labels(df)
@@ -182,7 +182,7 @@ def sweep_lines_figure(df: pd.DataFrame, axes: list[str], metric: str):
         x = num[0]
         for name, d in (df.groupby(group, sort=False) if group is not None else [("all", df)]):
             xs = sorted(d[x].unique())
-            cis = [mean_ci(d.loc[d[x] == v, metric]) for v in xs]
+            cis = [mean_interval(d.loc[d[x] == v, metric]) for v in xs]
             m = np.array([c[0] for c in cis])
             ax.plot(xs, m, marker="o", label=str(name))
             ax.fill_between(xs, [c[1] for c in cis], [c[2] for c in cis], alpha=0.2, linewidth=0)
@@ -191,7 +191,7 @@ def sweep_lines_figure(df: pd.DataFrame, axes: list[str], metric: str):
         note = f" (averaged over {', '.join(rest)})" if rest else ""
     else:
         names = list(dict.fromkeys(group)) if group is not None else ["all"]
-        cis = [mean_ci(df.loc[group == n, metric] if group is not None else df[metric]) for n in names]
+        cis = [mean_interval(df.loc[group == n, metric] if group is not None else df[metric]) for n in names]
         ax.bar(names, [c[0] for c in cis], yerr=[[c[0] - c[1] for c in cis], [c[2] - c[0] for c in cis]], capsize=4)
         note = ""
     ax.set_ylabel(metric)

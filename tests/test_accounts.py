@@ -284,3 +284,43 @@ def test_the_funnel_by_sector_is_the_same_in_both_engines_and_adds_up(regime):
     broken[5, 0, 2] += 1   # a success in sector 0 the series does not have
     with pytest.raises(InvariantError, match="successes by sector"):
         check_by_sector(numba.series, broken)
+
+
+# --------------------------------------------------------------------------- intervals that keep to their domain
+def test_the_interval_of_a_level_is_the_percentile_bootstrap_of_its_mean():
+    from sim.stats import mean_ci, mean_interval
+
+    # resampled means of (0, 0, 0, 1): k/4 with k ~ Binomial(4, 1/4); P(k = 0) = 0.32, P(k <= 2) = 0.95, P(k <= 3) = 0.996
+    assert mean_interval([0.0, 0.0, 0.0, 1.0]) == (0.25, 0.0, 0.75)
+    assert mean_ci([0.0, 0.0, 0.0, 1.0])[1] < -0.5                      # the t interval leaves the domain
+    # one large spend among 20 seeds: no resample draws it with chance 0.95^20 = 0.36, 3 at most with chance 0.984
+    spend = [0.0] * 19 + [1e6]
+    assert mean_interval(spend) == (5e4, 0.0, 1.5e5)
+    assert mean_ci(spend)[1] < 0
+    assert mean_interval([7.0]) == (7.0, 7.0, 7.0) and mean_interval([3.0, 3.0, 3.0]) == (3.0, 3.0, 3.0)
+    assert mean_interval([np.nan, 2.0, np.inf, 2.0]) == (2.0, 2.0, 2.0)   # non-finite values left out
+
+
+def test_the_comparison_tables_level_intervals_are_the_bootstrap_and_its_effects_the_t_interval():
+    from sim.stats import comparison_table, mean_ci, mean_interval
+
+    spend = [0.0, 0.0, 0.0, 4e5, 0.0, 1e5]
+    rows = [{"regime": "baseline", "seed": k, "gov_spend": 0.0} for k in range(6)]
+    rows += [{"regime": "x", "seed": k, "gov_spend": v} for k, v in enumerate(spend)]
+    row = comparison_table(_summary(rows)).set_index(["regime", "metric"]).loc[("x", "gov_spend")]
+    assert (row["mean"], row["ci_low"], row["ci_high"]) == pytest.approx(mean_interval(spend), rel=1e-12)
+    assert row["ci_low"] >= 0
+    assert (row["effect"], row["effect_low"], row["effect_high"]) == pytest.approx(mean_ci(spend), rel=1e-12)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(min_value=0.0, max_value=1e12), min_size=1, max_size=40))
+def test_the_interval_of_a_non_negative_sample_never_goes_below_zero(x):
+    from sim.stats import mean_interval
+
+    m, lo, hi = mean_interval(x)
+    assert 0.0 <= min(x) <= lo <= hi <= max(x)
+    assert lo <= m * (1 + 1e-12) and m <= hi * (1 + 1e-12)
