@@ -169,6 +169,7 @@ class GovernmentConfig:
 
 
 # --------------------------------------------------------------------------- root
+HORIZONS = (5, 10)   # the run lengths `horizon` offers, in years
 # how to run, the scenario, the regime, then one section per instrument (sim/instruments/), government
 Config = dataclasses.make_dataclass("Config", [
     ("seed", int, _c(0, ge=0, le=SEED_MAX, doc="first seed; replicates use seed, seed+1, ...")),
@@ -188,6 +189,12 @@ Config = dataclasses.make_dataclass("Config", [
     ("results_dir", Optional[str], _c(None, doc="sweeps: where result files go (null: <sweep dir>/results)")),
     ("at_spend", Optional[str], _c("broker_reward", doc="main job: compare every regime also at the yearly public "
                                                         "budget this regime spends (null: no such comparison)")),
+    ("horizon", Optional[int], _c(None, choices=HORIZONS, doc="run length in years, the horizon of the accounts "
+                                                            "(deals still running then count as expected "
+                                                            "conversions): sets scenario.months to 12 x horizon "
+                                                            "(judgement: 5, a five-year plan, the default's 60 "
+                                                            "months; 10, two plans, so that deals signed late "
+                                                            "weigh less; null: scenario.months decides)")),
     ("scenario", ScenarioConfig, _nested(ScenarioConfig)),
     ("regime", RegimeConfig, _nested(RegimeConfig)),
     *((m.SECTION, m.Params, _nested(m.Params)) for m in INSTRUMENTS),
@@ -200,7 +207,7 @@ Config.__doc__ = "The whole configuration of a job: how to run, the scenario, th
 # --------------------------------------------------------------------------- validation
 # top-level keys that say how to run, not what is run: not parameters of a run
 RUN_SETTINGS = ("seed", "seeds", "posterior", "posterior_draws", "engine", "regimes", "progress", "workers", "grid",
-                "results_dir", "at_spend")
+                "results_dir", "at_spend", "horizon")   # horizon: a run length; the parameter it sets, scenario.months
 _TEXT_MAX = 200  # characters of a name or a path
 
 
@@ -500,7 +507,8 @@ def load_config(data: Any) -> Config:
 
     Every value is checked against its type and range, unknown keys are refused, and
     the rules that involve several values (regime flags, grids, populations) are
-    checked; the first problem raises a one-line :class:`ConfigError`.
+    checked; the first problem raises a one-line :class:`ConfigError`. A ``horizon`` (5 or 10
+    years) sets ``scenario.months``.
     """
     if isinstance(data, Config):
         data = dataclasses.asdict(data)
@@ -512,6 +520,8 @@ def load_config(data: Any) -> Config:
     if isinstance(data, dict):
         data = {k: v for k, v in data.items() if k != "hydra"}
     cfg = _build(Config, data, "")
+    if cfg.horizon is not None and cfg.scenario.months != 12 * cfg.horizon:
+        cfg = dataclasses.replace(cfg, scenario=dataclasses.replace(cfg.scenario, months=12 * cfg.horizon))
     _cross_checks(cfg)
     return cfg
 
