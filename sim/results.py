@@ -63,8 +63,9 @@ def summarize(series: np.ndarray, n_achievements: int, discount_rate: float = 0.
     ``successes_expected_pv``: each discounted from its month as a payment is), the
     denominators of a cost per conversion in present values.
     Each class of accounts' net position (``net_<plural>``: payments in less payments out)
-    says who pays and who gains; ``public_cost`` is government's spend less the income
-    public universities keep (their forgone income is public money too).
+    says who pays and who gains; ``public_cost`` is government's spend less the money
+    public universities keep (public money too), whoever paid it to them (a firm or
+    government: :func:`sim.ledger.public_body` decides, payment by payment).
     """
     s = series
     total = s.sum(axis=0)
