@@ -272,8 +272,9 @@ def report_tables(res, cfg, regimes) -> list[tuple]:
             format_table(res.table))]
     if "baseline" in regimes and len(regimes) > 1:
         out += [("Effect against baseline, paired by seed: mean difference [95% interval]\n"
-                 "(cost_per_extra_conversion: extra government spend / extra conversions, bootstrap interval; "
-                 "_public: with the income public universities forgo; _pv: present values at "
+                 "(cost_per_extra_conversion: extra government spend / extra expected conversions, those realised "
+                 "and the deals running at the horizon at their chance, bootstrap interval; _public: less what "
+                 "public universities keep; _pv: spend and conversions both in present values at "
                  f"{cfg.scenario.discount_rate:.0%} a year)", format_table(res.table, effects=True)),
                 ("Who pays and who gains: change in each party's net position against baseline "
                  "(present value, yuan; mean [95% interval])", who_pays(res.table)),

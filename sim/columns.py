@@ -79,8 +79,10 @@ ACCOUNTS_OVERDRAWN = column("accounts_overdrawn", "accounts below zero at the mo
 CONTRACT_PAYMENTS = column("contract_payments", "payments firms made to universities under contracts (count)")
 UNIVERSITY_INCOME = column("university_income", "universities' receipts net of their share of broker fees "
                            "(before inventors)", money=True, summary=True)
-PUBLIC_UNIVERSITY_RETAINED = column("public_university_retained", "income public universities keep after the "
-                                    "inventors' share (public money)", money=True, summary=True)
+PUBLIC_UNIVERSITY_RETAINED = column("public_university_retained", "money public universities keep (public money): "
+                                    "every payment into them (prices, penalties, government's rewards and grants) "
+                                    "less every payment out (broker fees, inventors' shares, pilot tests)",
+                                    money=True, summary=True)
 FIRM_SURPLUS = column("firm_surplus", "change in firms' cash", money=True, summary=True)
 BROKER_ENTRIES = column("broker_entries", "brokers entering the market")
 BROKER_EXITS = column("broker_exits", "brokers leaving the market")
@@ -105,4 +107,7 @@ RUNNING_VALUE = column("running_expected_value", "value to firms of the implemen
                        "true chance of success (their costs are paid)", stock=True, money=True, summary=True)
 RUNNING_PAYMENTS = column("running_expected_payments", "payments on success the running implementations owe, at "
                           "their true chance of success", stock=True, money=True, summary=True)
+RUNNING_SUCCESSES = column("running_expected_successes", "conversions the implementations still running will "
+                           "bring, at their true chance of success (expected conversions at the horizon)", stock=True,
+                           summary=True)
 MEAN_BELIEF = column("mean_belief", "firms' mean belief in the success of university technology", stock=True)

@@ -177,6 +177,7 @@ class GovernmentConfig:
 
 
 # --------------------------------------------------------------------------- root
+HORIZONS = (5, 10)   # the run lengths `horizon` offers, in years
 # how to run, the scenario, the regime, then one section per instrument (sim/instruments/), government
 Config = dataclasses.make_dataclass("Config", [
     ("seed", int, _c(0, ge=0, le=SEED_MAX, doc="first seed; replicates use seed, seed+1, ...")),
@@ -210,6 +211,12 @@ Config = dataclasses.make_dataclass("Config", [
                                        "instead; [] for none")),
     ("robust_space", str, _c("judgement", doc="main job: the parameter space (configs/spaces/<name>.yaml or a path) "
                                               "whose ranges robust_parameters are varied over")),
+    ("horizon", Optional[int], _c(None, choices=HORIZONS, doc="run length in years, the horizon of the accounts "
+                                                            "(deals still running then count as expected "
+                                                            "conversions): sets scenario.months to 12 x horizon "
+                                                            "(judgement: 5, a five-year plan, the default's 60 "
+                                                            "months; 10, two plans, so that deals signed late "
+                                                            "weigh less; null: scenario.months decides)")),
     ("scenario", ScenarioConfig, _nested(ScenarioConfig)),
     ("regime", RegimeConfig, _nested(RegimeConfig)),
     *((m.SECTION, m.Params, _nested(m.Params)) for m in INSTRUMENTS),
@@ -222,7 +229,8 @@ Config.__doc__ = "The whole configuration of a job: how to run, the scenario, th
 # --------------------------------------------------------------------------- validation
 # top-level keys that say how to run, not what is run: not parameters of a run
 RUN_SETTINGS = ("seed", "seeds", "posterior", "posterior_draws", "engine", "regimes", "progress", "workers", "grid",
-                "results_dir", "at_spend", "robust_share", "robust_parameters", "robust_space")
+                "results_dir", "at_spend", "robust_share", "robust_parameters", "robust_space",
+                "horizon")   # horizon: a run length; the parameter it sets, scenario.months
 _TEXT_MAX = 200  # characters of a name or a path
 
 
@@ -522,7 +530,8 @@ def load_config(data: Any) -> Config:
 
     Every value is checked against its type and range, unknown keys are refused, and
     the rules that involve several values (regime flags, grids, populations) are
-    checked; the first problem raises a one-line :class:`ConfigError`.
+    checked; the first problem raises a one-line :class:`ConfigError`. A ``horizon`` (5 or 10
+    years) sets ``scenario.months``.
     """
     if isinstance(data, Config):
         data = dataclasses.asdict(data)
@@ -534,6 +543,8 @@ def load_config(data: Any) -> Config:
     if isinstance(data, dict):
         data = {k: v for k, v in data.items() if k != "hydra"}
     cfg = _build(Config, data, "")
+    if cfg.horizon is not None and cfg.scenario.months != 12 * cfg.horizon:
+        cfg = dataclasses.replace(cfg, scenario=dataclasses.replace(cfg.scenario, months=12 * cfg.horizon))
     _cross_checks(cfg)
     return cfg
 

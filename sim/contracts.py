@@ -526,8 +526,6 @@ def collect_for(p, st, series, month, f, a, b, amount, kind):
     series[month, C.UNIVERSITY_INCOME] += net
     to_inventors = rules.inventor_payment(net, p.inventor_share)
     pay(st, series, month, university, account(st, INVENTORS, 0), to_inventors, ledger.INVENTOR_INCOME)
-    if st.univ_public[univ]:
-        series[month, C.PUBLIC_UNIVERSITY_RETAINED] += net - to_inventors
 
 
 @entry
@@ -711,14 +709,16 @@ def record(p, st, series, month):
     for status in range(rules.N_STATUS):
         s[C.STATUS_COLUMNS[status]] = counts[status]
     s[C.BROKERS_ACTIVE] = st.broker_active.sum()
-    belief_sum, running_value, running_payments, below = 0.0, 0.0, 0.0, 0
+    belief_sum, running_value, running_payments, running_successes, below = 0.0, 0.0, 0.0, 0.0, 0
     for f in range(st.firm_alpha.shape[0]):
         belief_sum += rules.belief_mean(st.firm_alpha[f], st.firm_beta[f])
         below += st.balance[account(st, FIRM, f)] < st.firm_cash_start[f]
         if st.firm_state[f] == IMPLEMENTING:  # valued at the horizon by the chance they will succeed
             running_value += st.c_chance[f] * st.c_value[f]
             running_payments += st.c_chance[f] * st.c_on_success[f]
+            running_successes += st.c_chance[f]
     s[C.RUNNING_VALUE] = running_value
+    s[C.RUNNING_SUCCESSES] = running_successes
     s[C.RUNNING_PAYMENTS] = running_payments
     s[C.FIRMS_BELOW_START] = below / st.firm_alpha.shape[0]
     s[C.MEAN_BELIEF] = belief_sum / st.firm_alpha.shape[0]

@@ -115,10 +115,23 @@ def account(st, cls, i):
 
 
 @kernel
+def public_body(st, acct):
+    """Whether account ``acct`` is a public body's, whose money is public money: a public university's
+    (``universities.public_share``). The one rule of the public accounts: every payment into such an account adds
+    to ``public_university_retained`` and every payment out of it takes from it, whoever pays (a firm's price or
+    penalty, government's reward or grant), so ``public_cost`` nets all of them alike."""
+    lo = st.acct_base[UNIVERSITY]
+    if lo <= acct < st.acct_base[UNIVERSITY + 1]:
+        return np.int64(1) if st.univ_public[acct - lo] else np.int64(0)
+    return np.int64(0)
+
+
+@kernel
 def pay(st, series, month, payer, payee, amount, kind):
     """Move ``amount`` yuan from account ``payer`` to account ``payee`` as a payment of ``kind``.
 
-    The only way money moves, in both engines. With an audit log (``state.audit`` has
+    The only way money moves, in both engines. A payment into or out of a public body's
+    account (:func:`public_body`) also moves ``public_university_retained``. With an audit log (``state.audit`` has
     rows), the payment is also written there: month, kind, payer, payee, amount.
     """
     if amount < 0:
@@ -126,6 +139,9 @@ def pay(st, series, month, payer, payee, amount, kind):
     st.balance[payer] -= amount
     st.balance[payee] += amount
     series[month, kind] += amount
+    kept = public_body(st, payee) - public_body(st, payer)   # into a public university: +1; out of one: -1
+    if kept != 0:
+        series[month, columns.PUBLIC_UNIVERSITY_RETAINED] += kept * amount
     sme = SME_COLUMN[kind]
     if sme >= 0:  # a payment to or from a firm: its size class's part
         lo = st.acct_base[FIRM]

@@ -10,7 +10,7 @@ import pandas as pd
 
 from . import columns as C
 from .results import COVER_COLUMNS, FORM_COLUMNS, gov_kinds
-from .stats import BASELINE, cost_per_extra_conversion
+from .stats import BASELINE, COSTS, cost_per_extra_conversion
 
 # (title, series columns summed, cumulative?, scale, unit): from the declared forms and payments
 PANELS = (
@@ -83,8 +83,9 @@ def _cost_per_conversion(ax, summary, regimes, colors):
             continue
         runs = summary[summary["regime"] == reg].set_index("seed")
         common = runs.index.intersection(base.index)
-        e, lo, hi = cost_per_extra_conversion(runs.loc[common, "gov_spend"] - base.loc[common, "gov_spend"],
-                                              runs.loc[common, "successes"] - base.loc[common, "successes"])
+        _, spend, conversions = COSTS[0]
+        e, lo, hi = cost_per_extra_conversion(runs.loc[common, spend] - base.loc[common, spend],
+                                              runs.loc[common, conversions] - base.loc[common, conversions])
         rows.append((reg, e / 1e3, lo / 1e3, hi / 1e3))
     rows.sort(key=lambda r: (not np.isfinite(r[1]), r[1]))
     y = np.arange(len(rows))[::-1]
@@ -172,7 +173,7 @@ def regime_labels(df: pd.DataFrame) -> pd.Series | None:
 
 def sweep_lines_figure(df: pd.DataFrame, axes: list[str], metric: str):
     """A metric against the first swept number: a line per regime, mean and 95% interval over seeds."""
-    from .stats import mean_ci
+    from .stats import mean_interval   # a level: its bootstrap interval stays in its domain
 
     num = _numeric_axes(df, axes)
     group = regime_labels(df)
@@ -181,7 +182,7 @@ def sweep_lines_figure(df: pd.DataFrame, axes: list[str], metric: str):
         x = num[0]
         for name, d in (df.groupby(group, sort=False) if group is not None else [("all", df)]):
             xs = sorted(d[x].unique())
-            cis = [mean_ci(d.loc[d[x] == v, metric]) for v in xs]
+            cis = [mean_interval(d.loc[d[x] == v, metric]) for v in xs]
             m = np.array([c[0] for c in cis])
             ax.plot(xs, m, marker="o", label=str(name))
             ax.fill_between(xs, [c[1] for c in cis], [c[2] for c in cis], alpha=0.2, linewidth=0)
@@ -190,7 +191,7 @@ def sweep_lines_figure(df: pd.DataFrame, axes: list[str], metric: str):
         note = f" (averaged over {', '.join(rest)})" if rest else ""
     else:
         names = list(dict.fromkeys(group)) if group is not None else ["all"]
-        cis = [mean_ci(df.loc[group == n, metric] if group is not None else df[metric]) for n in names]
+        cis = [mean_interval(df.loc[group == n, metric] if group is not None else df[metric]) for n in names]
         ax.bar(names, [c[0] for c in cis], yerr=[[c[0] - c[1] for c in cis], [c[2] - c[0] for c in cis]], capsize=4)
         note = ""
     ax.set_ylabel(metric)

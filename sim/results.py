@@ -57,10 +57,15 @@ def summarize(series: np.ndarray, n_achievements: int, discount_rate: float = 0.
     ``discount_rate``, a payment in month t discounted by t months, a stock at the horizon by
     the last month). Deals still running at the horizon are valued at their expected value
     (the true chance of success): ``firm_surplus_valued`` adds the running implementations'
-    value less what they owe on success, ``university_income_valued`` adds what they owe.
+    value less what they owe on success, ``university_income_valued`` adds what they owe, and
+    ``successes_expected`` adds their chances to the conversions (``successes`` stays the
+    realised ones). Conversions have present values too (``successes_pv``,
+    ``successes_expected_pv``: each discounted from its month as a payment is), the
+    denominators of a cost per conversion in present values.
     Each class of accounts' net position (``net_<plural>``: payments in less payments out)
-    says who pays and who gains; ``public_cost`` is government's spend less the income
-    public universities keep (their forgone income is public money too).
+    says who pays and who gains; ``public_cost`` is government's spend less the money
+    public universities keep (public money too), whoever paid it to them (a firm or
+    government: :func:`sim.ledger.public_body` decides, payment by payment).
     """
     s = series
     total = s.sum(axis=0)
@@ -96,7 +101,9 @@ def summarize(series: np.ndarray, n_achievements: int, discount_rate: float = 0.
         if hasattr(m, "SPEND"):
             out[f"gov_spend_{m.SPEND}"] = float(sum(total[k.column] for k in gov_kinds(m.NAME)))
             out_pv[f"gov_spend_{m.SPEND}"] = float(sum(pv[k.column] for k in gov_kinds(m.NAME)))
+    out_pv["successes"] = float(pv[C.SUCCESSES])   # each conversion discounted from its month, as spend is
     for values, flows, at_end in ((out, total, last), (out_pv, pv, pv_last)):
+        values["successes_expected"] = float(flows[C.SUCCESSES] + at_end[C.RUNNING_SUCCESSES])
         values["public_cost"] = values["gov_spend"] - values["public_university_retained"]
         values["firm_surplus_valued"] = (values["firm_surplus"] + float(at_end[C.RUNNING_VALUE])
                                          - float(at_end[C.RUNNING_PAYMENTS]))
@@ -196,6 +203,13 @@ def check_invariants(series: np.ndarray, n_achievements: int, initial_money: flo
         if bad.any():
             m = _first(bad)
             raise InvariantError(f"month {m}: funnel widens, {name} fails ({wide[m]} < {narrow[m]})")
+    # the conversions expected of the running implementations: a chance each, at most one per achievement under them
+    under_contract = s[:, C.LICENSED] + s[:, C.ON_TRIAL]
+    bad = s[:, C.RUNNING_SUCCESSES] > under_contract
+    if bad.any():
+        m = _first(bad)
+        raise InvariantError(f"month {m}: {s[m, C.RUNNING_SUCCESSES]:.3f} conversions expected of running "
+                             f"implementations, more than the {under_contract[m]:.0f} achievements under contract")
     bad = s[:, C.ACCOUNTS_OVERDRAWN] > 0
     if bad.any():
         m = _first(bad)

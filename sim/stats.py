@@ -28,20 +28,24 @@ TABLE_METRICS = tuple(m for m in _SHOWN if m not in SIZE_METRICS)
 # the outcomes whose spread across seeds the main job prints (5th, 50th, 95th percentiles)
 TAIL_METRICS = ("successes", "gov_spend", "public_cost", "university_income", "claims", "insurer_reserves_final",
                 "firms_below_start")
-# public cost per extra conversion: (row of the table, the spend it divides by the extra conversions)
+# public cost per extra conversion: (row of the table, the spend, the conversions it divides by). Conversions are
+# the expected ones (realised, and the deals running at the horizon at their chance of success: a deal signed late
+# adds its cost but would add no conversion otherwise); in present values both discounted at the same rate
 COSTS = (
-    ("cost_per_extra_conversion", "gov_spend"),                  # government's payments
-    ("cost_per_extra_conversion_public", "public_cost"),         # ... and the income public universities forgo
-    ("cost_per_extra_conversion_pv", "gov_spend_pv"),            # the same, as present values
-    ("cost_per_extra_conversion_public_pv", "public_cost_pv"),
+    ("cost_per_extra_conversion", "gov_spend", "successes_expected"),                # government's payments
+    ("cost_per_extra_conversion_public", "public_cost", "successes_expected"),       # ... less what public bodies keep
+    ("cost_per_extra_conversion_pv", "gov_spend_pv", "successes_expected_pv"),       # the same, present values
+    ("cost_per_extra_conversion_public_pv", "public_cost_pv", "successes_expected_pv"),
 )
+COST_ROWS = tuple(c for c, _, _ in COSTS)
 BASELINE = "baseline"
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 20240801
 
 
 def mean_ci(x, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t interval of the finite values of ``x``."""
+    """Mean and Student-t interval of the finite values of ``x`` (for differences: paired effects, whose domain is
+    the whole line; a level's interval is :func:`mean_interval`'s)."""
     x = np.asarray(x, dtype=float)
     x = x[np.isfinite(x)]
     if x.size == 0:
@@ -51,6 +55,65 @@ def mean_ci(x, level: float = 0.95) -> tuple[float, float, float]:
         return m, m, m
     half = float(_t_quantile(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
     return m, m - half, m + half
+
+
+@functools.lru_cache(maxsize=64)
+def _resample_counts(n: int) -> np.ndarray:
+    """How often each of ``n`` replicates is drawn in each of the bootstrap resamples, (resamples x n); from
+    ``BOOTSTRAP_SEED`` alone, so every interval of a table is reproducible."""
+    idx = np.random.default_rng(BOOTSTRAP_SEED).integers(0, n, size=(BOOTSTRAP_RESAMPLES, n))
+    rows = np.arange(BOOTSTRAP_RESAMPLES)[:, None] * n
+    counts = np.bincount((idx + rows).ravel(), minlength=BOOTSTRAP_RESAMPLES * n).reshape(BOOTSTRAP_RESAMPLES, n)
+    counts.setflags(write=False)
+    return counts
+
+
+def _percentile_rows(sorted_values: np.ndarray, level: float):
+    """The rows of ascending resampled statistics that bound the central ``level`` (the percentile interval)."""
+    n = sorted_values.shape[0]
+    return (sorted_values[int(np.floor((1 - level) / 2 * (n - 1)))],
+            sorted_values[int(np.ceil((1 + level) / 2 * (n - 1)))])
+
+
+def mean_intervals(values, level: float = 0.95) -> np.ndarray:
+    """Mean and percentile-bootstrap interval of each column of ``values`` (replicates x columns), (columns x 3).
+
+    The interval of a level (a spend, a count, a share, a ratio): the mean of replicates
+    resampled with replacement lies between their smallest and largest value, so the
+    interval never leaves the quantity's domain (a spend that is never negative gets no
+    negative bound, as a Student-t interval of a skewed sample does). Resampled by
+    replicate (seed, or posterior draw), ``BOOTSTRAP_RESAMPLES`` times, from
+    ``BOOTSTRAP_SEED``. A column's non-finite values are left out; no finite value: NaN; one
+    value, or all equal: the value itself.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim == 1:
+        values = values[:, None]
+    out = np.full((values.shape[1], 3), np.nan)
+    finite = np.isfinite(values)
+    whole = finite.all(axis=0)
+    for cols, x in [(np.nonzero(whole)[0], values[:, whole])] + [([j], values[finite[:, j], j][:, None])
+                                                                 for j in np.nonzero(~whole)[0]]:
+        if len(cols) == 0 or x.shape[0] == 0:
+            continue
+        low, high = x.min(axis=0), x.max(axis=0)
+        same = low == high
+        mean = np.where(same, low, x.mean(axis=0))   # all equal: exactly their value (a sum's rounding aside)
+        out[cols, 0] = out[cols, 1] = out[cols, 2] = mean
+        if x.shape[0] < 2:
+            continue
+        means = np.sort(_resample_counts(x.shape[0]) @ x / x.shape[0], axis=0)
+        lo, hi = _percentile_rows(means, level)
+        # within the sample's range (the rounding of resampled sums aside)
+        out[cols, 1] = np.where(same, mean, np.clip(lo, low, high))
+        out[cols, 2] = np.where(same, mean, np.clip(hi, low, high))
+    return out
+
+
+def mean_interval(x, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and percentile-bootstrap interval of the finite values of ``x`` (:func:`mean_intervals`)."""
+    m, lo, hi = mean_intervals(np.asarray(x, dtype=float).ravel(), level)[0]
+    return float(m), float(lo), float(hi)
 
 
 @functools.lru_cache(maxsize=256)
@@ -78,9 +141,7 @@ def cost_per_extra_conversion(d_spend, d_conversions, level: float = 0.95) -> tu
     den = d_conv[idx].mean(axis=1)
     # a resample with no extra conversions has an unbounded cost
     ratios = np.sort(np.where(den > 0, num / np.where(den > 0, den, 1), np.inf))
-    k_lo = int(np.floor((1 - level) / 2 * (ratios.size - 1)))
-    k_hi = int(np.ceil((1 + level) / 2 * (ratios.size - 1)))
-    lo, hi = ratios[k_lo], ratios[k_hi]
+    lo, hi = _percentile_rows(ratios, level)
     return est, float(lo), float(hi)
 
 
@@ -108,13 +169,14 @@ def comparison_table(summary: pd.DataFrame) -> pd.DataFrame:
         runs = summary[summary["regime"] == name].set_index("seed")
         paired = base is not None and name != BASELINE
         values = runs[metrics].to_numpy(dtype=float)  # seeds x metrics: columns read once, not cell by cell
+        levels = mean_intervals(values)               # bootstrap: a level's interval stays in its domain
         if paired:
             common = runs.index.intersection(base.index)
             treated, control = runs.loc[common], base.loc[common]
             diffs = treated[metrics].to_numpy(dtype=float) - control[metrics].to_numpy(dtype=float)
         for j, metric in enumerate(metrics):
             column = values[:, j]
-            m, lo, hi = mean_ci(column)
+            m, lo, hi = levels[j]
             p5, p50, p95 = np.percentile(column, [5, 50, 95]) if np.isfinite(column).all() else (np.nan,) * 3
             row = {"regime": name, "metric": metric, "mean": m, "ci_low": lo, "ci_high": hi,
                    "effect": np.nan, "effect_low": np.nan, "effect_high": np.nan, "seeds": len(runs),
@@ -122,12 +184,12 @@ def comparison_table(summary: pd.DataFrame) -> pd.DataFrame:
             if paired:
                 row["effect"], row["effect_low"], row["effect_high"] = mean_ci(diffs[:, j])
             rows.append(row)
-        for cost, spend in COSTS:
+        for cost, spend, conversions in COSTS:
             row = {"regime": name, "metric": cost, "mean": np.nan, "ci_low": np.nan, "ci_high": np.nan,
                    "effect": np.nan, "effect_low": np.nan, "effect_high": np.nan, "seeds": len(runs)}
             if paired:
                 d_spend = treated[spend].to_numpy(dtype=float) - control[spend].to_numpy(dtype=float)
-                d_conv = treated["successes"].to_numpy(dtype=float) - control["successes"].to_numpy(dtype=float)
+                d_conv = treated[conversions].to_numpy(dtype=float) - control[conversions].to_numpy(dtype=float)
                 row["mean"], row["ci_low"], row["ci_high"] = cost_per_extra_conversion(d_spend, d_conv)
             rows.append(row)
     return pd.DataFrame(rows)
@@ -199,15 +261,15 @@ def format_table(table: pd.DataFrame, effects: bool = False, metrics=None) -> pd
     """Display form: metrics as rows, regimes as columns, cells 'mean [low, high]' (of ``metrics``: default, all but
     the split by firm size)."""
     cols = ("effect", "effect_low", "effect_high") if effects else ("mean", "ci_low", "ci_high")
-    shown = set(metrics if metrics is not None else TABLE_METRICS + tuple(c for c, _ in COSTS))
+    shown = set(metrics if metrics is not None else TABLE_METRICS + COST_ROWS)
     t = table[table["metric"].isin(shown)].copy()
     t["cell"] = _cells(t, cols)
     if effects:
         t = t[(t["regime"] != BASELINE)]
-        costs = t["metric"].isin([c for c, _ in COSTS])
+        costs = t["metric"].isin(COST_ROWS)
         t.loc[costs, "cell"] = _cells(t[costs], ("mean", "ci_low", "ci_high"))
     else:
-        t = t[~t["metric"].isin([c for c, _ in COSTS])]
+        t = t[~t["metric"].isin(COST_ROWS)]
     order = list(dict.fromkeys(t["metric"]))
     out = t.pivot(index="metric", columns="regime", values="cell")
     return out.loc[order, list(dict.fromkeys(t["regime"]))]

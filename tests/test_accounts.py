@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from sim import api, kernels, ledger
+from sim.columns import index as series_column
 from sim.results import Series, discount_factors, new_series, summarize
 from sim.rules import IMPLEMENTING
 
@@ -48,6 +49,45 @@ def test_a_present_value_is_the_discounted_sum():
     assert discount_factors(13, 0.08)[12] == pytest.approx(1 / 1.08, rel=1e-15)
 
 
+@pytest.mark.parametrize("month, rate", [(0, 0.08), (1, 0.08), (24, 0.08), (35, 0.05), (24, 0.0)])
+def test_a_conversion_is_discounted_from_its_month_as_a_payment_is(month, rate):
+    # one conversion in `month`, 0.6 expected from the deals running at the horizon (month 35)
+    s = new_series(36)
+    s[month, Series.SUCCESSES] = 1.0
+    s[35, Series.RUNNING_EXPECTED_SUCCESSES] = 0.6
+    out = summarize(s, 1, rate)
+    assert out["successes"] == 1.0                                   # realised conversions, as before
+    assert out["successes_pv"] == pytest.approx((1 + rate) ** (-month / 12), rel=1e-12)
+    assert out["successes_expected"] == pytest.approx(1.6, rel=1e-15)
+    assert out["successes_expected_pv"] == pytest.approx((1 + rate) ** (-month / 12) + 0.6 * (1 + rate) ** (-35 / 12),
+                                                         rel=1e-12)
+
+
+def _summary(rows):
+    """A hand-made summary.csv: every metric 0 but those given, per (regime, seed)."""
+    import pandas as pd
+    from sim.results import METRICS
+
+    return pd.DataFrame([{**dict.fromkeys(METRICS, 0.0), **r} for r in rows])
+
+
+def test_cost_per_extra_conversion_divides_by_expected_conversions_and_in_present_values_by_discounted_ones():
+    from sim.stats import comparison_table
+
+    rows = []
+    for seed, (spend, spend_pv, conv, conv_pv) in enumerate([(3e5, 2e5, 3.0, 2.5), (5e5, 4e5, 1.0, 0.5)]):
+        rows.append({"regime": "baseline", "seed": seed, "successes": 10.0, "successes_expected": 11.0,
+                     "successes_expected_pv": 8.0})
+        rows.append({"regime": "x", "seed": seed, "gov_spend": spend, "public_cost": spend - 1e5,
+                     "gov_spend_pv": spend_pv, "public_cost_pv": spend_pv - 5e4, "successes": 10.0,
+                     "successes_expected": 11.0 + conv, "successes_expected_pv": 8.0 + conv_pv})
+    t = comparison_table(_summary(rows)).set_index(["regime", "metric"])["mean"]
+    assert t[("x", "cost_per_extra_conversion")] == pytest.approx(4e5 / 2.0, rel=1e-12)   # no realised extra
+    assert t[("x", "cost_per_extra_conversion_public")] == pytest.approx(3e5 / 2.0, rel=1e-12)
+    assert t[("x", "cost_per_extra_conversion_pv")] == pytest.approx(3e5 / 1.5, rel=1e-12)
+    assert t[("x", "cost_per_extra_conversion_public_pv")] == pytest.approx(2.5e5 / 1.5, rel=1e-12)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_net_positions_are_each_partys_payments_and_add_up_to_zero(seed):
     cfg, series, n_ach, _ = _run(seed=seed)
@@ -60,15 +100,72 @@ def test_net_positions_are_each_partys_payments_and_add_up_to_zero(seed):
     assert out["gov_spend"] > 0 and out["net_insurers"] != 0
 
 
+PUBLIC_BODIES = ("regime.name=mix", "regime.instruments=[appraisal,maturation,income_share,free_trial]")
+
+
 def test_public_cost_counts_what_public_universities_keep():
     for share in (0.0, 1.0):
-        cfg, series, n_ach, arrays = _run(f"scenario.universities.public_share={share}")
+        cfg, series, n_ach, arrays = _run(f"scenario.universities.public_share={share}", *PUBLIC_BODIES)
         out = summarize(series, n_ach, 0.08)
+        assert out["appraisal_rewards"] > 0 and out["maturation_grants"] > 0 and out["inventor_income_reform"] > 0
         if share == 0.0:
             assert out["public_university_retained"] == 0 and out["public_cost"] == out["gov_spend"]
-        else:  # every university is public: it keeps its income less the inventors' share
-            assert out["public_university_retained"] == out["university_income"] - out["inventor_income"] > 0
-            assert out["public_cost"] == out["gov_spend"] - out["public_university_retained"]
+        else:  # every university is public: all they keep, from firms and from government alike, is public money
+            assert out["public_university_retained"] == out["net_universities"] > 0
+            assert out["public_cost"] == out["gov_spend"] - out["net_universities"]
+
+
+def test_every_payment_into_or_out_of_a_public_university_is_netted_alike_from_the_audit_log():
+    cfg = api.compose(*SMALL, "scenario.universities.public_share=0.5", *PUBLIC_BODIES)
+    series, n_ach, _, arr = kernels.run(cfg, 2, audit_rows=500_000)
+    audit = arr.audit[:arr.audit_n[0]]
+    assert arr.audit_n[0] < arr.audit.shape[0]
+    lo, hi = arr.acct_base[ledger.UNIVERSITY], arr.acct_base[ledger.UNIVERSITY + 1]
+    assert 0 < arr.univ_public.sum() < len(arr.univ_public)
+
+    def public(acct):
+        inside = (acct >= lo) & (acct < hi)
+        return inside & arr.univ_public[np.where(inside, acct - lo, 0)]
+
+    into, out_of = public(audit[:, 3]), public(audit[:, 2])
+    out = summarize(series, n_ach)
+    assert out["public_university_retained"] == audit[into, 4].sum() - audit[out_of, 4].sum()
+    rewards = audit[:, 1] == series_column("appraisal_rewards")
+    assert (rewards & into).any() and (rewards & ~into).any()   # rewards to public and to private universities
+    assert out["public_cost"] == out["gov_spend"] - out["public_university_retained"]
+
+
+def test_public_bodies_keep_what_a_hand_made_ledger_pays_them():
+    from numba import njit
+
+    from sim import state
+    from sim.population import draw_population
+    from sim.instruments import appraisal
+
+    cfg = api.compose(*SMALL, "scenario.universities.public_share=0.5")
+    arrays = state.new_state(cfg, draw_population(cfg, 0))
+    public = np.nonzero(arrays.univ_public)[0][0]
+    private = np.nonzero(~arrays.univ_public)[0][0]
+    base = arrays.acct_base
+    gov, firm = base[ledger.GOVERNMENT], base[ledger.FIRM]
+    pub, priv, inventors = base[ledger.UNIVERSITY] + public, base[ledger.UNIVERSITY] + private, base[ledger.INVENTORS]
+    payments = np.array([[gov, pub, 1000, appraisal.APPRAISAL_REWARDS],      # government rewards a public university
+                         [firm, pub, 500, ledger.LICENCE_PAYMENTS],          # a firm pays it a price
+                         [pub, inventors, 100, ledger.INVENTOR_INCOME],      # it pays its inventors
+                         [gov, priv, 2000, appraisal.APPRAISAL_REWARDS],     # a private university: not public money
+                         [firm, priv, 700, ledger.LICENCE_PAYMENTS]], dtype=np.int64)
+
+    @njit
+    def book(st, series, payments):
+        for i in range(payments.shape[0]):
+            ledger.pay(st, series, 0, payments[i, 0], payments[i, 1], payments[i, 2], payments[i, 3])
+
+    series = new_series(1)
+    book(state.to_struct(arrays), series, payments)
+    out = summarize(series, 1)
+    assert out["public_university_retained"] == 1000 + 500 - 100
+    assert out["gov_spend"] == 3000
+    assert out["public_cost"] == 3000 - 1400
 
 
 def test_deals_running_at_the_horizon_are_valued_at_their_expected_value():
@@ -80,6 +177,9 @@ def test_deals_running_at_the_horizon_are_valued_at_their_expected_value():
     out = summarize(series, n_ach, 0.0)
     assert out["running_expected_value"] == pytest.approx(value, rel=1e-12)
     assert out["running_expected_payments"] == pytest.approx(owed, rel=1e-12)
+    chances = float(arr.c_chance[running].sum())
+    assert out["running_expected_successes"] == pytest.approx(chances, rel=1e-12)
+    assert out["successes_expected"] == pytest.approx(out["successes"] + chances, rel=1e-12)
     assert out["firm_surplus_valued"] == pytest.approx(out["firm_surplus"] + value - owed, rel=1e-12)
     assert out["university_income_valued"] == pytest.approx(out["university_income"] + owed, rel=1e-12)
     assert np.isfinite(list(out.values())).sum() >= len(out) - 3  # only ratios without a denominator are NaN
@@ -184,3 +284,43 @@ def test_the_funnel_by_sector_is_the_same_in_both_engines_and_adds_up(regime):
     broken[5, 0, 2] += 1   # a success in sector 0 the series does not have
     with pytest.raises(InvariantError, match="successes by sector"):
         check_by_sector(numba.series, broken)
+
+
+# --------------------------------------------------------------------------- intervals that keep to their domain
+def test_the_interval_of_a_level_is_the_percentile_bootstrap_of_its_mean():
+    from sim.stats import mean_ci, mean_interval
+
+    # resampled means of (0, 0, 0, 1): k/4 with k ~ Binomial(4, 1/4); P(k = 0) = 0.32, P(k <= 2) = 0.95, P(k <= 3) = 0.996
+    assert mean_interval([0.0, 0.0, 0.0, 1.0]) == (0.25, 0.0, 0.75)
+    assert mean_ci([0.0, 0.0, 0.0, 1.0])[1] < -0.5                      # the t interval leaves the domain
+    # one large spend among 20 seeds: no resample draws it with chance 0.95^20 = 0.36, 3 at most with chance 0.984
+    spend = [0.0] * 19 + [1e6]
+    assert mean_interval(spend) == (5e4, 0.0, 1.5e5)
+    assert mean_ci(spend)[1] < 0
+    assert mean_interval([7.0]) == (7.0, 7.0, 7.0) and mean_interval([3.0, 3.0, 3.0]) == (3.0, 3.0, 3.0)
+    assert mean_interval([np.nan, 2.0, np.inf, 2.0]) == (2.0, 2.0, 2.0)   # non-finite values left out
+
+
+def test_the_comparison_tables_level_intervals_are_the_bootstrap_and_its_effects_the_t_interval():
+    from sim.stats import comparison_table, mean_ci, mean_interval
+
+    spend = [0.0, 0.0, 0.0, 4e5, 0.0, 1e5]
+    rows = [{"regime": "baseline", "seed": k, "gov_spend": 0.0} for k in range(6)]
+    rows += [{"regime": "x", "seed": k, "gov_spend": v} for k, v in enumerate(spend)]
+    row = comparison_table(_summary(rows)).set_index(["regime", "metric"]).loc[("x", "gov_spend")]
+    assert (row["mean"], row["ci_low"], row["ci_high"]) == pytest.approx(mean_interval(spend), rel=1e-12)
+    assert row["ci_low"] >= 0
+    assert (row["effect"], row["effect_low"], row["effect_high"]) == pytest.approx(mean_ci(spend), rel=1e-12)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(min_value=0.0, max_value=1e12), min_size=1, max_size=40))
+def test_the_interval_of_a_non_negative_sample_never_goes_below_zero(x):
+    from sim.stats import mean_interval
+
+    m, lo, hi = mean_interval(x)
+    assert 0.0 <= min(x) <= lo <= hi <= max(x)
+    assert lo <= m * (1 + 1e-12) and m <= hi * (1 + 1e-12)

@@ -152,12 +152,21 @@ def test_lishui_scenario_inherits_and_overrides():
     ("insurance.subsidy_share", -0.1, "insurance.subsidy_share = -0.1"),
     ("seeds", "many", "seeds = 'many': must be an integer"),
     ("engine", "gpu", "engine = 'gpu': must be one of"),
+    ("horizon", 7, "horizon = 7: must be one of 5, 10"),
+    ("horizon", 60, "horizon = 60: must be one of 5, 10"),
 ])
 def test_bad_values_name_key_value_and_range(key, value, fragment):
     with pytest.raises(ConfigError) as e:
         replace(Config(), **{key: value})
     assert fragment in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_a_horizon_of_5_or_10_years_sets_the_months_run():
+    assert api.compose("horizon=10").scenario.months == 120
+    assert api.compose("horizon=5", "scenario.months=36").scenario.months == 60   # the horizon decides
+    assert api.compose("scenario.months=36").scenario.months == 36 and Config().horizon is None
+    assert replace(api.compose("horizon=10"), seeds=3).scenario.months == 120
 
 
 def test_unknown_key_lists_allowed_keys():
@@ -193,6 +202,7 @@ def _run_cli(*args):
     (["regime.instruments=[free_trial]"], "regime.instruments = ['free_trial']: regime 'baseline'"),
     (["regime.name=mix", "regime.instruments=[nosuch]"], "regime.instruments contains 'nosuch'"),
     (["regime.free_trial=true"], "regime.free_trial"),
+    (["horizon=7"], "horizon = 7: must be one of 5, 10"),
 ])
 def test_cli_config_errors_are_one_line_exit_2(args, fragment, tmp_path):
     p = _run_cli(*args, f"hydra.run.dir={tmp_path}/run")

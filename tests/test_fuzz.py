@@ -473,7 +473,9 @@ def _cross_rule_broken(data: dict) -> bool:
                     or b["max"] < b["initial"]
                     or int(u["n"]) * int(u["achievements_each"]) > C.POPULATION_MAX
                     or (int(u["n"]) * int(u["achievements_each"])
-                        + int(u["n"]) * math.ceil(float(u["arrivals_per_month"])) * int(sc["months"]) > C.POPULATION_MAX)
+                        + int(u["n"]) * math.ceil(float(u["arrivals_per_month"]))
+                        * (12 * int(data["horizon"]) if data.get("horizon") is not None else int(sc["months"]))
+                        > C.POPULATION_MAX)   # a horizon (years) sets the months
                     or int(data["seed"]) + int(data["seeds"]) - 1 > C.SEED_MAX
                     # with a posterior, replicates are draws x seeds
                     or (data.get("posterior") is not None

@@ -119,6 +119,11 @@ def test_broken_series_is_caught():
     s4[2, Series.IN_USE] += 1
     with pytest.raises(AssertionError, match="statuses"):
         check_invariants(s4, len(m.achievements), m.initial_money)
+    s5 = s.copy()   # more conversions expected of the running implementations than achievements under contract
+    month = int(np.argmax(s[:, Series.LICENSED] + s[:, Series.ON_TRIAL]))
+    s5[month, Series.RUNNING_EXPECTED_SUCCESSES] = s[month, Series.LICENSED] + s[month, Series.ON_TRIAL] + 0.5
+    with pytest.raises(AssertionError, match="conversions expected of running implementations"):
+        check_invariants(s5, len(m.achievements), m.initial_money)
 
 
 def _series(cfg, seed):

@@ -23,12 +23,13 @@ def test_twenty_regimes_get_twenty_distinct_colours_and_no_other_is_grey_or_blac
 
 
 def _summary(costs):
-    """A summary where regime k spends costs[k] more than the baseline per extra conversion (one more each seed)."""
+    """A summary where regime k spends costs[k] more than the baseline per extra (expected) conversion (one more each
+    seed)."""
     rows = []
     for seed in range(5):
-        rows.append({"regime": "baseline", "seed": seed, "gov_spend": 0.0, "successes": 10.0})
+        rows.append({"regime": "baseline", "seed": seed, "gov_spend": 0.0, "successes_expected": 10.0})
         for k, c in enumerate(costs):
-            rows.append({"regime": f"r{k}", "seed": seed, "gov_spend": c, "successes": 11.0})
+            rows.append({"regime": f"r{k}", "seed": seed, "gov_spend": c, "successes_expected": 11.0})
     return pd.DataFrame(rows)
 
 

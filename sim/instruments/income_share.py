@@ -94,9 +94,7 @@ def on_payment(p, st, series, month, f, a, b, amount, net):
     if extra > 0:
         u = st.ach_owner[a]
         ledger.pay(st, series, month, ledger.account(st, ledger.UNIVERSITY, u), ledger.account(st, ledger.INVENTORS, 0),
-                   extra, INVENTOR_INCOME_REFORM)
-        if st.univ_public[u]:  # a public university keeps that much less
-            series[month, columns.PUBLIC_UNIVERSITY_RETAINED] -= extra
+                   extra, INVENTOR_INCOME_REFORM)   # a public university keeps that much less (ledger.pay)
 
 
 def check_series(s, cfg) -> None:
