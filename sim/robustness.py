@@ -7,8 +7,9 @@ gives, from the same runs (paired by replicate, :func:`sim.stats.by_draw`):
 
 * the share of replicates in which its effect on conversions has the sign of its mean effect;
 * among the *spending instruments* (regimes of one instrument that pays public money: :func:`spending`), the
-  share of replicates in which it is the cheapest per extra conversion (extra government spend / extra
-  conversions; a replicate adding none costs ``inf``), and in which it is the dearest;
+  share of replicates in which it is the cheapest per extra conversion (extra government spend / extra expected
+  conversions, the table's ``cost_per_extra_conversion``: :data:`sim.stats.COSTS`; a replicate adding none costs
+  ``inf``), and in which it is the dearest;
 * a verdict: a conclusion holds when at least ``robust_share`` of the replicates agree with it, and *flips*
   otherwise (said so in the report).
 
@@ -26,9 +27,10 @@ import pandas as pd
 
 from . import ledger
 from .config import regime_instruments
-from .stats import BASELINE, by_draw
+from .stats import BASELINE, COSTS, by_draw
 
-CONVERSIONS, SPEND = "successes", "gov_spend"
+CONVERSIONS = "successes"                 # the effect on conversions: realised, as the table's effect
+_, SPEND, COST_CONVERSIONS = COSTS[0]     # the cost per extra conversion: as the table's first cost row
 
 
 def spending(regimes: Sequence[str]) -> list[str]:
@@ -44,22 +46,25 @@ def spending(regimes: Sequence[str]) -> list[str]:
 
 
 def paired_effects(summary: pd.DataFrame) -> pd.DataFrame:
-    """One row per regime (not baseline) and replicate: ``extra_conversions`` and ``extra_spend`` (government's)
-    against baseline on the same replicate (a posterior draw, its seeds averaged; a seed without a posterior)."""
+    """One row per regime (not baseline) and replicate: ``extra_conversions``, ``extra_expected`` (the conversions a
+    cost divides by) and ``extra_spend`` (government's) against baseline on the same replicate (a posterior draw, its
+    seeds averaged; a seed without a posterior)."""
     s = by_draw(summary)
-    base = s[s["regime"] == BASELINE].set_index("seed")[[CONVERSIONS, SPEND]]
+    columns = [CONVERSIONS, COST_CONVERSIONS, SPEND]
+    base = s[s["regime"] == BASELINE].set_index("seed")[columns]
     frames = []
     for name in dict.fromkeys(s["regime"]):
         if name == BASELINE:
             continue
-        runs = s[s["regime"] == name].set_index("seed")[[CONVERSIONS, SPEND]]
+        runs = s[s["regime"] == name].set_index("seed")[columns]
         common = runs.index.intersection(base.index)
         d = runs.loc[common] - base.loc[common]
         frames.append(pd.DataFrame({"regime": name, "replicate": common.to_numpy(),
                                     "extra_conversions": d[CONVERSIONS].to_numpy(dtype=float),
+                                    "extra_expected": d[COST_CONVERSIONS].to_numpy(dtype=float),
                                     "extra_spend": d[SPEND].to_numpy(dtype=float)}))
     if not frames:
-        return pd.DataFrame(columns=["regime", "replicate", "extra_conversions", "extra_spend"])
+        return pd.DataFrame(columns=["regime", "replicate", "extra_conversions", "extra_expected", "extra_spend"])
     return pd.concat(frames, ignore_index=True)
 
 
@@ -82,8 +87,8 @@ def _first_last(costs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def ranking(effects: pd.DataFrame, ranked: Sequence[str]) -> list[str]:
     """The spending instruments cheapest first, by mean extra spend / mean extra conversions (``inf`` last, ties in
     the order given)."""
-    means = effects.groupby("regime", sort=False)[["extra_spend", "extra_conversions"]].mean()
-    cost = {name: float(unit_cost(means.loc[name, "extra_spend"], means.loc[name, "extra_conversions"]))
+    means = effects.groupby("regime", sort=False)[["extra_spend", "extra_expected"]].mean()
+    cost = {name: float(unit_cost(means.loc[name, "extra_spend"], means.loc[name, "extra_expected"]))
             for name in ranked if name in means.index}
     return sorted(cost, key=lambda name: cost[name])
 
@@ -98,7 +103,7 @@ def table(summary: pd.DataFrame, regimes: Sequence[str], agree: float) -> pd.Dat
     first = last = {}
     if len(ranked) >= 2:
         wide = effects[effects["regime"].isin(ranked)]
-        cost = (wide.assign(cost=unit_cost(wide["extra_spend"], wide["extra_conversions"]))
+        cost = (wide.assign(cost=unit_cost(wide["extra_spend"], wide["extra_expected"]))
                 .pivot(index="replicate", columns="regime", values="cost")[ranked])
         is_first, is_last = _first_last(cost.to_numpy())
         first = dict(zip(ranked, is_first.mean(axis=0)))

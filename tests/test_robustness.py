@@ -34,7 +34,9 @@ def hand_summary() -> pd.DataFrame:
     for name, (conv, spend) in EXTRA.items():
         rows += [{"regime": name, "seed": s, "successes": BASE_CONVERSIONS[s] + conv[s],
                   "gov_spend": BASE_SPEND[s] + spend[s]} for s in range(4)]
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    # no deal running at the horizon: the expected conversions a cost divides by are the realised ones
+    return frame.assign(successes_expected=frame["successes"].astype(float))
 
 
 REGIMES = ["baseline", *EXTRA]
@@ -66,6 +68,15 @@ def test_a_conclusion_holds_at_the_share_and_flips_below_it(agree, verdict):
     assert f"- broker_reward is the cheapest spending instrument per extra conversion: {verdict} of seeds" in lines
     assert f"- expert_visits is the dearest spending instrument per extra conversion: {verdict} of seeds" in lines
     assert "- broker_reward raises conversions (mean +1.25): holds in 100% of seeds" in lines
+
+
+def test_costs_divide_by_expected_conversions_as_the_tables_cost_does():
+    s = hand_summary()
+    pick = (s["regime"] == "expert_visits")
+    s.loc[pick, "successes_expected"] += 9.0    # deals running at the horizon: 10 expected extra, costs 30 each
+    rob = robustness.table(s, REGIMES, 0.9).set_index("regime")
+    assert rob.loc["expert_visits", "rank"] == 1 and rob.loc["expert_visits", "share_cheapest"] == 1.0
+    assert rob.loc["expert_visits", "share_positive"] == 1.0 and rob.loc["expert_visits", "extra_conversions"] == 1.0
 
 
 def test_moves_names_a_new_cheapest_and_a_sign_that_changes():
