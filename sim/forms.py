@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from .jit import kernel
 
 from . import columns, ledger
-from .state import (BARGAIN_ON_SUCCESS, COVER_OWNER, COVER_PREMIUM, COVER_REFUND, OFFER_AT_SIGN, OFFER_BARGAINED,
-                    OFFER_FORM, OFFER_NEGOTIATION, OFFER_ON_SUCCESS, OFFER_STATUS, OFFER_TERM)
+from .state import (BARGAIN_AT_SIGN, BARGAIN_ON_SUCCESS, COVER_OWNER, COVER_PREMIUM, COVER_REFUND, OFFER_AT_SIGN,
+                    OFFER_BARGAINED, OFFER_FORM, OFFER_NEGOTIATION, OFFER_ON_SUCCESS, OFFER_STATUS, OFFER_TERM)
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def offer(st, n, form, at_sign, on_success, bargained, negotiation_months, term,
     row[OFFER_FORM] = form
     row[OFFER_AT_SIGN] = at_sign
     row[OFFER_ON_SUCCESS] = on_success
-    row[OFFER_BARGAINED] = 1.0 if bargained else 0.0
+    row[OFFER_BARGAINED] = BARGAIN_AT_SIGN if bargained else 0.0
     row[OFFER_NEGOTIATION] = negotiation_months
     row[OFFER_TERM] = term
     row[OFFER_STATUS] = status

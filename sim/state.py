@@ -178,6 +178,8 @@ SECTOR_SERIES_NAMES = ("matches", "contracts", "successes", "failures")
 field("sector_series", "scratch", np.float64,
       lambda cfg, pop: np.zeros((cfg.scenario.months, cfg.scenario.sectors, len(SECTOR_SERIES_NAMES))),
       "matches, contracts, successes and failures by month and the firm's sector")
+
+
 # every contract signed, one by one (a per-run output beside the series): bounded before the run, as each achievement
 # is signed at most max_failures + 1 times (sim.population.money_bound); sim.contracts.sign refuses to pass the bound
 def deal_bound(cfg, n_achievements: int) -> int:

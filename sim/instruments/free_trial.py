@@ -96,8 +96,8 @@ def check(cfg) -> None:
 
 @entry
 def trial_payment(success_fee, price_share, ask):
-    """What a free-trial firm pays on success (and only then) with ``trial.payment = fixed_fee``: the fee plus a share of
-    the asking price."""
+    """What a free-trial firm pays on success (and only then) with ``trial.payment = fixed_fee``: the fee plus a
+    share of the asking price."""
     return rules.yuan(success_fee + price_share * ask)
 
 
