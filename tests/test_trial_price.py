@@ -129,6 +129,18 @@ def test_a_bargained_trial_pays_its_recorded_price_on_success():
     assert 0 < s["trial_payments"] <= trials.sum()
 
 
+def test_a_university_not_obliged_offers_a_bargained_trial_when_some_payment_on_success_reaches_its_reservation():
+    # Risk neutral, any chance > 0 has a payment on success worth the reservation: every match weighed is offered a
+    # trial. At risk aversion 100 (x ask), the most any payment on success is worth, -ln(1 - q) x ask / 100, stays
+    # below the reservation 0.6 x ask for every chance q <= 0.99 a signal can take: none is.
+    for ra, offered in ((0.0, True), (100.0, False)):
+        cfg = api.under_regime(small("scenario.universities.pilot_share=0",
+                                     f"scenario.universities.risk_aversion={ra}"), "free_trial")
+        s = api.simulate(cfg, 0, "numba").summary
+        assert s["trials_offered"] + s["trials_declined"] > 20
+        assert (s["trials_declined"] == 0) if offered else (s["trials_offered"] == 0 and s["signed_trial"] == 0)
+
+
 def test_trial_payment_is_validated_in_one_line():
     with pytest.raises(ConfigError, match=r"trial.payment = 'auction'.*one of bargained, fixed_fee"):
         api.compose("trial.payment=auction")
