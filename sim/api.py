@@ -25,7 +25,7 @@ import numpy as np
 from .config import (ENGINES, SEED_MAX, Config, ConfigError, RegimeConfig, allowed_regimes_text, load_config,
                      parameter_keys, regime_instruments, replace, with_regime)
 from .posterior import Posterior, load_posterior
-from .results import SERIES_NAMES, check_by_sector, check_invariants, summarize
+from .results import SERIES_NAMES, check_by_sector, check_deals, check_invariants, summarize
 
 if TYPE_CHECKING:  # pandas is imported where tables are built: worker processes start faster without it
     import pandas as pd
@@ -93,12 +93,15 @@ class RunResult:
     initial_money: float
     config: Optional[Config] = None
     by_sector: Optional[np.ndarray] = None   # months x sectors x state.SECTOR_SERIES_NAMES
+    deals: Optional[tuple] = None   # (values, forms) of the contracts signed, one by one (sim.results.deal_metrics)
 
     def check(self) -> None:
         """Raise :class:`sim.results.InvariantError` if the run broke an invariant of the model."""
         check_invariants(self.series, self.n_achievements, self.initial_money, self.config)
         if self.by_sector is not None:
             check_by_sector(self.series, self.by_sector)
+        if self.deals is not None:
+            check_deals(self.series, *self.deals)
 
 
 def check_seed(seed) -> int:
@@ -140,14 +143,16 @@ def _simulate(cfg: Config, seed: Optional[int], engine: Optional[str], check: bo
 
         model = TransferModel(cfg, seed, population=pop)
         series = model.run()
-        n_ach, money, by_sector = len(model.achievements), model.initial_money, model.arrays.sector_series
+        n_ach, money, arrays = len(model.achievements), model.initial_money, model.arrays
     else:
         from . import kernels
 
         series, n_ach, money, arrays = kernels.run(cfg, seed, population=pop)
-        by_sector = arrays.sector_series
-    result = RunResult(cfg.regime.name, seed, series, summarize(series, n_ach, cfg.scenario.discount_rate), n_ach,
-                       float(money), cfg, by_sector)
+    by_sector = arrays.sector_series
+    n_deals = int(arrays.deal_n[0])
+    deals = (arrays.deal_value[:n_deals].copy(), arrays.deal_form[:n_deals].copy())
+    result = RunResult(cfg.regime.name, seed, series, summarize(series, n_ach, cfg.scenario.discount_rate, deals),
+                       n_ach, float(money), cfg, by_sector, deals)
     if check:
         result.check()
     return result

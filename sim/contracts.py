@@ -25,9 +25,9 @@ from . import hooks, ledger, rng, rules, state
 from .forms import LICENCE, offer
 from .ledger import BROKER, FIRM, INVENTORS, MARKET, UNIVERSITY, account, pay
 from .rules import IDLE, IMPLEMENTING, NEGOTIATING_FIRM
-from .state import (COVER_PREMIUM, COVER_REFUND, OFFER_AT_SIGN, OFFER_BARGAINED, OFFER_FORM, OFFER_NEGOTIATION,
-                    OFFER_ON_SUCCESS, OFFER_STATUS, OFFER_TERM, SUPPORT_COPAY_CAP, SUPPORT_COPAY_RATE, SUPPORT_CREDIT,
-                    SUPPORT_CREDIT_RATE)
+from .state import (BARGAIN_ON_SUCCESS, COVER_PREMIUM, COVER_REFUND, OFFER_AT_SIGN, OFFER_BARGAINED, OFFER_FORM,
+                    OFFER_NEGOTIATION, OFFER_ON_SUCCESS, OFFER_STATUS, OFFER_TERM, SUPPORT_COPAY_CAP,
+                    SUPPORT_COPAY_RATE, SUPPORT_CREDIT, SUPPORT_CREDIT_RATE)
 
 
 
@@ -238,10 +238,15 @@ def choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, ba
     cash on failure: :func:`supported_ce`). A licence's price is the Nash bargain between
     the university's reservation price and the firm's willingness to pay (without support,
     CARA is translation invariant: the CE at price 0 less the price; with support, the
-    highest price the firm's CE stays >= 0 at, :func:`_willingness`). Ties go to the first
-    form, then to no cover.
+    highest price the firm's CE stays >= 0 at, :func:`_willingness`). A use-first trial's
+    price (``OFFER_BARGAINED == BARGAIN_ON_SUCCESS``) is the same bargain over a payment
+    made only on success: between the university's reservation payment on success (the
+    offer's ``OFFER_ON_SUCCESS``, :func:`sim.rules.success_reservation`) and the firm's
+    willingness to pay on success (:func:`sim.rules.success_willingness`; with support,
+    :func:`_success_willingness`). Ties go to the first form, then to no cover.
 
-    Returns (offer row or -1, cover row or -1, bargained price, CE, borrowed, outlay): row -1
+    Returns (offer row or -1, cover row or -1, bargained price (at signing, or on success for a trial's), CE,
+    borrowed, outlay): row -1
     when no form is both affordable and better than walking away (CE > 0); ``outlay`` is what
     the firm pays at signing, net of the co-payment (its loan included: it needs
     ``outlay - borrowed`` of its own cash then).
@@ -259,6 +264,35 @@ def choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, ba
         refund = np.int64(covers[cover, COVER_REFUND]) if cover >= 0 else np.int64(0)
         upfront = cost + prem + fixed
         for j in range(n_offers):
+            if offers[j, OFFER_BARGAINED] == BARGAIN_ON_SUCCESS:   # a use-first trial's price, paid only on success
+                reservation = offers[j, OFFER_ON_SUCCESS] / (1.0 - fee_rate_univ)
+                if not supported:
+                    willingness = rules.success_willingness(p_hat, float(value - upfront), float(-upfront + refund),
+                                                            abs_ra) / (1.0 + fee_rate_firm)
+                    price = rules.licence_price(willingness, reservation, bargaining_power)
+                    if price >= 0:
+                        success_pay = price + rules.firms_fee(price, fee_rate, fee_firm_share)
+                        ce = rules.certainty_equivalent(p_hat, float(value - upfront - success_pay),
+                                                        float(-upfront + refund), abs_ra)
+                        if upfront <= cash and ce > best_ce:
+                            best_row, best_cover, best_price, best_ce = j, cover, price, ce
+                            best_outlay = float(upfront)
+                    continue
+                own = float(cost + prem)
+                price = rules.licence_price(
+                    _success_willingness(p_hat, value, own, float(refund), fee_rate, fee_firm_share, fixed, cash,
+                                         abs_ra, support), reservation, bargaining_power)
+                if price >= 0:
+                    out_sign, out_success, interest, borrowed = support_terms(
+                        float(fixed), float(price + rules.firms_fee(price, fee_rate, fee_firm_share)), own, cash,
+                        support)
+                    ce = supported_ce(p_hat, value, out_sign, out_success, interest, borrowed, float(refund), cash,
+                                      abs_ra, credit)
+                    if borrowed <= credit and ce > best_ce:
+                        best_row, best_cover, best_price, best_ce = j, cover, price, ce
+                        best_borrowed = np.int64(math.ceil(borrowed))
+                        best_outlay = out_sign
+                continue
             if offers[j, OFFER_BARGAINED] > 0:
                 reservation = reservation_share * ask / (1.0 - fee_rate_univ)
                 if not supported:
@@ -380,6 +414,34 @@ def _willingness(p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cas
 
 
 @entry
+def _success_willingness(p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cash, abs_ra, support):
+    """The highest payment on success (to a yuan) at which the firm's CE with support (:func:`supported_ce`,
+    decreasing in the payment) is still >= 0; -1 if not even 0, or if what it pays at signing needs more credit than
+    is on offer. Bisection, as :func:`_willingness` (without support: :func:`sim.rules.success_willingness`)."""
+    credit = support[SUPPORT_CREDIT]
+
+    def ce(price):
+        out_sign, out_success, interest, borrowed = support_terms(
+            float(fixed), float(price + rules.firms_fee(price, fee_rate, fee_firm_share)), own, cash, support)
+        if borrowed > credit:
+            return -1.0
+        return supported_ce(p_hat, value, out_sign, out_success, interest, borrowed, refund, cash, abs_ra, credit)
+
+    if ce(np.int64(0)) < 0.0:
+        return -1.0
+    lo, hi = 0.0, max(1.0, float(value) + support[SUPPORT_COPAY_CAP])
+    for _ in range(64):
+        if hi - lo < 1.0:
+            break
+        mid = 0.5 * (lo + hi)
+        if ce(np.int64(math.floor(mid))) >= 0.0:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@entry
 def consider(p, st, series, month, f, a, signal, broker):
     """Firm ``f`` weighs achievement ``a`` (success signal ``signal``, proposed by ``broker`` or -1); if a contract
     suits it, negotiation opens. Returns whether it did."""
@@ -407,8 +469,12 @@ def consider(p, st, series, month, f, a, signal, broker):
     st.c_own_cash[f] = max(np.int64(0), np.int64(math.ceil(outlay)) - borrowed)
     st.c_broker[f] = broker
     st.c_form[f] = np.int64(terms[OFFER_FORM])
-    st.c_at_sign[f] = price
-    st.c_on_success[f] = np.int64(terms[OFFER_ON_SUCCESS])
+    if terms[OFFER_BARGAINED] == BARGAIN_ON_SUCCESS:   # the bargained price is paid on success, nothing at signing
+        st.c_at_sign[f] = np.int64(terms[OFFER_AT_SIGN])
+        st.c_on_success[f] = price
+    else:
+        st.c_at_sign[f] = price
+        st.c_on_success[f] = np.int64(terms[OFFER_ON_SUCCESS])
     st.c_negotiation[f] = terms[OFFER_NEGOTIATION]
     st.c_term[f] = np.int64(terms[OFFER_TERM])
     st.c_status[f] = np.int64(terms[OFFER_STATUS])
@@ -488,6 +554,19 @@ def sign(p, st, series, month, f):
     st.firm_state[f] = IMPLEMENTING
     tally(st, series, month, f, hooks.FORM_COLUMN[form], C.CONTRACTS_SME, state.SECTOR_CONTRACTS)
     series[month, C.SIGN_DELAY_SUM] += month - st.firm_need_month[f]
+    record_deal(st, st.c_at_sign[f] + st.c_on_success[f], form)
+
+
+@kernel
+def record_deal(st, value, form):
+    """Record a signed contract's value (what the firm agreed to pay the university, at signing and on success) and
+    form, one by one (``st.deal_value``, bounded by :func:`sim.state.deal_bound`)."""
+    k = st.deal_n[0]
+    if k >= st.deal_value.shape[0]:
+        raise ValueError("more contracts signed than state.deal_bound (max_failures + 1 per achievement)")
+    st.deal_value[k] = value
+    st.deal_form[k] = form
+    st.deal_n[0] = k + 1
 
 
 @kernel

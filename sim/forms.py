@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from .jit import kernel
 
 from . import columns, ledger
-from .state import (COVER_OWNER, COVER_PREMIUM, COVER_REFUND, OFFER_AT_SIGN, OFFER_BARGAINED, OFFER_FORM,
-                    OFFER_NEGOTIATION, OFFER_ON_SUCCESS, OFFER_STATUS, OFFER_TERM)
+from .state import (BARGAIN_AT_SIGN, BARGAIN_ON_SUCCESS, COVER_OWNER, COVER_PREMIUM, COVER_REFUND, OFFER_AT_SIGN,
+                    OFFER_BARGAINED, OFFER_FORM, OFFER_NEGOTIATION, OFFER_ON_SUCCESS, OFFER_STATUS, OFFER_TERM)
 
 
 @dataclass(frozen=True)
@@ -77,11 +77,21 @@ def offer(st, n, form, at_sign, on_success, bargained, negotiation_months, term,
     row[OFFER_FORM] = form
     row[OFFER_AT_SIGN] = at_sign
     row[OFFER_ON_SUCCESS] = on_success
-    row[OFFER_BARGAINED] = 1.0 if bargained else 0.0
+    row[OFFER_BARGAINED] = BARGAIN_AT_SIGN if bargained else 0.0
     row[OFFER_NEGOTIATION] = negotiation_months
     row[OFFER_TERM] = term
     row[OFFER_STATUS] = status
     return n + 1
+
+
+@kernel
+def offer_bargained_on_success(st, n, form, reservation, negotiation_months, term, status):
+    """Put form ``form`` on offer with nothing at signing and a payment on success bargained as a licence's price is
+    (:func:`sim.contracts.choose_contract`), from the university's ``reservation``: the least it accepts on success
+    (:func:`sim.rules.success_reservation`). Returns the number of rows."""
+    n = offer(st, n, form, 0, reservation, False, negotiation_months, term, status)
+    st.offers[n - 1, OFFER_BARGAINED] = BARGAIN_ON_SUCCESS
+    return n
 
 
 @kernel

@@ -36,6 +36,56 @@ SIZE_SPLITS = ((("matches", C.MATCHES, C.MATCHES_SME), ("contracts", -1, C.CONTR
                + tuple((k.name, k.column, k.sme_column) for k in ledger.KINDS if k.sme_column >= 0))
 
 
+# MOST / Torch statistics' "contracts of 10 M yuan or more" (80% of the technology contract value in 2019, DOMAIN.md):
+# the definition of a reported statistic, not a parameter of the model
+LARGE_CONTRACT = 1.0e7
+
+
+def deal_metrics(values, deal_forms) -> dict:
+    """Metrics of a run's contracts, one value each (``values``: what each contract signed agreed to pay the
+    university, at signing and on success; ``deal_forms``: its form, :data:`sim.forms.FORMS`); None: all NaN.
+
+    For all contracts and for each form (``_<form>``): ``contract_value_total`` (their sum),
+    ``contract_value_10m`` (the sum over contracts of at least :data:`LARGE_CONTRACT`), ``contract_value_mean``,
+    ``contract_value_share_10m`` (the share of the value in contracts of 10 M or more); for all contracts, the
+    quantiles ``contract_value_p10``, ``_p50``, ``_p90`` (linear interpolation between order statistics).
+    """
+    out = {}
+    v = None if values is None else np.asarray(values, dtype=np.float64)
+    groups = [("", None)] + [(f"_{f.name}", i) for i, f in enumerate(forms.FORMS) if i > 0]
+    for suffix, form in groups:
+        if v is None:
+            x = np.zeros(0)
+        else:
+            x = v if form is None else v[np.asarray(deal_forms) == form]
+        total, large = float(x.sum()), float(x[x >= LARGE_CONTRACT].sum())
+        out[f"contract_value_total{suffix}"] = total if v is not None else np.nan
+        out[f"contract_value_10m{suffix}"] = large if v is not None else np.nan
+        out[f"contract_value_mean{suffix}"] = float(x.mean()) if x.size else np.nan
+        out[f"contract_value_share_10m{suffix}"] = large / total if total > 0 else np.nan
+        if form is None:
+            for q in (10, 50, 90):
+                out[f"contract_value_p{q}"] = float(np.quantile(x, q / 100.0)) if x.size else np.nan
+    return out
+
+
+def check_deals(series: np.ndarray, values: np.ndarray, deal_forms: np.ndarray) -> None:
+    """The contracts recorded one by one are those the series counts, form by form; none is worth less than 0; the
+    licences' values are the licence payments (paid in full at signing)."""
+    total = series.sum(axis=0)
+    if (values < 0).any():
+        raise InvariantError(f"a contract recorded with a negative value ({values.min()})")
+    for i, f in enumerate(forms.FORMS[1:], start=1):
+        n = int((deal_forms == i).sum())
+        if n != total[f.column]:
+            raise InvariantError(f"{n} {f.name} contracts recorded one by one, {total[f.column]:.0f} counted")
+    if (deal_forms == 0).any():
+        raise InvariantError("a contract recorded without a form")
+    licences = float(values[deal_forms == forms.LICENCE].sum())
+    if licences != total[ledger.LICENCE_PAYMENTS]:
+        raise InvariantError(f"licences recorded at {licences:.0f} yuan, licence payments differ")
+
+
 def new_series(months: int) -> np.ndarray:
     return np.zeros((months, N_SERIES), dtype=np.float64)
 
@@ -50,7 +100,7 @@ def discount_factors(months: int, annual_rate: float) -> np.ndarray:
     return (1.0 + annual_rate) ** (-np.arange(months) / 12.0)
 
 
-def summarize(series: np.ndarray, n_achievements: int, discount_rate: float = 0.0) -> dict:
+def summarize(series: np.ndarray, n_achievements: int, discount_rate: float = 0.0, deals=None) -> dict:
     """One row of run metrics from a run's series, derived from the declared columns and payments.
 
     Every money metric also as a present value at month 0 (``<name>_pv``; yearly rate
@@ -65,7 +115,9 @@ def summarize(series: np.ndarray, n_achievements: int, discount_rate: float = 0.
     Each class of accounts' net position (``net_<plural>``: payments in less payments out)
     says who pays and who gains; ``public_cost`` is government's spend less the money
     public universities keep (public money too), whoever paid it to them (a firm or
-    government: :func:`sim.ledger.public_body` decides, payment by payment).
+    government: :func:`sim.ledger.public_body` decides, payment by payment). ``deals``, (values,
+    forms) of the contracts signed one by one (``st.deal_value``, ``st.deal_form``), gives
+    the contract-value metrics (:func:`deal_metrics`; NaN without it).
     """
     s = series
     total = s.sum(axis=0)
@@ -121,6 +173,7 @@ def summarize(series: np.ndarray, n_achievements: int, discount_rate: float = 0.
     out["net_firms_sme"], out["net_firms_large"] = net_sme, out["net_firms"] - net_sme
     converted = np.nonzero(s[:, C.SUCCESSES])[0]
     out["months_to_first_conversion"] = float(converted[0]) if converted.size else np.nan
+    out.update(deal_metrics(*(deals if deals is not None else (None, None))))
     for m in INSTRUMENTS:
         if hasattr(m, "summarize"):
             out.update(m.summarize(out, s))

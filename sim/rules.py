@@ -193,6 +193,56 @@ def bargained_price(willingness, reservation, bargaining_power, affordable):
 
 
 @entry
+def success_willingness(p, x_success, x_failure, abs_risk_aversion):
+    """The most a firm will pay ONLY if its implementation succeeds: the payment ``w`` at which the certainty
+    equivalent of (``x_success - w`` w.p. ``p``, else ``x_failure``) is 0 (:func:`certainty_equivalent`).
+
+    Closed form, CARA with coefficient r: ``w = x_success + ln((1 - (1 - p) e^(-r x_failure)) / p) / r``; risk
+    neutral (r = 0): ``w = x_success + (1 - p) x_failure / p``. -1 when no payment (not even 0 or less) makes the
+    lottery worth taking (its failure alone costs too much, or it never succeeds).
+    """
+    if p <= 0.0:
+        return -1.0
+    if p >= 1.0:
+        return float(x_success)
+    if abs_risk_aversion <= 0.0:
+        return x_success + (1.0 - p) * x_failure / p
+    r = abs_risk_aversion
+    if -r * x_failure > 700.0:   # e^700: the failure's disutility alone exceeds anything a success can make up
+        return -1.0
+    rest = 1.0 - (1.0 - p) * math.exp(-r * x_failure)
+    if rest <= 0.0:
+        return -1.0
+    return x_success + math.log(rest / p) / r
+
+
+@entry
+def success_reservation(chance, reservation, discount, bonus_pv, risk_aversion, ask):
+    """The least a university accepts to be paid ONLY on success, ``discount`` x the payment later (plus
+    ``bonus_pv``, what the conversion is worth to it besides: an appraisal reward), with chance ``chance``: the payment
+    at which :func:`university_accepts`' certainty equivalent (CARA, ``risk_aversion / ask``) equals its
+    ``reservation`` price (in yuan).
+
+    Closed form: ``x = (-ln((e^(-r R) - (1 - q)) / q) / r - B) / D`` with r the coefficient, R the reservation, q the
+    chance, D the discount and B the bonus; risk neutral, ``x = (R / q - B) / D``. Never below 0; -1 when no payment
+    reaches the reservation (the chance is too small for the university's risk aversion).
+    """
+    if reservation <= 0.0:
+        return 0.0
+    if chance <= 0.0 or discount <= 0.0:
+        return -1.0
+    r = risk_aversion / ask if ask > 0 else 0.0
+    if r <= 0.0 or chance >= 1.0:
+        needed = reservation / min(chance, 1.0)
+    else:
+        rest = math.exp(-r * reservation) - (1.0 - chance)
+        if rest <= 0.0:
+            return -1.0
+        needed = -math.log(rest / chance) / r
+    return max(0.0, (needed - bonus_pv) / discount)
+
+
+@entry
 def negotiation_months(mean, brokered, broker_speedup):
     """Mean months to conclude a form's negotiation (``mean``): a broker speeds any deal."""
     return mean * broker_speedup if brokered else mean

@@ -79,6 +79,9 @@ agent("one", lambda cfg, pop: 1)
 # scratch rows of the contract decision: the forms and the covers on offer to one pair
 MAX_OFFERS = 8
 OFFER_FORM, OFFER_AT_SIGN, OFFER_ON_SUCCESS, OFFER_BARGAINED, OFFER_NEGOTIATION, OFFER_TERM, OFFER_STATUS = range(7)
+# OFFER_BARGAINED: 0 fixed payments; the price at signing is bargained (a licence); the payment on success is
+# bargained (a use-first trial: OFFER_ON_SUCCESS holds the university's reservation payment on success)
+BARGAIN_AT_SIGN, BARGAIN_ON_SUCCESS = 1.0, 2.0
 MAX_COVERS = 10
 COVER_OWNER, COVER_PREMIUM, COVER_REFUND, COVER_AUX = range(4)   # COVER_AUX.. : the instrument's own terms
 N_COVER_AUX = 4
@@ -175,6 +178,21 @@ SECTOR_SERIES_NAMES = ("matches", "contracts", "successes", "failures")
 field("sector_series", "scratch", np.float64,
       lambda cfg, pop: np.zeros((cfg.scenario.months, cfg.scenario.sectors, len(SECTOR_SERIES_NAMES))),
       "matches, contracts, successes and failures by month and the firm's sector")
+
+
+# every contract signed, one by one (a per-run output beside the series): bounded before the run, as each achievement
+# is signed at most max_failures + 1 times (sim.population.money_bound); sim.contracts.sign refuses to pass the bound
+def deal_bound(cfg, n_achievements: int) -> int:
+    """The most contracts a run can sign: ``max_failures + 1`` per achievement."""
+    return int(n_achievements) * (cfg.scenario.universities.max_failures + 1)
+
+
+field("deal_value", "scratch", np.int64, lambda cfg, pop: np.zeros(deal_bound(cfg, pop.n_achievements), np.int64),
+      "each contract's value, in the order signed: the payments to the university agreed at signing (at signing and "
+      "on success: a licence's price, a trial's payment on success, a royalty's upfront share and total), yuan")
+field("deal_form", "scratch", np.int64, lambda cfg, pop: np.zeros(deal_bound(cfg, pop.n_achievements), np.int64),
+      "each contract's form (sim.forms.FORMS), in the order signed")
+field("deal_n", "one", np.int64, 0, "contracts signed so far (rows of deal_value used)")
 field("offers", "scratch", np.float64, lambda cfg, pop: np.zeros((MAX_OFFERS, 7)), "forms on offer to a pair")
 field("covers", "scratch", np.float64, lambda cfg, pop: np.zeros((MAX_COVERS, 3 + N_COVER_AUX)),
       "covers on offer to a pair")
@@ -233,7 +251,8 @@ def instrument_params(module, cfg):
     """The kernel parameters of one instrument: ``on`` and its config section, typed."""
     section = getattr(cfg, module.SECTION)
     hints = _hints(type(section))
-    values = [_typed(getattr(section, f.name), hints[f.name]) for f in dataclasses.fields(section)]
+    values = [np.int64(f.metadata["choices"].index(getattr(section, f.name))) if hints[f.name] is str  # its index
+              else _typed(getattr(section, f.name), hints[f.name]) for f in dataclasses.fields(section)]
     return module.KernelParams(module.NAME in cfg.regime.instruments, *values)
 
 

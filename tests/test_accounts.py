@@ -174,7 +174,8 @@ def test_deals_running_at_the_horizon_are_valued_at_their_expected_value():
     assert running.sum() > 5
     value = float((arr.c_chance[running] * arr.c_value[running]).sum())
     owed = float((arr.c_chance[running] * arr.c_on_success[running]).sum())
-    out = summarize(series, n_ach, 0.0)
+    n = int(arr.deal_n[0])
+    out = summarize(series, n_ach, 0.0, (arr.deal_value[:n], arr.deal_form[:n]))
     assert out["running_expected_value"] == pytest.approx(value, rel=1e-12)
     assert out["running_expected_payments"] == pytest.approx(owed, rel=1e-12)
     chances = float(arr.c_chance[running].sum())
@@ -182,7 +183,9 @@ def test_deals_running_at_the_horizon_are_valued_at_their_expected_value():
     assert out["successes_expected"] == pytest.approx(out["successes"] + chances, rel=1e-12)
     assert out["firm_surplus_valued"] == pytest.approx(out["firm_surplus"] + value - owed, rel=1e-12)
     assert out["university_income_valued"] == pytest.approx(out["university_income"] + owed, rel=1e-12)
-    assert np.isfinite(list(out.values())).sum() >= len(out) - 3  # only ratios without a denominator are NaN
+    # only ratios without a denominator are NaN (here: no matured outcome, no loan, no royalty signed: its mean and
+    # share of value in contracts of 10 M)
+    assert np.isfinite(list(out.values())).sum() >= len(out) - 5
 
 
 def test_a_comparison_at_equal_spend_caps_every_regime_at_the_named_regimes_yearly_spend():

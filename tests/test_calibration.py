@@ -75,7 +75,7 @@ def test_the_reported_targets_name_their_sources_and_split_fit_from_holdout():
     for required in ("longquan_needs_per_visit", "longquan_matches_per_need", "longquan_contracts_per_match",
                      "lishui_trial_share", "jinyun_licensed_per_need", "zhejiang_pilot_trials_per_listed",
                      "open_licence_takeup", "cnipa_industrialisation", "national_mean_contract", "ningbo_mean_deal",
-                     "new_product_failure"):
+                     "new_product_failure", "national_contracts_10m_share"):
         assert required in names
     fit, held = ts.by_use("fit"), ts.by_use("holdout")
     assert fit and held and not {t.name for t in fit} & {t.name for t in held}

@@ -69,10 +69,11 @@ def test_the_university_offers_a_form_when_its_certainty_equivalent_reaches_its_
 
 
 def test_obliged_universities_offer_every_trial_the_others_only_when_worth_it():
-    # Pilot share 1: every match weighed has a trial on offer. Share 0 with Tianjin's fee (20,000
+    # Pilot share 1: every match weighed has a trial on offer. Share 0 with Tianjin's fixed fee (20,000
     # yuan against a reservation of 0.6 x an asking price of ~1 M): none is worth it, none offered.
     for share, offered in [(1.0, True), (0.0, False)]:
         cfg = api.under_regime(api.compose("scenario.firms.n=300", "scenario.months=24", "progress=false",
+                                           "trial.payment=fixed_fee",
                                            f"scenario.universities.pilot_share={share}"), "free_trial")
         s = kernels.simulate(cfg, 0)[0]
         weighed = s[:, free_trial.TRIALS_OFFERED].sum() + s[:, free_trial.TRIALS_DECLINED].sum()
@@ -177,7 +178,8 @@ def test_moral_hazard_lowers_an_insured_chance_with_the_share_refunded():
 
 TEMPTED = ("scenario.firms.n=600", "scenario.months=48", "scenario.firms.sme_share=0.0",
            "scenario.firms.absorptive_large_a=9", "scenario.firms.absorptive_large_b=1",
-           "scenario.universities.pilot_share=1", "trial.price_share=1.0", "progress=false")
+           "scenario.universities.pilot_share=1", "trial.payment=fixed_fee", "trial.price_share=1.0",
+           "progress=false")
 
 
 def test_verification_raises_the_trial_fees_collected():

@@ -45,6 +45,14 @@ def _assert_same(mesa, numba, label):
     assert not bad, f"{label}: columns differ: {bad}"
 
 
+def _assert_same_deals(mesa, numba, label):
+    """The contracts recorded one by one (their values and forms, in the order signed) agree too."""
+    n = int(numba.deal_n[0])
+    assert int(mesa.deal_n[0]) == n, f"{label}: {mesa.deal_n[0]} contracts recorded, not {n}"
+    for name in ("deal_value", "deal_form"):
+        assert np.array_equal(getattr(mesa, name), getattr(numba, name)), f"{label}: {name} differs"
+
+
 def _signed(series):
     from sim.results import FORM_COLUMNS
 
@@ -59,9 +67,11 @@ def test_engines_give_the_same_series(scenario, regime):
     signed = 0
     for seed in SEEDS if scenario == "small" else SEEDS[:3]:
         pop = draw_population(cfg, seed)
-        mesa = TransferModel(cfg, seed, pop).run()
-        numba, _, _ = kernels.simulate(cfg, seed, pop)
+        model = TransferModel(cfg, seed, pop)
+        mesa = model.run()
+        numba, _, _, arrays = kernels.run(cfg, seed, pop)
         _assert_same(mesa, numba, f"{scenario}/{regime}/seed {seed}")
+        _assert_same_deals(model.arrays, arrays, f"{scenario}/{regime}/seed {seed}")
         signed += _signed(mesa)
     assert signed > 0  # the runs did something to compare
 

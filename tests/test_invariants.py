@@ -143,12 +143,13 @@ def test_switched_off_regime_is_exactly_baseline(seed):
         ("broker_reward", "broker.rate=0"),
         ("broker_reward", "broker.cap=0"),
         ("failure_insurance", "insurance.insurers=0"),
-        ("free_trial", "scenario.universities.pilot_share=0"),  # and no trial is worth a reservation price
+        ("free_trial", "scenario.universities.pilot_share=0"),  # and no fixed fee is worth a reservation price
     ]
     insurer_stock = [Series.INSURERS_ACTIVE, Series.CASH_INSURERS]
     trial_weighed = [Series.TRIALS_OFFERED, Series.TRIALS_DECLINED]
     for regime, override in inert:
-        cfg = api.under_regime(api.compose(*_small_args(), override), regime)
+        fixed_fee = ("trial.payment=fixed_fee",) if regime == "free_trial" else ()   # Tianjin's 20,000 yuan
+        cfg = api.under_regime(api.compose(*_small_args(), override, *fixed_fee), regime)
         got = _series(cfg, seed)
         if override == "insurance.insurers=0":  # no insurer, so no insurer reserves on the books
             assert not got[:, insurer_stock].any()

@@ -1,16 +1,32 @@
-"""Use first, pay later (Lishui, Tianjin): free use for a term, a fee only if the use succeeds.
+"""Use first, pay later (Zhejiang, Lishui, Tianjin): free use for a term, a price only if the use succeeds.
 
 The firm implements the achievement for ``trial.term_months`` without a price at signing
-and pays ``success_fee + price_share x asking price`` only if the implementation succeeds.
+and pays only if the implementation succeeds. What it pays then (``trial.payment``):
+
+* ``bargained`` (the default; Zhejiang's use-first contracts, DOMAIN.md: "an agreed price
+  after use"): a price agreed as a licence's is (the Nash bargain,
+  :func:`sim.rules.licence_price`), but over a payment made only on success: between the
+  university's reservation payment on success (:func:`sim.rules.success_reservation`:
+  its reservation price, the chance the match shows, the payment discounted over the
+  term, its risk aversion; and the firm's report, below) and the firm's willingness to
+  pay on success (:func:`sim.rules.success_willingness`: its chance estimate, its risk
+  aversion). A firm whose willingness is below the reservation signs no trial.
+* ``fixed_fee`` (Tianjin: a one-off 20,000 yuan): ``success_fee + price_share x asking
+  price``, whatever the achievement is worth.
+
 The firm bears only its implementation cost if it fails; the university carries the risk
 of never being paid. Trials are quicker to agree (Lishui: about half a month).
 
 Who offers a trial: a university in a pilot that obliges it
 (``scenario.universities.pilot_share``; Lishui's pilot: all) offers one for every
-achievement; any other offers one only when the trial is worth its reservation price to
-it (:func:`sim.rules.university_accepts`: the fee, discounted over the term, with the
-chance the match shows, under its risk aversion). So the share of matches offered a trial
-is an outcome (``trials_offered`` / ``trials_declined``).
+achievement (bargaining from a reservation of 0 on success where no payment reaches its
+reservation price); any other offers one only when the trial can be worth its
+reservation price to it (a fixed fee: :func:`sim.rules.university_accepts`, the fee
+discounted over the term, with the chance the match shows, under its risk aversion; a
+bargained price: some payment on success reaches it). Either way the university
+anticipates a false failure report (:func:`misreports`) where the firm would make one at
+that payment. So the share of matches offered a trial is an outcome (``trials_offered`` /
+``trials_declined``).
 """
 
 from __future__ import annotations
@@ -26,14 +42,23 @@ from ..schema import ConfigError, _c, money, months, share
 
 NAME = "free_trial"
 SECTION = "trial"
-ZERO_STRENGTH = ("scenario.universities.pilot_share=0", "trial.success_fee=0")  # no pilot, no fee: no university offers a trial
+ZERO_STRENGTH = ("scenario.universities.pilot_share=0", "trial.payment=fixed_fee",
+                 "trial.success_fee=0")  # no pilot, a fixed fee of 0: no university offers a trial
+PAYMENTS = ("bargained", "fixed_fee")   # trial.payment, as the kernels see it: its index
+BARGAINED, FIXED_FEE = range(2)
 
 
 @dataclass
 class Params:
     term_months: int = months(24, "free-trial term: months of free use before payment is due (Lishui: 2 years)", lo=0)
-    success_fee: float = money(20000.0, "one-off fee paid only if the use succeeds (Tianjin: 20,000 yuan)")
-    price_share: float = share(0.0, "share of the asking price also paid on success (Lishui-style 'pay later')")
+    payment: str = _c("bargained", choices=PAYMENTS,
+                      doc="what a successful trial pays: 'bargained', a price bargained as a licence's but paid only "
+                          "on success (Zhejiang's use-first contracts: an agreed price after use, DOMAIN.md), or "
+                          "'fixed_fee', success_fee + price_share x asking price (Tianjin's one-off 20,000 yuan)")
+    success_fee: float = money(20000.0, "one-off fee paid only if the use succeeds, with payment=fixed_fee (Tianjin: "
+                                         "20,000 yuan)")
+    price_share: float = share(0.0, "share of the asking price also paid on success, with payment=fixed_fee "
+                                "(Lishui-style 'pay later')")
     negotiation_months: float = _c(0.5, gt=0.0, le=1200,
                                    doc="mean months to conclude a free-trial negotiation (Lishui: ~half a month)")
     verification: float = share(0.2, "chance a false failure report is found out (audits, reputation; judgement: no "
@@ -71,7 +96,8 @@ def check(cfg) -> None:
 
 @entry
 def trial_payment(success_fee, price_share, ask):
-    """What a free-trial firm pays on success (and only then): the fee plus a share of the asking price."""
+    """What a free-trial firm pays on success (and only then) with ``trial.payment = fixed_fee``: the fee plus a
+    share of the asking price."""
     return rules.yuan(success_fee + price_share * ask)
 
 
@@ -102,13 +128,46 @@ def expected_fee(p, st, f, fee, value):
 
 
 @kernel
-def offer_forms(p, st, series, month, f, a, signal, n):
-    """The university offers a trial if a pilot obliges it or if the trial is worth its reservation price to it
-    (anticipating a false failure report where the firm would make one)."""
+def reservation_on_success(p, st, f, a, signal, value):
+    """The least payment on success the owner of achievement ``a`` accepts for a trial with firm ``f``
+    (:func:`sim.rules.success_reservation`), anticipating the firm's report at that payment: if the firm would report
+    a failure there, it is paid (with the penalty) only when found out, and needs that much more. -1: no payment on
+    success is worth its reservation price."""
     t = p.free_trial
-    fee = trial_payment(t.success_fee, t.price_share, st.ach_ask[a])
+    u = st.ach_owner[a]
+    x = rules.success_reservation(signal, st.univ_reservation[u] * st.ach_ask[a],
+                                  rules.discount_factor(p.discount_rate, t.term_months),
+                                  contracts.success_bonus_pv(p, st, a, t.term_months), p.univ_risk_aversion,
+                                  st.ach_ask[a])
+    if x <= 0.0:
+        return x
+    cash = st.balance[ledger.account(st, ledger.FIRM, f)]
+    if misreports(x, value, st.firm_absorptive[f], t.verification, t.penalty,
+                  rules.abs_risk_aversion(st.firm_risk_aversion[f], cash)):
+        paid = t.verification * (1.0 + t.penalty)   # as expected_fee: a share of the payment, when found out
+        return x / paid if paid > 0.0 else -1.0
+    return x
+
+
+@kernel
+def offer_forms(p, st, series, month, f, a, signal, n):
+    """The university offers a trial if a pilot obliges it or if the trial can be worth its reservation price to it
+    (anticipating a false failure report where the firm would make one): a fixed fee, or a price on success
+    bargained from its reservation payment on success."""
+    t = p.free_trial
     obliged = st.univ_in_pilot[st.ach_owner[a]]
     value = rules.project_amount(st.ach_value[a], st.firm_scale[f])   # as sim.contracts.consider values it
+    if t.payment == BARGAINED:
+        reservation = reservation_on_success(p, st, f, a, signal, value)
+        if reservation < 0.0:
+            if not obliged:
+                series[month, TRIALS_DECLINED] += 1
+                return n
+            reservation = 0.0   # obliged to offer the trial: any agreed price on success will do
+        series[month, TRIALS_OFFERED] += 1
+        return forms.offer_bargained_on_success(st, n, TRIAL, reservation, t.negotiation_months, t.term_months,
+                                                rules.ON_TRIAL)
+    fee = trial_payment(t.success_fee, t.price_share, st.ach_ask[a])
     if not obliged and not rules.university_accepts(
             signal, 0, rules.discount_factor(p.discount_rate, t.term_months) * expected_fee(p, st, f, fee, value)
             + contracts.success_bonus_pv(p, st, a, t.term_months),
