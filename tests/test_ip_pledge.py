@@ -96,7 +96,8 @@ def test_every_loan_rate_repayment_and_guarantee_is_the_closed_form(fund, assets
                                   and math.floor(pl.fund_size) - fund_paid >= math.ceil(pl.guarantee_share * limit))
                     d = (pl.prior_default * pl.prior_strength + defaults[i]) / (pl.prior_strength + settled[i])
                     g = pl.guarantee_share if guaranteed else 0.0
-                    quotes.append((pl.funding_rate * pl.term_months / 12.0 + (1.0 + pl.loading) * d * (1.0 - g),
+                    lgd = (limit - min(collateral, limit)) / limit   # the share of the limit the assets leave at risk
+                    quotes.append((pl.funding_rate * pl.term_months / 12.0 + (1.0 + pl.loading) * d * lgd * (1.0 - g),
                                    limit, guaranteed))
                 # the cheapest; on ties the one that can lend more, then the first
                 best = min(range(pl.lenders), key=lambda i: (quotes[i][0], -quotes[i][1], i))
@@ -140,7 +141,7 @@ def test_every_loan_rate_repayment_and_guarantee_is_the_closed_form(fund, assets
                 else:
                     assert not paid_out
                 assert series[month, P.LOAN_LOSSES] == (unpaid if defaulted else 0)
-                defaults[i] += defaulted
+                defaults[i] += int(amount) < owed   # the lender learns how often a borrower's cash falls short
                 settled[i] += 1
                 seen["defaulted" if defaulted else "repaid"] += 1
                 seen["paid out"] += paid_out
@@ -169,7 +170,8 @@ def test_lenders_price_each_loan_from_their_own_settled_loans():
     guarantees every loan, so a default is a settlement followed by a payout). The interest of each loan repaid in
     full (repayment - principal) is the rate of one of those states, exactly; later loans are priced from
     experience, not the prior alone; the lenders' records are the audit log's settlements and defaults."""
-    cfg = api.compose(*CASH_POOR, "regime=ip_pledge", "pledge.fund_size=1e12")
+    cfg = api.compose(*CASH_POOR, "regime=ip_pledge", "pledge.fund_size=1e12",
+                      "scenario.firms.assets_to_cash_sme=0")   # the patent alone: every shortfall is a loss
     pl = cfg.pledge
     seen = Counter()
     for seed in SEEDS_PAIRED:
@@ -209,8 +211,14 @@ def test_lenders_price_each_loan_from_their_own_settled_loans():
 
 def test_the_rate_is_funding_plus_the_loaded_loss_the_fund_leaves_to_the_lender():
     # by hand: 3.5% a year for 12 months, plus 1.3 x 40% defaults x the 40% of the loss not guaranteed
-    assert P.loan_rate(0.035, 12, 0.3, 0.4, 0.6) == pytest.approx(0.035 + 1.3 * 0.4 * 0.4)
-    assert P.loan_rate(0.035, 12, 0.3, 0.4, 0.0) == pytest.approx(0.035 + 1.3 * 0.4)
+    assert P.loan_rate(0.035, 12, 0.3, 0.4, 0.6, 1.0) == pytest.approx(0.035 + 1.3 * 0.4 * 0.4)
+    assert P.loan_rate(0.035, 12, 0.3, 0.4, 0.0, 1.0) == pytest.approx(0.035 + 1.3 * 0.4)
+    # collateral covering 3/4 of the limit leaves a quarter of the loss; covering all of it, the funding cost alone
+    assert P.loan_rate(0.035, 12, 0.3, 0.4, 0.6, 0.25) == pytest.approx(0.035 + 1.3 * 0.4 * 0.25 * 0.4)
+    assert P.loan_rate(0.035, 12, 0.3, 0.4, 0.6, 0.0) == 0.035
+    assert P.loss_given_default(4_000, 3_000) == 0.25 and P.loss_given_default(4_000, 0) == 1.0
+    assert P.loss_given_default(4_000, 4_000) == 0.0 and P.loss_given_default(4_000, 9_000) == 0.0
+    assert P.loss_given_default(4_000, 3_999) == 1 / 4_000 and P.loss_given_default(0, 5) == 1.0
     assert P.default_estimate(0.4, 20.0, 3, 5) == pytest.approx((8 + 3) / 25)
     # repaid in full; interest paid, principal half lost; nothing
     assert P.repayment(1000, 200, 5000, 0) == (1200, 0, 200, 0)

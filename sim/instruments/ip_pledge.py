@@ -149,7 +149,8 @@ SPEND = "guarantees"   # government spend on this instrument is the run metric g
 ZERO_STRENGTH = ("pledge.loan_to_value=0", "pledge.asset_loan_to_value=0")  # on, yet no credit on offer
 
 state.field("pl_active", "lender", np.bool_, True, "still lending", owner=NAME)
-state.field("pl_defaults", "lender", np.int64, 0, "defaults among its settled loans", owner=NAME)
+state.field("pl_defaults", "lender", np.int64, 0, "settled loans whose borrower's cash fell short of what it owed "
+            "(defaults, the pledge enforced)", owner=NAME)
 state.field("pl_observed", "lender", np.int64, 0, "settled loans", owner=NAME)
 state.field("pl_promised", "lender", np.int64, 0, "loans agreed and not yet paid out (yuan)", owner=NAME)
 state.field("pl_outstanding", "lender", np.int64, 0, "principal of its running loans (yuan)", owner=NAME)
@@ -174,7 +175,7 @@ class Lender(views.InstrumentAgent):
     hooks)."""
 
     active = views.column("pl_active", "still lending")
-    defaults = views.column("pl_defaults", "defaults among its settled loans")
+    defaults = views.column("pl_defaults", "settled loans whose borrower's cash fell short (the pledge enforced)")
     observed = views.column("pl_observed", "settled loans")
     promised = views.column("pl_promised", "loans agreed and not yet paid out (yuan)")
     outstanding = views.column("pl_outstanding", "principal of its running loans (yuan)")
@@ -219,10 +220,20 @@ def default_estimate(prior_default, prior_strength, defaults, observed):
 
 
 @entry
-def loan_rate(funding_rate, term_months, loading, default_rate, guarantee_share):
+def loan_rate(funding_rate, term_months, loading, default_rate, guarantee_share, loss_given_default):
     """Interest as a share of the loan: the funding cost over the term plus the loaded expected loss not guaranteed,
-    ``funding_rate x term / 12 + (1 + loading) x default_rate x (1 - guarantee_share)``."""
-    return funding_rate * term_months / 12.0 + (1.0 + loading) * default_rate * (1.0 - guarantee_share)
+    ``funding_rate x term / 12 + (1 + loading) x default_rate x loss_given_default x (1 - guarantee_share)``."""
+    return (funding_rate * term_months / 12.0
+            + (1.0 + loading) * default_rate * loss_given_default * (1.0 - guarantee_share))
+
+
+@entry
+def loss_given_default(limit, collateral):
+    """The share of a credit limit the pledged assets do not cover, ``(limit - min(collateral, limit)) / limit``: what
+    the lender loses of a loan of the whole limit when the firm's cash fails it (the patent recovers nothing)."""
+    if limit <= 0:
+        return 1.0
+    return (limit - min(collateral, limit)) / limit
 
 
 @entry
@@ -317,7 +328,8 @@ def offer_support(p, st, series, month, f, a, cost):
                                                               st.pl_fund_committed[0],
                                                               guarantee_of(limit, pl.guarantee_share))
         d = default_estimate(pl.prior_default, pl.prior_strength, st.pl_defaults[i], st.pl_observed[i])
-        rate = loan_rate(pl.funding_rate, pl.term_months, pl.loading, d, pl.guarantee_share if guaranteed else 0.0)
+        rate = loan_rate(pl.funding_rate, pl.term_months, pl.loading, d, pl.guarantee_share if guaranteed else 0.0,
+                         loss_given_default(limit, collateral))
         if best < 0 or rate < best_rate or (rate == best_rate and limit > best_limit):
             best, best_rate, best_limit, best_guaranteed = i, rate, limit, guaranteed
     if best < 0:
@@ -411,7 +423,7 @@ def on_settle(p, st, series, month, f, success):
                 series[month, GUARANTEES_DENIED] += due
     else:
         series[month, LOANS_REPAID] += 1
-    st.pl_defaults[i] += 1 if defaulted else 0
+    st.pl_defaults[i] += 1 if repaid < loan + st.c_interest[f] else 0   # its cash failed it: the pledge enforced
     st.pl_observed[i] += 1
     st.pl_outstanding[i] -= loan
     st.pl_running[0] -= 1
