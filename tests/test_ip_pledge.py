@@ -402,3 +402,21 @@ def test_firms_hold_assets_beyond_cash_by_size_class():
     assert (base.firm_cash == pop.firm_cash).all() and (base.firm_assets == 0).all()
     k = np.where(pop.firm_sme, 2.0, 0.5)   # to the yuan: both are rounded from the same draw of cash
     assert (np.abs(pop.firm_assets - k * pop.firm_cash) <= 0.5 * k + 0.5).all()
+
+
+def test_the_pledge_targets_evaluate_on_a_run_where_firms_borrow():
+    # the reported pledge figures (configs/targets/reported.yaml) are the model's counts: SMEs' loans below the small
+    # loan line among all loans, and the mean loan
+    from sim.targets import load_targets
+
+    ts = load_targets("reported")
+    cfg = api.compose(*CASH_POOR, "regime=ip_pledge")
+    r = api.simulate(cfg, 7500, engine="numba").summary
+    assert r["loans_made"] > 0 and r["loans_made_sme"] == r["loans_made"]   # SMEs only in this population
+    assert ts.targets["pledge_sme_small_share"].evaluate(r, cfg) == r["loans_sme_small"] / r["loans_made"]
+    assert ts.targets["pledge_mean_loan"].evaluate(r, cfg) == r["pledge_loans"] / r["loans_made"] == r["mean_loan"]
+    # the small-loan line only counts (the same loans): every loan is below a line of 1e12 yuan, none below 0
+    for line, small in (("1e12", r["loans_made"]), ("0", 0)):
+        other = api.simulate(api.compose(*CASH_POOR, "regime=ip_pledge", f"pledge.small_loan={line}"), 7500,
+                             engine="numba").summary
+        assert other["loans_made"] == r["loans_made"] and other["loans_sme_small"] == small
