@@ -188,7 +188,7 @@ def choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, ba
     a payment and cuts the university's take; ``fee_fixed`` is the broker's service fee at
     signing. ``support`` (:func:`support_terms`) may pay part of the service payments and
     lend what the firm's cash lacks at signing, up to a limit (a borrower loses at most its
-    cash on failure: :func:`supported_ce`). A licence's price is the Nash bargain between
+    cash and the collateral it pledged on failure: :func:`supported_ce`). A licence's price is the Nash bargain between
     the university's reservation price and the firm's willingness to pay (without support,
     CARA is translation invariant: the CE at price 0 less the price; with support, the
     highest price the firm's CE stays >= 0 at, :func:`_willingness`). Ties go to the first

@@ -4,19 +4,23 @@ against patents to firms short of cash, and a public fund takes part of the loss
 Seed 003 asks to "vigorously promote intellectual property pledge financing ... and expand
 the scale of financing guarantee funds". Here ``lenders`` banks (an agent kind of their
 own, with reserves in an account class of their own) lend a firm what its cash lacks to
-sign and implement a contract, against the patent it takes up:
+sign and implement a contract, against the patent it takes up and the firm's assets
+beyond cash (``scenario.firms.assets_to_cash_*``, :mod:`sim.population`):
 
 * **Credit on offer** (hook ``offer_support``, before the firm decides): a pledge loan of
-  at most ``loan_to_value x the achievement's asking price`` (the patent's pledge value),
-  within what the lender can lend (its cash less the loans it has promised and not yet
-  paid out). The loan's interest, as a share of the loan until the
-  outcome is known, is the lender's price::
+  at most ``floor(loan_to_value x the achievement's asking price)`` (the patent's lending
+  value; its pledge value is the asking price) plus the pledged assets' lending value
+  ``floor(asset_loan_to_value x assets)`` (:func:`credit_limit`), within what the lender
+  can lend (its cash less the loans it has promised and not yet paid out). The loan's
+  interest, as a share of the loan until the outcome is known, is the lender's price::
 
-      rate = funding_rate x term_months / 12 + (1 + loading) x d x (1 - guarantee share)
+      rate = funding_rate x term_months / 12 + (1 + loading) x d x lgd x (1 - guarantee share)
 
-  with ``d`` its estimate of the default rate (``prior_default`` with weight
-  ``prior_strength``, plus its own settled loans, as an insurer learns its failure rate)
-  and the guarantee share ``guarantee_share`` if the fund covers the loan, else 0. The
+  with ``d`` its estimate of the default rate, how often a borrower's cash falls short
+  (``prior_default`` with weight ``prior_strength``, plus its own settled loans, as an
+  insurer learns its failure rate), ``lgd`` the share of the credit limit the pledged
+  assets do not cover (:func:`loss_given_default`: the patent recovers nothing), and the
+  guarantee share ``guarantee_share`` if the fund covers the loan, else 0. The
   fund covers it when its capital (``fund_size`` less what it has paid and the guarantees
   it has committed on running loans) covers ``guarantee_share`` of the whole credit
   limit: the lender knows, when it prices, whether the loan is guaranteed. The firm
@@ -24,7 +28,8 @@ sign and implement a contract, against the patent it takes up:
   first: deterministic) and borrows only what its cash lacks at signing
   (:func:`sim.contracts.support_terms`). It weighs the loan as it will be repaid
   (:func:`sim.contracts.supported_ce`): the interest is owed in either outcome, and on a
-  failure it repays as far as its cash goes, so it loses at most its cash; the price it
+  failure it repays as far as its cash goes and then loses its pledged assets up to their
+  lending value, so it loses at most its cash and that collateral; the price it
   agrees is at most what it can pay with the loan (:func:`sim.rules.bargained_price`).
 * **Commitments** (``on_open``): the loan agreed is promised by the lender (kept out of
   what it can lend to others) and its guarantee, ``ceil(guarantee_share x loan)``, is
@@ -33,8 +38,11 @@ sign and implement a contract, against the patent it takes up:
   ``pledge_loans``.
 * **Repayment** (``on_settle``, when the outcome is known, after the value, the success
   payments and any insurance claim): the firm repays loan + interest as far as its cash
-  goes (kind ``loan_repayments``; interest first, then principal). A shortfall is a
-  default: the principal left unpaid is the lender's loss (``loan_losses``), of which the
+  goes (kind ``loan_repayments``; interest first, then principal). If its cash falls short
+  the pledge is enforced: the lender seizes the pledged assets for what is still owed, up
+  to their lending value, and sells them (MARKET -> LENDER, kind ``collateral_recovered``;
+  the firm's assets fall by as much). What is then still unpaid is a default: the
+  principal left unpaid is the lender's loss (``loan_losses``), of which the
   guarantee fund pays ``floor(guarantee_share x loss)`` (GOVERNMENT -> LENDER, kind
   ``guarantee_payouts``, the instrument's public spend) if the loan was guaranteed, within
   the government's yearly budget (else refused: ``guarantees_denied``, a risk the lender
@@ -46,7 +54,10 @@ sign and implement a contract, against the patent it takes up:
 
 Choices, and what is not modelled: the patent pledged is the achievement the firm takes up
 (its pledge value the asking price, a judgement: no appraisal); nothing is recovered from
-the patent on default (a patent whose implementation failed sells for little); the loan
+the patent on default (a patent whose implementation failed sells for little); seized
+assets sell at the value they were pledged at (the loan-to-value margin is the lender's);
+the firm's risk aversion stays per yuan of cash (the calibrated attitude), its assets
+only pledgeable wealth; the loan
 runs until the outcome is known (12 months for a licence, the trial term for a trial)
 while its funding cost is charged for ``term_months``; a firm that defaulted may borrow
 again (no credit register). Parameters are judgements with ranges, the instrument itself
