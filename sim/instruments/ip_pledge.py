@@ -462,10 +462,7 @@ def record(p, st, series, month):
 def summarize(totals: dict, s) -> dict:
     lent = totals["pledge_loans"]
     settled = totals["loans_repaid"] + totals["loans_defaulted"]
-    made = totals["loans_made"]
     return {"mean_loan_rate": totals["loan_interest_due"] / lent if lent else np.nan,
-            "mean_loan": lent / made if made else np.nan,
-            "loan_sme_share": totals["loans_made_sme"] / made if made else np.nan,
             "loan_default_rate": totals["loans_defaulted"] / settled if settled else np.nan,
             "lender_reserves_final": float(s[-1, ledger.ACCOUNT_CLASSES[LENDER].column]),
             "lenders_withdrawn": float(s[0, LENDERS_ACTIVE] - s[-1, LENDERS_ACTIVE])}
