@@ -48,6 +48,13 @@ class FirmsConfig:
     cash_median_sme: float = _money(3.0e6, "median cash of an SME (yuan)", positive=True)
     cash_median_large: float = _money(6.0e7, "median cash of a large firm (yuan)", positive=True)
     cash_sigma: float = _sigma(0.8, "log-sd of cash")
+    assets_to_cash_sme: float = _factor(2.0, "an SME's net assets beyond cash (plant, equipment, inventory, receivables, "
+                                             "less its debts), as a multiple of its cash: what it can pledge with a patent "
+                                             "(sim/instruments/ip_pledge.py; judgement from orders of magnitude: Chinese industrial firms "
+                                             "hold ~15% of their assets as cash and owe ~55% of them, NBS/listed-firm "
+                                             "balance sheets, so equity beyond cash is ~2x cash; range 1-4; 0: nothing "
+                                             "beyond cash to pledge)", hi=100.0)
+    assets_to_cash_large: float = _factor(2.0, "same, large firms (judgement: the same balance-sheet ratios)", hi=100.0)
     scale_large: float = _factor(3.0, "value and cost of a project in a large firm, relative to an SME", positive=True)
     absorptive_sme_a: float = _shape(2.0, "Beta(a, b) of absorptive capacity, SMEs")
     absorptive_sme_b: float = _shape(3.0, "")

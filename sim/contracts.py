@@ -26,8 +26,8 @@ from .forms import LICENCE, offer
 from .ledger import BROKER, FIRM, INVENTORS, MARKET, UNIVERSITY, account, pay
 from .rules import IDLE, IMPLEMENTING, NEGOTIATING_FIRM
 from .state import (BARGAIN_ON_SUCCESS, COVER_PREMIUM, COVER_REFUND, OFFER_AT_SIGN, OFFER_BARGAINED, OFFER_FORM,
-                    OFFER_NEGOTIATION, OFFER_ON_SUCCESS, OFFER_STATUS, OFFER_TERM, SUPPORT_COPAY_CAP,
-                    SUPPORT_COPAY_RATE, SUPPORT_CREDIT, SUPPORT_CREDIT_RATE)
+                    OFFER_NEGOTIATION, OFFER_ON_SUCCESS, OFFER_STATUS, OFFER_TERM, SUPPORT_COLLATERAL,
+                    SUPPORT_COPAY_CAP, SUPPORT_COPAY_RATE, SUPPORT_CREDIT, SUPPORT_CREDIT_RATE)
 
 
 
@@ -202,15 +202,16 @@ def support_terms(sign_services, success_services, own_upfront, cash, support):
 
 
 @entry
-def supported_ce(p_hat, value, at_sign, on_success, interest, borrowed, refund, cash, abs_ra, credit):
+def supported_ce(p_hat, value, at_sign, on_success, interest, borrowed, refund, cash, abs_ra, credit, collateral):
     """The firm's CE of a contract with support (:func:`support_terms`' payments): on success it pays everything;
-    on failure it repays its loan and interest as far as its cash (and any refund) goes. A borrower is liable with
-    what it has, no more (the pledged patent is worth nothing after a failed implementation): it loses at most its
-    cash. (A firm that does not borrow pays everything from its cash in either outcome; a loan beyond the ``credit``
-    on offer is not to be had: the contract is weighed, as unaffordable, without it.)"""
+    on failure it repays its loan and interest as far as its cash (and any refund) goes, then the lender seizes the
+    ``collateral`` it pledged beyond its cash (assets, yuan). A borrower is liable with its cash and that collateral, no
+    more (the pledged patent is worth nothing after a failed implementation): it loses at most ``cash + collateral``.
+    (A firm that does not borrow pays everything from its cash in either outcome; a loan beyond the ``credit`` on
+    offer is not to be had: the contract is weighed, as unaffordable, without it.)"""
     failure = -at_sign - interest + refund
     if 0.0 < borrowed <= credit:
-        failure = max(failure, -float(cash))
+        failure = max(failure, -float(cash) - collateral)
     return rules.certainty_equivalent(p_hat, value - at_sign - on_success - interest, failure, abs_ra)
 
 
@@ -219,8 +220,8 @@ def _licence_ce(price, p_hat, value, own, refund, fee_rate, fee_firm_share, fixe
     """The firm's CE of a licence at ``price`` (whole yuan) with support, and what it borrows."""
     at_sign, _, interest, borrowed = support_terms(
         float(price + rules.firms_fee(price, fee_rate, fee_firm_share) + fixed), 0.0, own, cash, support)
-    return (supported_ce(p_hat, value, at_sign, 0.0, interest, borrowed, refund, cash, abs_ra, support[SUPPORT_CREDIT]),
-            borrowed)
+    return (supported_ce(p_hat, value, at_sign, 0.0, interest, borrowed, refund, cash, abs_ra, support[SUPPORT_CREDIT],
+                         support[SUPPORT_COLLATERAL]), borrowed)
 
 
 @entry
@@ -235,7 +236,7 @@ def choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, ba
     a payment and cuts the university's take; ``fee_fixed`` is the broker's service fee at
     signing. ``support`` (:func:`support_terms`) may pay part of the service payments and
     lend what the firm's cash lacks at signing, up to a limit (a borrower loses at most its
-    cash on failure: :func:`supported_ce`). A licence's price is the Nash bargain between
+    cash and the collateral it pledged on failure: :func:`supported_ce`). A licence's price is the Nash bargain between
     the university's reservation price and the firm's willingness to pay (without support,
     CARA is translation invariant: the CE at price 0 less the price; with support, the
     highest price the firm's CE stays >= 0 at, :func:`_willingness`). A use-first trial's
@@ -287,7 +288,7 @@ def choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, ba
                         float(fixed), float(price + rules.firms_fee(price, fee_rate, fee_firm_share)), own, cash,
                         support)
                     ce = supported_ce(p_hat, value, out_sign, out_success, interest, borrowed, float(refund), cash,
-                                      abs_ra, credit)
+                                      abs_ra, credit, support[SUPPORT_COLLATERAL])
                     if borrowed <= credit and ce > best_ce:
                         best_row, best_cover, best_price, best_ce = j, cover, price, ce
                         best_borrowed = np.int64(math.ceil(borrowed))
@@ -336,7 +337,7 @@ def choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, ba
                 out_sign, out_success, interest, borrowed = support_terms(
                     float(sign_pay + fixed), float(success_pay), own, cash, support)
                 ce = supported_ce(p_hat, value, out_sign, out_success, interest, borrowed, float(refund), cash, abs_ra,
-                                  credit)
+                                  credit, support[SUPPORT_COLLATERAL])
                 if borrowed <= credit and ce > best_ce:
                     best_row, best_cover, best_price, best_ce = j, cover, at_sign, ce
                     best_borrowed = np.int64(math.ceil(borrowed))
@@ -397,7 +398,8 @@ def _willingness(p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cas
             float(price + rules.firms_fee(price, fee_rate, fee_firm_share) + fixed), 0.0, own, cash, support)
         if borrowed <= 0.0 or borrowed > credit:   # no loan (or none to be had): no limit to the firm's liability
             return ce_own - (at_sign - own + interest)
-        return supported_ce(p_hat, value, at_sign, 0.0, interest, borrowed, refund, cash, abs_ra, credit)
+        return supported_ce(p_hat, value, at_sign, 0.0, interest, borrowed, refund, cash, abs_ra, credit,
+                            support[SUPPORT_COLLATERAL])
 
     if ce(np.int64(0)) < 0.0:
         return -1.0
@@ -425,7 +427,8 @@ def _success_willingness(p_hat, value, own, refund, fee_rate, fee_firm_share, fi
             float(fixed), float(price + rules.firms_fee(price, fee_rate, fee_firm_share)), own, cash, support)
         if borrowed > credit:
             return -1.0
-        return supported_ce(p_hat, value, out_sign, out_success, interest, borrowed, refund, cash, abs_ra, credit)
+        return supported_ce(p_hat, value, out_sign, out_success, interest, borrowed, refund, cash, abs_ra, credit,
+                            support[SUPPORT_COLLATERAL])
 
     if ce(np.int64(0)) < 0.0:
         return -1.0

@@ -27,7 +27,8 @@ HOOKS = {
     "offer_covers": ("p, st, f, a, cost, n", "n", "put covers on offer (forms.offer_cover); return their number"),
     "offer_support": ("p, st, series, month, f, a, cost", None, "offer public or private support to firm f's decision on "
                       "achievement a: write st.support (a co-payment of its technology-service payments, SUPPORT_COPAY_"
-                      "RATE up to SUPPORT_COPAY_CAP; credit, SUPPORT_CREDIT at SUPPORT_CREDIT_RATE for the term)"),
+                      "RATE up to SUPPORT_COPAY_CAP; credit, SUPPORT_CREDIT at SUPPORT_CREDIT_RATE for the term, against "
+                      "SUPPORT_COLLATERAL yuan of pledged assets the firm is liable with beyond its cash)"),
     "on_open": ("p, st, series, month, f, cover", None, "negotiation opens; cover: the chosen row of st.covers or -1"),
     "on_breakdown": ("p, st, series, month, f", None, "the negotiation broke down"),
     "at_signing": ("p, st, series, month, f", None, "the contract is about to be signed, before any payment "

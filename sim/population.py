@@ -47,6 +47,7 @@ class Population:
     firm_sme: np.ndarray                # bool
     firm_absorptive: np.ndarray
     firm_cash: np.ndarray               # int64 yuan
+    firm_assets: np.ndarray             # int64 yuan, net assets beyond cash (what it can pledge)
     firm_risk_aversion: np.ndarray      # relative (CARA coefficient x cash)
     firm_need_rate: np.ndarray
     firm_scale: np.ndarray              # project value/cost multiplier
@@ -144,6 +145,7 @@ def draw_population(cfg: Config, seed: int) -> Population:
                       fc.cash_sigma)
     risk = _lognormal(seed, rng.POP_FIRM, _D, F, np.where(sme, fc.risk_aversion_sme, fc.risk_aversion_large),
                       fc.risk_aversion_sigma)
+    assets = cash * np.where(sme, fc.assets_to_cash_sme, fc.assets_to_cash_large)
     need_rate = np.where(sme, fc.need_rate_sme, fc.need_rate_large)
     scale = np.where(sme, 1.0, fc.scale_large)
     f_order = np.argsort(f_sector, kind="stable")
@@ -172,6 +174,7 @@ def draw_population(cfg: Config, seed: int) -> Population:
         firm_sme=sme[f_order],
         firm_absorptive=absorptive[f_order],
         firm_cash=yuan_array(cash[f_order]),
+        firm_assets=yuan_array(assets[f_order]),
         firm_risk_aversion=risk[f_order],
         firm_need_rate=need_rate[f_order],
         firm_scale=scale[f_order],
@@ -217,7 +220,8 @@ def check_money(cfg: Config, pop: Population) -> None:
         raise ConfigError(
             f"scenario (seed {pop.seed}): the money of this run could reach {bound:.3g} yuan, beyond the "
             f"{MONEY_EXACT:.3g} yuan counted exactly; lower scenario.achievements.value_median or value_sigma, "
-            "scenario.firms.cash_median_sme/large or cash_sigma, or the numbers of firms and achievements")
+            "scenario.firms.cash_median_sme/large, cash_sigma or assets_to_cash_sme/large, or the numbers of firms and "
+            "achievements")
 
 
 # bytes per agent of a run, measured on Python 3.11 (peak RSS over 1e3..2e5 agents) with a

@@ -86,9 +86,10 @@ MAX_COVERS = 10
 COVER_OWNER, COVER_PREMIUM, COVER_REFUND, COVER_AUX = range(4)   # COVER_AUX.. : the instrument's own terms
 N_COVER_AUX = 4
 # scratch row of the support offered to one decision (sim.hooks.offer_support): a public co-payment of the firm's
-# technology-service payments (share, and cap in yuan over the contract) and credit (yuan, interest over the term)
-SUPPORT_COPAY_RATE, SUPPORT_COPAY_CAP, SUPPORT_CREDIT, SUPPORT_CREDIT_RATE = range(4)
-N_SUPPORT = 4
+# technology-service payments (share, and cap in yuan over the contract) and credit (yuan, interest over the term,
+# and the collateral beyond the firm's cash a lender may seize on a default: the firm's liability beyond its cash)
+SUPPORT_COPAY_RATE, SUPPORT_COPAY_CAP, SUPPORT_CREDIT, SUPPORT_CREDIT_RATE, SUPPORT_COLLATERAL = range(5)
+N_SUPPORT = 5
 
 
 def _pop(name):
@@ -106,6 +107,8 @@ for _name in ("univ_in_pilot", "univ_public", "ach_owner", "ach_sector", "ach_qu
     field(_name, "population", None, _pop(_name), "drawn by sim.population")
 # firms
 field("firm_state", "firm", np.int64, rules.IDLE, "IDLE, NEED, NEGOTIATING_FIRM or IMPLEMENTING")
+field("firm_assets", "firm", np.int64, lambda cfg, pop: pop.firm_assets.copy(),
+      "net assets beyond cash (yuan): wealth besides cash, pledgeable; less what a lender seized")
 field("firm_need_month", "firm", np.int64, -1, "month the open need arose")
 field("firm_alpha", "firm", np.float64, lambda cfg, pop: _prior(cfg, pop, True), "belief Beta(alpha, beta)")
 field("firm_beta", "firm", np.float64, lambda cfg, pop: _prior(cfg, pop, False), "")

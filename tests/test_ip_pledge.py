@@ -50,22 +50,25 @@ CASH_POOR = ("scenario.firms.n=1500", "scenario.firms.sme_share=1.0", "scenario.
              "progress=false")
 
 
-def _one_firm(cfg, seed):
+def _one_firm(cfg, seed, assets_share=0.0):
     """The one-firm population, its cash short of a licence's price (at least 0.6 x the asking price) plus the
-    implementation cost, by design."""
+    implementation cost, by design; its assets beyond cash ``assets_share`` x the asking price (so that what it may
+    pledge covers part of a loan: the lender recovers some and loses the rest)."""
     pop = draw_population(cfg, seed)
     cash = int(pop.ach_cost[0] + pop.ach_ask[0] // 10)
-    return dataclasses.replace(pop, firm_cash=np.array([cash], dtype=np.int64))
+    return dataclasses.replace(pop, firm_cash=np.array([cash], dtype=np.int64),
+                               firm_assets=np.array([int(assets_share * pop.ach_ask[0])], dtype=np.int64))
 
 
 # --------------------------------------------------------------------------- (1) the closed form, from the audit log
-@pytest.mark.parametrize("fund", ["2e7", "0"])
-def test_every_loan_rate_repayment_and_guarantee_is_the_closed_form(fund):
+@pytest.mark.parametrize("fund, assets_share", [("2e7", 0.0), ("0", 0.0), ("2e7", 0.6)])
+def test_every_loan_rate_repayment_and_guarantee_is_the_closed_form(fund, assets_share):
     cfg = api.compose(*ONE, f"pledge.fund_size={fund}")
     pl = cfg.pledge
     seen = Counter()
     for seed in SEEDS_ONE:
-        pop = _one_firm(cfg, seed)
+        pop = _one_firm(cfg, seed, assets_share)
+        assets = int(pop.firm_assets[0])   # less what the lender seizes
         series, _, _, arr = kernels.run(cfg, seed, pop, audit_rows=5000)
         audit = arr.audit[:arr.audit_n[0]]
         assert arr.audit_n[0] < arr.audit.shape[0]
@@ -74,7 +77,7 @@ def test_every_loan_rate_repayment_and_guarantee_is_the_closed_form(fund):
         lenders = [int(base[P.LENDER] + i) for i in range(pl.lenders)]
         cash = {firm: int(pop.firm_cash[0]), **{acct: math.floor(pl.initial_reserves + 0.5) for acct in lenders}}
         defaults, settled = [0] * pl.lenders, [0] * pl.lenders
-        fund_paid, loan = 0, None
+        fund_paid, loan, recovered = 0, None, 0
         for r, (month, kind, payer, payee, amount) in enumerate(audit):
             if kind == P.PLEDGE_LOANS:
                 assert loan is None   # one firm: one loan at a time
@@ -86,13 +89,15 @@ def test_every_loan_rate_repayment_and_guarantee_is_the_closed_form(fund):
                     j += 1
                 (a,) = np.nonzero(arr.ach_cost == audit[j, 4])[0]
                 quotes = []
+                collateral = math.floor(pl.asset_loan_to_value * assets)   # the lending value of its pledged assets
                 for i, acct in enumerate(lenders):
-                    limit = min(math.floor(pl.loan_to_value * arr.ach_ask[a]), cash[acct])
+                    limit = min(math.floor(pl.loan_to_value * arr.ach_ask[a]) + collateral, cash[acct])
                     guaranteed = (pl.guarantee_share > 0
                                   and math.floor(pl.fund_size) - fund_paid >= math.ceil(pl.guarantee_share * limit))
                     d = (pl.prior_default * pl.prior_strength + defaults[i]) / (pl.prior_strength + settled[i])
                     g = pl.guarantee_share if guaranteed else 0.0
-                    quotes.append((pl.funding_rate * pl.term_months / 12.0 + (1.0 + pl.loading) * d * (1.0 - g),
+                    lgd = (limit - min(collateral, limit)) / limit   # the share of the limit the assets leave at risk
+                    quotes.append((pl.funding_rate * pl.term_months / 12.0 + (1.0 + pl.loading) * d * lgd * (1.0 - g),
                                    limit, guaranteed))
                 # the cheapest; on ties the one that can lend more, then the first
                 best = min(range(pl.lenders), key=lambda i: (quotes[i][0], -quotes[i][1], i))
@@ -104,26 +109,39 @@ def test_every_loan_rate_repayment_and_guarantee_is_the_closed_form(fund):
                     due += audit[j, 4] if audit[j, 2] == firm else 0
                     j += 1
                 assert 0 < amount == due - cash[firm] <= limit
-                loan = (best, int(amount), math.floor(rate * amount + 0.5), guaranteed)
+                loan = (best, int(amount), math.floor(rate * amount + 0.5), guaranteed, collateral)
                 assert series[month, P.LOAN_INTEREST_DUE] == loan[2]
                 assert series[month, P.LOANS_GUARANTEED] == guaranteed
                 seen["guaranteed" if guaranteed else "not guaranteed"] += 1
             elif kind == P.LOAN_REPAYMENTS:
-                i, principal, interest, guaranteed = loan
+                i, principal, interest, guaranteed, collateral = loan
                 assert payer == firm and payee == lenders[i]
-                # loan + interest as far as the firm's cash goes; interest first
-                assert amount == min(principal + interest, cash[firm])
-                unpaid = principal - (amount - min(interest, amount))
-                defaulted = amount < principal + interest
-                paid_out = r + 1 < len(audit) and audit[r + 1, 1] == P.GUARANTEE_PAYOUTS
+                # loan + interest as far as the firm's cash goes; then the pledged assets are seized for the rest, up
+                # to their lending value (paid to the lender by the outside economy); interest first
+                owed = principal + interest
+                assert amount == min(owed, cash[firm])
+                seized = min(owed - int(amount), collateral)
+                k = r + 1
+                if seized > 0:
+                    assert tuple(audit[k, 1:]) == (P.COLLATERAL_RECOVERED, base[ledger.MARKET], lenders[i], seized)
+                    k += 1
+                    seen["recovered"] += 1
+                else:
+                    assert not (k < len(audit) and audit[k, 1] == P.COLLATERAL_RECOVERED)
+                assets -= seized
+                recovered += seized
+                back = int(amount) + seized
+                unpaid = principal - (back - min(interest, back))
+                defaulted = back < owed
+                paid_out = k < len(audit) and audit[k, 1] == P.GUARANTEE_PAYOUTS
                 if defaulted and guaranteed:   # the fund pays its share of the principal lost, rounded down
-                    assert paid_out and audit[r + 1, 2] == gov and audit[r + 1, 3] == lenders[i]
-                    assert audit[r + 1, 4] == math.floor(pl.guarantee_share * unpaid)
-                    fund_paid += int(audit[r + 1, 4])
+                    assert paid_out and audit[k, 2] == gov and audit[k, 3] == lenders[i]
+                    assert audit[k, 4] == math.floor(pl.guarantee_share * unpaid)
+                    fund_paid += int(audit[k, 4])
                 else:
                     assert not paid_out
                 assert series[month, P.LOAN_LOSSES] == (unpaid if defaulted else 0)
-                defaults[i] += defaulted
+                defaults[i] += int(amount) < owed   # the lender learns how often a borrower's cash falls short
                 settled[i] += 1
                 seen["defaulted" if defaulted else "repaid"] += 1
                 seen["paid out"] += paid_out
@@ -132,12 +150,14 @@ def test_every_loan_rate_repayment_and_guarantee_is_the_closed_form(fund):
                 if acct in cash:
                     cash[acct] += sign * int(amount)
         assert series[:, P.GUARANTEE_PAYOUTS].sum() == fund_paid <= math.floor(pl.fund_size)
+        assert series[:, P.COLLATERAL_RECOVERED].sum() == recovered and arr.firm_assets[0] == assets
         assert series[-1, P.LOANS_OUTSTANDING] == (loan is not None)
         assert (series[:, P.LENDERS_ACTIVE] == pl.lenders).all()
         assert [arr.balance[a] for a in lenders] == [cash[a] for a in lenders]
     # the cases that matter occurred: loans repaid and defaulted, the fund paying when it has capital and never
     # without
     assert seen["repaid"] >= 3 and seen["defaulted"] >= 3
+    assert (seen["recovered"] >= 3) == (assets_share > 0)
     if fund == "0":
         assert seen["guaranteed"] == 0 and seen["paid out"] == 0
     else:
@@ -150,7 +170,8 @@ def test_lenders_price_each_loan_from_their_own_settled_loans():
     guarantees every loan, so a default is a settlement followed by a payout). The interest of each loan repaid in
     full (repayment - principal) is the rate of one of those states, exactly; later loans are priced from
     experience, not the prior alone; the lenders' records are the audit log's settlements and defaults."""
-    cfg = api.compose(*CASH_POOR, "regime=ip_pledge", "pledge.fund_size=1e12")
+    cfg = api.compose(*CASH_POOR, "regime=ip_pledge", "pledge.fund_size=1e12",
+                      "scenario.firms.assets_to_cash_sme=0")   # the patent alone: every shortfall is a loss
     pl = cfg.pledge
     seen = Counter()
     for seed in SEEDS_PAIRED:
@@ -166,7 +187,11 @@ def test_lenders_price_each_loan_from_their_own_settled_loans():
             elif kind == P.LOAN_REPAYMENTS:
                 lender, principal, known = running.pop(int(payer))
                 assert payee == lender
-                defaulted = r + 1 < len(audit) and audit[r + 1, 1] == P.GUARANTEE_PAYOUTS
+                # what its pledged assets brought, if seized (the next row), counts as repaid
+                seized = int(audit[r + 1, 4]) if r + 1 < len(audit) and audit[r + 1, 1] == P.COLLATERAL_RECOVERED else 0
+                k = r + (2 if seized else 1)
+                defaulted = k < len(audit) and audit[k, 1] == P.GUARANTEE_PAYOUTS
+                amount = amount + seized
                 if not defaulted:
                     quotes = {}
                     for d, n in known:
@@ -186,13 +211,19 @@ def test_lenders_price_each_loan_from_their_own_settled_loans():
 
 def test_the_rate_is_funding_plus_the_loaded_loss_the_fund_leaves_to_the_lender():
     # by hand: 3.5% a year for 12 months, plus 1.3 x 40% defaults x the 40% of the loss not guaranteed
-    assert P.loan_rate(0.035, 12, 0.3, 0.4, 0.6) == pytest.approx(0.035 + 1.3 * 0.4 * 0.4)
-    assert P.loan_rate(0.035, 12, 0.3, 0.4, 0.0) == pytest.approx(0.035 + 1.3 * 0.4)
+    assert P.loan_rate(0.035, 12, 0.3, 0.4, 0.6, 1.0) == pytest.approx(0.035 + 1.3 * 0.4 * 0.4)
+    assert P.loan_rate(0.035, 12, 0.3, 0.4, 0.0, 1.0) == pytest.approx(0.035 + 1.3 * 0.4)
+    # collateral covering 3/4 of the limit leaves a quarter of the loss; covering all of it, the funding cost alone
+    assert P.loan_rate(0.035, 12, 0.3, 0.4, 0.6, 0.25) == pytest.approx(0.035 + 1.3 * 0.4 * 0.25 * 0.4)
+    assert P.loan_rate(0.035, 12, 0.3, 0.4, 0.6, 0.0) == 0.035
+    assert P.loss_given_default(4_000, 3_000) == 0.25 and P.loss_given_default(4_000, 0) == 1.0
+    assert P.loss_given_default(4_000, 4_000) == 0.0 and P.loss_given_default(4_000, 9_000) == 0.0
+    assert P.loss_given_default(4_000, 3_999) == 1 / 4_000 and P.loss_given_default(0, 5) == 1.0
     assert P.default_estimate(0.4, 20.0, 3, 5) == pytest.approx((8 + 3) / 25)
     # repaid in full; interest paid, principal half lost; nothing
-    assert P.repayment(1000, 200, 5000) == (1200, 200, 0)
-    assert P.repayment(1000, 200, 700) == (700, 200, 500)
-    assert P.repayment(1000, 200, 0) == (0, 0, 1000)
+    assert P.repayment(1000, 200, 5000, 0) == (1200, 0, 200, 0)
+    assert P.repayment(1000, 200, 700, 0) == (700, 0, 200, 500)
+    assert P.repayment(1000, 200, 0, 0) == (0, 0, 0, 1000)
     assert P.guarantee_due(999, 0.6) == 599 and P.guarantee_of(999, 0.6) == 600
 
 
@@ -227,6 +258,7 @@ def test_engines_agree_with_defaults_refused_guarantees_and_lenders_withdrawn():
     refuses guarantee payouts, and the instruments whose payments share the firm's cash (trials, insurance claims,
     royalty instalments)."""
     cfg = api.compose(*CASH_POOR, "regime.name=mix", "regime.instruments=[free_trial,insurance,royalty,ip_pledge]",
+                      "scenario.firms.assets_to_cash_sme=0.3",   # collateral that covers part of a loan
                       "government.annual_budget=1e5", "pledge.lenders=3", "pledge.initial_reserves=5e5",
                       "pledge.min_reserves=4e5", "pledge.guarantee_share=0.3", "pledge.loading=0",
                       "pledge.prior_default=0.05", "pledge.prior_strength=1000")
@@ -239,10 +271,11 @@ def test_engines_agree_with_defaults_refused_guarantees_and_lenders_withdrawn():
         check_invariants(numba, n_ach, money, cfg)
         seen["loans"] += mesa[:, P.LOANS_MADE].sum()
         seen["defaults"] += mesa[:, P.LOANS_DEFAULTED].sum()
+        seen["recovered"] += mesa[:, P.COLLATERAL_RECOVERED].sum() > 0
         seen["paid"] += mesa[:, P.GUARANTEE_PAYOUTS].sum() > 0
         seen["denied"] += mesa[:, P.GUARANTEES_DENIED].sum() > 0
         seen["withdrawn"] += mesa[0, P.LENDERS_ACTIVE] - mesa[-1, P.LENDERS_ACTIVE]
-    assert seen["loans"] > 10 and seen["defaults"] > 5
+    assert seen["loans"] > 10 and seen["defaults"] > 5 and seen["recovered"] > 0
     assert seen["paid"] > 0 and seen["denied"] > 0 and seen["withdrawn"] > 0
 
 
@@ -315,3 +348,75 @@ def test_the_invariants_catch_payouts_beyond_the_fund(lending_run):
     paid = series[:, P.GUARANTEE_PAYOUTS].sum()
     with pytest.raises(InvariantError, match="exceed the fund"):
         P.check_series(series, dataclasses.replace(cfg, pledge=dataclasses.replace(cfg.pledge, fund_size=paid - 1)))
+
+
+# --------------------------------------------------------------------------- (6) collateral: the patent and assets
+def test_the_credit_limit_is_the_patents_and_the_assets_lending_value_within_what_the_lender_can_lend():
+    # the assets' lending value: floor(asset_loan_to_value x assets), never negative
+    assert P.asset_collateral(0.5, 3_000_001) == 1_500_000
+    assert P.asset_collateral(0.3, 1_000_000) == 300_000 and P.asset_collateral(0.0, 10**9) == 0
+    assert P.asset_collateral(0.5, -10) == 0
+    # limit = floor(ltv x ask) + that, within what the lender can lend (at the boundary either way)
+    assert P.credit_limit(0.4, 2_000_001, 1_500_000, 10**9) == 800_000 + 1_500_000
+    assert P.credit_limit(0.4, 2_000_000, 1_500_000, 2_300_000) == 2_300_000
+    assert P.credit_limit(0.4, 2_000_000, 1_500_000, 2_299_999) == 2_299_999
+    assert P.credit_limit(0.0, 2_000_000, 1_500_000, 10**9) == 1_500_000   # the assets alone
+    assert P.credit_limit(0.4, 2_000_000, 0, 10**9) == 800_000             # the patent alone
+
+
+@pytest.mark.parametrize("cash, collateral, expected", [
+    # (repaid from cash, recovered from the collateral, interest paid, principal unpaid) of a loan of 1,000 at 100
+    (1_100, 500, (1_100, 0, 100, 0)),      # repaid in full from cash: nothing seized
+    (5_000, 500, (1_100, 0, 100, 0)),
+    (600, 500, (600, 500, 100, 0)),        # cash and collateral exactly cover what is owed
+    (600, 499, (600, 499, 100, 1)),        # a yuan short: the lender loses it
+    (600, 10_000, (600, 500, 100, 0)),     # never more seized than is owed
+    (50, 30, (50, 30, 80, 1_000)),         # interest first: all the principal lost
+    (0, 0, (0, 0, 0, 1_000)),
+    (-5, 200, (0, 200, 100, 900)),         # an overdrawn firm repays nothing from cash
+])
+def test_repayment_takes_cash_then_the_pledged_assets_interest_first(cash, collateral, expected):
+    assert tuple(int(x) for x in P.repayment(1_000, 100, cash, collateral)) == expected
+
+
+def test_a_borrower_loses_at_most_its_cash_and_the_collateral_it_pledged():
+    from sim import contracts, rules
+    p_hat, value, at_sign, interest, cash, ara = 0.5, 4.0e6, 3.0e6, 3.0e5, 1.0e6, 1.0 / 2.0e6
+    for collateral, failure in ((0.0, -cash), (1.0e6, -2.0e6), (2.3e6, -3.3e6), (5.0e6, -3.3e6)):
+        expected = rules.certainty_equivalent(p_hat, value - at_sign - interest, failure, ara)
+        assert contracts.supported_ce(p_hat, value, at_sign, 0.0, interest, 2.0e6, 0.0, cash, ara, 2.0e6,
+                                      collateral) == expected
+    # no loan (or one beyond the credit): liable for everything, whatever it could pledge
+    full = rules.certainty_equivalent(p_hat, value - at_sign - interest, -at_sign - interest, ara)
+    assert contracts.supported_ce(p_hat, value, at_sign, 0.0, interest, 2.0e6, 0.0, cash, ara, 1.9e6, 0.0) == full
+
+
+def test_firms_hold_assets_beyond_cash_by_size_class():
+    cfg = api.compose("scenario.firms.n=400", "scenario.firms.assets_to_cash_sme=2.0",
+                      "scenario.firms.assets_to_cash_large=0.5", "progress=false")
+    pop = draw_population(cfg, 7400)
+    assert pop.firm_sme.any() and (~pop.firm_sme).any()
+    # the same draw of cash with and without assets; assets = multiple x cash, to the yuan
+    base = draw_population(api.compose("scenario.firms.n=400", "scenario.firms.assets_to_cash_sme=0",
+                                       "scenario.firms.assets_to_cash_large=0", "progress=false"), 7400)
+    assert (base.firm_cash == pop.firm_cash).all() and (base.firm_assets == 0).all()
+    k = np.where(pop.firm_sme, 2.0, 0.5)   # to the yuan: both are rounded from the same draw of cash
+    assert (np.abs(pop.firm_assets - k * pop.firm_cash) <= 0.5 * k + 0.5).all()
+
+
+def test_the_pledge_targets_evaluate_on_a_run_where_firms_borrow():
+    # the reported pledge figures (configs/targets/reported.yaml) are the model's counts: SMEs' loans below the small
+    # loan line among all loans, and the mean loan
+    from sim.targets import load_targets
+
+    ts = load_targets("reported")
+    cfg = api.compose(*CASH_POOR, "regime=ip_pledge")
+    r = api.simulate(cfg, 7500, engine="numba").summary
+    assert r["loans_made"] > 0 and r["loans_made_sme"] == r["loans_made"]   # SMEs only in this population
+    assert ts.targets["pledge_sme_small_share"].evaluate(r, cfg) == r["loans_sme_small"] / r["loans_made"]
+    assert ts.targets["pledge_mean_loan"].evaluate(r, cfg) == r["pledge_loans"] / r["loans_made"]
+    # the small-loan line only counts (the same loans): every loan is below a line of 1e12 yuan, none below 0
+    for line, small in (("1e12", r["loans_made"]), ("0", 0)):
+        other = api.simulate(api.compose(*CASH_POOR, "regime=ip_pledge", f"pledge.small_loan={line}"), 7500,
+                             engine="numba").summary
+        assert other["loans_made"] == r["loans_made"] and other["loans_sme_small"] == small

@@ -4,19 +4,23 @@ against patents to firms short of cash, and a public fund takes part of the loss
 Seed 003 asks to "vigorously promote intellectual property pledge financing ... and expand
 the scale of financing guarantee funds". Here ``lenders`` banks (an agent kind of their
 own, with reserves in an account class of their own) lend a firm what its cash lacks to
-sign and implement a contract, against the patent it takes up:
+sign and implement a contract, against the patent it takes up and the firm's assets
+beyond cash (``scenario.firms.assets_to_cash_*``, :mod:`sim.population`):
 
 * **Credit on offer** (hook ``offer_support``, before the firm decides): a pledge loan of
-  at most ``loan_to_value x the achievement's asking price`` (the patent's pledge value),
-  within what the lender can lend (its cash less the loans it has promised and not yet
-  paid out). The loan's interest, as a share of the loan until the
-  outcome is known, is the lender's price::
+  at most ``floor(loan_to_value x the achievement's asking price)`` (the patent's lending
+  value; its pledge value is the asking price) plus the pledged assets' lending value
+  ``floor(asset_loan_to_value x assets)`` (:func:`credit_limit`), within what the lender
+  can lend (its cash less the loans it has promised and not yet paid out). The loan's
+  interest, as a share of the loan until the outcome is known, is the lender's price::
 
-      rate = funding_rate x term_months / 12 + (1 + loading) x d x (1 - guarantee share)
+      rate = funding_rate x term_months / 12 + (1 + loading) x d x lgd x (1 - guarantee share)
 
-  with ``d`` its estimate of the default rate (``prior_default`` with weight
-  ``prior_strength``, plus its own settled loans, as an insurer learns its failure rate)
-  and the guarantee share ``guarantee_share`` if the fund covers the loan, else 0. The
+  with ``d`` its estimate of the default rate, how often a borrower's cash falls short
+  (``prior_default`` with weight ``prior_strength``, plus its own settled loans, as an
+  insurer learns its failure rate), ``lgd`` the share of the credit limit the pledged
+  assets do not cover (:func:`loss_given_default`: the patent recovers nothing), and the
+  guarantee share ``guarantee_share`` if the fund covers the loan, else 0. The
   fund covers it when its capital (``fund_size`` less what it has paid and the guarantees
   it has committed on running loans) covers ``guarantee_share`` of the whole credit
   limit: the lender knows, when it prices, whether the loan is guaranteed. The firm
@@ -24,7 +28,8 @@ sign and implement a contract, against the patent it takes up:
   first: deterministic) and borrows only what its cash lacks at signing
   (:func:`sim.contracts.support_terms`). It weighs the loan as it will be repaid
   (:func:`sim.contracts.supported_ce`): the interest is owed in either outcome, and on a
-  failure it repays as far as its cash goes, so it loses at most its cash; the price it
+  failure it repays as far as its cash goes and then loses its pledged assets up to their
+  lending value, so it loses at most its cash and that collateral; the price it
   agrees is at most what it can pay with the loan (:func:`sim.rules.bargained_price`).
 * **Commitments** (``on_open``): the loan agreed is promised by the lender (kept out of
   what it can lend to others) and its guarantee, ``ceil(guarantee_share x loan)``, is
@@ -33,8 +38,11 @@ sign and implement a contract, against the patent it takes up:
   ``pledge_loans``.
 * **Repayment** (``on_settle``, when the outcome is known, after the value, the success
   payments and any insurance claim): the firm repays loan + interest as far as its cash
-  goes (kind ``loan_repayments``; interest first, then principal). A shortfall is a
-  default: the principal left unpaid is the lender's loss (``loan_losses``), of which the
+  goes (kind ``loan_repayments``; interest first, then principal). If its cash falls short
+  the pledge is enforced: the lender seizes the pledged assets for what is still owed, up
+  to their lending value, and sells them (MARKET -> LENDER, kind ``collateral_recovered``;
+  the firm's assets fall by as much). What is then still unpaid is a default: the
+  principal left unpaid is the lender's loss (``loan_losses``), of which the
   guarantee fund pays ``floor(guarantee_share x loss)`` (GOVERNMENT -> LENDER, kind
   ``guarantee_payouts``, the instrument's public spend) if the loan was guaranteed, within
   the government's yearly budget (else refused: ``guarantees_denied``, a risk the lender
@@ -46,7 +54,10 @@ sign and implement a contract, against the patent it takes up:
 
 Choices, and what is not modelled: the patent pledged is the achievement the firm takes up
 (its pledge value the asking price, a judgement: no appraisal); nothing is recovered from
-the patent on default (a patent whose implementation failed sells for little); the loan
+the patent on default (a patent whose implementation failed sells for little); seized
+assets sell at the value they were pledged at (the loan-to-value margin is the lender's);
+the firm's risk aversion stays per yuan of cash (the calibrated attitude), its assets
+only pledgeable wealth; the loan
 runs until the outcome is known (12 months for a licence, the trial term for a trial)
 while its funding cost is charged for ``term_months``; a firm that defaulted may borrow
 again (no credit register). Parameters are judgements with ranges, the instrument itself
@@ -64,7 +75,7 @@ from ..jit import entry, kernel
 
 from .. import columns, contracts, ledger, rules, state, views
 from ..schema import _c, factor, money, months, share
-from ..state import SUPPORT_CREDIT, SUPPORT_CREDIT_RATE
+from ..state import SUPPORT_COLLATERAL, SUPPORT_CREDIT, SUPPORT_CREDIT_RATE
 
 NAME = "ip_pledge"
 SECTION = "pledge"
@@ -74,8 +85,14 @@ SECTION = "pledge"
 class Params:
     lenders: int = _c(2, ge=0, le=1000, doc="banks lending against patents (judgement: a few banks run a province's "
                                             "pledge programme; seed 003: 'vigorously promote IP pledge financing')")
-    loan_to_value: float = share(0.5, "highest loan as a share of the patent's pledge value, its asking price "
-                                      "(judgement: banks lend roughly 30-60% of a patent's appraised value)")
+    loan_to_value: float = share(0.5, "lending value of the pledged patent, as a share of its pledge value (its "
+                                      "asking price): Chinese banks' patent pledge loan-to-value ratios are commonly "
+                                      "cited as 30-50% of the appraised value; 0.5, the top of that range, because "
+                                      "the asking price is below an appraisal's value (judgement)")
+    asset_loan_to_value: float = share(0.5, "lending value of the firm's assets beyond cash pledged with the patent "
+                                            "(scenario.firms.assets_to_cash_*), as a share of their value: what the "
+                                            "lender may seize on a default (judgement: Chinese banks lend ~50-70% of "
+                                            "property and ~30-50% of equipment and receivables; 0 = the patent alone)")
     guarantee_share: float = share(0.6, "share of a defaulted loan's unpaid principal the public guarantee fund pays "
                                         "(seed 003: 'expand the scale of financing guarantee funds'; the share is a "
                                         "judgement: funds commonly take 50-80% of the loss)")
@@ -98,6 +115,8 @@ class Params:
     min_reserves: float = money(2.5e7, "a lender stops lending for good when its equity (cash + principal "
                                        "outstanding) falls below these reserves: losses ate half its capital (yuan; "
                                        "judgement)")
+    small_loan: float = money(1.0e7, "loans below this are counted as small (loans_sme_small): CNIPA's reporting "
+                                     "line, 'SMEs with loans under 10 M yuan' (H1 2022, DOMAIN.md); a count, no rule")
 
 
 # what the instrument adds to the model
@@ -107,16 +126,23 @@ LENDER = ledger.account_class("lender", "lenders", "banks lending against patent
 PLEDGE_LOANS = ledger.kind("pledge_loans", LENDER, ledger.FIRM, "pledge loans paid out at signing", owner=NAME)
 LOAN_REPAYMENTS = ledger.kind("loan_repayments", ledger.FIRM, LENDER, "repayments of pledge loans (interest and "
                               "principal) when the outcome is known, as far as the firm's cash goes", owner=NAME)
+COLLATERAL_RECOVERED = ledger.kind("collateral_recovered", ledger.MARKET, LENDER, "pledged assets a lender seized "
+                                   "from a defaulting firm and sold (the buyer pays the lender; the firm's assets "
+                                   "fall by as much)", owner=NAME)
 GUARANTEE_PAYOUTS = ledger.kind("guarantee_payouts", ledger.GOVERNMENT, LENDER, "the guarantee fund's share of "
                                 "lenders' losses on defaulted pledge loans", owner=NAME)
 LOANS_MADE = columns.column("loans_made", "contracts financed by a pledge loan (loans paid out at signing)",
                             summary=True, owner=NAME)
+LOANS_MADE_SME = columns.column("loans_made_sme", "of which to SMEs", summary=True, owner=NAME)
+LOANS_SME_SMALL = columns.column("loans_sme_small", "of which to SMEs and below pledge.small_loan (CNIPA's count of "
+                                 "SMEs with loans under 10 M yuan)", summary=True, owner=NAME)
 LOANS_GUARANTEED = columns.column("loans_guaranteed", "of which covered by the guarantee fund", summary=True,
                                   owner=NAME)
 LOANS_REPAID = columns.column("loans_repaid", "pledge loans repaid in full", summary=True, owner=NAME)
 LOANS_DEFAULTED = columns.column("loans_defaulted", "pledge loans not repaid in full (defaults)", summary=True,
                                  owner=NAME)
-LOAN_LOSSES = columns.column("loan_losses", "principal left unpaid by defaulting firms, before the guarantee (yuan)",
+LOAN_LOSSES = columns.column("loan_losses", "principal left unpaid by defaulting firms, after the collateral "
+                             "recovered and before the guarantee (yuan)",
                              money=True, summary=True, owner=NAME)
 LOAN_INTEREST_DUE = columns.column("loan_interest_due", "interest agreed on the loans paid out (yuan)", money=True,
                                    summary=True, owner=NAME)
@@ -131,10 +157,11 @@ FUND_COMMITTED = columns.column("guarantee_fund_committed", "guarantees committe
                                 stock=True, money=True, owner=NAME)
 LENDERS_ACTIVE = columns.column("lenders_active", "lenders still lending", stock=True, owner=NAME)
 SPEND = "guarantees"   # government spend on this instrument is the run metric gov_spend_guarantees
-ZERO_STRENGTH = ("pledge.loan_to_value=0",)  # on, yet no credit on offer
+ZERO_STRENGTH = ("pledge.loan_to_value=0", "pledge.asset_loan_to_value=0")  # on, yet no credit on offer
 
 state.field("pl_active", "lender", np.bool_, True, "still lending", owner=NAME)
-state.field("pl_defaults", "lender", np.int64, 0, "defaults among its settled loans", owner=NAME)
+state.field("pl_defaults", "lender", np.int64, 0, "settled loans whose borrower's cash fell short of what it owed "
+            "(defaults, the pledge enforced)", owner=NAME)
 state.field("pl_observed", "lender", np.int64, 0, "settled loans", owner=NAME)
 state.field("pl_promised", "lender", np.int64, 0, "loans agreed and not yet paid out (yuan)", owner=NAME)
 state.field("pl_outstanding", "lender", np.int64, 0, "principal of its running loans (yuan)", owner=NAME)
@@ -149,6 +176,8 @@ state.field("c_lender", "firm", np.int64, -1, "lender of the firm's pledge loan,
 state.field("c_loan", "firm", np.int64, 0, "principal of its pledge loan (yuan)", owner=NAME)
 state.field("c_interest", "firm", np.int64, 0, "interest owed on it when the outcome is known (yuan)", owner=NAME)
 state.field("c_guarantee", "firm", np.int64, 0, "guarantee committed on it, 0 if not guaranteed (yuan)", owner=NAME)
+state.field("c_collateral", "firm", np.int64, 0, "the lending value of the assets it pledged with the patent: the most "
+            "the lender may seize (yuan)", owner=NAME)
 
 
 class Lender(views.InstrumentAgent):
@@ -157,7 +186,7 @@ class Lender(views.InstrumentAgent):
     hooks)."""
 
     active = views.column("pl_active", "still lending")
-    defaults = views.column("pl_defaults", "defaults among its settled loans")
+    defaults = views.column("pl_defaults", "settled loans whose borrower's cash fell short (the pledge enforced)")
     observed = views.column("pl_observed", "settled loans")
     promised = views.column("pl_promised", "loans agreed and not yet paid out (yuan)")
     outstanding = views.column("pl_outstanding", "principal of its running loans (yuan)")
@@ -180,14 +209,18 @@ def initial_balances(cfg, balance, acct_base) -> None:
 
 
 def money_bound(cfg, pop) -> float:
-    """Lenders' reserves, and per contract a loan (at most loan_to_value x the asking price), its repayment (at most
-    the loan and the highest rate) and the guarantee (at most the loan)."""
+    """Lenders' reserves, and per contract a loan (at most loan_to_value x the asking price plus the pledged assets'
+    lending value), its repayment (at most the loan and the highest rate) and the guarantee (at most the loan); the
+    collateral recovered (at most the firms' assets, which only fall)."""
     pl, sc = cfg.pledge, cfg.scenario
     top_rate = pl.funding_rate * pl.term_months / 12.0 + 1.0 + pl.loading
-    per_loan = pl.loan_to_value * (3.0 + top_rate)
+    per_loan = 3.0 + top_rate
     contracts_each = float(sc.universities.max_failures + 1)
-    return (pl.lenders * pl.initial_reserves
-            + contracts_each * per_loan * float(pop.ach_ask.astype(np.float64).sum()) + 4.0 * pop.n_achievements)
+    assets = float(pop.firm_assets.astype(np.float64).sum())
+    return (pl.lenders * pl.initial_reserves + assets
+            + contracts_each * per_loan * (pl.loan_to_value * float(pop.ach_ask.astype(np.float64).sum())
+                                           + pl.asset_loan_to_value * assets)
+            + 4.0 * pop.n_achievements)
 
 
 # --------------------------------------------------------------------------- rules
@@ -198,10 +231,20 @@ def default_estimate(prior_default, prior_strength, defaults, observed):
 
 
 @entry
-def loan_rate(funding_rate, term_months, loading, default_rate, guarantee_share):
+def loan_rate(funding_rate, term_months, loading, default_rate, guarantee_share, loss_given_default):
     """Interest as a share of the loan: the funding cost over the term plus the loaded expected loss not guaranteed,
-    ``funding_rate x term / 12 + (1 + loading) x default_rate x (1 - guarantee_share)``."""
-    return funding_rate * term_months / 12.0 + (1.0 + loading) * default_rate * (1.0 - guarantee_share)
+    ``funding_rate x term / 12 + (1 + loading) x default_rate x loss_given_default x (1 - guarantee_share)``."""
+    return (funding_rate * term_months / 12.0
+            + (1.0 + loading) * default_rate * loss_given_default * (1.0 - guarantee_share))
+
+
+@entry
+def loss_given_default(limit, collateral):
+    """The share of a credit limit the pledged assets do not cover, ``(limit - min(collateral, limit)) / limit``: what
+    the lender loses of a loan of the whole limit when the firm's cash fails it (the patent recovers nothing)."""
+    if limit <= 0:
+        return 1.0
+    return (limit - min(collateral, limit)) / limit
 
 
 @entry
@@ -211,10 +254,18 @@ def lendable(cash, promised):
 
 
 @entry
-def credit_limit(loan_to_value, ask, can_lend):
-    """The most a firm may borrow: ``loan_to_value`` of the patent's pledge value (its asking price), within what the
-    lender can lend (whole yuan)."""
-    return min(np.int64(math.floor(loan_to_value * ask)), can_lend)
+def asset_collateral(asset_loan_to_value, assets):
+    """The lending value of the assets a firm pledges with the patent, ``floor(asset_loan_to_value x assets)``: what
+    it may borrow against them and the most the lender may seize on a default (whole yuan, never negative)."""
+    return np.int64(math.floor(asset_loan_to_value * max(np.int64(0), assets)))
+
+
+@entry
+def credit_limit(loan_to_value, ask, collateral, can_lend):
+    """The most a firm may borrow: ``loan_to_value`` of the patent's pledge value (its asking price) plus the lending
+    value of its pledged assets (``collateral``, :func:`asset_collateral`), within what the lender can lend (whole
+    yuan)."""
+    return min(np.int64(math.floor(loan_to_value * ask)) + collateral, can_lend)
 
 
 @entry
@@ -230,13 +281,15 @@ def fund_covers(fund_size, paid, committed, guarantee):
 
 
 @entry
-def repayment(loan, interest, cash):
-    """What a firm repays when the outcome is known: loan + interest as far as its cash goes, interest first.
-    Returns (repaid, interest paid, principal left unpaid)."""
+def repayment(loan, interest, cash, collateral):
+    """What a firm repays when the outcome is known: loan + interest as far as its cash goes, then the lender seizes
+    its pledged assets for what is still owed, up to their lending value ``collateral``; interest first. Returns
+    (repaid from cash, recovered from the collateral, interest paid, principal left unpaid: the lender's loss)."""
     owed = loan + interest
     repaid = min(owed, max(np.int64(0), cash))
-    interest_paid = min(interest, repaid)
-    return repaid, interest_paid, loan - (repaid - interest_paid)
+    recovered = min(owed - repaid, max(np.int64(0), collateral))
+    interest_paid = min(interest, repaid + recovered)
+    return repaid, recovered, interest_paid, loan - (repaid + recovered - interest_paid)
 
 
 @entry
@@ -271,26 +324,30 @@ def offer_support(p, st, series, month, f, a, cost):
     pl = p.ip_pledge
     st.pl_offer[0] = -1
     st.pl_offer_guaranteed[0] = False
-    if pl.loan_to_value <= 0.0:
+    if pl.loan_to_value <= 0.0 and pl.asset_loan_to_value <= 0.0:
         return
+    collateral = asset_collateral(pl.asset_loan_to_value, st.firm_assets[f])
     best, best_rate, best_limit, best_guaranteed = -1, 0.0, np.int64(0), False
     for i in range(st.pl_active.shape[0]):
         if not lender_lends(st.pl_active[i], equity(st, i), pl.min_reserves):
             continue
-        limit = credit_limit(pl.loan_to_value, st.ach_ask[a], lendable(reserves(st, i), st.pl_promised[i]))
+        limit = credit_limit(pl.loan_to_value, st.ach_ask[a], collateral,
+                             lendable(reserves(st, i), st.pl_promised[i]))
         if limit <= 0:
             continue
         guaranteed = pl.guarantee_share > 0.0 and fund_covers(pl.fund_size, st.pl_fund_paid[0],
                                                               st.pl_fund_committed[0],
                                                               guarantee_of(limit, pl.guarantee_share))
         d = default_estimate(pl.prior_default, pl.prior_strength, st.pl_defaults[i], st.pl_observed[i])
-        rate = loan_rate(pl.funding_rate, pl.term_months, pl.loading, d, pl.guarantee_share if guaranteed else 0.0)
+        rate = loan_rate(pl.funding_rate, pl.term_months, pl.loading, d, pl.guarantee_share if guaranteed else 0.0,
+                         loss_given_default(limit, collateral))
         if best < 0 or rate < best_rate or (rate == best_rate and limit > best_limit):
             best, best_rate, best_limit, best_guaranteed = i, rate, limit, guaranteed
     if best < 0:
         return
     st.support[SUPPORT_CREDIT] = float(best_limit)
     st.support[SUPPORT_CREDIT_RATE] = best_rate
+    st.support[SUPPORT_COLLATERAL] = float(collateral)
     st.pl_offer[0] = best
     st.pl_offer_guaranteed[0] = best_guaranteed
 
@@ -298,14 +355,16 @@ def offer_support(p, st, series, month, f, a, cost):
 @kernel
 def on_open(p, st, series, month, f, cover):
     """The loan agreed (the firm borrows what its cash lacks at signing) is promised by the lender, its guarantee
-    committed against the fund."""
+    committed against the fund, the firm's assets pledged (their lending value, what the lender may seize)."""
     i = st.pl_offer[0]
     if i < 0 or st.c_borrowed[f] <= 0:
         st.c_lender[f] = -1
         st.c_loan[f] = 0
         st.c_interest[f] = 0
         st.c_guarantee[f] = 0
+        st.c_collateral[f] = 0
         return
+    st.c_collateral[f] = np.int64(st.support[SUPPORT_COLLATERAL])
     loan = st.c_borrowed[f]
     st.c_lender[f] = i
     st.c_loan[f] = loan
@@ -339,23 +398,31 @@ def at_signing(p, st, series, month, f):
     st.pl_outstanding[i] += loan
     st.pl_running[0] += 1
     series[month, LOANS_MADE] += 1
+    series[month, LOANS_MADE_SME] += 1 if st.firm_sme[f] else 0
+    series[month, LOANS_SME_SMALL] += 1 if st.firm_sme[f] and loan < p.ip_pledge.small_loan else 0
     series[month, LOANS_GUARANTEED] += 1 if st.c_guarantee[f] > 0 else 0
     series[month, LOAN_INTEREST_DUE] += st.c_interest[f]
 
 
 @kernel
 def on_settle(p, st, series, month, f, success):
-    """The firm repays as far as its cash goes; on a default the fund pays its share of the unpaid principal, within
-    its commitment and the yearly budget."""
+    """The firm repays as far as its cash goes, then the lender seizes its pledged assets for the rest, up to their
+    lending value (sold to the outside economy: the firm's assets fall by as much); on a default (the lender not paid
+    in full) the fund pays its share of the principal left unpaid, within its commitment and the yearly budget."""
     i = st.c_lender[f]
     if i < 0:
         return
     loan = st.c_loan[f]
     lender = ledger.account(st, LENDER, i)
-    repaid, interest_paid, unpaid = repayment(loan, st.c_interest[f], st.balance[ledger.account(st, ledger.FIRM, f)])
+    repaid, recovered, interest_paid, unpaid = repayment(loan, st.c_interest[f],
+                                                         st.balance[ledger.account(st, ledger.FIRM, f)],
+                                                         st.c_collateral[f])
     ledger.pay(st, series, month, ledger.account(st, ledger.FIRM, f), lender, repaid, LOAN_REPAYMENTS)
+    if recovered > 0:
+        ledger.pay(st, series, month, ledger.account(st, ledger.MARKET, 0), lender, recovered, COLLATERAL_RECOVERED)
+        st.firm_assets[f] -= recovered
     series[month, LOAN_INTEREST_PAID] += interest_paid
-    defaulted = repaid < loan + st.c_interest[f]
+    defaulted = repaid + recovered < loan + st.c_interest[f]
     if defaulted:
         series[month, LOANS_DEFAULTED] += 1
         series[month, LOAN_LOSSES] += unpaid
@@ -367,12 +434,13 @@ def on_settle(p, st, series, month, f, success):
                 series[month, GUARANTEES_DENIED] += due
     else:
         series[month, LOANS_REPAID] += 1
-    st.pl_defaults[i] += 1 if defaulted else 0
+    st.pl_defaults[i] += 1 if repaid < loan + st.c_interest[f] else 0   # its cash failed it: the pledge enforced
     st.pl_observed[i] += 1
     st.pl_outstanding[i] -= loan
     st.pl_running[0] -= 1
     st.pl_fund_committed[0] -= st.c_guarantee[f]
     st.c_lender[f] = -1
+    st.c_collateral[f] = 0
 
 
 @kernel
@@ -401,14 +469,15 @@ def summarize(totals: dict, s) -> dict:
 
 
 def check_series(s, cfg) -> None:
-    """Loans add up (lent = principal repaid + defaulted + outstanding, in yuan and in loans, month by month);
-    guarantee payouts only in months with defaults, within guarantee_share of the principal lost and, in all,
-    within the fund; a loan only with a contract signed; lenders never return once withdrawn."""
+    """Loans add up (lent = principal repaid, from cash or the collateral recovered, + defaulted + outstanding, in
+    yuan and in loans, month by month); collateral recovered only in months a loan is settled; guarantee payouts only
+    in months with defaults, within guarantee_share of the principal lost and, in all, within the fund; a loan only
+    with a contract signed; loans to SMEs (and small ones) among the loans; lenders never return once withdrawn."""
     from ..results import FORM_COLUMNS, InvariantError
 
     pl = cfg.pledge
     c = s.cumsum(axis=0)
-    principal_repaid = c[:, LOAN_REPAYMENTS] - c[:, LOAN_INTEREST_PAID]
+    principal_repaid = c[:, LOAN_REPAYMENTS] + c[:, COLLATERAL_RECOVERED] - c[:, LOAN_INTEREST_PAID]
     bad = c[:, PLEDGE_LOANS] != principal_repaid + c[:, LOAN_LOSSES] + s[:, PRINCIPAL_OUTSTANDING]
     if bad.any():
         raise InvariantError(f"month {bad.argmax()}: pledge loans lent differ from the principal repaid, defaulted "
@@ -416,9 +485,13 @@ def check_series(s, cfg) -> None:
     bad = c[:, LOANS_MADE] != c[:, LOANS_REPAID] + c[:, LOANS_DEFAULTED] + s[:, LOANS_OUTSTANDING]
     if bad.any():
         raise InvariantError(f"month {bad.argmax()}: loans made differ from loans repaid, defaulted and running")
-    bad = (c[:, LOAN_INTEREST_PAID] > c[:, LOAN_INTEREST_DUE]) | (s[:, LOAN_INTEREST_PAID] > s[:, LOAN_REPAYMENTS])
+    bad = ((c[:, LOAN_INTEREST_PAID] > c[:, LOAN_INTEREST_DUE])
+           | (s[:, LOAN_INTEREST_PAID] > s[:, LOAN_REPAYMENTS] + s[:, COLLATERAL_RECOVERED]))
     if bad.any():
         raise InvariantError(f"month {bad.argmax()}: more interest paid than agreed or repaid")
+    bad = (s[:, COLLATERAL_RECOVERED] > 0) & (s[:, LOANS_REPAID] + s[:, LOANS_DEFAULTED] == 0)
+    if bad.any():
+        raise InvariantError(f"month {bad.argmax()}: collateral recovered in a month without a loan settled")
     bad = (s[:, GUARANTEE_PAYOUTS] > 0) & (s[:, LOANS_DEFAULTED] == 0)
     if bad.any():
         raise InvariantError(f"month {bad.argmax()}: guarantee payouts in a month without defaults")
@@ -431,9 +504,11 @@ def check_series(s, cfg) -> None:
     if bad.any():
         raise InvariantError(f"month {bad.argmax()}: guarantee payouts exceed the fund")
     contracts_signed = s[:, list(FORM_COLUMNS)].sum(axis=1)
-    bad = (s[:, LOANS_MADE] > contracts_signed) | (s[:, LOANS_GUARANTEED] > s[:, LOANS_MADE])
+    bad = ((s[:, LOANS_MADE] > contracts_signed) | (s[:, LOANS_GUARANTEED] > s[:, LOANS_MADE])
+           | (s[:, LOANS_MADE_SME] > s[:, LOANS_MADE]) | (s[:, LOANS_SME_SMALL] > s[:, LOANS_MADE_SME]))
     if bad.any():
-        raise InvariantError(f"month {bad.argmax()}: more loans (or guaranteed loans) than contracts signed")
+        raise InvariantError(f"month {bad.argmax()}: more loans (guaranteed loans, loans to SMEs, small ones) than "
+                             "contracts signed (loans, loans to SMEs)")
     bad = np.diff(s[:, LENDERS_ACTIVE]) > 0
     if bad.any():
         raise InvariantError(f"month {bad.argmax() + 1}: a withdrawn lender lends again")
