@@ -383,65 +383,62 @@ def _affordable_supported(willingness, fee_rate, fee_firm_share, fixed, own, cas
     return lo
 
 
-@entry
-def _willingness(p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cash, abs_ra, support):
-    """The highest licence price (to a yuan) at which the firm's CE with support (:func:`_licence_ce`, decreasing in
-    the price) is still >= 0; -1 if not even a price of 0. Bisection (no price above the value and the co-payment's
-    cap leaves the firm a positive CE). At a price the firm pays without borrowing, its failure costs it all it pays,
-    and CARA's translation invariance makes the CE the one before any payment less the sure outlay: one certainty
-    equivalent for all those prices, not one per step (the same number, cheaper)."""
+@kernel
+def _ce_paying(price, on_success, ce_own, p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cash, abs_ra,
+               support):
+    """The firm's CE with support of paying ``price`` (and its part of a broker's fee) to the university at signing
+    (``on_success`` false: a licence) or only on success (a trial's bargained price)."""
     credit = support[SUPPORT_CREDIT]
-    ce_own = rules.certainty_equivalent(p_hat, float(value) - own, -own + refund, abs_ra)
-
-    def ce(price):
-        at_sign, _, interest, borrowed = support_terms(
-            float(price + rules.firms_fee(price, fee_rate, fee_firm_share) + fixed), 0.0, own, cash, support)
-        if borrowed <= 0.0 or borrowed > credit:   # no loan (or none to be had): no limit to the firm's liability
-            return ce_own - (at_sign - own + interest)
-        return supported_ce(p_hat, value, at_sign, 0.0, interest, borrowed, refund, cash, abs_ra, credit,
-                            support[SUPPORT_COLLATERAL])
-
-    if ce(np.int64(0)) < 0.0:
-        return -1.0
-    lo, hi = 0.0, max(1.0, float(value) + support[SUPPORT_COPAY_CAP])
-    for _ in range(64):
-        if hi - lo < 1.0:
-            break
-        mid = 0.5 * (lo + hi)
-        if ce(np.int64(math.floor(mid))) >= 0.0:
-            lo = mid
-        else:
-            hi = mid
-    return lo
-
-
-@entry
-def _success_willingness(p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cash, abs_ra, support):
-    """The highest payment on success (to a yuan) at which the firm's CE with support (:func:`supported_ce`,
-    decreasing in the payment) is still >= 0; -1 if not even 0, or if what it pays at signing needs more credit than
-    is on offer. Bisection, as :func:`_willingness` (without support: :func:`sim.rules.success_willingness`)."""
-    credit = support[SUPPORT_CREDIT]
-
-    def ce(price):
+    if on_success:
         out_sign, out_success, interest, borrowed = support_terms(
             float(fixed), float(price + rules.firms_fee(price, fee_rate, fee_firm_share)), own, cash, support)
         if borrowed > credit:
             return -1.0
         return supported_ce(p_hat, value, out_sign, out_success, interest, borrowed, refund, cash, abs_ra, credit,
                             support[SUPPORT_COLLATERAL])
+    at_sign, _, interest, borrowed = support_terms(
+        float(price + rules.firms_fee(price, fee_rate, fee_firm_share) + fixed), 0.0, own, cash, support)
+    if borrowed <= 0.0 or borrowed > credit:   # no loan (or none to be had): no limit to the firm's liability
+        return ce_own - (at_sign - own + interest)
+    return supported_ce(p_hat, value, at_sign, 0.0, interest, borrowed, refund, cash, abs_ra, credit,
+                        support[SUPPORT_COLLATERAL])
 
-    if ce(np.int64(0)) < 0.0:
+
+@kernel
+def _highest_payment(on_success, p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cash, abs_ra, support):
+    """The highest payment (to a yuan) at which :func:`_ce_paying` is still >= 0; -1 if not even 0. Bisection (no
+    payment above the value and the co-payment's cap leaves the firm a positive CE)."""
+    ce_own = rules.certainty_equivalent(p_hat, float(value) - own, -own + refund, abs_ra)
+    args = (p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cash, abs_ra, support)
+    if _ce_paying(np.int64(0), on_success, ce_own, *args) < 0.0:
         return -1.0
     lo, hi = 0.0, max(1.0, float(value) + support[SUPPORT_COPAY_CAP])
     for _ in range(64):
         if hi - lo < 1.0:
             break
         mid = 0.5 * (lo + hi)
-        if ce(np.int64(math.floor(mid))) >= 0.0:
+        if _ce_paying(np.int64(math.floor(mid)), on_success, ce_own, *args) >= 0.0:
             lo = mid
         else:
             hi = mid
     return lo
+
+
+@entry
+def _willingness(p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cash, abs_ra, support):
+    """The highest licence price (to a yuan) at which the firm's CE with support (:func:`_licence_ce`, decreasing in
+    the price) is still >= 0; -1 if not even a price of 0. At a price the firm pays without borrowing, its failure
+    costs it all it pays, and CARA's translation invariance makes the CE the one before any payment less the sure
+    outlay: one certainty equivalent for all those prices, not one per step (the same number, cheaper)."""
+    return _highest_payment(False, p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cash, abs_ra, support)
+
+
+@entry
+def _success_willingness(p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cash, abs_ra, support):
+    """The highest payment on success (to a yuan) at which the firm's CE with support (:func:`supported_ce`,
+    decreasing in the payment) is still >= 0; -1 if not even 0, or if what it pays at signing needs more credit than
+    is on offer (without support: :func:`sim.rules.success_willingness`)."""
+    return _highest_payment(True, p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cash, abs_ra, support)
 
 
 @entry
