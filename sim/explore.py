@@ -74,16 +74,19 @@ class Outcome:
 
 
 def _cost_per_extra(spend: str):
-    """Mean extra spend over mean extra conversions (as :func:`sim.stats.cost_per_extra_conversion`); +inf when the
-    point adds no conversion on average but spends more (an unbounded cost); NaN when it adds none and spends
-    nothing more (no cost per conversion to speak of: never "cheap")."""
+    """Mean extra spend over mean extra expected conversions (the conversions, and the deals running at the horizon
+    at their chance, as the main job's :data:`sim.stats.COSTS`); +inf when the point adds no conversion on average but
+    spends more (an unbounded cost); NaN when it adds none and spends nothing more (no cost per conversion to speak
+    of: never "cheap")."""
     def fn(r: Runs) -> float:
-        d_conv, d_spend = float(r.diff("successes").mean()), float(r.diff(spend).mean())
+        d_conv, d_spend = float(r.diff(EXPECTED).mean()), float(r.diff(spend).mean())
         if d_conv > 0:
             return d_spend / d_conv
         return math.inf if d_spend > 0 else math.nan
     return fn
 
+
+EXPECTED = "successes_expected"   # what a cost per extra conversion divides by (sim.stats.COSTS)
 
 OUTCOMES: dict[str, Outcome] = {o.name: o for o in (
     Outcome("conversions", "successful implementations over the run, mean over replicates", "max",
@@ -101,11 +104,11 @@ OUTCOMES: dict[str, Outcome] = {o.name: o for o in (
             "forgone income and government's payments)", "min",
             ("public_cost",), True, lambda r: float(r.diff("public_cost").mean()) / r.years),
     Outcome("cost_per_extra_conversion", "government's extra payments per extra conversion (yuan; inf: spends "
-            "and adds none; NaN: adds none and spends nothing more)", "min", ("gov_spend", "successes"), True,
+            "and adds none; NaN: adds none and spends nothing more)", "min", ("gov_spend", EXPECTED), True,
             _cost_per_extra("gov_spend")),
     Outcome("cost_per_extra_conversion_public", "extra public cost (with universities' forgone income) per extra "
             "conversion (yuan; inf: costs and adds none; NaN: adds none, costs nothing more)", "min",
-            ("public_cost", "successes"), True,
+            ("public_cost", EXPECTED), True,
             _cost_per_extra("public_cost")),
     Outcome("university_income_change", "universities' income over baseline's, over the run (yuan; negative: "
             "they lose income)", "max", ("university_income",), True,
