@@ -120,7 +120,9 @@ class NegotiationConfig:
 
 @dataclass
 class BrokersConfig:
-    initial: int = _c(15, ge=0, le=COUNT_MAX, doc="active brokers at month 0")
+    initial: int = _c(3, ge=0, le=COUNT_MAX, doc="active brokers at month 0 (the number the default region's deal flow "
+                      "sustains at monthly_cost: measured, 2.8-3.2 a year over ten years without instruments, so that "
+                      "the market starts in balance)")
     max: int = _c(60, ge=0, le=COUNT_MAX, doc="brokers that can ever exist (pool of potential entrants)")
     capacity: int = _c(5, ge=1, le=PER_MONTH_MAX, doc="firms a broker visits per month")
     skill_a: float = _shape(3.0, "Beta(a, b) of broker skill")
@@ -132,7 +134,8 @@ class BrokersConfig:
     fee_rate: float = _c(0.02, ge=0.0, le=0.5, doc="broker fee as a share of the contract value, paid by the parties")
     fee_fixed: float = _money(3000.0, "broker's service fee per signed contract, paid by the firm at signing (yuan)")
     fee_firm_share: float = _share(0.5, "share of the broker's fee on payments paid by the firm (rest by the university)")
-    monthly_cost: float = _money(3000.0, "a broker's operating cost per month (yuan)")
+    monthly_cost: float = _money(5700.0, "a broker's operating cost per month (yuan): a full-time broker's wage, the "
+                                 "average of urban private units, 68,340 yuan a year in 2023 (NBS)")
     profit_memory: float = _c(0.9, ge=0.0, lt=1.0, doc="weight of the past in a broker's moving average of monthly profit")
     exit_loss: float = _money(2500.0, "a broker exits when its average monthly profit falls below minus this (yuan)")
     grace_months: int = _months(12, "months before a new broker may exit", lo=0)
