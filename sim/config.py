@@ -45,10 +45,10 @@ class FirmsConfig:
     absorptive_sme_b: float = _shape(3.0, "")
     absorptive_large_a: float = _shape(4.0, "Beta(a, b) of absorptive capacity, large firms")
     absorptive_large_b: float = _shape(2.0, "")
-    risk_aversion_sme: float = _factor(8.0, "median relative risk aversion (CARA coefficient x cash), SMEs (judgement: "
+    risk_aversion_sme: float = _factor(5.0, "median relative risk aversion (CARA coefficient x cash), SMEs (judgement: "
                                        "SMEs 'fear failure', seeds 000, 002; chosen so that baseline SMEs rarely "
                                        "license at the calibrated success chance and prior)", hi=100.0)
-    risk_aversion_large: float = _factor(3.0, "same, large firms (judgement: less averse than SMEs)", hi=100.0)
+    risk_aversion_large: float = _factor(2.0, "same, large firms (judgement: less averse than SMEs)", hi=100.0)
     risk_aversion_sigma: float = _sigma(0.3, "log-sd of risk aversion across firms")
     prior_success: float = _c(0.55, gt=0.0, lt=1.0, doc="prior mean belief in the success chance of university "
                               "technology (near the ~60% of new products that succeed, Castellion & Markham 2013, and "
@@ -121,7 +121,7 @@ class NegotiationConfig:
 @dataclass
 class BrokersConfig:
     initial: int = _c(3, ge=0, le=COUNT_MAX, doc="active brokers at month 0 (the number the default region's deal flow "
-                      "sustains at monthly_cost: measured, 2.8-3.2 a year over ten years without instruments, so that "
+                      "sustains at monthly_cost: measured, 3.5-4.0 at each year's end over ten years without instruments, so that "
                       "the market starts in balance)")
     max: int = _c(60, ge=0, le=COUNT_MAX, doc="brokers that can ever exist (pool of potential entrants)")
     capacity: int = _c(5, ge=1, le=PER_MONTH_MAX, doc="firms a broker visits per month")
