@@ -46,8 +46,9 @@ class FirmsConfig:
     absorptive_large_a: float = _shape(4.0, "Beta(a, b) of absorptive capacity, large firms")
     absorptive_large_b: float = _shape(2.0, "")
     risk_aversion_sme: float = _factor(5.0, "median relative risk aversion (CARA coefficient x cash), SMEs (judgement: "
-                                       "SMEs 'fear failure', seeds 000, 002; chosen so that baseline SMEs rarely "
-                                       "license at the calibrated success chance and prior)", hi=100.0)
+                                       "SMEs 'fear failure', seeds 000, 002; chosen so that at the calibrated success "
+                                       "chance and prior a baseline SME licenses ~1/12 as often as a large firm and "
+                                       "broker rewards still raise matches among SMEs)", hi=100.0)
     risk_aversion_large: float = _factor(2.0, "same, large firms (judgement: less averse than SMEs)", hi=100.0)
     risk_aversion_sigma: float = _sigma(0.3, "log-sd of risk aversion across firms")
     prior_success: float = _c(0.55, gt=0.0, lt=1.0, doc="prior mean belief in the success chance of university "
