@@ -122,8 +122,8 @@ class NegotiationConfig:
 @dataclass
 class BrokersConfig:
     initial: int = _c(3, ge=0, le=COUNT_MAX, doc="active brokers at month 0 (the number the default region's deal flow "
-                      "sustains at monthly_cost: measured, 3.5-4.0 at each year's end over ten years without instruments, so that "
-                      "the market starts in balance)")
+                      "sustains at monthly_cost: measured, 3.5-4.0 at each year's end over ten years without "
+                      "instruments, so that the market starts in balance)")
     max: int = _c(60, ge=0, le=COUNT_MAX, doc="brokers that can ever exist (pool of potential entrants)")
     capacity: int = _c(5, ge=1, le=PER_MONTH_MAX, doc="firms a broker visits per month")
     skill_a: float = _shape(3.0, "Beta(a, b) of broker skill")
