@@ -60,10 +60,15 @@ class FirmsConfig:
     absorptive_sme_b: float = _shape(3.0, "")
     absorptive_large_a: float = _shape(4.0, "Beta(a, b) of absorptive capacity, large firms")
     absorptive_large_b: float = _shape(2.0, "")
-    risk_aversion_sme: float = _factor(3.0, "median relative risk aversion (CARA coefficient x cash), SMEs", hi=100.0)
-    risk_aversion_large: float = _factor(1.0, "same, large firms", hi=100.0)
+    risk_aversion_sme: float = _factor(5.0, "median relative risk aversion (CARA coefficient x cash), SMEs (judgement: "
+                                       "SMEs 'fear failure', seeds 000, 002; chosen so that at the calibrated success "
+                                       "chance and prior a baseline SME licenses ~1/12 as often as a large firm and "
+                                       "broker rewards still raise matches among SMEs)", hi=100.0)
+    risk_aversion_large: float = _factor(2.0, "same, large firms (judgement: less averse than SMEs)", hi=100.0)
     risk_aversion_sigma: float = _sigma(0.3, "log-sd of risk aversion across firms")
-    prior_success: float = _c(0.3, gt=0.0, lt=1.0, doc="prior mean belief in the success chance of university technology")
+    prior_success: float = _c(0.55, gt=0.0, lt=1.0, doc="prior mean belief in the success chance of university "
+                              "technology (near the ~60% of new products that succeed, Castellion & Markham 2013, and "
+                              "the success share firms then see, so that learning does not drift beliefs)")
     prior_strength: float = _factor(4.0, "weight of that prior, in pseudo-observations", positive=True, hi=1.0e6)
     belief_weight: float = _share(0.5, "weight of the firm's belief (vs. the match's signal) in its success estimate")
     peer_weight: float = _factor(0.05, "weight of one peer outcome in the same sector, relative to an own outcome", hi=10.0)
@@ -86,9 +91,10 @@ class UniversitiesConfig:
                                        "holding patents are public)")
     inventor_share: float = _share(0.7, "share of university income passed to the inventors")
     max_failures: int = _c(2, ge=1, le=1000, doc="failed implementations after which an achievement is abandoned")
-    arrivals_per_month: float = _c(1.5, ge=0.0, le=1000.0, doc="new achievements a university discloses a month "
-                                   "(judgement: about its stock renewed over expiry_months; floor(rate) and one more "
-                                   "with the fraction's chance)")
+    arrivals_per_month: float = _c(1.6667, ge=0.0, le=1000.0, doc="new achievements a university discloses a month "
+                                   "(judgement: its stock renewed over expiry_months, 60 / 36, so that the initial "
+                                   "stock is the portfolio's steady state; floor(rate) and one more with the "
+                                   "fraction's chance)")
     expiry_months: int = _c(36, ge=1, le=MONTHS_MAX, doc="months after disclosure a shelved achievement leaves the "
                             "portfolio unconverted (Zhejiang pilot: to the sector pools after 3 years); the initial "
                             "stock's ages are spread evenly over this span")
@@ -96,8 +102,9 @@ class UniversitiesConfig:
 
 @dataclass
 class AchievementsConfig:
-    quality_a: float = _shape(6.0, "Beta(a, b) of latent quality")
-    quality_b: float = _shape(2.0, "")
+    quality_a: float = _shape(8.0, "Beta(a, b) of latent quality (with the success floors, calibrated so that ~45% "
+                              "of implementations fail, near the ~40% of new products, Castellion & Markham 2013)")
+    quality_b: float = _shape(1.0, "")
     maturity_a: float = _shape(2.0, "Beta(a, b) of maturity (1 = ready to use; most are early-stage)")
     maturity_b: float = _shape(5.0, "")
     value_median: float = _money(5.0e6, "median value of a successful implementation to an SME (yuan)", positive=True)
@@ -113,9 +120,10 @@ class AchievementsConfig:
 
 @dataclass
 class SuccessConfig:
-    maturity_floor: float = _share(0.4, "success multiplier of a fully immature achievement")
-    absorptive_floor: float = _share(0.5, "success multiplier of a firm with no absorptive capacity")
-    fit_floor: float = _share(0.5, "success multiplier of the worst-fitting match")
+    maturity_floor: float = _share(0.7, "success multiplier of a fully immature achievement (with the other floors "
+                                   "and the quality: ~45% of implementations fail, near Castellion & Markham's ~40%)")
+    absorptive_floor: float = _share(0.7, "success multiplier of a firm with no absorptive capacity (as maturity_floor)")
+    fit_floor: float = _share(0.7, "success multiplier of the worst-fitting match (as maturity_floor)")
 
 
 @dataclass
@@ -128,7 +136,9 @@ class NegotiationConfig:
 
 @dataclass
 class BrokersConfig:
-    initial: int = _c(15, ge=0, le=COUNT_MAX, doc="active brokers at month 0")
+    initial: int = _c(3, ge=0, le=COUNT_MAX, doc="active brokers at month 0 (the number the default region's deal flow "
+                      "sustains at monthly_cost: measured, 3.5-4.0 at each year's end over ten years without "
+                      "instruments, so that the market starts in balance)")
     max: int = _c(60, ge=0, le=COUNT_MAX, doc="brokers that can ever exist (pool of potential entrants)")
     capacity: int = _c(5, ge=1, le=PER_MONTH_MAX, doc="firms a broker visits per month")
     skill_a: float = _shape(3.0, "Beta(a, b) of broker skill")
@@ -140,7 +150,8 @@ class BrokersConfig:
     fee_rate: float = _c(0.02, ge=0.0, le=0.5, doc="broker fee as a share of the contract value, paid by the parties")
     fee_fixed: float = _money(3000.0, "broker's service fee per signed contract, paid by the firm at signing (yuan)")
     fee_firm_share: float = _share(0.5, "share of the broker's fee on payments paid by the firm (rest by the university)")
-    monthly_cost: float = _money(3000.0, "a broker's operating cost per month (yuan)")
+    monthly_cost: float = _money(5700.0, "a broker's operating cost per month (yuan): a full-time broker's wage, the "
+                                 "average of urban private units, 68,340 yuan a year in 2023 (NBS)")
     profit_memory: float = _c(0.9, ge=0.0, lt=1.0, doc="weight of the past in a broker's moving average of monthly profit")
     exit_loss: float = _money(2500.0, "a broker exits when its average monthly profit falls below minus this (yuan)")
     grace_months: int = _months(12, "months before a new broker may exit", lo=0)

@@ -22,7 +22,9 @@ def test_same_seed_same_tables_different_seed_different():
     c = api.compare(small("seeds=3", "seed=100"), regimes=["baseline", "combined"])
     assert not np.array_equal(a.summary["contracts"].to_numpy(), c.summary["contracts"].to_numpy())
     # and within a comparison, the seeds differ from each other
-    assert a.summary.loc[a.summary.regime == "baseline", "needs_raised"].nunique() == 3
+    # (month by month: two seeds may raise the same number of needs in all, as seeds 0 and 2 do here)
+    base = a.series[a.series.regime == "baseline"]
+    assert base.groupby("seed")["needs_raised"].apply(tuple).nunique() == 3
 
 
 def test_results_do_not_depend_on_the_number_of_processes():

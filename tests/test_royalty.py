@@ -63,7 +63,7 @@ def test_instalments_are_exactly_the_schedules_owed_under_the_royalty_contract()
     cfg = cfg_of(*MIX, f"broker.cap={cap}")
     rate, months, term = cfg.royalty.rate, cfg.royalty.months, cfg.scenario.negotiation.implementation_months
     overlapped = capped = brokered = schedules = 0
-    for seed in range(4):
+    for seed in range(8):   # 8 seeds: with fewer brokers by default (3), firms sign again while paying less often
         series, _, _, arr = kernels.run(cfg, seed, audit_rows=200_000)
         assert arr.audit_n[0] < arr.audit.shape[0]
         audit = arr.audit[:arr.audit_n[0]]
