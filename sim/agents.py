@@ -72,11 +72,11 @@ class Firm(mesa.Agent):
         self.state = IDLE
         self.model.series[self.model.month, C.NEEDS_EXPIRED] += 1
 
-    def search_lists(self, listed, offsets) -> tuple[Optional[Achievement], float]:
+    def search_lists(self) -> tuple[Optional[Achievement], float]:
         """Search the published lists of its sector at a cost (:func:`sim.contracts.search_lists`): the best
         listed achievement by its own judgement, or None, and that judgement."""
         m = self.model
-        a, seen = contracts.search_lists(m.p, m.st, m.series, m.month, self.index, listed, offsets)
+        a, seen = contracts.search_lists(m.p, m.st, m.series, m.month, self.index)
         return (m.achievements[a] if a >= 0 else None), seen
 
     def consider(self, achievement: Achievement, signal: float, broker: Optional["Broker"]) -> bool:

@@ -71,25 +71,25 @@ def propose(p, st, month, f, b, visit):
 
 # --------------------------------------------------------------------------- the published lists
 @entry
-def published(st):
-    """The published lists as they stand: every shelved achievement (universities' catalogues, platforms), by sector,
-    ascending within a sector: ``(listed, offsets)``, sector ``s``'s in ``listed[offsets[s]:offsets[s + 1]]``."""
+def publish(st):
+    """The published lists as the month's search begins: every shelved achievement (universities' catalogues,
+    platforms), by sector, ascending within a sector, into ``st.listed`` (sector ``s``'s in
+    ``listed[listed_offsets[s]:listed_offsets[s + 1]]``). Firms search them, and brokers and experts screen them: an
+    achievement not yet disclosed, expired or in use is on no list, so what a search finds does not depend on how
+    long the run is."""
     n_sectors = st.ach_offsets.shape[0] - 1
-    listed = np.empty(st.ach_status.shape[0], dtype=np.int64)
-    offsets = np.zeros(n_sectors + 1, dtype=np.int64)
     k = 0
     for s in range(n_sectors):
         for a in range(st.ach_offsets[s], st.ach_offsets[s + 1]):
             if st.ach_status[a] == rules.SHELVED:
-                listed[k] = a
+                st.listed[k] = a
                 k += 1
-        offsets[s + 1] = k
-    return listed, offsets
+        st.listed_offsets[s + 1] = k
 
 
 @entry
-def search_lists(p, st, series, month, f, listed, offsets):
-    """Firm ``f``, with a need, searches the published lists of its sector (:func:`published`) at ``search_cost``
+def search_lists(p, st, series, month, f):
+    """Firm ``f``, with a need, searches the published lists of its sector (:func:`publish`) at ``search_cost``
     (a firm that cannot pay it does not search). With ``L`` listed it finds something meeting its need with chance
     :func:`sim.rules.find_chance` (``1 - (1 - list_match)^L``): then it judges ``list_screen`` of them, drawn at
     random, with its own error (``self_noise``). Returns the best still shelved by its judgement (or -1) and that
@@ -101,14 +101,14 @@ def search_lists(p, st, series, month, f, listed, offsets):
     pay(st, series, month, firm, account(st, MARKET, 0), cost, ledger.SEARCH_COSTS)
     series[month, C.LIST_SEARCHES] += 1
     s = st.firm_sector[f]
-    lo, n = offsets[s], offsets[s + 1] - offsets[s]
+    lo, n = st.listed_offsets[s], st.listed_offsets[s + 1] - st.listed_offsets[s]
     if n == 0 or rng.uniform(p.seed, rng.LIST_FIND, month, f) >= rules.find_chance(p.list_match, n):
         return -1, 0.0
     series[month, C.LIST_FINDS] += 1
     best, best_seen = -1, -1.0
     for j in range(p.list_screen):
         key = f * p.list_screen + j
-        a = listed[lo + rng.randint(p.seed, rng.SELF_PICK, month, key, n)]
+        a = st.listed[lo + rng.randint(p.seed, rng.SELF_PICK, month, key, n)]
         if st.ach_status[a] != rules.SHELVED:  # taken by another firm earlier this month
             continue
         seen = judged_chance(p, st, f, a, p.self_noise, rng.normal(p.seed, rng.SELF_NOISE, month, key))
@@ -119,16 +119,16 @@ def search_lists(p, st, series, month, f, listed, offsets):
 
 @kernel
 def screen(p, st, month, f, s, sd, n_screen, key, screen_purpose, noise_purpose):
-    """Someone (a broker, a visiting expert, a matching event) screens ``n_screen`` achievements of sector ``s`` for
-    firm ``f``, judging each with error ``sd`` (draws keyed by ``key`` under the two purposes); returns (the best
-    shelved one by that judgement or -1, the judgement)."""
-    lo, size = st.ach_offsets[s], st.ach_offsets[s + 1] - st.ach_offsets[s]
+    """Someone (a broker, a visiting expert, a matching event) screens ``n_screen`` achievements of sector ``s``'s
+    published list (:func:`publish`) for firm ``f``, judging each with error ``sd`` (draws keyed by ``key`` under the
+    two purposes); returns (the best still shelved by that judgement or -1, the judgement)."""
+    lo, size = st.listed_offsets[s], st.listed_offsets[s + 1] - st.listed_offsets[s]
     best, best_seen = -1, -1.0
     if size == 0:
         return best, 0.0
     for j in range(n_screen):
         k = key * n_screen + j
-        a = lo + rng.randint(p.seed, screen_purpose, month, k, size)
+        a = st.listed[lo + rng.randint(p.seed, screen_purpose, month, k, size)]
         if st.ach_status[a] != rules.SHELVED:
             continue
         seen = judged_chance(p, st, f, a, sd, rng.normal(p.seed, noise_purpose, month, k))

@@ -98,9 +98,9 @@ def firms_search(p, st, series, month):
         if st.firm_state[f] == NEED and rng.uniform_in(draws, f) < p.self_search_prob:
             searching[count] = f
             count += 1
-    listed, offsets = contracts.published(st)
+    contracts.publish(st)   # the lists as they stand when the month's search begins (brokers and experts use them too)
     for f in _rotated(searching, count, rotation_start(p, month, 0, n)):
-        a, signal = contracts.search_lists(p, st, series, month, f, listed, offsets)
+        a, signal = contracts.search_lists(p, st, series, month, f)
         if a >= 0 and contracts.can_open(st, a):
             contracts.consider(p, st, series, month, f, a, signal, -1)
 

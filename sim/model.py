@@ -98,11 +98,11 @@ class TransferModel(mesa.Model):
 
     def firms_search(self) -> None:
         t, p = self.month, self.params
-        lists = contracts.published(self.st)   # the lists as they stand when the month's searches begin
+        contracts.publish(self.st)   # the lists as they stand when the month's search begins (brokers and experts too)
         for firm in self.in_order(self.firms, 0):
             if firm.state != NEED or rng.uniform(self.seed, rng.SELF_SEARCH, t, firm.index) >= p.self_search_prob:
                 continue
-            a, signal = firm.search_lists(*lists)
+            a, signal = firm.search_lists()
             if a is not None and a.owner.can_open_negotiation():
                 firm.consider(a, signal, None)
 

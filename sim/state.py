@@ -75,6 +75,7 @@ agent("university", lambda cfg, pop: pop.n_universities)
 agent("broker", lambda cfg, pop: pop.n_brokers)
 agent("sector", lambda cfg, pop: cfg.scenario.sectors)
 agent("one", lambda cfg, pop: 1)
+agent("sector_edge", lambda cfg, pop: cfg.scenario.sectors + 1)
 
 # scratch rows of the contract decision: the forms and the covers on offer to one pair
 MAX_OFFERS = 8
@@ -139,6 +140,10 @@ field("ach_maturity", "achievement", np.float64, lambda cfg, pop: pop.ach_maturi
       "0 = embryonic, 1 = ready to use (drawn by sim.population; a maturation grant raises it)")
 field("ach_cost", "achievement", np.int64, lambda cfg, pop: pop.ach_cost.copy(),
       "implementation cost in an SME, yuan (drawn by sim.population; falls as the achievement matures)")
+field("listed", "achievement", np.int64, -1, "the published lists: the shelved achievements by sector, ascending "
+      "within a sector, as they stood when the month's search began (sim.contracts.publish)")
+field("listed_offsets", "sector_edge", np.int64, 0, "sector s's listed achievements are listed[listed_offsets[s]:"
+      "listed_offsets[s + 1]]")
 field("ach_declined", "achievement", np.int64, 0, "times a firm weighed it and found no contract worth signing")
 field("ach_in_use_since", "achievement", np.int64, -1, "month its implementation succeeded, or -1")
 field("ach_failures", "achievement", np.int64, 0, "failed implementations")
