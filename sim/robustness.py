@@ -69,28 +69,31 @@ def paired_effects(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def unit_cost(extra_spend, extra_conversions):
-    """Extra spend per extra conversion; ``inf`` where nothing is added (no number of conversions is bought)."""
+    """Extra spend per extra conversion; ``inf`` where more is spent and nothing added, NaN where nothing is added
+    and nothing more spent (no cost to speak of, as :mod:`sim.explore`'s: never ranked, neither cheap nor dear)."""
     spend = np.asarray(extra_spend, dtype=float)
     conv = np.asarray(extra_conversions, dtype=float)
-    return np.where(conv > 0, spend / np.where(conv > 0, conv, 1.0), np.inf)
+    return np.where(conv > 0, spend / np.where(conv > 0, conv, 1.0), np.where(spend > 0, np.inf, np.nan))
 
 
 def _first_last(costs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For a replicates x regimes matrix of costs: who is cheapest (a finite least cost, ties all first) and who
-    dearest (the greatest cost, ties all last) in each replicate; a replicate where all cost the same has neither."""
-    lo = costs.min(axis=1, keepdims=True)
-    hi = costs.max(axis=1, keepdims=True)
+    dearest (the greatest cost, ties all last) in each replicate, among the defined (not NaN) costs; a replicate where
+    they all cost the same has neither."""
+    defined = ~np.isnan(costs)
+    lo = np.where(defined, costs, np.inf).min(axis=1, keepdims=True)
+    hi = np.where(defined, costs, -np.inf).max(axis=1, keepdims=True)
     spread = hi > lo
-    return (costs == lo) & np.isfinite(lo) & spread, (costs == hi) & spread
+    return defined & (costs == lo) & np.isfinite(lo) & spread, defined & (costs == hi) & spread
 
 
 def ranking(effects: pd.DataFrame, ranked: Sequence[str]) -> list[str]:
     """The spending instruments cheapest first, by mean extra spend / mean extra conversions (``inf`` last, ties in
-    the order given)."""
+    the order given; one that on average spends nothing more and adds nothing is not ranked)."""
     means = effects.groupby("regime", sort=False)[["extra_spend", "extra_expected"]].mean()
     cost = {name: float(unit_cost(means.loc[name, "extra_spend"], means.loc[name, "extra_expected"]))
             for name in ranked if name in means.index}
-    return sorted(cost, key=lambda name: cost[name])
+    return sorted((name for name in cost if not np.isnan(cost[name])), key=lambda name: cost[name])
 
 
 def table(summary: pd.DataFrame, regimes: Sequence[str], agree: float) -> pd.DataFrame:
@@ -133,7 +136,7 @@ def conclusions(rob: pd.DataFrame, agree: float, replicates: str) -> list[str]:
     for r in rob.itertuples():
         lines.append(f"- {r.regime} {r.effect} (mean {r.extra_conversions:+.2f}): {_verdict(r.effect_share, agree)} "
                      f"of {replicates}")
-    ranked = rob[rob["spending"]].sort_values("rank")
+    ranked = rob[rob["spending"] & rob["rank"].notna()].sort_values("rank")
     if len(ranked) >= 2:
         cheap, dear = ranked.iloc[0], ranked.iloc[-1]
         for row, what, share in ((cheap, "the cheapest", cheap.share_cheapest), (dear, "the dearest", dear.share_dearest)):
@@ -162,13 +165,13 @@ def moves(base: pd.DataFrame, other: pd.DataFrame) -> str:
 
 
 def _ranked_name(rob: pd.DataFrame, pick: int) -> Optional[str]:
-    ranked = rob[rob["spending"]].sort_values("rank")
+    ranked = rob[rob["spending"] & rob["rank"].notna()].sort_values("rank")
     return None if len(ranked) < 2 else str(ranked.iloc[pick]["regime"])
 
 
 def order_text(rob: pd.DataFrame) -> str:
     """The spending instruments, cheapest per extra conversion first (``a < b < c``)."""
-    ranked = rob[rob["spending"]].sort_values("rank")
+    ranked = rob[rob["spending"] & rob["rank"].notna()].sort_values("rank")
     return " < ".join(ranked["regime"]) if len(ranked) else "-"
 
 

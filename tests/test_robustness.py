@@ -70,6 +70,20 @@ def test_a_conclusion_holds_at_the_share_and_flips_below_it(agree, verdict):
     assert "- broker_reward raises conversions (mean +1.25): holds in 100% of seeds" in lines
 
 
+def test_an_instrument_that_spends_nothing_and_adds_nothing_is_never_ranked():
+    s = hand_summary()
+    idle = s[s["regime"] == "baseline"].assign(regime="ip_pledge")   # the baseline's runs: no loan, no payout
+    regimes = REGIMES + ["ip_pledge"]
+    rob = robustness.table(pd.concat([s, idle], ignore_index=True), regimes, 0.9).set_index("regime")
+    assert rob.loc["ip_pledge", "spending"] and pd.isna(rob.loc["ip_pledge", "rank"])
+    assert rob.loc["ip_pledge", "share_cheapest"] == 0.0 == rob.loc["ip_pledge", "share_dearest"]
+    # the others as without it
+    assert rob["share_dearest"].drop("ip_pledge").dropna().to_dict() == {
+        "vouchers": 0.25, "broker_reward": 0.0, "expert_visits": 0.75}
+    assert robustness.unit_cost([0.0, 5.0, 6.0], [0.0, 0.0, 2.0])[1:].tolist() == [np.inf, 3.0]
+    assert np.isnan(robustness.unit_cost(0.0, -1.0))
+
+
 def test_costs_divide_by_expected_conversions_as_the_tables_cost_does():
     s = hand_summary()
     pick = (s["regime"] == "expert_visits")
