@@ -349,18 +349,18 @@ def test_a_calibration_killed_mid_run_resumes_to_the_same_posterior(tmp_path):
 
 
 def test_a_settings_own_overrides_win_over_a_fitted_parameter():
-    """The open-licence setting fixes free licences (ask_share 0): a drawn ask_share must not replace it there,
-    while it applies to a setting that does not fix it."""
+    """The mountain-county pilot's setting fixes its transfer offices' capacity (6): a drawn capacity must not
+    replace it there, while it applies to a setting that does not fix it."""
     ts = load_targets("reported")
-    space = cal.load_space("judgement").subset(["scenario.achievements.ask_share", "scenario.firms.need_patience"])
-    model = cal.TargetModel.build(ts, [ts.targets["open_licence_takeup"], ts.targets["cnipa_industrialisation"]],
-                                  space)
-    theta = {"scenario.achievements.ask_share": 0.3, "scenario.firms.need_patience": 9}
+    space = cal.load_space("judgement").subset(["scenario.universities.tto_capacity", "scenario.firms.need_patience"])
+    model = cal.TargetModel.build(ts, [ts.targets["zhejiang_pilot_trials_per_listed"],
+                                       ts.targets["cnipa_industrialisation"]], space)
+    theta = {"scenario.universities.tto_capacity": 3, "scenario.firms.need_patience": 9}
     settings = {s.name: s for s in model.settings}
-    free = model.config(settings["open_licence"], theta)
+    pilot = model.config(settings["zhejiang_pilot"], theta)
     region = model.config(settings["region"], theta)
-    assert free.scenario.achievements.ask_share == 0.0 and free.scenario.firms.need_patience == 9
-    assert region.scenario.achievements.ask_share == 0.3
+    assert pilot.scenario.universities.tto_capacity == 6 and pilot.scenario.firms.need_patience == 9
+    assert region.scenario.universities.tto_capacity == 3
 
 
 def test_a_target_undefined_in_its_setting_is_refused_before_any_calibration(tmp_path):

@@ -358,8 +358,9 @@ def test_intervals_are_the_t_intervals_of_replicates_on_fresh_seeds(tiny):
 
 
 def test_outcome_interval_bootstrap_brackets_a_ratio():
-    r = Runs({"successes": np.array([3.0, 4, 5, 6]), "gov_spend": np.array([10.0, 14, 15, 20])},
-             {"successes": np.array([1.0, 2, 2, 3]), "gov_spend": np.zeros(4)}, 1.0)
+    # the cost divides by expected conversions (no deal running at the horizon here: the realised ones)
+    r = Runs({"successes_expected": np.array([3.0, 4, 5, 6]), "gov_spend": np.array([10.0, 14, 15, 20])},
+             {"successes_expected": np.array([1.0, 2, 2, 3]), "gov_spend": np.zeros(4)}, 1.0)
     est, lo, hi = outcome_interval("cost_per_extra_conversion", r)
     assert est == pytest.approx(59 / 10)
     assert lo < est < hi
