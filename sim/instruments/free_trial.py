@@ -196,7 +196,11 @@ def on_settle(p, st, series, month, f, success):
                        rules.yuan((1.0 - st.firm_absorptive[f]) * value), MISREPORT_LOSSES)
             return
         series[month, TRIALS_CAUGHT] += 1
-        penalty = min(rules.yuan(t.penalty * fee), max(np.int64(0), st.balance[firm] - fee))
+        # the penalty is paid as far as the firm's cash goes once the fee, and its part of a broker's fee on it, is set
+        # aside: a bargained fee is large, and its broker's fee with it
+        owed = fee + (rules.fee_split(rules.broker_fee(fee, p.fee_rate), p.fee_firm_share)[0] if st.c_broker[f] >= 0
+                      else np.int64(0))
+        penalty = min(rules.yuan(t.penalty * fee), max(np.int64(0), st.balance[firm] - owed))
         ledger.pay(st, series, month, firm, ledger.account(st, ledger.UNIVERSITY, st.ach_owner[st.c_ach[f]]),
                    penalty, TRIAL_PENALTIES)
     contracts.collect(p, st, series, month, f, fee, TRIAL_PAYMENTS)
