@@ -101,7 +101,9 @@ def table(summary: pd.DataFrame, regimes: Sequence[str], agree: float) -> pd.Dat
     their sign, and (spending instruments) the shares of replicates in which it is cheapest and dearest per extra
     conversion, with the conclusion each supports and whether it holds (share >= ``agree``) or flips."""
     effects = paired_effects(summary)
-    ranked = [r for r in spending(regimes) if r in set(effects["regime"])]
+    spent = effects.groupby("regime")["extra_spend"].mean()
+    # the spending instruments that spent public money in these runs (a pledge fund no loan drew on is not one)
+    ranked = [r for r in spending(regimes) if r in spent.index and spent[r] > 0]
     order = ranking(effects, ranked)
     first = last = {}
     if len(ranked) >= 2:
@@ -151,16 +153,17 @@ def _verdict(share: float, agree: float) -> str:
 
 def moves(base: pd.DataFrame, other: pd.DataFrame) -> str:
     """What changes between two robustness tables (the comparison as run, and at another parameter value): the
-    cheapest and dearest spending instrument, and regimes whose mean effect changes sign."""
+    cheapest and dearest spending instrument, and regimes whose effect changes sign where both signs hold (in at
+    least the robust share of replicates: a mean near zero moving across it is noise, not a change)."""
     said = []
     for which, pick in (("cheapest", 0), ("dearest", -1)):
         a, b = _ranked_name(base, pick), _ranked_name(other, pick)
         if a != b:
             said.append(f"{which} {a} -> {b}")
-    sign = dict(zip(base["regime"], base["effect"]))
-    for name, effect in zip(other["regime"], other["effect"]):
-        if name in sign and sign[name] != effect:
-            said.append(f"{name} now {effect}")
+    sign = {r.regime: r.effect for r in base.itertuples() if r.effect_holds}
+    for r in other.itertuples():
+        if r.effect_holds and r.regime in sign and sign[r.regime] != r.effect:
+            said.append(f"{r.regime} now {r.effect}")
     return "; ".join(said) if said else "no change"
 
 

@@ -75,8 +75,8 @@ def test_an_instrument_that_spends_nothing_and_adds_nothing_is_never_ranked():
     idle = s[s["regime"] == "baseline"].assign(regime="ip_pledge")   # the baseline's runs: no loan, no payout
     regimes = REGIMES + ["ip_pledge"]
     rob = robustness.table(pd.concat([s, idle], ignore_index=True), regimes, 0.9).set_index("regime")
-    assert rob.loc["ip_pledge", "spending"] and pd.isna(rob.loc["ip_pledge", "rank"])
-    assert rob.loc["ip_pledge", "share_cheapest"] == 0.0 == rob.loc["ip_pledge", "share_dearest"]
+    assert not rob.loc["ip_pledge", "spending"] and pd.isna(rob.loc["ip_pledge", "rank"])
+    assert np.isnan(rob.loc["ip_pledge", "share_cheapest"]) and np.isnan(rob.loc["ip_pledge", "share_dearest"])
     # the others as without it
     assert rob["share_dearest"].drop("ip_pledge").dropna().to_dict() == {
         "vouchers": 0.25, "broker_reward": 0.0, "expert_visits": 0.75}
@@ -103,6 +103,10 @@ def test_moves_names_a_new_cheapest_and_a_sign_that_changes():
     pick = (other["regime"] == "free_trial")
     other.loc[pick, "successes"] = BASE_CONVERSIONS - 1                  # free trials now lower conversions
     moved = robustness.moves(base, robustness.table(other, REGIMES, 0.9))
+    # the free trial's sign held in only 75% of seeds before: its change is not reported as a move (noise) ...
+    assert moved == "cheapest broker_reward -> vouchers"
+    # ... where 75% is robust enough, it is
+    moved = robustness.moves(robustness.table(summary, REGIMES, 0.75), robustness.table(other, REGIMES, 0.75))
     assert moved == "cheapest broker_reward -> vouchers; free_trial now lowers conversions"
 
 
