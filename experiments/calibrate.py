@@ -4,6 +4,8 @@
     python -m experiments.calibrate target_set=my_region.yaml budget=50000 workers=2
     python -m experiments.calibrate method=screen           # the Morris screen alone
     python -m experiments.calibrate executor=slurm slurm.partition=compute workers=64
+    python -m experiments.calibrate method=predict posterior=calibration/reported-e3b0c442 target_set=unseen.yaml
+                                                            # figures never fitted, predicted from a posterior
 
 Steps: a Morris screen of every free parameter of ``space`` against the fitted targets
 (SALib), then ABC-SMC (pyabc) on the parameters that matter, then the posterior
@@ -70,7 +72,11 @@ class AbcConfig:
 class CalibrateConfig:
     target_set: str = _c("reported", doc="target set: configs/targets/<name>.yaml, or a path")
     space: str = _c("judgement", doc="free parameters and ranges: configs/spaces/<name>.yaml, or a path")
-    method: str = _c("abc_smc", choices=("abc_smc", "screen"), doc="abc_smc: screen, fit, predict; screen: alone")
+    method: str = _c("abc_smc", choices=("abc_smc", "screen", "predict"),
+                     doc="abc_smc: screen, fit, predict; screen: alone; predict: every target of target_set predicted "
+                         "from the posterior of an earlier calibration (posterior=<its folder>), nothing fitted")
+    posterior: Optional[str] = _c(None, doc="method=predict: the folder of a calibration (posterior.csv, "
+                                            "posterior.yaml) whose posterior predicts the targets")
     seed: int = _c(0, ge=0, le=SEED_MAX, doc="seed of the calibration (design, candidates, runs)")
     budget: int = _c(40000, ge=10, le=10**9, doc="model runs in all (screen + ABC): a hard cap; a generation the "
                                                   "rest cannot pay for is not begun")
@@ -138,7 +144,7 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
     from sim import calibration_plots as plots
     from sim.targets import load_targets
 
-    ts = load_targets(cfg.target_set)
+    ts = load_targets(cfg.target_set, fitting=cfg.method != "predict")
     space = cal.load_space(cfg.space)
     fit_targets, held_out = ts.by_use("fit"), ts.by_use("holdout")
     if cfg.screen.fit is not None:
@@ -151,6 +157,13 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
     executor = cal.Executor(cfg.executor, workers,
                             {**dataclasses.asdict(cfg.slurm), "folder": str(out / ".submitit")})
     check_writable(out, "hydra.run.dir")
+    if cfg.method == "predict":
+        try:
+            return _predict(cfg, out, ts, space, executor, config_dirs)
+        finally:
+            executor.close()
+    if cfg.posterior is not None:
+        raise ConfigError(f"posterior = {cfg.posterior}: only method=predict reads a posterior (a calibration fits its own)")
     model = cal.TargetModel.build(ts, fit_targets, space, config_dirs)
     _check_defined(model, cfg.seed)  # also loads the compiled kernels here, before worker processes are forked
     stamp = _check_stamp(cfg, out, ts, space)
@@ -402,6 +415,44 @@ def _write_scenarios(cfg, out: Path, summary, space, bases: set, meta: dict, con
     return written
 
 
+def _predict(cfg, out: Path, ts, space, executor, config_dirs) -> dict:
+    """Every target of ``ts`` (fitted or held out alike) predicted from an earlier calibration's posterior: the figures
+    a calibration never saw, in a target file of the same format. Writes predictive.csv, fit.csv, fit.png and
+    report.md (reported, predicted with its 90% interval, predicted / reported, inside the interval, z)."""
+    import pandas as pd
+
+    from sim import calibration as cal
+    from sim import calibration_plots as plots
+    from sim.posterior import load_posterior
+
+    if cfg.posterior is None:
+        raise ConfigError("posterior = null: method=predict needs the folder of a calibration (posterior=<dir>)")
+    post = load_posterior(cfg.posterior)   # validated: files, weights, keys, values
+    unknown = [k for k in post.keys if k not in space.keys]
+    if unknown:
+        raise ConfigError(f"posterior = {cfg.posterior}: {unknown[0]} is not a parameter of space {space.name}; "
+                          f"name the space it was calibrated in (space=...)")
+    frame = pd.DataFrame(list(post.values), columns=list(post.keys)).assign(weight=post.weights)
+    targets = list(ts.targets.values())
+    t0 = time.perf_counter()
+    model = cal.TargetModel.build(ts, targets, space.subset(list(post.keys)), config_dirs)
+    particles = cal.draw_particles(frame, cfg.predictive_draws, cfg.seed)
+    pred = cal.predictive(model, particles, cfg.seed + 7919, executor)
+    defaults = cal.predictive(model, [{"draw": -1}] * min(cfg.predictive_draws, 20), cfg.seed + 7919, executor)
+    fit = cal.fit_table(targets, pred, defaults)
+    write_atomic(out / "predictive.csv", lambda p: pred.to_csv(p, index=False))
+    write_atomic(out / "fit.csv", lambda p: fit.to_csv(p, index=False))
+    plots.save(plots.fit_figure(fit), out / "fit.png", write_atomic)
+    runs = (len(particles) + len(defaults)) * model.runs_per_evaluation
+    lines = [f"# {ts.name} predicted from the posterior of {post.path} (target set {post.target_set}; "
+             f"{len(particles)} draws, {runs} runs in {time.perf_counter() - t0:.0f} s); nothing fitted", ""]
+    lines += _fit_lines(fit)
+    write_atomic(out / "report.md", lambda p: Path(p).write_text("\n".join(lines) + "\n"))
+    print("\n".join(lines))
+    print(f"\nwrote predictive.csv, fit.csv, fit.png, report.md to {out}")
+    return {"runs": runs}
+
+
 def _screen_check(cfg, out: Path, model, executor, info) -> list[str]:
     """The parameters a second screen, with seed + 1, keeps (``screen_check.csv``; read back when resuming)."""
     import pandas as pd
@@ -447,6 +498,27 @@ def _report(ts, summary, fit, info, written, meta, informed=None) -> list[str]:
     for c in ("low", "high", "mean", "median", "q05", "q95"):
         s[c] = s[c].map(_fmt)
     s["shrinkage"] = summary["shrinkage"].map(lambda v: f"{v:.0%}")
+    lines = [f"# Calibration to {ts.name} ({meta['runs']} runs of the budget, {info.get('prediction_runs', 0)} more "
+             f"for the predictions; {meta['generations']} generations, tolerance {meta['epsilon']:.3g}, effective "
+             f"sample size {info.get('ess', float('nan')):.0f} of {meta['population']}; "
+             f"{info.get('abc_runs_per_s', float('nan')):.0f} runs/s in ABC)", "",
+             "## Posterior of the fitted parameters (weighted median, 90% interval; shrinkage = 1 - interval / 90% of "
+             "the prior range)", tabulate(s, headers="keys", tablefmt="github", showindex=False), ""]
+    lines += _fit_lines(fit)
+    lines.append("Calibrated scenarios: " + ", ".join(f"scenario={w}" for w in written))
+    if informed:
+        lines += ["", "## Which target informs which fitted parameter (Morris mu*, in the target's sigmas, of those "
+                      "at least screen.threshold)"]
+        lines += [f"- {key}: " + (", ".join(f"{t} ({mu:.2g})" for t, mu in effects) if effects else
+                                  "no target above the threshold (kept for its largest effect)")
+                  for key, effects in informed.items()]
+    return lines
+
+
+def _fit_lines(fit) -> list[str]:
+    """The fit and held-out table with its misfits and how many figures their 90% intervals hold (markdown)."""
+    from tabulate import tabulate
+
     f = fit[["target", "use", "observed", "observed_low", "observed_high", "predicted_median", "predicted_q05",
              "predicted_q95", "prior_median", "z", "misfit"]].copy()
     f["reported [95%]"] = [f"{_fmt(a)} [{_fmt(b)}, {_fmt(c)}]" for a, b, c in
@@ -461,14 +533,9 @@ def _report(ts, summary, fit, info, written, meta, informed=None) -> list[str]:
     f = f[["target", "use", "reported [95%]", "calibrated model [90%]", "defaults", "predicted / reported",
            "inside 90%", "z", "misfit"]]
     misfits = list(fit.loc[fit["misfit"], "target"])
-    lines = [f"# Calibration to {ts.name} ({meta['runs']} runs of the budget, {info.get('prediction_runs', 0)} more "
-             f"for the predictions; {meta['generations']} generations, tolerance {meta['epsilon']:.3g}, effective "
-             f"sample size {info.get('ess', float('nan')):.0f} of {meta['population']}; "
-             f"{info.get('abc_runs_per_s', float('nan')):.0f} runs/s in ABC)", "",
-             "## Posterior of the fitted parameters (weighted median, 90% interval; shrinkage = 1 - interval / 90% of "
-             "the prior range)", tabulate(s, headers="keys", tablefmt="github", showindex=False), "",
-             "## Fit and held-out predictions (posterior predictive; z = (reported - predicted) / sd of the prediction, the figure and its stated discrepancy; "
-             "misfit: |z| > 3)", tabulate(f, headers="keys", tablefmt="github", showindex=False), ""]
+    lines = ["## Fit and held-out predictions (posterior predictive; z = (reported - predicted) / sd of the prediction, "
+             "the figure and its stated discrepancy; misfit: |z| > 3)",
+             tabulate(f, headers="keys", tablefmt="github", showindex=False), ""]
     lines.append("Misfits (the model cannot meet these figures within their uncertainty): "
                  + (", ".join(misfits) if misfits else "none"))
     for use, what in (("fit", "Fitted"), ("holdout", "Held-out")):
@@ -477,13 +544,6 @@ def _report(ts, summary, fit, info, written, meta, informed=None) -> list[str]:
             outside = list(part.loc[~part["inside90"], "target"])
             lines.append(f"{what} figures inside their 90% predictive interval: {int(part['inside90'].sum())} of "
                          f"{len(part)}" + (f" (outside: {', '.join(outside)})" if outside else ""))
-    if informed:
-        lines += ["", "## Which target informs which fitted parameter (Morris mu*, in the target's sigmas, of those "
-                      "at least screen.threshold)"]
-        lines += [f"- {key}: " + (", ".join(f"{t} ({mu:.2g})" for t, mu in effects) if effects else
-                                  "no target above the threshold (kept for its largest effect)")
-                  for key, effects in informed.items()]
-    lines.append("Calibrated scenarios: " + ", ".join(f"scenario={w}" for w in written))
     return lines
 
 

@@ -324,8 +324,9 @@ def _target(name: str, d: Any, settings: dict) -> Target:
                   count, denominator, value, sd, discrepancy)
 
 
-def load_targets(name_or_path: str) -> TargetSet:
-    """Read and validate a target set (a name of ``configs/targets/`` or a path)."""
+def load_targets(name_or_path: str, fitting: bool = True) -> TargetSet:
+    """Read and validate a target set (a name of ``configs/targets/`` or a path); ``fitting``: it must have a target to
+    fit (a set only predicted, from an earlier posterior, need not)."""
     import yaml
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
@@ -346,7 +347,7 @@ def load_targets(name_or_path: str) -> TargetSet:
             raise ConfigError(f"{key} = {data.get(key)!r} in {path.name}: must be a non-empty mapping")
     settings = {n: _setting(n, d) for n, d in data["settings"].items()}
     targets = {n: _target(n, d, settings) for n, d in data["targets"].items()}
-    if not any(t.use == "fit" for t in targets.values()):
+    if fitting and not any(t.use == "fit" for t in targets.values()):
         raise ConfigError(f"targets in {path.name}: at least one target must have use: fit")
     unused = [s for s in settings if not any(t.setting == s for t in targets.values())]
     if unused:

@@ -373,3 +373,48 @@ def test_a_target_undefined_in_its_setting_is_refused_before_any_calibration(tmp
         "config error: targets.needs_per_visit.statistic = 'needs_surfaced_by_visits / visits_made': undefined (0/0) "
         "in setting 'visits' in 3 runs at the defaults; does the setting switch on what it counts?"], p.stderr
     assert not (tmp_path / "out").exists()  # nothing written, no empty folder left
+
+
+def test_predict_gives_every_target_from_an_earlier_posterior_and_fits_nothing(tmp_path):
+    """method=predict: the figures of a target file (held out or not) predicted from a posterior's draws, as the
+    calibration predicts its held-out ones: fit.csv equals fit_table of cal.predictive on the same draws and seeds."""
+    from .test_posterior import write_posterior
+
+    post = write_posterior(tmp_path / "post", [{"weight": 0.7, "experts.surface_chance": 0.4},
+                                               {"weight": 0.3, "experts.surface_chance": 0.9}],
+                           {"county": ["experts.surface_chance"]})
+    data = yaml.safe_load((DATA / "recovery_targets.yaml").read_text())
+    for t in data["targets"].values():
+        t["use"] = "holdout"      # a file of figures never fitted
+    targets_file = _write(tmp_path, data)
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, "-m", "experiments.calibrate", "method=predict", f"posterior={post}",
+                        f"target_set={targets_file}", f"space={DATA / 'recovery_space.yaml'}", "predictive_draws=4",
+                        "workers=1", f"hydra.run.dir={out}"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert not (out / "abc.db").exists() and not (out / "posterior.csv").exists()   # nothing fitted
+    ts = load_targets(str(targets_file), fitting=False)
+    space = cal.load_space(str(DATA / "recovery_space.yaml")).subset(["experts.surface_chance"])
+    model = cal.TargetModel.build(ts, list(ts.targets.values()), space)
+    frame = pd.DataFrame({"experts.surface_chance": [0.4, 0.9], "weight": [0.7, 0.3]})
+    particles = cal.draw_particles(frame, 4, 0)
+    executor = cal.Executor("local", 1)
+    try:
+        pred = cal.predictive(model, particles, 0 + 7919, executor)
+    finally:
+        executor.close()
+    written = pd.read_csv(out / "fit.csv").set_index("target")
+    expected = cal.fit_table(list(ts.targets.values()), pred).set_index("target")
+    for col in ("predicted_median", "predicted_q05", "predicted_q95", "ratio", "z"):
+        assert written[col].to_numpy() == pytest.approx(expected[col].to_numpy(), rel=1e-12), col
+    assert f"Held-out figures inside their 90% predictive interval: {int(expected['inside90'].sum())} of 2" in p.stdout
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["method=predict"], "posterior = null: method=predict needs the folder of a calibration"),
+    (["posterior=somewhere"], "posterior = somewhere: only method=predict reads a posterior"),
+])
+def test_predict_and_posterior_go_together(tmp_path, args, fragment):
+    p = subprocess.run([sys.executable, "-m", "experiments.calibrate", *args, f"hydra.run.dir={tmp_path / 'out'}"],
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert p.returncode == 2 and fragment in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
