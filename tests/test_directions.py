@@ -48,7 +48,8 @@ def _effect(runs, regime, metric):
     ("free_trial", "contracts"),          # free trials raise contracts signed
     ("free_trial", "successes"),          # ... and conversions
     ("broker_reward", "brokers_mean"),    # broker rewards raise the broker count
-    ("broker_reward", "matches"),         # ... and the matches they make
+    ("broker_reward", "matches_brokered"),  # ... and the matches they make (brokers screen the published lists; the
+                                            # firms' own search adds as many matches again, diluting the total's test)
     ("failure_insurance", "contracts"),   # insurance raises adoption by risk-averse firms
     ("failure_insurance", "signed_insured"),
 ])
