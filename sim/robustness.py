@@ -6,7 +6,8 @@ of the parameters the data allow, and not just on average. For every regime agai
 gives, from the same runs (paired by replicate, :func:`sim.stats.by_draw`):
 
 * the share of replicates in which its effect on conversions has the sign of its mean effect;
-* among the *spending instruments* (regimes of one instrument that pays public money: :func:`spending`), the
+* among the *spending instruments* (regimes of one instrument that pays public money, :func:`spending`, and
+  spent some in these runs), the
   share of replicates in which it is the cheapest per extra conversion (extra government spend / extra expected
   conversions, the table's ``cost_per_extra_conversion``: :data:`sim.stats.COSTS`; a replicate adding none costs
   ``inf``), and in which it is the dearest;
