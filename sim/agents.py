@@ -1,7 +1,7 @@
 """Mesa agents of the reference engine: firms, universities, brokers, and the achievements they trade.
 
-An agent is a view of its row of the shared state (:mod:`sim.state`): ``firm.state`` reads
-and writes ``state.firm_state[firm.index]``. Its decisions are the shared operations of
+An agent is a view of its row of the shared state (:mod:`sim.state`): ``project.state`` reads
+and writes ``state.project_state[project.index]``. Its decisions are the shared operations of
 :mod:`sim.contracts` (the same compiled functions the Numba kernels call), so the two
 engines cannot disagree on a decision, a price or a payment; the model (:mod:`sim.model`)
 decides who acts when, in the canonical order.
@@ -42,17 +42,16 @@ class Achievement:
 
 
 class Firm(mesa.Agent):
-    """A firm with technology needs, beliefs about university technology, and cash."""
+    """A firm with technology needs, beliefs about university technology, cash, and a few project slots: each
+    :class:`Project` carries one need from its rise through negotiation to the implementation's outcome."""
 
-    state = column("firm_state", "IDLE, NEED, NEGOTIATING_FIRM or IMPLEMENTING")
-    need_month = column("firm_need_month")
-    need_rate = column("firm_need_rate", "monthly chance an idle firm raises a need")
+    need_rate = column("firm_need_rate", "monthly chance a need arises in the firm while it has a project slot free")
     sector = column("firm_sector")
-    ends = column("c_ends", "month the current implementation's outcome is known")
 
     def __init__(self, model: "TransferModel", index: int):
         super().__init__(model)
         self.index = index
+        self.projects: list[Project] = []
 
     @property
     def cash(self) -> int:
@@ -64,13 +63,42 @@ class Firm(mesa.Agent):
         arrays = self.model.arrays
         return rules.belief_mean(arrays.firm_alpha[self.index], arrays.firm_beta[self.index])
 
+    def raise_needs(self, u: float) -> None:
+        """The month's needs (``u``: the firm's uniform draw): open needs past their patience are given up, and a new
+        need arises, with chance ``need_rate``, in a slot that was idle when the month began (if any)."""
+        m = self.model
+        free = self.project_in(IDLE)
+        m.series[m.month, C.NEEDS_EXPIRED] += contracts.expire_needs(m.p, m.st, m.month, self.index)
+        if free is not None and u < self.need_rate:
+            free.raise_need()
+
+    def project_in(self, state: int) -> Optional["Project"]:
+        """Its first project slot in ``state`` (IDLE, NEED, ...), or None."""
+        j = contracts.firm_project(self.model.st, self.index, state)
+        return self.projects[j - self.projects[0].index] if j >= 0 else None
+
+    def visited_project(self) -> Optional["Project"]:
+        """The slot a visitor deals with: its first with an open need, else its first idle one, else None."""
+        j = contracts.visited_project(self.model.st, self.index)
+        return self.projects[j - self.projects[0].index] if j >= 0 else None
+
+
+class Project(mesa.Agent):
+    """One of a firm's technology projects: a need, the search for an achievement to meet it, the negotiation, and
+    the implementation until its outcome is known. A firm runs as many at once as it has slots."""
+
+    state = column("project_state", "IDLE, NEED, NEGOTIATING_FIRM or IMPLEMENTING")
+    need_month = column("project_need_month")
+    ends = column("c_ends", "month the current implementation's outcome is known")
+
+    def __init__(self, model: "TransferModel", index: int, firm: Firm):
+        super().__init__(model)
+        self.index = index
+        self.firm = firm
+
     def raise_need(self, surfaced: bool = False) -> None:
         m = self.model
         contracts.raise_need(m.st, m.series, m.month, self.index, surfaced)
-
-    def give_up_need(self) -> None:
-        self.state = IDLE
-        self.model.series[self.model.month, C.NEEDS_EXPIRED] += 1
 
     def search_lists(self) -> tuple[Optional[Achievement], float]:
         """Search the published lists of its sector at a cost (:func:`sim.contracts.search_lists`): the best
@@ -122,7 +150,7 @@ class Broker(mesa.Agent):
         super().__init__(model)
         self.index = index
 
-    def propose(self, firm: Firm, visit: int) -> tuple[Optional[Achievement], float]:
+    def propose(self, firm: "Firm", visit: int) -> tuple[Optional[Achievement], float]:
         """Screen a few achievements of the sector; return the best shelved one by the broker's judgement."""
         m = self.model
         a, seen = contracts.propose(m.p, m.st, m.month, firm.index, self.index, visit)

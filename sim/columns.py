@@ -64,6 +64,7 @@ MATCHES_BROKERED = column("matches_brokered", "of which proposed by a broker", s
 LIST_SEARCHES = column("list_searches", "searches of the published lists by firms with a need", summary=True)
 LIST_FINDS = column("list_finds", "of which found a listed achievement to weigh", summary=True)
 NEGOTIATIONS_FAILED = column("negotiations_failed", "negotiations that broke down")
+ADOPTERS = column("adopters", "firms signing their first contract of the run (the firms that adopted)", summary=True)
 SIGN_DELAY_SUM = column("sign_delay_sum", "months from need to signing, summed over this month's contracts")
 SUCCESSES = column("successes", "implementations that succeeded (conversions)", summary=True)
 FAILURES = column("failures", "implementations that failed", summary=True)

@@ -24,7 +24,7 @@ import numpy as np
 
 from .instruments import INSTRUMENTS
 from .schema import (ENGINES, BETA_MAX, BETA_MIN, COUNT_MAX, MONEY_MAX, MONTHS_MAX, MULTIPLIER_MAX, PER_MONTH_MAX,  # noqa: F401
-                     POPULATION_MAX, SEED_MAX, SIGMA_MAX, VISITS_MAX, ConfigError, _c, _describe, _factor, _money,
+                     POPULATION_MAX, PROJECTS_MAX, SEED_MAX, SIGMA_MAX, VISITS_MAX, ConfigError, _c, _describe, _factor, _money,
                      _months, _nested, _shape, _share, _show, _sigma)
 
 # --------------------------------------------------------------------------- scenario
@@ -32,8 +32,14 @@ from .schema import (ENGINES, BETA_MAX, BETA_MIN, COUNT_MAX, MONEY_MAX, MONTHS_M
 class FirmsConfig:
     n: int = _c(2000, ge=1, le=POPULATION_MAX, doc="number of firms")
     sme_share: float = _share(0.9, "share of firms that are SMEs")
-    need_rate_sme: float = _share(0.03, "monthly probability that an idle SME raises a technology need")
+    need_rate_sme: float = _share(0.03, "monthly probability that a technology need arises in an SME with a project "
+                                        "slot free (one not negotiating, implementing or holding an open need)")
     need_rate_large: float = _share(0.06, "same, large firms")
+    projects_sme: int = _c(2, ge=1, le=PROJECTS_MAX, doc="technology projects an SME can run at once, each from its "
+                           "own need through negotiation to the outcome (judgement: Lishui's firm took 5 patents in "
+                           "one deal and county pilots report firms taking several achievements in a year, seed 000; "
+                           "an SME's R&D team carries one or two projects; 1 = one project at a time)")
+    projects_large: int = _c(5, ge=1, le=PROJECTS_MAX, doc="same, large firms (judgement: several R&D teams)")
     need_patience: int = _months(6, "months an unmatched need stays open before the firm gives up")
     self_search_prob: float = _share(0.05, "monthly chance a firm with an open need searches the published lists "
                                            "itself (universities' catalogues, platforms, open-licence lists)")
@@ -136,9 +142,9 @@ class NegotiationConfig:
 
 @dataclass
 class BrokersConfig:
-    initial: int = _c(3, ge=0, le=COUNT_MAX, doc="active brokers at month 0 (the number the default region's deal flow "
-                      "sustains at monthly_cost: measured, 3.5-4.0 at each year's end over ten years without "
-                      "instruments, so that the market starts in balance)")
+    initial: int = _c(12, ge=0, le=COUNT_MAX, doc="active brokers at month 0 (the number the default region's deal "
+                      "flow sustains at monthly_cost: measured, 10.2-11.9 at each year's end from year 2 to 10 without "
+                      "instruments, 30 seeds, so that the market starts in balance)")
     max: int = _c(60, ge=0, le=COUNT_MAX, doc="brokers that can ever exist (pool of potential entrants)")
     capacity: int = _c(5, ge=1, le=PER_MONTH_MAX, doc="firms a broker visits per month")
     skill_a: float = _shape(3.0, "Beta(a, b) of broker skill")

@@ -33,14 +33,43 @@ from .state import (BARGAIN_ON_SUCCESS, COVER_PREMIUM, COVER_REFUND, OFFER_AT_SI
 
 # --------------------------------------------------------------------------- needs
 @entry
-def raise_need(st, series, month, f, surfaced):
-    """Idle firm ``f`` has a technology need from this month: raised by itself or, if ``surfaced``, brought to light
-    by a visit (a broker's, an expert's) or a matching event; counted in the needs raised (and surfaced)."""
-    st.firm_state[f] = rules.NEED
-    st.firm_need_month[f] = month
+def raise_need(st, series, month, j, surfaced):
+    """Idle project slot ``j`` has a technology need from this month: raised by its firm or, if ``surfaced``, brought
+    to light by a visit (a broker's, an expert's) or a matching event; counted in the needs raised (and surfaced)."""
+    st.project_state[j] = rules.NEED
+    st.project_need_month[j] = month
     series[month, C.NEEDS_RAISED] += 1
     if surfaced:
         series[month, C.NEEDS_SURFACED] += 1
+
+
+@entry
+def firm_project(st, f, state):
+    """Firm ``f``'s first project slot in ``state`` (IDLE, NEED, ...), or -1: where a need arising at the firm, or a
+    visitor, lands."""
+    for j in range(st.project_offsets[f], st.project_offsets[f + 1]):
+        if st.project_state[j] == state:
+            return j
+    return -1
+
+
+@entry
+def visited_project(st, f):
+    """The project slot a visitor to firm ``f`` deals with: its first with an open need, else its first idle one (a
+    latent need may surface there), else -1 (every slot busy)."""
+    j = firm_project(st, f, rules.NEED)
+    return j if j >= 0 else firm_project(st, f, IDLE)
+
+
+@entry
+def expire_needs(p, st, month, f):
+    """Firm ``f`` gives up its open needs that found no match within ``need_patience`` months; returns how many."""
+    expired = 0
+    for j in range(st.project_offsets[f], st.project_offsets[f + 1]):
+        if st.project_state[j] == rules.NEED and month - st.project_need_month[j] >= p.need_patience:
+            st.project_state[j] = IDLE
+            expired += 1
+    return expired
 
 
 NO_LIMIT = 2**62   # yuan: more than any account or flow can reach (sim.population.money_bound < 2**53)
@@ -88,12 +117,13 @@ def publish(st):
 
 
 @entry
-def search_lists(p, st, series, month, f):
-    """Firm ``f``, with a need, searches the published lists of its sector (:func:`publish`) at ``search_cost``
-    (a firm that cannot pay it does not search). With ``L`` listed it finds something meeting its need with chance
+def search_lists(p, st, series, month, j):
+    """Project ``j``'s firm, for its open need, searches the published lists of its sector (:func:`publish`) at
+    ``search_cost`` (a firm that cannot pay it does not search); a firm with several open needs searches for each. With ``L`` listed it finds something meeting its need with chance
     :func:`sim.rules.find_chance` (``1 - (1 - list_match)^L``): then it judges ``list_screen`` of them, drawn at
     random, with its own error (``self_noise``). Returns the best still shelved by its judgement (or -1) and that
     judgement."""
+    f = st.project_firm[j]
     firm = account(st, FIRM, f)
     cost = rules.yuan(p.search_cost)
     if st.balance[firm] < cost:
@@ -102,12 +132,12 @@ def search_lists(p, st, series, month, f):
     series[month, C.LIST_SEARCHES] += 1
     s = st.firm_sector[f]
     lo, n = st.listed_offsets[s], st.listed_offsets[s + 1] - st.listed_offsets[s]
-    if n == 0 or rng.uniform(p.seed, rng.LIST_FIND, month, f) >= rules.find_chance(p.list_match, n):
+    if n == 0 or rng.uniform(p.seed, rng.LIST_FIND, month, j) >= rules.find_chance(p.list_match, n):
         return -1, 0.0
     series[month, C.LIST_FINDS] += 1
     best, best_seen = -1, -1.0
-    for j in range(p.list_screen):
-        key = f * p.list_screen + j
+    for k in range(p.list_screen):
+        key = j * p.list_screen + k
         a = st.listed[lo + rng.randint(p.seed, rng.SELF_PICK, month, key, n)]
         if st.ach_status[a] != rules.SHELVED:  # taken by another firm earlier this month
             continue
@@ -140,21 +170,25 @@ def screen(p, st, month, f, s, sd, n_screen, key, screen_purpose, noise_purpose)
 @kernel
 def visit(p, st, series, month, f, key, surface_chance, surface_purpose, s, sd, n_screen, screen_purpose,
           noise_purpose, broker):
-    """A visit to firm ``f`` (a broker's, an expert's, a firm's at a matching event; ``key`` names it in its draws):
-    an idle firm's latent need surfaces with ``surface_chance``; to a firm with a need, the visitor screens
-    ``n_screen`` achievements of sector ``s`` with error ``sd`` (:func:`screen`) and the firm considers the best
-    shelved one if its transfer office can open (:func:`consider`, brought about by ``broker`` or -1). Returns (a need
-    surfaced, a candidate put to the firm, a negotiation opened)."""
+    """A visit to firm ``f`` (a broker's, an expert's, a firm's at a matching event; ``key`` names it in its draws),
+    for one of its projects (:func:`visited_project`): a latent need surfaces in an idle slot with
+    ``surface_chance``; for an open need, the visitor screens ``n_screen`` achievements of sector ``s`` with error
+    ``sd`` (:func:`screen`) and the firm considers the best shelved one if its transfer office can open
+    (:func:`consider`, brought about by ``broker`` or -1). Returns (a need surfaced, a candidate put to the firm, the
+    project slot whose negotiation opened or -1)."""
     surfaced = False
-    if st.firm_state[f] == IDLE and rng.uniform(p.seed, surface_purpose, month, key) < surface_chance:
-        raise_need(st, series, month, f, True)
+    j = visited_project(st, f)
+    if j < 0:
+        return surfaced, False, -1
+    if st.project_state[j] == IDLE and rng.uniform(p.seed, surface_purpose, month, key) < surface_chance:
+        raise_need(st, series, month, j, True)
         surfaced = True
-    if st.firm_state[f] != rules.NEED:
-        return surfaced, False, False
+    if st.project_state[j] != rules.NEED:
+        return surfaced, False, -1
     a, seen = screen(p, st, month, f, s, sd, n_screen, key, screen_purpose, noise_purpose)
     if a >= 0 and can_open(st, a):
-        return surfaced, True, consider(p, st, series, month, f, a, seen, broker)
-    return surfaced, False, False
+        return surfaced, True, j if consider(p, st, series, month, j, a, seen, broker) else -1
+    return surfaced, False, -1
 
 
 @kernel
@@ -442,17 +476,18 @@ def _success_willingness(p_hat, value, own, refund, fee_rate, fee_firm_share, fi
 
 
 @entry
-def consider(p, st, series, month, f, a, signal, broker):
-    """Firm ``f`` weighs achievement ``a`` (success signal ``signal``, proposed by ``broker`` or -1); if a contract
+def consider(p, st, series, month, j, a, signal, broker):
+    """For its project ``j``, a firm weighs achievement ``a`` (success signal ``signal``, proposed by ``broker`` or -1); if a contract
     suits it, negotiation opens. Returns whether it did."""
+    f = st.project_firm[j]
     value = rules.project_amount(st.ach_value[a], st.firm_scale[f])
     cost = rules.project_amount(st.ach_cost[a], st.firm_scale[f])
     n = _offer_licence(p, st)
-    n = hooks.offer_forms(p, st, series, month, f, a, signal, n)
+    n = hooks.offer_forms(p, st, series, month, j, a, signal, n)
     st.public_offered[0] = 0
-    n_covers = hooks.offer_covers(p, st, f, a, cost, 0)
+    n_covers = hooks.offer_covers(p, st, j, a, cost, 0)
     st.support[:] = 0.0
-    hooks.offer_support(p, st, series, month, f, a, cost)
+    hooks.offer_support(p, st, series, month, j, a, cost)
     cash = st.balance[account(st, FIRM, f)]
     p_hat = rules.firm_estimate(rules.belief_mean(st.firm_alpha[f], st.firm_beta[f]), signal, p.belief_weight)
     brokered = broker >= 0
@@ -464,38 +499,39 @@ def consider(p, st, series, month, f, a, signal, broker):
         st.ach_declined[a] += 1   # a firm wanted it, not on these terms (demand a maturation grant may target)
         return False
     terms = st.offers[row]
-    st.c_ach[f] = a
-    st.c_borrowed[f] = borrowed
-    st.c_own_cash[f] = max(np.int64(0), np.int64(math.ceil(outlay)) - borrowed)
-    st.c_broker[f] = broker
-    st.c_form[f] = np.int64(terms[OFFER_FORM])
+    st.c_ach[j] = a
+    st.c_borrowed[j] = borrowed
+    st.c_own_cash[j] = max(np.int64(0), np.int64(math.ceil(outlay)) - borrowed)
+    st.c_broker[j] = broker
+    st.c_form[j] = np.int64(terms[OFFER_FORM])
     if terms[OFFER_BARGAINED] == BARGAIN_ON_SUCCESS:   # the bargained price is paid on success, nothing at signing
-        st.c_at_sign[f] = np.int64(terms[OFFER_AT_SIGN])
-        st.c_on_success[f] = price
+        st.c_at_sign[j] = np.int64(terms[OFFER_AT_SIGN])
+        st.c_on_success[j] = price
     else:
-        st.c_at_sign[f] = price
-        st.c_on_success[f] = np.int64(terms[OFFER_ON_SUCCESS])
-    st.c_negotiation[f] = terms[OFFER_NEGOTIATION]
-    st.c_term[f] = np.int64(terms[OFFER_TERM])
-    st.c_status[f] = np.int64(terms[OFFER_STATUS])
-    st.c_value[f] = value
-    st.c_cost[f] = cost
-    st.c_chance[f] = true_chance(p, st, f, a)
-    st.c_opened[f] = month
-    hooks.on_open(p, st, series, month, f, cover)
+        st.c_at_sign[j] = price
+        st.c_on_success[j] = np.int64(terms[OFFER_ON_SUCCESS])
+    st.c_negotiation[j] = terms[OFFER_NEGOTIATION]
+    st.c_term[j] = np.int64(terms[OFFER_TERM])
+    st.c_status[j] = np.int64(terms[OFFER_STATUS])
+    st.c_value[j] = value
+    st.c_cost[j] = cost
+    st.c_chance[j] = true_chance(p, st, f, a)
+    st.c_opened[j] = month
+    hooks.on_open(p, st, series, month, j, cover)
     st.ach_status[a] = rules.NEGOTIATING
     st.univ_opened[st.ach_owner[a]] += 1
-    st.firm_state[f] = NEGOTIATING_FIRM
-    tally(st, series, month, f, C.MATCHES, C.MATCHES_SME, state.SECTOR_MATCHES)
+    st.project_state[j] = NEGOTIATING_FIRM
+    tally(st, series, month, j, C.MATCHES, C.MATCHES_SME, state.SECTOR_MATCHES)
     if brokered:
         series[month, C.MATCHES_BROKERED] += 1
     return True
 
 
 @kernel
-def tally(st, series, month, f, column, sme_column, sector_column):
-    """Count one event of firm ``f`` (a match, a contract, a success, a failure): in the series, in its SMEs' part if
-    ``f`` is an SME, and in its sector's funnel."""
+def tally(st, series, month, j, column, sme_column, sector_column):
+    """Count one event of project ``j`` (a match, a contract, a success, a failure): in the series, in its SMEs' part
+    if its firm is an SME, and in its sector's funnel."""
+    f = st.project_firm[j]
     series[month, column] += 1
     series[month, sme_column] += st.firm_sme[f]
     st.sector_series[month, st.firm_sector[f], sector_column] += 1
@@ -515,46 +551,50 @@ def organised_search(p, st, series, month):
 
 
 @entry
-def negotiate(p, st, series, month, f, u):
-    """One month of firm ``f``'s negotiation (``u``: its uniform draw): it concludes (signing), continues or breaks
+def negotiate(p, st, series, month, j, u):
+    """One month of project ``j``'s negotiation (``u``: its uniform draw): it concludes (signing), continues or breaks
     down."""
-    mean = rules.negotiation_months(st.c_negotiation[f], st.c_broker[f] >= 0, p.broker_speedup)
+    mean = rules.negotiation_months(st.c_negotiation[j], st.c_broker[j] >= 0, p.broker_speedup)
     step = rules.negotiation_step(u, mean, p.breakdown_hazard)
-    if step == rules.CONCLUDED and st.balance[account(st, FIRM, f)] < st.c_own_cash[f]:
-        # the firm's cash fell while it negotiated (instalments of an earlier royalty, paid first: they are owed):
+    if step == rules.CONCLUDED and st.balance[account(st, FIRM, st.project_firm[j])] < st.c_own_cash[j]:
+        # the firm's cash fell while it negotiated (its other projects' payments, an earlier royalty's instalments):
         # it can no longer pay at signing what it agreed to, and the deal falls through
         step = rules.BROKE_DOWN
     if step == rules.CONCLUDED:
-        sign(p, st, series, month, f)
+        sign(p, st, series, month, j)
     elif step == rules.BROKE_DOWN:
-        shelve(p, st, st.c_ach[f], month)
-        hooks.on_breakdown(p, st, series, month, f)
-        st.firm_state[f] = IDLE
+        shelve(p, st, st.c_ach[j], month)
+        hooks.on_breakdown(p, st, series, month, j)
+        st.project_state[j] = IDLE
         series[month, C.NEGOTIATIONS_FAILED] += 1
 
 
 @kernel
-def sign(p, st, series, month, f):
+def sign(p, st, series, month, j):
     """The contract is signed: service fee, the form's payment at signing, the instruments' part, the
     implementation cost; the term starts."""
-    hooks.at_signing(p, st, series, month, f)
-    b = st.c_broker[f]
+    hooks.at_signing(p, st, series, month, j)
+    f = st.project_firm[j]
+    b = st.c_broker[j]
     firm = account(st, FIRM, f)
     if b >= 0:  # the service fee, paid by the firm that was served
         fee = rules.yuan(p.fee_fixed)
         pay(st, series, month, firm, account(st, BROKER, b), fee, ledger.SERVICE_FEES)
         st.broker_income[b] += fee
-    form = st.c_form[f]
+    form = st.c_form[j]
     if hooks.FORM_KIND_AT_SIGN[form] >= 0:
-        collect(p, st, series, month, f, st.c_at_sign[f], hooks.FORM_KIND_AT_SIGN[form])
-    hooks.on_sign(p, st, series, month, f)
-    pay(st, series, month, firm, account(st, MARKET, 0), st.c_cost[f], ledger.IMPLEMENTATION_COST)
-    st.ach_status[st.c_ach[f]] = st.c_status[f]
-    st.c_ends[f] = month + st.c_term[f]
-    st.firm_state[f] = IMPLEMENTING
-    tally(st, series, month, f, hooks.FORM_COLUMN[form], C.CONTRACTS_SME, state.SECTOR_CONTRACTS)
-    series[month, C.SIGN_DELAY_SUM] += month - st.firm_need_month[f]
-    record_deal(st, st.c_at_sign[f] + st.c_on_success[f], form)
+        collect(p, st, series, month, j, st.c_at_sign[j], hooks.FORM_KIND_AT_SIGN[form])
+    hooks.on_sign(p, st, series, month, j)
+    pay(st, series, month, firm, account(st, MARKET, 0), st.c_cost[j], ledger.IMPLEMENTATION_COST)
+    st.ach_status[st.c_ach[j]] = st.c_status[j]
+    st.c_ends[j] = month + st.c_term[j]
+    st.project_state[j] = IMPLEMENTING
+    if st.firm_signed[f] == 0:
+        series[month, C.ADOPTERS] += 1   # the firm's first contract
+    st.firm_signed[f] += 1
+    tally(st, series, month, j, hooks.FORM_COLUMN[form], C.CONTRACTS_SME, state.SECTOR_CONTRACTS)
+    series[month, C.SIGN_DELAY_SUM] += month - st.project_need_month[j]
+    record_deal(st, st.c_at_sign[j] + st.c_on_success[j], form)
 
 
 @kernel
@@ -570,10 +610,10 @@ def record_deal(st, value, form):
 
 
 @kernel
-def collect(p, st, series, month, f, amount, kind):
-    """Firm ``f`` pays the university ``amount`` under its current contract (a payment of ``kind``): see
+def collect(p, st, series, month, j, amount, kind):
+    """Project ``j``'s firm pays the university ``amount`` under the project's contract (a payment of ``kind``): see
     :func:`collect_for`."""
-    collect_for(p, st, series, month, f, st.c_ach[f], st.c_broker[f], amount, kind)
+    collect_for(p, st, series, month, st.project_firm[j], st.c_ach[j], st.c_broker[j], amount, kind)
 
 
 @kernel
@@ -608,36 +648,37 @@ def collect_for(p, st, series, month, f, a, b, amount, kind):
 
 
 @entry
-def settle(p, st, series, month, f):
-    """The implementation's outcome: value and the form's payment on success, or a failure; returns success."""
-    a = st.c_ach[f]
+def settle(p, st, series, month, j):
+    """Project ``j``'s implementation's outcome: value and the form's payment on success, or a failure; returns success."""
+    f = st.project_firm[j]
+    a = st.c_ach[j]
     # Keyed by the attempt as well as the pair: a firm implementing the same achievement
     # again draws afresh (keyed by the pair alone, a failure repeated itself for certain).
     attempt = st.ach_attempts[a]
     st.ach_attempts[a] += 1
-    success = rng.uniform(p.seed, rng.OUTCOME, attempt, rules.pair_key(f, a, p.n_achievements)) < st.c_chance[f]
+    success = rng.uniform(p.seed, rng.OUTCOME, attempt, rules.pair_key(f, a, p.n_achievements)) < st.c_chance[j]
     sector = st.firm_sector[f]
     if success:
-        pay(st, series, month, account(st, MARKET, 0), account(st, FIRM, f), st.c_value[f], ledger.FIRM_VALUE)
+        pay(st, series, month, account(st, MARKET, 0), account(st, FIRM, f), st.c_value[j], ledger.FIRM_VALUE)
         st.ach_status[a] = rules.IN_USE
         st.ach_in_use_since[a] = month
-        tally(st, series, month, f, C.SUCCESSES, C.SUCCESSES_SME, state.SECTOR_SUCCESSES)
-        kind = hooks.FORM_KIND_ON_SUCCESS[st.c_form[f]]
+        tally(st, series, month, j, C.SUCCESSES, C.SUCCESSES_SME, state.SECTOR_SUCCESSES)
+        kind = hooks.FORM_KIND_ON_SUCCESS[st.c_form[j]]
         if kind >= 0:
-            collect(p, st, series, month, f, st.c_on_success[f], kind)
+            collect(p, st, series, month, j, st.c_on_success[j], kind)
         st.sector_successes[sector] += 1
     else:
-        tally(st, series, month, f, C.FAILURES, C.FAILURES_SME, state.SECTOR_FAILURES)
+        tally(st, series, month, j, C.FAILURES, C.FAILURES_SME, state.SECTOR_FAILURES)
         st.ach_failures[a] += 1
         if rules.settles_as_abandoned(st.ach_failures[a], p.max_failures):
             st.ach_status[a] = rules.ABANDONED
         else:
             shelve(p, st, a, month)
         st.sector_failures[sector] += 1
-    st.c_reported[f] = success   # an instrument may learn otherwise (a trial's undetected false report)
-    hooks.on_settle(p, st, series, month, f, success)
-    st.firm_outcome[f] = 1 if success else 0
-    st.firm_state[f] = IDLE
+    st.c_reported[j] = success   # an instrument may learn otherwise (a trial's undetected false report)
+    hooks.on_settle(p, st, series, month, j, success)
+    st.project_outcome[j] = 1 if success else 0
+    st.project_state[j] = IDLE
     return success
 
 
@@ -697,16 +738,20 @@ def budget_paid(st, amount):
 # --------------------------------------------------------------------------- learning, brokers and the month
 @entry
 def learn(p, st):
-    """Firms update their beliefs: each from its own outcome this month, then (weighted) from its sector's peers."""
+    """Firms update their beliefs: each from its own outcomes this month (its projects'), then (weighted) from its
+    sector's peers."""
     peers = p.peer_weight > 0 and (st.sector_successes.sum() + st.sector_failures.sum()) > 0
-    for f in range(st.firm_state.shape[0]):
-        o = st.firm_outcome[f]
-        if o >= 0:
-            st.firm_alpha[f] += 1.0 if o == 1 else 0.0
-            st.firm_beta[f] += 0.0 if o == 1 else 1.0
+    for f in range(st.firm_alpha.shape[0]):
+        own_s, own_f = 0.0, 0.0
+        for j in range(st.project_offsets[f], st.project_offsets[f + 1]):
+            o = st.project_outcome[j]
+            own_s += 1.0 if o == 1 else 0.0
+            own_f += 1.0 if o == 0 else 0.0
+        st.firm_alpha[f] += own_s
+        st.firm_beta[f] += own_f
         if peers:
             s = st.firm_sector[f]
-            s_peer, f_peer = rules.peer_outcomes(st.sector_successes[s], st.sector_failures[s], o)
+            s_peer, f_peer = rules.peer_outcomes(st.sector_successes[s], st.sector_failures[s], own_s, own_f)
             if s_peer != 0 or f_peer != 0:
                 st.firm_alpha[f] += p.peer_weight * s_peer
                 st.firm_beta[f] += p.peer_weight * f_peer
@@ -773,7 +818,7 @@ def open_month(p, st, series, month):
         elif status == rules.IN_USE and month - st.ach_in_use_since[a] >= p.use_months:
             st.ach_status[a] = rules.USE_ENDED
     st.univ_opened[:] = 0
-    st.firm_outcome[:] = -1
+    st.project_outcome[:] = -1
     st.sector_successes[:] = 0.0
     st.sector_failures[:] = 0.0
 
@@ -792,10 +837,11 @@ def record(p, st, series, month):
     for f in range(st.firm_alpha.shape[0]):
         belief_sum += rules.belief_mean(st.firm_alpha[f], st.firm_beta[f])
         below += st.balance[account(st, FIRM, f)] < st.firm_cash_start[f]
-        if st.firm_state[f] == IMPLEMENTING:  # valued at the horizon by the chance they will succeed
-            running_value += st.c_chance[f] * st.c_value[f]
-            running_payments += st.c_chance[f] * st.c_on_success[f]
-            running_successes += st.c_chance[f]
+    for j in range(st.project_state.shape[0]):
+        if st.project_state[j] == IMPLEMENTING:  # valued at the horizon by the chance they will succeed
+            running_value += st.c_chance[j] * st.c_value[j]
+            running_payments += st.c_chance[j] * st.c_on_success[j]
+            running_successes += st.c_chance[j]
     s[C.RUNNING_VALUE] = running_value
     s[C.RUNNING_SUCCESSES] = running_successes
     s[C.RUNNING_PAYMENTS] = running_payments

@@ -21,24 +21,24 @@ from .jit import generated
 
 # name: (arguments, returned value or None, what it is for)
 HOOKS = {
-    "offer_forms": ("p, st, series, month, f, a, signal, n", "n", "put contract forms on offer to firm f for "
-                    "achievement a (forms.offer; signal: the success chance the match shows both parties); return "
+    "offer_forms": ("p, st, series, month, j, a, signal, n", "n", "put contract forms on offer to project j (of "
+                    "firm st.project_firm[j]) for achievement a (forms.offer; signal: the success chance the match shows both parties); return "
                     "the number of offers"),
-    "offer_covers": ("p, st, f, a, cost, n", "n", "put covers on offer (forms.offer_cover); return their number"),
-    "offer_support": ("p, st, series, month, f, a, cost", None, "offer public or private support to firm f's decision on "
+    "offer_covers": ("p, st, j, a, cost, n", "n", "put covers on offer (forms.offer_cover); return their number"),
+    "offer_support": ("p, st, series, month, j, a, cost", None, "offer public or private support to project j's decision on "
                       "achievement a: write st.support (a co-payment of its technology-service payments, SUPPORT_COPAY_"
                       "RATE up to SUPPORT_COPAY_CAP; credit, SUPPORT_CREDIT at SUPPORT_CREDIT_RATE for the term, against "
                       "SUPPORT_COLLATERAL yuan of pledged assets the firm is liable with beyond its cash)"),
-    "on_open": ("p, st, series, month, f, cover", None, "negotiation opens; cover: the chosen row of st.covers or -1"),
-    "on_breakdown": ("p, st, series, month, f", None, "the negotiation broke down"),
-    "at_signing": ("p, st, series, month, f", None, "the contract is about to be signed, before any payment "
-                   "(finance arrives: st.c_borrowed[f])"),
-    "on_sign": ("p, st, series, month, f", None, "the contract is signed (after the payment at signing)"),
+    "on_open": ("p, st, series, month, j, cover", None, "negotiation opens; cover: the chosen row of st.covers or -1"),
+    "on_breakdown": ("p, st, series, month, j", None, "the negotiation broke down"),
+    "at_signing": ("p, st, series, month, j", None, "project j's contract is about to be signed, before any payment "
+                   "(finance arrives: st.c_borrowed[j])"),
+    "on_sign": ("p, st, series, month, j", None, "the contract is signed (after the payment at signing)"),
     "on_payment": ("p, st, series, month, f, a, b, amount, net", None, "firm f paid the university amount under "
                    "the contract for achievement a brought about by broker b (-1: none), of which the university keeps "
                    "net after its part of the broker's fee (before the inventors' share); not necessarily f's current "
                    "contract (sim.contracts.collect_for)"),
-    "on_settle": ("p, st, series, month, f, success", None, "the implementation's outcome is known"),
+    "on_settle": ("p, st, series, month, j, success", None, "the implementation's outcome is known"),
     "search": ("p, st, series, month", None, "publicly organised search (phase organised_search): expert visits, "
                "matching events"),
     "on_month": ("p, st, series, month", None, "end of the month's learning phase"),

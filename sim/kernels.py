@@ -30,7 +30,7 @@ from .state import make_params, new_state, struct_type, to_struct
 # --------------------------------------------------------------------------- the canonical order
 @kernel
 def rotation_start(p, month, which, n):
-    """Start of this month's canonical rotation of ``n`` agents (which: 0 firms, 1 brokers)."""
+    """Start of this month's canonical rotation of ``n`` agents (which: 0 firms' projects, 1 brokers)."""
     return rng.randint(p.seed, rng.ORDER, month, which, n) if n > 0 else 0
 
 
@@ -51,14 +51,14 @@ def _rotated(chosen, count, start):
 
 
 @kernel
-def _firms_in(st, state, month, ending_now):
-    """Firms in ``state`` (and, if ``ending_now``, whose term ends this month), ascending."""
-    n = st.firm_state.shape[0]
+def _projects_in(st, state, month, ending_now):
+    """Project slots in ``state`` (and, if ``ending_now``, whose term ends this month), ascending."""
+    n = st.project_state.shape[0]
     chosen = np.empty(n, dtype=np.int64)
     count = 0
-    for f in range(n):
-        if st.firm_state[f] == state and (not ending_now or st.c_ends[f] == month):
-            chosen[count] = f
+    for j in range(n):
+        if st.project_state[j] == state and (not ending_now or st.c_ends[j] == month):
+            chosen[count] = j
             count += 1
     return chosen, count
 
@@ -71,38 +71,35 @@ def open_month(p, st, series, month):
 
 @kernel
 def raise_needs(p, st, series, month):
-    # each firm's need depends on nothing but its own state, so the index order gives the
+    # each firm's needs depend on nothing but its own projects, so the index order gives the
     # same result as the rotation of the other phases, and a tighter loop
     draws = rng.stream(p.seed, rng.NEED, month)
     expired = 0
-    for f in range(st.firm_state.shape[0]):
-        state = st.firm_state[f]
-        if state == IDLE:
-            if rng.uniform_in(draws, f) < st.firm_need_rate[f]:
-                contracts.raise_need(st, series, month, f, False)
-        elif state == NEED and month - st.firm_need_month[f] >= p.need_patience:
-            st.firm_state[f] = IDLE
-            expired += 1
+    for f in range(st.firm_alpha.shape[0]):
+        j = contracts.firm_project(st, f, IDLE)   # where a need arising now lands (not a slot whose need expires now)
+        expired += contracts.expire_needs(p, st, month, f)
+        if j >= 0 and rng.uniform_in(draws, f) < st.firm_need_rate[f]:
+            contracts.raise_need(st, series, month, j, False)
     series[month, C.NEEDS_EXPIRED] += expired
 
 
 @kernel
 def firms_search(p, st, series, month):
-    n = st.firm_state.shape[0]
-    # who searches depends only on each firm itself: find them in a tight loop, then let
+    n = st.project_state.shape[0]
+    # who searches depends only on each project itself: find them in a tight loop, then let
     # them claim achievements in the canonical (rotation) order, where order matters
     draws = rng.stream(p.seed, rng.SELF_SEARCH, month)
     searching = np.empty(n, dtype=np.int64)
     count = 0
-    for f in range(n):
-        if st.firm_state[f] == NEED and rng.uniform_in(draws, f) < p.self_search_prob:
-            searching[count] = f
+    for j in range(n):
+        if st.project_state[j] == NEED and rng.uniform_in(draws, j) < p.self_search_prob:
+            searching[count] = j
             count += 1
     contracts.publish(st)   # the lists as they stand when the month's search begins (brokers and experts use them too)
-    for f in _rotated(searching, count, rotation_start(p, month, 0, n)):
-        a, signal = contracts.search_lists(p, st, series, month, f)
+    for j in _rotated(searching, count, rotation_start(p, month, 0, n)):
+        a, signal = contracts.search_lists(p, st, series, month, j)
         if a >= 0 and contracts.can_open(st, a):
-            contracts.consider(p, st, series, month, f, a, signal, -1)
+            contracts.consider(p, st, series, month, j, a, signal, -1)
 
 
 @kernel
@@ -132,19 +129,19 @@ def organised_search(p, st, series, month):
 
 @kernel
 def negotiate(p, st, series, month):
-    # the negotiating firms, in the canonical order (a signing can use budget or pay an insurer)
+    # the negotiating projects, in the canonical order (a signing can use budget or pay an insurer)
     draws = rng.stream(p.seed, rng.NEGOTIATION, month)
-    chosen, count = _firms_in(st, NEGOTIATING_FIRM, month, False)
-    for f in _rotated(chosen, count, rotation_start(p, month, 0, st.firm_state.shape[0])):
-        contracts.negotiate(p, st, series, month, f, rng.uniform_in(draws, f))
+    chosen, count = _projects_in(st, NEGOTIATING_FIRM, month, False)
+    for j in _rotated(chosen, count, rotation_start(p, month, 0, st.project_state.shape[0])):
+        contracts.negotiate(p, st, series, month, j, rng.uniform_in(draws, j))
 
 
 @kernel
 def settle(p, st, series, month):
     # the terms ending now, in the canonical order (a claim may find the insurer's reserves short)
-    chosen, count = _firms_in(st, IMPLEMENTING, month, True)
-    for f in _rotated(chosen, count, rotation_start(p, month, 0, st.firm_state.shape[0])):
-        contracts.settle(p, st, series, month, f)
+    chosen, count = _projects_in(st, IMPLEMENTING, month, True)
+    for j in _rotated(chosen, count, rotation_start(p, month, 0, st.project_state.shape[0])):
+        contracts.settle(p, st, series, month, j)
 
 
 @kernel

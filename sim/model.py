@@ -16,7 +16,7 @@ import mesa
 import numpy as np
 
 from . import contracts, rng, state
-from .agents import Achievement, Broker, Firm, University
+from .agents import Achievement, Broker, Firm, Project, University
 from .config import Config
 from .instruments import INSTRUMENTS
 from .loop import PHASES
@@ -59,14 +59,17 @@ class TransferModel(mesa.Model):
         self.achievements_by_sector = [self.achievements[pop.ach_offsets[s]:pop.ach_offsets[s + 1]] for s in sectors]
         self.firms = [Firm(self, f) for f in range(pop.n_firms)]
         self.firms_by_sector = [self.firms[pop.firm_offsets[s]:pop.firm_offsets[s + 1]] for s in sectors]
+        self.projects = [Project(self, j, self.firms[pop.project_firm[j]]) for j in range(pop.n_projects)]
+        for project in self.projects:
+            project.firm.projects.append(project)
         self.brokers = [Broker(self, b) for b in range(pop.n_brokers)]
         for m in INSTRUMENTS:  # the agents instruments add (insurers, lenders): self.insurers, ...
             for kind, cls in getattr(m, "MESA_AGENTS", {}).items():
                 setattr(self, f"{kind}s", [cls(self, i) for i in range(int(state.AGENTS[kind](cfg, pop)))])
 
     def in_order(self, agents: list, which: int) -> list:
-        """This month's canonical visiting order: the index order rotated by a keyed draw (which: 0 firms, 1
-        brokers)."""
+        """This month's canonical visiting order: the index order rotated by a keyed draw (which: 0 firms'
+        projects, 1 brokers)."""
         if not agents:
             return agents
         start = rng.randint(self.seed, rng.ORDER, self.month, which, len(agents))
@@ -89,22 +92,18 @@ class TransferModel(mesa.Model):
         contracts.open_month(self.p, self.st, self.series, self.month)
 
     def raise_needs(self) -> None:
-        patience = self.params.need_patience
-        for firm in self.in_order(self.firms, 0):
-            if firm.state == NEED and self.month - firm.need_month >= patience:
-                firm.give_up_need()
-            elif firm.state == IDLE and rng.uniform(self.seed, rng.NEED, self.month, firm.index) < firm.need_rate:
-                firm.raise_need()
+        for firm in self.firms:   # each firm's needs depend on its own projects only: any order gives the same
+            firm.raise_needs(rng.uniform(self.seed, rng.NEED, self.month, firm.index))
 
     def firms_search(self) -> None:
         t, p = self.month, self.params
         contracts.publish(self.st)   # the lists as they stand when the month's search begins (brokers and experts too)
-        for firm in self.in_order(self.firms, 0):
-            if firm.state != NEED or rng.uniform(self.seed, rng.SELF_SEARCH, t, firm.index) >= p.self_search_prob:
+        for project in self.in_order(self.projects, 0):
+            if project.state != NEED or rng.uniform(self.seed, rng.SELF_SEARCH, t, project.index) >= p.self_search_prob:
                 continue
-            a, signal = firm.search_lists()
+            a, signal = project.search_lists()
             if a is not None and a.owner.can_open_negotiation():
-                firm.consider(a, signal, None)
+                project.consider(a, signal, None)
 
     def brokers_visit(self) -> None:
         t, p = self.month, self.params
@@ -117,25 +116,28 @@ class TransferModel(mesa.Model):
             for k in range(p.capacity):
                 visit = broker.index * p.capacity + k
                 firm = firms[rng.randint(self.seed, rng.VISIT, t, visit, len(firms))]
-                if firm.state == IDLE and rng.uniform(self.seed, rng.SURFACE, t, visit) < p.surface_prob:
-                    firm.raise_need(surfaced=True)
-                if firm.state == NEED:
+                project = firm.visited_project()
+                if project is None:   # every slot busy
+                    continue
+                if project.state == IDLE and rng.uniform(self.seed, rng.SURFACE, t, visit) < p.surface_prob:
+                    project.raise_need(surfaced=True)
+                if project.state == NEED:
                     a, seen = broker.propose(firm, visit)
                     if a is not None and a.owner.can_open_negotiation():
-                        firm.consider(a, seen, broker)
+                        project.consider(a, seen, broker)
 
     def organised_search(self) -> None:
         contracts.organised_search(self.p, self.st, self.series, self.month)
 
     def negotiate(self) -> None:
-        for firm in self.in_order(self.firms, 0):
-            if firm.state == NEGOTIATING_FIRM:
-                firm.negotiate(rng.uniform(self.seed, rng.NEGOTIATION, self.month, firm.index))
+        for project in self.in_order(self.projects, 0):
+            if project.state == NEGOTIATING_FIRM:
+                project.negotiate(rng.uniform(self.seed, rng.NEGOTIATION, self.month, project.index))
 
     def settle(self) -> None:
-        for firm in self.in_order(self.firms, 0):
-            if firm.state == IMPLEMENTING and firm.ends == self.month:
-                firm.settle()
+        for project in self.in_order(self.projects, 0):
+            if project.state == IMPLEMENTING and project.ends == self.month:
+                project.settle()
 
     def learn(self) -> None:
         contracts.learn(self.p, self.st)

@@ -7,6 +7,11 @@ universities, achievements, brokers and insurers (common random numbers).
 Firms and achievements are sorted by sector and indexed by ``*_offsets``
 (``firms of sector s = firm_offsets[s]:firm_offsets[s+1]``), so discovery picks
 from a sector in O(1) and a month costs O(firms + achievements + brokers).
+
+A firm runs up to ``projects_sme`` or ``projects_large`` technology projects at once
+(its project slots): firm ``f``'s are ``project_offsets[f]:project_offsets[f+1]``, and
+``project_firm`` names each slot's firm. Projects are laid out firm by firm, so they are
+in sector order too.
 """
 
 from __future__ import annotations
@@ -52,6 +57,9 @@ class Population:
     firm_need_rate: np.ndarray
     firm_scale: np.ndarray              # project value/cost multiplier
     firm_offsets: np.ndarray
+    # project slots (firm by firm)
+    project_firm: np.ndarray            # the firm running it
+    project_offsets: np.ndarray         # firm index into projects
     # brokers (the whole pool; the first `initial` are active at month 0)
     broker_sector: np.ndarray
     broker_skill: np.ndarray
@@ -59,6 +67,10 @@ class Population:
     @property
     def n_firms(self) -> int:
         return len(self.firm_sector)
+
+    @property
+    def n_projects(self) -> int:
+        return len(self.project_firm)
 
     @property
     def n_achievements(self) -> int:
@@ -149,6 +161,7 @@ def draw_population(cfg: Config, seed: int) -> Population:
     need_rate = np.where(sme, fc.need_rate_sme, fc.need_rate_large)
     scale = np.where(sme, 1.0, fc.scale_large)
     f_order = np.argsort(f_sector, kind="stable")
+    slots = np.where(sme, fc.projects_sme, fc.projects_large).astype(np.int64)[f_order]
 
     # brokers
     bc = sc.brokers
@@ -179,6 +192,8 @@ def draw_population(cfg: Config, seed: int) -> Population:
         firm_need_rate=need_rate[f_order],
         firm_scale=scale[f_order],
         firm_offsets=_offsets(f_sec, S),
+        project_firm=np.repeat(np.arange(F, dtype=np.int64), slots),
+        project_offsets=np.concatenate([[0], np.cumsum(slots)]).astype(np.int64),
         broker_sector=b_sector,
         broker_skill=skill,
     )
@@ -227,8 +242,8 @@ def check_money(cfg: Config, pop: Population) -> None:
 # bytes per agent of a run, measured on Python 3.11 (peak RSS over 1e3..2e5 agents) with a
 # margin of ~1.5x; the base is the process with its libraries and compiled kernels
 _BYTES = {
-    "mesa": {"base": 4.0e8, "firm": 1500, "achievement": 1000, "broker": 1000},
-    "numba": {"base": 3.0e8, "firm": 400, "achievement": 300, "broker": 200},
+    "mesa": {"base": 4.0e8, "firm": 1500, "project": 800, "achievement": 1000, "broker": 1000},
+    "numba": {"base": 3.0e8, "firm": 400, "project": 300, "achievement": 300, "broker": 200},
 }
 
 
@@ -239,7 +254,7 @@ def run_memory(cfg: Config, engine: str) -> dict:
     sc = cfg.scenario
     b = _BYTES[engine]
     return {
-        "scenario.firms.n": sc.firms.n * b["firm"],
+        "scenario.firms.n": sc.firms.n * (b["firm"] + max(sc.firms.projects_sme, sc.firms.projects_large) * b["project"]),
         "scenario.universities.achievements_each": sc.universities.n * sc.universities.achievements_each
         * b["achievement"],
         "scenario.universities.arrivals_per_month": sc.universities.n * np.ceil(sc.universities.arrivals_per_month)

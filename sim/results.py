@@ -143,6 +143,7 @@ def summarize(series: np.ndarray, n_achievements: int, discount_rate: float = 0.
     mean_existing = float(existing.mean())
     out["conversion_rate_per_year"] = (float(total[C.SUCCESSES]) / (s.shape[0] / 12.0) / mean_existing
                                        if mean_existing > 0 else np.nan)
+    out["contracts_per_adopter"] = contracts / float(total[C.ADOPTERS]) if total[C.ADOPTERS] else np.nan
     out["mean_months_need_to_signing"] = float(total[C.SIGN_DELAY_SUM]) / contracts if contracts else np.nan
     out["broker_income"] = float(sum(total[k.column] for k in ledger.KINDS if k.payee == ledger.BROKER))
     out["brokers_final"] = float(last[C.BROKERS_ACTIVE])
@@ -250,6 +251,7 @@ def check_invariants(series: np.ndarray, n_achievements: int, initial_money: flo
         ("matches >= contracts", c[:, C.MATCHES], contracts),
         ("contracts >= successes + failures", contracts, c[:, C.SUCCESSES] + c[:, C.FAILURES]),
         ("matches >= brokered matches", c[:, C.MATCHES], c[:, C.MATCHES_BROKERED]),
+        ("contracts >= adopting firms", contracts, c[:, C.ADOPTERS]),
     ] + [(f"contracts >= {C.COLUMNS[col].name}", contracts, c[:, col]) for col in COVER_COLUMNS]
     for name, wide, narrow in checks:
         bad = wide < narrow
@@ -273,6 +275,8 @@ def check_invariants(series: np.ndarray, n_achievements: int, initial_money: flo
         if col not in may_be_negative and (s[:, col] < 0).any():
             raise InvariantError(f"{SERIES_NAMES[col]} is negative")
     if cfg is not None:
+        if c[-1, C.ADOPTERS] > cfg.scenario.firms.n:
+            raise InvariantError(f"{c[-1, C.ADOPTERS]:.0f} firms adopted, more than the {cfg.scenario.firms.n} firms")
         _check_budget(s, cfg)
         _check_instruments(s, cfg)
 

@@ -78,13 +78,10 @@ def belief_mean(alpha, beta):
 
 
 @entry
-def peer_outcomes(sector_successes, sector_failures, own_outcome):
-    """(successes, failures) a firm learns from its sector's peers this month: all but its own.
-
-    ``own_outcome`` is 1 (its own success), 0 (its own failure) or -1 (none).
-    """
-    return (sector_successes - (1.0 if own_outcome == 1 else 0.0),
-            sector_failures - (1.0 if own_outcome == 0 else 0.0))
+def peer_outcomes(sector_successes, sector_failures, own_successes, own_failures):
+    """(successes, failures) a firm learns from its sector's peers this month: all but its own (its projects'
+    successes and failures this month)."""
+    return sector_successes - own_successes, sector_failures - own_failures
 
 
 # --------------------------------------------------------------------------- outcomes

@@ -23,6 +23,7 @@ BETA_MIN, BETA_MAX = 0.1, 1000.0   # Beta(a, b) shapes the keyed sampler draws e
 MONTHS_MAX = 1200         # a century of months
 POPULATION_MAX = 10**8    # firms, or achievements in all; memory is checked against the machine too
 COUNT_MAX = 10**6         # brokers, transfer-office capacity, seeds, ...
+PROJECTS_MAX = 100        # technology projects a firm runs at once
 PER_MONTH_MAX = 10**4     # a broker's visits, screened achievements, entry candidates per month
 SEED_MAX = 2**63 - 1      # seeds are int64 in the kernels
 MULTIPLIER_MAX = 1000.0   # scale factors, pseudo-observation weights, ...

@@ -70,6 +70,7 @@ def field(name: str, agent: str, dtype, init, doc: str, owner: str = "core") -> 
 
 # --------------------------------------------------------------------------- the model's agents
 agent("firm", lambda cfg, pop: pop.n_firms)
+agent("project", lambda cfg, pop: pop.n_projects)   # a firm's project slots (sim.population)
 agent("achievement", lambda cfg, pop: pop.n_achievements)
 agent("university", lambda cfg, pop: pop.n_universities)
 agent("broker", lambda cfg, pop: pop.n_brokers)
@@ -104,33 +105,36 @@ def _prior(cfg, pop, success):
 
 # the population (read only)
 for _name in ("univ_in_pilot", "univ_public", "ach_owner", "ach_sector", "ach_quality", "ach_value", "ach_ask", "ach_born",
-              "ach_offsets", "firm_sector", "firm_absorptive", "firm_risk_aversion", "firm_need_rate", "firm_scale", "firm_sme", "firm_offsets", "broker_sector", "broker_skill"):
+              "ach_offsets", "firm_sector", "firm_absorptive", "firm_risk_aversion", "firm_need_rate", "firm_scale", "firm_sme", "firm_offsets", "project_firm", "project_offsets", "broker_sector",
+              "broker_skill"):
     field(_name, "population", None, _pop(_name), "drawn by sim.population")
 # firms
-field("firm_state", "firm", np.int64, rules.IDLE, "IDLE, NEED, NEGOTIATING_FIRM or IMPLEMENTING")
+# a firm's projects: each slot holds one need, negotiation or implementation at a time
+field("project_state", "project", np.int64, rules.IDLE, "IDLE, NEED, NEGOTIATING_FIRM or IMPLEMENTING")
+field("project_need_month", "project", np.int64, -1, "month the project's open need arose")
+field("project_outcome", "project", np.int64, -1, "this month's outcome: 1 success, 0 failure, -1 none")
 field("firm_assets", "firm", np.int64, lambda cfg, pop: pop.firm_assets.copy(),
       "net assets beyond cash (yuan): wealth besides cash, pledgeable; less what a lender seized")
-field("firm_need_month", "firm", np.int64, -1, "month the open need arose")
 field("firm_alpha", "firm", np.float64, lambda cfg, pop: _prior(cfg, pop, True), "belief Beta(alpha, beta)")
 field("firm_beta", "firm", np.float64, lambda cfg, pop: _prior(cfg, pop, False), "")
-field("firm_outcome", "firm", np.int64, -1, "this month's outcome: 1 success, 0 failure, -1 none")
-# the firm's contract (one at a time), from negotiation to settlement
-field("c_ach", "firm", np.int64, -1, "achievement")
-field("c_broker", "firm", np.int64, -1, "broker who proposed it, or -1")
-field("c_form", "firm", np.int64, 0, "contract form (sim.contracts.FORMS)")
-field("c_at_sign", "firm", np.int64, 0, "paid to the university at signing (a licence's price)")
-field("c_on_success", "firm", np.int64, 0, "paid to the university if the implementation succeeds")
-field("c_negotiation", "firm", np.float64, 0.0, "mean months to conclude the negotiation (before a broker's speed-up)")
-field("c_term", "firm", np.int64, 0, "months from signing to the outcome")
-field("c_status", "firm", np.int64, 0, "the achievement's status once signed")
-field("c_value", "firm", np.int64, 0, "value of success to this firm")
-field("c_cost", "firm", np.int64, 0, "implementation cost for this firm")
-field("c_chance", "firm", np.float64, 0.0, "true success chance of the pair")
-field("c_opened", "firm", np.int64, 0, "month negotiation began")
-field("c_borrowed", "firm", np.int64, 0, "borrowed to afford the payments at signing (credit on offer, st.support)")
-field("c_own_cash", "firm", np.int64, 0, "the firm's own cash its payments at signing need (they less its loan)")
-field("c_ends", "firm", np.int64, -1, "month the outcome is known")
-field("c_reported", "firm", np.bool_, False, "the outcome as the university learns it: the success, unless a "
+field("firm_signed", "firm", np.int64, 0, "contracts the firm has signed so far (its first makes it an adopter)")
+# each project's contract, from negotiation to settlement
+field("c_ach", "project", np.int64, -1, "achievement")
+field("c_broker", "project", np.int64, -1, "broker who proposed it, or -1")
+field("c_form", "project", np.int64, 0, "contract form (sim.contracts.FORMS)")
+field("c_at_sign", "project", np.int64, 0, "paid to the university at signing (a licence's price)")
+field("c_on_success", "project", np.int64, 0, "paid to the university if the implementation succeeds")
+field("c_negotiation", "project", np.float64, 0.0, "mean months to conclude the negotiation (before a broker's speed-up)")
+field("c_term", "project", np.int64, 0, "months from signing to the outcome")
+field("c_status", "project", np.int64, 0, "the achievement's status once signed")
+field("c_value", "project", np.int64, 0, "value of success to this firm")
+field("c_cost", "project", np.int64, 0, "implementation cost for this firm")
+field("c_chance", "project", np.float64, 0.0, "true success chance of the pair")
+field("c_opened", "project", np.int64, 0, "month negotiation began")
+field("c_borrowed", "project", np.int64, 0, "borrowed to afford the payments at signing (credit on offer, st.support)")
+field("c_own_cash", "project", np.int64, 0, "the firm's own cash its payments at signing need (they less its loan)")
+field("c_ends", "project", np.int64, -1, "month the outcome is known")
+field("c_reported", "project", np.bool_, False, "the outcome as the university learns it: the success, unless a "
       "trial's false failure report went undetected (set at settlement, before the instruments' on_settle)")
 # achievements, universities, brokers
 field("ach_status", "achievement", np.int64, lambda cfg, pop: np.where(pop.ach_born > 0, rules.NOT_YET, rules.SHELVED),

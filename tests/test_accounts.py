@@ -170,7 +170,7 @@ def test_public_bodies_keep_what_a_hand_made_ledger_pays_them():
 
 def test_deals_running_at_the_horizon_are_valued_at_their_expected_value():
     cfg, series, n_ach, arr = _run()
-    running = arr.firm_state == IMPLEMENTING
+    running = arr.project_state == IMPLEMENTING
     assert running.sum() > 5
     value = float((arr.c_chance[running] * arr.c_value[running]).sum())
     owed = float((arr.c_chance[running] * arr.c_on_success[running]).sum())

@@ -45,10 +45,11 @@ BUDGET = 12500   # a year's money for the first month's visit and event, and one
 
 
 def one_firm(*overrides):
-    """One risk-neutral, rich SME and one achievement it surely wants at a bargained licence price: no need of its own,
-    no broker, no arrivals; one expert visit a month, two events a year; a budget for three payments a year."""
+    """One risk-neutral, rich SME with one project slot and one achievement it surely wants at a bargained licence
+    price: no need of its own, no broker, no arrivals; one expert visit a month, two events a year; a budget for three
+    payments a year."""
     return api.compose(
-        "progress=false", "scenario.months=13", "scenario.sectors=1",
+        "progress=false", "scenario.months=13", "scenario.sectors=1", "scenario.firms.projects_sme=1",
         "scenario.firms.n=1", "scenario.firms.sme_share=1", "scenario.firms.need_rate_sme=0",
         "scenario.firms.need_rate_large=0", "scenario.firms.self_search_prob=0", "scenario.firms.risk_aversion_sme=0",
         "scenario.firms.cash_median_sme=1e9", "scenario.firms.cash_sigma=0",

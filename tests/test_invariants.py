@@ -24,8 +24,8 @@ def _step_checks(m: TransferModel) -> None:
     # each achievement is in exactly one status, consistent with the firms' contracts
     status = Counter(a.status for a in m.achievements)
     assert sum(status.values()) == len(m.achievements)
-    negotiating = np.nonzero(st.firm_state == NEGOTIATING_FIRM)[0]
-    implementing = np.nonzero(st.firm_state == IMPLEMENTING)[0]
+    negotiating = np.nonzero(st.project_state == NEGOTIATING_FIRM)[0]
+    implementing = np.nonzero(st.project_state == IMPLEMENTING)[0]
     assert status[rules.NEGOTIATING] == len(negotiating)
     assert status[rules.ON_TRIAL] + status[rules.LICENSED] == len(implementing)
     held = st.c_ach[np.concatenate([negotiating, implementing])]

@@ -31,7 +31,7 @@ def test_each_open_licence_is_signed_the_month_it_is_found_at_its_published_pric
     for month in range(cfg.scenario.months):
         model.step()
         now = np.flatnonzero((arrays.c_form == ol.OPEN) & (arrays.c_opened == month)
-                             & (arrays.firm_state == rules.IMPLEMENTING))
+                             & (arrays.project_state == rules.IMPLEMENTING))
         # opened this month and already implementing: no open licence waits
         assert (arrays.c_ends[now] == month + cfg.scenario.negotiation.implementation_months).all()
         prices = np.array([ol.open_price(0.1, arrays.ach_ask[a]) for a in arrays.c_ach[now]], dtype=np.int64)

@@ -31,7 +31,7 @@ def test_the_lists_are_every_shelved_achievement_by_sector():
 
 def _first_month(*overrides):
     """The Mesa model of a large 1-month region, stepped to just before the firms' searches: (model, listed per
-    sector, searching firms)."""
+    sector, searching project slots)."""
     cfg = small("scenario.firms.n=20000", "scenario.months=1", "scenario.firms.need_rate_sme=0.5",
                 "scenario.firms.need_rate_large=0.5", "scenario.firms.self_search_prob=1", *overrides)
     model = TransferModel(cfg, seed=9)
@@ -39,7 +39,7 @@ def _first_month(*overrides):
     model.raise_needs()
     contracts.publish(model.st)
     offsets = model.arrays.listed_offsets.copy()
-    searching = np.flatnonzero(model.arrays.firm_state == rules.NEED)
+    searching = np.flatnonzero(model.arrays.project_state == rules.NEED)   # project slots with an open need
     return model, np.diff(offsets), searching
 
 
@@ -47,7 +47,8 @@ def _first_month(*overrides):
 def test_finds_follow_the_chance_of_each_firms_sector(match):
     model, per_sector, searching = _first_month(f"scenario.firms.list_match={match}")
     model.firms_search()
-    chance = rules.find_chance(match, per_sector[model.arrays.firm_sector[searching]].astype(float))
+    arrays = model.arrays
+    chance = rules.find_chance(match, per_sector[arrays.firm_sector[arrays.project_firm[searching]]].astype(float))
     mean, sd = chance.sum(), np.sqrt((chance * (1 - chance)).sum())
     finds = model.series[0, contracts.C.LIST_FINDS]
     assert model.series[0, contracts.C.LIST_SEARCHES] == len(searching)

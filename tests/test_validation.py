@@ -263,9 +263,9 @@ def test_grid_over_settings_that_are_not_model_parameters_is_refused():
 # --------------------------------------------------------------------------- invariants on every run
 def test_a_run_that_breaks_the_books_is_an_error_not_a_result(monkeypatch):
     from sim import ledger
-    from sim.agents import Firm
+    from sim.agents import Project
 
-    settle = Firm.settle
+    settle = Project.settle
 
     def leaky_settle(self):  # a researcher's bug: a yuan lost from the firm's account at each settlement
         out = settle(self)
@@ -273,7 +273,7 @@ def test_a_run_that_breaks_the_books_is_an_error_not_a_result(monkeypatch):
         arrays.balance[arrays.acct_base[ledger.FIRM] + self.index] -= 1
         return out
 
-    monkeypatch.setattr(Firm, "settle", leaky_settle)
+    monkeypatch.setattr(Project, "settle", leaky_settle)
     with pytest.raises(InvariantError, match="money adds up to"):
         api.simulate(small(), 0, engine="mesa")
     r = api.simulate(small(), 0, engine="mesa", check=False)  # asked not to check: the broken numbers come back

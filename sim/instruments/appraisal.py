@@ -70,15 +70,15 @@ def initial_state(cfg, arrays) -> None:
 
 
 @kernel
-def on_settle(p, st, series, month, f, success):
+def on_settle(p, st, series, month, j, success):
     """A conversion as the university reports it earns the reward (a trial reported failed, and not found out, does
     not: ``free_trial`` runs before this in the registry and sets ``c_reported``)."""
-    if not st.c_reported[f]:
+    if not st.c_reported[j]:
         return
     reward = rules.yuan(p.appraisal.reward)
     if reward <= 0:
         return
-    university = ledger.account(st, ledger.UNIVERSITY, st.ach_owner[st.c_ach[f]])
+    university = ledger.account(st, ledger.UNIVERSITY, st.ach_owner[st.c_ach[j]])
     if not contracts.pay_public(p, st, series, month, university, reward, APPRAISAL_REWARDS):
         series[month, REWARDS_DENIED] += reward
 

@@ -45,8 +45,8 @@ def reward(contract_value, rate, cap, rewarded):
 
 
 @kernel
-def on_open(p, st, series, month, f, cover):
-    st.ach_rewarded[st.c_ach[f]] = 0
+def on_open(p, st, series, month, j, cover):
+    st.ach_rewarded[st.c_ach[j]] = 0
 
 
 @kernel

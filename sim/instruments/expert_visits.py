@@ -105,7 +105,7 @@ SUCCESSES_AT_EVENTS = columns.column("successes_at_events", "successes of contra
                                      summary=True, owner=NAME)
 FOUND_ELSEWHERE, FOUND_BY_VISIT, FOUND_AT_EVENT = 0, 1, 2
 state.field("event_order", "firm", np.int64, 0, "scratch: the firms in an event's order of attendance", owner=NAME)
-state.field("c_found_by", "firm", np.int64, FOUND_ELSEWHERE, "who found the firm's current contract: 0 the firm or a "
+state.field("c_found_by", "project", np.int64, FOUND_ELSEWHERE, "who found the firm's current contract: 0 the firm or a "
             "broker, 1 an expert visit, 2 a matching event", owner=NAME)
 SPEND = "search"   # government spend on this instrument is the run metric gov_spend_search
 ZERO_STRENGTH = ("experts.visits_per_month=0", "experts.events_per_year=0")  # on, yet no visit and no event
@@ -137,16 +137,17 @@ def attendees(seed, month, m, order):
 
 
 @kernel
-def _count(st, series, month, f, surfaced, proposed, matched, needs, proposals, matches, found_by):
-    """Count what one visit or one attendance found, in its search's columns; a match remembers which search found
-    it (its contract and success are counted by that search)."""
+def _count(st, series, month, surfaced, proposed, matched, needs, proposals, matches, found_by):
+    """Count what one visit or one attendance found, in its search's columns; a match (``matched``: the project
+    slot whose negotiation opened, or -1) remembers which search found it (its contract and success are counted by
+    that search)."""
     if surfaced:
         series[month, needs] += 1
     if proposed:
         series[month, proposals] += 1
-    if matched:
+    if matched >= 0:
         series[month, matches] += 1
-        st.c_found_by[f] = found_by
+        st.c_found_by[matched] = found_by
 
 
 # --------------------------------------------------------------------------- hooks
@@ -155,7 +156,7 @@ def search(p, st, series, month):
     """This month's expert visits, then its matching event if one is held (the visits collect needs, the event
     matches them: Ningbo's order, seed 004)."""
     e = p.expert_visits
-    n = st.firm_state.shape[0]
+    n = st.firm_alpha.shape[0]
     cost = rules.yuan(e.visit_cost)
     for k in range(e.visits_per_month):
         if not contracts.pay_public(p, st, series, month, ledger.account(st, ledger.MARKET, 0), cost, VISIT_COSTS):
@@ -166,7 +167,7 @@ def search(p, st, series, month):
         surfaced, proposed, matched = contracts.visit(p, st, series, month, f, k, e.surface_chance,
                                                       rng.EXPERT_SURFACE, st.firm_sector[f], e.noise, e.screen,
                                                       rng.EXPERT_SCREEN, rng.EXPERT_NOISE, -1)
-        _count(st, series, month, f, surfaced, proposed, matched, NEEDS_BY_VISITS, PROPOSALS_BY_VISITS,
+        _count(st, series, month, surfaced, proposed, matched, NEEDS_BY_VISITS, PROPOSALS_BY_VISITS,
                MATCHES_BY_VISITS, FOUND_BY_VISIT)
     if not event_held(month, e.events_per_year):
         return
@@ -180,29 +181,29 @@ def search(p, st, series, month):
         surfaced, proposed, matched = contracts.visit(p, st, series, month, f, k, e.event_surface_chance,
                                                       rng.EVENT_SURFACE, st.firm_sector[f], p.self_noise,
                                                       e.event_pitches, rng.EVENT_SCREEN, rng.EVENT_NOISE, -1)
-        _count(st, series, month, f, surfaced, proposed, matched, NEEDS_AT_EVENTS, PROPOSALS_AT_EVENTS,
+        _count(st, series, month, surfaced, proposed, matched, NEEDS_AT_EVENTS, PROPOSALS_AT_EVENTS,
                MATCHES_AT_EVENTS, FOUND_AT_EVENT)
 
 
 @kernel
-def on_open(p, st, series, month, f, cover):
+def on_open(p, st, series, month, j, cover):
     """A negotiation opens: found by the firm or a broker unless the search above says otherwise."""
-    st.c_found_by[f] = FOUND_ELSEWHERE
+    st.c_found_by[j] = FOUND_ELSEWHERE
 
 
 @kernel
-def on_sign(p, st, series, month, f):
-    if st.c_found_by[f] == FOUND_BY_VISIT:
+def on_sign(p, st, series, month, j):
+    if st.c_found_by[j] == FOUND_BY_VISIT:
         series[month, CONTRACTS_BY_VISITS] += 1
-    elif st.c_found_by[f] == FOUND_AT_EVENT:
+    elif st.c_found_by[j] == FOUND_AT_EVENT:
         series[month, CONTRACTS_AT_EVENTS] += 1
 
 
 @kernel
-def on_settle(p, st, series, month, f, success):
-    if success and st.c_found_by[f] == FOUND_BY_VISIT:
+def on_settle(p, st, series, month, j, success):
+    if success and st.c_found_by[j] == FOUND_BY_VISIT:
         series[month, SUCCESSES_BY_VISITS] += 1
-    elif success and st.c_found_by[f] == FOUND_AT_EVENT:
+    elif success and st.c_found_by[j] == FOUND_AT_EVENT:
         series[month, SUCCESSES_AT_EVENTS] += 1
 
 

@@ -150,10 +150,11 @@ def reservation_on_success(p, st, f, a, signal, value):
 
 
 @kernel
-def offer_forms(p, st, series, month, f, a, signal, n):
+def offer_forms(p, st, series, month, j, a, signal, n):
     """The university offers a trial if a pilot obliges it or if the trial can be worth its reservation price to it
     (anticipating a false failure report where the firm would make one): a fixed fee, or a price on success
     bargained from its reservation payment on success."""
+    f = st.project_firm[j]   # the firm running project j
     t = p.free_trial
     obliged = st.univ_in_pilot[st.ach_owner[a]]
     value = rules.project_amount(st.ach_value[a], st.firm_scale[f])   # as sim.contracts.consider values it
@@ -179,31 +180,32 @@ def offer_forms(p, st, series, month, f, a, signal, n):
 
 
 @kernel
-def on_settle(p, st, series, month, f, success):
+def on_settle(p, st, series, month, j, success):
     """A successful trial: the firm reports; the fee is paid if it tells the truth or is found out (with the
     penalty, as far as its cash goes); an undetected false report costs it the use it had not absorbed."""
-    if not success or st.c_form[f] != TRIAL:
+    f = st.project_firm[j]   # the firm running project j
+    if not success or st.c_form[j] != TRIAL:
         return
     t = p.free_trial
-    fee, value = st.c_on_success[f], st.c_value[f]
+    fee, value = st.c_on_success[j], st.c_value[j]
     firm = ledger.account(st, ledger.FIRM, f)
     if misreports(fee, value, st.firm_absorptive[f], t.verification, t.penalty,
                   rules.abs_risk_aversion(st.firm_risk_aversion[f], st.balance[firm])):
         series[month, TRIALS_MISREPORTED] += 1
-        if rng.uniform(p.seed, rng.VERIFY, month, f) >= t.verification:
-            st.c_reported[f] = False   # the university (and its appraisal, if any) sees a failure
+        if rng.uniform(p.seed, rng.VERIFY, month, j) >= t.verification:
+            st.c_reported[j] = False   # the university (and its appraisal, if any) sees a failure
             ledger.pay(st, series, month, firm, ledger.account(st, ledger.MARKET, 0),
                        rules.yuan((1.0 - st.firm_absorptive[f]) * value), MISREPORT_LOSSES)
             return
         series[month, TRIALS_CAUGHT] += 1
         # the penalty is paid as far as the firm's cash goes once the fee, and its part of a broker's fee on it, is set
         # aside: a bargained fee is large, and its broker's fee with it
-        owed = fee + (rules.fee_split(rules.broker_fee(fee, p.fee_rate), p.fee_firm_share)[0] if st.c_broker[f] >= 0
+        owed = fee + (rules.fee_split(rules.broker_fee(fee, p.fee_rate), p.fee_firm_share)[0] if st.c_broker[j] >= 0
                       else np.int64(0))
         penalty = min(rules.yuan(t.penalty * fee), max(np.int64(0), st.balance[firm] - owed))
-        ledger.pay(st, series, month, firm, ledger.account(st, ledger.UNIVERSITY, st.ach_owner[st.c_ach[f]]),
+        ledger.pay(st, series, month, firm, ledger.account(st, ledger.UNIVERSITY, st.ach_owner[st.c_ach[j]]),
                    penalty, TRIAL_PENALTIES)
-    contracts.collect(p, st, series, month, f, fee, TRIAL_PAYMENTS)
+    contracts.collect(p, st, series, month, j, fee, TRIAL_PAYMENTS)
     series[month, TRIALS_CONVERTED] += 1
 
 

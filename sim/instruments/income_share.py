@@ -75,12 +75,12 @@ def involved_chance(chance, effort, involvement_, maturity):
 
 
 @kernel
-def on_open(p, st, series, month, f, cover):
+def on_open(p, st, series, month, j, cover):
     r = p.income_share
     if r.extra_share <= 0.0:
         return
-    st.c_chance[f] = involved_chance(st.c_chance[f], r.effort, involvement(r.extra_share, p.inventor_share),
-                                     st.ach_maturity[st.c_ach[f]])
+    st.c_chance[j] = involved_chance(st.c_chance[j], r.effort, involvement(r.extra_share, p.inventor_share),
+                                     st.ach_maturity[st.c_ach[j]])
     series[month, INVOLVED] += 1
 
 

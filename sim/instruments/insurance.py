@@ -98,11 +98,11 @@ state.field("ins_observed", "insurer", np.int64, 0, "settled policies", owner=NA
 state.field("ins_quote", "insurer", np.int64, 0, "scratch: this quote's premium", owner=NAME)
 state.field("ins_exposure", "insurer", np.int64, 0, "claims of its running policies, were all to fall due", owner=NAME)
 state.field("ins_writes", "insurer", np.bool_, False, "scratch: writes this quote", owner=NAME)
-state.field("c_insured", "firm", np.bool_, False, "the firm's contract is insured", owner=NAME)
-state.field("c_insurer", "firm", np.int64, -1, "its insurer", owner=NAME)
-state.field("c_claim", "firm", np.int64, 0, "refund on failure", owner=NAME)
-state.field("c_premium", "firm", np.int64, 0, "premium (firm's part and subsidy)", owner=NAME)
-state.field("c_subsidy", "firm", np.int64, 0, "government's part of the premium", owner=NAME)
+state.field("c_insured", "project", np.bool_, False, "the firm's contract is insured", owner=NAME)
+state.field("c_insurer", "project", np.int64, -1, "its insurer", owner=NAME)
+state.field("c_claim", "project", np.int64, 0, "refund on failure", owner=NAME)
+state.field("c_premium", "project", np.int64, 0, "premium (firm's part and subsidy)", owner=NAME)
+state.field("c_subsidy", "project", np.int64, 0, "government's part of the premium", owner=NAME)
 
 
 class Insurer(views.InstrumentAgent):
@@ -236,7 +236,7 @@ def payment_chance(reserves_now, exposure, claim):
 
 
 @kernel
-def offer_covers(p, st, f, a, cost, n):
+def offer_covers(p, st, j, a, cost, n):
     """The cheapest writing insurer's menu of covers, each with the subsidy the budget still allows. The firm counts
     on the claim as an insured event's chance (claim_share of failures) and its insurer's solvency allow
     (:func:`expected_refund`)."""
@@ -270,60 +270,62 @@ def offer_covers(p, st, f, a, cost, n):
 
 
 @kernel
-def on_open(p, st, series, month, f, cover):
+def on_open(p, st, series, month, j, cover):
     """The firm decides knowing the subsidy: it is committed against the budget now. An insured firm's effort falls
     with the expected refund it counted on in choosing the cover (``COVER_REFUND``: :func:`expected_refund`)."""
     insured = cover >= 0 and st.covers[cover, state.COVER_OWNER] == INSURED
-    st.c_insured[f] = insured
+    st.c_insured[j] = insured
     if insured:
         row = st.covers[cover]
-        st.c_insurer[f] = np.int64(row[state.COVER_AUX])
-        st.c_claim[f] = np.int64(row[state.COVER_AUX + 1])
-        st.c_premium[f] = np.int64(row[state.COVER_AUX + 2])
-        st.c_subsidy[f] = np.int64(row[state.COVER_AUX + 3])
-        st.c_chance[f] = insured_chance(st.c_chance[f], p.insurance.moral_hazard, row[state.COVER_REFUND],
-                                        st.c_cost[f])
+        st.c_insurer[j] = np.int64(row[state.COVER_AUX])
+        st.c_claim[j] = np.int64(row[state.COVER_AUX + 1])
+        st.c_premium[j] = np.int64(row[state.COVER_AUX + 2])
+        st.c_subsidy[j] = np.int64(row[state.COVER_AUX + 3])
+        st.c_chance[j] = insured_chance(st.c_chance[j], p.insurance.moral_hazard, row[state.COVER_REFUND],
+                                        st.c_cost[j])
     else:
-        st.c_insurer[f] = -1
-        st.c_claim[f] = 0
-        st.c_premium[f] = 0
-        st.c_subsidy[f] = 0
-    contracts.reserve_budget(st, st.c_subsidy[f])
+        st.c_insurer[j] = -1
+        st.c_claim[j] = 0
+        st.c_premium[j] = 0
+        st.c_subsidy[j] = 0
+    contracts.reserve_budget(st, st.c_subsidy[j])
 
 
 @kernel
-def on_breakdown(p, st, series, month, f):
+def on_breakdown(p, st, series, month, j):
     """The subsidy promised is released."""
-    contracts.release_budget(st, st.c_subsidy[f])
+    contracts.release_budget(st, st.c_subsidy[j])
 
 
 @kernel
-def on_sign(p, st, series, month, f):
-    if not st.c_insured[f]:
+def on_sign(p, st, series, month, j):
+    f = st.project_firm[j]   # the firm running project j
+    if not st.c_insured[j]:
         return
-    insurer = ledger.account(st, INSURER, st.c_insurer[f])
-    ledger.pay(st, series, month, ledger.account(st, ledger.FIRM, f), insurer, st.c_premium[f] - st.c_subsidy[f],
+    insurer = ledger.account(st, INSURER, st.c_insurer[j])
+    ledger.pay(st, series, month, ledger.account(st, ledger.FIRM, f), insurer, st.c_premium[j] - st.c_subsidy[j],
                PREMIUMS_FIRM)
-    ledger.pay(st, series, month, ledger.account(st, ledger.GOVERNMENT, 0), insurer, st.c_subsidy[f],
+    ledger.pay(st, series, month, ledger.account(st, ledger.GOVERNMENT, 0), insurer, st.c_subsidy[j],
                PREMIUM_SUBSIDIES)
-    contracts.budget_paid(st, st.c_subsidy[f])
-    st.ins_exposure[st.c_insurer[f]] += st.c_claim[f]
+    contracts.budget_paid(st, st.c_subsidy[j])
+    st.ins_exposure[st.c_insurer[j]] += st.c_claim[j]
     series[month, SIGNED_INSURED] += 1
-    series[month, SUM_INSURED] += st.c_claim[f]
+    series[month, SUM_INSURED] += st.c_claim[j]
 
 
 @kernel
-def on_settle(p, st, series, month, f, success):
-    if not st.c_insured[f]:
+def on_settle(p, st, series, month, j, success):
+    f = st.project_firm[j]   # the firm running project j
+    if not st.c_insured[j]:
         return
-    i = st.c_insurer[f]
-    st.ins_exposure[i] -= st.c_claim[f]
+    i = st.c_insurer[j]
+    st.ins_exposure[i] -= st.c_claim[j]
     insured_event = not success and rng.uniform(p.seed, rng.CLAIM, month, f) < insured_event_chance(
         1.0, p.insurance.claim_share)
     if insured_event:
-        paid = claim_paid(st.c_claim[f], reserves(st, i))
+        paid = claim_paid(st.c_claim[j], reserves(st, i))
         ledger.pay(st, series, month, ledger.account(st, INSURER, i), ledger.account(st, ledger.FIRM, f), paid, CLAIMS)
-        series[month, CLAIMS_UNPAID] += st.c_claim[f] - paid
+        series[month, CLAIMS_UNPAID] += st.c_claim[j] - paid
     st.ins_observed[i] += 1
     st.ins_failures[i] += 1 if insured_event else 0
 

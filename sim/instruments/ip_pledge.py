@@ -172,12 +172,14 @@ state.field("pl_running", "one", np.int64, 0, "pledge loans paid out and not yet
 state.field("pl_offer", "one", np.int64, -1, "scratch: the lender of the credit on offer to this decision, or -1",
             owner=NAME)
 state.field("pl_offer_guaranteed", "one", np.bool_, False, "scratch: that credit is guaranteed", owner=NAME)
-state.field("c_lender", "firm", np.int64, -1, "lender of the firm's pledge loan, or -1 (none)", owner=NAME)
-state.field("c_loan", "firm", np.int64, 0, "principal of its pledge loan (yuan)", owner=NAME)
-state.field("c_interest", "firm", np.int64, 0, "interest owed on it when the outcome is known (yuan)", owner=NAME)
-state.field("c_guarantee", "firm", np.int64, 0, "guarantee committed on it, 0 if not guaranteed (yuan)", owner=NAME)
-state.field("c_collateral", "firm", np.int64, 0, "the lending value of the assets it pledged with the patent: the most "
+state.field("c_lender", "project", np.int64, -1, "lender of the firm's pledge loan, or -1 (none)", owner=NAME)
+state.field("c_loan", "project", np.int64, 0, "principal of its pledge loan (yuan)", owner=NAME)
+state.field("c_interest", "project", np.int64, 0, "interest owed on it when the outcome is known (yuan)", owner=NAME)
+state.field("c_guarantee", "project", np.int64, 0, "guarantee committed on it, 0 if not guaranteed (yuan)", owner=NAME)
+state.field("c_collateral", "project", np.int64, 0, "the lending value of the assets it pledged with the patent: the most "
             "the lender may seize (yuan)", owner=NAME)
+state.field("firm_pledged", "firm", np.int64, 0, "the lending value of the firm's assets pledged on its running loans "
+            "(its projects' c_collateral): a second project's loan gets only what is left", owner=NAME)
 
 
 class Lender(views.InstrumentAgent):
@@ -317,16 +319,18 @@ def equity(st, i):
 
 # --------------------------------------------------------------------------- hooks
 @kernel
-def offer_support(p, st, series, month, f, a, cost):
+def offer_support(p, st, series, month, j, a, cost):
     """The cheapest lender's credit (on ties the larger limit, then the first lender): a limit from the patent's pledge
     value within its lendable reserves, at its rate (with the guarantee share if the fund's capital covers the
     guarantee on the whole limit)."""
+    f = st.project_firm[j]   # the firm running project j
     pl = p.ip_pledge
     st.pl_offer[0] = -1
     st.pl_offer_guaranteed[0] = False
     if pl.loan_to_value <= 0.0 and pl.asset_loan_to_value <= 0.0:
         return
-    collateral = asset_collateral(pl.asset_loan_to_value, st.firm_assets[f])
+    # the firm's assets pledged on its other running loans are not pledged again
+    collateral = max(np.int64(0), asset_collateral(pl.asset_loan_to_value, st.firm_assets[f]) - st.firm_pledged[f])
     best, best_rate, best_limit, best_guaranteed = -1, 0.0, np.int64(0), False
     for i in range(st.pl_active.shape[0]):
         if not lender_lends(st.pl_active[i], equity(st, i), pl.min_reserves):
@@ -353,45 +357,49 @@ def offer_support(p, st, series, month, f, a, cost):
 
 
 @kernel
-def on_open(p, st, series, month, f, cover):
+def on_open(p, st, series, month, j, cover):
     """The loan agreed (the firm borrows what its cash lacks at signing) is promised by the lender, its guarantee
     committed against the fund, the firm's assets pledged (their lending value, what the lender may seize)."""
     i = st.pl_offer[0]
-    if i < 0 or st.c_borrowed[f] <= 0:
-        st.c_lender[f] = -1
-        st.c_loan[f] = 0
-        st.c_interest[f] = 0
-        st.c_guarantee[f] = 0
-        st.c_collateral[f] = 0
+    if i < 0 or st.c_borrowed[j] <= 0:
+        st.c_lender[j] = -1
+        st.c_loan[j] = 0
+        st.c_interest[j] = 0
+        st.c_guarantee[j] = 0
+        st.c_collateral[j] = 0
         return
-    st.c_collateral[f] = np.int64(st.support[SUPPORT_COLLATERAL])
-    loan = st.c_borrowed[f]
-    st.c_lender[f] = i
-    st.c_loan[f] = loan
-    st.c_interest[f] = rules.yuan(st.support[SUPPORT_CREDIT_RATE] * loan)
-    st.c_guarantee[f] = guarantee_of(loan, p.ip_pledge.guarantee_share) if st.pl_offer_guaranteed[0] else 0
+    st.c_collateral[j] = np.int64(st.support[SUPPORT_COLLATERAL])
+    st.firm_pledged[st.project_firm[j]] += st.c_collateral[j]
+    loan = st.c_borrowed[j]
+    st.c_lender[j] = i
+    st.c_loan[j] = loan
+    st.c_interest[j] = rules.yuan(st.support[SUPPORT_CREDIT_RATE] * loan)
+    st.c_guarantee[j] = guarantee_of(loan, p.ip_pledge.guarantee_share) if st.pl_offer_guaranteed[0] else 0
     st.pl_promised[i] += loan
-    st.pl_fund_committed[0] += st.c_guarantee[f]
+    st.pl_fund_committed[0] += st.c_guarantee[j]
 
 
 @kernel
-def on_breakdown(p, st, series, month, f):
+def on_breakdown(p, st, series, month, j):
     """The promise and the guarantee are released."""
-    i = st.c_lender[f]
+    i = st.c_lender[j]
     if i < 0:
         return
-    st.pl_promised[i] -= st.c_loan[f]
-    st.pl_fund_committed[0] -= st.c_guarantee[f]
-    st.c_lender[f] = -1
+    st.pl_promised[i] -= st.c_loan[j]
+    st.pl_fund_committed[0] -= st.c_guarantee[j]
+    st.firm_pledged[st.project_firm[j]] -= st.c_collateral[j]
+    st.c_lender[j] = -1
+    st.c_collateral[j] = 0
 
 
 @kernel
-def at_signing(p, st, series, month, f):
+def at_signing(p, st, series, month, j):
     """The loan is paid out before any payment at signing."""
-    i = st.c_lender[f]
+    f = st.project_firm[j]   # the firm running project j
+    i = st.c_lender[j]
     if i < 0:
         return
-    loan = st.c_loan[f]
+    loan = st.c_loan[j]
     ledger.pay(st, series, month, ledger.account(st, LENDER, i), ledger.account(st, ledger.FIRM, f), loan,
                PLEDGE_LOANS)
     st.pl_promised[i] -= loan
@@ -400,33 +408,34 @@ def at_signing(p, st, series, month, f):
     series[month, LOANS_MADE] += 1
     series[month, LOANS_MADE_SME] += 1 if st.firm_sme[f] else 0
     series[month, LOANS_SME_SMALL] += 1 if st.firm_sme[f] and loan < p.ip_pledge.small_loan else 0
-    series[month, LOANS_GUARANTEED] += 1 if st.c_guarantee[f] > 0 else 0
-    series[month, LOAN_INTEREST_DUE] += st.c_interest[f]
+    series[month, LOANS_GUARANTEED] += 1 if st.c_guarantee[j] > 0 else 0
+    series[month, LOAN_INTEREST_DUE] += st.c_interest[j]
 
 
 @kernel
-def on_settle(p, st, series, month, f, success):
+def on_settle(p, st, series, month, j, success):
     """The firm repays as far as its cash goes, then the lender seizes its pledged assets for the rest, up to their
     lending value (sold to the outside economy: the firm's assets fall by as much); on a default (the lender not paid
     in full) the fund pays its share of the principal left unpaid, within its commitment and the yearly budget."""
-    i = st.c_lender[f]
+    f = st.project_firm[j]   # the firm running project j
+    i = st.c_lender[j]
     if i < 0:
         return
-    loan = st.c_loan[f]
+    loan = st.c_loan[j]
     lender = ledger.account(st, LENDER, i)
-    repaid, recovered, interest_paid, unpaid = repayment(loan, st.c_interest[f],
+    repaid, recovered, interest_paid, unpaid = repayment(loan, st.c_interest[j],
                                                          st.balance[ledger.account(st, ledger.FIRM, f)],
-                                                         st.c_collateral[f])
+                                                         st.c_collateral[j])
     ledger.pay(st, series, month, ledger.account(st, ledger.FIRM, f), lender, repaid, LOAN_REPAYMENTS)
     if recovered > 0:
         ledger.pay(st, series, month, ledger.account(st, ledger.MARKET, 0), lender, recovered, COLLATERAL_RECOVERED)
         st.firm_assets[f] -= recovered
     series[month, LOAN_INTEREST_PAID] += interest_paid
-    defaulted = repaid + recovered < loan + st.c_interest[f]
+    defaulted = repaid + recovered < loan + st.c_interest[j]
     if defaulted:
         series[month, LOANS_DEFAULTED] += 1
         series[month, LOAN_LOSSES] += unpaid
-        if st.c_guarantee[f] > 0:
+        if st.c_guarantee[j] > 0:
             due = guarantee_due(unpaid, p.ip_pledge.guarantee_share)
             if contracts.pay_public(p, st, series, month, lender, due, GUARANTEE_PAYOUTS):
                 st.pl_fund_paid[0] += due
@@ -434,13 +443,14 @@ def on_settle(p, st, series, month, f, success):
                 series[month, GUARANTEES_DENIED] += due
     else:
         series[month, LOANS_REPAID] += 1
-    st.pl_defaults[i] += 1 if repaid < loan + st.c_interest[f] else 0   # its cash failed it: the pledge enforced
+    st.pl_defaults[i] += 1 if repaid < loan + st.c_interest[j] else 0   # its cash failed it: the pledge enforced
     st.pl_observed[i] += 1
     st.pl_outstanding[i] -= loan
     st.pl_running[0] -= 1
-    st.pl_fund_committed[0] -= st.c_guarantee[f]
-    st.c_lender[f] = -1
-    st.c_collateral[f] = 0
+    st.pl_fund_committed[0] -= st.c_guarantee[j]
+    st.c_lender[j] = -1
+    st.firm_pledged[f] -= st.c_collateral[j]
+    st.c_collateral[j] = 0
 
 
 @kernel

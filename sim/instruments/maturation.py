@@ -149,8 +149,8 @@ def on_month(p, st, series, month):
 
 
 @kernel
-def on_settle(p, st, series, month, f, success):
-    if st.ach_granted[st.c_ach[f]] >= 0:
+def on_settle(p, st, series, month, j, success):
+    if st.ach_granted[st.c_ach[j]] >= 0:
         series[month, SUCCESSES_MATURED if success else FAILURES_MATURED] += 1
 
 

@@ -66,7 +66,7 @@ def open_price(price_share, ask):
 
 
 @kernel
-def offer_forms(p, st, series, month, f, a, signal, n):
+def offer_forms(p, st, series, month, j, a, signal, n):
     """An achievement on the open-licence list is on offer at its published price, agreed at once (0 months of
     negotiation)."""
     if not listed_open(p, a):

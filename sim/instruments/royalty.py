@@ -164,9 +164,10 @@ def instalments_pv(annual_rate, start, months):
 
 
 @kernel
-def offer_forms(p, st, series, month, f, a, signal, n):
+def offer_forms(p, st, series, month, j, a, signal, n):
     """A university offers the royalty form when it is worth its reservation price to it (the upfront share, and
     the royalty in instalments after the term, discounted, with the chance the match shows)."""
+    f = st.project_firm[j]   # the firm running project j
     r = p.royalty
     value = rules.project_amount(st.ach_value[a], st.firm_scale[f])   # as sim.contracts.consider values it
     at_sign, total = upfront(r.upfront_share, st.ach_ask[a]), royalty_total(r.rate, value)
@@ -180,17 +181,18 @@ def offer_forms(p, st, series, month, f, a, signal, n):
 
 
 @kernel
-def on_settle(p, st, series, month, f, success):
+def on_settle(p, st, series, month, j, success):
     """A royalty contract that succeeded starts its schedule (the form has no single payment on success)."""
-    if not success or st.c_form[f] != ROYALTY:
+    f = st.project_firm[j]   # the firm running project j
+    if not success or st.c_form[j] != ROYALTY:
         return
-    a = st.c_ach[f]
+    a = st.c_ach[j]
     if st.roy_left[a] > 0:
         raise ValueError("an achievement with a running royalty schedule succeeded again")
-    total = st.c_on_success[f]   # royalty_total(rate, value) as offered
+    total = st.c_on_success[j]   # royalty_total(rate, value) as offered
     months = p.royalty.months
     st.roy_firm[a] = f
-    st.roy_broker[a] = st.c_broker[f]
+    st.roy_broker[a] = st.c_broker[j]
     st.roy_total[a] = total
     st.roy_instalment[a] = instalment(total, months)
     st.roy_left[a] = months

@@ -68,7 +68,7 @@ state.field("v_signed", "achievement", np.int64, -1, "month the achievement's cu
             owner=NAME)
 state.field("v_cap", "achievement", np.int64, 0, "the voucher offered for the achievement's current contract (yuan)",
             owner=NAME)
-state.field("c_voucher_at_sign", "firm", np.int64, 0, "voucher promised for the payments at signing", owner=NAME)
+state.field("c_voucher_at_sign", "project", np.int64, 0, "voucher promised for the payments at signing", owner=NAME)
 
 
 def money_bound(cfg, pop) -> float:
@@ -79,11 +79,11 @@ def money_bound(cfg, pop) -> float:
 
 # --------------------------------------------------------------------------- rules
 @kernel
-def services_at_signing(p, st, f):
-    """What firm ``f`` pays for technology services when its contract is signed: the broker's service fee, the
+def services_at_signing(p, st, j):
+    """What project ``j`` pays for technology services when its contract is signed: the broker's service fee, the
     form's payment at signing and the firm's part of the broker's fee on it."""
-    brokered = st.c_broker[f] >= 0
-    at_sign = st.c_at_sign[f] if hooks.FORM_KIND_AT_SIGN[st.c_form[f]] >= 0 else np.int64(0)
+    brokered = st.c_broker[j] >= 0
+    at_sign = st.c_at_sign[j] if hooks.FORM_KIND_AT_SIGN[st.c_form[j]] >= 0 else np.int64(0)
     fee_rate = p.fee_rate if brokered else 0.0
     fixed = rules.yuan(p.fee_fixed) if brokered else np.int64(0)
     return fixed + at_sign + rules.firms_fee(at_sign, fee_rate, p.fee_firm_share)
@@ -102,7 +102,8 @@ def voucher_cap(p, st, f):
 
 # --------------------------------------------------------------------------- hooks
 @kernel
-def offer_support(p, st, series, month, f, a, cost):
+def offer_support(p, st, series, month, j, a, cost):
+    f = st.project_firm[j]   # the firm running project j
     cap = voucher_cap(p, st, f)
     if cap > 0 and p.vouchers.rate > 0.0:
         st.support[state.SUPPORT_COPAY_RATE] = p.vouchers.rate
@@ -111,28 +112,30 @@ def offer_support(p, st, series, month, f, a, cost):
 
 
 @kernel
-def on_open(p, st, series, month, f, cover):
+def on_open(p, st, series, month, j, cover):
     """The voucher the firm decided on (the support of its decision, still in st.support) is the contract's; its part
     for the payments at signing is promised against the budget now (the price is agreed)."""
+    f = st.project_firm[j]   # the firm running project j
     cap = np.int64(st.support[state.SUPPORT_COPAY_CAP])
-    a = st.c_ach[f]
+    a = st.c_ach[j]
     st.v_cap[a] = cap
     st.v_paid[a] = 0
-    st.c_voucher_at_sign[f] = contracts.copay(float(services_at_signing(p, st, f)), p.vouchers.rate, float(cap))
-    contracts.reserve_budget(st, st.c_voucher_at_sign[f])
+    st.c_voucher_at_sign[j] = contracts.copay(float(services_at_signing(p, st, j)), p.vouchers.rate, float(cap))
+    contracts.reserve_budget(st, st.c_voucher_at_sign[j])
 
 
 @kernel
-def on_breakdown(p, st, series, month, f):
-    contracts.release_budget(st, st.c_voucher_at_sign[f])
+def on_breakdown(p, st, series, month, j):
+    contracts.release_budget(st, st.c_voucher_at_sign[j])
 
 
 @kernel
-def at_signing(p, st, series, month, f):
+def at_signing(p, st, series, month, j):
     """The voucher's part of the payments at signing arrives before them."""
-    a = st.c_ach[f]
+    f = st.project_firm[j]   # the firm running project j
+    a = st.c_ach[j]
     st.v_signed[a] = month
-    help_ = st.c_voucher_at_sign[f]
+    help_ = st.c_voucher_at_sign[j]
     if help_ > 0:
         ledger.pay(st, series, month, ledger.account(st, ledger.GOVERNMENT, 0), ledger.account(st, ledger.FIRM, f),
                    help_, VOUCHERS)
