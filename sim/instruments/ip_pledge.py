@@ -31,6 +31,10 @@ beyond cash (``scenario.firms.assets_to_cash_*``, :mod:`sim.population`):
   failure it repays as far as its cash goes and then loses its pledged assets up to their
   lending value, so it loses at most its cash and that collateral; the price it
   agrees is at most what it can pay with the loan (:func:`sim.rules.bargained_price`).
+* **Counts** (``offer_support``): every decision offered credit (``credit_offers``), and those by a firm whose cash
+  is short of the implementation cost plus the lowest licence price the university accepts
+  (``credit_offers_short``, ``_sme``: :func:`short_of_cash`): who needs the credit, against who takes it
+  (``loans_made``).
 * **Commitments** (``on_open``): the loan agreed is promised by the lender (kept out of
   what it can lend to others) and its guarantee, ``ceil(guarantee_share x loan)``, is
   committed against the fund's capital; both are released if the negotiation breaks down.
