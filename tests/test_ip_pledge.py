@@ -45,8 +45,9 @@ ONE = ("scenario.firms.n=1", "scenario.firms.sme_share=1.0", "scenario.sectors=1
 
 # the population the instrument is meant for: SMEs short of cash for a deal (median cash 1 M yuan against a median
 # implementation cost and asking price of ~1 M each) and not so risk-averse that a loss beyond their cash rules every
-# deal out (with the default relative risk aversion of 3, risk, not cash, is what stops them: on the default scenario
-# a firm short of cash would stake all of it, which no firm that risk-averse accepts, so hardly any borrows)
+# deal out (with the default relative risk aversion of 5, risk, not cash, is what stops them: on the default scenario
+# a firm short of cash would stake all of it and more, which no firm that risk-averse accepts: none borrows, see
+# test_no_credit_terms_make_a_borrower_accept_a_deal_below_one_minus_e_to_the_minus_risk_aversion)
 CASH_POOR = ("scenario.firms.n=1500", "scenario.firms.sme_share=1.0", "scenario.months=48",
              "scenario.firms.risk_aversion_sme=0.1", "scenario.firms.cash_median_sme=1e6", "pledge.loan_to_value=1",
              # a dense broker market (15 at the start, at a cost of 3,000 yuan a month, not the default 3 at 5,700):
