@@ -31,6 +31,10 @@ beyond cash (``scenario.firms.assets_to_cash_*``, :mod:`sim.population`):
   failure it repays as far as its cash goes and then loses its pledged assets up to their
   lending value, so it loses at most its cash and that collateral; the price it
   agrees is at most what it can pay with the loan (:func:`sim.rules.bargained_price`).
+* **Counts** (``offer_support``): every decision offered credit (``credit_offers``), and those by a firm whose cash
+  is short of the implementation cost plus the lowest licence price the university accepts
+  (``credit_offers_short``, ``_sme``: :func:`short_of_cash`): who needs the credit, against who takes it
+  (``loans_made``).
 * **Commitments** (``on_open``): the loan agreed is promised by the lender (kept out of
   what it can lend to others) and its guarantee, ``ceil(guarantee_share x loan)``, is
   committed against the fund's capital; both are released if the negotiation breaks down.
@@ -136,6 +140,13 @@ LOANS_MADE = columns.column("loans_made", "contracts financed by a pledge loan (
 LOANS_MADE_SME = columns.column("loans_made_sme", "of which to SMEs", summary=True, owner=NAME)
 LOANS_SME_SMALL = columns.column("loans_sme_small", "of which to SMEs and below pledge.small_loan (CNIPA's count of "
                                  "SMEs with loans under 10 M yuan)", summary=True, owner=NAME)
+CREDIT_OFFERS = columns.column("credit_offers", "contract decisions offered pledge credit (each firm weighing an "
+                               "achievement while a lender can lend)", summary=True, owner=NAME)
+CREDIT_OFFERS_SHORT = columns.column("credit_offers_short", "of which by a firm whose cash is short of the "
+                                     "implementation cost plus the lowest licence price the university accepts: it "
+                                     "cannot sign a licence from its own cash (:func:`short_of_cash`)", summary=True,
+                                     owner=NAME)
+CREDIT_OFFERS_SHORT_SME = columns.column("credit_offers_short_sme", "of which by SMEs", summary=True, owner=NAME)
 LOANS_GUARANTEED = columns.column("loans_guaranteed", "of which covered by the guarantee fund", summary=True,
                                   owner=NAME)
 LOANS_REPAID = columns.column("loans_repaid", "pledge loans repaid in full", summary=True, owner=NAME)
@@ -271,6 +282,14 @@ def credit_limit(loan_to_value, ask, collateral, can_lend):
 
 
 @entry
+def short_of_cash(cash, cost, ask, reservation_share):
+    """Whether a firm's ``cash`` is short of what a licence costs it at signing at the lowest price the university
+    accepts: the implementation ``cost`` plus ``reservation_share`` x the asking price (before any broker's fee or
+    co-payment). A count of who needs the credit, no rule: such a firm signs a licence only with a loan."""
+    return cash < cost + reservation_share * ask
+
+
+@entry
 def guarantee_of(loan, guarantee_share):
     """The guarantee committed on a loan: the most the fund could pay on it, ``ceil(share x loan)``."""
     return np.int64(math.ceil(guarantee_share * loan))
@@ -349,6 +368,11 @@ def offer_support(p, st, series, month, j, a, cost):
             best, best_rate, best_limit, best_guaranteed = i, rate, limit, guaranteed
     if best < 0:
         return
+    series[month, CREDIT_OFFERS] += 1
+    if short_of_cash(st.balance[ledger.account(st, ledger.FIRM, f)], cost, st.ach_ask[a],
+                     st.univ_reservation[st.ach_owner[a]]):
+        series[month, CREDIT_OFFERS_SHORT] += 1
+        series[month, CREDIT_OFFERS_SHORT_SME] += 1 if st.firm_sme[f] else 0
     st.support[SUPPORT_CREDIT] = float(best_limit)
     st.support[SUPPORT_CREDIT_RATE] = best_rate
     st.support[SUPPORT_COLLATERAL] = float(collateral)
@@ -482,7 +506,8 @@ def check_series(s, cfg) -> None:
     """Loans add up (lent = principal repaid, from cash or the collateral recovered, + defaulted + outstanding, in
     yuan and in loans, month by month); collateral recovered only in months a loan is settled; guarantee payouts only
     in months with defaults, within guarantee_share of the principal lost and, in all, within the fund; a loan only
-    with a contract signed; loans to SMEs (and small ones) among the loans; lenders never return once withdrawn."""
+    with a contract signed; loans to SMEs (and small ones) among the loans; no more loans than credit offers so far,
+    offers to firms short of cash (SMEs) among the offers; lenders never return once withdrawn."""
     from ..results import FORM_COLUMNS, InvariantError
 
     pl = cfg.pledge
@@ -513,6 +538,11 @@ def check_series(s, cfg) -> None:
     bad = c[:, GUARANTEE_PAYOUTS] > math.floor(pl.fund_size)
     if bad.any():
         raise InvariantError(f"month {bad.argmax()}: guarantee payouts exceed the fund")
+    bad = ((c[:, LOANS_MADE] > c[:, CREDIT_OFFERS]) | (s[:, CREDIT_OFFERS_SHORT] > s[:, CREDIT_OFFERS])
+           | (s[:, CREDIT_OFFERS_SHORT_SME] > s[:, CREDIT_OFFERS_SHORT]))
+    if bad.any():
+        raise InvariantError(f"month {bad.argmax()}: more loans than credit offers so far, or more offers to firms short "
+                             "of cash (to SMEs short of cash) than offers (to firms short of cash)")
     contracts_signed = s[:, list(FORM_COLUMNS)].sum(axis=1)
     bad = ((s[:, LOANS_MADE] > contracts_signed) | (s[:, LOANS_GUARANTEED] > s[:, LOANS_MADE])
            | (s[:, LOANS_MADE_SME] > s[:, LOANS_MADE]) | (s[:, LOANS_SME_SMALL] > s[:, LOANS_MADE_SME]))
