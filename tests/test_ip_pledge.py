@@ -462,10 +462,10 @@ def test_credit_offers_count_every_decision_and_those_short_of_cash(monkeypatch)
 
     cfg = api.compose("scenario.firms.n=300", "scenario.months=24", "regime=ip_pledge", "progress=false")
     seen = []
-    real = agents.Firm.consider
+    real = agents.Project.consider
 
     def consider(self, achievement, signal, broker):
-        m, f, a = self.model, self.index, achievement.index
+        m, f, a = self.model, self.firm.index, achievement.index
         st = m.arrays
         cash = int(st.balance[st.acct_base[ledger.FIRM] + f])
         cost = math.floor(float(st.ach_cost[a]) * float(st.firm_scale[f]) + 0.5)   # to the yuan, half up
@@ -473,7 +473,7 @@ def test_credit_offers_count_every_decision_and_those_short_of_cash(monkeypatch)
         seen.append((m.month, short, bool(st.firm_sme[f])))
         return real(self, achievement, signal, broker)
 
-    monkeypatch.setattr(agents.Firm, "consider", consider)
+    monkeypatch.setattr(agents.Project, "consider", consider)
     model = TransferModel(cfg, 7600)
     s = model.run()
     months = np.array([m for m, _, _ in seen])
