@@ -1,6 +1,6 @@
 """Calibrate the model to reported figures: ``python -m experiments.calibrate`` (a Hydra app).
 
-    python -m experiments.calibrate                         # configs/targets/reported.yaml, budget 40,000 runs
+    python -m experiments.calibrate                         # configs/targets/reported.yaml, budget 100,000 runs
     python -m experiments.calibrate target_set=my_region.yaml budget=50000 workers=2
     python -m experiments.calibrate method=screen           # the Morris screen alone
     python -m experiments.calibrate executor=slurm slurm.partition=compute workers=64
@@ -53,12 +53,14 @@ from sim.schema import COUNT_MAX, SEED_MAX, _c, _nested
 
 @dataclass
 class ScreenConfig:
-    trajectories: int = _c(10, ge=2, le=10000, doc="Morris trajectories (each: one point per parameter + 1)")
-    keep: int = _c(8, ge=1, le=100, doc="most parameters kept for the fit, by their Morris mu*")
+    trajectories: int = _c(100, ge=2, le=10000, doc="Morris trajectories (each: one point per parameter + 1)")
+    keep: int = _c(8, ge=1, le=100, doc="parameters kept for the fit, by their Morris mu* (with check: those either "
+                                       "screen ranks among its keep largest)")
     threshold: float = _c(0.5, ge=0.0, le=1.0e6, doc="least mu* kept, in sigmas of the most sensitive target")
     fit: Optional[list] = _c(None, doc="the keys to fit, skipping the screen (null: screen)")
-    check: bool = _c(True, doc="screen again with seed + 1 (as many runs again) and report whether it keeps the same "
-                               "parameters: a kept set that changes with the seed needs more trajectories")
+    check: bool = _c(True, doc="screen again with seed + 1 (as many runs again), report whether it keeps the same "
+                               "parameters, and fit those either keeps (the cut falls among parameters of similar "
+                               "effect: neither screen's noise leaves an influential one at its default)")
 
 
 @dataclass
@@ -78,7 +80,7 @@ class CalibrateConfig:
     posterior: Optional[str] = _c(None, doc="method=predict: the folder of a calibration (posterior.csv, "
                                             "posterior.yaml) whose posterior predicts the targets")
     seed: int = _c(0, ge=0, le=SEED_MAX, doc="seed of the calibration (design, candidates, runs)")
-    budget: int = _c(40000, ge=10, le=10**9, doc="model runs in all (screen + ABC): a hard cap; a generation the "
+    budget: int = _c(100000, ge=10, le=10**9, doc="model runs in all (screen + ABC): a hard cap; a generation the "
                                                   "rest cannot pay for is not begun")
     screen: ScreenConfig = _nested(ScreenConfig)
     abc: AbcConfig = _nested(AbcConfig)
@@ -192,6 +194,10 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
             keys = cal.select_parameters(table, cfg.screen.keep, cfg.screen.threshold)
             if cfg.screen.check:
                 info["screen_check"] = _screen_check(cfg, out, model, executor, info)
+                info["screen_kept"] = list(keys)
+                # the cut at `keep` falls among parameters of similar effect: one either screen ranks among the most
+                # influential is fitted, so that neither screen's noise leaves an influential parameter at its default
+                keys = keys + [k for k in info["screen_check"] if k not in keys]
             plots.save(plots.screen_figure(table, keys), out / "screen.png", write_atomic)
             if not keys:
                 raise ConfigError(f"screen.threshold = {cfg.screen.threshold}: no parameter has an effect that large; "
@@ -254,7 +260,7 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
         informed = None if cfg.screen.fit else cal.informs(table, keys, cfg.screen.threshold)
         lines = _report(ts, summary, fit, info, written, meta, informed)
         if "screen_check" in info:
-            lines.append(screen_stability(keys, info["screen_check"], cfg.seed, cfg.screen.trajectories))
+            lines.append(screen_stability(info["screen_kept"], info["screen_check"], cfg.seed, cfg.screen.trajectories))
         write_atomic(out / "report.md", lambda p: Path(p).write_text("\n".join(lines) + "\n"))
         print("\n".join(lines))
         print(f"\nwrote posterior.csv, posterior.yaml, posterior_summary.csv, posterior_pairs.png, predictive.csv, "
@@ -476,13 +482,15 @@ def _screen_check(cfg, out: Path, model, executor, info) -> list[str]:
 
 
 def screen_stability(kept: list, again: list, seed: int, trajectories: int) -> str:
-    """The report's line on whether two screens (seeds ``seed`` and ``seed + 1``) keep the same parameters."""
+    """The report's line on whether two screens (seeds ``seed`` and ``seed + 1``) keep the same parameters; the fit
+    takes those either keeps."""
     if set(kept) == set(again):
         return (f"Screen: the same {len(kept)} parameters are kept with seed {seed} and seed {seed + 1} "
                 f"({trajectories} trajectories each).")
     return (f"Screen: NOT STABLE: with seed {seed + 1} the screen keeps {', '.join(sorted(set(again) - set(kept))) or '-'} "
-            f"instead of {', '.join(sorted(set(kept) - set(again))) or '-'} ({trajectories} trajectories): raise "
-            "screen.trajectories.")
+            f"instead of {', '.join(sorted(set(kept) - set(again))) or '-'} ({trajectories} trajectories; "
+            f"{len(set(kept) & set(again))} of {len(kept)} shared): the fit takes the {len(set(kept) | set(again))} "
+            "either keeps; more trajectories narrow the difference.")
 
 
 def _fmt(x: float) -> str:

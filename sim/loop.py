@@ -13,8 +13,8 @@ from .jit import generated
 
 PHASES = (
     "open_month",      # a budget year may start; transfer offices' capacity renews
-    "raise_needs",     # needs arise in idle firms, or expire unmatched
-    "firms_search",    # firms with a need find candidates themselves
+    "raise_needs",     # needs arise in firms with a project slot free, or expire unmatched
+    "firms_search",    # firms search the lists for their open needs
     "brokers_visit",   # brokers visit firms of their sector, surface needs, propose achievements
     "organised_search",  # publicly organised search: expert visits, matching events (the instruments' search hook)
     "negotiate",       # negotiations conclude (signing: payments, term starts), continue or break down

@@ -141,7 +141,8 @@ def test_the_screens_stability_line_names_what_changes_with_the_seed():
     assert screen_stability(["a", "b"], ["b", "a"], 4, 10) == (
         "Screen: the same 2 parameters are kept with seed 4 and seed 5 (10 trajectories each).")
     assert screen_stability(["a", "b"], ["a", "c"], 4, 10) == (
-        "Screen: NOT STABLE: with seed 5 the screen keeps c instead of b (10 trajectories): raise screen.trajectories.")
+        "Screen: NOT STABLE: with seed 5 the screen keeps c instead of b (10 trajectories; 1 of 2 shared): the fit "
+        "takes the 3 either keeps; more trajectories narrow the difference.")
 
 
 def test_informs_lists_the_targets_a_parameter_moves_by_at_least_the_threshold_largest_first():

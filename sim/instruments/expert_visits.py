@@ -6,9 +6,10 @@ Government organises search and pays for it, per visit and per event, never per 
   Longquan: 100+ firms visited in five rounds, 68 needs, 29 achievements matched, 9
   use-before-transfer contracts; Ningbo: 230+ expert brokers from universities visiting
   firms). Each month ``visits_per_month`` visits go to firms drawn uniformly, with
-  replacement, from all firms of the region (no targeting: an expert may find a firm busy
-  with a project; the county scenario's firms are almost all SMEs anyway). A visit to an
-  idle firm surfaces a latent need with ``surface_chance``; to a firm with a need, the
+  replacement, from all firms of the region (no targeting: an expert may find a firm's
+  every project slot busy; the county scenario's firms are almost all SMEs anyway). A visit
+  deals with the firm's open need, else surfaces a latent need in its first idle project
+  slot with ``surface_chance`` (:func:`sim.contracts.visited_project`); for a need, the
   expert screens ``screen`` achievements of the firm's sector with judging error ``noise``
   (experts know the science) and the firm considers the best shelved one, as with a
   broker's proposal but with no broker and no fee (:func:`sim.contracts.visit`).
@@ -17,7 +18,7 @@ Government organises search and pays for it, per visit and per event, never per 
   ``events_per_year`` events, evenly spaced over the budget year from its first month
   (:func:`event_held`). ``event_firms`` distinct firms attend (all of them if the region
   has fewer), drawn uniformly without replacement (:func:`attendees`); attending
-  surfaces an idle firm's latent need with ``event_surface_chance``; each attendee with a
+  surfaces a latent need in a free project slot with ``event_surface_chance``; each attendee with a
   need hears ``event_pitches`` pitches of its sector and judges them itself, with its own
   error (``scenario.firms.self_noise``, as when it finds a candidate alone).
 
