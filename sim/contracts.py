@@ -622,11 +622,12 @@ def collect_for(p, st, series, month, f, a, b, amount, kind):
     (-1: none) brought about (a payment of ``kind``); the broker's fee, the instruments' part (a reward) and the
     inventors' share follow.
 
-    The contract is named explicitly because it need not be the firm's current one: a
-    payment that falls due after the firm has moved on to a new contract (a royalty
-    instalment) is still paid under, and to the parties of, the contract it is due on.
-    Instruments keep per-project state by achievement (``a``): an achievement is under
-    at most one contract at a time and, once it succeeds, stays in use, never contracted again.
+    The contract is named explicitly because it need not be one a project of the firm is
+    running: a payment that falls due after the project slot has moved on to a new contract
+    (a royalty instalment) is still paid under, and to the parties of, the contract it is due
+    on. Instruments keep a contract's state beyond its term by achievement (``a``): an
+    achievement is under at most one contract at a time and, once it succeeds, stays in use,
+    never contracted again (a running contract's state is the slot's ``c_*`` arrays).
     """
     univ = st.ach_owner[a]
     firm, university = account(st, FIRM, f), account(st, UNIVERSITY, univ)

@@ -36,8 +36,8 @@ HOOKS = {
     "on_sign": ("p, st, series, month, j", None, "the contract is signed (after the payment at signing)"),
     "on_payment": ("p, st, series, month, f, a, b, amount, net", None, "firm f paid the university amount under "
                    "the contract for achievement a brought about by broker b (-1: none), of which the university keeps "
-                   "net after its part of the broker's fee (before the inventors' share); not necessarily f's current "
-                   "contract (sim.contracts.collect_for)"),
+                   "net after its part of the broker's fee (before the inventors' share); not necessarily a contract "
+                   "of one of f's running projects (sim.contracts.collect_for)"),
     "on_settle": ("p, st, series, month, j, success", None, "the implementation's outcome is known"),
     "search": ("p, st, series, month", None, "publicly organised search (phase organised_search): expert visits, "
                "matching events"),

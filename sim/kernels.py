@@ -7,7 +7,7 @@ equivalence test (``tests/test_engines.py``) checks that the two engines give th
 series.
 
 Discovery draws from the sector's slice of the sorted achievements (and a broker's visits
-from its sector's slice of the firms), so a month costs O(firms + achievements + brokers
+from its sector's slice of the firms), so a month costs O(firms' project slots + achievements + brokers
 x visits).
 """
 

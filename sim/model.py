@@ -2,8 +2,9 @@
 
 This engine is the readable reference. Each month runs the phases of
 :data:`sim.loop.PHASES` in that order, and within a phase visits agents in a canonical
-order (a rotation of the index order drawn from the keyed generator), never with Mesa's
-own shuffling, so the Numba engine (:mod:`sim.kernels`) reproduces it draw for draw.
+order (a rotation of the index order drawn from the keyed generator; the index order where
+each agent's step depends on nothing but its own state, as a firm's needs), never with
+Mesa's own shuffling, so the Numba engine (:mod:`sim.kernels`) reproduces it draw for draw.
 Every decision and payment is a shared operation of :mod:`sim.contracts`, called through
 the agents (:mod:`sim.agents`); money moves only through :func:`sim.ledger.pay`.
 """

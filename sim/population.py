@@ -6,7 +6,7 @@ universities, achievements, brokers and insurers (common random numbers).
 
 Firms and achievements are sorted by sector and indexed by ``*_offsets``
 (``firms of sector s = firm_offsets[s]:firm_offsets[s+1]``), so discovery picks
-from a sector in O(1) and a month costs O(firms + achievements + brokers).
+from a sector in O(1) and a month costs O(project slots + achievements + brokers).
 
 A firm runs up to ``projects_sme`` or ``projects_large`` technology projects at once
 (its project slots): firm ``f``'s are ``project_offsets[f]:project_offsets[f+1]``, and

@@ -274,9 +274,27 @@ def check_invariants(series: np.ndarray, n_achievements: int, initial_money: flo
     for col in range(s.shape[1]):
         if col not in may_be_negative and (s[:, col] < 0).any():
             raise InvariantError(f"{SERIES_NAMES[col]} is negative")
+    # project slots: a need fills one; expiry, a breakdown and the outcome free it again
+    occupied = (c[:, C.NEEDS_RAISED] - c[:, C.NEEDS_EXPIRED] - c[:, C.NEGOTIATIONS_FAILED] - c[:, C.SUCCESSES]
+                - c[:, C.FAILURES])
+    bad = occupied < 0
+    if bad.any():
+        m = _first(bad)
+        raise InvariantError(f"month {m}: more project slots freed than filled ({occupied[m]:.0f} occupied)")
+    bad = s[:, C.ADOPTERS] > s[:, list(FORM_COLUMNS)].sum(axis=1)
+    if bad.any():
+        raise InvariantError(f"month {_first(bad)}: more firms adopted than contracts signed")
     if cfg is not None:
-        if c[-1, C.ADOPTERS] > cfg.scenario.firms.n:
-            raise InvariantError(f"{c[-1, C.ADOPTERS]:.0f} firms adopted, more than the {cfg.scenario.firms.n} firms")
+        f = cfg.scenario.firms
+        if c[-1, C.ADOPTERS] > f.n:
+            raise InvariantError(f"{c[-1, C.ADOPTERS]:.0f} firms adopted, more than the {f.n} firms")
+        bad = occupied > f.n * max(f.projects_sme, f.projects_large)
+        if bad.any():
+            m = _first(bad)
+            raise InvariantError(f"month {m}: {occupied[m]:.0f} project slots occupied, more than the firms have")
+        bad = s[:, C.NEEDS_RAISED] - s[:, C.NEEDS_SURFACED] > f.n
+        if bad.any():
+            raise InvariantError(f"month {_first(bad)}: firms raised more than one need each by themselves")
         _check_budget(s, cfg)
         _check_instruments(s, cfg)
 

@@ -30,9 +30,9 @@ POP_INSURER = 5
 POP_ARRIVAL = 6
 # monthly events
 NEED = 20            # does a need arise in this firm this month
-SELF_SEARCH = 21     # does the firm find a candidate itself
-SELF_PICK = 22       # which achievement of its sector it finds
-SELF_NOISE = 23      # the firm's error in judging that candidate
+SELF_SEARCH = 21     # does the firm search the lists for this project's need (keyed by the project slot)
+SELF_PICK = 22       # which listed achievements of its sector it judges (keyed by the slot)
+SELF_NOISE = 23      # the firm's error in judging them (keyed by the slot)
 VISIT = 24           # which firm a broker visits
 SURFACE = 25         # does the visit surface a latent need
 SCREEN = 26          # which achievements the broker screens

@@ -37,7 +37,7 @@ MATURING = 9       # in a publicly funded pilot test: not on offer until it ends
 N_STATUS = 10
 STATUS_NAMES = ("shelved", "negotiating", "on_trial", "licensed", "in_use", "abandoned")
 
-# firm state (one project at a time)
+# a project slot's state (a firm runs several: sim.population)
 IDLE = 0
 NEED = 1
 NEGOTIATING_FIRM = 2

@@ -1,6 +1,6 @@
 """Agents as views of their row of the shared state, with nothing of the model imported.
 
-:mod:`sim.agents` (firms, universities, brokers) and the instruments' own agents (an
+:mod:`sim.agents` (firms and their projects, universities, brokers) and the instruments' own agents (an
 insurer, a lender) both build on these; keeping them here lets an instrument module
 define its agent without importing the model's agents, which import the instruments.
 """

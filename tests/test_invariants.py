@@ -32,6 +32,19 @@ def _step_checks(m: TransferModel) -> None:
     assert len(held) == len(set(held))  # no achievement in two deals
     assert (st.ach_status[st.c_ach[implementing]] == st.c_status[implementing]).all()
     assert ((st.c_form[implementing] == free_trial.TRIAL) == (st.c_status[implementing] == rules.ON_TRIAL)).all()
+    # project slots: those not idle are the needs raised less those expired, broken down or settled; contracts signed
+    # are the firms' signatures, adopters the firms with one; a firm's pledged assets are its running loans' collateral
+    from sim import columns as C
+    from sim.results import FORM_COLUMNS
+
+    c = m.series[:m.month].sum(axis=0)
+    occupied = c[C.NEEDS_RAISED] - c[C.NEEDS_EXPIRED] - c[C.NEGOTIATIONS_FAILED] - c[C.SUCCESSES] - c[C.FAILURES]
+    assert (st.project_state != rules.IDLE).sum() == occupied
+    assert st.firm_signed.sum() == c[list(FORM_COLUMNS)].sum() == st.deal_n[0]
+    assert (st.firm_signed > 0).sum() == c[C.ADOPTERS]
+    loans = st.c_lender >= 0
+    pledged = np.bincount(st.project_firm[loans], weights=st.c_collateral[loans], minlength=len(m.firms))
+    assert (st.firm_pledged == pledged).all()
     # nobody is pushed into debt by a payment they could not afford
     assert all(f.cash >= 0 for f in m.firms)
     ins = st.acct_base[insurance.INSURER]

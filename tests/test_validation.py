@@ -270,7 +270,7 @@ def test_a_run_that_breaks_the_books_is_an_error_not_a_result(monkeypatch):
     def leaky_settle(self):  # a researcher's bug: a yuan lost from the firm's account at each settlement
         out = settle(self)
         arrays = self.model.arrays
-        arrays.balance[arrays.acct_base[ledger.FIRM] + self.index] -= 1
+        arrays.balance[arrays.acct_base[ledger.FIRM] + self.firm.index] -= 1
         return out
 
     monkeypatch.setattr(Project, "settle", leaky_settle)

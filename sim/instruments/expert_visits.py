@@ -18,7 +18,8 @@ Government organises search and pays for it, per visit and per event, never per 
   ``events_per_year`` events, evenly spaced over the budget year from its first month
   (:func:`event_held`). ``event_firms`` distinct firms attend (all of them if the region
   has fewer), drawn uniformly without replacement (:func:`attendees`); attending
-  surfaces a latent need in a free project slot with ``event_surface_chance``; each attendee with a
+  surfaces, in a firm with no open need, a latent need in a free project slot with
+  ``event_surface_chance``; each attendee with a
   need hears ``event_pitches`` pitches of its sector and judges them itself, with its own
   error (``scenario.firms.self_noise``, as when it finds a candidate alone).
 
@@ -52,7 +53,7 @@ class Params:
     visits_per_month: int = _c(8, ge=0, le=COUNT_MAX, doc="expert visits to firms a month (Longquan: 100+ firms "
                                "visited in 5 rounds over about a year, ~8 a month, seed 000; Ningbo's 230+ expert "
                                "brokers visit a city's firms yearly, seed 004)")
-    surface_chance: float = share(0.6, "chance a visit surfaces a latent need in an idle firm (Longquan: 68 needs "
+    surface_chance: float = share(0.6, "chance a visit surfaces a latent need in a firm with no open need and a project slot free (Longquan: 68 needs "
                                        "from 100+ firms visited; Jinyun: 100+ needs from 50+ experts' visits, seed 000)")
     screen: int = _c(5, ge=0, le=PER_MONTH_MAX, doc="achievements of the firm's sector an expert screens for a firm "
                      "with a need (judgement: as a broker, scenario.brokers.screen; 0: visits only collect needs)")
@@ -65,7 +66,7 @@ class Params:
                               "one signing event, seed 002)")
     event_firms: int = _c(40, ge=0, le=COUNT_MAX, doc="firms attending an event (judgement: of the order of "
                           "the 40+ intentions of Ningbo's matching day, seed 004; Tianjin's event signed 7, seed 002)")
-    event_surface_chance: float = share(0.3, "chance attending surfaces a latent need in an idle firm (judgement: "
+    event_surface_chance: float = share(0.3, "chance attending surfaces a latent need in a firm with no open need and a slot free (judgement: "
                                              "half a workshop visit's, a pitch is shallower; range 0.1-0.6)")
     event_pitches: int = _c(5, ge=0, le=PER_MONTH_MAX, doc="achievements of its sector pitched to an attending firm "
                             "with a need, judged by the firm itself (judgement: a day's roadshow; range 2-10)")
@@ -106,7 +107,7 @@ SUCCESSES_AT_EVENTS = columns.column("successes_at_events", "successes of contra
                                      summary=True, owner=NAME)
 FOUND_ELSEWHERE, FOUND_BY_VISIT, FOUND_AT_EVENT = 0, 1, 2
 state.field("event_order", "firm", np.int64, 0, "scratch: the firms in an event's order of attendance", owner=NAME)
-state.field("c_found_by", "project", np.int64, FOUND_ELSEWHERE, "who found the firm's current contract: 0 the firm or a "
+state.field("c_found_by", "project", np.int64, FOUND_ELSEWHERE, "who found the project's contract: 0 the firm or a "
             "broker, 1 an expert visit, 2 a matching event", owner=NAME)
 SPEND = "search"   # government spend on this instrument is the run metric gov_spend_search
 ZERO_STRENGTH = ("experts.visits_per_month=0", "experts.events_per_year=0")  # on, yet no visit and no event

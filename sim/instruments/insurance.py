@@ -98,7 +98,7 @@ state.field("ins_observed", "insurer", np.int64, 0, "settled policies", owner=NA
 state.field("ins_quote", "insurer", np.int64, 0, "scratch: this quote's premium", owner=NAME)
 state.field("ins_exposure", "insurer", np.int64, 0, "claims of its running policies, were all to fall due", owner=NAME)
 state.field("ins_writes", "insurer", np.bool_, False, "scratch: writes this quote", owner=NAME)
-state.field("c_insured", "project", np.bool_, False, "the firm's contract is insured", owner=NAME)
+state.field("c_insured", "project", np.bool_, False, "the project's contract is insured", owner=NAME)
 state.field("c_insurer", "project", np.int64, -1, "its insurer", owner=NAME)
 state.field("c_claim", "project", np.int64, 0, "refund on failure", owner=NAME)
 state.field("c_premium", "project", np.int64, 0, "premium (firm's part and subsidy)", owner=NAME)
@@ -320,7 +320,7 @@ def on_settle(p, st, series, month, j, success):
         return
     i = st.c_insurer[j]
     st.ins_exposure[i] -= st.c_claim[j]
-    insured_event = not success and rng.uniform(p.seed, rng.CLAIM, month, f) < insured_event_chance(
+    insured_event = not success and rng.uniform(p.seed, rng.CLAIM, month, j) < insured_event_chance(
         1.0, p.insurance.claim_share)
     if insured_event:
         paid = claim_paid(st.c_claim[j], reserves(st, i))

@@ -183,7 +183,7 @@ state.field("pl_running", "one", np.int64, 0, "pledge loans paid out and not yet
 state.field("pl_offer", "one", np.int64, -1, "scratch: the lender of the credit on offer to this decision, or -1",
             owner=NAME)
 state.field("pl_offer_guaranteed", "one", np.bool_, False, "scratch: that credit is guaranteed", owner=NAME)
-state.field("c_lender", "project", np.int64, -1, "lender of the firm's pledge loan, or -1 (none)", owner=NAME)
+state.field("c_lender", "project", np.int64, -1, "lender of the project's pledge loan, or -1 (none)", owner=NAME)
 state.field("c_loan", "project", np.int64, 0, "principal of its pledge loan (yuan)", owner=NAME)
 state.field("c_interest", "project", np.int64, 0, "interest owed on it when the outcome is known (yuan)", owner=NAME)
 state.field("c_guarantee", "project", np.int64, 0, "guarantee committed on it, 0 if not guaranteed (yuan)", owner=NAME)

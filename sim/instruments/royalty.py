@@ -28,8 +28,9 @@ Choices, and what is not modelled:
   broker fee included: no firm is pushed below zero); the shortfall is written off and
   counted in ``royalties_unpaid``, as an insolvent insurer's unpaid claims are. The
   university carries that risk too.
-* **Whose contract an instalment is paid under**: the royalty contract's, not the firm's
-  current one. A firm is idle after a success and may sign a new contract while it still
+* **Whose contract an instalment is paid under**: the royalty contract's, not one the firm
+  now runs. The project slot is idle after a success and the firm may sign new contracts
+  (in that slot or its others) while it still
   pays royalties on the old one, so the schedule keeps its own copy of the parties (by
   achievement: an achievement succeeds at most once, so it has at most one schedule), and
   each instalment is a contract payment of :func:`sim.contracts.collect_for` under that

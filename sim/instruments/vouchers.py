@@ -115,7 +115,6 @@ def offer_support(p, st, series, month, j, a, cost):
 def on_open(p, st, series, month, j, cover):
     """The voucher the firm decided on (the support of its decision, still in st.support) is the contract's; its part
     for the payments at signing is promised against the budget now (the price is agreed)."""
-    f = st.project_firm[j]   # the firm running project j
     cap = np.int64(st.support[state.SUPPORT_COPAY_CAP])
     a = st.c_ach[j]
     st.v_cap[a] = cap
