@@ -194,14 +194,14 @@ def test_a_failed_second_run_into_the_same_folder_keeps_the_first_runs_provenanc
 _LEAKY = """
 import sys
 from sim import ledger
-from sim.agents import Firm
-settle = Firm.settle
+from sim.agents import Project
+settle = Project.settle
 def leaky_settle(self):  # a yuan lost from the firm's account at every settlement
     out = settle(self)
     arrays = self.model.arrays
-    arrays.balance[arrays.acct_base[ledger.FIRM] + self.index] -= 1
+    arrays.balance[arrays.acct_base[ledger.FIRM] + self.firm.index] -= 1
     return out
-Firm.settle = leaky_settle
+Project.settle = leaky_settle
 sys.argv = ["experiments.run", *sys.argv[1:]]
 from experiments.app import main
 main()

@@ -273,7 +273,7 @@ def test_parameters_of_a_switched_off_instrument_change_nothing(tiny):
     on = {**{f"use.{x}": 1 for x in lev.switches}, **mid}
     lo_hi = [{**on, "broker.rate": 0.001, "broker.cap": 50000}, {**on, "broker.rate": 0.015, "broker.cap": 300000}]
     o2 = model.evaluate(lo_hi)
-    assert o2["gov_spend_per_year"].iloc[0] < o2["gov_spend_per_year"].iloc[1]
+    assert o2["gov_spend_per_year"].iloc[0] != o2["gov_spend_per_year"].iloc[1]
 
 
 def test_search_front_equals_the_brute_force_front(tiny):
