@@ -67,10 +67,10 @@ class Firm(mesa.Agent):
         """The month's needs (``u``: the firm's uniform draw): open needs past their patience are given up, and a new
         need arises, with chance ``need_rate``, in a slot that was idle when the month began (if any)."""
         m = self.model
-        free = self.project_in(IDLE)
-        m.series[m.month, C.NEEDS_EXPIRED] += contracts.expire_needs(m.p, m.st, m.month, self.index)
-        if free is not None and u < self.need_rate:
-            free.raise_need()
+        free, expired = contracts.expire_needs(m.p, m.st, m.month, self.index)
+        m.series[m.month, C.NEEDS_EXPIRED] += expired
+        if free >= 0 and u < self.need_rate:
+            self.projects[free - self.projects[0].index].raise_need()
 
     def project_in(self, state: int) -> Optional["Project"]:
         """Its first project slot in ``state`` (IDLE, NEED, ...), or None."""

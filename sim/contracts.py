@@ -63,13 +63,19 @@ def visited_project(st, f):
 
 @entry
 def expire_needs(p, st, month, f):
-    """Firm ``f`` gives up its open needs that found no match within ``need_patience`` months; returns how many."""
-    expired = 0
+    """Firm ``f`` gives up its open needs that found no match within ``need_patience`` months. Returns (its first
+    slot that was idle before, where a need arising this month lands, or -1; how many needs it gave up): one pass
+    over its slots (a slot whose need expires now takes no new one this month)."""
+    free, expired = -1, 0
     for j in range(st.project_offsets[f], st.project_offsets[f + 1]):
-        if st.project_state[j] == rules.NEED and month - st.project_need_month[j] >= p.need_patience:
+        state = st.project_state[j]
+        if state == IDLE:
+            if free < 0:
+                free = j
+        elif state == rules.NEED and month - st.project_need_month[j] >= p.need_patience:
             st.project_state[j] = IDLE
             expired += 1
-    return expired
+    return free, expired
 
 
 NO_LIMIT = 2**62   # yuan: more than any account or flow can reach (sim.population.money_bound < 2**53)
@@ -678,7 +684,10 @@ def settle(p, st, series, month, j):
         st.sector_failures[sector] += 1
     st.c_reported[j] = success   # an instrument may learn otherwise (a trial's undetected false report)
     hooks.on_settle(p, st, series, month, j, success)
-    st.project_outcome[j] = 1 if success else 0
+    if success:
+        st.firm_month_successes[f] += 1.0
+    else:
+        st.firm_month_failures[f] += 1.0
     st.project_state[j] = IDLE
     return success
 
@@ -743,11 +752,7 @@ def learn(p, st):
     sector's peers."""
     peers = p.peer_weight > 0 and (st.sector_successes.sum() + st.sector_failures.sum()) > 0
     for f in range(st.firm_alpha.shape[0]):
-        own_s, own_f = 0.0, 0.0
-        for j in range(st.project_offsets[f], st.project_offsets[f + 1]):
-            o = st.project_outcome[j]
-            own_s += 1.0 if o == 1 else 0.0
-            own_f += 1.0 if o == 0 else 0.0
+        own_s, own_f = st.firm_month_successes[f], st.firm_month_failures[f]
         st.firm_alpha[f] += own_s
         st.firm_beta[f] += own_f
         if peers:
@@ -819,7 +824,8 @@ def open_month(p, st, series, month):
         elif status == rules.IN_USE and month - st.ach_in_use_since[a] >= p.use_months:
             st.ach_status[a] = rules.USE_ENDED
     st.univ_opened[:] = 0
-    st.project_outcome[:] = -1
+    st.firm_month_successes[:] = 0.0
+    st.firm_month_failures[:] = 0.0
     st.sector_successes[:] = 0.0
     st.sector_failures[:] = 0.0
 

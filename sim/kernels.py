@@ -76,8 +76,8 @@ def raise_needs(p, st, series, month):
     draws = rng.stream(p.seed, rng.NEED, month)
     expired = 0
     for f in range(st.firm_alpha.shape[0]):
-        j = contracts.firm_project(st, f, IDLE)   # where a need arising now lands (not a slot whose need expires now)
-        expired += contracts.expire_needs(p, st, month, f)
+        j, gone = contracts.expire_needs(p, st, month, f)   # j: where a need arising now lands
+        expired += gone
         if j >= 0 and rng.uniform_in(draws, f) < st.firm_need_rate[f]:
             contracts.raise_need(st, series, month, j, False)
     series[month, C.NEEDS_EXPIRED] += expired

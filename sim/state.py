@@ -112,7 +112,9 @@ for _name in ("univ_in_pilot", "univ_public", "ach_owner", "ach_sector", "ach_qu
 # a firm's projects: each slot holds one need, negotiation or implementation at a time
 field("project_state", "project", np.int64, rules.IDLE, "IDLE, NEED, NEGOTIATING_FIRM or IMPLEMENTING")
 field("project_need_month", "project", np.int64, -1, "month the project's open need arose")
-field("project_outcome", "project", np.int64, -1, "this month's outcome: 1 success, 0 failure, -1 none")
+field("firm_month_successes", "firm", np.float64, 0.0, "the firm's implementations that succeeded this month (all its "
+      "projects'): what it learns from itself")
+field("firm_month_failures", "firm", np.float64, 0.0, "same, that failed")
 field("firm_assets", "firm", np.int64, lambda cfg, pop: pop.firm_assets.copy(),
       "net assets beyond cash (yuan): wealth besides cash, pledgeable; less what a lender seized")
 field("firm_alpha", "firm", np.float64, lambda cfg, pop: _prior(cfg, pop, True), "belief Beta(alpha, beta)")

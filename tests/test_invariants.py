@@ -45,6 +45,9 @@ def _step_checks(m: TransferModel) -> None:
     loans = st.c_lender >= 0
     pledged = np.bincount(st.project_firm[loans], weights=st.c_collateral[loans], minlength=len(m.firms))
     assert (st.firm_pledged == pledged).all()
+    # what firms learn from themselves this month: their outcomes, every one
+    assert st.firm_month_successes.sum() == m.series[m.month - 1, C.SUCCESSES]
+    assert st.firm_month_failures.sum() == m.series[m.month - 1, C.FAILURES]
     # nobody is pushed into debt by a payment they could not afford
     assert all(f.cash >= 0 for f in m.firms)
     ins = st.acct_base[insurance.INSURER]

@@ -73,13 +73,12 @@ def test_a_visitor_deals_with_the_open_need_else_the_first_idle_slot():
 def test_a_firm_learns_from_each_of_its_outcomes_and_its_peers_from_all_but_its_own():
     """Beta learning: own successes s and failures f this month add (s, f); the sector's others add peer_weight x
     (sector's successes - s, sector's failures - f)."""
-    model = TransferModel(small("scenario.firms.projects_sme=3", "scenario.firms.projects_large=3",
-                                "scenario.firms.peer_weight=0.25"), seed=2)
+    model = TransferModel(small("scenario.firms.peer_weight=0.25"), seed=2)
     arrays, st = model.arrays, model.st
-    arrays.project_outcome[:] = -1
+    arrays.firm_month_successes[:] = 0.0
+    arrays.firm_month_failures[:] = 0.0
     f = 5
-    lo = int(model.population.project_offsets[f])
-    arrays.project_outcome[lo:lo + 3] = (1, 1, 0)
+    arrays.firm_month_successes[f], arrays.firm_month_failures[f] = 2.0, 1.0   # its three projects: two succeeded
     s = int(arrays.firm_sector[f])
     arrays.sector_successes[s], arrays.sector_failures[s] = 6.0, 4.0
     other = next(g for g in range(model.population.n_firms) if g != f and arrays.firm_sector[g] == s)
