@@ -76,6 +76,17 @@ class TransferModel(mesa.Model):
         start = rng.randint(self.seed, rng.ORDER, self.month, which, len(agents))
         return agents[start:] + agents[:start]
 
+    def projects_in(self, state: int, ending_now: bool = False) -> list:
+        """This month's projects in ``state`` (and, if ``ending_now``, whose term ends this month), in the canonical
+        order of all projects (:meth:`in_order`): read off the state's array, so the loop visits only them."""
+        arrays = self.arrays
+        chosen = arrays.project_state == state
+        if ending_now:
+            chosen &= arrays.c_ends == self.month
+        index = np.flatnonzero(chosen)
+        start = rng.randint(self.seed, rng.ORDER, self.month, 0, len(self.projects)) if self.projects else 0
+        return [self.projects[j] for j in np.concatenate([index[index >= start], index[index < start]])]
+
     # ------------------------------------------------------------------ the month
     def step(self) -> None:
         """Advance the model by one month: every phase of :data:`sim.loop.PHASES`, in order."""
@@ -99,8 +110,8 @@ class TransferModel(mesa.Model):
     def firms_search(self) -> None:
         t, p = self.month, self.params
         contracts.publish(self.st)   # the lists as they stand when the month's search begins (brokers and experts too)
-        for project in self.in_order(self.projects, 0):
-            if project.state != NEED or rng.uniform(self.seed, rng.SELF_SEARCH, t, project.index) >= p.self_search_prob:
+        for project in self.projects_in(NEED):
+            if rng.uniform(self.seed, rng.SELF_SEARCH, t, project.index) >= p.self_search_prob:
                 continue
             a, signal = project.search_lists()
             if a is not None and a.owner.can_open_negotiation():
@@ -131,14 +142,12 @@ class TransferModel(mesa.Model):
         contracts.organised_search(self.p, self.st, self.series, self.month)
 
     def negotiate(self) -> None:
-        for project in self.in_order(self.projects, 0):
-            if project.state == NEGOTIATING_FIRM:
-                project.negotiate(rng.uniform(self.seed, rng.NEGOTIATION, self.month, project.index))
+        for project in self.projects_in(NEGOTIATING_FIRM):
+            project.negotiate(rng.uniform(self.seed, rng.NEGOTIATION, self.month, project.index))
 
     def settle(self) -> None:
-        for project in self.in_order(self.projects, 0):
-            if project.state == IMPLEMENTING and project.ends == self.month:
-                project.settle()
+        for project in self.projects_in(IMPLEMENTING, ending_now=True):
+            project.settle()
 
     def learn(self) -> None:
         contracts.learn(self.p, self.st)
