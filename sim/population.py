@@ -254,7 +254,9 @@ def run_memory(cfg: Config, engine: str) -> dict:
     sc = cfg.scenario
     b = _BYTES[engine]
     return {
-        "scenario.firms.n": sc.firms.n * (b["firm"] + max(sc.firms.projects_sme, sc.firms.projects_large) * b["project"]),
+        # a firm's project slots by its size, at the expected SME share (the bytes per agent carry a ~1.5x margin)
+        "scenario.firms.n": sc.firms.n * (b["firm"] + b["project"] * (sc.firms.sme_share * sc.firms.projects_sme
+                                                                     + (1.0 - sc.firms.sme_share) * sc.firms.projects_large)),
         "scenario.universities.achievements_each": sc.universities.n * sc.universities.achievements_each
         * b["achievement"],
         "scenario.universities.arrivals_per_month": sc.universities.n * np.ceil(sc.universities.arrivals_per_month)
