@@ -195,9 +195,7 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
             if cfg.screen.check:
                 info["screen_check"] = _screen_check(cfg, out, model, executor, info)
                 info["screen_kept"] = list(keys)
-                # the cut at `keep` falls among parameters of similar effect: one either screen ranks among the most
-                # influential is fitted, so that neither screen's noise leaves an influential parameter at its default
-                keys = keys + [k for k in info["screen_check"] if k not in keys]
+                keys = cal.union_of_screens(keys, info["screen_check"])
             plots.save(plots.screen_figure(table, keys), out / "screen.png", write_atomic)
             if not keys:
                 raise ConfigError(f"screen.threshold = {cfg.screen.threshold}: no parameter has an effect that large; "

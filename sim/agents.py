@@ -72,11 +72,6 @@ class Firm(mesa.Agent):
         if free >= 0 and u < self.need_rate:
             self.projects[free - self.projects[0].index].raise_need()
 
-    def project_in(self, state: int) -> Optional["Project"]:
-        """Its first project slot in ``state`` (IDLE, NEED, ...), or None."""
-        j = contracts.firm_project(self.model.st, self.index, state)
-        return self.projects[j - self.projects[0].index] if j >= 0 else None
-
     def visited_project(self) -> Optional["Project"]:
         """The slot a visitor deals with: its first with an open need, else its first idle one, else None."""
         j = contracts.visited_project(self.model.st, self.index)

@@ -296,6 +296,13 @@ def select_parameters(table, keep: int, threshold: float) -> list[str]:
     return list(chosen["parameter"])
 
 
+def union_of_screens(kept: Sequence[str], again: Sequence[str]) -> list[str]:
+    """The parameters fitted after two screens: those either keeps (the first screen's in its order, then the second's
+    others). The cut at ``keep`` falls among parameters of similar effect, so neither screen's noise may leave an
+    influential parameter at its default."""
+    return list(kept) + [k for k in again if k not in kept]
+
+
 # --------------------------------------------------------------------------- ABC-SMC
 def _candidate_seed(seed: int, t: int, index: int) -> int:
     """A candidate's random state: a pure function of the calibration's seed, the generation and its index."""

@@ -138,6 +138,9 @@ def test_fit_table_gives_the_ratio_predicted_to_reported_and_whether_the_90_inte
 def test_the_screens_stability_line_names_what_changes_with_the_seed():
     from experiments.calibrate import screen_stability
 
+    assert cal.union_of_screens(["a", "b"], ["c", "a"]) == ["a", "b", "c"]
+    assert cal.union_of_screens(["a", "b"], ["b", "a"]) == ["a", "b"]
+
     assert screen_stability(["a", "b"], ["b", "a"], 4, 10) == (
         "Screen: the same 2 parameters are kept with seed 4 and seed 5 (10 trajectories each).")
     assert screen_stability(["a", "b"], ["a", "c"], 4, 10) == (

@@ -127,6 +127,14 @@ def test_memory_is_estimated_before_anything_is_drawn(monkeypatch):
                                           r"\(engine mesa\) and 8.0 GB is available"):
         api.simulate(cfg, 0)
     check_memory(small(), "mesa")  # a small run fits
+    # a firm's project slots at the expected SME share: 0.5 x 2 + 0.5 x 6 = 4 slots a firm
+    from sim.population import _BYTES
+
+    four = small("scenario.firms.n=1000", "scenario.firms.sme_share=0.5", "scenario.firms.projects_sme=2",
+                 "scenario.firms.projects_large=6")
+    for engine in ("mesa", "numba"):
+        b = _BYTES[engine]
+        assert run_memory(four, engine)["scenario.firms.n"] == 1000 * (b["firm"] + 4 * b["project"])
 
 
 def test_huge_population_is_refused_on_the_command_line_without_a_memory_error(tmp_path):
