@@ -61,15 +61,19 @@ class FirmsConfig:
                                              "balance sheets, so equity beyond cash is ~2x cash; range 1-4; 0: nothing "
                                              "beyond cash to pledge)", hi=100.0)
     assets_to_cash_large: float = _factor(2.0, "same, large firms (judgement: the same balance-sheet ratios)", hi=100.0)
+    assets_sigma: float = _sigma(0.7, "log-sd of that multiple across firms: how unevenly firms hold their wealth as "
+                                      "cash (judgement: cash holdings range from a few per cent to about half of firms' "
+                                      "assets, so firms of the same net worth differ several-fold in cash; 0.7 puts the "
+                                      "middle half within a factor 1.6 of the median; 0: every firm at the median)")
     scale_large: float = _factor(3.0, "value and cost of a project in a large firm, relative to an SME", positive=True)
     absorptive_sme_a: float = _shape(2.0, "Beta(a, b) of absorptive capacity, SMEs")
     absorptive_sme_b: float = _shape(3.0, "")
     absorptive_large_a: float = _shape(4.0, "Beta(a, b) of absorptive capacity, large firms")
     absorptive_large_b: float = _shape(2.0, "")
-    risk_aversion_sme: float = _factor(5.0, "median relative risk aversion (CARA coefficient x cash), SMEs (judgement: "
-                                       "SMEs 'fear failure', seeds 000, 002; chosen so that at the calibrated success "
-                                       "chance and prior a baseline SME licenses ~1/12 as often as a large firm and "
-                                       "broker rewards still raise matches among SMEs)", hi=100.0)
+    risk_aversion_sme: float = _factor(5.0, "median relative risk aversion (CARA coefficient x net worth: cash plus "
+                                       "net assets beyond cash), SMEs (judgement: SMEs 'fear failure', seeds 000, 002: "
+                                       "at the top of the 1-5 usually reported for owners' relative risk aversion; "
+                                       "range 1.5-15 in the calibration, which fits it)", hi=100.0)
     risk_aversion_large: float = _factor(2.0, "same, large firms (judgement: less averse than SMEs)", hi=100.0)
     risk_aversion_sigma: float = _sigma(0.3, "log-sd of risk aversion across firms")
     prior_success: float = _c(0.55, gt=0.0, lt=1.0, doc="prior mean belief in the success chance of university "
@@ -142,9 +146,9 @@ class NegotiationConfig:
 
 @dataclass
 class BrokersConfig:
-    initial: int = _c(12, ge=0, le=COUNT_MAX, doc="active brokers at month 0 (the number the default region's deal "
-                      "flow sustains at monthly_cost: measured, 10.2-11.9 at each year's end from year 2 to 10 without "
-                      "instruments, 30 seeds, so that the market starts in balance)")
+    initial: int = _c(28, ge=0, le=COUNT_MAX, doc="active brokers at month 0 (the number the default region's deal "
+                      "flow sustains at monthly_cost: measured, 27-35 at each year's end from year 1 to 10 without "
+                      "instruments, 60 seeds, so that the market starts in balance)")
     max: int = _c(60, ge=0, le=COUNT_MAX, doc="brokers that can ever exist (pool of potential entrants)")
     capacity: int = _c(5, ge=1, le=PER_MONTH_MAX, doc="firms a broker visits per month")
     skill_a: float = _shape(3.0, "Beta(a, b) of broker skill")

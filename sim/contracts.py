@@ -31,6 +31,16 @@ from .state import (BARGAIN_ON_SUCCESS, COVER_PREMIUM, COVER_REFUND, OFFER_AT_SI
 
 
 
+# --------------------------------------------------------------------------- the firm's attitude to risk
+@entry
+def firm_risk_attitude(st, f):
+    """Firm ``f``'s absolute risk aversion now: its relative coefficient per yuan of net worth, its cash plus its net
+    assets beyond cash (:func:`sim.rules.abs_risk_aversion`). A firm short of cash but rich in assets weighs a
+    loss as its wealth, not its cash, bears it: being short of cash is a matter for credit, not for its nerve."""
+    return rules.abs_risk_aversion(st.firm_risk_aversion[f],
+                                   st.balance[ledger.account(st, ledger.FIRM, f)] + st.firm_assets[f])
+
+
 # --------------------------------------------------------------------------- needs
 @entry
 def raise_need(st, series, month, j, surfaced):
@@ -498,7 +508,7 @@ def consider(p, st, series, month, j, a, signal, broker):
     p_hat = rules.firm_estimate(rules.belief_mean(st.firm_alpha[f], st.firm_beta[f]), signal, p.belief_weight)
     brokered = broker >= 0
     row, cover, price, _, borrowed, outlay = choose_contract(
-        p_hat, value, cost, cash, rules.abs_risk_aversion(st.firm_risk_aversion[f], cash),
+        p_hat, value, cost, cash, firm_risk_attitude(st, f),
         st.ach_ask[a], st.univ_reservation[st.ach_owner[a]], p.bargaining_power, st.offers, n, st.covers, n_covers,
         p.fee_rate if brokered else 0.0, p.fee_fixed if brokered else 0.0, p.fee_firm_share, st.support)
     if row < 0:

@@ -25,7 +25,7 @@ from .rules import yuan_array
 
 # sub-indices of population draws (the "step" of the key); Beta draws use their own
 # range (a Beta draw takes steps 6*k .. 6*k+5 of its purpose, see rng.beta)
-_SECTOR, _A, _B, _C, _D = range(5)
+_SECTOR, _A, _B, _C, _D, _E = range(6)
 _BETA = 100
 
 
@@ -53,7 +53,7 @@ class Population:
     firm_absorptive: np.ndarray
     firm_cash: np.ndarray               # int64 yuan
     firm_assets: np.ndarray             # int64 yuan, net assets beyond cash (what it can pledge)
-    firm_risk_aversion: np.ndarray      # relative (CARA coefficient x cash)
+    firm_risk_aversion: np.ndarray      # relative (CARA coefficient x net worth: cash + assets)
     firm_need_rate: np.ndarray
     firm_scale: np.ndarray              # project value/cost multiplier
     firm_offsets: np.ndarray
@@ -157,7 +157,9 @@ def draw_population(cfg: Config, seed: int) -> Population:
                       fc.cash_sigma)
     risk = _lognormal(seed, rng.POP_FIRM, _D, F, np.where(sme, fc.risk_aversion_sme, fc.risk_aversion_large),
                       fc.risk_aversion_sigma)
-    assets = cash * np.where(sme, fc.assets_to_cash_sme, fc.assets_to_cash_large)
+    # liquidity varies across firms: an asset-rich firm may be short of cash (the one a pledge loan is for)
+    assets = cash * _lognormal(seed, rng.POP_FIRM, _E, F, np.where(sme, fc.assets_to_cash_sme, fc.assets_to_cash_large),
+                               fc.assets_sigma)
     need_rate = np.where(sme, fc.need_rate_sme, fc.need_rate_large)
     scale = np.where(sme, 1.0, fc.scale_large)
     f_order = np.argsort(f_sector, kind="stable")

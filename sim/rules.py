@@ -164,9 +164,9 @@ def university_accepts(chance, at_sign, on_success_pv, risk_aversion, ask, reser
 
 
 @entry
-def abs_risk_aversion(relative, cash):
-    """Absolute risk aversion: the relative coefficient per yuan of cash (poorer firms fear losses more)."""
-    return relative / max(float(cash), 1.0)
+def abs_risk_aversion(relative, wealth):
+    """Absolute risk aversion: the relative coefficient per yuan of ``wealth`` (poorer firms fear losses more)."""
+    return relative / max(float(wealth), 1.0)
 
 
 @entry

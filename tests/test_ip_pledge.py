@@ -49,7 +49,7 @@ ONE = ("scenario.firms.n=1", "scenario.firms.sme_share=1.0", "scenario.sectors=1
 # a firm short of cash would stake all of it and more, which no firm that risk-averse accepts: none borrows, see
 # test_no_credit_terms_make_a_borrower_accept_a_deal_below_one_minus_e_to_the_minus_risk_aversion)
 CASH_POOR = ("scenario.firms.n=1500", "scenario.firms.sme_share=1.0", "scenario.months=48",
-             "scenario.firms.risk_aversion_sme=0.1", "scenario.firms.cash_median_sme=1e6", "pledge.loan_to_value=1",
+             "scenario.firms.risk_aversion_sme=0.3", "scenario.firms.cash_median_sme=1e6", "pledge.loan_to_value=1",
              # a dense broker market (15 at the start, at a cost of 3,000 yuan a month, not the default 3 at 5,700):
              # search does not bind, cash does; with the default's few brokers the contracts' paired differences
              # follow the brokers' entries and exits, not the fund (60 seeds: -0.3, p = 0.18)
@@ -57,7 +57,9 @@ CASH_POOR = ("scenario.firms.n=1500", "scenario.firms.sme_share=1.0", "scenario.
              # one project a firm: a loan's effect on the firm's one contract (with two slots a firm's second project
              # competes for the cash the first left, and the fund's paired effect on contracts blurs: 60 seeds, +5.2,
              # p = 0.013; the lenders' records below match a repayment to its loan by the firm)
-             "scenario.firms.projects_sme=1")
+             "scenario.firms.projects_sme=1",
+             # every firm's assets at the median multiple of its cash: the fund's effect, not the spread of liquidity
+             "scenario.firms.assets_sigma=0")
 
 
 def _one_firm(cfg, seed, assets_share=0.0):
@@ -423,8 +425,25 @@ def test_firms_hold_assets_beyond_cash_by_size_class():
     base = draw_population(api.compose("scenario.firms.n=400", "scenario.firms.assets_to_cash_sme=0",
                                        "scenario.firms.assets_to_cash_large=0", "progress=false"), 7400)
     assert (base.firm_cash == pop.firm_cash).all() and (base.firm_assets == 0).all()
-    k = np.where(pop.firm_sme, 2.0, 0.5)   # to the yuan: both are rounded from the same draw of cash
-    assert (np.abs(pop.firm_assets - k * pop.firm_cash) <= 0.5 * k + 0.5).all()
+    k = np.where(pop.firm_sme, 2.0, 0.5)
+    # the multiple is k x exp(assets_sigma x z), one standard normal z a firm, the same z whatever the sigma: the
+    # log multiple's deviation from log k scales with sigma exactly (to the yuan's rounding)
+    log_dev = {}
+    for sigma in (0.35, 0.7):
+        q = draw_population(api.compose("scenario.firms.n=400", "scenario.firms.assets_to_cash_sme=2.0",
+                                        "scenario.firms.assets_to_cash_large=0.5",
+                                        f"scenario.firms.assets_sigma={sigma}", "progress=false"), 7400)
+        assert (q.firm_cash == pop.firm_cash).all()
+        log_dev[sigma] = np.log(q.firm_assets / (k * q.firm_cash))
+    zero = draw_population(api.compose("scenario.firms.n=400", "scenario.firms.assets_to_cash_sme=2.0",
+                                       "scenario.firms.assets_to_cash_large=0.5", "scenario.firms.assets_sigma=0",
+                                       "progress=false"), 7400)
+    assert (np.abs(zero.firm_assets - k * zero.firm_cash) <= 0.5 * k + 0.5).all()   # sigma 0: k x cash, to the yuan
+    big = pop.firm_cash > 1e5                  # where a yuan's rounding is negligible
+    np.testing.assert_allclose(log_dev[0.7][big], 2.0 * log_dev[0.35][big], atol=1e-4)
+    # the default dispersion is the one drawn (0.7): the deviations' sd is sigma within sampling error
+    assert cfg.scenario.firms.assets_sigma == 0.7
+    assert abs(log_dev[0.7].std() / 0.7 - 1.0) < 4.0 / math.sqrt(2 * 400)
 
 
 def test_the_pledge_targets_evaluate_on_a_run_where_firms_borrow():
@@ -517,3 +536,22 @@ def test_where_smes_are_bold_enough_to_stake_more_than_their_cash_the_pledge_len
     d = np.array([a["contracts_sme"] - b["contracts_sme"] for a, b in zip(lent, runs["baseline"])])
     p = stats.wilcoxon(d, alternative="greater", zero_method="zsplit").pvalue
     assert d.mean() > 0 and p < 0.01, f"SME contracts: paired effect {d.mean():.3g}, p = {p:.3g}"
+
+
+def test_a_firm_weighs_risk_per_yuan_of_its_net_worth_cash_and_assets():
+    """Closed form: the absolute risk aversion is R / (cash + assets) at the firm's cash now (and at least R per
+    yuan), so a firm short of cash but rich in assets is as bold as a cash-rich firm of the same net worth."""
+    from sim import contracts, state
+
+    cfg = api.compose("scenario.firms.n=50", "progress=false")
+    st = state.new_state(cfg, draw_population(cfg, 7600))
+    firm = st.acct_base[ledger.FIRM]
+    for f, (cash, assets) in enumerate([(1_000_000, 2_000_000), (3_000_000, 0), (0, 3_000_000), (0, 0), (1, 0),
+                                        (2_500_000, 500_001)]):
+        st.balance[firm + f], st.firm_assets[f] = cash, assets
+        R = float(st.firm_risk_aversion[f])
+        assert contracts.firm_risk_attitude(st, f) == R / max(cash + assets, 1)
+    # the same net worth, however it is held: the same attitude (to the bit, at the same R)
+    st.firm_risk_aversion[:3] = 4.0
+    assert contracts.firm_risk_attitude(st, 0) == contracts.firm_risk_attitude(st, 1) == \
+        contracts.firm_risk_attitude(st, 2) == 4.0 / 3_000_000

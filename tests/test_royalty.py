@@ -120,11 +120,15 @@ def test_instalments_are_exactly_the_schedules_owed_under_the_royalty_contract()
         assert series[-1, R.ROYALTIES_OUTSTANDING] == (arr.roy_total - arr.roy_paid).sum()
         # the reward cap holds per project, across the upfront payment and every instalment
         upfront_shared = set()
-        for _, m, payer, payee, amount, after in _blocks(audit, R.ROYALTY_UPFRONT):
+        upfronts = _blocks(audit, R.ROYALTY_UPFRONT)
+        signed = defaultdict(int)   # royalty contracts signed by (month, firm, university), a failed one included
+        for _, m, payer, payee, _, _ in upfronts:
+            signed[(m, payer, payee)] += 1
+        for _, m, payer, payee, amount, after in upfronts:
             got = after[after[:, 1] == broker_reward.BROKER_REWARDS]
             mine = np.nonzero((arr.roy_start - 1 - term == m) & (base[ledger.FIRM] + arr.roy_firm == payer)
                               & (univ_acct(np.arange(len(arr.roy_start))) == payee))[0]
-            if len(mine) > 1:   # two royalty contracts of one firm with one university signed in one month
+            if signed[(m, payer, payee)] > 1:   # two royalty contracts of one firm with one university in one month
                 upfront_shared.update(mine)
                 continue
             for a in mine:

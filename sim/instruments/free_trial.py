@@ -120,9 +120,8 @@ def expected_fee(p, st, f, fee, value):
     """What a successful trial brings the university, as it anticipates the firm's report: the fee, or, if the firm
     would misreport, fee and penalty only when found out."""
     t = p.free_trial
-    cash = st.balance[ledger.account(st, ledger.FIRM, f)]
     if misreports(fee, value, st.firm_absorptive[f], t.verification, t.penalty,
-                  rules.abs_risk_aversion(st.firm_risk_aversion[f], cash)):
+                  contracts.firm_risk_attitude(st, f)):
         return t.verification * fee * (1.0 + t.penalty)
     return float(fee)
 
@@ -141,9 +140,8 @@ def reservation_on_success(p, st, f, a, signal, value):
                                   st.ach_ask[a])
     if x <= 0.0:
         return x
-    cash = st.balance[ledger.account(st, ledger.FIRM, f)]
     if misreports(x, value, st.firm_absorptive[f], t.verification, t.penalty,
-                  rules.abs_risk_aversion(st.firm_risk_aversion[f], cash)):
+                  contracts.firm_risk_attitude(st, f)):
         paid = t.verification * (1.0 + t.penalty)   # as expected_fee: a share of the payment, when found out
         return x / paid if paid > 0.0 else -1.0
     return x
@@ -190,7 +188,7 @@ def on_settle(p, st, series, month, j, success):
     fee, value = st.c_on_success[j], st.c_value[j]
     firm = ledger.account(st, ledger.FIRM, f)
     if misreports(fee, value, st.firm_absorptive[f], t.verification, t.penalty,
-                  rules.abs_risk_aversion(st.firm_risk_aversion[f], st.balance[firm])):
+                  contracts.firm_risk_attitude(st, f)):
         series[month, TRIALS_MISREPORTED] += 1
         if rng.uniform(p.seed, rng.VERIFY, month, j) >= t.verification:
             st.c_reported[j] = False   # the university (and its appraisal, if any) sees a failure
