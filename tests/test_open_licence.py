@@ -53,5 +53,5 @@ def test_free_open_licences_raise_contracts_over_the_same_seeds():
     from .conftest import paired_effect
 
     base, on = small("engine=numba"), small(*ON)
-    diff, p = paired_effect(on, base, "contracts", range(8))
+    diff, p = paired_effect(on, base, "contracts", range(16))
     assert diff > 0 and p < 0.01
