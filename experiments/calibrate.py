@@ -80,7 +80,7 @@ class CalibrateConfig:
     posterior: Optional[str] = _c(None, doc="method=predict: the folder of a calibration (posterior.csv, "
                                             "posterior.yaml) whose posterior predicts the targets")
     seed: int = _c(0, ge=0, le=SEED_MAX, doc="seed of the calibration (design, candidates, runs)")
-    budget: int = _c(100000, ge=10, le=10**9, doc="model runs in all (screen + ABC): a hard cap; a generation the "
+    budget: int = _c(200000, ge=10, le=10**9, doc="model runs in all (screen + ABC): a hard cap; a generation the "
                                                   "rest cannot pay for is not begun")
     screen: ScreenConfig = _nested(ScreenConfig)
     abc: AbcConfig = _nested(AbcConfig)

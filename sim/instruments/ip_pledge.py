@@ -60,8 +60,8 @@ Choices, and what is not modelled: the patent pledged is the achievement the fir
 (its pledge value the asking price, a judgement: no appraisal); nothing is recovered from
 the patent on default (a patent whose implementation failed sells for little); seized
 assets sell at the value they were pledged at (the loan-to-value margin is the lender's);
-the firm's risk aversion stays per yuan of cash (the calibrated attitude), its assets
-only pledgeable wealth; the loan
+the firm weighs risk per yuan of its net worth, cash and assets
+(:func:`sim.contracts.firm_risk_attitude`), so an asset-rich firm short of cash borrows; the loan
 runs until the outcome is known (12 months for a licence, the trial term for a trial)
 while its funding cost is charged for ``term_months``; a firm that defaulted may borrow
 again (no credit register). Parameters are judgements with ranges, the instrument itself
