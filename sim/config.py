@@ -73,7 +73,7 @@ class FirmsConfig:
     risk_aversion_sme: float = _factor(5.0, "median relative risk aversion (CARA coefficient x net worth: cash plus "
                                        "net assets beyond cash), SMEs (judgement: SMEs 'fear failure', seeds 000, 002: "
                                        "at the top of the 1-5 usually reported for owners' relative risk aversion; "
-                                       "range 1.5-15 in the calibration, which fits it)", hi=100.0)
+                                       "range 1.5-15 in the calibration's space, configs/spaces/judgement.yaml)", hi=100.0)
     risk_aversion_large: float = _factor(2.0, "same, large firms (judgement: less averse than SMEs)", hi=100.0)
     risk_aversion_sigma: float = _sigma(0.3, "log-sd of risk aversion across firms")
     prior_success: float = _c(0.55, gt=0.0, lt=1.0, doc="prior mean belief in the success chance of university "

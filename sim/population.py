@@ -237,7 +237,7 @@ def check_money(cfg: Config, pop: Population) -> None:
         raise ConfigError(
             f"scenario (seed {pop.seed}): the money of this run could reach {bound:.3g} yuan, beyond the "
             f"{MONEY_EXACT:.3g} yuan counted exactly; lower scenario.achievements.value_median or value_sigma, "
-            "scenario.firms.cash_median_sme/large, cash_sigma or assets_to_cash_sme/large, or the numbers of firms and "
+            "scenario.firms.cash_median_sme/large, cash_sigma, assets_to_cash_sme/large or assets_sigma, or the numbers of firms and "
             "achievements")
 
 
