@@ -555,3 +555,20 @@ def test_a_firm_weighs_risk_per_yuan_of_its_net_worth_cash_and_assets():
     st.firm_risk_aversion[:3] = 4.0
     assert contracts.firm_risk_attitude(st, 0) == contracts.firm_risk_attitude(st, 1) == \
         contracts.firm_risk_attitude(st, 2) == 4.0 / 3_000_000
+
+
+def test_on_the_default_population_smes_short_of_cash_borrow_because_liquidity_varies():
+    """Issue 22, point 7: the pledge lends on the default population, mostly to SMEs (CNIPA: 71% of borrowers are
+    SMEs with loans under 10 M). Paired seeds: with firms' liquidity spread (the default assets_sigma) SMEs take more
+    loans than with every firm at the median multiple of cash, where the cash-short firms are the poor ones (a
+    one-sided Wilcoxon test at 1%); and over the seeds most loans go to SMEs below the small-loan line."""
+    runs = {}
+    for sigma in (0.7, 0.0):
+        cfg = api.compose("regime=ip_pledge", "scenario.months=36", "scenario.firms.assets_sigma=%s" % sigma,
+                          "progress=false")
+        runs[sigma] = [api.simulate(cfg, seed, "numba").summary for seed in range(12)]
+    spread = np.array([r["loans_made_sme"] for r in runs[0.7]])
+    d = spread - np.array([r["loans_made_sme"] for r in runs[0.0]])
+    assert d.mean() > 0 and stats.wilcoxon(d, alternative="greater", zero_method="zsplit").pvalue < 0.01
+    made = sum(r["loans_made"] for r in runs[0.7])
+    assert (spread > 0).mean() >= 0.9 and sum(r["loans_sme_small"] for r in runs[0.7]) > 0.5 * made
