@@ -62,20 +62,22 @@ def visited_project(st, f):
 
 
 @entry
-def expire_needs(p, st, month, f):
-    """Firm ``f`` gives up its open needs that found no match within ``need_patience`` months. Returns (its first
-    slot that was idle before, where a need arising this month lands, or -1; how many needs it gave up): one pass
-    over its slots (a slot whose need expires now takes no new one this month)."""
-    free, expired = -1, 0
-    for j in range(st.project_offsets[f], st.project_offsets[f + 1]):
-        state = st.project_state[j]
-        if state == IDLE:
-            if free < 0:
-                free = j
-        elif state == rules.NEED and month - st.project_need_month[j] >= p.need_patience:
-            st.project_state[j] = IDLE
-            expired += 1
-    return free, expired
+def expire_needs(p, st, month, lo, hi):
+    """Project slots ``lo .. hi - 1`` give up their open needs that found no match within ``need_patience`` months
+    (a firm's slots, or every slot at once); returns how many. A need raised this month never expires this month
+    (``need_patience >= 1``), so a firm's new need and its expiring ones may be dealt with in either order; a slot
+    whose need expires now takes no new one this month (the new one lands in a slot idle as the month began). One
+    pass without branches (the compiled loop is vectorised)."""
+    oldest = month - p.need_patience   # a need raised in month ``oldest`` or before has waited long enough
+    # views from 0: the compiler then knows no index is negative and a write to the state moves no array (and
+    # vectorises the loop)
+    state, since = st.project_state[lo:hi], st.project_need_month[lo:hi]
+    expired = 0
+    for j in range(state.shape[0]):
+        gone = (state[j] == rules.NEED) & (since[j] <= oldest)
+        expired += gone
+        state[j] = IDLE if gone else state[j]
+    return expired
 
 
 NO_LIMIT = 2**62   # yuan: more than any account or flow can reach (sim.population.money_bound < 2**53)

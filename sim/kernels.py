@@ -72,15 +72,21 @@ def open_month(p, st, series, month):
 @kernel
 def raise_needs(p, st, series, month):
     # each firm's needs depend on nothing but its own projects, so the index order gives the
-    # same result as the rotation of the other phases, and a tighter loop
+    # same result as the rotation of the other phases, and tighter loops: every firm's draw
+    # (vectorised; a firm with no idle slot draws too, unused: a draw is a function of its key),
+    # then the new needs of the firms whose draw says so, in their first idle slot, then every
+    # slot's expiry (a need raised now does not expire now: contracts.expire_needs)
     draws = rng.stream(p.seed, rng.NEED, month)
-    expired = 0
-    for f in range(st.firm_alpha.shape[0]):
-        j, gone = contracts.expire_needs(p, st, month, f)   # j: where a need arising now lands
-        expired += gone
-        if j >= 0 and rng.uniform_in(draws, f) < st.firm_need_rate[f]:
-            contracts.raise_need(st, series, month, j, False)
-    series[month, C.NEEDS_EXPIRED] += expired
+    n_f = st.firm_alpha.shape[0]
+    arises, need_rate = np.empty(n_f, dtype=np.bool_), st.firm_need_rate   # locals: the loop is vectorised
+    for f in range(n_f):
+        arises[f] = rng.uniform_in(draws, f) < need_rate[f]
+    for f in range(n_f):
+        if arises[f]:
+            j = contracts.firm_project(st, f, IDLE)
+            if j >= 0:
+                contracts.raise_need(st, series, month, j, False)
+    series[month, C.NEEDS_EXPIRED] += contracts.expire_needs(p, st, month, 0, st.project_state.shape[0])
 
 
 @kernel
