@@ -756,7 +756,7 @@ def learn(p, st):
     # the arrays as locals: the compiler then knows a write to a belief moves no array (and vectorises the loop)
     alpha, beta, sector = st.firm_alpha, st.firm_beta, st.firm_sector
     own_successes, own_failures = st.firm_month_successes, st.firm_month_failures
-    sector_successes, sector_failures = st.sector_successes, st.sector_failures
+    sector_successes, sector_failures, weight = st.sector_successes, st.sector_failures, p.peer_weight
     for f in range(alpha.shape[0]):
         own_s, own_f = own_successes[f], own_failures[f]
         alpha[f] += own_s
@@ -765,8 +765,8 @@ def learn(p, st):
             s = sector[f]
             s_peer, f_peer = rules.peer_outcomes(sector_successes[s], sector_failures[s], own_s, own_f)
             if s_peer != 0 or f_peer != 0:
-                alpha[f] += p.peer_weight * s_peer
-                beta[f] += p.peer_weight * f_peer
+                alpha[f] += weight * s_peer
+                beta[f] += weight * f_peer
 
 
 

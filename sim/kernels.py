@@ -91,16 +91,21 @@ def raise_needs(p, st, series, month):
 
 @kernel
 def firms_search(p, st, series, month):
-    n = st.project_state.shape[0]
-    # who searches depends only on each project itself: find them in a tight loop, then let
-    # them claim achievements in the canonical (rotation) order, where order matters
+    state = st.project_state
+    n = state.shape[0]
+    # who searches depends only on each project itself: find them in tight loops (every slot's
+    # draw, vectorised: a slot without a need draws too, unused, as a draw is a function of its
+    # key; then the searching slots, ascending), then let them claim achievements in the
+    # canonical (rotation) order, where order matters
     draws = rng.stream(p.seed, rng.SELF_SEARCH, month)
-    searching = np.empty(n, dtype=np.int64)
-    count = 0
+    searches, chance = np.empty(n, dtype=np.bool_), p.self_search_prob
     for j in range(n):
-        if st.project_state[j] == NEED and rng.uniform_in(draws, j) < p.self_search_prob:
-            searching[count] = j
-            count += 1
+        searches[j] = (state[j] == NEED) & (rng.uniform_in(draws, j) < chance)
+    searching = np.empty(n + 1, dtype=np.int64)
+    count = 0
+    for j in range(n):   # without a branch: each slot is written, the count moves on past a searching one
+        searching[count] = j
+        count += searches[j]
     contracts.publish(st)   # the lists as they stand when the month's search begins (brokers and experts use them too)
     for j in _rotated(searching, count, rotation_start(p, month, 0, n)):
         a, signal = contracts.search_lists(p, st, series, month, j)
