@@ -101,7 +101,7 @@ def firms_search(p, st, series, month):
     searches, chance = np.empty(n, dtype=np.bool_), p.self_search_prob
     for j in range(n):
         searches[j] = (state[j] == NEED) & (rng.uniform_in(draws, j) < chance)
-    searching = np.empty(n + 1, dtype=np.int64)
+    searching = np.empty(n, dtype=np.int64)   # slot j is written at searching[count], count <= j
     count = 0
     for j in range(n):   # without a branch: each slot is written, the count moves on past a searching one
         searching[count] = j
