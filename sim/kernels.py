@@ -53,11 +53,22 @@ def _rotated(chosen, count, start):
 @kernel
 def _projects_in(st, state, month, ending_now):
     """Project slots in ``state`` (and, if ``ending_now``, whose term ends this month), ascending."""
-    n = st.project_state.shape[0]
+    states, ends = st.project_state, st.c_ends
+    n = states.shape[0]
     chosen = np.empty(n, dtype=np.int64)
     count = 0
-    for j in range(n):
-        if st.project_state[j] == state and (not ending_now or st.c_ends[j] == month):
+    whole = n - n % 8
+    for lo in range(0, whole, 8):   # few slots are in the state: 8 at a time without a branch, those 8 if one is
+        found = False
+        for k in range(8):
+            found |= states[lo + k] == state
+        if found:
+            for j in range(lo, lo + 8):
+                if states[j] == state and (not ending_now or ends[j] == month):
+                    chosen[count] = j
+                    count += 1
+    for j in range(whole, n):
+        if states[j] == state and (not ending_now or ends[j] == month):
             chosen[count] = j
             count += 1
     return chosen, count
