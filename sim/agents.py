@@ -67,8 +67,10 @@ class Firm(mesa.Agent):
         """The month's needs (``u``: the firm's uniform draw): open needs past their patience are given up, and a new
         need arises, with chance ``need_rate``, in a slot that was idle when the month began (if any)."""
         m = self.model
-        free, expired = contracts.expire_needs(m.p, m.st, m.month, self.index)
-        m.series[m.month, C.NEEDS_EXPIRED] += expired
+        free = contracts.firm_project(m.st, self.index, IDLE)   # before any of its needs expires below
+        offsets = m.arrays.project_offsets
+        m.series[m.month, C.NEEDS_EXPIRED] += contracts.expire_needs(m.p, m.st, m.month, offsets[self.index],
+                                                                      offsets[self.index + 1])
         if free >= 0 and u < self.need_rate:
             self.projects[free - self.projects[0].index].raise_need()
 

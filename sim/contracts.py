@@ -72,20 +72,22 @@ def visited_project(st, f):
 
 
 @entry
-def expire_needs(p, st, month, f):
-    """Firm ``f`` gives up its open needs that found no match within ``need_patience`` months. Returns (its first
-    slot that was idle before, where a need arising this month lands, or -1; how many needs it gave up): one pass
-    over its slots (a slot whose need expires now takes no new one this month)."""
-    free, expired = -1, 0
-    for j in range(st.project_offsets[f], st.project_offsets[f + 1]):
-        state = st.project_state[j]
-        if state == IDLE:
-            if free < 0:
-                free = j
-        elif state == rules.NEED and month - st.project_need_month[j] >= p.need_patience:
-            st.project_state[j] = IDLE
-            expired += 1
-    return free, expired
+def expire_needs(p, st, month, lo, hi):
+    """Project slots ``lo .. hi - 1`` give up their open needs that found no match within ``need_patience`` months
+    (a firm's slots, or every slot at once); returns how many. A need raised this month never expires this month
+    (``need_patience >= 1``), so a firm's new need and its expiring ones may be dealt with in either order; a slot
+    whose need expires now takes no new one this month (the new one lands in a slot idle as the month began). One
+    pass without branches (the compiled loop is vectorised)."""
+    oldest = month - p.need_patience   # a need raised in month ``oldest`` or before has waited long enough
+    # views from 0: the compiler then knows no index is negative and a write to the state moves no array (and
+    # vectorises the loop)
+    state, since = st.project_state[lo:hi], st.project_need_month[lo:hi]
+    expired = 0
+    for j in range(state.shape[0]):
+        gone = (state[j] == rules.NEED) & (since[j] <= oldest)
+        expired += gone
+        state[j] = IDLE if gone else state[j]
+    return expired
 
 
 NO_LIMIT = 2**62   # yuan: more than any account or flow can reach (sim.population.money_bound < 2**53)
@@ -761,16 +763,20 @@ def learn(p, st):
     """Firms update their beliefs: each from its own outcomes this month (its projects'), then (weighted) from its
     sector's peers."""
     peers = p.peer_weight > 0 and (st.sector_successes.sum() + st.sector_failures.sum()) > 0
-    for f in range(st.firm_alpha.shape[0]):
-        own_s, own_f = st.firm_month_successes[f], st.firm_month_failures[f]
-        st.firm_alpha[f] += own_s
-        st.firm_beta[f] += own_f
+    # the arrays as locals: the compiler then knows a write to a belief moves no array (and vectorises the loop)
+    alpha, beta, sector = st.firm_alpha, st.firm_beta, st.firm_sector
+    own_successes, own_failures = st.firm_month_successes, st.firm_month_failures
+    sector_successes, sector_failures, weight = st.sector_successes, st.sector_failures, p.peer_weight
+    for f in range(alpha.shape[0]):
+        own_s, own_f = own_successes[f], own_failures[f]
+        alpha[f] += own_s
+        beta[f] += own_f
         if peers:
-            s = st.firm_sector[f]
-            s_peer, f_peer = rules.peer_outcomes(st.sector_successes[s], st.sector_failures[s], own_s, own_f)
+            s = sector[f]
+            s_peer, f_peer = rules.peer_outcomes(sector_successes[s], sector_failures[s], own_s, own_f)
             if s_peer != 0 or f_peer != 0:
-                st.firm_alpha[f] += p.peer_weight * s_peer
-                st.firm_beta[f] += p.peer_weight * f_peer
+                alpha[f] += weight * s_peer
+                beta[f] += weight * f_peer
 
 
 
@@ -851,14 +857,20 @@ def record(p, st, series, month):
         s[C.STATUS_COLUMNS[status]] = counts[status]
     s[C.BROKERS_ACTIVE] = st.broker_active.sum()
     belief_sum, running_value, running_payments, running_successes, below = 0.0, 0.0, 0.0, 0.0, 0
-    for f in range(st.firm_alpha.shape[0]):
-        belief_sum += rules.belief_mean(st.firm_alpha[f], st.firm_beta[f])
-        below += st.balance[account(st, FIRM, f)] < st.firm_cash_start[f]
-    for j in range(st.project_state.shape[0]):
-        if st.project_state[j] == IMPLEMENTING:  # valued at the horizon by the chance they will succeed
-            running_value += st.c_chance[j] * st.c_value[j]
-            running_payments += st.c_chance[j] * st.c_on_success[j]
-            running_successes += st.c_chance[j]
+    # the arrays as locals, and views from 0: the compiler knows no index is negative and vectorises what it may (the
+    # sums of floats stay in this order)
+    alpha, beta, cash_start = st.firm_alpha, st.firm_beta, st.firm_cash_start
+    firm_cash = st.balance[account(st, FIRM, 0):account(st, FIRM, alpha.shape[0])]
+    for f in range(alpha.shape[0]):
+        belief_sum += rules.belief_mean(alpha[f], beta[f])
+    for f in range(alpha.shape[0]):
+        below += firm_cash[f] < cash_start[f]
+    project_state, chance, value, on_success = st.project_state, st.c_chance, st.c_value, st.c_on_success
+    for j in range(project_state.shape[0]):
+        if project_state[j] == IMPLEMENTING:  # valued at the horizon by the chance they will succeed
+            running_value += chance[j] * value[j]
+            running_payments += chance[j] * on_success[j]
+            running_successes += chance[j]
     s[C.RUNNING_VALUE] = running_value
     s[C.RUNNING_SUCCESSES] = running_successes
     s[C.RUNNING_PAYMENTS] = running_payments
@@ -868,8 +880,9 @@ def record(p, st, series, month):
     for cls in range(hooks.CASH_COLUMN.shape[0]):
         s[hooks.CASH_COLUMN[cls]] = ledger.class_total(st, cls)
         if not hooks.OVERDRAFT[cls]:
-            for i in range(st.acct_base[cls], st.acct_base[cls + 1]):
-                overdrawn += st.balance[i] < 0
+            balance = st.balance[st.acct_base[cls]:st.acct_base[cls + 1]]
+            for i in range(balance.shape[0]):
+                overdrawn += balance[i] < 0
     s[C.ACCOUNTS_OVERDRAWN] = overdrawn
     firms = s[hooks.CASH_COLUMN[FIRM]]
     s[C.FIRM_SURPLUS] = firms - (series[month - 1, hooks.CASH_COLUMN[FIRM]] if month > 0 else st.firm_cash0[0])

@@ -53,11 +53,22 @@ def _rotated(chosen, count, start):
 @kernel
 def _projects_in(st, state, month, ending_now):
     """Project slots in ``state`` (and, if ``ending_now``, whose term ends this month), ascending."""
-    n = st.project_state.shape[0]
+    states, ends = st.project_state, st.c_ends
+    n = states.shape[0]
     chosen = np.empty(n, dtype=np.int64)
     count = 0
-    for j in range(n):
-        if st.project_state[j] == state and (not ending_now or st.c_ends[j] == month):
+    whole = n - n % 8
+    for lo in range(0, whole, 8):   # few slots are in the state: 8 at a time without a branch, those 8 if one is
+        found = False
+        for k in range(8):
+            found |= states[lo + k] == state
+        if found:
+            for j in range(lo, lo + 8):
+                if states[j] == state and (not ending_now or ends[j] == month):
+                    chosen[count] = j
+                    count += 1
+    for j in range(whole, n):
+        if states[j] == state and (not ending_now or ends[j] == month):
             chosen[count] = j
             count += 1
     return chosen, count
@@ -72,29 +83,40 @@ def open_month(p, st, series, month):
 @kernel
 def raise_needs(p, st, series, month):
     # each firm's needs depend on nothing but its own projects, so the index order gives the
-    # same result as the rotation of the other phases, and a tighter loop
+    # same result as the rotation of the other phases, and tighter loops: every firm's draw
+    # (vectorised; a firm with no idle slot draws too, unused: a draw is a function of its key),
+    # then the new needs of the firms whose draw says so, in their first idle slot, then every
+    # slot's expiry (a need raised now does not expire now: contracts.expire_needs)
     draws = rng.stream(p.seed, rng.NEED, month)
-    expired = 0
-    for f in range(st.firm_alpha.shape[0]):
-        j, gone = contracts.expire_needs(p, st, month, f)   # j: where a need arising now lands
-        expired += gone
-        if j >= 0 and rng.uniform_in(draws, f) < st.firm_need_rate[f]:
-            contracts.raise_need(st, series, month, j, False)
-    series[month, C.NEEDS_EXPIRED] += expired
+    n_f = st.firm_alpha.shape[0]
+    arises, need_rate = np.empty(n_f, dtype=np.bool_), st.firm_need_rate   # locals: the loop is vectorised
+    for f in range(n_f):
+        arises[f] = rng.uniform_in(draws, f) < need_rate[f]
+    for f in range(n_f):
+        if arises[f]:
+            j = contracts.firm_project(st, f, IDLE)
+            if j >= 0:
+                contracts.raise_need(st, series, month, j, False)
+    series[month, C.NEEDS_EXPIRED] += contracts.expire_needs(p, st, month, 0, st.project_state.shape[0])
 
 
 @kernel
 def firms_search(p, st, series, month):
-    n = st.project_state.shape[0]
-    # who searches depends only on each project itself: find them in a tight loop, then let
-    # them claim achievements in the canonical (rotation) order, where order matters
+    state = st.project_state
+    n = state.shape[0]
+    # who searches depends only on each project itself: find them in tight loops (every slot's
+    # draw, vectorised: a slot without a need draws too, unused, as a draw is a function of its
+    # key; then the searching slots, ascending), then let them claim achievements in the
+    # canonical (rotation) order, where order matters
     draws = rng.stream(p.seed, rng.SELF_SEARCH, month)
-    searching = np.empty(n, dtype=np.int64)
-    count = 0
+    searches, chance = np.empty(n, dtype=np.bool_), p.self_search_prob
     for j in range(n):
-        if st.project_state[j] == NEED and rng.uniform_in(draws, j) < p.self_search_prob:
-            searching[count] = j
-            count += 1
+        searches[j] = (state[j] == NEED) & (rng.uniform_in(draws, j) < chance)
+    searching = np.empty(n, dtype=np.int64)   # slot j is written at searching[count], count <= j
+    count = 0
+    for j in range(n):   # without a branch: each slot is written, the count moves on past a searching one
+        searching[count] = j
+        count += searches[j]
     contracts.publish(st)   # the lists as they stand when the month's search begins (brokers and experts use them too)
     for j in _rotated(searching, count, rotation_start(p, month, 0, n)):
         a, signal = contracts.search_lists(p, st, series, month, j)

@@ -308,6 +308,30 @@ def counts(cfg, pop) -> dict[str, int]:
     return {name: int(count(cfg, pop)) for name, count in AGENTS.items()}
 
 
+_POOLED = ("firm", "project")   # the agents whose arrays (with a constant start) share one allocation: _one_block
+
+
+def _one_block(specs):
+    """Arrays of ``(length, dtype, start value)``, as views of one allocation (each 64-byte aligned), filled.
+
+    A run's arrays per firm and per project slot are most of its state (~65 MB at 100,000
+    firms); allocated one by one, every page of each is a fault of its own when first filled,
+    while one large block gets huge pages (NumPy advises them for blocks of 4 MB or more):
+    ~3x faster to allocate and fill. The arrays are the same to everything else (contiguous,
+    same dtypes, so the same compiled code); they live as long as any one of them does.
+    """
+    sizes = [(length * np.dtype(dtype).itemsize + 63) // 64 * 64 for length, dtype, _ in specs]
+    block = np.empty(sum(sizes) + 64, dtype=np.uint8)
+    start = -block.ctypes.data % 64
+    arrays = []
+    for (length, dtype, init), size in zip(specs, sizes):
+        arr = block[start:start + length * np.dtype(dtype).itemsize].view(dtype)
+        arr.fill(init)
+        arrays.append(arr)
+        start += size
+    return arrays
+
+
 def new_state(cfg, pop, audit_rows: int = 0):
     """The month-0 state of population ``pop`` under ``cfg`` (the same for both engines)."""
     from . import ledger
@@ -322,6 +346,8 @@ def new_state(cfg, pop, audit_rows: int = 0):
         if hasattr(m, "initial_balances"):
             m.initial_balances(cfg, balance, base)
     special = {"balance": balance, "acct_base": base, "audit": np.zeros((audit_rows, 5), dtype=np.int64)}
+    pooled = [f for f in FIELDS if f.agent in _POOLED and f.name not in special and not callable(f.init)]
+    special.update(zip((f.name for f in pooled), _one_block([(n[f.agent], f.dtype, f.init) for f in pooled])))
     values = []
     for f in FIELDS:
         if f.name in special:
