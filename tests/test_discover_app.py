@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = ["scenario.firms.risk_aversion_sme", "scenario.firms.prior_success", "scenario.achievements.ask_share"]
@@ -82,10 +83,11 @@ def test_the_box_is_what_a_direct_count_gives(design_run):
     assert (row["coverage"], row["density"], row["mass"]) == pytest.approx((coverage, density, mass), abs=1e-12)
     assert row["cases"] == round(coverage * y.sum()) and row["n"] == round(mass * len(table))
     assert set(box["parameter"]) == set(KEYS)
-    space_ranges = {"scenario.firms.risk_aversion_sme": (0.5, 8.0), "scenario.firms.prior_success": (0.1, 0.6),
-                    "scenario.achievements.ask_share": (0.05, 0.5)}
+    # each parameter's whole range is the one configs/spaces/judgement.yaml states
+    space = yaml.safe_load((Path(__file__).resolve().parent.parent / "configs/spaces/judgement.yaml").read_text())
     for r in box.itertuples():
-        assert (r.full_low, r.full_high) == space_ranges[r.parameter]
+        stated = space["parameters"][r.parameter]
+        assert (r.full_low, r.full_high) == (stated["low"], stated["high"])
         assert r.full_low <= r.low <= r.high <= r.full_high
         assert r.restricted == (not np.isnan(r.qp_low) or not np.isnan(r.qp_high))
     report = (design_run / "report.md").read_text()
