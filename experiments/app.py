@@ -35,11 +35,13 @@ from typing import Optional
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from sim.config import ConfigError, load_config, one_line
+from sim.outputs import _file_mode, lock_folder, write_atomic  # noqa: F401  (the apps import write_atomic from here)
 from sim.schema import _c
 
 _STARTED = False  # set once Hydra has composed the config and handed it to the task
@@ -98,28 +100,76 @@ if not OmegaConf.has_resolver("sweep_id"):
     OmegaConf.register_new_resolver("sweep_id", _sweep_id, use_cache=True)
 
 
-def _file_mode() -> int:
-    """The mode of a new file under this process's umask (0644 under the usual 022)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
+def _run_tag() -> str:
+    """What makes the main job's default folder its own: the process id and a short random suffix (two jobs
+    started in the same second, on one host or on two sharing the file system, get different folders)."""
+    import secrets
+
+    return f"{os.getpid()}-{secrets.token_hex(2)}"
 
 
-def write_atomic(path: Path, write) -> None:
-    """Write a file through a temporary file and a rename: never half-written, readable as the umask says.
+if not OmegaConf.has_resolver("run_tag"):
+    OmegaConf.register_new_resolver("run_tag", _run_tag, use_cache=True)
 
-    (``mkstemp`` creates its file 0600; colleagues on a shared cluster must be able to read the tables.)
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+_RUN_DIR: dict = {}  # the main job's folder as Hydra is about to create it: {"path": ..., "created": ...}
+
+
+class RunFolder(Callback):
+    """Notes, before Hydra creates the main job's folder, which part of its path does not exist yet, so that a
+    refused or failed job removes the empty folders it created (and nothing else)."""
+
+    def on_run_start(self, config, **kwargs) -> None:
+        try:
+            folder = Path(str(OmegaConf.select(config, "hydra.run.dir"))).absolute()
+        except Exception:  # an unresolvable folder is Hydra's to report
+            return
+        created, p = None, folder
+        while not os.path.lexists(p) and p.parent != p:
+            created, p = p, p.parent
+        _RUN_DIR.update(path=folder, created=created)
+
+
+# what the main job writes into its folder (each replaced only there, as a regular file)
+RUN_FILES = tuple(f"{name}{suffix}.{ext}" for suffix in ("", "_equal_spend")
+                  for name, ext in (("summary", "csv"), ("series", "csv"), ("sectors", "csv"), ("table", "csv"),
+                                    ("comparison", "png"))) + (
+    "robustness.csv", "robustness_parameters.csv", "table.md", ".hydra/config.yaml", ".hydra/overrides.yaml",
+    ".hydra/choices.yaml")
+
+
+def check_run_folder(out: Path, key: str = "hydra.run.dir") -> None:
+    """Refuse, before any run, a folder the main job would write through a link, device or FIFO, or whose files of
+    the job's names are not a main job's (no ``.lock`` nor ``.hydra/config.yaml``: a folder of your own)."""
+    from sim.outputs import LOCK_NAME, check_target
+
+    hydra_dir = out / ".hydra"
+    if hydra_dir.is_symlink() or (os.path.lexists(hydra_dir) and not hydra_dir.is_dir()):
+        raise ConfigError(f"{key} = {str(out)!r}: its .hydra is not a plain folder; the job writes only files it "
+                          "creates: choose another folder")
+    for name in RUN_FILES:
+        check_target(out / name, f"{key} file {name}")
+    ours = os.path.lexists(out / LOCK_NAME) or (out / ".hydra" / "config.yaml").is_file()
+    theirs = [n for n in RUN_FILES if (out / n).is_file()]
+    if theirs and not ours:
+        raise ConfigError(f"{key} = {str(out)!r}: holds {theirs[0]}, not a main job's (no {LOCK_NAME} nor "
+                          ".hydra/config.yaml); the job writes only files it creates: choose another folder")
+
+
+def _remove_created_folder() -> None:
+    """After a refused or failed main job: the folders Hydra created for it, if they are empty, are removed."""
+    folder, created = _RUN_DIR.get("path"), _RUN_DIR.get("created")
+    if folder is None or created is None:
+        return
+    p = folder
+    while True:
+        try:
+            p.rmdir()  # only an empty folder
+        except OSError:
+            return
+        if p == created or p.parent == p:
+            return
+        p = p.parent
 
 
 def check_writable(folder: Path, key: str) -> None:
@@ -141,8 +191,16 @@ def main_job(node: DictConfig) -> Path:
     from sim import api
     from sim.results import InvariantError
 
+    out = Path(HydraConfig.get().runtime.output_dir)
+    check_writable(out, "hydra.run.dir")
+    check_run_folder(out)
+    global _LOCK
+    _LOCK = lock_folder(out, "hydra.run.dir")  # held for the job's life: a second job into the folder is refused
     cfg = load_config(node)
     # a regime chosen on the command line (regime=NAME or any regime.* key) runs alone
+    if _explicit("regime") and _explicit("regimes"):
+        raise ConfigError(f"regimes = {cfg.regimes}: given with regime={cfg.regime.name}, which runs that regime "
+                          "alone; give one of them (regimes=[...] compares several)")
     regimes = [cfg.regime.name] if _explicit("regime") else list(cfg.regimes)
     if cfg.grid:
         raise ConfigError("grid = {...}: a grid is for sweeps; run with -m (multirun)")
@@ -156,8 +214,6 @@ def main_job(node: DictConfig) -> Path:
     from sim import robustness
 
     robust_params = robustness.check_parameters(cfg) if draws else []  # a bad key fails before any run too
-    out = Path(HydraConfig.get().runtime.output_dir)
-    check_writable(out, "hydra.run.dir")
     check_comparison_memory(cfg, regimes, at_spend, draws)
     replicates = cfg.seeds * (cfg.posterior_draws if draws else 1)
     print(f"scenario {cfg.scenario.name}: {cfg.scenario.firms.n} firms, "
@@ -356,6 +412,9 @@ def _write_provenance(out: Path, node: DictConfig) -> None:
     write_atomic(folder / "choices.yaml", lambda p: OmegaConf.save(OmegaConf.create(choices), p))
 
 
+_LOCK = None  # the main job's lock on its folder (sim.outputs.FolderLock)
+
+
 class RunFailed(Exception):
     """A run raised or broke an invariant: reported in one line, exit code 1."""
 
@@ -423,17 +482,33 @@ def task(node: DictConfig) -> None:
     global _STARTED
     _STARTED = True
     _STDERR.release()
-    try:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        try:
             sweep_job(node)
-        else:
-            main_job(node)
+        except ConfigError as e:
+            print(f"config error: {e}", file=sys.stderr)
+            sys.exit(2)
+        except RunFailed as e:
+            print(f"run failed: {e}", file=sys.stderr)
+            sys.exit(1)
+        return
+    global _LOCK
+    ok = False
+    try:
+        main_job(node)
+        ok = True
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         sys.exit(2)
     except RunFailed as e:
         print(f"run failed: {e}", file=sys.stderr)
         sys.exit(1)
+    finally:
+        if _LOCK is not None:  # still held: a refused or failed job removes the lock file it created
+            _LOCK.release(remove=not ok and _LOCK.created)
+            _LOCK = None
+        if not ok:
+            _remove_created_folder()
 
 
 _app = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")(task)

@@ -57,6 +57,42 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
+MARK = (b"techtransfer_sim", b"sweep table")  # in the Parquet file's metadata: a table collect wrote
+
+
+def write_table(df, path) -> None:
+    """The sweep's table as Parquet, marked as collect's (so a later collect may replace it)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), MARK[0]: MARK[1]})
+    pq.write_table(table, path)
+
+
+def is_sweep_table(path: Path) -> bool:
+    """Whether ``path`` is a Parquet table collect wrote (its metadata carries the mark)."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except Exception:  # not Parquet, unreadable: not ours
+        return False
+    return meta.get(MARK[0]) == MARK[1]
+
+
+def check_out(target: Path, key) -> None:
+    """Refuse a target that is not absent or a regular file (a device, FIFO, link, folder), and, given as
+    ``--out``, an existing file that is not a table collect wrote: collect replaces only its own results."""
+    from sim.config import ConfigError
+    from sim.outputs import check_target
+
+    check_target(target, key)
+    if key and target.exists() and not is_sweep_table(target):
+        raise ConfigError(f"{key} = {str(target)!r}: exists and is not a table collect wrote; collect replaces "
+                          "only its own tables (give a new file name, or remove that file)")
+
+
 def collect(sweep_dir: Path, metric: str = "successes", out: Path | None = None, plots: bool = True,
             max_runs: int | None = None, config_dirs: tuple = (), results_dir: Path | None = None) -> int:
     """Collect the sweep in ``sweep_dir``; return the exit code (0 all present, 1 some missing, failed or corrupt).
@@ -80,6 +116,7 @@ def collect(sweep_dir: Path, metric: str = "successes", out: Path | None = None,
         raise ConfigError(f"{sweep_dir}: no such folder")
     if max_runs is not None and max_runs < 1:
         raise ConfigError(f"--max-runs {max_runs}: must be >= 1")
+    check_out(out or sweep_dir / "sweep.parquet", "--out" if out else None)  # before anything is moved or written
     _, info = sweep_jobs(sweep_dir, config_dirs, resolve_results_dir=results_dir is None)
     root = results_dir or (Path(info["results_dir"]) if info["results_dir"] else sweep_dir)
     store = ResultStore(root)
@@ -122,7 +159,7 @@ def collect(sweep_dir: Path, metric: str = "successes", out: Path | None = None,
     if len(df):
         df = df.sort_values([*(a for a in axes if a in df.columns), "seed"], kind="stable",
                             key=_sortable).reset_index(drop=True)
-    write_atomic(target, lambda p: df.to_parquet(p, index=False))
+    write_atomic(target, lambda p: write_table(df, p), key="--out" if out else None)
 
     print(f"{sweep_dir}: {len(expected)} runs expected, {len(rows)} present, {len(missing)} missing, "
           f"{len(failed)} failed" + (f", {len(corrupt)} corrupt" if corrupt else ""))
