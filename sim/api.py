@@ -121,7 +121,22 @@ def simulate(cfg: Config, seed: Optional[int] = None, engine: Optional[str] = No
     One run has ``cfg``'s own values: ``cfg.posterior`` is for comparisons (:func:`compare`; the configs
     of its draws are ``sim.posterior.load_posterior(cfg.posterior).draws(cfg, n)``).
     """
-    return _simulate(load_config(cfg), seed, engine, check)
+    return _simulate(load_config(_given(cfg)), seed, engine, check)
+
+
+def _given(cfg):
+    """``cfg`` if it is a Config or a mapping of its settings; else a one-line ConfigError (None is no config: the
+    defaults are ``compose()``)."""
+    from collections.abc import Mapping
+
+    if isinstance(cfg, (Config, Mapping)):
+        return cfg
+    from omegaconf import DictConfig
+
+    if isinstance(cfg, DictConfig):
+        return cfg
+    raise ConfigError(f"cfg = {cfg!r:.60}: must be a Config (sim.api.compose(...) gives one; compose() the "
+                      "defaults) or a mapping of its settings")
 
 
 def _simulate(cfg: Config, seed: Optional[int], engine: Optional[str], check: bool) -> RunResult:
@@ -507,6 +522,10 @@ def _checked(cfg: Config, regimes, seeds, workers) -> Config:
     each once, seeds >= 1, ...)."""
     if isinstance(regimes, str):
         raise ConfigError(f"regimes = {regimes!r}: must be a list of regime names")
+    if not isinstance(cfg, Config):
+        _given(cfg)  # None or another non-config: its own message
+        raise ConfigError(f"cfg: a {type(cfg).__name__}, must be a Config (sim.api.load_config(mapping) or "
+                          "sim.api.compose(...) gives one)")
     return replace(cfg, **{"regimes": cfg.regimes if regimes is None else list(regimes),
                            "seeds": cfg.seeds if seeds is None else seeds,
                            "workers": cfg.workers if workers is None else workers})

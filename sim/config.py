@@ -465,6 +465,11 @@ def _cross_checks(cfg: Config) -> None:
         raise ConfigError(f"regime.instruments = {_show(r.instruments)}: regime '{r.name}' "
                           f"(configs/regime/{r.name}.yaml) has {_show(files[r.name])}; name a combination of your "
                           "own with regime.name=<label>, or pick a regime by name (regime=NAME)")
+    mix = regime_instruments(r.name) if r.name not in files else None
+    if mix is not None and sorted(mix) != sorted(r.instruments):  # a mix's name says its instruments
+        raise ConfigError(f"regime.instruments = {_show(r.instruments)}: regime.name '{r.name}' is the mix of "
+                          f"{_show(mix)}; give the mix's instruments with its name, or name a combination of your own "
+                          "with regime.name=<label> (no +); the main job runs a mix as regimes=[a+b]")
     for m in INSTRUMENTS:
         if m.NAME in r.instruments and hasattr(m, "check"):
             m.check(cfg)

@@ -1,0 +1,206 @@
+"""Outputs are files the project creates: never written over a device, FIFO, link or a file of someone else's; two
+main jobs never share a folder; a refused job leaves no folder behind; regimes are never silently ignored."""
+
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sim import api
+from sim.config import ConfigError
+from sim.outputs import lock_folder
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = ["scenario.firms.n=200", "scenario.months=6", "seeds=1", "engine=numba", "regimes=[baseline]",
+         "progress=false"]
+
+
+def _run(cwd, *args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "experiments.run", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _collect(cwd, sweep_dir, *args):
+    return subprocess.run([sys.executable, "-m", "experiments.collect", str(sweep_dir), "--no-plots", *args],
+                          cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def _one_line(p, code=2):
+    assert p.returncode == code, p.stdout + p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+    return lines[0]
+
+
+# --------------------------------------------------------------------------- collect --out
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    base = tmp_path_factory.mktemp("sweep")
+    p = _run(base, "-m", "regime=baseline", "scenario.firms.n=200", "scenario.months=6", "seeds=1", "progress=false")
+    assert p.returncode == 0, p.stderr
+    (d,) = list((base / "multirun").iterdir())
+    return d
+
+
+def test_collect_refuses_a_fifo_as_out(sweep, tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    line = _one_line(_collect(tmp_path, sweep, "--out", str(fifo)))
+    assert line == (f"error: --out = '{fifo}': is a FIFO; results are written only as regular files the project "
+                    "creates (give a new file name)")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mknod needs root")
+def test_collect_never_replaces_a_device(sweep, tmp_path):
+    """As root, --out /dev/null once replaced the device with a Parquet file (a device node of our own here)."""
+    dev = tmp_path / "null"
+    os.mknod(dev, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    line = _one_line(_collect(tmp_path, sweep, "--out", str(dev)))
+    assert line.startswith(f"error: --out = '{dev}': is a device;")
+    assert stat.S_ISCHR(os.lstat(dev).st_mode) and os.lstat(dev).st_rdev == os.makedev(1, 3)
+    assert not (sweep / "corrupt").exists()
+
+
+def test_collect_refuses_a_link_and_a_file_not_its_own(sweep, tmp_path):
+    outside = tmp_path / "notes.txt"
+    outside.write_text("mine\n")
+    link = tmp_path / "table.parquet"
+    link.symlink_to(outside)
+    line = _one_line(_collect(tmp_path, sweep, "--out", str(link)))
+    assert line.startswith(f"error: --out = '{link}': is a symbolic link;")
+    assert link.is_symlink() and outside.read_text() == "mine\n"
+    line = _one_line(_collect(tmp_path, sweep, "--out", str(outside)))
+    assert line == (f"error: --out = '{outside}': exists and is not a table collect wrote; collect replaces only "
+                    "its own tables (give a new file name, or remove that file)")
+    assert outside.read_text() == "mine\n"
+
+
+def test_collect_replaces_its_own_table(sweep, tmp_path):
+    out = tmp_path / "t.parquet"
+    for _ in range(2):  # the second run replaces the table the first wrote
+        c = _collect(tmp_path, sweep, "--out", str(out))
+        assert c.returncode == 0, c.stderr
+    assert len(pd.read_parquet(out)) == 1
+    pd.DataFrame({"a": [1]}).to_parquet(out)  # a Parquet file, but not collect's
+    assert _collect(tmp_path, sweep, "--out", str(out)).returncode == 2
+    assert list(pd.read_parquet(out).columns) == ["a"]
+
+
+# --------------------------------------------------------------------------- the main job's folder
+def test_a_second_job_into_a_locked_folder_is_refused(tmp_path):
+    """The lock is held (here by the test, as a running job holds it): the job is refused before any run."""
+    out = tmp_path / "run"
+    out.mkdir()
+    lock = lock_folder(out, "hydra.run.dir")
+    try:
+        p = _run(tmp_path, *SMALL, f"hydra.run.dir={out}")
+    finally:
+        lock.release()
+    assert _one_line(p) == (f"config error: hydra.run.dir = '{out}': another job is writing there (it holds .lock); "
+                            "wait for it to end or choose another folder")
+    assert sorted(os.listdir(out)) == [".lock"]
+
+
+def test_two_jobs_into_one_folder_one_is_refused_the_other_intact(tmp_path):
+    out = tmp_path / "run"
+    log = tmp_path / "first.txt"
+    with open(log, "w") as f:
+        first = subprocess.Popen([sys.executable, "-m", "experiments.run", *SMALL, f"hydra.run.dir={out}"],
+                                 cwd=tmp_path, stdout=f, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 240
+        while "scenario default:" not in log.read_text():  # printed once the job holds its folder's lock
+            assert first.poll() is None and time.time() < deadline, log.read_text()
+            time.sleep(0.2)
+        first.send_signal(signal.SIGSTOP)  # the first job is mid-run while the second starts
+        try:
+            second = _run(tmp_path, *SMALL, f"hydra.run.dir={out}")
+        finally:
+            first.send_signal(signal.SIGCONT)
+        assert first.wait(timeout=240) == 0, log.read_text()
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert "another job is writing there" in _one_line(second)
+    table = pd.read_csv(out / "table.csv")
+    assert set(table["regime"]) == {"baseline"}
+    assert (out / "summary.csv").is_file() and (out / ".hydra" / "config.yaml").is_file()
+
+
+def test_default_folders_of_jobs_started_at_once_differ(tmp_path):
+    jobs = [subprocess.Popen([sys.executable, "-m", "experiments.run", *SMALL], cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for j in jobs:
+        assert j.wait(timeout=300) == 0, j.stderr.read()
+    folders = sorted(p for p in (tmp_path / "outputs").glob("*/*"))
+    assert len(folders) == 2
+    for f in folders:
+        assert re.fullmatch(r"\d\d-\d\d-\d\d-\d+-[0-9a-f]{4}", f.name), f.name
+        assert (f / "summary.csv").is_file() and (f / "table.csv").is_file() and (f / ".hydra/config.yaml").is_file()
+
+
+def test_a_refused_job_leaves_no_folder_it_created(tmp_path):
+    out = tmp_path / "new" / "run"
+    p = _run(tmp_path, *SMALL, "regime=free_trial", f"hydra.run.dir={out}")
+    assert _one_line(p) == ("config error: regimes = ['baseline']: given with regime=free_trial, which runs that "
+                            "regime alone; give one of them (regimes=[...] compares several)")
+    assert not (tmp_path / "new").exists()
+    p = _run(tmp_path, *SMALL, "regime=free_trial")  # the default folder
+    assert p.returncode == 2 and not (tmp_path / "outputs").exists()
+    existing = tmp_path / "mine"
+    existing.mkdir()
+    p = _run(tmp_path, *SMALL, "regime=free_trial", f"hydra.run.dir={existing}")
+    assert p.returncode == 2 and existing.is_dir() and os.listdir(existing) == []  # not ours to remove
+
+
+def test_the_job_never_writes_over_a_file_of_someone_else(tmp_path):
+    own = tmp_path / "mine"
+    own.mkdir()
+    (own / "table.csv").write_text("my table\n")
+    line = _one_line(_run(tmp_path, *SMALL, f"hydra.run.dir={own}"))
+    assert line == (f"config error: hydra.run.dir = '{own}': holds table.csv, not a main job's (no .lock nor "
+                    ".hydra/config.yaml); the job writes only files it creates: choose another folder")
+    assert (own / "table.csv").read_text() == "my table\n" and sorted(os.listdir(own)) == ["table.csv"]
+
+
+def test_the_job_never_writes_through_a_link(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".lock").touch()  # a main job's folder
+    outside = tmp_path / "outside.csv"
+    outside.write_text("keep\n")
+    (run / "summary.csv").symlink_to(outside)
+    line = _one_line(_run(tmp_path, *SMALL, f"hydra.run.dir={run}"))
+    assert line.startswith(f"config error: hydra.run.dir file summary.csv = '{run / 'summary.csv'}': is a symbolic "
+                           "link;")
+    assert outside.read_text() == "keep\n" and (run / "summary.csv").is_symlink()
+
+
+# --------------------------------------------------------------------------- regimes never silently ignored
+def test_a_mix_whose_instruments_disagree_is_refused(tmp_path):
+    p = _run(tmp_path, *SMALL[:-2], "regime.name=free_trial+vouchers", "regime.instruments=[free_trial]")
+    assert _one_line(p) == (
+        "config error: regime.instruments = ['free_trial']: regime.name 'free_trial+vouchers' is the mix of "
+        "['free_trial', 'vouchers']; give the mix's instruments with its name, or name a combination of your own "
+        "with regime.name=<label> (no +); the main job runs a mix as regimes=[a+b]")
+    assert not (tmp_path / "outputs").exists()
+    cfg = api.compose("regime.name=free_trial+vouchers", "regime.instruments=[vouchers,free_trial]")
+    assert sorted(cfg.regime.instruments) == ["free_trial", "vouchers"]
+    with pytest.raises(ConfigError, match="is the mix of"):
+        api.compose("regime.name=free_trial+vouchers")  # baseline's [] would run under the mix's name
+
+
+def test_simulate_and_compare_refuse_no_config():
+    for call in (lambda: api.simulate(None), lambda: api.compare(None)):
+        with pytest.raises(ConfigError) as e:
+            call()
+        assert str(e.value) == ("cfg = None: must be a Config (sim.api.compose(...) gives one; compose() the "
+                                "defaults) or a mapping of its settings")
