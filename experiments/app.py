@@ -503,6 +503,10 @@ def task(node: DictConfig) -> None:
     except RunFailed as e:
         print(f"run failed: {e}", file=sys.stderr)
         sys.exit(1)
+    except OSError as e:  # not the user's fault (a full disk, a folder removed under the job)
+        print(f"run failed: cannot write {e.filename or 'the output folder'} ({e.strerror or e}); the files written "
+              "before it are kept, each whole", file=sys.stderr)
+        sys.exit(1)
     finally:
         if _LOCK is not None:  # still held: a refused or failed job removes the lock file it created
             _LOCK.release(remove=not ok and _LOCK.created)
