@@ -199,6 +199,7 @@ def main_job(node: DictConfig) -> Path:
     cfg = load_config(node)
     # a regime chosen on the command line (regime=NAME or any regime.* key) runs alone
     if _explicit("regime") and _explicit("regimes"):
+        api.regime(cfg.regime.name)  # a regime that does not exist is named first
         raise ConfigError(f"regimes = {cfg.regimes}: given with regime={cfg.regime.name}, which runs that regime "
                           "alone; give one of them (regimes=[...] compares several)")
     regimes = [cfg.regime.name] if _explicit("regime") else list(cfg.regimes)
