@@ -18,6 +18,7 @@ from sim.config import ConfigError
 from sim.outputs import lock_folder
 
 ROOT = Path(__file__).resolve().parent.parent
+UNBUFFERED = {**os.environ, "PYTHONUNBUFFERED": "1"}  # a job's first line is seen when it is printed
 SMALL = ["scenario.firms.n=200", "scenario.months=6", "seeds=1", "engine=numba", "regimes=[baseline]",
          "progress=false"]
 
@@ -114,12 +115,12 @@ def test_two_jobs_into_one_folder_one_is_refused_the_other_intact(tmp_path):
     log = tmp_path / "first.txt"
     with open(log, "w") as f:
         first = subprocess.Popen([sys.executable, "-m", "experiments.run", *SMALL, f"hydra.run.dir={out}"],
-                                 cwd=tmp_path, stdout=f, stderr=subprocess.STDOUT, text=True)
+                                 cwd=tmp_path, stdout=f, stderr=subprocess.STDOUT, text=True, env=UNBUFFERED)
     try:
         deadline = time.time() + 240
         while "scenario default:" not in log.read_text():  # printed once the job holds its folder's lock
             assert first.poll() is None and time.time() < deadline, log.read_text()
-            time.sleep(0.2)
+            time.sleep(0.05)
         first.send_signal(signal.SIGSTOP)  # the first job is mid-run while the second starts
         try:
             second = _run(tmp_path, *SMALL, f"hydra.run.dir={out}")
@@ -133,6 +134,33 @@ def test_two_jobs_into_one_folder_one_is_refused_the_other_intact(tmp_path):
     table = pd.read_csv(out / "table.csv")
     assert set(table["regime"]) == {"baseline"}
     assert (out / "summary.csv").is_file() and (out / ".hydra" / "config.yaml").is_file()
+
+
+def test_a_folder_removed_under_the_job_is_one_line_exit_1(tmp_path):
+    """Not the user's fault: the job says what failed and that what it wrote is kept, without a traceback."""
+    out = tmp_path / "run"
+    log = tmp_path / "job.txt"
+    with open(log, "w") as f:
+        job = subprocess.Popen([sys.executable, "-m", "experiments.run", *SMALL, f"hydra.run.dir={out}"],
+                               cwd=tmp_path, stdout=f, stderr=subprocess.PIPE, text=True, env=UNBUFFERED)
+    try:
+        deadline = time.time() + 240
+        while "scenario default:" not in log.read_text():
+            assert job.poll() is None and time.time() < deadline, log.read_text()
+            time.sleep(0.05)
+        job.send_signal(signal.SIGSTOP)
+        out.rename(tmp_path / "moved")  # the folder goes while the job runs
+        job.send_signal(signal.SIGCONT)
+        err = job.communicate(timeout=240)[1]
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert job.returncode == 1 and "Traceback" not in err, err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("run failed: cannot write ") and line.endswith(
+        "(No such file or directory); the files written before it are kept, each whole")
+    kept = os.listdir(tmp_path / "moved")
+    assert not out.exists() and ".lock" in kept and not [n for n in kept if n.endswith(".tmp")], kept
 
 
 def test_default_folders_of_jobs_started_at_once_differ(tmp_path):
