@@ -205,15 +205,22 @@ def draw_population(cfg: Config, seed: int) -> Population:
 MONEY_EXACT = 2.0**53  # yuan: every balance and flow below this is exact in the float64 series
 
 
-def money_bound(cfg: Config, pop: Population) -> float:
-    """An upper bound on the yuan any account or flow can reach in a run of ``pop``.
+# what to lower for each part of the money bound (the one-line error names the largest part's keys)
+_LOWER_POPULATION = ("scenario.achievements.value_median or value_sigma, scenario.firms.cash_median_sme/large, "
+                     "cash_sigma, assets_to_cash_sme/large or assets_sigma, or the numbers of firms and achievements")
+
+
+def money_terms(cfg: Config, pop: Population) -> list:
+    """The parts of :func:`money_bound`, each ``(yuan, the keys to lower)``.
 
     Each achievement is signed at most ``max_failures + 1`` times (it is abandoned after
     ``max_failures`` failures and stays in use after a success). A contract moves at most
     its value, cost and asking price (scaled by the firm's size) through a bounded number
     of payments: the price (never above the value) with its broker fee, reward and
     inventors' share, the premium (at most ``1 + loading`` claims) and its subsidy, the
-    claim, the trial fee and the service fee.
+    claim, the trial fee and the service fee. Every month, each active broker pays its
+    operating cost and each project slot at most one search of the lists; each instrument
+    adds its own flows (its ``money_bound``: the expert visits' and events' costs, grants...).
     """
     sc, ins = cfg.scenario, cfg.insurance
     scale = max(1.0, sc.firms.scale_large)
@@ -223,22 +230,35 @@ def money_bound(cfg: Config, pop: Population) -> float:
     contracts = float(sc.universities.max_failures + 1)
     flows = contracts * (per_amount * float(amounts.sum()) + fixed * pop.n_achievements)
     broker_costs = float(sc.brokers.max) * sc.months * sc.brokers.monthly_cost
+    search_costs = float(pop.n_projects) * sc.months * sc.firms.search_cost
     initial = float(pop.firm_cash.astype(np.float64).sum()) + ins.insurers * ins.initial_reserves
     from .instruments import INSTRUMENTS
 
-    extra = sum(float(m.money_bound(cfg, pop)) for m in INSTRUMENTS if hasattr(m, "money_bound"))  # their own flows
-    return initial + flows + broker_costs + extra
+    terms = [(initial + flows, _LOWER_POPULATION),
+             (broker_costs, "scenario.brokers.monthly_cost, brokers.max or scenario.months"),
+             (search_costs, "scenario.firms.search_cost, projects_sme/large, firms.n or scenario.months")]
+    for m in INSTRUMENTS:  # their own flows
+        if hasattr(m, "money_bound"):
+            terms.append((float(m.money_bound(cfg, pop)), getattr(m, "MONEY_KEYS", f"the amounts of {m.SECTION}")))
+    return terms
+
+
+def money_bound(cfg: Config, pop: Population) -> float:
+    """An upper bound on the yuan any account or flow can reach in a run of ``pop`` (the sum of
+    :func:`money_terms`)."""
+    return sum(t for t, _ in money_terms(cfg, pop))
 
 
 def check_money(cfg: Config, pop: Population) -> None:
-    """Refuse a population whose money could leave the range counted exactly (a one-line ConfigError)."""
-    bound = money_bound(cfg, pop)
+    """Refuse a population whose money could leave the range counted exactly (a one-line ConfigError naming the keys
+    of the largest part of the bound)."""
+    terms = money_terms(cfg, pop)
+    bound = sum(t for t, _ in terms)
     if bound >= MONEY_EXACT:
+        largest = max(terms, key=lambda t: t[0])
         raise ConfigError(
             f"scenario (seed {pop.seed}): the money of this run could reach {bound:.3g} yuan, beyond the "
-            f"{MONEY_EXACT:.3g} yuan counted exactly; lower scenario.achievements.value_median or value_sigma, "
-            "scenario.firms.cash_median_sme/large, cash_sigma, assets_to_cash_sme/large or assets_sigma, or the numbers of firms and "
-            "achievements")
+            f"{MONEY_EXACT:.3g} yuan counted exactly; lower {largest[1]}")
 
 
 # bytes per agent of a run, measured on Python 3.11 (peak RSS over 1e3..2e5 agents) with a
