@@ -500,9 +500,12 @@ def _cross_checks(cfg: Config) -> None:
 def _regime_files(folder: str) -> dict:
     from omegaconf import OmegaConf
 
+    from .yamlsafe import read_yaml
+
     out = {}
     for path in sorted(Path(folder).glob("*.yaml")):
-        data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        raw = read_yaml(path, omegaconf=True)  # within limits of size and aliases
+        data = OmegaConf.to_container(OmegaConf.create(raw), resolve=True) if isinstance(raw, (dict, list)) else raw
         out[path.stem] = list(data.get("instruments", [])) if isinstance(data, dict) else []
     return out
 

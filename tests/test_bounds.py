@@ -5,6 +5,7 @@ negotiation rule, expert visits' costs passed the exact range of money after a r
 """
 
 import os
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -115,3 +116,129 @@ def test_expert_visits_beyond_the_exact_range_are_refused_before_the_run(tmp_pat
                               "beyond the 9.01e+15 yuan counted exactly; lower experts.visit_cost, visits_per_month "
                               "or event_cost, or scenario.months")
     assert not (tmp_path / "run" / "summary.csv").exists()
+
+
+# --------------------------------------------------------------------------- 3. YAML read within limits
+# 342 bytes standing for 9^9 (~387 million) strings: "billion laughs"
+BOMB = "".join(f"{k}: &{k} [" + ",".join([f"*{p}" if p else '"lol"'] * 9) + "]\n"
+               for p, k in zip([""] + list("abcdefgh"), "abcdefghi"))
+
+
+def _refused_fast(call, fragment):
+    start = time.perf_counter()
+    with pytest.raises(ConfigError) as e:
+        call()
+    assert time.perf_counter() - start < 1.0
+    assert fragment in str(e.value) and "\n" not in str(e.value), str(e.value)
+    return str(e.value)
+
+
+def test_the_bomb_is_what_it_says():
+    assert len(BOMB.encode()) < 400 and BOMB.count("*") == 8 * 9
+
+
+def test_a_billion_laughs_target_set_is_refused_in_well_under_a_second(tmp_path):
+    from sim.targets import load_targets
+
+    (tmp_path / "bomb.yaml").write_text(BOMB)
+    assert _refused_fast(lambda: load_targets(str(tmp_path / "bomb.yaml")), "not read: more than 100000 nodes") == (
+        f"target_set = {tmp_path / 'bomb.yaml'}: cannot be read (not read: more than 100000 nodes once its aliases "
+        "are expanded)")
+
+
+def test_a_billion_laughs_posterior_is_refused_in_well_under_a_second(tmp_path):
+    from sim.posterior import load_posterior
+
+    folder = tmp_path / "post"
+    folder.mkdir()
+    (folder / "posterior.csv").write_text("weight\n1.0\n")
+    (folder / "posterior.yaml").write_text(BOMB)
+    assert _refused_fast(lambda: load_posterior(str(folder)), "more than 100000 nodes").startswith(
+        f"posterior = {folder}: posterior.yaml: not read: more than 100000 nodes")
+
+
+def test_a_billion_laughs_regime_file_is_refused_in_well_under_a_second(tmp_path):
+    from sim.config import _regime_files
+
+    (tmp_path / "bomb.yaml").write_text(BOMB)
+    _refused_fast(lambda: _regime_files(str(tmp_path)), f"{tmp_path / 'bomb.yaml'}: not read: more than 100000 nodes")
+
+
+def _reads_safely(fn) -> bool:
+    import inspect
+
+    return "read_yaml(" in inspect.getsource(fn) or "parse_yaml(" in inspect.getsource(fn)
+
+
+def test_a_billion_laughs_space_or_levers_file_is_refused_in_well_under_a_second(tmp_path):
+    from sim import calibration
+
+    if not _reads_safely(calibration.read_yaml_mapping):
+        pytest.skip("sim/calibration.py read_yaml_mapping does not read with sim.yamlsafe yet (line 114)")
+    from sim.calibration import load_space
+    from sim.explore import load_levers
+
+    (tmp_path / "bomb.yaml").write_text(BOMB)
+    _refused_fast(lambda: load_space(str(tmp_path / "bomb.yaml")), "more than 100000 nodes")
+    _refused_fast(lambda: load_levers(str(tmp_path / "bomb.yaml")), "more than 100000 nodes")
+
+
+def test_a_billion_laughs_multirun_yaml_is_refused_in_well_under_a_second(tmp_path):
+    from sim import sweep
+
+    if not _reads_safely(sweep._multirun):
+        pytest.skip("sim/sweep.py _multirun does not read with sim.yamlsafe yet (line 167)")
+    (tmp_path / "multirun.yaml").write_text(BOMB)
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="more than 100000 nodes"):
+        sweep._multirun(tmp_path)
+    assert time.perf_counter() - start < 1.0
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("a: &a [*a]", "not read: an alias refers to a node that contains it (a recursive structure)"),
+    ("[" * 101 + "]" * 101, "not read: nested more than 100 levels deep"),
+    ("[" * 100 + "]" * 100, None),  # at the edge: read
+    ("a: &a " + "[" * 60 + "1" + "]" * 60 + "\nb: " + "[" * 60 + "*a" + "]" * 60,  # each 61 deep, 121 expanded
+     "not read: nested more than 100 levels deep once its aliases are expanded"),
+    ("a: 1\na: 2", "not YAML (while constructing a mapping"),
+])
+def test_yaml_nesting_and_cycles_are_bounded(text, reason):
+    from sim.yamlsafe import YamlError, parse_yaml
+
+    if reason is None:
+        parse_yaml(text, "f.yaml", omegaconf=True)
+        return
+    with pytest.raises(YamlError) as e:
+        parse_yaml(text, "f.yaml", omegaconf=True)
+    assert str(e.value).startswith(f"f.yaml: {reason}"), str(e.value)
+
+
+def test_yaml_nodes_and_bytes_are_bounded_at_their_edge(tmp_path):
+    from sim.yamlsafe import YAML_MAX_BYTES, YAML_MAX_NODES, YamlError, parse_yaml, read_yaml
+
+    # a sequence of n scalars is n + 1 nodes; aliases count once per use
+    edge = "a: &a [" + ", ".join(["1"] * 99) + "]\nb: [" + ", ".join(["*a"] * 999) + "]\n"
+    # nodes: root 1 + key a 1 + a 100 + key b 1 + b (1 + 999 x 100) = 100,004 > 10^5; one alias fewer: 99,904
+    with pytest.raises(YamlError, match="more than 100000 nodes"):
+        parse_yaml(edge, "f.yaml")
+    assert YAML_MAX_NODES == 100_000
+    fewer = edge.replace("[*a, ", "[", 1)
+    assert len(parse_yaml(fewer, "f.yaml")["b"]) == 998
+    big = tmp_path / "big.yaml"
+    big.write_text("#" * (YAML_MAX_BYTES - 5) + "\na: 1")  # exactly the limit: read
+    assert read_yaml(big) == {"a": 1}
+    big.write_text("#" * (YAML_MAX_BYTES - 4) + "\na: 1")
+    with pytest.raises(YamlError, match=r"big.yaml: more than the 1048576 bytes a YAML file of ours can have$"):
+        read_yaml(big)
+
+
+def test_yaml_read_as_before_within_the_limits():
+    from omegaconf import OmegaConf
+
+    from sim.yamlsafe import read_yaml
+
+    path = ROOT / "configs" / "targets" / "reported.yaml"
+    assert read_yaml(path, omegaconf=True) == OmegaConf.to_container(OmegaConf.load(path))
+    assert read_yaml(ROOT / "configs" / "levers" / "instruments.yaml", omegaconf=True) == OmegaConf.to_container(
+        OmegaConf.load(ROOT / "configs" / "levers" / "instruments.yaml"))
