@@ -16,12 +16,14 @@ in sector order too.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 from . import rng
 from .config import Config, ConfigError
 from .rules import yuan_array
+from .schema import RUN_WORK_MAX
 
 # sub-indices of population draws (the "step" of the key); Beta draws use their own
 # range (a Beta draw takes steps 6*k .. 6*k+5 of its purpose, see rng.beta)
@@ -302,6 +304,34 @@ def available_memory() -> float | None:
     return None
 
 
+def run_work(cfg: Config) -> float:
+    """An estimate of a run's steps (~1.5e7 a second on the Numba engine, measured here): every month, each project
+    slot (the expected number) and the listed achievements it screens when it searches, each achievement, each
+    broker's screenings and those of the regime's instruments (their ``work_per_month(cfg)``)."""
+    from .instruments import INSTRUMENTS
+
+    sc = cfg.scenario
+    f, u, b = sc.firms, sc.universities, sc.brokers
+    slots = f.n * (f.sme_share * f.projects_sme + (1.0 - f.sme_share) * f.projects_large)
+    achievements = u.n * (u.achievements_each + math.ceil(u.arrivals_per_month) * sc.months)
+    per_month = (slots * (1.0 + f.list_screen) + achievements + b.max * b.capacity * (b.screen + 1)
+                 + sum(m.work_per_month(cfg) for m in INSTRUMENTS
+                       if m.NAME in cfg.regime.instruments and hasattr(m, "work_per_month")))
+    return float(sc.months) * per_month
+
+
+def check_work(cfg: Config) -> None:
+    """Refuse, in one line with the estimate, a run of more than :data:`sim.schema.RUN_WORK_MAX` steps."""
+    work = run_work(cfg)
+    if work > RUN_WORK_MAX:
+        months = cfg.scenario.months
+        raise ConfigError(f"scenario.months = {months}: a run would take about {work:.3g} steps ({months} months x "
+                          f"{work / months:.3g}: project slots and their list screenings, achievements, brokers' and "
+                          f"the instruments' screenings a month), more than the {RUN_WORK_MAX:g} a run may take "
+                          "(~15 minutes on the Numba engine, hours on Mesa); lower scenario.months, the numbers of "
+                          "firms and achievements or the screenings")
+
+
 def check_memory(cfg: Config, engine: str, processes: int = 1, extra: float = 0.0) -> None:
     """Refuse, with a one-line ConfigError naming the key that weighs most, a run that would not fit in memory.
 
@@ -311,6 +341,7 @@ def check_memory(cfg: Config, engine: str, processes: int = 1, extra: float = 0.
     need = processes * sum(parts.values()) + extra
     have = available_memory()
     if have is None or need <= have:
+        check_work(cfg)  # and the time it would take (after memory: a size too large for memory is named by it)
         return
     key = max((k for k in parts if k != "base"), key=parts.get)
     value = {"scenario.firms.n": cfg.scenario.firms.n, "scenario.brokers.max": cfg.scenario.brokers.max,

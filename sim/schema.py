@@ -28,6 +28,7 @@ PER_MONTH_MAX = 10**4     # a broker's visits, screened achievements, entry cand
 SEED_MAX = 2**63 - 1      # seeds are int64 in the kernels
 MULTIPLIER_MAX = 1000.0   # scale factors, pseudo-observation weights, ...
 VISITS_MAX = 10**9        # broker screenings a month (brokers x visits x screened achievements)
+RUN_WORK_MAX = 1.0e10     # a run's steps (sim.config.run_work): ~10^4 default runs, ~15 min on the Numba engine here
 NEGOTIATION_MIN = 0.01    # mean months of a negotiation: any mean up to a month concludes in the first month anyway
 SPEEDUP_MIN = 0.01        # a broker's factor on a negotiation's mean months: a hundredth of its time at most
 

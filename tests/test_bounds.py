@@ -242,3 +242,50 @@ def test_yaml_read_as_before_within_the_limits():
     assert read_yaml(path, omegaconf=True) == OmegaConf.to_container(OmegaConf.load(path))
     assert read_yaml(ROOT / "configs" / "levers" / "instruments.yaml", omegaconf=True) == OmegaConf.to_container(
         OmegaConf.load(ROOT / "configs" / "levers" / "instruments.yaml"))
+
+
+# --------------------------------------------------------------------------- 4. a run's work bounded up front
+def test_a_runs_work_counts_slots_searches_achievements_and_screenings():
+    from sim.population import run_work
+
+    cfg = api.under_regime(small("scenario.firms.sme_share=0.5", "scenario.firms.projects_sme=2",
+                                 "scenario.firms.projects_large=6", "scenario.firms.list_screen=3",
+                                 "scenario.universities.arrivals_per_month=1.5", "experts.visits_per_month=10",
+                                 "experts.screen=4", "experts.event_firms=7", "experts.event_pitches=2"),
+                           "expert_visits")
+    sc = cfg.scenario
+    slots = 400 * 4                                   # 0.5 x 2 + 0.5 x 6 slots a firm
+    achievements = 4 * (40 + 2 * 36)                  # the stock and every arrival (ceil(1.5) a month)
+    brokers = sc.brokers.max * sc.brokers.capacity * (sc.brokers.screen + 1)
+    experts = 10 * (4 + 1) + 7 * (2 + 1)
+    assert run_work(cfg) == 36 * (slots * (1 + 3) + achievements + brokers + experts)
+    # the instrument's screenings count only when the regime has it
+    assert run_work(api.under_regime(cfg, "baseline")) == 36 * (slots * (1 + 3) + achievements + brokers)
+
+
+def test_a_run_of_more_work_than_the_limit_is_refused_at_its_edge(monkeypatch):
+    import numpy as np
+
+    from sim.population import check_memory, check_work, run_work
+
+    cfg = small()
+    work = run_work(cfg)
+    monkeypatch.setattr("sim.population.RUN_WORK_MAX", work)
+    check_work(cfg)          # exactly the limit: runs
+    check_memory(cfg, "numba")
+    monkeypatch.setattr("sim.population.RUN_WORK_MAX", float(np.nextafter(work, 0.0)))
+    for check in (lambda: check_work(cfg), lambda: check_memory(cfg, "numba"), lambda: api.simulate(cfg, 0)):
+        with pytest.raises(ConfigError) as e:
+            check()
+        assert str(e.value).startswith(f"scenario.months = 36: a run would take about {work:.3g} steps (36 months x ")
+
+
+def test_a_run_that_would_take_hours_is_refused_on_the_command_line(tmp_path):
+    """The dashboard's case (10^8 screenings a month: ~10 s a month) over a century of months."""
+    p = _cli(tmp_path, "regimes=[expert_visits]", "experts.visits_per_month=10000", "experts.screen=10000",
+             "scenario.months=1200")
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("config error: scenario.months = 1200: a run would take about "
+                                                   "1.2e+11 steps (1200 months x 1e+08: "), p.stderr
+    assert "more than the 1e+10 a run may take" in lines[0]

@@ -226,6 +226,11 @@ def screenings(cfg) -> int:
     return e.visits_per_month * (e.screen + 1) + min(e.event_firms, cfg.scenario.firms.n) * (e.event_pitches + 1)
 
 
+def work_per_month(cfg) -> float:
+    """Its part of a run's steps a month (sim.config.run_work)."""
+    return float(screenings(cfg))
+
+
 def check(cfg) -> None:
     e, n = cfg.experts, screenings(cfg)
     if n > VISITS_MAX:
