@@ -289,3 +289,19 @@ def test_a_run_that_would_take_hours_is_refused_on_the_command_line(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("config error: scenario.months = 1200: a run would take about "
                                                    "1.2e+11 steps (1200 months x 1e+08: "), p.stderr
     assert "more than the 1e+10 a run may take" in lines[0]
+
+
+def test_a_design_is_bounded_in_points_and_runs_at_the_edge():
+    from sim.schema import DESIGN_POINTS_MAX, DESIGN_RUNS_MAX, check_design
+
+    check_design("discover.n", DESIGN_POINTS_MAX, DESIGN_POINTS_MAX, DESIGN_RUNS_MAX)  # at both edges: allowed
+    with pytest.raises(ConfigError) as e:
+        check_design("sensitivity.sobol.n", 2**24, 2**24 * 22, 2**24 * 22 * 4)
+    assert str(e.value) == ("sensitivity.sobol.n = 16777216: a design of 3.69099e+08 points, more than the 1e+07 "
+                            "that fit in memory here; make it smaller")
+    with pytest.raises(ConfigError) as e:
+        check_design("discover.replicates", 100000, 10**6, 10**11)
+    assert str(e.value) == ("discover.replicates = 100000: 1e+06 points x replicates = 1e+11 runs, more than the "
+                            "1e+07 a design may take (days on this machine); make it smaller")
+    with pytest.raises(ConfigError, match="more than the 1e.07 a design may take"):
+        check_design("discover.n", 10, 10, DESIGN_RUNS_MAX + 1)
