@@ -24,7 +24,7 @@ import numpy as np
 
 from .instruments import INSTRUMENTS
 from .schema import (ENGINES, BETA_MAX, BETA_MIN, COUNT_MAX, MONEY_MAX, MONTHS_MAX, MULTIPLIER_MAX, PER_MONTH_MAX,  # noqa: F401
-                     POPULATION_MAX, PROJECTS_MAX, SEED_MAX, SIGMA_MAX, VISITS_MAX, ConfigError, _c, _describe, _factor, _money,
+                     NEGOTIATION_MIN, SPEEDUP_MIN, POPULATION_MAX, PROJECTS_MAX, SEED_MAX, SIGMA_MAX, VISITS_MAX, ConfigError, _c, _describe, _factor, _money,
                      _months, _nested, _shape, _share, _show, _sigma)
 
 # --------------------------------------------------------------------------- scenario
@@ -138,9 +138,12 @@ class SuccessConfig:
 
 @dataclass
 class NegotiationConfig:
-    months_licence: float = _c(4.0, gt=0.0, le=MONTHS_MAX, doc="mean months to conclude a licence/transfer negotiation")
+    months_licence: float = _c(4.0, ge=NEGOTIATION_MIN, le=MONTHS_MAX, doc="mean months to conclude a "
+                               "licence/transfer negotiation (at least 0.01: any mean up to a month concludes in the "
+                               "first month)")
     breakdown_hazard: float = _share(0.1, "monthly chance a running negotiation breaks down")
-    broker_speedup: float = _c(0.6, gt=0.0, le=1.0, doc="factor on the mean duration when a broker is involved")
+    broker_speedup: float = _c(0.6, ge=SPEEDUP_MIN, le=1.0, doc="factor on the mean duration when a broker is involved "
+                               "(at least 0.01, judgement: a broker cuts a negotiation to a hundredth of its time at most)")
     implementation_months: int = _months(12, "months from licence signing to the outcome of the implementation")
 
 
@@ -502,9 +505,12 @@ def _cross_checks(cfg: Config) -> None:
 def _regime_files(folder: str) -> dict:
     from omegaconf import OmegaConf
 
+    from .yamlsafe import read_yaml
+
     out = {}
     for path in sorted(Path(folder).glob("*.yaml")):
-        data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        raw = read_yaml(path, omegaconf=True)  # within limits of size and aliases
+        data = OmegaConf.to_container(OmegaConf.create(raw), resolve=True) if isinstance(raw, (dict, list)) else raw
         out[path.stem] = list(data.get("instruments", [])) if isinstance(data, dict) else []
     return out
 

@@ -16,12 +16,14 @@ in sector order too.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 from . import rng
 from .config import Config, ConfigError
 from .rules import yuan_array
+from .schema import RUN_WORK_MAX
 
 # sub-indices of population draws (the "step" of the key); Beta draws use their own
 # range (a Beta draw takes steps 6*k .. 6*k+5 of its purpose, see rng.beta)
@@ -205,15 +207,22 @@ def draw_population(cfg: Config, seed: int) -> Population:
 MONEY_EXACT = 2.0**53  # yuan: every balance and flow below this is exact in the float64 series
 
 
-def money_bound(cfg: Config, pop: Population) -> float:
-    """An upper bound on the yuan any account or flow can reach in a run of ``pop``.
+# what to lower for each part of the money bound (the one-line error names the largest part's keys)
+_LOWER_POPULATION = ("scenario.achievements.value_median or value_sigma, scenario.firms.cash_median_sme/large, "
+                     "cash_sigma, assets_to_cash_sme/large or assets_sigma, or the numbers of firms and achievements")
+
+
+def money_terms(cfg: Config, pop: Population) -> list:
+    """The parts of :func:`money_bound`, each ``(yuan, the keys to lower)``.
 
     Each achievement is signed at most ``max_failures + 1`` times (it is abandoned after
     ``max_failures`` failures and stays in use after a success). A contract moves at most
     its value, cost and asking price (scaled by the firm's size) through a bounded number
     of payments: the price (never above the value) with its broker fee, reward and
     inventors' share, the premium (at most ``1 + loading`` claims) and its subsidy, the
-    claim, the trial fee and the service fee.
+    claim, the trial fee and the service fee. Every month, each active broker pays its
+    operating cost and each project slot at most one search of the lists; each instrument
+    adds its own flows (its ``money_bound``: the expert visits' and events' costs, grants...).
     """
     sc, ins = cfg.scenario, cfg.insurance
     scale = max(1.0, sc.firms.scale_large)
@@ -223,22 +232,35 @@ def money_bound(cfg: Config, pop: Population) -> float:
     contracts = float(sc.universities.max_failures + 1)
     flows = contracts * (per_amount * float(amounts.sum()) + fixed * pop.n_achievements)
     broker_costs = float(sc.brokers.max) * sc.months * sc.brokers.monthly_cost
+    search_costs = float(pop.n_projects) * sc.months * sc.firms.search_cost
     initial = float(pop.firm_cash.astype(np.float64).sum()) + ins.insurers * ins.initial_reserves
     from .instruments import INSTRUMENTS
 
-    extra = sum(float(m.money_bound(cfg, pop)) for m in INSTRUMENTS if hasattr(m, "money_bound"))  # their own flows
-    return initial + flows + broker_costs + extra
+    terms = [(initial + flows, _LOWER_POPULATION),
+             (broker_costs, "scenario.brokers.monthly_cost, brokers.max or scenario.months"),
+             (search_costs, "scenario.firms.search_cost, projects_sme/large, firms.n or scenario.months")]
+    for m in INSTRUMENTS:  # their own flows
+        if hasattr(m, "money_bound"):
+            terms.append((float(m.money_bound(cfg, pop)), getattr(m, "MONEY_KEYS", f"the amounts of {m.SECTION}")))
+    return terms
+
+
+def money_bound(cfg: Config, pop: Population) -> float:
+    """An upper bound on the yuan any account or flow can reach in a run of ``pop`` (the sum of
+    :func:`money_terms`)."""
+    return sum(t for t, _ in money_terms(cfg, pop))
 
 
 def check_money(cfg: Config, pop: Population) -> None:
-    """Refuse a population whose money could leave the range counted exactly (a one-line ConfigError)."""
-    bound = money_bound(cfg, pop)
+    """Refuse a population whose money could leave the range counted exactly (a one-line ConfigError naming the keys
+    of the largest part of the bound)."""
+    terms = money_terms(cfg, pop)
+    bound = sum(t for t, _ in terms)
     if bound >= MONEY_EXACT:
+        largest = max(terms, key=lambda t: t[0])
         raise ConfigError(
             f"scenario (seed {pop.seed}): the money of this run could reach {bound:.3g} yuan, beyond the "
-            f"{MONEY_EXACT:.3g} yuan counted exactly; lower scenario.achievements.value_median or value_sigma, "
-            "scenario.firms.cash_median_sme/large, cash_sigma, assets_to_cash_sme/large or assets_sigma, or the numbers of firms and "
-            "achievements")
+            f"{MONEY_EXACT:.3g} yuan counted exactly; lower {largest[1]}")
 
 
 # bytes per agent of a run, measured on Python 3.11 (peak RSS over 1e3..2e5 agents) with a
@@ -282,6 +304,34 @@ def available_memory() -> float | None:
     return None
 
 
+def run_work(cfg: Config) -> float:
+    """An estimate of a run's steps (~1.5e7 a second on the Numba engine, measured here): every month, each project
+    slot (the expected number) and the listed achievements it screens when it searches, each achievement, each
+    broker's screenings and those of the regime's instruments (their ``work_per_month(cfg)``)."""
+    from .instruments import INSTRUMENTS
+
+    sc = cfg.scenario
+    f, u, b = sc.firms, sc.universities, sc.brokers
+    slots = f.n * (f.sme_share * f.projects_sme + (1.0 - f.sme_share) * f.projects_large)
+    achievements = u.n * (u.achievements_each + math.ceil(u.arrivals_per_month) * sc.months)
+    per_month = (slots * (1.0 + f.list_screen) + achievements + b.max * b.capacity * (b.screen + 1)
+                 + sum(m.work_per_month(cfg) for m in INSTRUMENTS
+                       if m.NAME in cfg.regime.instruments and hasattr(m, "work_per_month")))
+    return float(sc.months) * per_month
+
+
+def check_work(cfg: Config) -> None:
+    """Refuse, in one line with the estimate, a run of more than :data:`sim.schema.RUN_WORK_MAX` steps."""
+    work = run_work(cfg)
+    if work > RUN_WORK_MAX:
+        months = cfg.scenario.months
+        raise ConfigError(f"scenario.months = {months}: a run would take about {work:.3g} steps ({months} months x "
+                          f"{work / months:.3g}: project slots and their list screenings, achievements, brokers' and "
+                          f"the instruments' screenings a month), more than the {RUN_WORK_MAX:g} a run may take "
+                          "(~15 minutes on the Numba engine, hours on Mesa); lower scenario.months, the numbers of "
+                          "firms and achievements or the screenings")
+
+
 def check_memory(cfg: Config, engine: str, processes: int = 1, extra: float = 0.0) -> None:
     """Refuse, with a one-line ConfigError naming the key that weighs most, a run that would not fit in memory.
 
@@ -291,6 +341,7 @@ def check_memory(cfg: Config, engine: str, processes: int = 1, extra: float = 0.
     need = processes * sum(parts.values()) + extra
     have = available_memory()
     if have is None or need <= have:
+        check_work(cfg)  # and the time it would take (after memory: a size too large for memory is named by it)
         return
     key = max((k for k in parts if k != "base"), key=parts.get)
     value = {"scenario.firms.n": cfg.scenario.firms.n, "scenario.brokers.max": cfg.scenario.brokers.max,

@@ -20,6 +20,7 @@ import numpy as np
 
 from .config import Config, ConfigError, check_value, one_line, parameter_keys, replace
 from .schema import _show
+from .yamlsafe import YamlError, read_yaml
 
 CSV, YAML = "posterior.csv", "posterior.yaml"
 WEIGHT = "weight"
@@ -84,14 +85,10 @@ def _refuse(path, what: str) -> ConfigError:
 
 def _read_meta(path: Path, shown) -> dict:
     """posterior.yaml: a mapping with a target_set and {scenario: [keys]}."""
-    import yaml
-
-    try:
-        meta = yaml.safe_load((path / YAML).read_text())
-    except OSError as e:
-        raise _refuse(shown, f"cannot read {YAML} ({e.strerror or e})") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise _refuse(shown, f"{YAML} is not YAML ({e})") from None
+    try:  # within limits of size and aliases (sim/yamlsafe.py)
+        meta = read_yaml(path / YAML)
+    except YamlError as e:
+        raise _refuse(shown, f"{YAML}: {e.reason}") from None
     if not isinstance(meta, dict):
         raise _refuse(shown, f"{YAML} must be a mapping with target_set and scenarios")
     target = meta.get("target_set")

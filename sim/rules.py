@@ -248,12 +248,13 @@ def negotiation_months(mean, brokered, broker_speedup):
 @entry
 def negotiation_step(u, mean_months, hazard):
     """One month of a running negotiation: breaks down with ``hazard``, else concludes with 1/mean. A negotiation of
-    0 months (a published price taken as it stands: an open licence) concludes at once and cannot break down."""
+    0 months (a published price taken as it stands: an open licence) concludes at once and cannot break down. Total:
+    a mean of a month or less concludes with chance 1 (no division by a tiny or subnormal mean)."""
     if mean_months <= 0.0:
         return CONCLUDED
     if u < hazard:
         return BROKE_DOWN
-    conclude = min(1.0, 1.0 / mean_months)
+    conclude = 1.0 if mean_months <= 1.0 else 1.0 / mean_months
     if u < hazard + (1.0 - hazard) * conclude:
         return CONCLUDED
     return CONTINUES

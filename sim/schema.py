@@ -28,6 +28,9 @@ PER_MONTH_MAX = 10**4     # a broker's visits, screened achievements, entry cand
 SEED_MAX = 2**63 - 1      # seeds are int64 in the kernels
 MULTIPLIER_MAX = 1000.0   # scale factors, pseudo-observation weights, ...
 VISITS_MAX = 10**9        # broker screenings a month (brokers x visits x screened achievements)
+RUN_WORK_MAX = 1.0e10     # a run's steps (sim.config.run_work): ~10^4 default runs, ~15 min on the Numba engine here
+NEGOTIATION_MIN = 0.01    # mean months of a negotiation: any mean up to a month concludes in the first month anyway
+SPEEDUP_MIN = 0.01        # a broker's factor on a negotiation's mean months: a hundredth of its time at most
 
 
 class ConfigError(ValueError):
@@ -94,3 +97,22 @@ def _describe(meta) -> str:
 
 # the names instrument modules use (the underscored ones are kept for sim.config)
 param, share, money, months, factor, sigma, shape = _c, _share, _money, _months, _factor, _sigma, _shape
+
+
+# --------------------------------------------------------------------------- sizes of an exploration's design
+# judgement: a design of 10^7 points (its matrix ~80 bytes a parameter-point, ~1.6 GB for 20 parameters, before
+# outcomes) and 10^7 runs (~2 days on one core at the default scenario's ~20 ms a run on the Numba engine) is beyond
+# any study of this model; far more exhausted this machine (23 GB) before the first run, or never ended
+DESIGN_POINTS_MAX = 10**7
+DESIGN_RUNS_MAX = 10**7
+
+
+def check_design(key: str, value, points: int, runs: int) -> None:
+    """Refuse, in one line naming ``key = value`` with the estimate, a design of more than :data:`DESIGN_POINTS_MAX`
+    points or :data:`DESIGN_RUNS_MAX` runs (e.g. ``sensitivity.sobol.n``: ``n (d + 2)`` points, times replicates)."""
+    if points > DESIGN_POINTS_MAX:
+        raise ConfigError(f"{key} = {_show(value)}: a design of {points:g} points, more than the "
+                          f"{DESIGN_POINTS_MAX:g} that fit in memory here; make it smaller")
+    if runs > DESIGN_RUNS_MAX:
+        raise ConfigError(f"{key} = {_show(value)}: {points:g} points x replicates = {runs:g} runs, more than the "
+                          f"{DESIGN_RUNS_MAX:g} a design may take (days on this machine); make it smaller")

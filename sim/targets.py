@@ -31,6 +31,7 @@ from typing import Any, Optional
 
 from .config import Config, ConfigError, one_line
 from .locations import CONFIG_DIR
+from .yamlsafe import YamlError, read_yaml
 
 TARGETS_DIR = CONFIG_DIR / "targets"
 USES = ("fit", "holdout")
@@ -333,7 +334,12 @@ def load_targets(name_or_path: str, fitting: bool = True) -> TargetSet:
 
     path = resolve_path(name_or_path)
     try:
-        data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        raw = read_yaml(path, omegaconf=True)  # within limits of size and aliases (sim/yamlsafe.py)
+    except YamlError as e:
+        raise ConfigError(f"target_set = {path}: cannot be read ({one_line(e.reason, 160)})") from None
+    try:  # as OmegaConf.load: an empty file is an empty mapping (a text would be parsed again: refused below)
+        data = OmegaConf.to_container(OmegaConf.create({} if raw is None else raw), resolve=True) \
+            if isinstance(raw, (dict, list)) or raw is None else raw
     except (OmegaConfBaseException, yaml.YAMLError, ValueError, OSError) as e:
         raise ConfigError(f"target_set = {path}: cannot be read ({one_line(e, 120)})") from None
     if not isinstance(data, dict):

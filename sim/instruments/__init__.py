@@ -18,7 +18,8 @@ needs to know it exists:
   ``InvariantError``), ``summarize(totals, series) -> dict`` (metrics besides its
   columns' totals), ``initial_balances(cfg, balance, acct_base)``, ``initial_state(cfg,
   arrays)`` (changes to the month-0 state, called only when the regime lists it),
-  ``money_bound(cfg, pop) -> float`` (what it adds to :func:`sim.population.money_bound`),
+  ``money_bound(cfg, pop) -> float`` (what it adds to :func:`sim.population.money_bound`:
+  every payment it makes, all months) with ``MONEY_KEYS`` (the keys the error names),
   ``MESA_AGENTS`` ({agent kind: :class:`sim.agents.InstrumentAgent` subclass}: its agents
   in the Mesa engine), ``SPEND`` (its government spend is the run metric
   ``gov_spend_<SPEND>``) and ``ZERO_STRENGTH`` (overrides that put it at zero strength:

@@ -55,6 +55,9 @@ REWARDS_DENIED = columns.column("appraisal_rewards_denied", "appraisal rewards r
                                 money=True, summary=True, owner=NAME)
 
 
+MONEY_KEYS = "appraisal.reward"  # what to lower when the money bound is passed
+
+
 def money_bound(cfg, pop) -> float:
     """A reward per conversion, at most one conversion per achievement."""
     return cfg.appraisal.reward * pop.n_achievements

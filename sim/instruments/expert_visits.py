@@ -113,6 +113,16 @@ SPEND = "search"   # government spend on this instrument is the run metric gov_s
 ZERO_STRENGTH = ("experts.visits_per_month=0", "experts.events_per_year=0")  # on, yet no visit and no event
 
 
+MONEY_KEYS = "experts.visit_cost, visits_per_month or event_cost, or scenario.months"  # what to lower when the money bound is passed
+
+
+def money_bound(cfg, pop) -> float:
+    """Government's payments for visits and events: every visit paid and an event every month, all months."""
+    e = cfg.experts
+    events = e.event_cost if e.events_per_year > 0 else 0.0
+    return float(cfg.scenario.months) * (float(e.visits_per_month) * e.visit_cost + events)
+
+
 # --------------------------------------------------------------------------- rules
 @entry
 def event_held(month, per_year):
@@ -214,6 +224,11 @@ def screenings(cfg) -> int:
     """The most achievements screened by visits and pitched at an event in one month."""
     e = cfg.experts
     return e.visits_per_month * (e.screen + 1) + min(e.event_firms, cfg.scenario.firms.n) * (e.event_pitches + 1)
+
+
+def work_per_month(cfg) -> float:
+    """Its part of a run's steps a month (sim.config.run_work)."""
+    return float(screenings(cfg))
 
 
 def check(cfg) -> None:

@@ -38,7 +38,7 @@ import numpy as np
 from ..jit import entry, kernel
 
 from .. import columns, contracts, forms, ledger, rng, rules
-from ..schema import ConfigError, _c, money, months, share
+from ..schema import NEGOTIATION_MIN, ConfigError, _c, money, months, share
 
 NAME = "free_trial"
 SECTION = "trial"
@@ -59,7 +59,7 @@ class Params:
                                          "20,000 yuan)")
     price_share: float = share(0.0, "share of the asking price also paid on success, with payment=fixed_fee "
                                 "(Lishui-style 'pay later')")
-    negotiation_months: float = _c(0.5, gt=0.0, le=1200,
+    negotiation_months: float = _c(0.5, ge=NEGOTIATION_MIN, le=1200,
                                    doc="mean months to conclude a free-trial negotiation (Lishui: ~half a month)")
     verification: float = share(0.2, "chance a false failure report is found out (audits, reputation; judgement: no "
                                      "figure in the sources)")

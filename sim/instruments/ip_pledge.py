@@ -221,6 +221,9 @@ def initial_balances(cfg, balance, acct_base) -> None:
     balance[acct_base[LENDER]:acct_base[LENDER + 1]] = rules.yuan(cfg.pledge.initial_reserves)
 
 
+MONEY_KEYS = "pledge.initial_reserves, lenders, loan_to_value or asset_loan_to_value"  # what to lower when the money bound is passed
+
+
 def money_bound(cfg, pop) -> float:
     """Lenders' reserves, and per contract a loan (at most loan_to_value x the asking price plus the pledged assets'
     lending value), its repayment (at most the loan and the highest rate) and the guarantee (at most the loan); the

@@ -82,6 +82,9 @@ state.field("ach_granted", "achievement", np.int64, -1, "month of its maturation
 state.field("ach_maturing_until", "achievement", np.int64, -1, "month its pilot test ends, or -1", owner=NAME)
 
 
+MONEY_KEYS = "maturation.grant, grants_per_month or scenario.months"  # what to lower when the money bound is passed
+
+
 def money_bound(cfg, pop) -> float:
     """Every grant paid and spent (two payments each), all months."""
     m = cfg.maturation

@@ -76,7 +76,7 @@ class Params:
         24, "monthly instalments the royalty is paid in, from the month after the success (judgement: two years "
             "of sales)")
     negotiation_months: float = schema.param(
-        3.0, gt=0.0, le=schema.MONTHS_MAX,
+        3.0, ge=schema.NEGOTIATION_MIN, le=schema.MONTHS_MAX,
         doc="mean months to conclude a royalty negotiation (judgement: a little quicker than a licence's price, "
             "negotiation.months_licence = 4, slower than a free trial's 0.5)")
 

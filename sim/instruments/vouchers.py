@@ -71,6 +71,9 @@ state.field("v_cap", "achievement", np.int64, 0, "the voucher offered for the ac
 state.field("c_voucher_at_sign", "project", np.int64, 0, "voucher promised for the payments at signing", owner=NAME)
 
 
+MONEY_KEYS = "voucher.cap"  # what to lower when the money bound is passed
+
+
 def money_bound(cfg, pop) -> float:
     """A voucher pays at most the cap per contract, and lets a price exceed the value by at most the cap; an
     achievement is contracted at most ``max_failures + 1`` times."""
