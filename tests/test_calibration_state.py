@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -53,6 +54,22 @@ def _one_line(p, code):
     return lines[0]
 
 
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    """A finished one-generation calibration (copied by the tests that tamper with it)."""
+    base = tmp_path_factory.mktemp("done")
+    out = base / "out"
+    first = _run(out, "abc.generations=1", cwd=base)
+    assert first.returncode == 0, first.stderr[-2000:]
+    return out, _session_runs(first.stdout)
+
+
+def _copy(done, tmp_path) -> Path:
+    out = tmp_path / "out"
+    shutil.copytree(done[0], out)
+    return out
+
+
 def test_the_budget_counts_every_session_and_a_killed_ones_runs(tmp_path):
     """kill -9 mid-ABC: the count persisted after every batch survives (at least what the history holds, the
     discarded tails included); the resumed session adds exactly its own runs, and the report counts them all."""
@@ -83,12 +100,10 @@ def test_the_budget_counts_every_session_and_a_killed_ones_runs(tmp_path):
     assert f"({_spent(out) * RPE} runs of the budget" in (out / "report.md").read_text()
 
 
-def test_a_generations_cap_then_a_resume_counts_both_sessions_and_the_budget_caps_their_sum(tmp_path):
-    out = tmp_path / "out"
-    first = _run(out, "abc.generations=1", cwd=tmp_path)
-    assert first.returncode == 0, first.stderr[-2000:]
+def test_a_generations_cap_then_a_resume_counts_both_sessions_and_the_budget_caps_their_sum(done, tmp_path):
+    out = _copy(done, tmp_path)
     one = _spent(out)
-    assert one * RPE == _session_runs(first.stdout) > 0
+    assert one * RPE == done[1] > 0
     second = _run(out, "abc.generations=3", cwd=tmp_path)
     assert second.returncode == 0, second.stderr[-2000:]
     two = _spent(out)
@@ -99,31 +114,26 @@ def test_a_generations_cap_then_a_resume_counts_both_sessions_and_the_budget_cap
     assert _session_runs(third.stdout) == 0 and _spent(out) == two
 
 
-@pytest.mark.parametrize("content, fragment", [
-    ('{"abc_evaluations": -1e9', "calibration.json is not valid JSON"),           # truncated
-    (None, "calibration.json: abc_evaluations = -1000000000.0: must be a whole number >= 0"),
-    ("[1, 2]", "calibration.json holds list, not a mapping"),
-])
-def test_an_edited_or_truncated_calibration_json_is_refused_in_one_line(tmp_path, content, fragment):
-    out = tmp_path / "out"
-    first = _run(out, "abc.generations=1", "progress=false", cwd=tmp_path)
-    assert first.returncode == 0, first.stderr[-2000:]
+def test_an_edited_or_truncated_calibration_json_is_refused_in_one_line(done, tmp_path):
+    out = _copy(done, tmp_path)
     state = json.loads((out / "calibration.json").read_text())
-    if content is None:
-        state["abc_evaluations"] = -1e9
-        content = json.dumps(state)
-    (out / "calibration.json").write_text(content)
     db = (out / "abc.db").read_bytes()
-    p = _run(out, "abc.generations=2", "progress=false", cwd=tmp_path)
-    line = _one_line(p, 2)
-    assert fragment in line and "resume=false" in line, line
-    assert (out / "calibration.json").read_text() == content and (out / "abc.db").read_bytes() == db  # untouched
+    for content, fragment in [
+        ('{"abc_evaluations": -1e9', "calibration.json is not valid JSON"),  # truncated
+        (json.dumps({**state, "abc_evaluations": -1e9}),
+         "calibration.json: abc_evaluations = -1000000000.0: must be a whole number >= 0"),
+        (json.dumps({**state, "abc_evaluations": "12"}), "calibration.json: abc_evaluations = '12': must be a whole"),
+        ("[1, 2]", "calibration.json holds list, not a mapping"),
+    ]:
+        (out / "calibration.json").write_text(content)
+        p = _run(out, "abc.generations=2", "progress=false", cwd=tmp_path)
+        line = _one_line(p, 2)
+        assert fragment in line and "resume=false" in line, line
+        assert (out / "calibration.json").read_text() == content and (out / "abc.db").read_bytes() == db  # untouched
 
 
-def test_a_damaged_abc_db_is_moved_aside_in_one_line_and_the_count_kept(tmp_path):
-    out = tmp_path / "out"
-    first = _run(out, "abc.generations=1", "progress=false", cwd=tmp_path)
-    assert first.returncode == 0, first.stderr[-2000:]
+def test_a_damaged_abc_db_is_moved_aside_in_one_line_and_the_count_kept(done, tmp_path):
+    out = _copy(done, tmp_path)
     spent = _spent(out)
     data = (out / "abc.db").read_bytes()
     (out / "abc.db").write_bytes(data[: len(data) // 3])  # truncated
@@ -139,18 +149,20 @@ def test_a_damaged_abc_db_is_moved_aside_in_one_line_and_the_count_kept(tmp_path
     assert _spent(out) * RPE == spent * RPE + _session_runs(again.stdout)
 
 
-def test_a_history_with_a_generation_stored_twice_is_not_continued(tmp_path):
+def test_a_history_with_a_generation_stored_twice_is_not_continued(done, tmp_path):
     from sim import calibration as cal
 
-    out = tmp_path / "out"
-    first = _run(out, "abc.generations=1", "progress=false", cwd=tmp_path)
-    assert first.returncode == 0, first.stderr[-2000:]
+    out = _copy(done, tmp_path)
     assert cal.check_history(out / "abc.db") is None
     with sqlite3.connect(out / "abc.db") as db:
         cols = [r[1] for r in db.execute("pragma table_info(populations)") if r[1] != "id"]
         db.execute(f"insert into populations ({','.join(cols)}) select {','.join(cols)} from populations "
                    "where t = 0")
     assert cal.check_history(out / "abc.db") == "generation 0 is stored twice"
+    p = _run(out, "abc.generations=2", "progress=false", cwd=tmp_path)
+    line = _one_line(p, 1)
+    assert "abc.db: generation 0 is stored twice: moved aside to abc.db.damaged-" in line, line
+    assert not (out / "abc.db").exists()
 
 
 def test_two_calibrations_into_one_folder_the_second_is_refused_in_one_line(tmp_path):
