@@ -140,10 +140,8 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
-    import pandas as pd
 
     from sim import calibration as cal
-    from sim import calibration_plots as plots
     from sim.targets import load_targets
 
     ts = load_targets(cfg.target_set, fitting=cfg.method != "predict")
