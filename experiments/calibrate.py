@@ -140,10 +140,8 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
-    import pandas as pd
 
     from sim import calibration as cal
-    from sim import calibration_plots as plots
     from sim.targets import load_targets
 
     ts = load_targets(cfg.target_set, fitting=cfg.method != "predict")
@@ -154,6 +152,10 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
         if unknown or not cfg.screen.fit:
             raise ConfigError(f"screen.fit = {cfg.screen.fit!r}: must list keys of space {space.name} (null: screen "
                               "them): " + ", ".join(space.keys))
+        twice = sorted({k for k in cfg.screen.fit if list(cfg.screen.fit).count(k) > 1})
+        if twice:
+            raise ConfigError(f"screen.fit = {cfg.screen.fit!r}: lists {', '.join(twice)} more than once; each key "
+                              "once")
     config_dirs = _config_dirs()
     workers = cfg.workers or (os.cpu_count() or 1)
     executor = cal.Executor(cfg.executor, workers,
@@ -167,7 +169,36 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
     if cfg.posterior is not None:
         raise ConfigError(f"posterior = {cfg.posterior}: only method=predict reads a posterior (a calibration fits its own)")
     model = cal.TargetModel.build(ts, fit_targets, space, config_dirs)
+    if cfg.method == "abc_smc":
+        _check_budget(cfg, model)
     _check_defined(model, cfg.seed)  # also loads the compiled kernels here, before worker processes are forked
+    from sim.locking import folder_lock
+
+    with folder_lock(out, "hydra.run.dir", "calibration", ".calibration.lock"):  # two at once would mix their state
+        return _calibrate(cfg, out, ts, space, model, executor, config_dirs, workers)
+
+
+def _check_budget(cfg, model) -> None:
+    """Refuse, before any run, a budget that cannot pay for the screen(s) and one generation: pyabc's calibration
+    sample of the prior (abc.population evaluations) and a first generation, which the sampler begins only with twice
+    its particles left (acceptance about one half)."""
+    rpe = model.runs_per_evaluation
+    screen = 0 if cfg.screen.fit else (cfg.screen.trajectories * (len(model.space.params) + 1) * rpe
+                                       * (2 if cfg.screen.check else 1))
+    least = screen + 3 * cfg.abc.population * rpe
+    if cfg.budget < least:
+        raise ConfigError(f"budget = {cfg.budget}: too small for one generation of abc.population = "
+                          f"{cfg.abc.population}; at least {least} runs ({f'{screen} for the screen, ' if screen else ''}"
+                          f"3 x {cfg.abc.population} particles x {rpe} runs an evaluation)")
+
+
+def _calibrate(cfg, out, ts, space, model, executor, config_dirs, workers) -> dict:
+    import pandas as pd
+
+    from sim import calibration as cal
+    from sim import calibration_plots as plots
+
+    fit_targets, held_out = ts.by_use("fit"), ts.by_use("holdout")
     stamp = _check_stamp(cfg, out, ts, space)
     info = {"targets": str(ts.path), "space": space.name, "runs": 0}
     t_start = time.perf_counter()
@@ -214,14 +245,28 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
         sigma = {t.name: t.sigma for t in fit_targets}
         if cfg.resume and (out / "abc.db").exists():
             _say(cfg, f"resuming the history in {out / 'abc.db'}")
-        res = cal.run_abc(model, observed, sigma, out / "abc.db", population=cfg.abc.population,
-                          generations=cfg.abc.generations, max_evaluations=left // model.runs_per_evaluation,
-                          min_epsilon=cfg.abc.min_epsilon, seed=cfg.seed, executor=executor, resume=cfg.resume,
-                          progress=cfg.progress, spent=stamp.get("abc_evaluations", 0))
+
+        def spent(total):  # after every batch: a kill loses no count of what the budget paid for
+            stamp["abc_evaluations"] = max(int(total), stamp["abc_evaluations"])
+            _save_stamp(out, stamp)
+
+        try:
+            res = cal.run_abc(model, observed, sigma, out / "abc.db", population=cfg.abc.population,
+                              generations=cfg.abc.generations, max_evaluations=left // model.runs_per_evaluation,
+                              min_epsilon=cfg.abc.min_epsilon, seed=cfg.seed, executor=executor, resume=cfg.resume,
+                              progress=cfg.progress, spent=stamp["abc_evaluations"], on_spent=spent)
+        except cal.HistoryError as e:
+            aside = _move_aside(out / "abc.db", str(e))
+            raise RunFailed(f"{out / 'abc.db'}: {e}: moved aside to {aside.name}; run the same command again to "
+                            f"start the fit over ({stamp['abc_evaluations']} evaluations spent stay counted in "
+                            "the budget)") from None
         abc_runs = res.evaluations * model.runs_per_evaluation  # this session's, the discarded tail included
-        stamp["abc_evaluations"] = stamp.get("abc_evaluations", 0) + res.evaluations  # every session's
-        _save_stamp(out, stamp)
+        spent(res.spent)  # every session's: the largest of what was recorded and what the history holds
         info["runs"] += stamp["abc_evaluations"] * model.runs_per_evaluation  # every session's, discarded included
+        info["abc_evaluations"] = stamp["abc_evaluations"]
+        if res.history.max_t < 0:
+            raise ConfigError(f"budget = {cfg.budget}: spent ({info['runs']} runs) before one generation was "
+                              "complete; raise it to continue this calibration")
         if not math.isfinite(float(res.history.get_all_populations()["epsilon"].iloc[-1])):
             raise RunFailed("every particle's distance is infinite: a fitted statistic is undefined wherever the "
                             "prior reaches (0/0); check the targets' settings switch on what they count")
@@ -282,26 +327,54 @@ def _stamp(cfg, ts, space_path: Path) -> dict:
 
 def _check_stamp(cfg, out: Path, ts, space) -> dict:
     """Refuse to continue, in a folder, a calibration of other targets, parameters, model or settings; returns the
-    folder's stamp (with the ABC evaluations spent so far, for the budget)."""
+    folder's stamp (with the ABC evaluations spent so far in every session, for the budget).
+
+    ``calibration.json`` is read back and checked: written atomically by this app, a file that is not valid JSON or
+    holds a count that is not a whole number >= 0 was edited or damaged outside it. Then the runs the folder spent
+    cannot be known, and the budget's cap could be passed: refused in one line (exit 2), nothing moved; restore the
+    file, or start again with resume=false.
+    """
     import json
 
     from sim.calibration import space_path
 
     stamp = _stamp(cfg, ts, space_path(cfg.space))
     path = out / "calibration.json"
-    if cfg.resume and path.exists() and (out / "abc.db").exists():
-        old = json.loads(path.read_text())
+    if cfg.resume and path.exists():
+        fix = "restore it, or start again with resume=false (the runs this folder spent cannot be counted)"
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise ConfigError(f"hydra.run.dir = {str(out)!r}: {path.name} is not valid JSON ({one_line(e, 80)}); "
+                              + fix) from None
+        if not isinstance(old, dict):
+            raise ConfigError(f"hydra.run.dir = {str(out)!r}: {path.name} holds {type(old).__name__}, not a mapping; "
+                              + fix)
+        spent = old.get("abc_evaluations", 0)
+        if isinstance(spent, bool) or not isinstance(spent, int) or not 0 <= spent <= 10**12:
+            raise ConfigError(f"hydra.run.dir = {str(out)!r}: {path.name}: abc_evaluations = {spent!r}: must be a "
+                              "whole number >= 0; " + fix)
         changed = [k for k in stamp if old.get(k) != stamp[k]]
         if changed:
             raise ConfigError(f"hydra.run.dir = {str(out)!r}: holds a calibration with other {', '.join(changed)}; "
                               "start it again with resume=false, or choose another folder")
-        stamp["abc_evaluations"] = int(old.get("abc_evaluations", 0))
+        stamp["abc_evaluations"] = spent
     else:
-        for stale in ("abc.db", "screen.csv"):  # a fresh start: nothing of an earlier calibration is reused
+        for stale in ("abc.db", "screen.csv", "screen_check.csv"):  # a fresh start: nothing earlier is reused
             if (out / stale).exists():
                 (out / stale).unlink()
+        stamp["abc_evaluations"] = 0
     _save_stamp(out, stamp)
     return stamp
+
+
+def _move_aside(path: Path, reason: str) -> Path:
+    """Rename ``path`` to ``<name>.damaged-<time>`` beside it, the reason in ``<that>.reason``; returns the new path."""
+    stamp = datetime.datetime.now().strftime("%Y%m%dT%H%M%S")
+    aside = path.with_name(f"{path.name}.damaged-{stamp}")
+    os.replace(path, aside)
+    write_atomic(aside.with_name(aside.name + ".reason"), lambda p: Path(p).write_text(reason + "\n"))
+    return aside
 
 
 def _save_stamp(out: Path, stamp: dict) -> None:

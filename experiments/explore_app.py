@@ -5,7 +5,8 @@ every instrument's parameters, ``seed``, ``engine``, ``workers``, ``posterior``)
 of its own (``sensitivity:``, ``discover:``, ``optimise:``) validated by a dataclass. It writes
 into ``exploration/<app>-<hash of the overrides that change numbers>``: the same command
 resumes in the same folder (its design's Parquet parts, :mod:`sim.designs`), and a folder
-holding another design is refused in one line (its stamp, ``exploration.json``). A bad value
+holding another design is refused in one line (its stamp, ``exploration.json``, and the identity each part
+carries: :mod:`sim.designs`); two runs into one folder at once are refused (a lock held for the run). A bad value
 is one line naming the key, the value and what is allowed, exit code 2, before any run.
 """
 
@@ -163,12 +164,16 @@ def app_main(config_name: str, section: str, cls, body: Callable, provenance: bo
         try:
             cfg, own = split(node, section, cls)
             check_writable(out, "hydra.run.dir")
-            body(cfg, own, out)
+            from sim.locking import folder_lock
+
+            with folder_lock(out, "hydra.run.dir", "exploration", ".exploration.lock"):  # one writer a folder
+                body(cfg, own, out)
             if provenance:
                 _write_provenance(out, node)  # last, with the results
         except (ConfigError, RunFailed) as e:
-            if out.is_dir() and not any(out.iterdir()):  # refused before anything was written: no empty folder
-                out.rmdir()
+            if out.is_dir() and not [f for f in out.iterdir() if f.name != ".exploration.lock"]:
+                (out / ".exploration.lock").unlink(missing_ok=True)  # refused before anything was written:
+                out.rmdir()                                          # no empty folder left
             print(f"{'config error' if isinstance(e, ConfigError) else 'run failed'}: {one_line(e, 400)}",
                   file=sys.stderr)
             sys.exit(2 if isinstance(e, ConfigError) else 1)

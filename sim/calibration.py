@@ -333,10 +333,11 @@ def _ordered_sampler_class():
         acceptance are discarded (not counted).
         """
 
-        def __init__(self, executor: Executor, seed: int, budget: float = math.inf):
+        def __init__(self, executor: Executor, seed: int, budget: float = math.inf, on_batch=None):
             super().__init__()
             self.executor, self.seed, self.rate, self.evaluated = executor, seed, 1.0, 0
             self.budget = budget  # evaluations this sampler may still make (a hard cap)
+            self.on_batch = on_batch  # called with self.evaluated after each batch (to persist what was spent)
 
         def sample_until_n_accepted(self, n, simulate_one, t, *, max_eval=np.inf, all_accepted=False, ana_vars=None):
             sample = self._create_empty_sample()
@@ -356,6 +357,8 @@ def _ordered_sampler_class():
                     break
                 batch = self.executor.map(run, list(range(index, index + size)))
                 self.evaluated += len(batch)
+                if self.on_batch is not None:
+                    self.on_batch(self.evaluated)
                 for particle in batch:
                     sample.append(particle)
                     index += 1
@@ -372,17 +375,22 @@ def _ordered_sampler_class():
     return OrderedSampler
 
 
+class HistoryError(Exception):
+    """The history database cannot be continued (damaged, truncated, or written by two calibrations at once)."""
+
+
 @dataclass
 class AbcResult:
     history: object          # pyabc.History
     params: Space
-    evaluations: int         # candidates evaluated (runs = evaluations x runs per evaluation)
+    evaluations: int         # candidates evaluated in this session (runs = evaluations x runs per evaluation)
     seconds: float
+    spent: int = 0           # candidates evaluated in every session of this history, discarded ones included
 
 
 def run_abc(model: TargetModel, observed: dict, sigma: dict, db: Path, *, population: int, generations: int,
             max_evaluations: int, min_epsilon: float, seed: int, executor: Executor, resume: bool = True,
-            progress: bool = True, spent: int = 0) -> AbcResult:
+            progress: bool = True, spent: int = 0, on_spent=None) -> AbcResult:
     """ABC-SMC on ``model.space`` with pyabc; the history in the SQLite file ``db`` (continued if it holds a run).
 
     Priors are uniform on each parameter's range (on its logarithm for log-scale ones).
@@ -390,7 +398,9 @@ def run_abc(model: TargetModel, observed: dict, sigma: dict, db: Path, *, popula
     it stops after ``generations`` generations, below ``min_epsilon``, or when the
     evaluations left of ``max_evaluations`` (in all, the history's included) cannot pay for
     the next generation at the last acceptance rate: it never evaluates more (a generation
-    cut short by the budget is not kept).
+    cut short by the budget is not kept). ``spent``: the evaluations earlier sessions recorded (the larger of it and
+    the history's own count is taken: neither can undercount a killed session); ``on_spent(total)`` is called after
+    every batch with the evaluations spent in all (to persist them: a kill loses no count).
     """
     import logging
 
@@ -421,26 +431,60 @@ def run_abc(model: TargetModel, observed: dict, sigma: dict, db: Path, *, popula
     done = 0
     np.random.seed(seed % 2**32)  # pyabc's own draws in the parent (none with a fixed distance; set for safety)
     if resume and Path(db).exists():
-        history = abc.load(url, 1)
-        done = int(history.total_nr_simulations)
-        left_generations = generations - (history.max_t + 1)
-        pops = history.get_all_populations()
-        last = pops[pops["t"] == history.max_t]
-        if len(last) and history.max_t >= 0:  # the acceptance rate the last generation had, to size the next
-            sampler.rate = max(population / max(float(last["samples"].iloc[0]), 1.0), 1e-3)
+        why = check_history(db)
+        if why is not None:
+            raise HistoryError(why)
+        try:
+            history = abc.load(url, 1)
+            done = int(history.total_nr_simulations)
+            left_generations = generations - (history.max_t + 1)
+            pops = history.get_all_populations()
+            last = pops[pops["t"] == history.max_t]
+            if len(last) and history.max_t >= 0:  # the acceptance rate the last generation had, to size the next
+                sampler.rate = max(population / max(float(last["samples"].iloc[0]), 1.0), 1e-3)
+        except Exception as e:  # noqa: BLE001  (whatever pyabc raises on a history it cannot read: one line)
+            raise HistoryError(f"pyabc cannot continue it ({one_line(e, 160)})") from None
     else:
         if Path(db).exists():
             Path(db).unlink()
         abc.new(url, obs)
         left_generations = generations
-    sampler.budget = max_evaluations - max(done, spent)
+    base = max(done, int(spent))
+    sampler.budget = max_evaluations - base
+    if on_spent is not None:
+        sampler.on_batch = lambda evaluated: on_spent(base + evaluated)
     t0 = time.perf_counter()
-    if left_generations > 0 and done < max_evaluations:
+    if left_generations > 0 and base < max_evaluations:
         history = abc.run(minimum_epsilon=min_epsilon, max_nr_populations=left_generations,
                           max_total_nr_simulations=max_evaluations)
     else:
         history = abc.history
-    return AbcResult(history, space, sampler.evaluated, time.perf_counter() - t0)
+    return AbcResult(history, space, sampler.evaluated, time.perf_counter() - t0, base + sampler.evaluated)
+
+
+def check_history(db: Path) -> Optional[str]:
+    """Why the SQLite file ``db`` is not a pyabc history this calibration can continue (None: it is): unreadable or
+    truncated, not pyabc's tables, more than one run, or a generation stored twice (two writers at once)."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{Path(db).resolve()}?mode=ro", uri=True, timeout=5) as con:
+            check = con.execute("pragma quick_check").fetchone()
+            if not check or check[0] != "ok":
+                return f"damaged ({check[0] if check else 'no answer'})"
+            tables = {r[0] for r in con.execute("select name from sqlite_master where type = 'table'")}
+            missing = {"abc_smc", "populations", "particles", "samples"} - tables
+            if missing:
+                return "not a pyabc history (no table " + ", ".join(sorted(missing)) + ")"
+            runs = con.execute("select count(*) from abc_smc").fetchone()[0]
+            if runs != 1:
+                return f"holds {runs} runs, not one"
+            twice = con.execute("select t from populations group by abc_smc_id, t having count(*) > 1").fetchall()
+            if twice:
+                return f"generation {twice[0][0]} is stored twice"
+    except sqlite3.Error as e:
+        return f"not a readable SQLite file ({one_line(e, 120)})"
+    return None
 
 
 def posterior_frame(history, space: Space, t: Optional[int] = None):

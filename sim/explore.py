@@ -121,6 +121,31 @@ OUTCOMES: dict[str, Outcome] = {o.name: o for o in (
 )}
 
 
+# where each outcome's values lie (a stored value outside is not the model's: the part holding it is recomputed)
+_COUNT = lambda v: np.isfinite(v) & (v >= 0)  # noqa: E731
+_FINITE = np.isfinite
+DOMAINS: dict[str, Callable] = {
+    "conversions": _COUNT, "contracts": _COUNT, "gov_spend_per_year": _COUNT, "insurer_loss_p95": _COUNT,
+    "extra_conversions": _FINITE, "public_cost_per_year": _FINITE, "extra_public_cost_per_year": _FINITE,
+    "university_income_change": _FINITE,
+    "cost_per_extra_conversion": lambda v: np.isnan(v) | (v > -np.inf),  # +inf / NaN by definition (see the outcome)
+    "cost_per_extra_conversion_public": lambda v: np.isnan(v) | (v > -np.inf),
+    "firms_below_start": lambda v: np.isfinite(v) & (v >= 0) & (v <= 1),
+}
+
+
+def outside_domain(table, outcomes) -> Optional[str]:
+    """The first outcome of ``table`` with a value outside its domain (:data:`DOMAINS`), as ``"<name> = <value>"``;
+    None when every value is one the model can give."""
+    for name in outcomes:
+        if name in DOMAINS and name in table.columns:
+            v = table[name].to_numpy(dtype=float)
+            bad = ~DOMAINS[name](v)
+            if bad.any():
+                return f"{name} = {float(v[bad][0])!r}"
+    return None
+
+
 def check_outcomes(names, key: str = "outcomes") -> list[str]:
     if isinstance(names, str) or not isinstance(names, Sequence) or not names:
         raise ConfigError(f"{key} = {names!r}: must be a non-empty list of outcomes; allowed: " + ", ".join(OUTCOMES))
@@ -211,6 +236,30 @@ class ExploratoryModel:
                 raise ConfigError(f"{both[0]}: set both by the posterior and by the design; drop it from one")
             # draw k for replicate k, drawn by the model's own seed (a model of another seed draws afresh)
             self._draws = self.posterior.configs(self.base, self.posterior.sample(self.seed, self.replicates))
+
+    # ------------------------------------------------------------------ identity
+    def identity(self) -> dict:
+        """What this model's numbers depend on (the regime, the config as numbers, the uncertainties and levers, the
+        replicates' seeds, the engine, the posterior, the model's sources): written into each Parquet part of a design
+        (:func:`sim.designs.run_design`) and compared before the part is reused."""
+        import hashlib
+        import json
+
+        from .config import replace as _replace
+        from .engine_cache import source_hash
+
+        def dig(obj) -> str:
+            return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+        post = None
+        if self.posterior is not None:
+            post = dig([list(self.posterior.keys),
+                        [list(map(float, v)) for v in self.posterior.values], list(map(float, self.posterior.weights))])
+        return {"regime": self.base.regime.name, "scenario": self.base.scenario.name,
+                "config": dig(repr(_replace(self.base, progress=False, workers=1))),
+                "uncertainties": [[p.key, p.low, p.high, p.scale, p.integer] for p in self.uncertainties],
+                "levers": self.levers.keys, "replicates": self.replicates, "seed": self.seed, "engine": self.engine,
+                "posterior": post, "model_sources": source_hash()[:16]}
 
     # ------------------------------------------------------------------ names
     @property

@@ -35,6 +35,7 @@ from .yamlsafe import YamlError, read_yaml
 
 TARGETS_DIR = CONFIG_DIR / "targets"
 USES = ("fit", "holdout")
+SD_RELATIVE_MIN = 1e-12  # least sd of a value, relative to max(|value|, 1): the distance's scale stays a normal float
 # quantities of a run's setting a statistic may use besides the run metrics (sim.results.METRICS)
 SETTING_QUANTITIES = {
     "firms": lambda cfg: cfg.scenario.firms.n,
@@ -319,6 +320,10 @@ def _target(name: str, d: Any, settings: dict) -> Target:
         value = _number(d, "value", where, lo=-math.inf, required=True)
         if sd is None:
             raise ConfigError(f"{where}.sd: missing; a value needs its sampling sd (> 0)")
+        floor = SD_RELATIVE_MIN * max(abs(value), 1.0)
+        if sd < floor:  # the distance divides by it (squared): smaller underflows to 0 or overflows every distance
+            raise ConfigError(f"{where}.sd = {sd!r}: must be at least {SD_RELATIVE_MIN:g} x max(|value|, 1) = "
+                              f"{floor:g}")
     discrepancy = _number(d, "discrepancy", where) or 0.0
     return Target(name, setting, " ".join(d["statistic"].split()), _text(d, "source", where),
                   _text(d, "definition", where), _text(d, "period", where), use, _text(d, "why", where),
