@@ -157,14 +157,16 @@ def check_run_folder(out: Path, key: str = "hydra.run.dir") -> None:
 
 
 def _remove_created_folder() -> None:
-    """After a refused or failed main job: the folders Hydra created for it, if they are empty, are removed."""
+    """After a refused or failed job (the main job, an exploration app): the folders Hydra created for it, if they
+    are empty, are removed."""
     folder, created = _RUN_DIR.get("path"), _RUN_DIR.get("created")
     if folder is None or created is None:
         return
     p = folder
     while True:
         try:
-            p.rmdir()  # only an empty folder
+            if os.path.lexists(p):  # (an app may have removed its own folder already)
+                p.rmdir()  # only an empty folder
         except OSError:
             return
         if p == created or p.parent == p:

@@ -115,6 +115,9 @@ def build(cfg: Config, own: DiscoverConfig):
         return None, None, table, list(inputs), [known[k] for k in inputs if k in known]
 
     check_outcomes(own.outcomes, "discover.outcomes")
+    from sim.schema import check_design
+
+    check_design("discover.n", own.n, own.n, own.n * own.replicates)   # bounded before the design is drawn
     needed = discovery.query_columns(own.query, list(OUTCOMES))
     outcomes = list(own.outcomes) + [o for o in needed if o not in own.outcomes]
     keys = own.parameters

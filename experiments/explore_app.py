@@ -174,6 +174,9 @@ def app_main(config_name: str, section: str, cls, body: Callable, provenance: bo
             if out.is_dir() and not [f for f in out.iterdir() if f.name != ".exploration.lock"]:
                 (out / ".exploration.lock").unlink(missing_ok=True)  # refused before anything was written:
                 out.rmdir()                                          # no empty folder left
+                from .app import _remove_created_folder
+
+                _remove_created_folder()   # nor the empty parents Hydra made for it (exploration/)
             print(f"{'config error' if isinstance(e, ConfigError) else 'run failed'}: {one_line(e, 400)}",
                   file=sys.stderr)
             sys.exit(2 if isinstance(e, ConfigError) else 1)

@@ -84,6 +84,10 @@ def build(cfg: Config, own: OptimiseConfig):
         levers = load_levers(own.levers)
     except ConfigError as e:
         raise ConfigError(f"optimise.{e}") from None
+    from sim.schema import check_design
+
+    trials = own.population * own.generations
+    check_design("optimise.population", own.population, trials, trials * own.replicates)   # bounded up front
     outcomes = list(dict.fromkeys([own.conversions, own.cost, *REPORTED]))
     model = build_model(cfg, levers=levers, outcomes=outcomes, replicates=own.replicates, seed=cfg.seed,
                         engine=cfg.engine, posterior=cfg.posterior)

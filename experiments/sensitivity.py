@@ -81,6 +81,12 @@ def build(cfg: Config, own: SensitivityConfig):
             raise ConfigError(f"sobol.n = {n}: must be a power of 2 (>= 2): Sobol' sequences balance only there")
         if own.method == "morris" and own.morris.levels % 2:
             raise ConfigError(f"morris.levels = {own.morris.levels}: must be even (Morris' grid steps half of it)")
+        from sim import sensitivity as sa
+        from sim.schema import check_design
+
+        points = sa.size(len(model.uncertainties), own.method, n, own.sobol.second_order)
+        check_design("sobol.n" if own.method == "sobol" else "morris.trajectories", n, points,
+                     points * own.replicates)   # bounded before the design is drawn (issue 23)
     except ConfigError as e:
         raise ConfigError(f"sensitivity.{e}") from None
     return model, n

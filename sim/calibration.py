@@ -110,8 +110,16 @@ def read_yaml_mapping(path: Path, key: str) -> dict:
     """A YAML file's content as a mapping, or a one-line ConfigError naming ``key`` (the config key that chose it)."""
     from omegaconf import OmegaConf
 
+    from .yamlsafe import YamlError, read_yaml
+
     try:
-        data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        raw = read_yaml(path, omegaconf=True)   # within limits: no alias bomb, no huge file
+    except YamlError as e:
+        raise ConfigError(f"{key} = {path}: not a readable YAML file ({e.reason})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{key} = {path}: must be a YAML mapping")
+    try:
+        data = OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
     except Exception as e:  # noqa: BLE001  (any parse error of a user's file: one line)
         raise ConfigError(f"{key} = {path}: not a readable YAML file ({one_line(e, 160)})") from None
     if not isinstance(data, dict):

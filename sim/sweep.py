@@ -163,8 +163,10 @@ def _multirun(sweep_dir: Path) -> dict:
     path = Path(sweep_dir) / "multirun.yaml"
     if not path.exists() and not path.is_symlink():
         raise SweepFolderError(f"{sweep_dir}: no multirun.yaml, so not the folder of a Hydra multirun")
+    from .yamlsafe import parse_yaml
+
     try:
-        data = yaml.safe_load(read_small_file(path))
+        data = parse_yaml(read_small_file(path), str(path))   # within limits: no alias bomb
     except (OSError, ValueError, RecursionError, yaml.YAMLError) as e:
         raise SweepFolderError(f"{path}: cannot be read as a sweep's multirun.yaml ({one_line(e)})") from None
     if not isinstance(data, dict) or not isinstance(data.get("hydra"), dict):

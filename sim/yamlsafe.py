@@ -11,8 +11,8 @@ in milliseconds. Aliases within those limits are read as usual.
 
 Used for every YAML file of the user's the project reads besides Hydra's own composition:
 target sets (:mod:`sim.targets`), a posterior's ``posterior.yaml`` (:mod:`sim.posterior`),
-the named regimes (:mod:`sim.config`); parameter spaces, levers and a sweep's
-``multirun.yaml`` should read theirs with :func:`read_yaml` / :func:`parse_yaml` too.
+the named regimes (:mod:`sim.config`), parameter spaces and levers
+(:func:`sim.calibration.read_yaml_mapping`) and a sweep's ``multirun.yaml`` (:mod:`sim.sweep`).
 """
 
 from __future__ import annotations

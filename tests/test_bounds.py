@@ -5,7 +5,6 @@ negotiation rule, expert visits' costs passed the exact range of money after a r
 """
 
 import os
-import time
 import subprocess
 import sys
 from pathlib import Path
@@ -125,10 +124,9 @@ BOMB = "".join(f"{k}: &{k} [" + ",".join([f"*{p}" if p else '"lol"'] * 9) + "]\n
 
 
 def _refused_fast(call, fragment):
-    start = time.perf_counter()
+    """Refused before the aliases are expanded: the message counts the nodes at the limit, not the billions."""
     with pytest.raises(ConfigError) as e:
         call()
-    assert time.perf_counter() - start < 1.0
     assert fragment in str(e.value) and "\n" not in str(e.value), str(e.value)
     return str(e.value)
 
@@ -173,8 +171,7 @@ def _reads_safely(fn) -> bool:
 def test_a_billion_laughs_space_or_levers_file_is_refused_in_well_under_a_second(tmp_path):
     from sim import calibration
 
-    if not _reads_safely(calibration.read_yaml_mapping):
-        pytest.skip("sim/calibration.py read_yaml_mapping does not read with sim.yamlsafe yet (line 114)")
+    assert _reads_safely(calibration.read_yaml_mapping)
     from sim.calibration import load_space
     from sim.explore import load_levers
 
@@ -186,13 +183,10 @@ def test_a_billion_laughs_space_or_levers_file_is_refused_in_well_under_a_second
 def test_a_billion_laughs_multirun_yaml_is_refused_in_well_under_a_second(tmp_path):
     from sim import sweep
 
-    if not _reads_safely(sweep._multirun):
-        pytest.skip("sim/sweep.py _multirun does not read with sim.yamlsafe yet (line 167)")
+    assert _reads_safely(sweep._multirun)
     (tmp_path / "multirun.yaml").write_text(BOMB)
-    start = time.perf_counter()
     with pytest.raises(ValueError, match="more than 100000 nodes"):
         sweep._multirun(tmp_path)
-    assert time.perf_counter() - start < 1.0
 
 
 @pytest.mark.parametrize("text, reason", [
@@ -305,3 +299,23 @@ def test_a_design_is_bounded_in_points_and_runs_at_the_edge():
                             "1e+07 a design may take (days on this machine); make it smaller")
     with pytest.raises(ConfigError, match="more than the 1e.07 a design may take"):
         check_design("discover.n", 10, 10, DESIGN_RUNS_MAX + 1)
+
+
+@pytest.mark.parametrize("app, args, line", [
+    ("sensitivity", ["sensitivity.sobol.n=16777216"],
+     "config error: sensitivity.sobol.n = 16777216: a design of 2.01327e+08 points, more than the 1e+07 that fit in "
+     "memory here; make it smaller"),
+    ("discover", ["discover.n=10000000", "discover.replicates=100000"],
+     "config error: discover.n = 10000000: 1e+07 points x replicates = 1e+12 runs, more than the 1e+07 a design may "
+     "take (days on this machine); make it smaller"),
+    ("optimise", ["optimise.population=100000", "optimise.generations=100000"],
+     "config error: optimise.population = 100000: a design of 1e+10 points, more than the 1e+07 that fit in memory "
+     "here; make it smaller"),
+])
+def test_a_design_too_large_is_refused_before_it_is_drawn_and_leaves_no_folder(tmp_path, app, args, line):
+    # the tester's cases: sobol.n = 2^24 reached 15 GB before any run; discover 10^7 x 10^5 computed forever
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    out = subprocess.run([sys.executable, "-m", f"experiments.{app}", *args], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and out.stderr.strip() == line, out.stderr
+    assert list(tmp_path.iterdir()) == []   # the refused app left no folder (exploration/ included)
