@@ -27,6 +27,11 @@ WEIGHT = "weight"
 _STREAM = 0x706F7374  # "post": the draws' own stream, apart from the model's (sim.rng hashes its own keys)
 # keys a calibration cannot set: they name what is compared (regime), the scenario itself, or the policy's budget
 _NOT_CALIBRATED = ("regime.", "scenario.name", "government.")
+# keys that set a run's horizon or its population's size: a posterior whose draws differ in these would mix runs of
+# different lengths and sizes in one table (headers, equal-spend budgets, per-year figures are per horizon and size),
+# so a posterior may not set them (issue 23, point 4); set them in the config, the same for every draw
+STRUCTURAL = ("scenario.months", "scenario.sectors", "scenario.firms.n", "scenario.universities.n",
+              "scenario.universities.achievements_each", "scenario.brokers.max")
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,6 +142,10 @@ def _read_particles(path: Path, shown):
         if key.startswith(_NOT_CALIBRATED):
             raise _refuse(shown, f"{CSV}: {key}: not a parameter a calibration sets (regime.*, scenario.name and "
                                  "government.* are what a job compares)")
+        if key in STRUCTURAL:
+            raise _refuse(shown, f"{CSV}: {key}: a posterior may not set the horizon or the population's size (its "
+                                 "draws' runs would be tabled, budgeted and counted by year as one); set it in the "
+                                 "config, the same for every draw")
     columns = [[_value(key, v, i, shown) for i, v in enumerate(df[key].tolist())] for key in keys]
     values = tuple(zip(*columns)) if keys else ((),) * len(df)
     return tuple(keys), values, weights / weights.sum()

@@ -133,6 +133,9 @@ def _bad(folder: Path, case: str) -> Path:
             "zero weights": [{"weight": 0.0, RISK: 2.0}],
             "unknown key": [{"weight": 1.0, "scenario.firms.colour": 2.0}],
             "regime key": [{"weight": 1.0, "regime.name": "free_trial"}],
+            "horizon key": [{"weight": 1.0, RISK: 2.0, "scenario.months": 12}, {"weight": 1.0, RISK: 2.0,
+                                                                                "scenario.months": 60}],
+            "population key": [{"weight": 1.0, RISK: 2.0, "scenario.firms.n": 500}],
             "out of range": [{"weight": 1.0, RISK: 2.0}, {"weight": 1.0, RISK: 500.0}],
             "not a number": [{"weight": 1.0, RISK: "high"}],
             "empty value": [{"weight": 1.0, RISK: 2.0, SURFACE: np.nan}],
@@ -152,6 +155,10 @@ BAD = [
     ("zero weights", "the weights sum to 0"),
     ("unknown key", "unknown key 'scenario.firms.colour'"),
     ("regime key", "regime.name: not a parameter a calibration sets"),
+    # draws of different horizons or sizes would share one table's headers, budget and years (issue 23, point 4)
+    ("horizon key", "posterior.csv: scenario.months: a posterior may not set the horizon or the population's size"),
+    ("population key", "posterior.csv: scenario.firms.n: a posterior may not set the horizon or the population's "
+                       "size"),
     ("out of range", f"particle 1: {RISK} = 500.0: must be >= 0 and <= 100"),
     ("not a number", f"particle 0: {RISK} = 'high': must be a number"),
     ("empty value", f"particle 0: {SURFACE} is empty"),
