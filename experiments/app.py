@@ -23,6 +23,7 @@ A configuration error is reported in one line with exit code 2.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import io
 import logging
@@ -185,6 +186,22 @@ def check_writable(folder: Path, key: str) -> None:
         raise ConfigError(f"{key} = {str(folder)!r}: cannot write there ({e.strerror or e})") from None
 
 
+def _set_aside_previous(out: Path) -> Optional[Path]:
+    """Move an earlier job's results in ``out`` (the files of :data:`RUN_FILES` there) into ``out/previous-<UTC time>/``,
+    so that a job run again into its folder never leaves a file of the earlier one beside its own (an earlier
+    ``*_equal_spend.csv``, say). Called once the new job's runs are done: a failed job leaves them where they were.
+    Returns the folder they went to, or None when there were none."""
+    old = [name for name in RUN_FILES if (out / name).is_file()]
+    if not old:
+        return None
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    aside = out / f"previous-{stamp}"
+    for name in old:
+        (aside / name).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(out / name, aside / name)
+    return aside
+
+
 def main_job(node: DictConfig) -> Path:
     import matplotlib
 
@@ -228,6 +245,7 @@ def main_job(node: DictConfig) -> Path:
         res = api.compare(cfg, regimes=regimes)
     except InvariantError as e:
         raise RunFailed(f"a run broke an invariant of the model, so no table was written: {e}") from None
+    _set_aside_previous(out)   # a job run again into its folder: the earlier results kept apart, never mixed
     written = _write_comparison(out, "", res, title)
     text = _report(res, cfg, regimes)
     if "baseline" in regimes and len(regimes) > 1:

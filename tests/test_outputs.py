@@ -232,3 +232,20 @@ def test_simulate_and_compare_refuse_no_config():
             call()
         assert str(e.value) == ("cfg = None: must be a Config (sim.api.compose(...) gives one; compose() the "
                                 "defaults) or a mapping of its settings")
+
+
+def test_a_job_run_again_into_its_folder_sets_the_earlier_results_aside_never_mixed(tmp_path):
+    # the first job compares two regimes and writes the equal-spend files; the second runs one regime alone, which
+    # writes none: its folder must not keep the first job's equal-spend table beside its own results
+    folder = tmp_path / "run"
+    small = [a for a in SMALL if not a.startswith("regimes=")]
+    first = _run(tmp_path, *small, "regimes=[baseline,broker_reward]", f"hydra.run.dir={folder}")
+    assert first.returncode == 0, first.stderr
+    before = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert Path("table_equal_spend.csv") in before
+    second = _run(tmp_path, *small, "regime=baseline", f"hydra.run.dir={folder}")
+    assert second.returncode == 0, second.stderr
+    assert not (folder / "table_equal_spend.csv").exists() and (folder / "table.csv").is_file()
+    (aside,) = [p for p in folder.iterdir() if p.name.startswith("previous-")]
+    # every file of the first job, byte for byte, set aside under its own name
+    assert {p.relative_to(aside): p.read_bytes() for p in aside.rglob("*") if p.is_file()} == before
