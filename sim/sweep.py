@@ -433,6 +433,8 @@ def check_record(record: Any, rid: str) -> None:
     for k, v in m.items():
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or abs(v) > METRIC_MAX):
             raise ValueError(f"metric {k} is not a number of at most {METRIC_MAX:g} in size")
+    _check_domains(m)
+    _check_seed_identity(record)
     counted = ("needs_raised", "matches", "contracts", "successes", "failures", "gov_spend")
     if not all(isinstance(m[k], (int, float)) and math.isfinite(m[k]) and m[k] >= 0 for k in counted):
         raise ValueError("a counted metric is missing, negative or not finite")
@@ -444,6 +446,63 @@ def check_record(record: Any, rid: str) -> None:
 
 from . import columns as C  # noqa: E402  (the declared forms and payments)
 from .results import FORM_COLUMNS, gov_kinds  # noqa: E402
+
+
+def _undefined_ok() -> frozenset:
+    """The metrics a run may leave undefined (NaN, stored as null): those the summary of an empty run leaves NaN (a
+    ratio of nothing, a time to an event that never came)."""
+    import numpy as np
+
+    from .results import N_SERIES, summarize
+
+    return frozenset(k for k, v in summarize(np.zeros((1, N_SERIES)), 1).items()
+                     if isinstance(v, float) and math.isnan(v))
+
+
+def _check_domains(m: dict) -> None:
+    """Each metric within its domain, as the model computes it (a checksum says a file was not damaged, not that its
+    numbers are a run's): defined unless it may be undefined; every flow and count of the run's columns a whole
+    number >= 0 (payments are whole yuan); every value within the 2^53 yuan the run's own money bound keeps sums
+    exact in."""
+    from .population import MONEY_EXACT
+
+    undefined = _undefined_ok()
+    for k, v in m.items():
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            if k not in undefined:
+                raise ValueError(f"metric {k} is undefined, which a run never leaves it")
+            continue
+        if not math.isfinite(v) or abs(v) >= MONEY_EXACT:
+            raise ValueError(f"metric {k} = {v:g}: outside what a run can reach (|x| < 2^53)")
+    from .ledger import KINDS
+
+    payments = {k.name for k in KINDS}
+    for col in C.COLUMNS:   # counts and payments of a kind summed over the run (not a difference such as a surplus)
+        v = m.get(col.name)
+        whole = not col.money or col.name in payments
+        if col.summary and not col.stock and whole and v is not None and (v < 0 or v != math.floor(v)):
+            raise ValueError(f"metric {col.name} = {v:g}: a run's total of whole yuan or counts is a whole number "
+                             ">= 0")
+
+
+def _check_seed_identity(record: dict) -> None:
+    """What the seed alone determines, re-derived: the achievements that arrive during the run are drawn from the
+    seed and the scenario before any month runs (:func:`sim.population.arrival_months`), so a record carrying another
+    seed's metrics is caught (unless both seeds drew as many arrivals)."""
+    from .population import arrival_months
+
+    p, m = record["params"], record["metrics"]
+    try:
+        universities = int(p["scenario.universities.n"])
+        months = int(p["scenario.months"])
+        rate = float(p["scenario.universities.arrivals_per_month"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError("its parameters lack the scenario's size and horizon") from None
+    if not (1 <= universities <= 10**6 and 1 <= months <= 10**5 and 0 <= rate <= 10**4):
+        raise ValueError("its scenario's size or horizon is out of range")
+    arrivals = len(arrival_months(int(record["seed"]), universities, months, rate)[1])
+    if m.get("arrivals") != arrivals:
+        raise ValueError(f"its metrics are not its seed's: {m.get('arrivals')} arrivals, its seed draws {arrivals}")
 
 
 class ResultStore:

@@ -7,6 +7,7 @@ file that fails its check; a re-run of the sweep recomputes exactly what was bad
 
 import json
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -337,3 +338,30 @@ def test_a_sweep_job_stops_in_one_line_before_moving_through_a_linked_corrupt_fo
     p = _sweep(sweep.parent.parent, *SWEEP)
     assert p.returncode == 2 and "cannot be moved aside" in p.stderr and "Traceback" not in p.stderr, p.stderr
     assert not list(elsewhere.iterdir())
+
+
+def _forged(sweep, change):
+    """One of the sweep's records edited by ``change`` and given a recomputed checksum, as a careful forger would."""
+    from sim.sweep import _digest
+
+    path = _results(sweep)[0]
+    rec = json.loads(path.read_text())
+    change(rec)
+    rec["digest"] = _digest(rec)
+    return rec, path.stem
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda r: r["metrics"].update(successes=float("nan")), "metric successes is undefined"),
+    (lambda r: r["metrics"].update(firm_surplus=-1e18), "metric firm_surplus = -1e+18: outside what a run can reach"),
+    (lambda r: r["metrics"].update(contracts=r["metrics"]["contracts"] + 0.5, signed_licence=r["metrics"][
+        "signed_licence"] + 0.5), "a run's total of whole yuan or counts is a whole number"),
+    (lambda r: r["metrics"].update(arrivals=r["metrics"]["arrivals"] + 1), "its metrics are not its seed's"),
+])
+def test_a_record_with_a_recomputed_checksum_is_still_checked_against_what_a_run_can_be(sweep, change, reason):
+    # issue 23: "a checksum is not a consistency check": a NaN count, a surplus no run can reach, a fractional count,
+    # another seed's metrics all passed once the forger recomputed the SHA-256
+    rec, rid = _forged(sweep, change)
+    with pytest.raises(ValueError, match=re.escape(reason)):
+        check_record(rec, rid)
+
