@@ -131,8 +131,9 @@ def _read_particles(path: Path, shown):
     if bad.size:
         weight = _show(df[WEIGHT].tolist()[bad[0]])
         raise _refuse(shown, f"{CSV}: particle {bad[0]}: weight = {weight}: must be a finite number >= 0")
-    if not weights.sum() > 0:
+    if not weights.max() > 0:
         raise _refuse(shown, f"{CSV}: the weights sum to 0: at least one must be > 0")
+    weights = weights / weights.max()   # scaled first: weights near the float limit (1e308, 1e308) sum to inf
     known = set(parameter_keys())
     keys = [c for c in df.columns if c != WEIGHT]
     for key in keys:

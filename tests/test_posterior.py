@@ -253,3 +253,11 @@ def test_intervals_are_over_draws_not_over_a_draws_seeds():
     eff = table.loc[("free_trial", "successes")]
     assert eff["effect"] == pytest.approx(1.0) and eff["effect_low"] == pytest.approx(1.0)  # paired by draw
     assert len(by_draw(summary)) == 6
+
+
+def test_weights_near_the_float_limit_are_read_as_their_ratios(tmp_path):
+    # issue 23: weights 1e308, 1e308 summed to inf and the draws failed with a traceback; they are two equal weights
+    folder = write_posterior(tmp_path / "post", [{"weight": 1e308, RISK: 2.0}, {"weight": 1e308, RISK: 3.0},
+                                                 {"weight": 0.5e308, RISK: 4.0}])
+    post = load_posterior(str(folder))
+    assert list(post.weights) == [0.4, 0.4, 0.2]
