@@ -16,10 +16,13 @@ def folder_lock(folder: Path, key: str, what: str, name: str = ".lock"):
     """Hold ``folder/name`` exclusively while the block runs; if another process holds it, a one-line
     :class:`ConfigError` naming ``key`` (the config key that chose the folder) and the holder's pid. The lock is
     the kernel's: a killed holder releases it (no stale lock to clear by hand)."""
+    from .outputs import check_target
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    check_target(path, key + " lock file")   # never a link, device or FIFO: the pid is written into it
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

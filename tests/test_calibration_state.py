@@ -230,3 +230,18 @@ def test_a_target_sd_too_small_for_the_distance_is_refused_with_its_key(tmp_path
     data["targets"]["needs_per_visit"]["sd"] = 1e-12  # the least allowed for a value of 0.5
     path.write_text(yaml.safe_dump(data))
     load_targets(str(path))
+
+
+def test_the_lock_file_is_never_a_link_to_a_file_elsewhere(tmp_path):
+    # the holder's pid is written into the lock file: through a link it would overwrite a file of someone else's
+    from sim.locking import folder_lock
+
+    theirs = tmp_path / "theirs.txt"
+    theirs.write_text("their data\n")
+    folder = tmp_path / "cal"
+    folder.mkdir()
+    (folder / ".calibration.lock").symlink_to(theirs)
+    with pytest.raises(ConfigError, match="lock file"):
+        with folder_lock(folder, "hydra.run.dir", "calibration", ".calibration.lock"):
+            pass
+    assert theirs.read_text() == "their data\n"
