@@ -172,7 +172,7 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
     if cfg.method == "abc_smc":
         _check_budget(cfg, model)
     _check_defined(model, cfg.seed)  # also loads the compiled kernels here, before worker processes are forked
-    from sim.locking import folder_lock
+    from sim.outputs import folder_lock
 
     with folder_lock(out, "hydra.run.dir", "calibration", ".calibration.lock"):  # two at once would mix their state
         return _calibrate(cfg, out, ts, space, model, executor, config_dirs, workers)

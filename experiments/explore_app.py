@@ -164,7 +164,7 @@ def app_main(config_name: str, section: str, cls, body: Callable, provenance: bo
         try:
             cfg, own = split(node, section, cls)
             check_writable(out, "hydra.run.dir")
-            from sim.locking import folder_lock
+            from sim.outputs import folder_lock
 
             with folder_lock(out, "hydra.run.dir", "exploration", ".exploration.lock"):  # one writer a folder
                 body(cfg, own, out)

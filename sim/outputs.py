@@ -7,12 +7,14 @@ root once replaced the device with a Parquet file). :func:`write_atomic` checks 
 target, writes a temporary file in the same folder and renames it over the target, so a
 reader sees the old file or the new one, never a part.
 
-:func:`lock_folder` takes an exclusive lock (``fcntl.flock``) on ``<folder>/.lock``
-for a job's life, so that two jobs never write into one folder at once.
+:func:`lock_folder` (and :func:`folder_lock`, its ``with`` form) takes an exclusive lock
+(``fcntl.flock``) on ``<folder>/.lock`` (or another name) for a job's life, so that two jobs
+never write into one folder at once: the second is refused in one line naming the holder's pid.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
@@ -72,10 +74,11 @@ def write_atomic(path: Path, write: Callable[[str], object], key: Optional[str] 
 
 
 class FolderLock:
-    """An exclusive lock on ``<folder>/.lock``, held until :meth:`release` (or the process ends)."""
+    """An exclusive lock on ``<folder>/<name>``, held until :meth:`release` (or the process ends: the lock is the
+    kernel's, so a killed holder leaves no stale lock to clear by hand)."""
 
-    def __init__(self, folder: Path, fd: int, created: bool = False):
-        self.folder, self.fd = Path(folder), fd
+    def __init__(self, folder: Path, fd: int, created: bool = False, name: str = LOCK_NAME):
+        self.folder, self.fd, self.name = Path(folder), fd, name
         self.created = created  # this process created the lock file
 
     def release(self, remove: bool = False) -> None:
@@ -86,7 +89,7 @@ class FolderLock:
             return
         if remove:
             try:
-                os.unlink(self.folder / LOCK_NAME)
+                os.unlink(self.folder / self.name)
             except OSError:
                 pass
         fcntl.flock(self.fd, fcntl.LOCK_UN)
@@ -94,26 +97,50 @@ class FolderLock:
         self.fd = -1
 
 
-def lock_folder(folder: Path, key: str) -> FolderLock:
-    """Lock ``folder`` for this process, or refuse in one line (another job holds it, or it cannot be locked)."""
+def lock_folder(folder: Path, key: str, what: str = "job", name: str = LOCK_NAME) -> FolderLock:
+    """Lock ``folder`` (through ``folder/name``, into which this process's pid is written) for this process, or
+    refuse in one line naming ``key`` (the config key that chose the folder): another ``what`` holds it (its pid
+    said), or it cannot be locked. The lock file is never opened through a link (:func:`check_target`,
+    ``O_NOFOLLOW``): the pid written into it would overwrite a file elsewhere."""
     import fcntl
 
     folder = Path(folder)
-    lock = folder / LOCK_NAME
+    lock = folder / name
     check_target(lock, key + " lock file")
     created = not os.path.lexists(lock)
     try:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), _file_mode())
     except OSError as e:
-        raise ConfigError(f"{key} = {str(folder)!r}: cannot create its lock file {LOCK_NAME} "
+        raise ConfigError(f"{key} = {str(folder)!r}: cannot create its lock file {name} "
                           f"({e.strerror or e})") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        try:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        except OSError:
+            holder = "?"
         os.close(fd)
-        raise ConfigError(f"{key} = {str(folder)!r}: another job is writing there (it holds {LOCK_NAME}); "
-                          "wait for it to end or choose another folder") from None
+        raise ConfigError(f"{key} = {str(folder)!r}: another {what} (pid {holder}) is writing in this folder "
+                          f"(it holds {name}); wait for it to end, or choose another folder") from None
     except OSError as e:
         os.close(fd)
         raise ConfigError(f"{key} = {str(folder)!r}: cannot lock it ({e.strerror or e})") from None
-    return FolderLock(folder, fd, created)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError:
+        pass  # the pid is for the message of a second job only; the lock holds without it
+    return FolderLock(folder, fd, created, name)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, key: str, what: str = "job", name: str = LOCK_NAME):
+    """:func:`lock_folder` for the life of a block (the folder made first); yields the lock file's path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = lock_folder(folder, key, what, name)
+    try:
+        yield folder / name
+    finally:
+        lock.release()

@@ -177,7 +177,7 @@ def test_two_calibrations_into_one_folder_the_second_is_refused_in_one_line(tmp_
     assert first.poll() is None, "the first ended before the second was tried: no overlap tested"
     line = _one_line(second, 2)
     assert line == (f"config error: hydra.run.dir = {str(out)!r}: another calibration (pid {first.pid}) is writing "
-                    "in this folder; wait for it to end, or choose another folder"), line
+                    "in this folder (it holds .calibration.lock); wait for it to end, or choose another folder"), line
     _, err = first.communicate(timeout=600)
     assert first.returncode == 0, err[-2000:]
     from sim import calibration as cal
@@ -186,10 +186,10 @@ def test_two_calibrations_into_one_folder_the_second_is_refused_in_one_line(tmp_
 
 
 def test_the_lock_is_exclusive_and_released(tmp_path):
-    from sim.locking import folder_lock
+    from sim.outputs import folder_lock
 
     with folder_lock(tmp_path, "k", "job"):
-        code = ("import sys; from sim.locking import folder_lock; from sim.config import ConfigError\n"
+        code = ("import sys; from sim.outputs import folder_lock; from sim.config import ConfigError\n"
                 "try:\n    folder_lock(sys.argv[1], 'k', 'job').__enter__()\nexcept ConfigError as e:\n"
                 "    print(e); sys.exit(2)\n")
         p = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
@@ -234,7 +234,7 @@ def test_a_target_sd_too_small_for_the_distance_is_refused_with_its_key(tmp_path
 
 def test_the_lock_file_is_never_a_link_to_a_file_elsewhere(tmp_path):
     # the holder's pid is written into the lock file: through a link it would overwrite a file of someone else's
-    from sim.locking import folder_lock
+    from sim.outputs import folder_lock
 
     theirs = tmp_path / "theirs.txt"
     theirs.write_text("their data\n")

@@ -116,7 +116,7 @@ def test_another_regime_in_the_folder_is_refused_even_without_exploration_json(c
 
 
 def test_a_second_run_into_a_folder_in_use_is_refused_in_one_line(clean, tmp_path):
-    from sim.locking import folder_lock
+    from sim.outputs import folder_lock
 
     out = _copy(clean, tmp_path)
     with folder_lock(out, "hydra.run.dir", "exploration", ".exploration.lock"):  # as a running app holds it

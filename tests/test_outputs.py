@@ -105,8 +105,8 @@ def test_a_second_job_into_a_locked_folder_is_refused(tmp_path):
         p = _run(tmp_path, *SMALL, f"hydra.run.dir={out}")
     finally:
         lock.release()
-    assert _one_line(p) == (f"config error: hydra.run.dir = '{out}': another job is writing there (it holds .lock); "
-                            "wait for it to end or choose another folder")
+    assert _one_line(p) == (f"config error: hydra.run.dir = '{out}': another job (pid {os.getpid()}) is writing in this "
+                            "folder (it holds .lock); wait for it to end, or choose another folder")
     assert sorted(os.listdir(out)) == [".lock"]
 
 
@@ -130,7 +130,7 @@ def test_two_jobs_into_one_folder_one_is_refused_the_other_intact(tmp_path):
     finally:
         if first.poll() is None:
             first.kill()
-    assert "another job is writing there" in _one_line(second)
+    assert f"another job (pid {first.pid}) is writing in this folder" in _one_line(second)
     table = pd.read_csv(out / "table.csv")
     assert set(table["regime"]) == {"baseline"}
     assert (out / "summary.csv").is_file() and (out / ".hydra" / "config.yaml").is_file()
