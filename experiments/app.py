@@ -32,7 +32,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -497,6 +497,23 @@ class RunsFailed(CompactHydraException):
 
 from sim.locations import CONFIG_DIR  # noqa: E402
 
+APP_ERRORS = (ConfigError, RunFailed, OSError)  # what an app ends on in one line (exit_in_one_line); else a traceback
+
+
+def exit_in_one_line(e: BaseException, kept: str = "the files written before it are kept, each whole") -> NoReturn:
+    """End an app on ``e`` with one line on stderr: the user's error (:class:`ConfigError`) with exit code 2; a run
+    that failed, or a fault that is not the user's (an ``OSError``: a full disk, a folder removed under the job),
+    with exit code 1 and what was kept. Every app ends this way (the main job, sweeps, calibration, explorations)."""
+    if isinstance(e, ConfigError):
+        print(f"config error: {one_line(e, 2000)}", file=sys.stderr)
+        sys.exit(2)
+    if isinstance(e, OSError):
+        print(f"run failed: cannot write {e.filename or 'the output folder'} ({e.strerror or e}); {kept}",
+              file=sys.stderr)
+    else:
+        print(f"run failed: {one_line(e, 2000)}", file=sys.stderr)
+    sys.exit(1)
+
 
 def task(node: DictConfig) -> None:
     """Hydra's task function (left undecorated, so launchers pickle it by its name)."""
@@ -506,28 +523,16 @@ def task(node: DictConfig) -> None:
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         try:
             sweep_job(node)
-        except ConfigError as e:
-            print(f"config error: {e}", file=sys.stderr)
-            sys.exit(2)
-        except RunFailed as e:
-            print(f"run failed: {e}", file=sys.stderr)
-            sys.exit(1)
+        except APP_ERRORS as e:
+            exit_in_one_line(e)
         return
     global _LOCK
     ok = False
     try:
         main_job(node)
         ok = True
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except RunFailed as e:
-        print(f"run failed: {e}", file=sys.stderr)
-        sys.exit(1)
-    except OSError as e:  # not the user's fault (a full disk, a folder removed under the job)
-        print(f"run failed: cannot write {e.filename or 'the output folder'} ({e.strerror or e}); the files written "
-              "before it are kept, each whole", file=sys.stderr)
-        sys.exit(1)
+    except APP_ERRORS as e:
+        exit_in_one_line(e)
     finally:
         if _LOCK is not None:  # still held: a refused or failed job removes the lock file it created
             _LOCK.release(remove=not ok and _LOCK.created)

@@ -44,8 +44,8 @@ from typing import Optional
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.app import (RunFailed, SlurmConfig, _write_provenance, _HeldStderr, _hydra_error_line, check_writable,
-                             run_app, write_atomic)
+from experiments.app import (APP_ERRORS, RunFailed, SlurmConfig, _write_provenance, _HeldStderr, _hydra_error_line,
+                             check_writable, exit_in_one_line, run_app, write_atomic)
 from sim.config import _build, ConfigError, one_line
 from sim.locations import CONFIG_DIR
 from sim.schema import COUNT_MAX, SEED_MAX, _c, _nested
@@ -656,12 +656,10 @@ def task(node: DictConfig) -> None:
         cfg = load(node)
         calibrate(cfg, out)
         _write_provenance(out, node)  # last, with the results (a failed command leaves an earlier one's alone)
-    except (ConfigError, RunFailed) as e:
+    except APP_ERRORS as e:
         if out.is_dir() and not any(out.iterdir()):  # refused before anything was written: no empty folder left
             out.rmdir()
-        print(f"{'config error' if isinstance(e, ConfigError) else 'run failed'}: {one_line(e, 400)}",
-              file=sys.stderr)
-        sys.exit(2 if isinstance(e, ConfigError) else 1)
+        exit_in_one_line(e, "the runs and generations stored before it are kept: the same command resumes")
 
 
 _app = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="calibrate")(task)

@@ -25,9 +25,9 @@ from typing import Callable
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.app import (RunFailed, SlurmConfig, _HeldStderr, _hydra_error_line, _write_provenance,
-                             check_command_line, check_writable, run_app, section_fields, write_atomic)
-from sim.config import Config, ConfigError, _build, load_config, one_line
+from experiments.app import (APP_ERRORS, SlurmConfig, _HeldStderr, _hydra_error_line, _write_provenance,
+                             check_command_line, check_writable, exit_in_one_line, run_app, section_fields, write_atomic)
+from sim.config import Config, ConfigError, _build, load_config
 from sim.locations import CONFIG_DIR
 from sim.schema import _c, _nested
 
@@ -170,16 +170,14 @@ def app_main(config_name: str, section: str, cls, body: Callable, provenance: bo
                 body(cfg, own, out)
             if provenance:
                 _write_provenance(out, node)  # last, with the results
-        except (ConfigError, RunFailed) as e:
+        except APP_ERRORS as e:
             if out.is_dir() and not [f for f in out.iterdir() if f.name != ".exploration.lock"]:
                 (out / ".exploration.lock").unlink(missing_ok=True)  # refused before anything was written:
                 out.rmdir()                                          # no empty folder left
                 from .app import _remove_created_folder
 
                 _remove_created_folder()   # nor the empty parents Hydra made for it (exploration/)
-            print(f"{'config error' if isinstance(e, ConfigError) else 'run failed'}: {one_line(e, 400)}",
-                  file=sys.stderr)
-            sys.exit(2 if isinstance(e, ConfigError) else 1)
+            exit_in_one_line(e, "the parts stored before it are kept: the same command resumes")
 
     app = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)(task)
 

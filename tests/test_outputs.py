@@ -16,6 +16,7 @@ import pytest
 from sim import api
 from sim.config import ConfigError
 from sim.outputs import lock_folder
+from experiments.app import RunFailed
 
 ROOT = Path(__file__).resolve().parent.parent
 UNBUFFERED = {**os.environ, "PYTHONUNBUFFERED": "1"}  # a job's first line is seen when it is printed
@@ -249,3 +250,21 @@ def test_a_job_run_again_into_its_folder_sets_the_earlier_results_aside_never_mi
     (aside,) = [p for p in folder.iterdir() if p.name.startswith("previous-")]
     # every file of the first job, byte for byte, set aside under its own name
     assert {p.relative_to(aside): p.read_bytes() for p in aside.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("error, code, line", [
+    (ConfigError("seeds = 0: must be >= 1"), 2, "config error: seeds = 0: must be >= 1"),
+    (RunFailed("a payment leaked\n 3 yuan"), 1, "run failed: a payment leaked 3 yuan"),
+    (OSError(28, "No space left on device", "/x/table.csv"), 1,
+     "run failed: cannot write /x/table.csv (No space left on device); kept: A"),
+])
+def test_every_app_ends_on_its_error_in_one_line_with_its_code(capsys, error, code, line):
+    """The one ending of every app (main job, sweeps, calibration, explorations): the user's error exit 2, a failed
+    run or a fault exit 1 saying what was kept; the line is the whole of stderr."""
+    from experiments.app import APP_ERRORS, exit_in_one_line
+
+    assert isinstance(error, APP_ERRORS)
+    with pytest.raises(SystemExit) as exit_:
+        exit_in_one_line(error, "kept: A")
+    assert exit_.value.code == code
+    assert capsys.readouterr().err == line + "\n"
