@@ -211,8 +211,8 @@ def _calibrate(cfg, out, ts, space, model, executor, config_dirs, workers) -> di
             keys = list(cfg.screen.fit)
         else:
             screen_file = out / "screen.csv"
-            if cfg.resume and screen_file.exists():
-                table = pd.read_csv(screen_file)
+            table = _stored_screen(cfg, screen_file, model)
+            if table is not None:
                 info["runs"] += cfg.screen.trajectories * (len(space.params) + 1) * model.runs_per_evaluation
                 _say(cfg, f"screen: read {screen_file} (done before)")
             else:
@@ -532,24 +532,34 @@ def _predict(cfg, out: Path, ts, space, executor, config_dirs) -> dict:
 
 def _screen_check(cfg, out: Path, model, executor, info) -> list[str]:
     """The parameters a second screen, with seed + 1, keeps (``screen_check.csv``; read back when resuming)."""
-    import pandas as pd
 
     from sim import calibration as cal
 
     check_file = out / "screen_check.csv"
     runs = cfg.screen.trajectories * (len(model.space.params) + 1) * model.runs_per_evaluation
-    if cfg.resume and check_file.exists():
-        table = pd.read_csv(check_file)
-        if list(table["parameter"].sort_values()) != sorted(model.space.keys):
-            raise ConfigError(f"hydra.run.dir = {out}: {check_file.name} is not a screen of these parameters; run with "
-                              "resume=false")
-    else:
+    table = _stored_screen(cfg, check_file, model)
+    if table is None:
         table, runs = cal.morris_screen(model, cfg.screen.trajectories, cfg.seed + 1, executor)
         write_atomic(check_file, lambda p: table.to_csv(p, index=False))
     info["runs"] += runs
     keys = cal.select_parameters(table, cfg.screen.keep, cfg.screen.threshold)
     _say(cfg, f"screen with seed {cfg.seed + 1}: keeps " + ", ".join(keys))
     return keys
+
+
+def _stored_screen(cfg, path: Path, model):
+    """A screen this folder stored before (resuming), checked (:func:`sim.calibration.read_screen`); ``None`` when
+    there is none to reuse. One that is not a screen of this model is moved aside, with why, and ``None`` returned:
+    the caller screens again."""
+    from sim import calibration as cal
+
+    if not (cfg.resume and path.exists()):
+        return None
+    table, why = cal.read_screen(path, model.space.keys, [t.name for t in model.targets])
+    if table is None:
+        aside = _move_aside(path, why)
+        print(f"{path.name}: {why}: moved aside to {aside.name}; screening again", flush=True)
+    return table
 
 
 def screen_stability(kept: list, again: list, seed: int, trajectories: int) -> str:

@@ -285,6 +285,43 @@ def morris_screen(model: TargetModel, trajectories: int, seed: int, executor: Ex
     return table.sort_values("mu_star", ascending=False, ignore_index=True), len(thetas) * model.runs_per_evaluation
 
 
+SCREEN_COLUMNS = ("parameter", "mu_star", "mu_star_conf", "sigma")  # then one column per target (morris_screen)
+
+
+def read_screen(path, keys: Sequence[str], targets: Sequence[str]):
+    """A screen stored by :func:`morris_screen` (``screen.csv``), read back: ``(table, None)``, or ``(None, why)``
+    when it is not a screen of these parameters (``keys``) on these targets, or its numbers could not have come out
+    of one: every effect finite and >= 0, each parameter once, its ``mu_star`` the largest of its per-target effects
+    (re-derived), the rows in decreasing ``mu_star``. Such a file was edited or damaged: its caller moves it aside
+    and screens again."""
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path)
+    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as e:
+        return None, f"not a readable table ({one_line(e, 80)})"
+    columns = [*SCREEN_COLUMNS, *targets]
+    if sorted(map(str, table.columns)) != sorted(columns):
+        return None, f"its columns are not {', '.join(columns)}"
+    names = [str(k) for k in table["parameter"]]
+    if sorted(names) != sorted(keys):
+        return None, "not a screen of this space's parameters (each once)"
+    values = table[list(columns[1:])]
+    try:
+        numbers = values.to_numpy(dtype=float)
+    except (TypeError, ValueError):
+        return None, "a value that is not a number"
+    if not (np.isfinite(numbers).all() and (numbers >= 0).all()):
+        return None, "an effect that is not a finite number >= 0"
+    effects = table[list(targets)].to_numpy(dtype=float)
+    largest = effects.max(axis=1) if len(targets) else np.zeros(len(table))
+    if not np.allclose(table["mu_star"].to_numpy(dtype=float), largest, rtol=1e-12, atol=0):
+        return None, "a mu_star that is not its parameter's largest effect on a target"
+    if (np.diff(table["mu_star"].to_numpy(dtype=float)) > 0).any():
+        return None, "rows not in decreasing mu_star"
+    return table, None
+
+
 def informs(table, keys: Sequence[str], threshold: float) -> dict:
     """Which fitted target informs which parameter: for each of ``keys``, the targets on which the Morris screen
     (``table`` of :func:`morris_screen`) measured an effect of at least ``threshold`` target sigmas, largest first,

@@ -165,6 +165,57 @@ def test_a_history_with_a_generation_stored_twice_is_not_continued(done, tmp_pat
     assert not (out / "abc.db").exists()
 
 
+def test_a_stored_screen_edited_is_moved_aside_and_screened_again_to_the_same_table(tmp_path):
+    """screen.csv is reused on resume only if it is a screen of these parameters and targets whose mu_star is each
+    parameter's largest effect: a target's column x100 is caught, moved aside with why, and the screen run again
+    gives back the table the first session wrote (the same seed)."""
+    import pandas as pd
+
+    out = tmp_path / "out"
+    args = ("method=screen", "screen.fit=null", "screen.trajectories=3", "screen.check=false", "progress=false")
+    first = subprocess.run([*_args(out), *args], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    original = (out / "screen.csv").read_text()
+    table = pd.read_csv(out / "screen.csv")
+    target = [c for c in table.columns if c not in ("parameter", "mu_star", "mu_star_conf", "sigma")][0]
+    table[target] *= 100
+    table.to_csv(out / "screen.csv", index=False)
+    edited = (out / "screen.csv").read_text()
+    again = subprocess.run([*_args(out), *args], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert ("screen.csv: a mu_star that is not its parameter's largest effect on a target: moved aside to "
+            "screen.csv.damaged-") in again.stdout, again.stdout
+    (aside,) = [f for f in out.iterdir() if f.name.startswith("screen.csv.damaged-") and not f.name.endswith("reason")]
+    assert aside.read_text() == edited
+    assert (out / "screen.csv").read_text() == original
+
+
+@pytest.mark.parametrize("edit, why", [
+    (lambda t: t.assign(mu_star=t["mu_star"] * 1.1), "a mu_star that is not its parameter's largest effect"),
+    (lambda t: t.assign(sigma=float("nan")), "an effect that is not a finite number >= 0"),
+    (lambda t: t.assign(mu_star_conf=-1.0), "an effect that is not a finite number >= 0"),
+    (lambda t: t.iloc[::-1], "rows not in decreasing mu_star"),
+    (lambda t: t.iloc[:1], "not a screen of this space's parameters"),
+    (lambda t: t.assign(parameter=["a", "a"]), "not a screen of this space's parameters"),
+    (lambda t: t.drop(columns=["t2"]), "its columns are not"),
+    (lambda t: t.assign(t1=t["t1"].astype(str) + "x"), "a value that is not a number"),
+])
+def test_read_screen_refuses_a_table_no_screen_could_give(tmp_path, edit, why):
+    import pandas as pd
+
+    from sim.calibration import read_screen
+
+    good = pd.DataFrame({"parameter": ["a", "b"], "mu_star": [0.3, 0.1], "mu_star_conf": [0.05, 0.02],
+                         "sigma": [0.2, 0.1], "t1": [0.3, 0.05], "t2": [0.1, 0.1]})
+    path = tmp_path / "screen.csv"
+    good.to_csv(path, index=False)
+    table, reason = read_screen(path, ["b", "a"], ["t1", "t2"])
+    assert reason is None and table.equals(good)
+    edit(good).to_csv(path, index=False)
+    table, reason = read_screen(path, ["b", "a"], ["t1", "t2"])
+    assert table is None and reason.startswith(why), reason
+
+
 def test_two_calibrations_into_one_folder_the_second_is_refused_in_one_line(tmp_path):
     out = tmp_path / "out"
     first = subprocess.Popen(_args(out, "abc.generations=4", "abc.min_epsilon=0", "progress=false"), cwd=tmp_path,
