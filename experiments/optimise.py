@@ -119,6 +119,30 @@ class _IntervalDesign:
         self.names = model.names
         self.outcomes = [f"{o}_{s}" for o in model.outcomes for s in ("mean", "lo", "hi")]
 
+    def identity(self) -> dict:
+        """The search model's identity (its config, levers, engine, posterior, sources), but for the replicates: the
+        intervals' own, on the fresh seeds after the search's, at their level. A part of other intervals (another
+        search, level or number of replicates) is never read as these."""
+        return {**self.model.identity(), "replicates": self.replicates, "seed": self.model.seed + self.model.replicates,
+                "level": self.level, "design": "intervals"}
+
+    def outside_domain(self, table):
+        """The first value no interval could be (None if none): a mean outside its outcome's domain, or bounds not
+        around their mean."""
+        import numpy as np
+
+        from sim.explore import DOMAINS
+
+        for o in self.model.outcomes:
+            mean, lo, hi = (table[f"{o}_{s}"].to_numpy(dtype=float) for s in ("mean", "lo", "hi"))
+            bad = ~DOMAINS[o](mean) if o in DOMAINS else np.zeros(len(mean), bool)
+            finite = np.isfinite(mean) & np.isfinite(lo) & np.isfinite(hi)
+            bad |= finite & ~((lo <= mean) & (mean <= hi))
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                return f"{o}_mean = {mean[i]!r} in [{lo[i]!r}, {hi[i]!r}]"
+        return None
+
     def evaluate(self, points, executor=None):
         import pandas as pd
 

@@ -106,15 +106,18 @@ def _move_aside(path: Path, reason: str) -> Path:
     return aside
 
 
-def _check_part(stored, meta, identity, outcomes) -> Optional[str]:
-    """Why a part whose points are the design's must not be reused (None: it may)."""
+def _check_part(stored, meta, identity, model) -> Optional[str]:
+    """Why a part whose points are the design's must not be reused (None: it may). A model may say where its
+    outcomes lie (``model.outside_domain(table)``); else each outcome is checked against its domain
+    (:data:`sim.explore.DOMAINS`)."""
     from .explore import outside_domain
 
     if not isinstance(meta, dict) or "digest" not in meta:
         return "no identity and digest recorded (written by another program or an older version)"
     if meta["digest"] != values_digest(stored):
         return "its values do not match the digest written with them (edited after it was computed)"
-    bad = outside_domain(stored, outcomes)
+    own = getattr(model, "outside_domain", None)
+    bad = own(stored) if callable(own) else outside_domain(stored, model.outcomes)
     if bad is not None:
         return f"{bad}: outside the outcome's domain"
     return None
@@ -153,7 +156,7 @@ def run_design(model, points: list, folder: Path, executor=None, part_size: int 
                                   f"exploration with other {', '.join(changed)}; start again with <app>.run.resume="
                                   "false, or choose another folder")
             if stored is not None and _same_points(stored, expected) and set(model.outcomes) <= set(stored.columns):
-                why = _check_part(stored, meta, identity, model.outcomes)
+                why = _check_part(stored, meta, identity, model)
                 if why is None:
                     tables[k] = stored[list(model.names) + list(model.outcomes)]
                     continue

@@ -448,6 +448,34 @@ def test_the_app_writes_the_front_of_a_direct_search_and_resumes_after_kill_9(tm
     assert p3.returncode == 2 and p3.stderr.count("\n") == 1 and "holds an exploration" in p3.stderr
 
 
+def test_stored_intervals_are_reused_only_if_they_are_these_intervals(tmp_path):
+    """The front's re-evaluations (intervals/parts) carry their identity (the search model's, with the intervals'
+    replicates, seeds and level) and are checked as intervals: a part at another level is refused, not read as this
+    one; a part whose mean lies outside its bounds (its digest recomputed: no checksum catches it) is moved aside and
+    recomputed to the same numbers."""
+    from experiments.optimise import _IntervalDesign
+    from sim.designs import _part, _read_part, run_design, values_digest, write_parquet
+
+    model, res = _direct(1)
+    points = [{k: res.trials.iloc[0][k] for k in res.names}]
+    folder = tmp_path / "intervals"
+    first, n = run_design(_IntervalDesign(model, 3, 0.95), points, folder)
+    assert n == 1
+    again, n = run_design(_IntervalDesign(model, 3, 0.95), points, folder)
+    assert n == 0 and again.equals(first)
+    with pytest.raises(ConfigError, match="holds a part of an exploration with other level"):
+        run_design(_IntervalDesign(model, 3, 0.9), points, folder)
+    with pytest.raises(ConfigError, match="holds a part of an exploration with other replicates;"):
+        run_design(_IntervalDesign(model, 4, 0.95), points, folder)
+    stored, meta = _read_part(_part(folder, 0))
+    o = model.outcomes[0]
+    stored[f"{o}_mean"] = stored[f"{o}_hi"] + 1.0
+    write_parquet(stored, _part(folder, 0), {**meta, "digest": values_digest(stored)})
+    fixed, n = run_design(_IntervalDesign(model, 3, 0.95), points, folder)
+    assert n == 1 and fixed.equals(first)
+    assert len(list((folder / "parts").glob("part-00000.parquet.damaged-*.reason"))) == 1
+
+
 @pytest.mark.parametrize("arg, words", [
     ("optimise.cost=joy", "optimise.cost"),
     ("optimise.population=1", "optimise.population"),
