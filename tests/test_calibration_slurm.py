@@ -18,7 +18,7 @@ from .slurm_cluster import SlurmCluster, slurm_cluster  # noqa: F401
 DATA = Path(__file__).parent / "data"
 ARGS = [f"target_set={DATA / 'recovery_targets.yaml'}", f"space={DATA / 'recovery_space.yaml'}",
         "screen.fit=[experts.surface_chance,scenario.negotiation.breakdown_hazard]", "abc.population=10",
-        "abc.generations=2", "predictive_draws=2", "budget=100000", "workers=2", "scenario_dir=none", "progress=false"]
+        "abc.generations=1", "predictive_draws=2", "budget=100000", "workers=2", "scenario_dir=none", "progress=false"]
 
 
 def test_calibration_on_slurm_gives_the_local_posterior(slurm_cluster: SlurmCluster, tmp_path):  # noqa: F811
