@@ -667,8 +667,9 @@ def task(node: DictConfig) -> None:
         calibrate(cfg, out)
         _write_provenance(out, node)  # last, with the results (a failed command leaves an earlier one's alone)
     except APP_ERRORS as e:
-        if out.is_dir() and not any(out.iterdir()):  # refused before anything was written: no empty folder left
-            out.rmdir()
+        from experiments.app import _remove_created_folder
+
+        _remove_created_folder()  # the folders Hydra made for this job, if still empty (never another job's)
         exit_in_one_line(e, "the runs and generations stored before it are kept: the same command resumes")
 
 

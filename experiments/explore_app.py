@@ -149,9 +149,14 @@ def write_table(frame, path: Path) -> None:
         write_atomic(path, lambda p: frame.to_csv(p, index=False))
 
 
-def app_main(config_name: str, section: str, cls, body: Callable, provenance: bool = True) -> Callable[[], None]:
+LOCK = ".exploration.lock"  # held in an exploration's folder for its life (sim.outputs.lock_folder)
+
+
+def app_main(config_name: str, section: str, cls, body: Callable, provenance: bool = True,
+             lock: bool = True) -> Callable[[], None]:
     """The ``main()`` of an exploration app: ``body(model_cfg, section_cfg, out)`` does the work (``provenance``:
-    the config written into ``out/.hydra`` after it, with the results)."""
+    the config written into ``out/.hydra`` after it, with the results; ``lock``: the folder locked for the job's
+    life, a second job into it refused in one line; an app that writes nothing there, the dashboard, holds none)."""
     state = {"started": False}
     held = _HeldStderr(sys.stderr)
 
@@ -164,19 +169,24 @@ def app_main(config_name: str, section: str, cls, body: Callable, provenance: bo
         try:
             cfg, own = split(node, section, cls)
             check_writable(out, "hydra.run.dir")
-            from sim.outputs import folder_lock
-
-            with folder_lock(out, "hydra.run.dir", "exploration", ".exploration.lock"):  # one writer a folder
+            if not lock:
                 body(cfg, own, out)
-            if provenance:
-                _write_provenance(out, node)  # last, with the results
-        except APP_ERRORS as e:
-            if out.is_dir() and not [f for f in out.iterdir() if f.name != ".exploration.lock"]:
-                (out / ".exploration.lock").unlink(missing_ok=True)  # refused before anything was written:
-                out.rmdir()                                          # no empty folder left
-                from .app import _remove_created_folder
+                return
+            from sim.outputs import lock_folder, only_lock_left
 
-                _remove_created_folder()   # nor the empty parents Hydra made for it (exploration/)
+            held_lock = lock_folder(out, "hydra.run.dir", "exploration", LOCK)  # one writer a folder
+            ok = False
+            try:
+                body(cfg, own, out)
+                if provenance:
+                    _write_provenance(out, node)  # last, with the results
+                ok = True
+            finally:  # refused or failed before writing anything: the lock file it created goes (still held)
+                held_lock.release(remove=not ok and held_lock.created and only_lock_left(out, LOCK))
+        except APP_ERRORS as e:
+            from .app import _remove_created_folder
+
+            _remove_created_folder()  # the folders Hydra made for this job, if empty (never another job's)
             exit_in_one_line(e, "the parts stored before it are kept: the same command resumes")
 
     app = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)(task)

@@ -134,6 +134,14 @@ def lock_folder(folder: Path, key: str, what: str = "job", name: str = LOCK_NAME
     return FolderLock(folder, fd, created, name)
 
 
+def only_lock_left(folder: Path, name: str = LOCK_NAME) -> bool:
+    """Whether ``folder`` holds nothing but its lock file (a job refused before writing anything leaves no folder)."""
+    try:
+        return all(entry.name == name for entry in os.scandir(folder))
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
 def folder_lock(folder: Path, key: str, what: str = "job", name: str = LOCK_NAME):
     """:func:`lock_folder` for the life of a block (the folder made first); yields the lock file's path."""

@@ -265,7 +265,10 @@ def test_settings_that_cannot_run_are_refused_before_any_run(tmp_path, extra, fr
     p = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     line = _one_line(p, 2)
     assert line.startswith(fragment), line
-    assert not (out / "calibration.json").exists() and not (out / "abc.db").exists()
+    assert not out.exists()  # the folder Hydra made for the refused job is removed, empty
+    out.mkdir()
+    p = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert _one_line(p, 2) == line and out.is_dir()  # a folder that was there before the job stays
 
 
 @pytest.mark.parametrize("sd", [1e-200, 1e-13, 0.0])

@@ -6,6 +6,7 @@ refused in one line."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -113,6 +114,23 @@ def test_another_regime_in_the_folder_is_refused_even_without_exploration_json(c
                     r"part of an exploration with other regime, config", lines[0]), lines[0]
     assert sorted(p.read_bytes() for p in (out / "parts").glob("part-*.parquet")) == parts  # nothing touched
     assert not (out / "indices.parquet").exists()
+
+
+def test_a_refused_second_run_never_removes_the_first_ones_folder_or_lock(tmp_path):
+    """The first job has made its folder and holds its lock, nothing else written yet (the moment a second job once
+    found, and removed both: the first then failed to write its state). The refused second job leaves both."""
+    from sim.outputs import lock_folder
+
+    out = tmp_path / "busy"
+    out.mkdir()
+    lock = lock_folder(out, "hydra.run.dir", "exploration", ".exploration.lock")  # as a starting app holds it
+    try:
+        p = _app(out, *APP)
+        assert p.returncode == 2 and "another exploration (pid" in p.stderr, p.stderr[-2000:]
+        assert os.listdir(out) == [".exploration.lock"]
+        assert os.stat(out / ".exploration.lock").st_ino == os.fstat(lock.fd).st_ino  # the very file still locked
+    finally:
+        lock.release()
 
 
 def test_a_second_run_into_a_folder_in_use_is_refused_in_one_line(clean, tmp_path):

@@ -92,7 +92,7 @@ def serve(cfg, own: DashboardConfig, out: Path) -> None:
         service.close()
 
 
-main = app_main("dashboard", "dashboard", DashboardConfig, serve, provenance=False)
+main = app_main("dashboard", "dashboard", DashboardConfig, serve, provenance=False, lock=False)  # writes nothing
 
 if __name__ == "__main__":
     sys.exit(main())
