@@ -200,6 +200,8 @@ def _calibrate(cfg, out, ts, space, model, executor, config_dirs, workers) -> di
 
     fit_targets, held_out = ts.by_use("fit"), ts.by_use("holdout")
     stamp = _check_stamp(cfg, out, ts, space)
+    if stamp["screen_runs"] is None:
+        stamp["screen_runs"] = sum((out / f).exists() for f in ("screen.csv", "screen_check.csv")) * _screen_runs(cfg, model)
     info = {"targets": str(ts.path), "space": space.name, "runs": 0}
     t_start = time.perf_counter()
     _say(cfg, f"target set {ts.name}: {len(fit_targets)} fitted, {len(held_out)} held out; "
@@ -213,24 +215,24 @@ def _calibrate(cfg, out, ts, space, model, executor, config_dirs, workers) -> di
             screen_file = out / "screen.csv"
             table = _stored_screen(cfg, screen_file, model)
             if table is not None:
-                info["runs"] += cfg.screen.trajectories * (len(space.params) + 1) * model.runs_per_evaluation
                 _say(cfg, f"screen: read {screen_file} (done before)")
             else:
                 t0 = time.perf_counter()
+                _charge_screen(out, stamp, cfg, model)
                 table, runs = cal.morris_screen(model, cfg.screen.trajectories, cfg.seed, executor)
-                info["runs"] += runs
                 info["screen_runs_per_s"] = runs / (time.perf_counter() - t0)
                 write_atomic(screen_file, lambda p: table.to_csv(p, index=False))
                 _say(cfg, f"screen: {runs} runs in {time.perf_counter() - t0:.1f} s")
             keys = cal.select_parameters(table, cfg.screen.keep, cfg.screen.threshold)
             if cfg.screen.check:
-                info["screen_check"] = _screen_check(cfg, out, model, executor, info)
+                info["screen_check"] = _screen_check(cfg, out, model, executor, stamp)
                 info["screen_kept"] = list(keys)
                 keys = cal.union_of_screens(keys, info["screen_check"])
             plots.save(plots.screen_figure(table, keys), out / "screen.png", write_atomic)
             if not keys:
                 raise ConfigError(f"screen.threshold = {cfg.screen.threshold}: no parameter has an effect that large; "
                                   "lower it")
+        info["runs"] = stamp["screen_runs"]  # every screen begun in this folder, a killed one's too
         _say(cfg, "fitting: " + ", ".join(keys))
         if cfg.method == "screen":
             return info
@@ -327,7 +329,7 @@ def _stamp(cfg, ts, space_path: Path) -> dict:
 
 def _check_stamp(cfg, out: Path, ts, space) -> dict:
     """Refuse to continue, in a folder, a calibration of other targets, parameters, model or settings; returns the
-    folder's stamp (with the ABC evaluations spent so far in every session, for the budget).
+    folder's stamp (with the ABC evaluations and the screens' runs spent so far in every session, for the budget).
 
     ``calibration.json`` is read back and checked: written atomically by this app, a file that is not valid JSON or
     holds a count that is not a whole number >= 0 was edited or damaged outside it. Then the runs the folder spent
@@ -350,22 +352,33 @@ def _check_stamp(cfg, out: Path, ts, space) -> dict:
         if not isinstance(old, dict):
             raise ConfigError(f"hydra.run.dir = {str(out)!r}: {path.name} holds {type(old).__name__}, not a mapping; "
                               + fix)
-        spent = old.get("abc_evaluations", 0)
-        if isinstance(spent, bool) or not isinstance(spent, int) or not 0 <= spent <= 10**12:
-            raise ConfigError(f"hydra.run.dir = {str(out)!r}: {path.name}: abc_evaluations = {spent!r}: must be a "
-                              "whole number >= 0; " + fix)
+        counts = {}
+        for key in COUNTS:
+            if key == "screen_runs" and key not in old:  # written before screens were counted as they began: the
+                counts[key] = None                        # screens stored are counted (_calibrate)
+                continue
+            spent = old.get(key, 0)
+            if isinstance(spent, bool) or not isinstance(spent, int) or not 0 <= spent <= 10**12:
+                raise ConfigError(f"hydra.run.dir = {str(out)!r}: {path.name}: {key} = {spent!r}: must be a "
+                                  "whole number >= 0; " + fix)
+            counts[key] = spent
         changed = [k for k in stamp if old.get(k) != stamp[k]]
         if changed:
             raise ConfigError(f"hydra.run.dir = {str(out)!r}: holds a calibration with other {', '.join(changed)}; "
                               "start it again with resume=false, or choose another folder")
-        stamp["abc_evaluations"] = spent
+        stamp.update(counts)
     else:
         for stale in ("abc.db", "screen.csv", "screen_check.csv"):  # a fresh start: nothing earlier is reused
             if (out / stale).exists():
                 (out / stale).unlink()
-        stamp["abc_evaluations"] = 0
+        stamp.update(dict.fromkeys(COUNTS, 0))
     _save_stamp(out, stamp)
     return stamp
+
+
+# what the folder has spent, across sessions and kills: ABC evaluations (each runs_per_evaluation runs) and the runs
+# of every screen begun (counted before it begins)
+COUNTS = ("abc_evaluations", "screen_runs")
 
 
 def _move_aside(path: Path, reason: str) -> Path:
@@ -530,18 +543,29 @@ def _predict(cfg, out: Path, ts, space, executor, config_dirs) -> dict:
     return {"runs": runs}
 
 
-def _screen_check(cfg, out: Path, model, executor, info) -> list[str]:
+def _screen_runs(cfg, model) -> int:
+    """The runs of one Morris screen: ``trajectories`` x (parameters + 1) points, each an evaluation."""
+    return cfg.screen.trajectories * (len(model.space.params) + 1) * model.runs_per_evaluation
+
+
+def _charge_screen(out: Path, stamp: dict, cfg, model) -> None:
+    """Count a screen's runs in the folder's state before it begins: a screen killed half-way spent runs the
+    budget paid for, and its runs are not in any history (the count may exceed what was run, never fall short)."""
+    stamp["screen_runs"] += _screen_runs(cfg, model)
+    _save_stamp(out, stamp)
+
+
+def _screen_check(cfg, out: Path, model, executor, stamp: dict) -> list[str]:
     """The parameters a second screen, with seed + 1, keeps (``screen_check.csv``; read back when resuming)."""
 
     from sim import calibration as cal
 
     check_file = out / "screen_check.csv"
-    runs = cfg.screen.trajectories * (len(model.space.params) + 1) * model.runs_per_evaluation
     table = _stored_screen(cfg, check_file, model)
     if table is None:
-        table, runs = cal.morris_screen(model, cfg.screen.trajectories, cfg.seed + 1, executor)
+        _charge_screen(out, stamp, cfg, model)
+        table, _ = cal.morris_screen(model, cfg.screen.trajectories, cfg.seed + 1, executor)
         write_atomic(check_file, lambda p: table.to_csv(p, index=False))
-    info["runs"] += runs
     keys = cal.select_parameters(table, cfg.screen.keep, cfg.screen.threshold)
     _say(cfg, f"screen with seed {cfg.seed + 1}: keeps " + ", ".join(keys))
     return keys

@@ -190,6 +190,30 @@ def test_a_stored_screen_edited_is_moved_aside_and_screened_again_to_the_same_ta
     assert (out / "screen.csv").read_text() == original
 
 
+def test_a_screen_killed_half_way_stays_counted_in_the_budget(tmp_path):
+    """A screen's runs are counted in calibration.json before it begins: killed half-way (no screen.csv yet), the
+    resumed calibration counts that screen and the one it runs again, so the budget's cap holds across kills."""
+    out = tmp_path / "out"
+    args = [*_args(out), "method=screen", "screen.fit=null", "screen.trajectories=150", "screen.check=false",
+            "progress=false"]
+    cost = 150 * (2 + 1) * RPE  # trajectories x (parameters + 1) x runs an evaluation
+    first = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not ((out / "calibration.json").exists() and json.loads((out / "calibration.json").read_text() or "{}")
+               .get("screen_runs")):
+        assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()[-2000:]
+        time.sleep(0.01)
+    first.kill()
+    first.wait()
+    assert not (out / "screen.csv").exists(), "the screen ended before the kill: nothing tested"
+    assert json.loads((out / "calibration.json").read_text())["screen_runs"] == cost
+    again = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads((out / "calibration.json").read_text())["screen_runs"] == 2 * cost
+    third = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)  # screen.csv read back
+    assert third.returncode == 0 and json.loads((out / "calibration.json").read_text())["screen_runs"] == 2 * cost
+
+
 @pytest.mark.parametrize("edit, why", [
     (lambda t: t.assign(mu_star=t["mu_star"] * 1.1), "a mu_star that is not its parameter's largest effect"),
     (lambda t: t.assign(sigma=float("nan")), "an effect that is not a finite number >= 0"),
