@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 
 from experiments.dashboard import browser
+from experiments.dashboard import service as svc
 from experiments.dashboard.service import Service
 from sim import api
 from sim.results import SERIES_NAMES
@@ -104,6 +105,40 @@ def test_a_mix_of_instruments_is_a_regime_of_the_comparison():
     for bad in ("free_trial+free_trial", "free_trial+", "vouchers+failure_insurance"):
         with pytest.raises(ConfigError, match="allowed regimes are baseline, .* or a mix .* joined by \\+"):
             api.compose(f"regimes=[baseline,{bad}]")
+
+
+# --------------------------------------------------------------------------- the guards, without a browser
+@pytest.mark.parametrize("text", ["${oc.env:HOME}", "${scenario.firms.n}", "'${oc.env:HOME}'", "1,2", "[1]",
+                                  "a=b", "{a: 1}", "int(5)", "choice(1,2)", "5 6", "\"x'"])
+def test_a_pages_field_is_a_plain_value_never_an_interpolation(text):
+    """Refused in one line naming the field, before anything is composed: nothing resolved is shown."""
+    from sim.config import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        svc.plain_value("broker.cap", text)
+    message = str(e.value)
+    assert message.startswith(f"broker.cap = {text!r}: must be a plain value") and "\n" not in message
+    assert os.environ["HOME"] not in message.replace(repr(text), "")
+    with pytest.raises(ConfigError, match=r"^seeds = "):  # the Service refuses such a question whatever page asks
+        Service(["engine=numba"]).config([f"seeds={text}"] if "${" in text else ["seeds=${oc.env:HOME}"])
+
+
+def test_plain_values_go_on_to_the_schema():
+    from sim.config import ConfigError
+
+    for text in ("1e5", "500000", "-5", "null", "true", "'bargained'", " 0.01 "):
+        assert svc.plain_value("broker.cap", text) == text.strip()
+    svc.check_values({"seeds": "3", "broker.cap": "1e5"})
+    with pytest.raises(ConfigError, match=r"^broker.rate = '\$\{oc.env:HOME\}': must be a plain value"):
+        svc.check_values({"seeds": "3", "broker.rate": "${oc.env:HOME}"})
+    s = Service(["engine=numba", *SMALL])
+    assert s.config(["broker.cap=" + svc.plain_value("broker.cap", "1e5")]).broker.cap == 100000
+    with pytest.raises(ConfigError) as e:  # a word: the schema's own message, as today
+        s.config(["broker.cap=" + svc.plain_value("broker.cap", "abc")])
+    assert str(e.value).startswith("broker.cap = 'abc'") and "\n" not in str(e.value)
+    assert svc.plain_value("sweep", "multirun/a b/x-1", path=True) == "multirun/a b/x-1"
+    with pytest.raises(ConfigError, match=r"^sweep = '\$\{oc.env:HOME\}': a folder's path, without"):
+        svc.plain_value("sweep", "${oc.env:HOME}", path=True)
 
 
 # --------------------------------------------------------------------------- in a real browser

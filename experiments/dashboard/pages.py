@@ -141,6 +141,7 @@ def ComparePage():
     question = question_of(scenario.value, regimes.value, mix.value, seeds.value, at_spend.value, values)
     error = None
     try:
+        svc.check_values({"seeds": seeds.value, **values})  # values typed, never interpolations: before composing
         cfg = service().validate(question)
     except ConfigError as e:
         cfg, error = None, f"config error: {e}"
@@ -250,6 +251,7 @@ def OneRunPage():
     error = None
     stepper = None
     try:
+        svc.check_values({"seed": seed.value})
         cfg = service().config([f"scenario={scenario.value}", f"regime={regime.value}", f"seed={seed.value}",
                                 "engine=mesa"])
     except ConfigError as e:
@@ -340,7 +342,7 @@ def SweepPage():
     if not path.value:
         return
     try:
-        df, axes, metrics = svc.load_sweep(Path(path.value))
+        df, axes, metrics = svc.load_sweep(Path(svc.plain_value("sweep", path.value, path=True)))
     except (ConfigError, OSError, ValueError) as e:
         solara.Error(f"{e}", classes=["tt-error"])
         return
@@ -379,6 +381,11 @@ def CalibrationPage():
     solara.InputText("Calibration folder", value=path, continuous_update=False, classes=["tt-calibration-path"])
     folder = Path(path.value) if path.value else None
     if folder is None:
+        return
+    try:
+        svc.plain_value("calibration", path.value, path=True)
+    except ConfigError as e:
+        solara.Error(f"{e}", classes=["tt-error"])
         return
     if not (folder / "posterior.csv").is_file():
         solara.Error(f"calibration = {path.value!r}: no posterior.csv there", classes=["tt-error"])

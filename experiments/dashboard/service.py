@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import multiprocessing
+import re
 import shlex
 import threading
 from collections import OrderedDict
@@ -30,6 +31,47 @@ from sim.config import Config, ConfigError, replace
 
 _FIGURE_LOCK = threading.Lock()
 CHUNK_RUNS = 8  # runs a worker takes at a time (a round trip costs ~1 ms; a default-scenario run ~10 ms)  # pyplot's state is global: one figure drawn at a time
+
+
+# --------------------------------------------------------------------------- what a page's field may hold
+# a value typed in a page is a plain value: a number, a word, or a quoted word ('bargained'); never an interpolation
+# (${oc.env:HOME} would show the server's environment in the error) nor Hydra's grammar (=, [, ], {, }, ',', (, ...)
+_PLAIN = re.compile(r"[A-Za-z0-9_.+-]*")
+_QUOTED = re.compile(r"'[A-Za-z0-9_.+ -]*'|\"[A-Za-z0-9_.+ -]*\"")
+_TEXT_MAX = 200  # characters of a field's text: a number or a name
+
+
+def plain_value(key: str, text: str, path: bool = False) -> str:
+    """``text`` typed in a page's field ``key``, stripped, if it is a plain value; else a one-line :class:`ConfigError`
+    naming the field (it echoes what was typed, never a resolved value: nothing is composed).
+
+    A value is a number (``500000``, ``1e5``, ``-5``), a word (``null``, ``true``) or a quoted word
+    (``'bargained'``): the schema judges it then. With ``path``, a folder typed in a page: any characters but
+    ``${`` and control characters (a path is never composed; it is read only under its root, :func:`under_root`)."""
+    text = str(text).strip()
+    shown = repr(text[:60] + ("..." if len(text) > 60 else ""))
+    if path:
+        if "${" in text or not text.isprintable() or len(text) > 4096:
+            raise ConfigError(f"{key} = {shown}: a folder's path, without '${{' or control characters")
+        return text
+    if len(text) > _TEXT_MAX or not (_PLAIN.fullmatch(text) or _QUOTED.fullmatch(text)):
+        raise ConfigError(f"{key} = {shown}: must be a plain value (a number, a word or a 'quoted word'), "
+                          "not an interpolation (${...}) nor override syntax (= [ ] { } , ( ) quotes)")
+    return text
+
+
+def check_values(fields: dict) -> None:
+    """:func:`plain_value` of each of a page's fields ({key: text}): the first bad one raises."""
+    for key, text in fields.items():
+        plain_value(key, text)
+
+
+def check_question(question: list[str]) -> None:
+    """Refuse a page's question with an interpolation in it (the command line's own overrides may have some)."""
+    for o in question:
+        if "${" in o:
+            key, _, value = o.partition("=")
+            plain_value(key, value)
 
 
 def figure_png(fig, dpi: int = 90) -> bytes:
@@ -147,6 +189,7 @@ class Service:
     def config(self, question: list[str]) -> Config:
         """The validated config of a question (a one-line :class:`ConfigError` as the command line's); composed
         once per question (a page asks on every redraw; Hydra takes ~0.3 s)."""
+        check_question(question)
         key = tuple(self.overrides(question))
         with self._lock:
             if key in self._configs:
