@@ -141,6 +141,38 @@ def test_plain_values_go_on_to_the_schema():
         svc.plain_value("sweep", "${oc.env:HOME}", path=True)
 
 
+def test_pages_read_folders_only_under_their_roots(tmp_path):
+    """A typed path is read only if it resolves (links followed) inside dashboard.sweeps / dashboard.calibrations."""
+    from sim.config import ConfigError
+
+    root, outside = tmp_path / "multirun", tmp_path / "elsewhere"
+    (root / "a").mkdir(parents=True)
+    (outside / "b").mkdir(parents=True)
+    for folder in (root / "a", outside / "b"):
+        (folder / "sweep.parquet").write_bytes(b"not parquet")
+    (root / "out").symlink_to(outside / "b")              # a folder linked out of the root
+    (root / "c").mkdir()
+    (root / "c" / "sweep.parquet").symlink_to(outside / "b" / "sweep.parquet")  # a file linked out
+    assert svc.under_root("sweep", str(root / "a"), root, "dashboard.sweeps") == root / "a"
+    message = f"not under the dashboard's sweeps folder {root.resolve()} (dashboard.sweeps)"
+    for typed in (str(outside / "b"), str(root / ".." / "elsewhere" / "b"), str(root / "out"), "/etc"):
+        with pytest.raises(ConfigError) as e:
+            svc.under_root("sweep", typed, root, "dashboard.sweeps")
+        assert str(e.value) == f"sweep = {typed!r}: {message}"
+    with pytest.raises(ConfigError, match="calibrations folder .* \\(dashboard.calibrations\\)$"):
+        svc.under_root("calibration", str(outside), root, "dashboard.calibrations")
+    with pytest.raises(ConfigError, match=r"^sweep = .*: a folder's path"):
+        svc.under_root("sweep", "${oc.env:HOME}", root, "dashboard.sweeps")
+    # the folder is inside, its sweep.parquet links out: not read
+    with pytest.raises(ConfigError) as e:
+        svc.load_sweep(svc.under_root("sweep", str(root / "c"), root, "dashboard.sweeps"), root)
+    assert str(e.value) == f"sweep = {str(root / 'c')!r}: {message}"
+    with pytest.raises(ConfigError, match="not a Parquet table"):  # inside: read (and judged)
+        svc.load_sweep(root / "a", root)
+    # the newest-first list follows no link out of the root
+    assert svc.find_results(root, "sweep.parquet") == [root / "a"]
+
+
 # --------------------------------------------------------------------------- in a real browser
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):

@@ -342,7 +342,7 @@ def SweepPage():
     if not path.value:
         return
     try:
-        df, axes, metrics = svc.load_sweep(Path(svc.plain_value("sweep", path.value, path=True)))
+        df, axes, metrics = svc.load_sweep(svc.under_root("sweep", path.value, root, "dashboard.sweeps"), root)
     except (ConfigError, OSError, ValueError) as e:
         solara.Error(f"{e}", classes=["tt-error"])
         return
@@ -379,24 +379,27 @@ def CalibrationPage():
     solara.Markdown(f"A calibration's folder (`python -m experiments.calibrate` writes it); found under `{root}`: "
                     f"{len(found)}.")
     solara.InputText("Calibration folder", value=path, continuous_update=False, classes=["tt-calibration-path"])
-    folder = Path(path.value) if path.value else None
-    if folder is None:
+    if not path.value:
         return
-    try:
-        svc.plain_value("calibration", path.value, path=True)
+    try:  # a folder under the calibrations' root only, and its files too (a link out of it is not read)
+        folder = svc.under_root("calibration", path.value, root, "dashboard.calibrations")
     except ConfigError as e:
         solara.Error(f"{e}", classes=["tt-error"])
         return
-    if not (folder / "posterior.csv").is_file():
+
+    def readable(name: str) -> bool:
+        return (folder / name).is_file() and svc.inside(root, folder / name)
+
+    if not readable("posterior.csv"):
         solara.Error(f"calibration = {path.value!r}: no posterior.csv there", classes=["tt-error"])
         return
     for name, title in (("posterior_summary.csv", "Posterior: each parameter's range, median, 90% interval"),
                         ("fit.csv", "Fit and held-out predictions: reported against predicted")):
-        if (folder / name).is_file():
+        if readable(name):
             solara.Markdown(f"#### {title}")
             table_html(pd.read_csv(folder / name), name.split(".")[0].replace("_", "-"), index=False)
     for name in ("posterior_pairs.png", "fit.png", "screen.png"):
-        if (folder / name).is_file():
+        if readable(name):
             solara.Image((folder / name).read_bytes(), format="png", width="65%")
     solara.Markdown(f"Compare regimes on this posterior: `python -m experiments.run posterior={folder}`")
 

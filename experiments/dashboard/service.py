@@ -320,16 +320,37 @@ class Stepper:
 
 
 # --------------------------------------------------------------------------- sweeps and calibrations
+def inside(root: Path, path: Path) -> bool:
+    """Whether ``path`` resolves (links followed) to ``root`` or below it (``root`` resolved too)."""
+    try:
+        return Path(path).resolve().is_relative_to(Path(root).resolve())
+    except (OSError, RuntimeError):  # a loop of links
+        return False
+
+
+def under_root(key: str, text: str, root: Path, setting: str) -> Path:
+    """The path typed in a page's field ``key``, if it resolves (links followed) inside ``root`` (the dashboard's
+    setting ``setting``); else a one-line :class:`ConfigError`. A page reads no folder but these."""
+    path = Path(plain_value(key, text, path=True))
+    if not inside(root, path):
+        raise ConfigError(f"{key} = {str(path)!r}: not under the dashboard's {setting.split('.')[-1]} folder "
+                          f"{Path(root).resolve()} ({setting})")
+    return path
+
+
 def find_results(root: Path, marker: str) -> list[Path]:
-    """Folders under ``root`` (at most two levels down) that hold ``marker``, newest first."""
+    """Folders under ``root`` (at most two levels down) that hold ``marker``, newest first; a link out of ``root``
+    (to a folder or to the marker) is not followed."""
     if not root.is_dir():
         return []
-    found = [p.parent for p in [*root.glob(f"*/{marker}"), *root.glob(f"*/*/{marker}")] if p.is_file()]
+    found = [p.parent for p in [*root.glob(f"*/{marker}"), *root.glob(f"*/*/{marker}")]
+             if p.is_file() and inside(root, p)]
     return sorted(found, key=lambda p: (p / marker).stat().st_mtime, reverse=True)
 
 
-def load_sweep(path: Path):
-    """A collected sweep (``sweep.parquet``, or its folder) and its axes: (table, axes, metrics)."""
+def load_sweep(path: Path, root: Optional[Path] = None):
+    """A collected sweep (``sweep.parquet``, or its folder) and its axes: (table, axes, metrics); with ``root``,
+    only if the file resolves inside it (links followed)."""
     import pandas as pd
 
     from experiments.collect import swept_columns
@@ -337,6 +358,9 @@ def load_sweep(path: Path):
 
     path = Path(path)
     file = path / "sweep.parquet" if path.is_dir() else path
+    if root is not None and not inside(root, file):
+        raise ConfigError(f"sweep = {str(path)!r}: not under the dashboard's sweeps folder {Path(root).resolve()} "
+                          "(dashboard.sweeps)")
     if not file.is_file():
         raise ConfigError(f"sweep = {str(path)!r}: no sweep.parquet there (collect it: python -m experiments.collect "
                           "<sweep dir>)")
