@@ -340,3 +340,52 @@ def test_sweep_and_calibration_pages_open_results(served):
     assert _rows(page, "fit")[1] == ["longquan_matched_per_need", "0.43", "0.39", "-0.4"]
     assert _rows(page, "posterior-summary")[1][0] == "scenario.firms.prior_success"
     page.screenshot(path=ARTIFACTS / "calibration.png", full_page=True)
+
+
+def _handshake(port: int, host: str, origin: str | None = None, path: str | None = None) -> int:
+    """The status of a raw WebSocket handshake on the kernel's path (Solara's), with these Host and Origin."""
+    import socket
+    import uuid
+
+    path = path or f"/jupyter/api/kernels/{uuid.uuid4()}/channels?session_id={uuid.uuid4()}"
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}", "Upgrade: websocket", "Connection: Upgrade",
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13"]
+    lines += [f"Origin: {origin}"] if origin is not None else []
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        status = sock.recv(4096).split(b"\r\n", 1)[0].decode()
+    return int(status.split()[1])
+
+
+def _get(port: int, host: str, path: str = "/") -> int:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.putrequest("GET", path, skip_host=True)
+        conn.putheader("Host", host)
+        conn.endheaders()
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+@needs_browser
+def test_the_server_answers_only_its_own_host_and_origin(served):
+    """DNS rebinding and another site's page: a foreign Host gets 400, a foreign Origin's WebSocket is refused."""
+    url, _, _ = served
+    port = int(url.rstrip("/").rsplit(":", 1)[1])
+    ours = f"127.0.0.1:{port}"
+    assert _get(port, ours) == 200
+    assert _get(port, f"localhost:{port}") == 200   # served on loopback: its names too
+    assert _get(port, f"evil.example:{port}") == 400
+    assert _get(port, "evil.example") == 400
+    assert _get(port, f"127.0.0.1:{port + 1}") == 400
+    assert _handshake(port, f"evil.example:{port}", f"http://evil.example:{port}") == 400
+    assert _handshake(port, ours, "http://evil.example") == 403
+    assert _handshake(port, ours, "null") == 403
+    assert _handshake(port, ours, f"http://{ours}") == 101
+    assert _handshake(port, ours) == 101  # no Origin (not a browser's page): served
+
