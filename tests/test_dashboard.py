@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -171,6 +172,41 @@ def test_pages_read_folders_only_under_their_roots(tmp_path):
         svc.load_sweep(root / "a", root)
     # the newest-first list follows no link out of the root
     assert svc.find_results(root, "sweep.parquet") == [root / "a"]
+
+
+def test_a_question_above_the_limits_is_refused_with_the_reason():
+    """dashboard.max_runs and dashboard.max_work: exactly the limit is asked, one run (or step) more is refused."""
+    from sim.config import ConfigError
+    from sim.population import run_work
+
+    one = ["regimes=[baseline]", "at_spend=null"]
+    s = Service(["engine=numba", *SMALL], max_runs=5)
+    assert s.validate(["seeds=5", *one]).seeds == 5
+    with pytest.raises(ConfigError) as e:
+        s.validate(["seeds=6", *one])
+    assert str(e.value) == ("seeds = 6: 6 runs, above dashboard.max_runs = 5 (lower the seeds or the regimes, or "
+                            "start the dashboard with dashboard.max_runs=...)")
+    # every regime, and again at equal spend: what the issue asked (the default's regimes x 3000 seeds x 2)
+    d = Service(["engine=numba"])
+    cfg = d.config([])
+    with pytest.raises(ConfigError, match=f"^seeds = 3000: {len(cfg.regimes) * 3000 * 2:,} runs, above "
+                                          "dashboard.max_runs = 5,000 \\(lower the seeds"):
+        d.validate(["seeds=3000"])
+    # the work: runs x sim.population.run_work, at the limit asked, above it refused (whatever page asks: compare)
+    cfg = s.config(["seeds=2", *one])
+    work = 2 * run_work(cfg)
+    assert svc.question_size(cfg) == (2, work)
+    assert Service(["engine=numba", *SMALL], max_work=work).validate(["seeds=2", *one]).seeds == 2
+    calls = []
+    with pytest.raises(ConfigError, match=re.escape(f"seeds = 2: about {work:.3g} model steps (2 runs of ")
+                       + ".* above " + re.escape(f"dashboard.max_work = {work * 0.999:.3g} (lower the seeds")):
+        Service(["engine=numba", *SMALL], max_work=work * 0.999).compare(["seeds=2", *one],
+                                                                         on_progress=lambda *a: calls.append(a))
+    assert calls == []
+    # a question at equal spend: its runs twice, and the at_spend regime's own runs when it is not compared
+    cfg = s.config(["seeds=3", "regimes=[baseline,vouchers]", "at_spend=broker_reward"])
+    runs, _ = svc.question_size(cfg)
+    assert runs == 3 * (2 * 2 + 1)
 
 
 # --------------------------------------------------------------------------- in a real browser

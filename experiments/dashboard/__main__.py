@@ -36,6 +36,9 @@ class DashboardConfig:
     cache: int = _c(32, ge=1, le=10000, doc="answers kept, so a question asked again is answered at once")
     sweeps: str = _c("multirun", doc="folder the Sweep page looks in for collected sweeps (sweep.parquet)")
     calibrations: str = _c("calibration", doc="folder the Calibration page looks in for calibrations")
+    max_runs: int = _c(5000, ge=1, le=10**6, doc="runs a question may take (regimes x seeds, twice at equal spend)")
+    max_work: float = _c(5e9, gt=0, le=1e13, doc="model steps a question may take (runs x sim.population.run_work): "
+                         "5e9 is ~2 minutes of 2 cores")
     allowed_hosts: list = _c([], doc="more names the pages may be asked for (Host header), e.g. a reverse proxy's: "
                              "name (any port) or name:port")
 
@@ -171,8 +174,9 @@ def serve(cfg, own: DashboardConfig, out: Path) -> None:
 
     check_port(own.host, own.port)
     hosts = check_hosts(own.allowed_hosts)
-    service = Service(base_overrides(cfg.engine), workers=cfg.workers, cache=own.cache)
-    service.config([])  # the starting question is valid (it was, as the command line: a check, not a surprise)
+    service = Service(base_overrides(cfg.engine), workers=cfg.workers, cache=own.cache, max_runs=own.max_runs,
+                      max_work=own.max_work)
+    service.validate([])  # the starting question is valid (as the command line, and within the limits)
     print(f"dashboard: starting {cfg.workers} worker processes (the first start compiles the kernels) ...", flush=True)
     service.start()
     pages.SERVICE = service

@@ -30,6 +30,8 @@ from sim import api
 from sim.config import Config, ConfigError, replace
 
 _FIGURE_LOCK = threading.Lock()
+MAX_RUNS = 5000   # runs a question may take (dashboard.max_runs)
+MAX_WORK = 5e9    # model steps a question may take (dashboard.max_work): ~2 minutes of 2 cores (~5e7 steps a second here)
 CHUNK_RUNS = 8  # runs a worker takes at a time (a round trip costs ~1 ms; a default-scenario run ~10 ms)  # pyplot's state is global: one figure drawn at a time
 
 
@@ -150,14 +152,19 @@ class Service:
         base: overrides every question starts from (the server's command line: engine, seed, ...).
         workers: processes of the pool (1: runs in the calling thread).
         cache: answers kept (least recently used dropped first).
+        max_runs, max_work: the most runs, and model steps (``sim.population.run_work``), a question may take
+            (``dashboard.max_runs``, ``dashboard.max_work``): a question above either is refused with the reason.
     """
 
-    def __init__(self, base: list[str], workers: int = 1, cache: int = 32):
+    def __init__(self, base: list[str], workers: int = 1, cache: int = 32, max_runs: int = MAX_RUNS,
+                 max_work: float = MAX_WORK):
         self.base = list(base)
         self.workers = int(workers)
         self.cache_size = int(cache)
+        self.max_runs, self.max_work = int(max_runs), float(max_work)
         self._cache: OrderedDict[str, Answer] = OrderedDict()
         self._configs: OrderedDict[tuple, Config] = OrderedDict()
+        self._sizes: OrderedDict[tuple, tuple[int, float]] = OrderedDict()
         self._lock = threading.Lock()
         self._pool: Optional[ProcessPoolExecutor] = None
 
@@ -208,6 +215,24 @@ class Service:
 
         cfg = self.config(question)
         check_comparison_memory(cfg, cfg.regimes, cfg.at_spend if len(cfg.regimes) > 1 else None)
+        key = tuple(self.overrides(question))
+        with self._lock:
+            size = self._sizes.get(key)
+        if size is None:  # ~0.1 s (a config per regime): once per question, as its config
+            size = question_size(cfg)
+            with self._lock:
+                self._sizes[key] = size
+                while len(self._sizes) > 256:
+                    self._sizes.popitem(last=False)
+        runs, work = size
+        if runs > self.max_runs:
+            raise ConfigError(f"seeds = {cfg.seeds}: {runs:,} runs, above dashboard.max_runs = {self.max_runs:,} "
+                              "(lower the seeds or the regimes, or start the dashboard with dashboard.max_runs=...)")
+        if work > self.max_work:
+            raise ConfigError(f"seeds = {cfg.seeds}: about {work:.3g} model steps ({runs:,} runs of "
+                              f"{work / runs:.3g} on average), above dashboard.max_work = {self.max_work:.3g} (lower "
+                              "the seeds, the regimes or the size of a run: months, firms, screenings; or start the "
+                              "dashboard with dashboard.max_work=...)")
         return cfg
 
     def command_line(self, question: list[str]) -> str:
@@ -265,6 +290,22 @@ class Service:
                       headline_table(res.table, None if equal is None else equal.table),
                       report_tables(res, cfg, regimes),
                       report_tables(equal, cfg, regimes) if equal is not None else [], png, title)
+
+
+def question_size(cfg: Config) -> tuple[int, float]:
+    """(runs, model steps) of the Compare page's question ``cfg``: every regime x replicate, again at equal spend
+    (and the ``at_spend`` regime once more if it is not compared); steps by :func:`sim.population.run_work`."""
+    from sim.population import run_work
+
+    replicates = cfg.seeds * (cfg.posterior_draws if cfg.posterior is not None else 1)
+    regimes = list(cfg.regimes)
+    at_spend = cfg.at_spend if len(regimes) > 1 else None
+    times = 2 if at_spend is not None else 1
+    extra = [at_spend] if at_spend is not None and at_spend not in regimes else []
+    per_regime = {name: run_work(api.under_regime(cfg, name)) for name in {*regimes, *extra}}
+    runs = replicates * (times * len(regimes) + len(extra))
+    work = replicates * (times * sum(per_regime[r] for r in regimes) + sum(per_regime[r] for r in extra))
+    return runs, float(work)
 
 
 def _die_with_parent() -> None:
