@@ -209,6 +209,46 @@ def test_a_question_above_the_limits_is_refused_with_the_reason():
     assert runs == 3 * (2 * 2 + 1)
 
 
+def test_a_cancelled_question_stops_within_a_chunk_and_frees_the_pool():
+    """The page's Cancel (or its closing): compare raises when the chunk under way ends, the chunks not begun are
+    dropped from the pool, nothing is cached, and the same pool answers the next question as the API does."""
+    import multiprocessing
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    class Pool(ProcessPoolExecutor):  # the service's pool, its chunks counted
+        futures: list = []
+
+        def submit(self, *args, **kwargs):
+            self.futures.append(super().submit(*args, **kwargs))
+            return self.futures[-1]
+
+    question = ["seeds=200", "regimes=[baseline,free_trial]", "at_spend=null"]  # 400 runs: 50 chunks
+    s = Service(["engine=numba", *SMALL], workers=2)
+    s._pool = Pool(2, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        cancel, seen = threading.Event(), []
+
+        def on_progress(done, total, desc):
+            seen.append((done, total))
+            cancel.set()  # Cancel clicked as the first chunk comes back: the one under way is the last
+
+        with pytest.raises(svc.Cancelled, match="cancelled after 16 of 400 runs"):
+            s.compare(question, on_progress=on_progress, cancel=cancel)
+        assert seen == [(8, 400)]
+        futures = s._pool.futures
+        assert len(futures) == 50 and any(f.cancelled() for f in futures)  # the chunks not begun: never run
+        assert s.cached(question) is None
+        with pytest.raises(svc.Cancelled, match="before it began"):  # given up before it began: nothing submitted
+            s.compare(["seeds=2", "regimes=[baseline]", "at_spend=null"], cancel=cancel)
+        assert len(s._pool.futures) == 50
+        answer = s.compare(["seeds=2", "regimes=[baseline,free_trial]", "at_spend=null"], cancel=threading.Event())
+        res = api.compare(api.compose("engine=numba", *SMALL, "seeds=2", "regimes=[baseline,free_trial]"))
+        pd.testing.assert_frame_equal(answer.comparison.table, res.table)
+    finally:
+        s.close()
+
+
 # --------------------------------------------------------------------------- in a real browser
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):

@@ -148,20 +148,45 @@ def ComparePage():
 
     asked = solara.use_ref(None)  # the question now on the page: a run for an older one stops
     asked.current = tuple(question)
+    running = solara.use_ref(None)  # the cancel event of the question running (svc.Service.compare's)
+    cancelled, set_cancelled = solara.use_state(False)
+
+    def cancel():  # the Cancel button, and the page closing: the chunks not begun are dropped from the pool
+        if running.current is not None:
+            running.current.set()
+
+    def on_close():
+        def cleanup():
+            asked.current = None  # a closed page asks nothing more
+            cancel()
+        return cleanup
+
+    solara.use_effect(on_close, [])  # its cleanup runs when the page (its virtual kernel) closes
 
     def ask():
         if cfg is None:
             return None
         mine = tuple(question)
+        cancel()  # the question this one replaces (running, or waiting for the pool) is given up
+        event = threading.Event()
+        running.current = event
+        set_cancelled(False)
 
         def on_progress(done, total, desc):
             if asked.current != mine:
                 raise Superseded()  # run_batch cancels the chunks not begun: the pool is free for the new one
             progress.set((done, total, desc))
         try:
-            return service().compare(question, on_progress=on_progress)
+            return service().compare(question, on_progress=on_progress, cancel=event)
         except Superseded:
             return None  # the page shows the newer question's answer
+        except svc.Cancelled:
+            if asked.current == mine:
+                set_cancelled(True)
+            return None
+        finally:
+            if running.current is event:
+                running.current = None
 
     result = solara.lab.use_task(ask, dependencies=[tuple(question), error], raise_error=False)
 
@@ -194,6 +219,11 @@ def ComparePage():
                 done, total, desc = progress.value
                 solara.ProgressLinear(100 * done / total if total else True)
                 solara.Text(f"running {desc}: {done} of {total} runs" if total else "starting", classes=["tt-progress"])
+                solara.Button("Cancel", on_click=cancel, classes=["tt-cancel"])
+            elif cancelled:
+                solara.Info("Cancelled: change a value to ask again, or ask this question again.",
+                            classes=["tt-cancelled"])
+                solara.Button("Ask again", on_click=lambda: result(), classes=["tt-ask-again"])
             elif result.error and not isinstance(result.exception, Superseded):
                 solara.Error(f"run failed: {result.exception}", classes=["tt-error"])
             elif result.value is not None:

@@ -145,6 +145,10 @@ def _parquet(df) -> bytes:
     return buf.getvalue()
 
 
+class Cancelled(Exception):
+    """A question given up by its page (:meth:`Service.compare`'s ``cancel`` set)."""
+
+
 class Service:
     """Answers the dashboard's questions: a warm process pool and a cache of answers.
 
@@ -247,16 +251,30 @@ class Service:
                 return self._cache[key]
         return None
 
-    def compare(self, question: list[str], on_progress: Optional[Callable[[int, int, str], None]] = None) -> Answer:
+    def compare(self, question: list[str], on_progress: Optional[Callable[[int, int, str], None]] = None,
+                cancel: Optional[threading.Event] = None) -> Answer:
         """The main job's comparison for ``question``: every regime of ``regimes``, and at equal spend to
-        ``at_spend`` when it is set and more than one regime is compared (as the main job does)."""
+        ``at_spend`` when it is set and more than one regime is compared (as the main job does).
+
+        ``cancel``: an event the page sets to give the question up (its Cancel button, its page closed): the
+        comparison raises :class:`Cancelled` when the chunk under way ends, and the chunks not yet begun are
+        cancelled (:func:`sim.api.run_batch`), so the pool is free for the next question."""
         cfg = self.validate(question)
         key = _key(cfg)
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        answer = self._answer(question, cfg, on_progress)
+
+        def progress(done: int, total: int, desc: str) -> None:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"cancelled after {done} of {total} runs")
+            if on_progress is not None:
+                on_progress(done, total, desc)
+
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("cancelled before it began")  # nothing runs
+        answer = self._answer(question, cfg, progress)
         with self._lock:
             self._cache[key] = answer
             while len(self._cache) > self.cache_size:
