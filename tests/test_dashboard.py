@@ -249,6 +249,68 @@ def test_a_cancelled_question_stops_within_a_chunk_and_frees_the_pool():
         s.close()
 
 
+def test_questions_of_several_pages_run_one_at_a_time_in_arrival_order():
+    """A fair queue: a page's question waits for those that came first, and is told the runs ahead of it."""
+    import threading
+
+    s = Service(["engine=numba", *SMALL], workers=1)
+    one = ["regimes=[baseline,free_trial]", "at_spend=null"]
+    first_runs, release = threading.Event(), threading.Event()
+    waits = {"b": [], "c": []}
+    queued = {"b": threading.Event(), "c": threading.Event()}
+    order, errors = [], []
+
+    def ask(name, seeds, **kw):
+        try:
+            s.compare([f"seeds={seeds}", *one], **kw)
+            order.append(name)
+        except BaseException as e:  # noqa: BLE001 (reported by the test)
+            errors.append(e)
+
+    def a_progress(done, total, desc):
+        first_runs.set()
+        assert release.wait(120)  # the first question holds the pool until the others are queued
+
+    def waiting(name):
+        def on_wait(runs):
+            waits[name].append(runs)
+            queued[name].set()
+        return on_wait
+
+    def progress_of(name):
+        def on_progress(done, total, desc):
+            assert release.is_set(), f"{name} ran before the question ahead of it ended"
+        return on_progress
+
+    a = threading.Thread(target=ask, args=("a", 4), kwargs={"on_progress": a_progress})
+    a.start()
+    assert first_runs.wait(120)
+    b = threading.Thread(target=ask, args=("b", 3), kwargs={"on_wait": waiting("b"), "on_progress": progress_of("b")})
+    b.start()
+    assert queued["b"].wait(120)
+    c = threading.Thread(target=ask, args=("c", 2), kwargs={"on_wait": waiting("c"), "on_progress": progress_of("c")})
+    c.start()
+    assert queued["c"].wait(120)
+    assert s.queued_runs() == 8 + 6 + 4
+    # a fourth page gives its question up while it waits: it leaves the queue at once, the others keep their turn
+    cancel, cancelled = threading.Event(), []
+    d = threading.Thread(target=lambda: cancelled.append(pytest.raises(svc.Cancelled, s.compare, ["seeds=5", *one],
+                                                                         cancel=cancel)))
+    d.start()
+    while s.queued_runs() != 8 + 6 + 4 + 10 and d.is_alive():
+        d.join(0.05)
+    cancel.set()
+    d.join(120)
+    assert len(cancelled) == 1 and "queued behind 18 runs" in str(cancelled[0].value)
+    assert s.queued_runs() == 8 + 6 + 4 and not release.is_set()
+    release.set()
+    for t in (a, b, c):
+        t.join(120)
+    assert errors == [] and order == ["a", "b", "c"]
+    assert waits["b"][0] == 8 and waits["c"][0] == 8 + 6  # the runs of the questions ahead: 2 regimes x seeds
+    assert s.queued_runs() == 0
+
+
 # --------------------------------------------------------------------------- in a real browser
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):

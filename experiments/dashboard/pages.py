@@ -171,13 +171,17 @@ def ComparePage():
         event = threading.Event()
         running.current = event
         set_cancelled(False)
+        progress.set((0, 0, ""))
 
         def on_progress(done, total, desc):
             if asked.current != mine:
                 raise Superseded()  # run_batch cancels the chunks not begun: the pool is free for the new one
             progress.set((done, total, desc))
+
+        def on_wait(runs):  # other pages' questions ahead of this one
+            on_progress(0, 0, f"queued behind {runs:,} runs")
         try:
-            return service().compare(question, on_progress=on_progress, cancel=event)
+            return service().compare(question, on_progress=on_progress, cancel=event, on_wait=on_wait)
         except Superseded:
             return None  # the page shows the newer question's answer
         except svc.Cancelled:
@@ -218,7 +222,8 @@ def ComparePage():
             elif result.pending:
                 done, total, desc = progress.value
                 solara.ProgressLinear(100 * done / total if total else True)
-                solara.Text(f"running {desc}: {done} of {total} runs" if total else "starting", classes=["tt-progress"])
+                solara.Text(f"running {desc}: {done} of {total} runs" if total else desc or "starting",
+                            classes=["tt-progress"])
                 solara.Button("Cancel", on_click=cancel, classes=["tt-cancel"])
             elif cancelled:
                 solara.Info("Cancelled: change a value to ask again, or ask this question again.",

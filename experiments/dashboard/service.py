@@ -171,6 +171,8 @@ class Service:
         self._sizes: OrderedDict[tuple, tuple[int, float]] = OrderedDict()
         self._lock = threading.Lock()
         self._pool: Optional[ProcessPoolExecutor] = None
+        self._turn = threading.Condition()  # the questions, one at a time in arrival order: (ticket, runs)
+        self._queue: list[tuple[object, int]] = []
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -219,16 +221,7 @@ class Service:
 
         cfg = self.config(question)
         check_comparison_memory(cfg, cfg.regimes, cfg.at_spend if len(cfg.regimes) > 1 else None)
-        key = tuple(self.overrides(question))
-        with self._lock:
-            size = self._sizes.get(key)
-        if size is None:  # ~0.1 s (a config per regime): once per question, as its config
-            size = question_size(cfg)
-            with self._lock:
-                self._sizes[key] = size
-                while len(self._sizes) > 256:
-                    self._sizes.popitem(last=False)
-        runs, work = size
+        runs, work = self.size(question, cfg)
         if runs > self.max_runs:
             raise ConfigError(f"seeds = {cfg.seeds}: {runs:,} runs, above dashboard.max_runs = {self.max_runs:,} "
                               "(lower the seeds or the regimes, or start the dashboard with dashboard.max_runs=...)")
@@ -238,6 +231,20 @@ class Service:
                               "the seeds, the regimes or the size of a run: months, firms, screenings; or start the "
                               "dashboard with dashboard.max_work=...)")
         return cfg
+
+    def size(self, question: list[str], cfg: Optional[Config] = None) -> tuple[int, float]:
+        """(runs, model steps) of a question (:func:`question_size`): ~0.1 s (a config per regime), so once per
+        question, as its config."""
+        key = tuple(self.overrides(question))
+        with self._lock:
+            size = self._sizes.get(key)
+        if size is None:
+            size = question_size(self.config(question) if cfg is None else cfg)
+            with self._lock:
+                self._sizes[key] = size
+                while len(self._sizes) > 256:
+                    self._sizes.popitem(last=False)
+        return size
 
     def command_line(self, question: list[str]) -> str:
         return command_line(self.overrides(question))
@@ -252,13 +259,18 @@ class Service:
         return None
 
     def compare(self, question: list[str], on_progress: Optional[Callable[[int, int, str], None]] = None,
-                cancel: Optional[threading.Event] = None) -> Answer:
+                cancel: Optional[threading.Event] = None,
+                on_wait: Optional[Callable[[int], None]] = None) -> Answer:
         """The main job's comparison for ``question``: every regime of ``regimes``, and at equal spend to
         ``at_spend`` when it is set and more than one regime is compared (as the main job does).
 
         ``cancel``: an event the page sets to give the question up (its Cancel button, its page closed): the
         comparison raises :class:`Cancelled` when the chunk under way ends, and the chunks not yet begun are
-        cancelled (:func:`sim.api.run_batch`), so the pool is free for the next question."""
+        cancelled (:func:`sim.api.run_batch`), so the pool is free for the next question.
+
+        Questions of every page run one at a time, in the order they arrive (a page's question does not wait for
+        another page's runs chunk by chunk, nor get ahead of it); ``on_wait(runs)`` is told, while it waits, the runs
+        of the questions ahead of it (it may raise, as ``on_progress`` may, to give the question up)."""
         cfg = self.validate(question)
         key = _key(cfg)
         with self._lock:
@@ -272,14 +284,48 @@ class Service:
             if on_progress is not None:
                 on_progress(done, total, desc)
 
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("cancelled before it began")  # nothing runs
-        answer = self._answer(question, cfg, progress)
+        entry = (object(), self.size(question, cfg)[0])  # its place in the queue, and its runs
+        with self._turn:
+            self._queue.append(entry)
+        try:
+            self._wait_turn(entry, cancel, on_wait)
+            with self._lock:  # answered while it waited (the same question from another page)
+                if key in self._cache:
+                    self._cache.move_to_end(key)
+                    return self._cache[key]
+            answer = self._answer(question, cfg, progress)
+        finally:
+            with self._turn:
+                self._queue.remove(entry)
+                self._turn.notify_all()
         with self._lock:
             self._cache[key] = answer
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return answer
+
+    def _wait_turn(self, entry, cancel: Optional[threading.Event], on_wait) -> None:
+        """Wait until ``entry`` heads the queue (telling ``on_wait`` the runs ahead when they change)."""
+        told = None
+        while True:
+            with self._turn:
+                i = self._queue.index(entry)
+                ahead = sum(runs for _, runs in self._queue[:i])
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("cancelled before it began" + (f" (queued behind {ahead:,} runs)" if i else ""))
+            if i == 0:
+                return
+            if on_wait is not None and ahead != told:
+                on_wait(ahead)
+                told = ahead
+            with self._turn:
+                if self._queue[0] is not entry:
+                    self._turn.wait(0.2)  # a question ahead ends, or a look at ``cancel``
+
+    def queued_runs(self) -> int:
+        """Runs of the questions running or waiting now."""
+        with self._turn:
+            return sum(runs for _, runs in self._queue)
 
     def _answer(self, question, cfg: Optional[Config], on_progress) -> Answer:
         from experiments.app import no_spend_note, report_tables
