@@ -421,6 +421,23 @@ def test_a_bad_value_shows_the_command_lines_error(served, tmp_path):
 
 
 @needs_browser
+def test_the_compare_page_cancels_a_question(served):
+    """Cancel while a question runs: the page says it is cancelled, and the pool answers the next question."""
+    url, page, _ = served
+    page.goto(url)
+    _settled(page, "seeds=3")
+    seeds = page.locator(".tt-seeds input")
+    seeds.fill("400")  # 3 regimes x 400 seeds, twice: 2,400 small runs
+    seeds.press("Enter")
+    page.locator(".tt-cancel").click(timeout=PAGE_SETTLES)
+    page.locator(".tt-cancelled").wait_for(timeout=PAGE_SETTLES)
+    assert page.locator(".tt-command").count() == 0
+    seeds.fill("2")
+    seeds.press("Enter")
+    _settled(page, "seeds=2")
+
+
+@needs_browser
 def test_one_run_page_steps_plays_and_pauses_the_mesa_model(served):
     from sim.model import TransferModel
 
