@@ -311,6 +311,17 @@ def test_questions_of_several_pages_run_one_at_a_time_in_arrival_order():
     assert s.queued_runs() == 0
 
 
+def test_serving_beyond_this_machine_warns_that_there_is_no_login():
+    from experiments.dashboard.__main__ import host_warning
+
+    for host in ("127.0.0.1", "localhost", "::1", "127.0.1.1"):
+        assert host_warning(host) is None
+    for host in ("0.0.0.0", "::", "192.168.1.5", "dash.example.org"):
+        line = host_warning(host)
+        assert line.startswith(f"dashboard: warning: dashboard.host = {host} is reachable from other machines and "
+                               "the pages have no authentication") and "\n" not in line
+
+
 # --------------------------------------------------------------------------- in a real browser
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):

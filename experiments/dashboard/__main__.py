@@ -110,7 +110,7 @@ class HostGuard:
                 names |= set(socket.gethostbyname_ex(socket.gethostname())[2])
             except OSError:
                 pass
-        elif host in LOOPBACK or host.startswith("127."):
+        elif is_loopback(host):
             names |= set(LOOPBACK)
         self.names = names
         self.extra = [_split_host(e) for e in extra]
@@ -157,6 +157,27 @@ class HostGuard:
             await send({"type": "websocket.close", "code": 1008})  # the server answers the handshake 403
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only (127.x, ::1, localhost)."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def host_warning(host: str) -> Optional[str]:
+    """The line printed at start when the pages are served beyond this machine (they have no login)."""
+    if is_loopback(host):
+        return None
+    return (f"dashboard: warning: dashboard.host = {host} is reachable from other machines and the pages have no "
+            "authentication: anyone who reaches the port runs questions; put it behind a proxy with a login "
+            "(README: Dashboard)")
+
+
 def check_hosts(hosts) -> list[str]:
     """``dashboard.allowed_hosts``: a list of host names (name or name:port)."""
     for h in hosts:
@@ -174,6 +195,8 @@ def serve(cfg, own: DashboardConfig, out: Path) -> None:
 
     check_port(own.host, own.port)
     hosts = check_hosts(own.allowed_hosts)
+    if host_warning(own.host):
+        print(host_warning(own.host), file=sys.stderr, flush=True)
     service = Service(base_overrides(cfg.engine), workers=cfg.workers, cache=own.cache, max_runs=own.max_runs,
                       max_work=own.max_work)
     service.validate([])  # the starting question is valid (as the command line, and within the limits)
