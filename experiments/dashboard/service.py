@@ -15,6 +15,7 @@ in a small cache, so a question asked again is answered at once.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import multiprocessing
 import re
@@ -32,6 +33,7 @@ from sim.config import Config, ConfigError, replace
 _FIGURE_LOCK = threading.Lock()
 MAX_RUNS = 5000   # runs a question may take (dashboard.max_runs)
 MAX_WORK = 5e9    # model steps a question may take (dashboard.max_work): ~2 minutes of 2 cores (~5e7 steps a second here)
+CACHE_BYTES = 1e9  # answers kept hold at most this many bytes of frames (a 2,000-run answer: ~0.16 GB); the last is kept
 CHUNK_RUNS = 8  # runs a worker takes at a time (a round trip costs ~1 ms; a default-scenario run ~10 ms)  # pyplot's state is global: one figure drawn at a time
 
 
@@ -110,6 +112,13 @@ class Answer:
     @property
     def command(self) -> str:
         return command_line(self.overrides)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory of its frames (the series: most of it), what the cache counts."""
+        frames = [c.series for c in (self.comparison, self.equal) if c is not None] + \
+                 [c.summary for c in (self.comparison, self.equal) if c is not None]
+        return int(sum(df.memory_usage(index=True, deep=False).sum() for df in frames))
 
     def figure_file(self) -> bytes:
         """The comparison figure as the main job saves it (``comparison.png``)."""
@@ -300,7 +309,8 @@ class Service:
                 self._turn.notify_all()
         with self._lock:
             self._cache[key] = answer
-            while len(self._cache) > self.cache_size:
+            while len(self._cache) > 1 and (len(self._cache) > self.cache_size or
+                                            sum(a.nbytes for a in self._cache.values()) > CACHE_BYTES):
                 self._cache.popitem(last=False)
         return answer
 
@@ -350,10 +360,15 @@ class Service:
         title = f"{cfg.scenario.name}: regimes compared over {api.replicates_text(cfg)}"
         with _FIGURE_LOCK:  # shown at the width of a page; the download is drawn again, sharper
             png = figure_png(comparison_figure(res.series, res.summary, title), dpi=60)
+        tables = report_tables(res, cfg, regimes)
+        equal_tables = report_tables(equal, cfg, regimes) if equal is not None else []
+        # an answer kept in the cache keeps its frames, not every run's own arrays (as large as the series frame:
+        # ~half of an answer's memory; nothing of the page reads them)
+        res = dataclasses.replace(res, results=[])
+        equal = dataclasses.replace(equal, results=[]) if equal is not None else None
         return Answer(self.overrides(question), cfg, res, equal, at_spend if equal is not None else None, note,
-                      headline_table(res.table, None if equal is None else equal.table),
-                      report_tables(res, cfg, regimes),
-                      report_tables(equal, cfg, regimes) if equal is not None else [], png, title)
+                      headline_table(res.table, None if equal is None else equal.table), tables, equal_tables,
+                      png, title)
 
 
 def question_size(cfg: Config) -> tuple[int, float]:
