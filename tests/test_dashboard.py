@@ -459,6 +459,26 @@ def test_the_compare_page_cancels_a_question(served):
     seeds.press("Enter")
     _settled(page, "seeds=2")
 
+    # a tab closed while its question runs (the browser's close beacon): the question is given up, so another
+    # page's question is not queued behind its 2,400 runs
+    other = page.context.new_page()
+    other.goto(url)
+    _settled(other, "seeds=3")  # a new page: the server's starting question
+    field = other.locator(".tt-seeds input")
+    field.fill("400")
+    field.press("Enter")
+    other.locator(".tt-progress", has_text="running").wait_for(timeout=PAGE_SETTLES)
+    other.close(run_before_unload=True)
+    page.wait_for_timeout(1000)  # the beacon reaches the server
+    seeds.fill("5")
+    seeds.press("Enter")
+    shown = []
+    while not page.locator(".tt-command", has_text="seeds=5").count() and len(shown) < PAGE_SETTLES / 100:
+        shown.append(" ".join(page.locator(".tt-progress").all_inner_texts()))
+        page.wait_for_timeout(100)
+    assert page.locator(".tt-command", has_text="seeds=5").count() == 1
+    assert not [t for t in shown if "queued" in t], shown
+
 
 @needs_browser
 def test_one_run_page_steps_plays_and_pauses_the_mesa_model(served):
