@@ -2,7 +2,7 @@
 
     python -m experiments.dashboard                          # the default scenario, every core
     python -m experiments.dashboard scenario=lishui dashboard.port=9000
-    python -m experiments.dashboard dashboard.host=0.0.0.0   # reachable from other machines (no login: a trusted network)
+    python -m experiments.dashboard dashboard.host=0.0.0.0   # reachable from other machines (no login: it warns)
 
 The model's keys set the pages' starting question (scenario, seeds, instruments' parameters);
 the ``dashboard`` section says where and how to serve. A bad value is refused in one line,
