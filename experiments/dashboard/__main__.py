@@ -2,7 +2,7 @@
 
     python -m experiments.dashboard                          # the default scenario, every core
     python -m experiments.dashboard scenario=lishui dashboard.port=9000
-    python -m experiments.dashboard dashboard.host=0.0.0.0   # reachable from other machines (no login: a trusted network)
+    python -m experiments.dashboard dashboard.host=0.0.0.0   # reachable from other machines (no login: it warns)
 
 The model's keys set the pages' starting question (scenario, seeds, instruments' parameters);
 the ``dashboard`` section says where and how to serve. A bad value is refused in one line,
@@ -14,10 +14,12 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import warnings
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from experiments.explore_app import app_main
 from sim.config import ConfigError
@@ -34,6 +36,11 @@ class DashboardConfig:
     cache: int = _c(32, ge=1, le=10000, doc="answers kept, so a question asked again is answered at once")
     sweeps: str = _c("multirun", doc="folder the Sweep page looks in for collected sweeps (sweep.parquet)")
     calibrations: str = _c("calibration", doc="folder the Calibration page looks in for calibrations")
+    max_runs: int = _c(5000, ge=1, le=10**6, doc="runs a question may take (regimes x seeds, twice at equal spend)")
+    max_work: float = _c(5e9, gt=0, le=1e13, doc="model steps a question may take (runs x sim.population.run_work): "
+                         "5e9 is ~2 minutes of 2 cores")
+    allowed_hosts: list = _c([], doc="more names the pages may be asked for (Host header), e.g. a reverse proxy's: "
+                             "name (any port) or name:port")
 
 
 def base_overrides(engine: str) -> list[str]:
@@ -66,6 +73,120 @@ def check_port(host: str, port: int) -> None:
             raise ConfigError(f"dashboard.port = {port}: cannot listen on {host}:{port} ({e.strerror or e})") from None
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+WILDCARD = ("0.0.0.0", "::", "")
+_HOST_NAME = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::[0-9]{1,5})?")
+
+
+def _split_host(text: str) -> tuple[str, Optional[int]]:
+    """``name``, ``name:port``, ``[::1]:port`` -> (name lower-cased, without brackets or a final dot; port or None)."""
+    text = text.strip()
+    name, port = text, None
+    if text.startswith("["):
+        name, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else None
+    elif text.count(":") == 1:
+        name, port = text.split(":")
+    return name.lower().rstrip("."), (int(port) if port and port.isdigit() else None)
+
+
+class HostGuard:
+    """ASGI middleware: an HTTP request or a WebSocket handshake whose ``Host`` is not an allowed host gets 400
+    (a page of another site reached through DNS rebinding); a WebSocket whose ``Origin`` is present and not
+    ``http(s)://<an allowed host>`` is refused, 403 (another site's page opening the kernel's socket).
+
+    Allowed: the served host (its name at its port; no port: the default), its loopback forms when it serves on
+    loopback, this machine's names and loopback when it serves on every address (0.0.0.0), and
+    ``dashboard.allowed_hosts`` (``name``: any port; ``name:port``)."""
+
+    def __init__(self, app, host: str, port: int, extra: list[str] = ()):
+        import socket
+
+        self.app, self.port = app, int(port)
+        names = {_split_host(host)[0]}
+        if host in WILDCARD:
+            names = set(LOOPBACK) | {socket.gethostname().lower(), socket.getfqdn().lower()}
+            try:  # its addresses too
+                names |= set(socket.gethostbyname_ex(socket.gethostname())[2])
+            except OSError:
+                pass
+        elif is_loopback(host):
+            names |= set(LOOPBACK)
+        self.names = names
+        self.extra = [_split_host(e) for e in extra]
+
+    def allowed(self, text: str) -> bool:
+        if not _HOST_NAME.fullmatch(text or ""):
+            return False
+        name, port = _split_host(text)
+        if name in self.names and port in (None, self.port):
+            return True
+        return any(name == n and (p is None or p == port) for n, p in self.extra)
+
+    def origin_allowed(self, origin: str) -> bool:
+        from urllib.parse import urlsplit
+
+        try:
+            url = urlsplit(origin)
+        except ValueError:
+            return False
+        return url.scheme in ("http", "https") and not url.path.strip("/") and self.allowed(url.netloc)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        websocket = scope["type"] == "websocket"
+        if not self.allowed(headers.get("host", "")):
+            return await self._refuse(scope, send, 400, b"Bad Request: this host name is not served here "
+                                      b"(dashboard.allowed_hosts)\n")
+        if websocket and "origin" in headers and not self.origin_allowed(headers["origin"]):
+            return await self._refuse(scope, send, 403, b"Forbidden: a page of another origin\n")
+        return await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _refuse(scope, send, status: int, body: bytes) -> None:
+        head = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": status, "headers": head})
+            await send({"type": "http.response.body", "body": body})
+        elif "websocket.http.response" in scope.get("extensions", {}):  # the handshake answered with a status
+            await send({"type": "websocket.http.response.start", "status": status, "headers": head})
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:
+            await send({"type": "websocket.close", "code": 1008})  # the server answers the handshake 403
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only (127.x, ::1, localhost)."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def host_warning(host: str) -> Optional[str]:
+    """The line printed at start when the pages are served beyond this machine (they have no login)."""
+    if is_loopback(host):
+        return None
+    return (f"dashboard: warning: dashboard.host = {host} is reachable from other machines and the pages have no "
+            "authentication: anyone who reaches the port runs questions; put it behind a proxy with a login "
+            "(README: Dashboard)")
+
+
+def check_hosts(hosts) -> list[str]:
+    """``dashboard.allowed_hosts``: a list of host names (name or name:port)."""
+    for h in hosts:
+        if not isinstance(h, str) or not _HOST_NAME.fullmatch(h):
+            raise ConfigError(f"dashboard.allowed_hosts = {list(hosts)!r}: {h!r} is not a host name (a name or "
+                              "name:port, e.g. dash.example.org)")
+    return list(hosts)
+
+
 def serve(cfg, own: DashboardConfig, out: Path) -> None:
     import uvicorn
 
@@ -73,8 +194,12 @@ def serve(cfg, own: DashboardConfig, out: Path) -> None:
     from experiments.dashboard.service import Service
 
     check_port(own.host, own.port)
-    service = Service(base_overrides(cfg.engine), workers=cfg.workers, cache=own.cache)
-    service.config([])  # the starting question is valid (it was, as the command line: a check, not a surprise)
+    hosts = check_hosts(own.allowed_hosts)
+    if host_warning(own.host):
+        print(host_warning(own.host), file=sys.stderr, flush=True)
+    service = Service(base_overrides(cfg.engine), workers=cfg.workers, cache=own.cache, max_runs=own.max_runs,
+                      max_work=own.max_work)
+    service.validate([])  # the starting question is valid (as the command line, and within the limits)
     print(f"dashboard: starting {cfg.workers} worker processes (the first start compiles the kernels) ...", flush=True)
     service.start()
     pages.SERVICE = service
@@ -87,7 +212,9 @@ def serve(cfg, own: DashboardConfig, out: Path) -> None:
     url = f"http://{own.host}:{own.port}/"
     print(f"dashboard: serving {url} (Ctrl-C stops it)", flush=True)
     try:
-        uvicorn.run("solara.server.starlette:app", host=own.host, port=own.port, log_level="warning")
+        from solara.server.starlette import app  # after SOLARA_APP is set: it loads the pages
+
+        uvicorn.run(HostGuard(app, own.host, own.port, hosts), host=own.host, port=own.port, log_level="warning")
     finally:
         service.close()
 

@@ -141,26 +141,56 @@ def ComparePage():
     question = question_of(scenario.value, regimes.value, mix.value, seeds.value, at_spend.value, values)
     error = None
     try:
+        svc.check_values({"seeds": seeds.value, **values})  # values typed, never interpolations: before composing
         cfg = service().validate(question)
     except ConfigError as e:
         cfg, error = None, f"config error: {e}"
 
     asked = solara.use_ref(None)  # the question now on the page: a run for an older one stops
     asked.current = tuple(question)
+    running = solara.use_ref(None)  # the cancel event of the question running (svc.Service.compare's)
+    cancelled, set_cancelled = solara.use_state(False)
+
+    def cancel():  # the Cancel button, and the page closing: the chunks not begun are dropped from the pool
+        if running.current is not None:
+            running.current.set()
+
+    def on_close():
+        def cleanup():
+            asked.current = None  # a closed page asks nothing more
+            cancel()
+        return cleanup
+
+    solara.use_effect(on_close, [])  # its cleanup runs when the page (its virtual kernel) closes
 
     def ask():
         if cfg is None:
             return None
         mine = tuple(question)
+        cancel()  # the question this one replaces (running, or waiting for the pool) is given up
+        event = threading.Event()
+        running.current = event
+        set_cancelled(False)
+        progress.set((0, 0, ""))
 
         def on_progress(done, total, desc):
             if asked.current != mine:
                 raise Superseded()  # run_batch cancels the chunks not begun: the pool is free for the new one
             progress.set((done, total, desc))
+
+        def on_wait(runs):  # other pages' questions ahead of this one
+            on_progress(0, 0, f"queued behind {runs:,} runs")
         try:
-            return service().compare(question, on_progress=on_progress)
+            return service().compare(question, on_progress=on_progress, cancel=event, on_wait=on_wait)
         except Superseded:
             return None  # the page shows the newer question's answer
+        except svc.Cancelled:
+            if asked.current == mine:
+                set_cancelled(True)
+            return None
+        finally:
+            if running.current is event:
+                running.current = None
 
     result = solara.lab.use_task(ask, dependencies=[tuple(question), error], raise_error=False)
 
@@ -192,7 +222,13 @@ def ComparePage():
             elif result.pending:
                 done, total, desc = progress.value
                 solara.ProgressLinear(100 * done / total if total else True)
-                solara.Text(f"running {desc}: {done} of {total} runs" if total else "starting", classes=["tt-progress"])
+                solara.Text(f"running {desc}: {done} of {total} runs" if total else desc or "starting",
+                            classes=["tt-progress"])
+                solara.Button("Cancel", on_click=cancel, classes=["tt-cancel"])
+            elif cancelled:
+                solara.Info("Cancelled: change a value to ask again, or ask this question again.",
+                            classes=["tt-cancelled"])
+                solara.Button("Ask again", on_click=lambda: result(), classes=["tt-ask-again"])
             elif result.error and not isinstance(result.exception, Superseded):
                 solara.Error(f"run failed: {result.exception}", classes=["tt-error"])
             elif result.value is not None:
@@ -250,6 +286,7 @@ def OneRunPage():
     error = None
     stepper = None
     try:
+        svc.check_values({"seed": seed.value})
         cfg = service().config([f"scenario={scenario.value}", f"regime={regime.value}", f"seed={seed.value}",
                                 "engine=mesa"])
     except ConfigError as e:
@@ -340,7 +377,7 @@ def SweepPage():
     if not path.value:
         return
     try:
-        df, axes, metrics = svc.load_sweep(Path(path.value))
+        df, axes, metrics = svc.load_sweep(svc.under_root("sweep", path.value, root, "dashboard.sweeps"), root)
     except (ConfigError, OSError, ValueError) as e:
         solara.Error(f"{e}", classes=["tt-error"])
         return
@@ -377,19 +414,27 @@ def CalibrationPage():
     solara.Markdown(f"A calibration's folder (`python -m experiments.calibrate` writes it); found under `{root}`: "
                     f"{len(found)}.")
     solara.InputText("Calibration folder", value=path, continuous_update=False, classes=["tt-calibration-path"])
-    folder = Path(path.value) if path.value else None
-    if folder is None:
+    if not path.value:
         return
-    if not (folder / "posterior.csv").is_file():
+    try:  # a folder under the calibrations' root only, and its files too (a link out of it is not read)
+        folder = svc.under_root("calibration", path.value, root, "dashboard.calibrations")
+    except ConfigError as e:
+        solara.Error(f"{e}", classes=["tt-error"])
+        return
+
+    def readable(name: str) -> bool:
+        return (folder / name).is_file() and svc.inside(root, folder / name)
+
+    if not readable("posterior.csv"):
         solara.Error(f"calibration = {path.value!r}: no posterior.csv there", classes=["tt-error"])
         return
     for name, title in (("posterior_summary.csv", "Posterior: each parameter's range, median, 90% interval"),
                         ("fit.csv", "Fit and held-out predictions: reported against predicted")):
-        if (folder / name).is_file():
+        if readable(name):
             solara.Markdown(f"#### {title}")
             table_html(pd.read_csv(folder / name), name.split(".")[0].replace("_", "-"), index=False)
     for name in ("posterior_pairs.png", "fit.png", "screen.png"):
-        if (folder / name).is_file():
+        if readable(name):
             solara.Image((folder / name).read_bytes(), format="png", width="65%")
     solara.Markdown(f"Compare regimes on this posterior: `python -m experiments.run posterior={folder}`")
 

@@ -15,8 +15,10 @@ in a small cache, so a question asked again is answered at once.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import multiprocessing
+import re
 import shlex
 import threading
 from collections import OrderedDict
@@ -29,7 +31,51 @@ from sim import api
 from sim.config import Config, ConfigError, replace
 
 _FIGURE_LOCK = threading.Lock()
+MAX_RUNS = 5000   # runs a question may take (dashboard.max_runs)
+MAX_WORK = 5e9    # model steps a question may take (dashboard.max_work): ~2 minutes of 2 cores (~5e7 steps/s here)
+CACHE_BYTES = 1e9  # bytes of frames the answers kept may hold (a 2,000-run answer: ~0.16 GB); the last is kept
 CHUNK_RUNS = 8  # runs a worker takes at a time (a round trip costs ~1 ms; a default-scenario run ~10 ms)  # pyplot's state is global: one figure drawn at a time
+
+
+# --------------------------------------------------------------------------- what a page's field may hold
+# a value typed in a page is a plain value: a number, a word, or a quoted word ('bargained'); never an interpolation
+# (${oc.env:HOME} would show the server's environment in the error) nor Hydra's grammar (=, [, ], {, }, ',', (, ...)
+_PLAIN = re.compile(r"[A-Za-z0-9_.+-]*")
+_QUOTED = re.compile(r"'[A-Za-z0-9_.+ -]*'|\"[A-Za-z0-9_.+ -]*\"")
+_TEXT_MAX = 200  # characters of a field's text: a number or a name
+
+
+def plain_value(key: str, text: str, path: bool = False) -> str:
+    """``text`` typed in a page's field ``key``, stripped, if it is a plain value; else a one-line :class:`ConfigError`
+    naming the field (it echoes what was typed, never a resolved value: nothing is composed).
+
+    A value is a number (``500000``, ``1e5``, ``-5``), a word (``null``, ``true``) or a quoted word
+    (``'bargained'``): the schema judges it then. With ``path``, a folder typed in a page: any characters but
+    ``${`` and control characters (a path is never composed; it is read only under its root, :func:`under_root`)."""
+    text = str(text).strip()
+    shown = repr(text[:60] + ("..." if len(text) > 60 else ""))
+    if path:
+        if "${" in text or not text.isprintable() or len(text) > 4096:
+            raise ConfigError(f"{key} = {shown}: a folder's path, without '${{' or control characters")
+        return text
+    if len(text) > _TEXT_MAX or not (_PLAIN.fullmatch(text) or _QUOTED.fullmatch(text)):
+        raise ConfigError(f"{key} = {shown}: must be a plain value (a number, a word or a 'quoted word'), "
+                          "not an interpolation (${...}) nor override syntax (= [ ] { } , ( ) quotes)")
+    return text
+
+
+def check_values(fields: dict) -> None:
+    """:func:`plain_value` of each of a page's fields ({key: text}): the first bad one raises."""
+    for key, text in fields.items():
+        plain_value(key, text)
+
+
+def check_question(question: list[str]) -> None:
+    """Refuse a page's question with an interpolation in it (the command line's own overrides may have some)."""
+    for o in question:
+        if "${" in o:
+            key, _, value = o.partition("=")
+            plain_value(key, value)
 
 
 def figure_png(fig, dpi: int = 90) -> bytes:
@@ -67,6 +113,13 @@ class Answer:
     def command(self) -> str:
         return command_line(self.overrides)
 
+    @property
+    def nbytes(self) -> int:
+        """Memory of its frames (the series: most of it), what the cache counts."""
+        frames = [c.series for c in (self.comparison, self.equal) if c is not None] + \
+                 [c.summary for c in (self.comparison, self.equal) if c is not None]
+        return int(sum(df.memory_usage(index=True, deep=False).sum() for df in frames))
+
     def figure_file(self) -> bytes:
         """The comparison figure as the main job saves it (``comparison.png``)."""
         import tempfile
@@ -101,6 +154,10 @@ def _parquet(df) -> bytes:
     return buf.getvalue()
 
 
+class Cancelled(Exception):
+    """A question given up by its page (:meth:`Service.compare`'s ``cancel`` set)."""
+
+
 class Service:
     """Answers the dashboard's questions: a warm process pool and a cache of answers.
 
@@ -108,16 +165,23 @@ class Service:
         base: overrides every question starts from (the server's command line: engine, seed, ...).
         workers: processes of the pool (1: runs in the calling thread).
         cache: answers kept (least recently used dropped first).
+        max_runs, max_work: the most runs, and model steps (``sim.population.run_work``), a question may take
+            (``dashboard.max_runs``, ``dashboard.max_work``): a question above either is refused with the reason.
     """
 
-    def __init__(self, base: list[str], workers: int = 1, cache: int = 32):
+    def __init__(self, base: list[str], workers: int = 1, cache: int = 32, max_runs: int = MAX_RUNS,
+                 max_work: float = MAX_WORK):
         self.base = list(base)
         self.workers = int(workers)
         self.cache_size = int(cache)
+        self.max_runs, self.max_work = int(max_runs), float(max_work)
         self._cache: OrderedDict[str, Answer] = OrderedDict()
         self._configs: OrderedDict[tuple, Config] = OrderedDict()
+        self._sizes: OrderedDict[tuple, tuple[int, float]] = OrderedDict()
         self._lock = threading.Lock()
         self._pool: Optional[ProcessPoolExecutor] = None
+        self._turn = threading.Condition()  # the questions, one at a time in arrival order: (ticket, runs)
+        self._queue: list[tuple[object, int]] = []
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -147,6 +211,7 @@ class Service:
     def config(self, question: list[str]) -> Config:
         """The validated config of a question (a one-line :class:`ConfigError` as the command line's); composed
         once per question (a page asks on every redraw; Hydra takes ~0.3 s)."""
+        check_question(question)
         key = tuple(self.overrides(question))
         with self._lock:
             if key in self._configs:
@@ -165,7 +230,30 @@ class Service:
 
         cfg = self.config(question)
         check_comparison_memory(cfg, cfg.regimes, cfg.at_spend if len(cfg.regimes) > 1 else None)
+        runs, work = self.size(question, cfg)
+        if runs > self.max_runs:
+            raise ConfigError(f"seeds = {cfg.seeds}: {runs:,} runs, above dashboard.max_runs = {self.max_runs:,} "
+                              "(lower the seeds or the regimes, or start the dashboard with dashboard.max_runs=...)")
+        if work > self.max_work:
+            raise ConfigError(f"seeds = {cfg.seeds}: about {work:.3g} model steps ({runs:,} runs of "
+                              f"{work / runs:.3g} on average), above dashboard.max_work = {self.max_work:.3g} (lower "
+                              "the seeds, the regimes or the size of a run: months, firms, screenings; or start the "
+                              "dashboard with dashboard.max_work=...)")
         return cfg
+
+    def size(self, question: list[str], cfg: Optional[Config] = None) -> tuple[int, float]:
+        """(runs, model steps) of a question (:func:`question_size`): ~0.1 s (a config per regime), so once per
+        question, as its config."""
+        key = tuple(self.overrides(question))
+        with self._lock:
+            size = self._sizes.get(key)
+        if size is None:
+            size = question_size(self.config(question) if cfg is None else cfg)
+            with self._lock:
+                self._sizes[key] = size
+                while len(self._sizes) > 256:
+                    self._sizes.popitem(last=False)
+        return size
 
     def command_line(self, question: list[str]) -> str:
         return command_line(self.overrides(question))
@@ -179,21 +267,75 @@ class Service:
                 return self._cache[key]
         return None
 
-    def compare(self, question: list[str], on_progress: Optional[Callable[[int, int, str], None]] = None) -> Answer:
+    def compare(self, question: list[str], on_progress: Optional[Callable[[int, int, str], None]] = None,
+                cancel: Optional[threading.Event] = None,
+                on_wait: Optional[Callable[[int], None]] = None) -> Answer:
         """The main job's comparison for ``question``: every regime of ``regimes``, and at equal spend to
-        ``at_spend`` when it is set and more than one regime is compared (as the main job does)."""
+        ``at_spend`` when it is set and more than one regime is compared (as the main job does).
+
+        ``cancel``: an event the page sets to give the question up (its Cancel button, its page closed): the
+        comparison raises :class:`Cancelled` when the chunk under way ends, and the chunks not yet begun are
+        cancelled (:func:`sim.api.run_batch`), so the pool is free for the next question.
+
+        Questions of every page run one at a time, in the order they arrive (a page's question does not wait for
+        another page's runs chunk by chunk, nor get ahead of it); ``on_wait(runs)`` is told, while it waits, the runs
+        of the questions ahead of it (it may raise, as ``on_progress`` may, to give the question up)."""
         cfg = self.validate(question)
         key = _key(cfg)
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        answer = self._answer(question, cfg, on_progress)
+
+        def progress(done: int, total: int, desc: str) -> None:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"cancelled after {done} of {total} runs")
+            if on_progress is not None:
+                on_progress(done, total, desc)
+
+        entry = (object(), self.size(question, cfg)[0])  # its place in the queue, and its runs
+        with self._turn:
+            self._queue.append(entry)
+        try:
+            self._wait_turn(entry, cancel, on_wait)
+            with self._lock:  # answered while it waited (the same question from another page)
+                if key in self._cache:
+                    self._cache.move_to_end(key)
+                    return self._cache[key]
+            answer = self._answer(question, cfg, progress)
+        finally:
+            with self._turn:
+                self._queue.remove(entry)
+                self._turn.notify_all()
         with self._lock:
             self._cache[key] = answer
-            while len(self._cache) > self.cache_size:
+            while len(self._cache) > 1 and (len(self._cache) > self.cache_size or
+                                            sum(a.nbytes for a in self._cache.values()) > CACHE_BYTES):
                 self._cache.popitem(last=False)
         return answer
+
+    def _wait_turn(self, entry, cancel: Optional[threading.Event], on_wait) -> None:
+        """Wait until ``entry`` heads the queue (telling ``on_wait`` the runs ahead when they change)."""
+        told = None
+        while True:
+            with self._turn:
+                i = self._queue.index(entry)
+                ahead = sum(runs for _, runs in self._queue[:i])
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("cancelled before it began" + (f" (queued behind {ahead:,} runs)" if i else ""))
+            if i == 0:
+                return
+            if on_wait is not None and ahead != told:
+                on_wait(ahead)
+                told = ahead
+            with self._turn:
+                if self._queue[0] is not entry:
+                    self._turn.wait(0.2)  # a question ahead ends, or a look at ``cancel``
+
+    def queued_runs(self) -> int:
+        """Runs of the questions running or waiting now."""
+        with self._turn:
+            return sum(runs for _, runs in self._queue)
 
     def _answer(self, question, cfg: Optional[Config], on_progress) -> Answer:
         from experiments.app import no_spend_note, report_tables
@@ -218,10 +360,31 @@ class Service:
         title = f"{cfg.scenario.name}: regimes compared over {api.replicates_text(cfg)}"
         with _FIGURE_LOCK:  # shown at the width of a page; the download is drawn again, sharper
             png = figure_png(comparison_figure(res.series, res.summary, title), dpi=60)
+        tables = report_tables(res, cfg, regimes)
+        equal_tables = report_tables(equal, cfg, regimes) if equal is not None else []
+        # an answer kept in the cache keeps its frames, not every run's own arrays (as large as the series frame:
+        # ~half of an answer's memory; nothing of the page reads them)
+        res = dataclasses.replace(res, results=[])
+        equal = dataclasses.replace(equal, results=[]) if equal is not None else None
         return Answer(self.overrides(question), cfg, res, equal, at_spend if equal is not None else None, note,
-                      headline_table(res.table, None if equal is None else equal.table),
-                      report_tables(res, cfg, regimes),
-                      report_tables(equal, cfg, regimes) if equal is not None else [], png, title)
+                      headline_table(res.table, None if equal is None else equal.table), tables, equal_tables,
+                      png, title)
+
+
+def question_size(cfg: Config) -> tuple[int, float]:
+    """(runs, model steps) of the Compare page's question ``cfg``: every regime x replicate, again at equal spend
+    (and the ``at_spend`` regime once more if it is not compared); steps by :func:`sim.population.run_work`."""
+    from sim.population import run_work
+
+    replicates = cfg.seeds * (cfg.posterior_draws if cfg.posterior is not None else 1)
+    regimes = list(cfg.regimes)
+    at_spend = cfg.at_spend if len(regimes) > 1 else None
+    times = 2 if at_spend is not None else 1
+    extra = [at_spend] if at_spend is not None and at_spend not in regimes else []
+    per_regime = {name: run_work(api.under_regime(cfg, name)) for name in {*regimes, *extra}}
+    runs = replicates * (times * len(regimes) + len(extra))
+    work = replicates * (times * sum(per_regime[r] for r in regimes) + sum(per_regime[r] for r in extra))
+    return runs, float(work)
 
 
 def _die_with_parent() -> None:
@@ -277,16 +440,37 @@ class Stepper:
 
 
 # --------------------------------------------------------------------------- sweeps and calibrations
+def inside(root: Path, path: Path) -> bool:
+    """Whether ``path`` resolves (links followed) to ``root`` or below it (``root`` resolved too)."""
+    try:
+        return Path(path).resolve().is_relative_to(Path(root).resolve())
+    except (OSError, RuntimeError):  # a loop of links
+        return False
+
+
+def under_root(key: str, text: str, root: Path, setting: str) -> Path:
+    """The path typed in a page's field ``key``, if it resolves (links followed) inside ``root`` (the dashboard's
+    setting ``setting``); else a one-line :class:`ConfigError`. A page reads no folder but these."""
+    path = Path(plain_value(key, text, path=True))
+    if not inside(root, path):
+        raise ConfigError(f"{key} = {str(path)!r}: not under the dashboard's {setting.split('.')[-1]} folder "
+                          f"{Path(root).resolve()} ({setting})")
+    return path
+
+
 def find_results(root: Path, marker: str) -> list[Path]:
-    """Folders under ``root`` (at most two levels down) that hold ``marker``, newest first."""
+    """Folders under ``root`` (at most two levels down) that hold ``marker``, newest first; a link out of ``root``
+    (to a folder or to the marker) is not followed."""
     if not root.is_dir():
         return []
-    found = [p.parent for p in [*root.glob(f"*/{marker}"), *root.glob(f"*/*/{marker}")] if p.is_file()]
+    found = [p.parent for p in [*root.glob(f"*/{marker}"), *root.glob(f"*/*/{marker}")]
+             if p.is_file() and inside(root, p)]
     return sorted(found, key=lambda p: (p / marker).stat().st_mtime, reverse=True)
 
 
-def load_sweep(path: Path):
-    """A collected sweep (``sweep.parquet``, or its folder) and its axes: (table, axes, metrics)."""
+def load_sweep(path: Path, root: Optional[Path] = None):
+    """A collected sweep (``sweep.parquet``, or its folder) and its axes: (table, axes, metrics); with ``root``,
+    only if the file resolves inside it (links followed)."""
     import pandas as pd
 
     from experiments.collect import swept_columns
@@ -294,6 +478,9 @@ def load_sweep(path: Path):
 
     path = Path(path)
     file = path / "sweep.parquet" if path.is_dir() else path
+    if root is not None and not inside(root, file):
+        raise ConfigError(f"sweep = {str(path)!r}: not under the dashboard's sweeps folder {Path(root).resolve()} "
+                          "(dashboard.sweeps)")
     if not file.is_file():
         raise ConfigError(f"sweep = {str(path)!r}: no sweep.parquet there (collect it: python -m experiments.collect "
                           "<sweep dir>)")
