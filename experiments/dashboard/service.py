@@ -30,11 +30,11 @@ from typing import Callable, Optional
 from sim import api
 from sim.config import Config, ConfigError, replace
 
-_FIGURE_LOCK = threading.Lock()
+_FIGURE_LOCK = threading.Lock()  # pyplot's state is global: one figure drawn at a time
 MAX_RUNS = 5000   # runs a question may take (dashboard.max_runs)
 MAX_WORK = 5e9    # model steps a question may take (dashboard.max_work): ~2 minutes of 2 cores (~5e7 steps/s here)
 CACHE_BYTES = 1e9  # bytes of frames the answers kept may hold (a 2,000-run answer: ~0.16 GB); the last is kept
-CHUNK_RUNS = 8  # runs a worker takes at a time (a round trip costs ~1 ms; a default-scenario run ~10 ms)  # pyplot's state is global: one figure drawn at a time
+CHUNK_RUNS = 8  # runs a worker takes at a time (a round trip costs ~1 ms; a default-scenario run ~10 ms)
 
 
 # --------------------------------------------------------------------------- what a page's field may hold
