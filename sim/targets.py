@@ -31,6 +31,7 @@ from typing import Any, Optional
 
 from .config import Config, ConfigError, one_line
 from .locations import CONFIG_DIR
+from .schema import is_finite_number
 from .yamlsafe import YamlError, read_yaml
 
 TARGETS_DIR = CONFIG_DIR / "targets"
@@ -246,7 +247,7 @@ def _number(d: dict, key: str, where: str, lo: float = 0.0, strict: bool = False
         if required:
             raise ConfigError(f"{where}.{key}: missing; must be a number")
         return None
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+    if not is_finite_number(v):  # (1 and 400 zeros: no float, refused here)
         raise ConfigError(f"{where}.{key} = {v!r}: must be a finite number")
     if v < lo or (strict and v == lo):
         raise ConfigError(f"{where}.{key} = {v!r}: must be {'>' if strict else '>='} {lo:g}")
@@ -342,8 +343,10 @@ def load_targets(name_or_path: str, fitting: bool = True) -> TargetSet:
         raw = read_yaml(path, omegaconf=True)  # within limits of size and aliases (sim/yamlsafe.py)
     except YamlError as e:
         raise ConfigError(f"target_set = {path}: cannot be read ({one_line(e.reason, 160)})") from None
-    try:  # as OmegaConf.load: an empty file is an empty mapping (a text would be parsed again: refused below)
-        data = OmegaConf.to_container(OmegaConf.create({} if raw is None else raw), resolve=True) \
+    # as OmegaConf.load: an empty file is an empty mapping (a text would be parsed again: refused below); interpolations
+    # (${...}) are read as plain text, never resolved (an exponential chain `b: ${a}${a}`, `c: ${b}${b}`... would hang)
+    try:
+        data = OmegaConf.to_container(OmegaConf.create({} if raw is None else raw), resolve=False) \
             if isinstance(raw, (dict, list)) or raw is None else raw
     except (OmegaConfBaseException, yaml.YAMLError, ValueError, OSError) as e:
         raise ConfigError(f"target_set = {path}: cannot be read ({one_line(e, 120)})") from None
