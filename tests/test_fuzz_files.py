@@ -1,0 +1,377 @@
+"""Property-based fuzzing of every file format the project reads (issue 23, point 8).
+
+Each reader, given ANY bytes or structure, either returns a valid object or raises the
+project's one-line error (``ConfigError`` and its subclasses ``YamlError``,
+``SweepFolderError``): never another exception, never a hang, never something
+inconsistent. The strategies mutate the project's real files (``configs/targets/``,
+``configs/spaces/``, ``configs/levers/``, a posterior as the calibration writes it): keys
+dropped, retyped, renamed or duplicated, values replaced by nasty ones (0, negatives,
+1e-200, nan, inf, 300-digit numbers, huge strings, lists, mappings, unknown statistics),
+text truncated or given bytes that are not UTF-8.
+
+Failures found become the named regression tests below each strategy.
+
+Runs: ``pytest tests/test_fuzz_files.py``. As in ``tests/test_fuzz.py``, ``FUZZ_SCALE=10``
+runs ten times the examples and ``FUZZ_RANDOM=1`` draws new examples on each run (the
+default is derandomized).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from hypothesis import HealthCheck, example, given
+from hypothesis import strategies as st
+
+from sim.config import ConfigError
+
+from .test_fuzz import _settings
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGETS = ROOT / "configs" / "targets" / "reported.yaml"
+SPACE = ROOT / "configs" / "spaces" / "judgement.yaml"
+LEVERS = ROOT / "configs" / "levers" / "instruments.yaml"
+# the whole file must stay within about a minute here: pure-Python readers, tens of examples each
+_FILE_SETTINGS = dict(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                             HealthCheck.function_scoped_fixture])
+
+
+def _one_line(e: BaseException, *names: str) -> str:
+    """The error's message, asserted to be one non-empty line naming one of ``names`` (if given)."""
+    msg = str(e)
+    assert msg.strip(), f"{type(e).__name__} with an empty message"
+    assert "\n" not in msg and "\r" not in msg, f"more than one line: {msg[:500]!r}"
+    if names:
+        assert any(n in msg for n in names), f"names none of {names}: {msg[:300]!r}"
+    return msg
+
+
+@pytest.fixture(scope="module")
+def scratch():
+    d = Path(tempfile.mkdtemp(prefix="fuzz_files_"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- strategies
+NASTY_NUMBERS = [0, -1, 1e-200, -1e-200, 1e308, -1e308, math.nan, math.inf, -math.inf, 10 ** 300, -(10 ** 300),
+                 10 ** 400, 0.5, 2, -0.0, 2 ** 63, 2 ** 64]
+NASTY_OTHERS = [None, True, False, "", "x" * 100_000, "1e3", "nan", "successes / contracts",
+                "no_such_metric / contracts", "__import__('os')", "丽水", "\x00", [], [1, 2], {}, {"a": 1},
+                {"low": 1, "high": 2}, "${a}", "${oc.env:HOME}", "${oc.decode:'[1, 2]'}"]
+
+
+def nasty_values():
+    return st.one_of(st.sampled_from(NASTY_NUMBERS + NASTY_OTHERS), st.integers(), st.floats(),
+                     st.text(max_size=20), st.lists(st.integers(), max_size=3))
+
+
+def _paths(obj, prefix=()):
+    """Every path (tuple of keys/indices) into nested dicts and lists, the root excluded."""
+    out = []
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for k, v in items:
+        out.append(prefix + (k,))
+        out += _paths(v, prefix + (k,))
+    return out
+
+
+def _parent(data, path):
+    for k in path[:-1]:
+        data = data[k]
+    return data
+
+
+@st.composite
+def mutated_data(draw, original):
+    """A deep copy of ``original`` with one to four structural mutations."""
+    data = copy.deepcopy(original)
+    for _ in range(draw(st.integers(1, 4))):
+        paths = _paths(data)
+        if not paths:
+            break
+        leaves = [p for p in paths if not isinstance(_parent(data, p)[p[-1]], (dict, list))]
+        op = draw(st.sampled_from(["drop", "set", "set", "leaf", "leaf", "leaf", "rename", "wrap", "add"]))
+        path = draw(st.sampled_from(leaves if op == "leaf" and leaves else paths))
+        parent, key = _parent(data, path), path[-1]
+        op = "set" if op == "leaf" else op
+        if op == "drop":
+            del parent[key]
+        elif op == "set":
+            parent[key] = draw(nasty_values())
+        elif op == "rename" and isinstance(parent, dict):
+            parent[draw(st.sampled_from(["x", "unknown_key", 1, "name", "use", "sd", "value", "low"]))] = \
+                parent.pop(key)
+        elif op == "wrap":
+            parent[key] = draw(st.sampled_from([[parent[key]], {"value": parent[key]}, str(parent[key])]))
+        elif op == "add" and isinstance(parent, dict):
+            parent[draw(st.text(min_size=1, max_size=8))] = draw(nasty_values())
+    return data
+
+
+def _dump(data) -> str:
+    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=10 ** 9)
+
+
+@st.composite
+def mutated_text(draw, original_text: str, original_data):
+    """Text of a YAML file: the original mutated as data, or as text (truncated, a line duplicated (duplicate
+    keys), bytes that are not UTF-8 inserted)."""
+    kind = draw(st.sampled_from(["data", "data", "data", "truncate", "duplicate", "bytes"]))
+    if kind == "data":
+        return _dump(draw(mutated_data(original_data))).encode("utf-8")
+    raw = original_text.encode("utf-8")
+    if kind == "truncate":
+        return raw[:draw(st.integers(0, len(raw)))]
+    if kind == "duplicate":
+        lines = original_text.splitlines(keepends=True)
+        i = draw(st.integers(0, len(lines) - 1))
+        return "".join(lines[:i + 1] + [lines[i]] + lines[i + 1:]).encode("utf-8")
+    i = draw(st.integers(0, len(raw)))
+    return raw[:i] + draw(st.binary(min_size=1, max_size=8)) + raw[i:]
+
+
+# ----------------------------------------------------------------------------- a. sim/yamlsafe.py
+_SCALARS = ["1", "-1", "1e3", "1" * 400, "-" + "9" * 400, ".nan", ".inf", "0x1F", "0o17", "~", "null", "true", "yes",
+            "'quoted'", '"\\u00e9"', "丽水", "2026-12-06", "!!python/object:os.system x", "!!python/name:os.system ''",
+            "!!binary aGVsbG8=", "!!set {a, b}", "!!omap [a: 1]", "!custom x", "${a}", "${a}${a}", "${oc.env:HOME}",
+            "${oc.decode:'[1]'}", "${", "}", "&", "*", "*undefined", "[", "{", ":", "- -", "? a"]
+
+
+@st.composite
+def yaml_texts(draw):
+    """YAML-ish text: mappings and lists of scalars, anchors and aliases (some to undefined or enclosing nodes),
+    tags, deep nesting, huge numbers, interpolations (self-referring, doubling), stray syntax, non-UTF-8 bytes."""
+    kind = draw(st.sampled_from(["mapping", "mapping", "deep", "bomb", "doubling", "self", "bytes", "free"]))
+    if kind == "deep":
+        n = draw(st.integers(90, 400))
+        opener = draw(st.sampled_from(["[", "{a: ", "- "]))
+        if opener == "- ":
+            return "".join("  " * i + "-\n" for i in range(n)) + "  " * n + "x\n"
+        closer = "]" if opener == "[" else "}"
+        return opener * n + "x" + closer * n
+    if kind == "bomb":
+        n, width = draw(st.integers(3, 25)), draw(st.integers(2, 9))
+        lines = ["a0: &a0 [" + ", ".join(["lol"] * width) + "]"]
+        lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]" for i in range(1, n)]
+        return "\n".join(lines) + "\n"
+    if kind == "doubling":
+        n = draw(st.integers(2, 60))
+        lines = ["a0: xx"] + [f"a{i}: ${{a{i - 1}}}${{a{i - 1}}}" for i in range(1, n)]
+        if draw(st.booleans()):
+            lines.reverse()
+        return "\n".join(lines) + "\n"
+    if kind == "self":
+        return draw(st.sampled_from(["a: ${a}\n", "a: ${b}\nb: ${a}\n", "a: &x [*x]\n", "a: &x {b: *x}\n",
+                                     "a: ${.a}\n", "a: {b: ${..a}}\n", "a: ${oc.decode:'${a}'}\n"]))
+    if kind == "bytes":
+        return draw(st.binary(max_size=200))
+    if kind == "free":
+        tokens = st.sampled_from(list("ab:-[]{}&*!,\"'#%|> \n\t$") + ["\n  ", "${", "丽", "&a ", "*a", "!!str "])
+        return "".join(draw(st.lists(tokens, max_size=60)))
+    lines = []
+    anchors = []
+    for i in range(draw(st.integers(1, 12))):
+        key = draw(st.sampled_from(["a", "b", "name", "x" * 50, "1", "1.5", "null", "[1]", "? k", "${a}"]))
+        value = draw(st.sampled_from(_SCALARS + ["[1, 2]", "{k: v}", "[*a0, *a0]"]))
+        prefix = ""
+        if draw(st.booleans()):
+            anchors.append(f"a{i}")
+            prefix = f"&a{i} "
+        if anchors and draw(st.integers(0, 4)) == 0:
+            value = "*" + draw(st.sampled_from(anchors))
+        indent = "  " * draw(st.integers(0, 2))
+        lines.append(f"{indent}{key}: {prefix}{value}")
+    return "\n".join(lines) + "\n"
+
+
+@_settings(300, **_FILE_SETTINGS)
+@given(text=yaml_texts(), omegaconf=st.booleans())
+@example(text="a: &x [*x]\n", omegaconf=True)
+@example(text=b"a: \xff\xfe\n", omegaconf=False)
+def test_yamlsafe_reads_any_text_or_refuses_it_in_one_line(text, omegaconf, scratch):
+    from sim.yamlsafe import YamlError, parse_yaml
+
+    try:
+        data = parse_yaml(text, "fuzz.yaml", omegaconf=omegaconf)
+    except YamlError as e:
+        assert _one_line(e, "fuzz.yaml").startswith("fuzz.yaml: ")
+        return
+    # what it returns is plain data: no Python object built from a tag
+    def plain(o, depth=0):
+        assert depth <= 101
+        if isinstance(o, dict):
+            for k, v in o.items():
+                plain(k, depth + 1)
+                plain(v, depth + 1)
+        elif isinstance(o, (list, tuple, set)):
+            for v in o:
+                plain(v, depth + 1)
+        else:
+            assert o is None or isinstance(o, (str, int, float, bool, bytes)) or type(o).__module__ == "datetime", \
+                type(o)
+
+    plain(data)
+
+
+@_settings(150, **_FILE_SETTINGS)
+@given(text=yaml_texts())
+def test_a_yaml_mapping_file_is_read_or_refused_in_one_line(text, scratch):
+    """sim.calibration.read_yaml_mapping (spaces, levers): through OmegaConf, interpolations never resolved."""
+    from sim.calibration import read_yaml_mapping
+
+    path = scratch / "mapping.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    try:
+        data = read_yaml_mapping(path, "space")
+    except ConfigError as e:
+        _one_line(e, "space = ")
+        return
+    assert isinstance(data, dict)
+
+
+def test_an_interpolation_chain_doubling_at_each_line_is_read_as_text_not_resolved(scratch):
+    """Found by the fuzzer: `a1: ${a0}${a0}`, `a2: ${a1}${a1}`, ... was resolved by OmegaConf anew at each
+    reference, so 20 lines took minutes and 60 lines forever. Spaces, levers, target sets and named regimes now
+    read an interpolation as its text."""
+    from sim.calibration import read_yaml_mapping
+    from sim.targets import load_targets
+
+    lines = ["a0: xx"] + [f"a{i}: ${{a{i - 1}}}${{a{i - 1}}}" for i in range(1, 60)]
+    path = scratch / "doubling.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    data = read_yaml_mapping(path, "space")
+    assert data["a59"] == "${a58}${a58}"
+    target_text = TARGETS.read_text().replace("name: reported", "name: reported\n" + "\n".join(
+        f"x{i}: ${{x{i - 1}}}${{x{i - 1}}}" for i in range(1, 60)), 1)
+    path.write_text(target_text)
+    with pytest.raises(ConfigError, match="unknown key 'x1'"):  # read, then refused for its keys, at once
+        load_targets(str(path))
+    path.write_text(TARGETS.read_text().replace("description: ", "description: ${description}${description} ", 1))
+    assert load_targets(str(path)).description.startswith("${description}${description} ")
+
+
+# ----------------------------------------------------------------------------- b. target sets
+_TARGETS_TEXT = TARGETS.read_text()
+_TARGETS_DATA = yaml.safe_load(_TARGETS_TEXT)
+
+
+def _check_target_set(ts):
+    from sim.targets import USES
+
+    assert ts.settings and ts.targets
+    for name, t in ts.targets.items():
+        assert t.setting in ts.settings, name
+        assert t.use in USES, name
+        assert math.isfinite(t.observed), name
+        assert math.isfinite(t.sigma) and t.sigma > 0, (name, t.sigma)
+        assert math.isfinite(t.discrepancy) and t.discrepancy >= 0, name
+    for s in ts.settings.values():
+        assert isinstance(s.scenario, str) and s.scenario
+        assert isinstance(s.seeds, int) and 1 <= s.seeds <= 100
+
+
+@_settings(150, **_FILE_SETTINGS)
+@given(raw=mutated_text(_TARGETS_TEXT, _TARGETS_DATA))
+def test_a_mutated_target_set_is_read_consistent_or_refused_in_one_line(raw, scratch):
+    from sim.targets import load_targets
+
+    path = scratch / "targets.yaml"
+    path.write_bytes(raw)
+    try:
+        ts = load_targets(str(path))
+    except ConfigError as e:
+        _one_line(e)
+        return
+    _check_target_set(ts)
+
+
+# ----------------------------------------------------------------------------- c. spaces and levers
+_SPACE_TEXT, _LEVERS_TEXT = SPACE.read_text(), LEVERS.read_text()
+_SPACE_DATA, _LEVERS_DATA = yaml.safe_load(_SPACE_TEXT), yaml.safe_load(_LEVERS_TEXT)
+
+
+def _check_params(params):
+    from sim.config import parameter_keys
+
+    keys = set(parameter_keys())
+    for p in params:
+        assert p.key in keys
+        assert math.isfinite(p.low) and math.isfinite(p.high) and p.low < p.high, p
+        assert p.scale in ("linear", "log") and (p.scale == "linear" or p.low > 0), p
+
+
+@_settings(100, **_FILE_SETTINGS)
+@given(raw=mutated_text(_SPACE_TEXT, _SPACE_DATA))
+def test_a_mutated_parameter_space_is_read_consistent_or_refused_in_one_line(raw, scratch):
+    from sim.calibration import load_space
+
+    path = scratch / "space.yaml"
+    path.write_bytes(raw)
+    try:
+        space = load_space(str(path))
+    except ConfigError as e:
+        _one_line(e)
+        return
+    assert space.params
+    _check_params(space.params)
+
+
+@_settings(100, **_FILE_SETTINGS)
+@given(raw=mutated_text(_LEVERS_TEXT, _LEVERS_DATA))
+def test_mutated_levers_are_read_consistent_or_refused_in_one_line(raw, scratch):
+    from sim.explore import load_levers
+    from sim.instruments import REGISTRY
+
+    path = scratch / "levers.yaml"
+    path.write_bytes(raw)
+    try:
+        levers = load_levers(str(path))
+    except ConfigError as e:
+        _one_line(e)
+        return
+    assert levers.switches or levers.params
+    assert all(isinstance(s, str) and s in REGISTRY for s in levers.switches)
+    assert len(set(levers.switches)) == len(levers.switches)
+    _check_params(levers.params)
+
+
+_HUGE = "1" + "0" * 400   # an integer beyond any float, as YAML reads it
+
+
+@pytest.mark.parametrize("reader, text, key", [
+    ("space", "parameters:\n  broker.rate: {low: 0, high: %s}\n" % _HUGE, "space.parameters.broker.rate.high"),
+    ("levers", "parameters:\n  broker.rate: {low: -%s, high: 0.01}\n" % _HUGE, "levers.parameters.broker.rate.low"),
+    ("targets", _TARGETS_TEXT.replace("sd: ", "sd: " + _HUGE + "  # ", 1), ".sd = 1000"),
+])
+def test_an_integer_beyond_any_float_is_refused_in_one_line(reader, text, key, scratch):
+    """Found by the fuzzer: `high: 1` and 400 zeros (a YAML integer no float can hold) raised OverflowError from
+    math.isfinite in parse_params (spaces, levers) and in a target's numbers, a traceback instead of one line."""
+    from sim.calibration import load_space
+    from sim.explore import load_levers
+    from sim.targets import load_targets
+
+    assert ("sd: " in _TARGETS_TEXT) or reader != "targets"
+    path = scratch / f"huge_{reader}.yaml"
+    path.write_text(text)
+    load = {"space": load_space, "levers": load_levers, "targets": load_targets}[reader]
+    with pytest.raises(ConfigError, match="must be a finite number") as e:
+        load(str(path))
+    assert key in _one_line(e.value)
+
+
+def test_an_optimise_constraint_beyond_any_float_is_refused_in_one_line():
+    from sim.optimise import check_constraints
+
+    with pytest.raises(ConfigError, match="must be a finite number") as e:
+        check_constraints({"public_cost": 10 ** 400})
+    _one_line(e.value, "constraints.public_cost")
