@@ -375,3 +375,223 @@ def test_an_optimise_constraint_beyond_any_float_is_refused_in_one_line():
     with pytest.raises(ConfigError, match="must be a finite number") as e:
         check_constraints({"public_cost": 10 ** 400})
     _one_line(e.value, "constraints.public_cost")
+
+
+# ----------------------------------------------------------------------------- d. a posterior
+_RISK, _SURFACE, _NOISE = "scenario.firms.risk_aversion_sme", "experts.surface_chance", "scenario.firms.self_noise"
+_PARTICLES = pd.DataFrame({"weight": [0.5, 0.3, 0.2], _RISK: [1.0, 3.0, 6.0], _SURFACE: [0.2, 0.6, 0.9],
+                           _NOISE: [0.5, 0.5, 0.5]})
+_POSTERIOR_META = {"target_set": "reported", "scenarios": {"default": [_RISK, _SURFACE], "lishui": [_NOISE]},
+                   "created": "by a test"}
+_NASTY_WEIGHTS = [math.nan, math.inf, -math.inf, -1.0, 1e308, 0.0, 1e-320, "x", "", True, 10 ** 400]
+
+
+@st.composite
+def posterior_files(draw):
+    """(posterior.csv bytes, posterior.yaml bytes): the table's weights or values made nasty, columns dropped,
+    added (structural, uncalibrated or unknown keys) or duplicated; the YAML mutated as data; either truncated or
+    given bytes that are not UTF-8."""
+    df = _PARTICLES.astype(object).copy()
+    for _ in range(draw(st.integers(0, 3))):
+        op = draw(st.sampled_from(["weights", "weight", "value", "drop", "add", "duplicate", "rows"]))
+        if op == "weights":  # every weight the same nasty value (all zero, all 1e308, ...)
+            df["weight"] = [draw(st.sampled_from(_NASTY_WEIGHTS))] * len(df)
+        elif op == "weight" and "weight" in df.columns and len(df):
+            df.loc[draw(st.integers(0, len(df) - 1)), "weight"] = draw(st.sampled_from(_NASTY_WEIGHTS))
+        elif op == "value" and len(df.columns) and len(df):
+            col = draw(st.sampled_from(list(df.columns)))
+            df.loc[draw(st.integers(0, len(df) - 1)), col] = draw(nasty_values())
+        elif op == "drop" and len(df.columns):
+            df = df.drop(columns=[draw(st.sampled_from(list(df.columns)))])
+        elif op == "add":
+            col = draw(st.sampled_from(["scenario.firms.n", "scenario.months", "regime.name", "government.budget",
+                                        "scenario.name", "no.such.key", "seed", "broker.rate", "Unnamed: 0"]))
+            df[col] = draw(st.sampled_from([0.01, 100, "x", math.nan]))
+        elif op == "duplicate" and len(df.columns):
+            col = draw(st.sampled_from(list(df.columns)))
+            df = pd.concat([df, df[[col]]], axis=1)
+        elif op == "rows":
+            df = df.iloc[:draw(st.integers(0, len(df)))]
+    csv = df.to_csv(index=False).encode("utf-8")
+    meta = draw(st.one_of(st.just(_POSTERIOR_META), mutated_data(_POSTERIOR_META)))
+    text = _dump(meta).encode("utf-8")
+    for _ in range(draw(st.integers(0, 1))):
+        which = draw(st.sampled_from(["csv", "yaml"]))
+        raw = csv if which == "csv" else text
+        i = draw(st.integers(0, len(raw)))
+        raw = raw[:i] if draw(st.booleans()) else raw[:i] + draw(st.binary(min_size=1, max_size=6)) + raw[i:]
+        csv, text = (raw, text) if which == "csv" else (csv, raw)
+    return csv, text
+
+
+@_settings(150, **_FILE_SETTINGS)
+@given(files=posterior_files())
+@example(files=(b"weight,scenario.firms.risk_aversion_sme\n1e308,1.0\n1e308,2.0\n",
+                _dump({"target_set": "t", "scenarios": {"default": [_RISK]}}).encode()))
+def test_a_mutated_posterior_is_read_consistent_or_refused_in_one_line(files, scratch):
+    from sim.config import parameter_keys
+    from sim.posterior import STRUCTURAL, load_posterior
+
+    folder = scratch / "posterior"
+    folder.mkdir(exist_ok=True)
+    (folder / "posterior.csv").write_bytes(files[0])
+    (folder / "posterior.yaml").write_bytes(files[1])
+    try:
+        post = load_posterior(folder)
+    except ConfigError as e:
+        assert _one_line(e).startswith(f"posterior = {folder}: ")
+        return
+    w = post.weights
+    assert len(w) == len(post.values) >= 1
+    assert np.isfinite(w).all() and (w >= 0).all() and abs(w.sum() - 1) < 1e-9 and w.max() > 0
+    known = set(parameter_keys())
+    assert len(set(post.keys)) == len(post.keys) and set(post.keys) <= known and not set(post.keys) & set(STRUCTURAL)
+    assert all(len(v) == len(post.keys) for v in post.values)
+    for name, keys in post.scenarios.items():
+        assert isinstance(name, str) and set(keys) <= set(post.keys)
+    assert isinstance(post.target_set, str) and post.target_set
+    assert 0 <= int(post.sample(0, 5).max()) < len(w)
+
+
+# ----------------------------------------------------------------------------- e. a sweep's folder
+_TINY = ["scenario.firms.n=200", "scenario.months=6", "progress=false"]
+_NASTY_OVERRIDES = ["seeds=100000000", "seeds=0", "seeds=-1", "seed=0,1,2", "seed=9223372036854775807", "seeds=2",
+                    "regime=free_trial", "regime=nosuch", "regime=../../etc", "regime=baseline,free_trial",
+                    "+grid.broker.rate=[0.01,0.02]", "+grid.broker.rate=[]", "+grid.nosuch=[1]",
+                    "grid={broker: {rate: [0.01]}}", "scenario.firms.n=1" + "0" * 300, "scenario.firms.n=nan",
+                    "scenario.firms.n=range(1,100000)", "scenario.months=range(1,5)", "~seed", "seed@pkg=1",
+                    "hydra.run.dir=/", "hydra/launcher=submitit_slurm", "nosuch.key=1", "scenario={firms: {n: 250}}",
+                    "scenario.firms.n=${oc.env:HOME}", "scenario.firms.n=${a}${a}", "broker.rate=interval(0,1)",
+                    "scenario.firms.n=choice(200,201)", "scenario.firms.n=", "=1", "'", "scenario.firms.n=[[[[[[1]]]]]]",
+                    "results_dir=/tmp", "engine=gpu", "x" * 5000]
+
+
+@st.composite
+def multirun_files(draw, original_text: str, original):
+    kind = draw(st.sampled_from(["task", "task", "task", "params", "text"]))
+    if kind == "text":
+        return draw(mutated_text(original_text, original))
+    data = copy.deepcopy(original)
+    if kind == "task":
+        task = list(data["hydra"]["overrides"]["task"])
+        for _ in range(draw(st.integers(1, 3))):
+            op = draw(st.sampled_from(["add", "replace", "drop"]))
+            if op == "drop" and task:
+                task.pop(draw(st.integers(0, len(task) - 1)))
+            elif op == "replace" and task:
+                task[draw(st.integers(0, len(task) - 1))] = draw(st.sampled_from(_NASTY_OVERRIDES))
+            else:
+                task.append(draw(st.sampled_from(_NASTY_OVERRIDES)))
+        data["hydra"]["overrides"]["task"] = task
+    else:
+        params = data["hydra"].setdefault("sweeper", {}).get("params") or {}
+        key, _, value = draw(st.sampled_from(_NASTY_OVERRIDES)).partition("=")
+        params[key] = draw(st.sampled_from([value, 1, 1.5, [1, 2], {"a": 1}, None, 10 ** 300]))
+        data["hydra"]["sweeper"]["params"] = params
+    return _dump(data).encode("utf-8")
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory):
+    """A finished sweep of 2 runs (200 firms, 6 months, 2 seeds): its multirun.yaml and its result files."""
+    import subprocess
+    import sys
+
+    base = tmp_path_factory.mktemp("tiny_sweep")
+    p = subprocess.run([sys.executable, "-m", "experiments.run", "-m", "regime=baseline", "seeds=2", *_TINY],
+                       cwd=base, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    (d,) = list((base / "multirun").iterdir())
+    assert len(list((d / "results").glob("*.json"))) == 2
+    return d
+
+
+_SWEEP_SETTINGS = dict(_FILE_SETTINGS)
+
+
+def test_multirun_yaml_fuzzed(tiny_sweep, scratch):
+    """multirun.yaml mutated (its overrides above all): sim.sweep.expected_runs gives each run once, its id the
+    hash of its parameters and seed, or refuses in one line."""
+    from sim.sweep import RUNS_MAX, expected_runs, run_id_of
+
+    text = (tiny_sweep / "multirun.yaml").read_text()
+    original = yaml.safe_load(text)
+    runs = expected_runs(tiny_sweep)
+    assert sorted(r for r, _, _ in runs) == sorted(p.stem for p in (tiny_sweep / "results").glob("*.json"))
+
+    @_settings(40, **_SWEEP_SETTINGS)
+    @given(raw=multirun_files(text, original))
+    def check(raw):
+        d = scratch / "sweep"
+        d.mkdir(exist_ok=True)
+        (d / "multirun.yaml").write_bytes(raw)
+        try:
+            runs = expected_runs(d, max_runs=1000)
+        except ConfigError as e:
+            _one_line(e)
+            return
+        rids = [r for r, _, _ in runs]
+        assert len(set(rids)) == len(rids) <= min(1000, RUNS_MAX)
+        for rid, seed, params in runs:
+            assert rid == run_id_of(params, seed) and isinstance(seed, int) and seed >= 0
+
+    check()
+
+
+@st.composite
+def record_files(draw, original: dict):
+    """A result file: the record mutated as data (its checksum then recomputed or not), or its text truncated or
+    given bytes that are not UTF-8."""
+    import json
+
+    from sim.sweep import _digest
+
+    kind = draw(st.sampled_from(["data", "data", "redigest", "text"]))
+    if kind == "text":
+        raw = json.dumps(original).encode()
+        i = draw(st.integers(0, len(raw)))
+        return raw[:i] if draw(st.booleans()) else raw[:i] + draw(st.binary(min_size=1, max_size=6)) + raw[i:]
+    data = draw(mutated_data(original))
+    if kind == "redigest" and isinstance(data, dict):
+        try:
+            data["digest"] = _digest(data)
+        except (TypeError, ValueError):
+            pass
+    return json.dumps(data, default=str).encode()
+
+
+def test_sweep_result_files_fuzzed(tiny_sweep, scratch):
+    """A result file mutated: ResultStore.load takes it only if it is the run's own record (without a recomputed
+    checksum: the very record; with one: metrics a run can have), and done() moves any other aside."""
+    import json
+
+    from sim.results import METRICS
+    from sim.sweep import ResultStore
+
+    good = sorted((tiny_sweep / "results").glob("*.json"))[0]
+    rid, original = good.stem, json.loads(good.read_text())
+
+    @_settings(60, **_SWEEP_SETTINGS)
+    @given(raw=record_files(original))
+    def check(raw):
+        root = scratch / "store"
+        shutil.rmtree(root, ignore_errors=True)
+        (root / "results").mkdir(parents=True)
+        (root / "results" / f"{rid}.json").write_bytes(raw)
+        store = ResultStore(root)
+        record, problem = store.load(rid)
+        if record is None:
+            assert problem and "\n" not in problem
+            assert store.done(rid) is False
+            assert not (root / "results" / f"{rid}.json").exists()
+            assert list((root / "corrupt").glob(f"{rid}*"))
+            return
+        assert problem is None and store.done(rid) is True
+        if record.get("digest") == original["digest"]:
+            assert record == original
+        assert record["id"] == rid and set(record["metrics"]) == set(METRICS)
+        for k in ("needs_raised", "matches", "contracts", "successes", "failures", "gov_spend"):
+            v = record["metrics"][k]
+            assert isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+
+    check()
