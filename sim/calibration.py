@@ -482,7 +482,7 @@ def check_history(db: Path) -> Optional[str]:
         with sqlite3.connect(f"file:{Path(db).resolve()}?mode=ro", uri=True, timeout=5) as con:
             check = con.execute("pragma quick_check").fetchone()
             if not check or check[0] != "ok":
-                return f"damaged ({check[0] if check else 'no answer'})"
+                return f"damaged ({one_line(check[0], 160) if check else 'no answer'})"  # (SQLite's report has lines)
             tables = {r[0] for r in con.execute("select name from sqlite_master where type = 'table'")}
             missing = {"abc_smc", "populations", "particles", "samples"} - tables
             if missing:
