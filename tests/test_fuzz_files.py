@@ -595,3 +595,332 @@ def test_sweep_result_files_fuzzed(tiny_sweep, scratch):
             assert isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
 
     check()
+
+
+# ----------------------------------------------------------------------------- f. a calibration's state
+def _json_texts(original: dict):
+    """calibration.json: the stamp mutated as data (counts negative, huge, text, nan; keys dropped or added), its
+    text truncated or given bytes that are not UTF-8, or nested deep."""
+    import json
+
+    counts = st.sampled_from([-1, 0, 1, 10 ** 12, 10 ** 12 + 1, 10 ** 400, 1.5, math.nan, math.inf, "12", None, True,
+                              [], {}])
+
+    @st.composite
+    def texts(draw):
+        kind = draw(st.sampled_from(["count", "data", "data", "text", "deep", "other"]))
+        if kind == "count":
+            data = dict(original, abc_evaluations=draw(counts))
+            return json.dumps(data).encode()
+        if kind == "data":
+            return json.dumps(draw(mutated_data(original))).encode()
+        if kind == "deep":
+            n = draw(st.integers(500, 200_000))
+            return ('{"abc_evaluations": ' + "[" * n + "]" * n + "}").encode()
+        if kind == "other":
+            return draw(st.sampled_from([b"", b"null", b"[]", b"1", b'"x"', b"NaN", b"\xff\xfe", b"{" * 10,
+                                         b'{"abc_evaluations": 1e999}']))
+        raw = json.dumps(original).encode()
+        i = draw(st.integers(0, len(raw)))
+        return raw[:i] if draw(st.booleans()) else raw[:i] + draw(st.binary(min_size=1, max_size=6)) + raw[i:]
+    return texts()
+
+
+@pytest.fixture(scope="module")
+def calibrate_setup():
+    from hydra import compose, initialize_config_dir
+
+    from experiments.calibrate import load
+    from sim.calibration import load_space
+    from sim.targets import load_targets
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base=None):
+        cfg = load(compose(config_name="calibrate"))
+    return cfg, load_targets(cfg.target_set), load_space(cfg.space)
+
+
+def test_calibration_json_fuzzed(calibrate_setup, scratch):
+    """A resumed calibration's calibration.json mutated: experiments.calibrate._check_stamp continues with the count
+    of runs it holds (a whole number >= 0) or refuses in one line naming the folder; never another exception."""
+    import json
+
+    from experiments.calibrate import _check_stamp, _stamp
+    from sim.calibration import space_path
+
+    cfg, ts, space = calibrate_setup
+    original = dict(_stamp(cfg, ts, space_path(cfg.space)), abc_evaluations=1234)
+    out = scratch / "calibration"
+    out.mkdir(exist_ok=True)
+    (out / "calibration.json").write_text(json.dumps(original))
+    assert _check_stamp(cfg, out, ts, space)["abc_evaluations"] == 1234   # the unmutated file is continued
+
+    @_settings(80, **_FILE_SETTINGS)
+    @given(raw=_json_texts(original))
+    @example(raw=b'{"abc_evaluations": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    def check(raw):
+        (out / "calibration.json").write_bytes(raw)
+        try:
+            stamp = _check_stamp(cfg, out, ts, space)
+        except ConfigError as e:
+            assert _one_line(e).startswith(f"hydra.run.dir = {str(out)!r}: ")
+            assert (out / "calibration.json").read_bytes() == raw   # refused: nothing changed
+            return
+        old = json.loads(raw)
+        assert stamp["abc_evaluations"] == old.get("abc_evaluations", 0)
+        assert isinstance(stamp["abc_evaluations"], int) and 0 <= stamp["abc_evaluations"] <= 10 ** 12
+        assert all(old.get(k) == v for k, v in stamp.items() if k != "abc_evaluations")
+
+    check()
+
+
+@st.composite
+def sqlite_files(draw, original: bytes):
+    kind = draw(st.sampled_from(["truncate", "flip", "bytes", "empty"]))
+    if kind == "truncate":
+        return original[:draw(st.integers(0, len(original)))]
+    if kind == "flip":
+        raw = bytearray(original)
+        for _ in range(draw(st.integers(1, 20))):
+            raw[draw(st.integers(0, len(raw) - 1))] = draw(st.integers(0, 255))
+        return bytes(raw)
+    if kind == "bytes":
+        return draw(st.binary(max_size=4096))
+    return b""
+
+
+def test_abc_db_fuzzed(scratch):
+    """A history (abc.db) damaged: sim.calibration.check_history says why (a line) or None (continue), never
+    raises."""
+    import sqlite3
+
+    from sim.calibration import check_history
+
+    db = scratch / "abc_original.db"
+    db.unlink(missing_ok=True)
+    with sqlite3.connect(db) as con:
+        for table in ("abc_smc", "samples", "particles"):
+            con.execute(f"create table {table} (id integer primary key)")
+        con.execute("create table populations (id integer primary key, abc_smc_id integer, t integer)")
+        con.execute("insert into abc_smc (id) values (1)")
+        con.executemany("insert into populations (abc_smc_id, t) values (1, ?)", [(t,) for t in range(50)])
+    con.close()
+    assert check_history(db) is None
+    original = db.read_bytes()
+
+    @_settings(60, **_FILE_SETTINGS)
+    @given(raw=sqlite_files(original))
+    def check(raw):
+        path = scratch / "abc.db"
+        path.write_bytes(raw)
+        reason = check_history(path)
+        assert reason is None or (isinstance(reason, str) and reason and "\n" not in reason)
+        if raw == original:
+            assert reason is None
+        if len(raw) < 100 and raw:   # no SQLite header: never taken for a history
+            assert reason is not None
+
+    check()
+
+
+def test_exploration_json_fuzzed(scratch):
+    """An exploration's exploration.json mutated (experiments.explore_app.check_stamp): continued only when it is
+    this design's, else refused in one line; never another exception."""
+    import json
+
+    from experiments.explore_app import check_stamp
+
+    out = scratch / "exploration"
+    out.mkdir(exist_ok=True)
+    identity = {"design": "fuzz", "n": 3, "outcomes": ["conversions"]}
+    check_stamp(out, identity, resume=False)
+    original = json.loads((out / "exploration.json").read_text())
+    check_stamp(out, identity, resume=True)   # its own file: continued
+
+    @_settings(60, **_FILE_SETTINGS)
+    @given(raw=_json_texts(original))
+    @example(raw=b"[]")
+    @example(raw=b"[" * 100_000 + b"]" * 100_000)
+    def check(raw):
+        (out / "exploration.json").write_bytes(raw)
+        try:
+            check_stamp(out, identity, resume=True)
+        except ConfigError as e:
+            assert _one_line(e).startswith(f"hydra.run.dir = {str(out)!r}: ")
+            return
+        old = json.loads(raw)   # continued: the file named this very design
+        assert all(old.get(k) == v for k, v in original.items())
+
+    check()
+
+
+# ----------------------------------------------------------------------------- g. exploration parts
+class _PartsModel:
+    """A design's model as sim.designs.run_design sees it, its outcomes a pure function of the points."""
+
+    names = ["x"]
+    outcomes = ["conversions", "extra_conversions"]
+
+    def __init__(self):
+        self.evaluated = 0
+
+    def identity(self):
+        return {"design": "fuzz", "seed": 0}
+
+    def evaluate(self, chunk, executor=None):
+        self.evaluated += len(chunk)
+        x = np.array([p[0] for p in chunk], dtype=float)
+        return pd.DataFrame({"x": x, "conversions": x * 3 + 1, "extra_conversions": x - 2.5})
+
+
+_POINTS = [[float(i)] for i in range(6)]
+
+
+@st.composite
+def part_mutations(draw):
+    """[(part index, mutation, salt)]: one or two parts changed, each once."""
+    kinds = ["scale", "nan", "impossible", "identity", "no_meta", "truncate", "bytes", "points", "drop_outcome",
+             "no_digest", "meta_text"]
+    return draw(st.lists(st.tuples(st.integers(0, 2), st.sampled_from(kinds), st.integers(0, 10 ** 6)),
+                         min_size=1, max_size=2, unique_by=lambda m: m[0]))
+
+
+def _mutate_part(path: Path, kind: str, salt: int) -> str:
+    """Change the part at ``path``; returns what the next run must do: "recompute" or "refuse"."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sim.designs import META, values_digest, write_parquet
+
+    table = pq.read_table(path)
+    frame = table.to_pandas()
+    meta = dict(__import__("json").loads(table.schema.metadata[META]))
+    row = salt % len(frame)
+    if kind in ("truncate", "bytes"):
+        raw = path.read_bytes()
+        i = salt % len(raw)
+        path.write_bytes(raw[:i] if kind == "truncate" else raw[:i] + bytes([salt % 256]) * 8 + raw[i + 8:])
+        return "recompute-or-same"
+    if kind == "meta_text":
+        frame_table = pa.Table.from_pandas(frame, preserve_index=False)
+        pq.write_table(frame_table.replace_schema_metadata({META: b"{not json" * (salt % 3)}), path)
+        return "recompute"
+    if kind == "scale":            # values x 100, the digest left as it was
+        frame.loc[row, "conversions"] *= 100
+    elif kind == "nan":
+        frame.loc[row, "extra_conversions"] = np.nan
+    elif kind == "impossible":     # a count below 0, the digest recomputed: the domain check must catch it
+        frame.loc[row, "conversions"] = -1.0 - salt
+        meta["digest"] = values_digest(frame)
+    elif kind == "identity":
+        meta["identity"] = {"design": "other", "seed": salt}
+        write_parquet(frame, path, meta)
+        return "refuse"
+    elif kind == "points":
+        frame.loc[row, "x"] += 0.5
+        meta["digest"] = values_digest(frame)
+        write_parquet(frame, path, meta)
+        return "refuse"
+    elif kind == "drop_outcome":
+        frame = frame.drop(columns=["extra_conversions"])
+        meta["digest"] = values_digest(frame)
+        write_parquet(frame, path, meta)
+        return "refuse"
+    elif kind == "no_meta":
+        write_parquet(frame, path, None)
+        return "recompute"
+    elif kind == "no_digest":
+        meta.pop("digest")
+    write_parquet(frame, path, meta)
+    return "recompute"
+
+
+def test_exploration_parts_fuzzed(scratch, capsys):
+    """Parts of a design mutated (values x 100, nan, an impossible value with its digest recomputed, another
+    design's identity, other points, a missing outcome, no or broken metadata, truncated or overwritten bytes):
+    sim.designs.run_design refuses in one line, or returns exactly the model's numbers, recomputing every changed
+    part (moved aside) and no other; never reuses a changed value."""
+    from sim.designs import PARTS, run_design
+
+    folder = scratch / "design"
+    shutil.rmtree(folder, ignore_errors=True)
+    truth, evaluated = run_design(_PartsModel(), _POINTS, folder, part_size=2)
+    assert evaluated == 6
+    parts = sorted((folder / PARTS).glob("part-*.parquet"))
+    assert len(parts) == 3
+    originals = {p.name: p.read_bytes() for p in parts}
+
+    @_settings(50, **_FILE_SETTINGS)
+    @given(mutations=part_mutations())
+    def check(mutations):
+        for f in (folder / PARTS).iterdir():
+            if f.name not in originals:
+                f.unlink()
+        for name, raw in originals.items():
+            (folder / PARTS / name).write_bytes(raw)
+        expect = {k: _mutate_part(parts[k], kind, salt) for k, kind, salt in mutations}
+        changed = {k for k in expect if parts[k].read_bytes() != originals[parts[k].name]}
+        model = _PartsModel()
+        try:
+            out, evaluated = run_design(model, _POINTS, folder, part_size=2)
+        except ConfigError as e:
+            _one_line(e)
+            assert any("refuse" in v for v in expect.values()), (mutations, str(e))
+            return
+        assert "refuse" not in expect.values(), mutations
+        pd.testing.assert_frame_equal(out, truth)   # never a changed value
+        assert evaluated <= 2 * len(changed) and model.evaluated == evaluated
+        moved = [f for f in (folder / PARTS).iterdir() if ".damaged-" in f.name and not f.name.endswith(".reason")]
+        assert len(moved) * 2 == evaluated
+        again = _PartsModel()
+        assert run_design(again, _POINTS, folder, part_size=2)[1] == 0   # what was recomputed is kept, and good
+
+    check()
+    capsys.readouterr()
+
+
+def test_a_calibration_json_nested_too_deep_is_refused_in_one_line(calibrate_setup, scratch):
+    """Found by the fuzzer: calibration.json of `[` x 100,000 raised RecursionError from json.loads, a traceback."""
+    from experiments.calibrate import _check_stamp
+
+    cfg, ts, space = calibrate_setup
+    out = scratch / "deep_calibration"
+    out.mkdir(exist_ok=True)
+    (out / "calibration.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ConfigError, match="calibration.json is not valid JSON") as e:
+        _check_stamp(cfg, out, ts, space)
+    _one_line(e.value)
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, "[]", "3"])
+def test_an_exploration_json_nested_too_deep_or_not_a_mapping_is_refused_in_one_line(text, scratch):
+    """Found by the fuzzer: exploration.json of `[` x 100,000 raised RecursionError, and `[]` AttributeError ('list'
+    has no 'get'), tracebacks; both are another design's file now: refused in one line."""
+    from experiments.explore_app import check_stamp
+
+    out = scratch / "odd_exploration"
+    out.mkdir(exist_ok=True)
+    (out / "exploration.json").write_text(text)
+    with pytest.raises(ConfigError, match="holds an exploration with other") as e:
+        check_stamp(out, {"design": "fuzz"}, resume=True)
+    _one_line(e.value)
+
+
+def test_a_damaged_history_is_said_in_one_line(scratch):
+    """Found by the fuzzer: SQLite's quick_check reports a damaged abc.db on several lines ('*** in database main
+    ***\\nPage 5: ...'); check_history's reason (printed when the file is moved aside) is now one line."""
+    import sqlite3
+
+    from sim.calibration import check_history
+
+    db = scratch / "damaged.db"
+    db.unlink(missing_ok=True)
+    with sqlite3.connect(db) as con:
+        con.execute("create table populations (id integer primary key, abc_smc_id integer, t integer)")
+        con.executemany("insert into populations (abc_smc_id, t) values (1, ?)", [(t,) for t in range(2000)])
+    con.close()
+    raw = bytearray(db.read_bytes())
+    for page in range(1, len(raw) // 4096):   # every page's header scribbled over
+        raw[page * 4096 + 1:page * 4096 + 8] = b"\xff" * 7
+    db.write_bytes(bytes(raw))
+    reason = check_history(db)
+    assert reason and "\n" not in reason
