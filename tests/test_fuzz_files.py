@@ -688,14 +688,10 @@ def sqlite_files(draw, original: bytes):
     return b""
 
 
-def test_abc_db_fuzzed(scratch):
-    """A history (abc.db) damaged: sim.calibration.check_history says why (a line) or None (continue), never
-    raises."""
+def _small_history(db: Path) -> Path:
+    """An SQLite file with pyabc's tables, one run and 50 generations (what check_history looks at)."""
     import sqlite3
 
-    from sim.calibration import check_history
-
-    db = scratch / "abc_original.db"
     db.unlink(missing_ok=True)
     with sqlite3.connect(db) as con:
         for table in ("abc_smc", "samples", "particles"):
@@ -704,6 +700,15 @@ def test_abc_db_fuzzed(scratch):
         con.execute("insert into abc_smc (id) values (1)")
         con.executemany("insert into populations (abc_smc_id, t) values (1, ?)", [(t,) for t in range(50)])
     con.close()
+    return db
+
+
+def test_abc_db_fuzzed(scratch):
+    """A history (abc.db) damaged: sim.calibration.check_history says why (a line) or None (continue), never
+    raises."""
+    from sim.calibration import check_history
+
+    db = _small_history(scratch / "abc_original.db")
     assert check_history(db) is None
     original = db.read_bytes()
 
@@ -907,20 +912,14 @@ def test_an_exploration_json_nested_too_deep_or_not_a_mapping_is_refused_in_one_
 
 def test_a_damaged_history_is_said_in_one_line(scratch):
     """Found by the fuzzer: SQLite's quick_check reports a damaged abc.db on several lines ('*** in database main
-    ***\\nPage 5: ...'); check_history's reason (printed when the file is moved aside) is now one line."""
-    import sqlite3
-
+    ***\nPage 5: free space corruption'); check_history's reason (printed when the file is moved aside) is now one
+    line."""
     from sim.calibration import check_history
 
-    db = scratch / "damaged.db"
-    db.unlink(missing_ok=True)
-    with sqlite3.connect(db) as con:
-        con.execute("create table populations (id integer primary key, abc_smc_id integer, t integer)")
-        con.executemany("insert into populations (abc_smc_id, t) values (1, ?)", [(t,) for t in range(2000)])
-    con.close()
+    db = _small_history(scratch / "damaged.db")
     raw = bytearray(db.read_bytes())
-    for page in range(1, len(raw) // 4096):   # every page's header scribbled over
-        raw[page * 4096 + 1:page * 4096 + 8] = b"\xff" * 7
+    assert len(raw) == 5 * 4096
+    raw[4 * 4096 + 1] = 0xFF   # the first free block of page 5 (the populations' table) out of the page
     db.write_bytes(bytes(raw))
     reason = check_history(db)
-    assert reason and "\n" not in reason
+    assert reason.startswith("damaged (") and "Page 5: free space corruption" in reason and "\n" not in reason
