@@ -923,3 +923,134 @@ def test_a_damaged_history_is_said_in_one_line(scratch):
     db.write_bytes(bytes(raw))
     reason = check_history(db)
     assert reason.startswith("damaged (") and "Page 5: free space corruption" in reason and "\n" not in reason
+
+
+# ----------------------------------------------------------------------------- h. the apps' own keys
+_NASTY_OVERRIDE_VALUES = ["0", "1", "2", "-1", "3", "1e400", "1" + "0" * 30, "nan", "inf", "''", "[]", "{}", "null",
+                          "true", "x", "[a,b]", "[1,1]", "0.5", "-0.0", "1e-300", "9223372036854775807",
+                          "sobol", "morris", "predict", "abc_smc", "judgement", "reported", "instruments",
+                          "[conversions]", "[conversions,conversions]", "[nosuch]", "tests/data/small_levers.yaml",
+                          "'conversions > 1'", "'__import__(\"os\")'", "local", "slurm", "/nonexistent.yaml"]
+
+
+def _app_keys(cls, prefix: str) -> list[str]:
+    """Every dotted key of an app's section dataclass."""
+    import dataclasses
+    import typing
+
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            keys += _app_keys(hints[f.name], f"{prefix}{f.name}.")
+        else:
+            keys.append(prefix + f.name)
+    return keys
+
+
+def _validate_app(app: str, overrides: list[str]):
+    """Compose the app's config with ``overrides`` and run its own validation, as its main() does before any run
+    (the model's config and the section, then what build() checks: files read, design bounded); no analysis."""
+    from hydra import compose, initialize_config_dir
+
+    import experiments.explore_app  # noqa: F401  (the resolvers the apps' configs use)
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base=None):
+        node = compose(config_name=app, overrides=overrides)
+    if app == "calibrate":
+        from experiments.calibrate import load
+        from sim.calibration import load_space
+        from sim.targets import load_targets
+
+        cfg = load(node)
+        load_targets(cfg.target_set, fitting=cfg.method != "predict")
+        load_space(cfg.space)
+        return cfg
+    from experiments.explore_app import split
+
+    module = __import__(f"experiments.{app}", fromlist=["build"])
+    cls = {"sensitivity": module.SensitivityConfig if app == "sensitivity" else None,
+           "discover": getattr(module, "DiscoverConfig", None), "optimise": getattr(module, "OptimiseConfig", None)}[app]
+    cfg, own = split(node, app, cls)
+    module.build(cfg, own)
+    return own
+
+
+def _app_classes():
+    from experiments.calibrate import CalibrateConfig
+    from experiments.discover import DiscoverConfig
+    from experiments.optimise import OptimiseConfig
+    from experiments.sensitivity import SensitivityConfig
+
+    return {"calibrate": (CalibrateConfig, ""), "sensitivity": (SensitivityConfig, "sensitivity."),
+            "discover": (DiscoverConfig, "discover."), "optimise": (OptimiseConfig, "optimise.")}
+
+
+@pytest.mark.parametrize("app", ["calibrate", "sensitivity", "discover", "optimise"])
+def test_app_keys_fuzzed(app, monkeypatch):
+    """A few overrides of an app's own keys (and of the model's seed): composed, then validated as the app does
+    before any run: accepted, or a one-line ConfigError (exit 2 on the command line); a value Hydra itself cannot
+    compose is its error (the apps turn it into one line: tests/test_validation.py)."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    monkeypatch.chdir(ROOT)   # relative paths in the overrides (tests/data/...) as from the checkout
+    cls, prefix = _app_classes()[app]
+    keys = [k for k in _app_keys(cls, prefix) if not k.startswith(prefix + "slurm.")] + ["seed"]
+    override = st.builds(lambda k, v: f"{k}={v}", st.sampled_from(keys), st.sampled_from(_NASTY_OVERRIDE_VALUES))
+
+    from experiments.app import _hydra_error_line
+
+    _validate_app(app, [])   # the app's defaults pass its own validation
+
+    @_settings(12, **_FILE_SETTINGS)
+    @given(overrides=st.lists(override, min_size=1, max_size=3, unique_by=lambda o: o.split("=")[0]))
+    def check(overrides):
+        try:
+            _validate_app(app, overrides)
+        except ConfigError as e:
+            _one_line(e)
+        except (HydraException, OmegaConfBaseException) as e:
+            line = _hydra_error_line(str(e))   # what the app prints of it
+            assert line and "\n" not in line
+
+    check()
+
+
+def test_collect_arguments_fuzzed(tiny_sweep, tmp_path_factory, capsys):
+    """collect's own arguments (--metric, --max-runs, --out, --results-dir) drawn: exit 0 with the table written, or
+    exit 2 with one line 'error: ...' on stderr; never a traceback."""
+    from experiments.collect import main
+
+    base = tmp_path_factory.mktemp("collect")
+    d = base / "sweep"
+    shutil.copytree(tiny_sweep, d, symlinks=True)
+    metric = st.sampled_from(["successes", "contracts", "nosuch", "", "__class__", "x" * 300])
+    max_runs = st.sampled_from(["0", "1", "2", "-1", "10", "1" + "0" * 30, "x", "nan"])
+    out = st.sampled_from([None, "t.parquet", "/dev/null", "/", "nosuchdir/t.parquet", "sweep", "t.csv", ""])
+    results = st.sampled_from([None, "results", "nosuch", "/dev/null", "multirun.yaml"])
+
+    @_settings(10, **_FILE_SETTINGS)
+    @given(metric=metric, max_runs=max_runs, out=out, results=results)
+    def check(metric, max_runs, out, results):
+        argv = [str(d), "--no-plots", "--metric", metric, "--max-runs", max_runs]
+        argv += ["--out", str(base / out)] if out is not None else []
+        argv += ["--results-dir", str(d / results)] if results is not None else []
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        printed = capsys.readouterr()
+        err = printed.err
+        assert "Traceback" not in err
+        if e.value.code in (0, 1):   # collected; 1: some runs missing, failed or corrupt (named in the report)
+            assert "error" not in err, err[-500:]
+            assert e.value.code == 0 or "missing" in printed.out or "corrupt" in printed.out or "failed" in printed.out
+            return
+        assert e.value.code == 2, (argv, e.value.code, err[-500:])
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        if lines[-1].startswith("error: "):   # collect's own refusal: one line
+            assert len(lines) == 1, err[-500:]
+        else:                                 # argparse's: its usage, then one line
+            assert lines[0].startswith("usage: ") and ": error: " in lines[-1], err[-500:]
+
+    check()
