@@ -141,14 +141,14 @@ def parse_params(entries, where: str, allow_regime: bool = False) -> tuple:
     defaults = Config()
     params = []
     for key, d in entries.items():
-        at = f"{where}.{key}"
+        at = f"{where}.{one_line(key, 80)}"   # (a key of a file: any text, one line shown)
         if key not in keys or (key.startswith("regime.") and not allow_regime):
             raise ConfigError(f"{at}: unknown key; must be a model parameter (README: Regimes and their parameters)")
         if not isinstance(d, dict):
             raise ConfigError(f"{at} = {d!r}: must be a mapping with low, high")
-        unknown = sorted(set(d) - {"low", "high", "scale", "integer", "scenarios", "why"})
+        unknown = sorted(set(d) - {"low", "high", "scale", "integer", "scenarios", "why"}, key=str)
         if unknown:
-            raise ConfigError(f"unknown key '{at}.{unknown[0]}': allowed are low, high, scale, integer, scenarios, why")
+            raise ConfigError(f"unknown key '{at}.{one_line(unknown[0], 80)}': allowed are low, high, scale, integer, scenarios, why")
         low, high = d.get("low"), d.get("high")
         for k, v in (("low", low), ("high", high)):
             if not is_finite_number(v):  # (1 and 400 zeros: no float, refused here)

@@ -263,15 +263,15 @@ def _check_keys(d: Any, allowed: set, where: str) -> None:
     """A mapping with none but the allowed keys."""
     if not isinstance(d, dict):
         raise ConfigError(f"{where} = {d!r}: must be a mapping with keys " + ", ".join(sorted(allowed)))
-    unknown = sorted(set(d) - allowed)
+    unknown = sorted(set(d) - allowed, key=str)   # (keys of a file: any type, any text)
     if unknown:
-        raise ConfigError(f"unknown key '{where}.{unknown[0]}': allowed keys are " + ", ".join(sorted(allowed)))
+        raise ConfigError(f"unknown key '{where}.{one_line(unknown[0], 80)}': allowed keys are " + ", ".join(sorted(allowed)))
 
 
 def _setting(name: str, d: Any) -> Setting:
     from .config import INSTRUMENT_NAMES, parameter_keys
 
-    where = f"settings.{name}"
+    where = f"settings.{one_line(name, 80)}"
     _check_keys(d, _SETTING_KEYS, where)
     instruments = d.get("instruments", []) or []
     if not isinstance(instruments, list) or any(i not in INSTRUMENT_NAMES for i in instruments):
@@ -282,7 +282,7 @@ def _setting(name: str, d: Any) -> Setting:
     keys = set(parameter_keys())
     for k in overrides:
         if k not in keys or k == "scenario.months" or k.startswith("regime."):
-            raise ConfigError(f"{where}.overrides: unknown key '{k}': must be a model parameter (not regime.* nor "
+            raise ConfigError(f"{where}.overrides: unknown key '{one_line(k, 80)}': must be a model parameter (not regime.* nor "
                               "scenario.months: use instruments and months)")
     months = d.get("months")
     if months is not None and (isinstance(months, bool) or not isinstance(months, int) or months < 1):
@@ -297,7 +297,7 @@ def _setting(name: str, d: Any) -> Setting:
 
 
 def _target(name: str, d: Any, settings: dict) -> Target:
-    where = f"targets.{name}"
+    where = f"targets.{one_line(name, 80)}"
     _check_keys(d, _TARGET_KEYS, where)
     setting = d.get("setting")
     if setting not in settings:
@@ -317,6 +317,10 @@ def _target(name: str, d: Any, settings: dict) -> Target:
             raise ConfigError(f"{where}: give either count and denominator, or value and sd, not both")
         if count > denominator:
             raise ConfigError(f"{where}.count = {count:g}: must be <= its denominator ({denominator:g})")
+        p = (count + 0.5) / (denominator + 1.0)   # as Target.sampling_sd: the distance divides by it
+        if not math.sqrt(p * (1 - p) / denominator) >= SD_RELATIVE_MIN:  # (a denominator of 1e162 gave 0: inf)
+            raise ConfigError(f"{where}.denominator = {denominator:g}: too large: the share's sampling sd, "
+                              f"sqrt(p (1 - p) / denominator), must be at least {SD_RELATIVE_MIN:g}")
     else:
         value = _number(d, "value", where, lo=-math.inf, required=True)
         if sd is None:
@@ -352,9 +356,9 @@ def load_targets(name_or_path: str, fitting: bool = True) -> TargetSet:
         raise ConfigError(f"target_set = {path}: cannot be read ({one_line(e, 120)})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"target_set = {path}: must be a mapping with name, description, settings, targets")
-    unknown = sorted(set(data) - {"name", "description", "settings", "targets"})
+    unknown = sorted(set(data) - {"name", "description", "settings", "targets"}, key=str)
     if unknown:
-        raise ConfigError(f"unknown key '{unknown[0]}' in {path.name}: allowed keys are name, description, settings, "
+        raise ConfigError(f"unknown key '{one_line(unknown[0], 80)}' in {path.name}: allowed keys are name, description, settings, "
                           "targets")
     for key in ("settings", "targets"):
         if not isinstance(data.get(key), dict) or not data[key]:
@@ -365,6 +369,6 @@ def load_targets(name_or_path: str, fitting: bool = True) -> TargetSet:
         raise ConfigError(f"targets in {path.name}: at least one target must have use: fit")
     unused = [s for s in settings if not any(t.setting == s for t in targets.values())]
     if unused:
-        raise ConfigError(f"settings.{unused[0]} in {path.name}: no target uses it")
+        raise ConfigError(f"settings.{one_line(unused[0], 80)} in {path.name}: no target uses it")
     name = data.get("name", path.stem)
     return TargetSet(str(name), " ".join(str(data.get("description", "")).split()), path, settings, targets)
