@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from hypothesis import HealthCheck, example, given
+from hypothesis import HealthCheck, event, example, given
 from hypothesis import strategies as st
 
 from sim.config import ConfigError
@@ -205,6 +205,7 @@ def test_yamlsafe_reads_any_text_or_refuses_it_in_one_line(text, omegaconf, scra
         data = parse_yaml(text, "fuzz.yaml", omegaconf=omegaconf)
     except YamlError as e:
         assert _one_line(e, "fuzz.yaml").startswith("fuzz.yaml: ")
+        event("refused")
         return
     # what it returns is plain data: no Python object built from a tag
     def plain(o, depth=0):
@@ -235,6 +236,7 @@ def test_a_yaml_mapping_file_is_read_or_refused_in_one_line(text, scratch):
         data = read_yaml_mapping(path, "space")
     except ConfigError as e:
         _one_line(e, "space = ")
+        event("refused")
         return
     assert isinstance(data, dict)
 
@@ -291,6 +293,7 @@ def test_a_mutated_target_set_is_read_consistent_or_refused_in_one_line(raw, scr
         ts = load_targets(str(path))
     except ConfigError as e:
         _one_line(e)
+        event("refused")
         return
     _check_target_set(ts)
 
@@ -321,6 +324,7 @@ def test_a_mutated_parameter_space_is_read_consistent_or_refused_in_one_line(raw
         space = load_space(str(path))
     except ConfigError as e:
         _one_line(e)
+        event("refused")
         return
     assert space.params
     _check_params(space.params)
@@ -338,6 +342,7 @@ def test_mutated_levers_are_read_consistent_or_refused_in_one_line(raw, scratch)
         levers = load_levers(str(path))
     except ConfigError as e:
         _one_line(e)
+        event("refused")
         return
     assert levers.switches or levers.params
     assert all(isinstance(s, str) and s in REGISTRY for s in levers.switches)
@@ -396,11 +401,12 @@ def posterior_files(draw):
         op = draw(st.sampled_from(["weights", "weight", "value", "drop", "add", "duplicate", "rows"]))
         if op == "weights":  # every weight the same nasty value (all zero, all 1e308, ...)
             df["weight"] = [draw(st.sampled_from(_NASTY_WEIGHTS))] * len(df)
-        elif op == "weight" and "weight" in df.columns and len(df):
-            df.loc[draw(st.integers(0, len(df) - 1)), "weight"] = draw(st.sampled_from(_NASTY_WEIGHTS))
+        elif op == "weight" and len(df.columns) and df.columns[0] == "weight" and len(df):
+            df.iloc[draw(st.integers(0, len(df) - 1)), 0] = draw(st.sampled_from(_NASTY_WEIGHTS))
         elif op == "value" and len(df.columns) and len(df):
-            col = draw(st.sampled_from(list(df.columns)))
-            df.loc[draw(st.integers(0, len(df) - 1)), col] = draw(nasty_values())
+            value = draw(nasty_values())   # a list or a mapping is written as its text
+            df.iloc[draw(st.integers(0, len(df) - 1)), draw(st.integers(0, len(df.columns) - 1))] = \
+                str(value) if isinstance(value, (list, dict)) else value
         elif op == "drop" and len(df.columns):
             df = df.drop(columns=[draw(st.sampled_from(list(df.columns)))])
         elif op == "add":
@@ -412,6 +418,7 @@ def posterior_files(draw):
             df = pd.concat([df, df[[col]]], axis=1)
         elif op == "rows":
             df = df.iloc[:draw(st.integers(0, len(df)))]
+        df = df.astype(object)   # any value may go in any column next
     csv = df.to_csv(index=False).encode("utf-8")
     meta = draw(st.one_of(st.just(_POSTERIOR_META), mutated_data(_POSTERIOR_META)))
     text = _dump(meta).encode("utf-8")
@@ -440,6 +447,7 @@ def test_a_mutated_posterior_is_read_consistent_or_refused_in_one_line(files, sc
         post = load_posterior(folder)
     except ConfigError as e:
         assert _one_line(e).startswith(f"posterior = {folder}: ")
+        event("refused")
         return
     w = post.weights
     assert len(w) == len(post.values) >= 1
@@ -529,6 +537,7 @@ def test_multirun_yaml_fuzzed(tiny_sweep, scratch):
             runs = expected_runs(d, max_runs=1000)
         except ConfigError as e:
             _one_line(e)
+            event("refused")
             return
         rids = [r for r, _, _ in runs]
         assert len(set(rids)) == len(rids) <= min(1000, RUNS_MAX)
@@ -585,6 +594,7 @@ def test_sweep_result_files_fuzzed(tiny_sweep, scratch):
             assert store.done(rid) is False
             assert not (root / "results" / f"{rid}.json").exists()
             assert list((root / "corrupt").glob(f"{rid}*"))
+            event("refused")
             return
         assert problem is None and store.done(rid) is True
         if record.get("digest") == original["digest"]:
@@ -664,6 +674,7 @@ def test_calibration_json_fuzzed(calibrate_setup, scratch):
         except ConfigError as e:
             assert _one_line(e).startswith(f"hydra.run.dir = {str(out)!r}: ")
             assert (out / "calibration.json").read_bytes() == raw   # refused: nothing changed
+            event("refused")
             return
         old = json.loads(raw)
         assert stamp["abc_evaluations"] == old.get("abc_evaluations", 0)
@@ -751,6 +762,7 @@ def test_exploration_json_fuzzed(scratch):
             check_stamp(out, identity, resume=True)
         except ConfigError as e:
             assert _one_line(e).startswith(f"hydra.run.dir = {str(out)!r}: ")
+            event("refused")
             return
         old = json.loads(raw)   # continued: the file named this very design
         assert all(old.get(k) == v for k, v in original.items())
@@ -870,6 +882,7 @@ def test_exploration_parts_fuzzed(scratch, capsys):
         except ConfigError as e:
             _one_line(e)
             assert any("refuse" in v for v in expect.values()), (mutations, str(e))
+            event("refused")
             return
         assert "refuse" not in expect.values(), mutations
         pd.testing.assert_frame_equal(out, truth)   # never a changed value
@@ -1054,3 +1067,60 @@ def test_collect_arguments_fuzzed(tiny_sweep, tmp_path_factory, capsys):
             assert lines[0].startswith("usage: ") and ": error: " in lines[-1], err[-500:]
 
     check()
+
+
+def test_a_posterior_weight_beyond_any_float_is_refused_in_one_line(scratch):
+    """Found by the fuzzer: a weight of 1 and 400 zeros in posterior.csv raised OverflowError from pd.to_numeric
+    (errors="coerce" does not catch it), a traceback; it is a weight that is not finite now."""
+    from sim.posterior import load_posterior
+
+    folder = scratch / "huge_weight"
+    folder.mkdir(exist_ok=True)
+    (folder / "posterior.csv").write_text(f"weight,{_RISK}\n1{'0' * 400},1.0\n1,2.0\n")
+    (folder / "posterior.yaml").write_text(_dump({"target_set": "t", "scenarios": {"default": [_RISK]}}))
+    with pytest.raises(ConfigError, match=r"particle 0: weight = .*: must be a finite number >= 0") as e:
+        load_posterior(folder)
+    _one_line(e.value, "posterior = ")
+
+
+@pytest.mark.parametrize("reader, text", [
+    ("space", "parameters:\n  broker.rate: {low: 0, high: 0.01, ? \"a\\nb\" : 1}\n"),
+    ("space", "parameters:\n  \"broker.rate\\nx\": {low: 0, high: 0.01}\n"),
+    ("space", "parameters:\n  broker.rate: {low: 0, high: 0.01, 1: x, b: y}\n"),
+    ("levers", "? \"a\\nb\"\n: 1\n1: 2\nparameters: {broker.rate: {low: 0, high: 0.01}}\n"),
+    ("targets", _TARGETS_TEXT.replace("settings:\n", "settings:\n  \"x\\ny\": {scenario: county}\n", 1)),
+    ("targets", _TARGETS_TEXT.replace("name: reported\n", "name: reported\n1: 2\n\"a\\nb\": 3\n", 1)),
+])
+def test_a_key_with_a_line_break_or_of_another_type_is_refused_in_one_line(reader, text, scratch):
+    """Found by the fuzzer: a key holding a line break (`"a\\nb": 1`) was shown as it is, an error of two lines; and
+    unknown keys of two types (1 and 'b') were sorted, a TypeError traceback. Keys are shown through one_line and
+    sorted as text."""
+    from sim.calibration import load_space
+    from sim.explore import load_levers
+    from sim.targets import load_targets
+
+    path = scratch / f"key_{reader}.yaml"
+    path.write_text(text)
+    load = {"space": load_space, "levers": load_levers, "targets": load_targets}[reader]
+    with pytest.raises(ConfigError) as e:
+        load(str(path))
+    _one_line(e.value)
+
+
+@pytest.mark.parametrize("count, denominator", [(39, 4e162), (1e17, 1e17), (0, 1e30)])
+def test_a_share_whose_sampling_sd_vanishes_is_refused_in_one_line(count, denominator, scratch):
+    """Found by the fuzzer: a count of a denominator of 4e162 gave a binomial sampling sd (and a sigma) of 0, so
+    every distance of the calibration would divide by zero; refused now, as a value's sd below 1e-12 already was."""
+    from sim.targets import load_targets
+
+    data = copy.deepcopy(_TARGETS_DATA)
+    name, target = next((n, t) for n, t in data["targets"].items() if "denominator" in t)
+    target.update(count=count, denominator=denominator)
+    path = scratch / "vanishing_sd.yaml"
+    path.write_text(_dump(data))
+    with pytest.raises(ConfigError, match=f"targets.{name}.denominator = .*: too large") as e:
+        load_targets(str(path))
+    _one_line(e.value)
+    target.update(count=39, denominator=4e6)   # a large survey is fine
+    path.write_text(_dump(data))
+    assert load_targets(str(path)).targets[name].sigma > 0
