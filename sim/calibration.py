@@ -120,8 +120,8 @@ def read_yaml_mapping(path: Path, key: str) -> dict:
     if not isinstance(raw, dict):
         raise ConfigError(f"{key} = {path}: must be a YAML mapping")
     try:
-        # interpolations (${...}) are read as plain text, never resolved: OmegaConf resolves `b: ${a}${a}`, `c: ${b}${b}`,
-        # ... anew at each reference, so a file of a few lines would take hours (no file of ours has one)
+        # interpolations (${...}) are read as plain text, never resolved: OmegaConf resolves `b: ${a}${a}`,
+        # `c: ${b}${b}`, ... anew at each reference, so a file of a few lines would take hours (no file of ours has one)
         data = OmegaConf.to_container(OmegaConf.create(raw), resolve=False)
     except Exception as e:  # noqa: BLE001  (any parse error of a user's file: one line)
         raise ConfigError(f"{key} = {path}: not a readable YAML file ({one_line(e, 160)})") from None
@@ -148,7 +148,8 @@ def parse_params(entries, where: str, allow_regime: bool = False) -> tuple:
             raise ConfigError(f"{at} = {d!r}: must be a mapping with low, high")
         unknown = sorted(set(d) - {"low", "high", "scale", "integer", "scenarios", "why"}, key=str)
         if unknown:
-            raise ConfigError(f"unknown key '{at}.{one_line(unknown[0], 80)}': allowed are low, high, scale, integer, scenarios, why")
+            raise ConfigError(f"unknown key '{at}.{one_line(unknown[0], 80)}': allowed are low, high, scale, integer, "
+                              "scenarios, why")
         low, high = d.get("low"), d.get("high")
         for k, v in (("low", low), ("high", high)):
             if not is_finite_number(v):  # (1 and 400 zeros: no float, refused here)

@@ -265,7 +265,8 @@ def _check_keys(d: Any, allowed: set, where: str) -> None:
         raise ConfigError(f"{where} = {d!r}: must be a mapping with keys " + ", ".join(sorted(allowed)))
     unknown = sorted(set(d) - allowed, key=str)   # (keys of a file: any type, any text)
     if unknown:
-        raise ConfigError(f"unknown key '{where}.{one_line(unknown[0], 80)}': allowed keys are " + ", ".join(sorted(allowed)))
+        raise ConfigError(f"unknown key '{where}.{one_line(unknown[0], 80)}': allowed keys are "
+                          + ", ".join(sorted(allowed)))
 
 
 def _setting(name: str, d: Any) -> Setting:
@@ -282,8 +283,8 @@ def _setting(name: str, d: Any) -> Setting:
     keys = set(parameter_keys())
     for k in overrides:
         if k not in keys or k == "scenario.months" or k.startswith("regime."):
-            raise ConfigError(f"{where}.overrides: unknown key '{one_line(k, 80)}': must be a model parameter (not regime.* nor "
-                              "scenario.months: use instruments and months)")
+            raise ConfigError(f"{where}.overrides: unknown key '{one_line(k, 80)}': must be a model parameter (not "
+                              "regime.* nor scenario.months: use instruments and months)")
     months = d.get("months")
     if months is not None and (isinstance(months, bool) or not isinstance(months, int) or months < 1):
         raise ConfigError(f"{where}.months = {months!r}: must be an integer >= 1")
@@ -358,8 +359,8 @@ def load_targets(name_or_path: str, fitting: bool = True) -> TargetSet:
         raise ConfigError(f"target_set = {path}: must be a mapping with name, description, settings, targets")
     unknown = sorted(set(data) - {"name", "description", "settings", "targets"}, key=str)
     if unknown:
-        raise ConfigError(f"unknown key '{one_line(unknown[0], 80)}' in {path.name}: allowed keys are name, description, settings, "
-                          "targets")
+        raise ConfigError(f"unknown key '{one_line(unknown[0], 80)}' in {path.name}: allowed keys are name, "
+                          "description, settings, targets")
     for key in ("settings", "targets"):
         if not isinstance(data.get(key), dict) or not data[key]:
             raise ConfigError(f"{key} = {data.get(key)!r} in {path.name}: must be a non-empty mapping")
