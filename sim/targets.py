@@ -301,8 +301,9 @@ def _target(name: str, d: Any, settings: dict) -> Target:
     where = f"targets.{one_line(name, 80)}"
     _check_keys(d, _TARGET_KEYS, where)
     setting = d.get("setting")
-    if setting not in settings:
-        raise ConfigError(f"{where}.setting = {setting!r}: must be one of the settings: " + ", ".join(settings))
+    if not isinstance(setting, str) or setting not in settings:  # (a list is no setting: `in` a dict raised TypeError)
+        raise ConfigError(f"{where}.setting = {setting!r}: must be one of the settings: "
+                          + ", ".join(map(str, settings)))
     check_statistic(d.get("statistic"), f"{where}.statistic")
     use = d.get("use")
     if use not in USES:
