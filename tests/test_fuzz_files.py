@@ -1124,3 +1124,18 @@ def test_a_share_whose_sampling_sd_vanishes_is_refused_in_one_line(count, denomi
     target.update(count=39, denominator=4e6)   # a large survey is fine
     path.write_text(_dump(data))
     assert load_targets(str(path)).targets[name].sigma > 0
+
+
+@pytest.mark.parametrize("edit", [lambda t: t.update(setting=["longquan"]), lambda t: t.update(setting={"a": 1})])
+def test_a_target_whose_setting_is_a_list_is_refused_in_one_line(edit, scratch):
+    """Found by the fuzzer (FUZZ_RANDOM=1): `setting: [longquan]` raised TypeError (a list looked up in a dict)."""
+    from sim.targets import load_targets
+
+    data = copy.deepcopy(_TARGETS_DATA)
+    data["settings"][1] = data["settings"].pop(next(iter(data["settings"])))   # a setting named by a number, too
+    edit(next(iter(data["targets"].values())))
+    path = scratch / "setting_list.yaml"
+    path.write_text(_dump(data))
+    with pytest.raises(ConfigError, match=r"\.setting = .*: must be one of the settings: ") as e:
+        load_targets(str(path))
+    _one_line(e.value)
