@@ -106,15 +106,15 @@ def mutated_data(draw, original):
         op = "set" if op == "leaf" else op
         if op == "drop":
             del parent[key]
-        elif op == "set":
-            parent[key] = draw(nasty_values())
+        elif op == "set":   # (a copy: a later mutation must not change the list of nasty values)
+            parent[key] = copy.deepcopy(draw(nasty_values()))
         elif op == "rename" and isinstance(parent, dict):
             parent[draw(st.sampled_from(["x", "unknown_key", 1, "name", "use", "sd", "value", "low"]))] = \
                 parent.pop(key)
         elif op == "wrap":
             parent[key] = draw(st.sampled_from([[parent[key]], {"value": parent[key]}, str(parent[key])]))
         elif op == "add" and isinstance(parent, dict):
-            parent[draw(st.text(min_size=1, max_size=8))] = draw(nasty_values())
+            parent[draw(st.text(min_size=1, max_size=8))] = copy.deepcopy(draw(nasty_values()))
     return data
 
 
