@@ -346,7 +346,7 @@ def _check_stamp(cfg, out: Path, ts, space) -> dict:
         fix = "restore it, or start again with resume=false (the runs this folder spent cannot be counted)"
         try:
             old = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, ValueError) as e:
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:  # (RecursionError: nested too deep)
             raise ConfigError(f"hydra.run.dir = {str(out)!r}: {path.name} is not valid JSON ({one_line(e, 80)}); "
                               + fix) from None
         if not isinstance(old, dict):

@@ -102,7 +102,9 @@ def check_stamp(out: Path, identity: dict, resume: bool) -> None:
     if resume and path.exists():
         try:
             old = json.loads(path.read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # unreadable, not JSON, nested too deep: another design's
+            old = {}
+        if not isinstance(old, dict):  # (a list or a number has no keys: not this design's either)
             old = {}
         changed = [k for k in identity if old.get(k) != identity[k]]
         if changed:

@@ -39,6 +39,7 @@ import numpy as np
 from .config import Config, ConfigError, one_line, parameter_keys, replace
 from .executor import Executor  # noqa: F401  (re-exported: the calibration's runner)
 from .locations import CONFIG_DIR
+from .schema import is_finite_number
 from .targets import Setting, Target, TargetSet
 
 SPACES_DIR = CONFIG_DIR / "spaces"
@@ -119,7 +120,9 @@ def read_yaml_mapping(path: Path, key: str) -> dict:
     if not isinstance(raw, dict):
         raise ConfigError(f"{key} = {path}: must be a YAML mapping")
     try:
-        data = OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
+        # interpolations (${...}) are read as plain text, never resolved: OmegaConf resolves `b: ${a}${a}`,
+        # `c: ${b}${b}`, ... anew at each reference, so a file of a few lines would take hours (no file of ours has one)
+        data = OmegaConf.to_container(OmegaConf.create(raw), resolve=False)
     except Exception as e:  # noqa: BLE001  (any parse error of a user's file: one line)
         raise ConfigError(f"{key} = {path}: not a readable YAML file ({one_line(e, 160)})") from None
     if not isinstance(data, dict):
@@ -138,17 +141,18 @@ def parse_params(entries, where: str, allow_regime: bool = False) -> tuple:
     defaults = Config()
     params = []
     for key, d in entries.items():
-        at = f"{where}.{key}"
+        at = f"{where}.{one_line(key, 80)}"   # (a key of a file: any text, one line shown)
         if key not in keys or (key.startswith("regime.") and not allow_regime):
             raise ConfigError(f"{at}: unknown key; must be a model parameter (README: Regimes and their parameters)")
         if not isinstance(d, dict):
             raise ConfigError(f"{at} = {d!r}: must be a mapping with low, high")
-        unknown = sorted(set(d) - {"low", "high", "scale", "integer", "scenarios", "why"})
+        unknown = sorted(set(d) - {"low", "high", "scale", "integer", "scenarios", "why"}, key=str)
         if unknown:
-            raise ConfigError(f"unknown key '{at}.{unknown[0]}': allowed are low, high, scale, integer, scenarios, why")
+            raise ConfigError(f"unknown key '{at}.{one_line(unknown[0], 80)}': allowed are low, high, scale, integer, "
+                              "scenarios, why")
         low, high = d.get("low"), d.get("high")
         for k, v in (("low", low), ("high", high)):
-            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+            if not is_finite_number(v):  # (1 and 400 zeros: no float, refused here)
                 raise ConfigError(f"{at}.{k} = {v!r}: must be a finite number")
         if not low < high:
             raise ConfigError(f"{at}: low = {low} must be < high = {high}")
@@ -516,7 +520,7 @@ def check_history(db: Path) -> Optional[str]:
         with sqlite3.connect(f"file:{Path(db).resolve()}?mode=ro", uri=True, timeout=5) as con:
             check = con.execute("pragma quick_check").fetchone()
             if not check or check[0] != "ok":
-                return f"damaged ({check[0] if check else 'no answer'})"
+                return f"damaged ({one_line(check[0], 160) if check else 'no answer'})"  # (SQLite's report has lines)
             tables = {r[0] for r in con.execute("select name from sqlite_master where type = 'table'")}
             missing = {"abc_smc", "populations", "particles", "samples"} - tables
             if missing:

@@ -510,7 +510,8 @@ def _regime_files(folder: str) -> dict:
     out = {}
     for path in sorted(Path(folder).glob("*.yaml")):
         raw = read_yaml(path, omegaconf=True)  # within limits of size and aliases
-        data = OmegaConf.to_container(OmegaConf.create(raw), resolve=True) if isinstance(raw, (dict, list)) else raw
+        # interpolations read as plain text, never resolved (an exponential chain of them would hang)
+        data = OmegaConf.to_container(OmegaConf.create(raw), resolve=False) if isinstance(raw, (dict, list)) else raw
         out[path.stem] = list(data.get("instruments", [])) if isinstance(data, dict) else []
     return out
 

@@ -37,7 +37,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from .calibration import Param, parse_params, read_yaml_mapping
-from .config import Config, ConfigError, replace
+from .config import Config, ConfigError, one_line, replace
 from .instruments import REGISTRY
 from .locations import CONFIG_DIR
 
@@ -183,9 +183,10 @@ def load_levers(name_or_path: str) -> Levers:
     """Read and validate a levers file: ``instruments: [...]`` (switches) and ``parameters: {key: {low, high}}``."""
     path = levers_path(name_or_path)
     data = read_yaml_mapping(path, "levers")
-    unknown = sorted(set(data) - {"name", "instruments", "parameters"})
+    unknown = sorted(set(data) - {"name", "instruments", "parameters"}, key=str)
     if unknown:
-        raise ConfigError(f"unknown key 'levers.{unknown[0]}' in {path}: allowed are name, instruments, parameters")
+        raise ConfigError(f"unknown key 'levers.{one_line(unknown[0], 80)}' in {path}: allowed are name, instruments, "
+                          "parameters")
     switches = data.get("instruments") or []
     if not isinstance(switches, list) or any(s not in REGISTRY for s in switches) or len(set(switches)) < len(switches):
         raise ConfigError(f"levers.instruments = {switches!r}: must be a list of distinct instruments; allowed: "

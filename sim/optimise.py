@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from .config import ConfigError
+from .schema import is_finite_number
 
 DIRECTIONS = ("max", "min")
 # outcomes that are not a mean over replicates of a per-replicate value: a ratio of means and a percentile over
@@ -70,7 +71,7 @@ def check_constraints(constraints: Optional[Mapping[str, float]]) -> dict:
         raise ConfigError(f"constraints = {constraints!r}: must be a mapping {{outcome: upper bound}}")
     out = {}
     for k, b in constraints.items():
-        if isinstance(b, bool) or not isinstance(b, (int, float, np.integer, np.floating)) or not math.isfinite(b):
+        if not isinstance(b, (int, float, np.integer, np.floating)) or not is_finite_number(b):
             raise ConfigError(f"constraints.{k} = {b!r}: must be a finite number (the outcome's upper bound)")
         out[k] = float(b)
     return out

@@ -126,7 +126,7 @@ def _read_particles(path: Path, shown):
         raise _refuse(shown, f"{CSV} has no particle")
     if len(set(df.columns)) != len(df.columns):
         raise _refuse(shown, f"{CSV}: each column may appear once")
-    weights = pd.to_numeric(df[WEIGHT], errors="coerce").to_numpy(dtype=float)
+    weights = np.array([_weight(v) for v in df[WEIGHT].tolist()], dtype=float)
     bad = np.flatnonzero(~(np.isfinite(weights) & (weights >= 0)))
     if bad.size:
         weight = _show(df[WEIGHT].tolist()[bad[0]])
@@ -150,6 +150,15 @@ def _read_particles(path: Path, shown):
     columns = [[_value(key, v, i, shown) for i, v in enumerate(df[key].tolist())] for key in keys]
     values = tuple(zip(*columns)) if keys else ((),) * len(df)
     return tuple(keys), values, weights / weights.sum()
+
+
+def _weight(v) -> float:
+    """A weight as a float, NaN if it is none (refused then); 1 and 400 zeros is inf (pd.to_numeric raised
+    OverflowError on it, errors="coerce" or not)."""
+    try:
+        return float(v)
+    except (TypeError, ValueError, OverflowError):
+        return math.nan
 
 
 def _value(key: str, value, particle: int, shown):

@@ -8,6 +8,8 @@ field with its default, its allowed range and a one-line meaning, validated by
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import field
 from typing import Any
 
@@ -73,6 +75,17 @@ def _factor(default, doc="", positive=False, hi=MULTIPLIER_MAX):
 def _nested(cls):
     return field(default_factory=cls, metadata={})
 
+
+
+def is_finite_number(value: Any) -> bool:
+    """A real number, not a bool, and finite; an integer beyond any float (``1`` and 400 zeros in a YAML file) is not
+    finite (``math.isfinite`` would raise OverflowError on it)."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(value, numbers.Real):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _show(value: Any) -> str:

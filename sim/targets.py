@@ -31,6 +31,7 @@ from typing import Any, Optional
 
 from .config import Config, ConfigError, one_line
 from .locations import CONFIG_DIR
+from .schema import is_finite_number
 from .yamlsafe import YamlError, read_yaml
 
 TARGETS_DIR = CONFIG_DIR / "targets"
@@ -246,7 +247,7 @@ def _number(d: dict, key: str, where: str, lo: float = 0.0, strict: bool = False
         if required:
             raise ConfigError(f"{where}.{key}: missing; must be a number")
         return None
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+    if not is_finite_number(v):  # (1 and 400 zeros: no float, refused here)
         raise ConfigError(f"{where}.{key} = {v!r}: must be a finite number")
     if v < lo or (strict and v == lo):
         raise ConfigError(f"{where}.{key} = {v!r}: must be {'>' if strict else '>='} {lo:g}")
@@ -262,15 +263,16 @@ def _check_keys(d: Any, allowed: set, where: str) -> None:
     """A mapping with none but the allowed keys."""
     if not isinstance(d, dict):
         raise ConfigError(f"{where} = {d!r}: must be a mapping with keys " + ", ".join(sorted(allowed)))
-    unknown = sorted(set(d) - allowed)
+    unknown = sorted(set(d) - allowed, key=str)   # (keys of a file: any type, any text)
     if unknown:
-        raise ConfigError(f"unknown key '{where}.{unknown[0]}': allowed keys are " + ", ".join(sorted(allowed)))
+        raise ConfigError(f"unknown key '{where}.{one_line(unknown[0], 80)}': allowed keys are "
+                          + ", ".join(sorted(allowed)))
 
 
 def _setting(name: str, d: Any) -> Setting:
     from .config import INSTRUMENT_NAMES, parameter_keys
 
-    where = f"settings.{name}"
+    where = f"settings.{one_line(name, 80)}"
     _check_keys(d, _SETTING_KEYS, where)
     instruments = d.get("instruments", []) or []
     if not isinstance(instruments, list) or any(i not in INSTRUMENT_NAMES for i in instruments):
@@ -281,8 +283,8 @@ def _setting(name: str, d: Any) -> Setting:
     keys = set(parameter_keys())
     for k in overrides:
         if k not in keys or k == "scenario.months" or k.startswith("regime."):
-            raise ConfigError(f"{where}.overrides: unknown key '{k}': must be a model parameter (not regime.* nor "
-                              "scenario.months: use instruments and months)")
+            raise ConfigError(f"{where}.overrides: unknown key '{one_line(k, 80)}': must be a model parameter (not "
+                              "regime.* nor scenario.months: use instruments and months)")
     months = d.get("months")
     if months is not None and (isinstance(months, bool) or not isinstance(months, int) or months < 1):
         raise ConfigError(f"{where}.months = {months!r}: must be an integer >= 1")
@@ -296,11 +298,12 @@ def _setting(name: str, d: Any) -> Setting:
 
 
 def _target(name: str, d: Any, settings: dict) -> Target:
-    where = f"targets.{name}"
+    where = f"targets.{one_line(name, 80)}"
     _check_keys(d, _TARGET_KEYS, where)
     setting = d.get("setting")
-    if setting not in settings:
-        raise ConfigError(f"{where}.setting = {setting!r}: must be one of the settings: " + ", ".join(settings))
+    if not isinstance(setting, str) or setting not in settings:  # (a list is no setting: `in` a dict raised TypeError)
+        raise ConfigError(f"{where}.setting = {setting!r}: must be one of the settings: "
+                          + ", ".join(map(str, settings)))
     check_statistic(d.get("statistic"), f"{where}.statistic")
     use = d.get("use")
     if use not in USES:
@@ -316,6 +319,10 @@ def _target(name: str, d: Any, settings: dict) -> Target:
             raise ConfigError(f"{where}: give either count and denominator, or value and sd, not both")
         if count > denominator:
             raise ConfigError(f"{where}.count = {count:g}: must be <= its denominator ({denominator:g})")
+        p = (count + 0.5) / (denominator + 1.0)   # as Target.sampling_sd: the distance divides by it
+        if not math.sqrt(p * (1 - p) / denominator) >= SD_RELATIVE_MIN:  # (a denominator of 1e162 gave 0: inf)
+            raise ConfigError(f"{where}.denominator = {denominator:g}: too large: the share's sampling sd, "
+                              f"sqrt(p (1 - p) / denominator), must be at least {SD_RELATIVE_MIN:g}")
     else:
         value = _number(d, "value", where, lo=-math.inf, required=True)
         if sd is None:
@@ -342,17 +349,19 @@ def load_targets(name_or_path: str, fitting: bool = True) -> TargetSet:
         raw = read_yaml(path, omegaconf=True)  # within limits of size and aliases (sim/yamlsafe.py)
     except YamlError as e:
         raise ConfigError(f"target_set = {path}: cannot be read ({one_line(e.reason, 160)})") from None
-    try:  # as OmegaConf.load: an empty file is an empty mapping (a text would be parsed again: refused below)
-        data = OmegaConf.to_container(OmegaConf.create({} if raw is None else raw), resolve=True) \
+    # as OmegaConf.load: an empty file is an empty mapping (a text would be parsed again: refused below); interpolations
+    # (${...}) are read as plain text, never resolved (an exponential chain `b: ${a}${a}`, `c: ${b}${b}`... would hang)
+    try:
+        data = OmegaConf.to_container(OmegaConf.create({} if raw is None else raw), resolve=False) \
             if isinstance(raw, (dict, list)) or raw is None else raw
     except (OmegaConfBaseException, yaml.YAMLError, ValueError, OSError) as e:
         raise ConfigError(f"target_set = {path}: cannot be read ({one_line(e, 120)})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"target_set = {path}: must be a mapping with name, description, settings, targets")
-    unknown = sorted(set(data) - {"name", "description", "settings", "targets"})
+    unknown = sorted(set(data) - {"name", "description", "settings", "targets"}, key=str)
     if unknown:
-        raise ConfigError(f"unknown key '{unknown[0]}' in {path.name}: allowed keys are name, description, settings, "
-                          "targets")
+        raise ConfigError(f"unknown key '{one_line(unknown[0], 80)}' in {path.name}: allowed keys are name, "
+                          "description, settings, targets")
     for key in ("settings", "targets"):
         if not isinstance(data.get(key), dict) or not data[key]:
             raise ConfigError(f"{key} = {data.get(key)!r} in {path.name}: must be a non-empty mapping")
@@ -362,6 +371,6 @@ def load_targets(name_or_path: str, fitting: bool = True) -> TargetSet:
         raise ConfigError(f"targets in {path.name}: at least one target must have use: fit")
     unused = [s for s in settings if not any(t.setting == s for t in targets.values())]
     if unused:
-        raise ConfigError(f"settings.{unused[0]} in {path.name}: no target uses it")
+        raise ConfigError(f"settings.{one_line(unused[0], 80)} in {path.name}: no target uses it")
     name = data.get("name", path.stem)
     return TargetSet(str(name), " ".join(str(data.get("description", "")).split()), path, settings, targets)
