@@ -344,8 +344,12 @@ def _check_stamp(cfg, out: Path, ts, space) -> dict:
     path = out / "calibration.json"
     if cfg.resume and path.exists():
         fix = "restore it, or start again with resume=false (the runs this folder spent cannot be counted)"
+        from sim.yamlsafe import YamlError, read_bytes
+
         try:
-            old = json.loads(path.read_text())
+            old = json.loads(read_bytes(path, kind="a calibration's state"))
+        except YamlError as e:
+            raise ConfigError(f"hydra.run.dir = {str(out)!r}: {path.name}: {e.reason}; " + fix) from None
         except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:  # (RecursionError: nested too deep)
             raise ConfigError(f"hydra.run.dir = {str(out)!r}: {path.name} is not valid JSON ({one_line(e, 80)}); "
                               + fix) from None

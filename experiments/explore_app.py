@@ -100,16 +100,19 @@ def check_stamp(out: Path, identity: dict, resume: bool) -> None:
     identity = {**identity, "model_sources": source_hash()[:16]}
     path = out / "exploration.json"
     if resume and path.exists():
+        from sim.yamlsafe import YamlError, read_bytes
+
         try:
-            old = json.loads(path.read_text())
-        except (OSError, ValueError, RecursionError):  # unreadable, not JSON, nested too deep: another design's
-            old = {}
+            old = json.loads(read_bytes(path, kind="an exploration's stamp"))
+        except (YamlError, OSError, ValueError, RecursionError):  # unreadable, too big, not JSON, nested too deep:
+            old = {}                                                # another design's
         if not isinstance(old, dict):  # (a list or a number has no keys: not this design's either)
             old = {}
         changed = [k for k in identity if old.get(k) != identity[k]]
         if changed:
             raise ConfigError(f"hydra.run.dir = {str(out)!r}: holds an exploration with other {', '.join(changed)}; "
-                              "start again with <app>.run.resume=false, or choose another folder")
+                              f"start again with {identity.get('app', '<app>')}.run.resume=false, or choose another "
+                              "folder")
     write_atomic(path, lambda p: Path(p).write_text(json.dumps(identity, indent=1, default=str) + "\n"))
 
 

@@ -138,9 +138,10 @@ def parse_yaml(text, where: str, omegaconf: bool = False) -> Any:
         raise YamlError(where, "not YAML (" + " ".join(str(e).split())[:200] + ")") from None
 
 
-def read_bytes(path: Path, limit: int = YAML_MAX_BYTES) -> bytes:
+def read_bytes(path: Path, limit: int = YAML_MAX_BYTES, kind: str = "a YAML file") -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes (never blocks on a FIFO or a device), or a
-    :class:`YamlError` naming the file."""
+    :class:`YamlError` naming the file (``kind``: what it is, for the message). Also the readers of the apps' JSON
+    state files (``calibration.json``, ``exploration.json``), which are far smaller."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as e:
@@ -155,7 +156,7 @@ def read_bytes(path: Path, limit: int = YAML_MAX_BYTES) -> bytes:
     finally:
         os.close(fd)
     if len(data) > limit:
-        raise YamlError(str(path), f"more than the {limit} bytes a YAML file of ours can have")
+        raise YamlError(str(path), f"more than the {limit} bytes {kind} of ours can have")
     return data
 
 

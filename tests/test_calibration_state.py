@@ -323,3 +323,17 @@ def test_the_lock_file_is_never_a_link_to_a_file_elsewhere(tmp_path):
         with folder_lock(folder, "hydra.run.dir", "calibration", ".calibration.lock"):
             pass
     assert theirs.read_text() == "their data\n"
+
+
+def test_a_calibration_json_beyond_its_size_is_refused_unread(done, tmp_path):
+    """The state file is read within a size bound, like every file of the user's (a 1 MiB calibration.json is no
+    state this app wrote): one line, exit 2, the file left as it is."""
+    out = _copy(done, tmp_path)
+    big = '{"abc_evaluations": 1, "pad": "' + "x" * (1 << 20) + '"}'
+    (out / "calibration.json").write_text(big)
+    p = _run(out, "abc.generations=2", "progress=false", cwd=tmp_path)
+    line = _one_line(p, 2)
+    assert line == (f"config error: hydra.run.dir = {str(out)!r}: calibration.json: more than the 1048576 bytes a "
+                    "calibration's state of ours can have; restore it, or start again with resume=false (the runs "
+                    "this folder spent cannot be counted)"), line
+    assert (out / "calibration.json").read_text() == big
