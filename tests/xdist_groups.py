@@ -37,9 +37,9 @@ import pytest
 
 # units (a group's name, or a prefix of test ids) that start first, longest first: the Slurm cluster's tests
 # (~4 minutes on 2 loaded cores), the fresh environment's install and two cold Numba compiles (~3), the fuzzed
-# command lines, the calibrations, the notebooks' kernels, the cold compile on two cores, the studies of many seeds
+# command lines, the calibrations, the fuzzed files, the notebooks' kernels, the cold compile on two cores, the sweeps
 LONG_FIRST = ("slurm", "tests/test_install.py", "tests/test_dashboard.py", "tests/test_fuzz.py", "tests/test_calibration.py",
-              "tests/test_sweep_safety.py", "tests/test_notebooks.py", "tests/test_jit.py", "tests/test_directions.py",
+              "tests/test_fuzz_files.py", "tests/test_sweep_safety.py", "tests/test_notebooks.py", "tests/test_jit.py",
               "tests/test_sweeps.py", "tests/test_optimise.py", "tests/test_main_job.py")
 
 ENV = "TECHTRANSFER_XDIST_GROUPS"  # the folder of the workers' group files, made by the controller
