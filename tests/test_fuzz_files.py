@@ -282,20 +282,25 @@ def _check_target_set(ts):
         assert isinstance(s.seeds, int) and 1 <= s.seeds <= 100
 
 
+def _read_or_refused(load, raw: bytes, path):
+    """``load`` of a file holding ``raw``: what it read, or None when it refused the file in one line."""
+    path.write_bytes(raw)
+    try:
+        return load(str(path))
+    except ConfigError as e:
+        _one_line(e)
+        event("refused")
+        return None
+
+
 @_settings(150, **_FILE_SETTINGS)
 @given(raw=mutated_text(_TARGETS_TEXT, _TARGETS_DATA))
 def test_a_mutated_target_set_is_read_consistent_or_refused_in_one_line(raw, scratch):
     from sim.targets import load_targets
 
-    path = scratch / "targets.yaml"
-    path.write_bytes(raw)
-    try:
-        ts = load_targets(str(path))
-    except ConfigError as e:
-        _one_line(e)
-        event("refused")
-        return
-    _check_target_set(ts)
+    ts = _read_or_refused(load_targets, raw, scratch / "targets.yaml")
+    if ts is not None:
+        _check_target_set(ts)
 
 
 # ----------------------------------------------------------------------------- c. spaces and levers
@@ -318,13 +323,8 @@ def _check_params(params):
 def test_a_mutated_parameter_space_is_read_consistent_or_refused_in_one_line(raw, scratch):
     from sim.calibration import load_space
 
-    path = scratch / "space.yaml"
-    path.write_bytes(raw)
-    try:
-        space = load_space(str(path))
-    except ConfigError as e:
-        _one_line(e)
-        event("refused")
+    space = _read_or_refused(load_space, raw, scratch / "space.yaml")
+    if space is None:
         return
     assert space.params
     _check_params(space.params)
@@ -336,13 +336,8 @@ def test_mutated_levers_are_read_consistent_or_refused_in_one_line(raw, scratch)
     from sim.explore import load_levers
     from sim.instruments import REGISTRY
 
-    path = scratch / "levers.yaml"
-    path.write_bytes(raw)
-    try:
-        levers = load_levers(str(path))
-    except ConfigError as e:
-        _one_line(e)
-        event("refused")
+    levers = _read_or_refused(load_levers, raw, scratch / "levers.yaml")
+    if levers is None:
         return
     assert levers.switches or levers.params
     assert all(isinstance(s, str) and s in REGISTRY for s in levers.switches)
