@@ -85,11 +85,15 @@ def test_service_answers_as_the_api_and_caches_answers():
     # a bad value: the command line's message
     with pytest.raises(api.ConfigError, match=r"broker.cap = -5.0: must be >= 0"):
         s.compare(["broker.cap=-5"])
-    # a comparison that would not fit in memory is refused as the main job refuses it, before any run
+    # a comparison that would not fit in memory is refused as the main job refuses it, before any run (on a server
+    # whose run limits would let it through: they are checked first)
     calls.clear()
+    roomy = Service(["engine=numba", *SERVER[:-1]], workers=1, max_runs=10**9, max_work=float("inf"))
     with pytest.raises(api.ConfigError, match=r"needs about [\d.]+ GB of memory"):
-        s.compare(["seeds=1000000"], on_progress=lambda *a: calls.append(a))
+        roomy.compare(["seeds=1000000"], on_progress=lambda *a: calls.append(a))
     assert calls == []
+    with pytest.raises(api.ConfigError, match=r"^seeds = 1000000: 6,000,000 runs, above dashboard.max_runs = 5,000"):
+        s.compare(["seeds=1000000"])
 
 
 def test_a_mix_of_instruments_is_a_regime_of_the_comparison():

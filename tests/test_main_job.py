@@ -184,11 +184,14 @@ def test_output_files_are_readable_by_the_group_and_others(tmp_path):
 def test_a_failed_second_run_into_the_same_folder_keeps_the_first_runs_provenance(tmp_path):
     p, out = _run(tmp_path, "seeds=1", "regimes=[baseline]", "broker.cap=123456")
     assert p.returncode == 0, p.stderr
-    first = {f.name: f.read_bytes() for f in out.rglob("*") if f.is_file()}
+    def files():  # all but the lock file, which holds the pid of its last holder (for a second job's message)
+        return {f.name: f.read_bytes() for f in out.rglob("*") if f.is_file() and f.name != ".lock"}
+
+    first = files()
     assert b"broker.cap=123456" in first["overrides.yaml"]
     p2, _ = _run(tmp_path, "seeds=1", "regimes=[baseline]", "broker.cap=-1")  # refused: exit 2
     assert p2.returncode == 2
-    assert {f.name: f.read_bytes() for f in out.rglob("*") if f.is_file()} == first
+    assert files() == first and (out / ".lock").is_file()
 
 
 _LEAKY = """

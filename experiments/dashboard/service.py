@@ -229,8 +229,7 @@ class Service:
         from experiments.app import check_comparison_memory
 
         cfg = self.config(question)
-        check_comparison_memory(cfg, cfg.regimes, cfg.at_spend if len(cfg.regimes) > 1 else None)
-        runs, work = self.size(question, cfg)
+        runs, work = self.size(question, cfg)  # the limits first: the size of the question is what the user chose
         if runs > self.max_runs:
             raise ConfigError(f"seeds = {cfg.seeds}: {runs:,} runs, above dashboard.max_runs = {self.max_runs:,} "
                               "(lower the seeds or the regimes, or start the dashboard with dashboard.max_runs=...)")
@@ -239,6 +238,7 @@ class Service:
                               f"{work / runs:.3g} on average), above dashboard.max_work = {self.max_work:.3g} (lower "
                               "the seeds, the regimes or the size of a run: months, firms, screenings; or start the "
                               "dashboard with dashboard.max_work=...)")
+        check_comparison_memory(cfg, cfg.regimes, cfg.at_spend if len(cfg.regimes) > 1 else None)
         return cfg
 
     def size(self, question: list[str], cfg: Optional[Config] = None) -> tuple[int, float]:
