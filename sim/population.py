@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from . import rng
+from .jit import entry
 from .config import Config, ConfigError
 from .rules import yuan_array
 from .schema import RUN_WORK_MAX
@@ -103,14 +104,33 @@ def _sector(seed, purpose, n, sectors):
 def arrival_months(seed: int, universities: int, months: int, rate: float) -> tuple[np.ndarray, np.ndarray]:
     """The achievements disclosed during the run: (owner, month) of each, in month then university order. Each
     university discloses floor(rate) a month and one more with chance rate - floor(rate)."""
-    whole, frac = int(np.floor(rate)), rate - np.floor(rate)
-    owners, born = [], []
+    whole = np.floor(rate)
+    return _arrivals(int(seed), int(universities), int(months), int(whole), float(rate - whole))
+
+
+@entry
+def _arrivals(seed, universities, months, whole, frac):
+    """:func:`arrival_months`, compiled (a loop of NumPy calls a month was the largest part of drawing a
+    population): the chance of month ``m``'s extra disclosure at university ``u`` is uniform ``u`` of stream
+    (seed, POP_ARRIVAL, m), as ``rng.uniform_array`` draws it."""
+    counts = np.empty((max(months - 1, 0), universities), dtype=np.int64)
+    total = 0
     for m in range(1, months):  # month 0's stock is the initial one
-        n = whole + (rng.uniform_array(seed, rng.POP_ARRIVAL, m, universities) < frac)
-        owners.append(np.repeat(np.arange(universities, dtype=np.int64), n))
-        born.append(np.full(int(n.sum()), m, dtype=np.int64))
-    empty = np.zeros(0, dtype=np.int64)
-    return (np.concatenate(owners) if owners else empty), (np.concatenate(born) if born else empty)
+        h = rng.stream(seed, rng.POP_ARRIVAL, m)
+        for u in range(universities):
+            n = whole + (1 if rng.uniform_in(h, u) < frac else 0)
+            counts[m - 1, u] = n
+            total += n
+    owners = np.empty(total, dtype=np.int64)
+    born = np.empty(total, dtype=np.int64)
+    k = 0
+    for m in range(1, months):
+        for u in range(universities):
+            for _ in range(counts[m - 1, u]):
+                owners[k] = u
+                born[k] = m
+                k += 1
+    return owners, born
 
 
 def _initial_ages(seed: int, n: int, span: int) -> np.ndarray:

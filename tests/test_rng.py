@@ -55,3 +55,30 @@ def test_keyed_beta_sampler_matches_the_beta_distribution(a, b):
     assert stats.kstest(x, "beta", args=(a, b)).pvalue > 0.001
     # and it is keyed: the same call gives the same draws
     assert np.array_equal(x[:50], rng.beta_array(3, rng.POP_FIRM, 100, np.full(50, a), np.full(50, b)))
+
+
+def _arrivals_by_definition(seed, universities, months, rate):
+    """The definition of the arrivals (README: each university discloses floor(rate) a month and one more with
+    chance rate - floor(rate), its chance the month's uniform of stream (seed, POP_ARRIVAL, month)), in NumPy."""
+    whole, frac = int(np.floor(rate)), rate - np.floor(rate)
+    owners, born = [], []
+    for m in range(1, months):
+        n = whole + (rng.uniform_array(seed, rng.POP_ARRIVAL, m, universities) < frac)
+        owners.append(np.repeat(np.arange(universities, dtype=np.int64), n))
+        born.append(np.full(int(n.sum()), m, dtype=np.int64))
+    empty = np.zeros(0, dtype=np.int64)
+    return (np.concatenate(owners) if owners else empty), (np.concatenate(born) if born else empty)
+
+
+@pytest.mark.parametrize("seed, universities, months, rate", [
+    (0, 12, 60, 0.5), (7, 1, 2, 0.999), (3, 5, 36, 2.0), (3, 5, 36, 2.25), (11, 40, 120, 0.05), (1, 3, 1, 0.7),
+    (2**62, 4, 24, 0.0), (5, 0, 12, 1.5), (9, 2, 0, 3.5),
+])
+def test_compiled_arrivals_equal_their_definition(seed, universities, months, rate):
+    from sim.population import arrival_months
+
+    owners, born = arrival_months(seed, universities, months, rate)
+    want_owners, want_born = _arrivals_by_definition(seed, universities, months, rate)
+    assert owners.dtype == born.dtype == np.int64
+    np.testing.assert_array_equal(owners, want_owners)
+    np.testing.assert_array_equal(born, want_born)
