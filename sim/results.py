@@ -206,6 +206,20 @@ def _first(bad) -> int:
     return int(np.nonzero(bad)[0][0])
 
 
+# each payment's column, +1 into its payee's class and -1 out of its payer's: a month's payments times this are each
+# class's net inflow (what its balance must change by)
+_NET_FLOWS = np.zeros((N_SERIES, len(ledger.ACCOUNT_CLASSES)))
+for _k in ledger.KINDS:
+    _NET_FLOWS[_k.column, _k.payee] += 1.0
+    _NET_FLOWS[_k.column, _k.payer] -= 1.0
+# the columns that may go below zero: the firms' surplus flow and the balances of classes that may be overdrawn
+_MAY_BE_NEGATIVE = np.zeros(N_SERIES, dtype=bool)
+_MAY_BE_NEGATIVE[[C.FIRM_SURPLUS, *(a.column for a in ledger.ACCOUNT_CLASSES if a.overdraft)]] = True
+# per instrument, the flow columns it owns (all zero while it is off)
+_OWNED_FLOWS = {m.NAME: np.array([i for i, col in enumerate(C.COLUMNS) if col.owner == m.NAME and not col.stock],
+                                 dtype=np.int64) for m in INSTRUMENTS}
+
+
 def check_invariants(series: np.ndarray, n_achievements: int, initial_money: float, cfg=None) -> None:
     """Recompute the model's invariants from a series; raise :class:`InvariantError` on the first broken one.
 
@@ -232,15 +246,14 @@ def check_invariants(series: np.ndarray, n_achievements: int, initial_money: flo
     if bad.any():
         m = _first(bad)
         raise InvariantError(f"month {m}: money adds up to {total[m]:.0f}, not {initial_money:.0f}")
-    # every flow accounted for: each class's balance changes by the payments declared to and from it
-    for cls, acc in enumerate(ledger.ACCOUNT_CLASSES):
-        flows = np.zeros(s.shape[0])
-        for k in ledger.KINDS:
-            flows += (k.payee == cls) * s[:, k.column] - (k.payer == cls) * s[:, k.column]
-        bad = np.diff(s[:, acc.column]) != flows[1:]
-        if bad.any():
-            raise InvariantError(f"month {_first(bad) + 1}: the {acc.plural}' cash changes differ from the payments "
-                                 f"to and from them")
+    # every flow accounted for: each class's balance changes by the payments declared to and from it (payments are
+    # whole yuan within 2^53, population.check_money: exact in any order of summing)
+    bad = np.diff(s[:, list(BALANCE_COLUMNS)], axis=0) != (s @ _NET_FLOWS)[1:]
+    if bad.any():
+        cls = _first(bad.any(axis=0))  # the first class in the ledger's order, at its first month
+        month = _first(bad[:, cls])
+        raise InvariantError(f"month {month + 1}: the {ledger.ACCOUNT_CLASSES[cls].plural}' cash changes differ from "
+                             f"the payments to and from them")
     if not np.array_equal(np.diff(s[:, BALANCE_COLUMNS[ledger.FIRM]]), s[1:, C.FIRM_SURPLUS]):
         raise InvariantError("firms' cash changes differ from the firm surplus flow")
     # the funnel never widens (cumulative)
@@ -270,10 +283,9 @@ def check_invariants(series: np.ndarray, n_achievements: int, initial_money: flo
         m = _first(bad)
         raise InvariantError(f"month {m}: {s[m, C.ACCOUNTS_OVERDRAWN]:.0f} accounts that cannot be overdrawn are below "
                              "zero (a firm paid more than it had)")
-    may_be_negative = {C.FIRM_SURPLUS} | {a.column for a in ledger.ACCOUNT_CLASSES if a.overdraft}
-    for col in range(s.shape[1]):
-        if col not in may_be_negative and (s[:, col] < 0).any():
-            raise InvariantError(f"{SERIES_NAMES[col]} is negative")
+    negative = (s < 0).any(axis=0) & ~_MAY_BE_NEGATIVE
+    if negative.any():
+        raise InvariantError(f"{SERIES_NAMES[_first(negative)]} is negative")
     # project slots: a need fills one; expiry, a breakdown and the outcome free it again
     occupied = (c[:, C.NEEDS_RAISED] - c[:, C.NEEDS_EXPIRED] - c[:, C.NEGOTIATIONS_FAILED] - c[:, C.SUCCESSES]
                 - c[:, C.FAILURES])
@@ -317,8 +329,9 @@ def _check_instruments(s: np.ndarray, cfg) -> None:
     on = set(cfg.regime.instruments)
     for m in INSTRUMENTS:
         if m.NAME not in on:
-            for i, col in enumerate(C.COLUMNS):
-                if col.owner == m.NAME and not col.stock and s[:, i].any():
-                    raise InvariantError(f"{col.name} is not zero though {m.NAME} is off")
+            owned = _OWNED_FLOWS[m.NAME]
+            moved = s[:, owned].any(axis=0)
+            if moved.any():
+                raise InvariantError(f"{SERIES_NAMES[owned[_first(moved)]]} is not zero though {m.NAME} is off")
         if hasattr(m, "check_series"):
             m.check_series(s, cfg)

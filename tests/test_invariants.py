@@ -142,6 +142,31 @@ def test_broken_series_is_caught():
         check_invariants(s5, len(m.achievements), m.initial_money)
 
 
+def test_books_moved_without_a_payment_and_negative_counts_are_named_exactly():
+    """Cash moved between two classes with no payment declared keeps the total (money is conserved) but not each
+    class's changes: the first class of the ledger's order that differs is named, at the month it differs. A count
+    below zero is named, the first column in the series' order."""
+    from sim.results import SERIES_NAMES
+
+    m = TransferModel(small(), 0)
+    s = m.run().copy()
+    n, money = len(m.achievements), m.initial_money
+    moved = s.copy()
+    for month in range(5, moved.shape[0]):  # from month 5 on, 7 yuan sit with the brokers instead of the firms
+        moved[month, ledger.ACCOUNT_CLASSES[ledger.FIRM].column] -= 7
+        moved[month, ledger.ACCOUNT_CLASSES[ledger.BROKER].column] += 7
+    first = ledger.ACCOUNT_CLASSES[min(ledger.FIRM, ledger.BROKER)].plural
+    with pytest.raises(AssertionError, match=f"^month 5: the {first}' cash changes differ from the payments to and "
+                                             "from them$"):
+        check_invariants(moved, n, money)
+    negative = s.copy()
+    negative[4, Series.BROKERS_ACTIVE] = -1
+    negative[2, Series.LIST_SEARCHES] = -1
+    name = SERIES_NAMES[min(Series.BROKERS_ACTIVE, Series.LIST_SEARCHES)]
+    with pytest.raises(AssertionError, match=f"^{name} is negative$"):
+        check_invariants(negative, n, money)
+
+
 def _series(cfg, seed):
     return TransferModel(cfg, seed).run()
 
