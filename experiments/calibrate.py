@@ -174,7 +174,7 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
     _check_defined(model, cfg.seed)  # also loads the compiled kernels here, before worker processes are forked
     from sim.outputs import folder_lock
 
-    with folder_lock(out, "hydra.run.dir", "calibration", ".calibration.lock"):  # two at once would mix their state
+    with folder_lock(out, "hydra.run.dir", "calibration"):  # two at once would mix their state
         return _calibrate(cfg, out, ts, space, model, executor, config_dirs, workers)
 
 
@@ -199,9 +199,7 @@ def _calibrate(cfg, out, ts, space, model, executor, config_dirs, workers) -> di
     from sim import calibration_plots as plots
 
     fit_targets, held_out = ts.by_use("fit"), ts.by_use("holdout")
-    stamp = _check_stamp(cfg, out, ts, space)
-    if stamp["screen_runs"] is None:
-        stamp["screen_runs"] = sum((out / f).exists() for f in ("screen.csv", "screen_check.csv")) * _screen_runs(cfg, model)
+    stamp = _check_stamp(cfg, out, ts, space, _screen_runs(cfg, model))
     info = {"targets": str(ts.path), "space": space.name, "runs": 0}
     t_start = time.perf_counter()
     _say(cfg, f"target set {ts.name}: {len(fit_targets)} fitted, {len(held_out)} held out; "
@@ -327,7 +325,7 @@ def _stamp(cfg, ts, space_path: Path) -> dict:
             "seed": cfg.seed, "population": cfg.abc.population, "screen": dataclasses.asdict(cfg.screen)}
 
 
-def _check_stamp(cfg, out: Path, ts, space) -> dict:
+def _check_stamp(cfg, out: Path, ts, space, screen_cost: int) -> dict:
     """Refuse to continue, in a folder, a calibration of other targets, parameters, model or settings; returns the
     folder's stamp (with the ABC evaluations and the screens' runs spent so far in every session, for the budget).
 
@@ -359,8 +357,8 @@ def _check_stamp(cfg, out: Path, ts, space) -> dict:
         counts = {}
         for key in COUNTS:
             if key == "screen_runs" and key not in old:  # written before screens were counted as they began: the
-                counts[key] = None                        # screens stored are counted (_calibrate)
-                continue
+                counts[key] = screen_cost * sum((out / f).exists() for f in ("screen.csv", "screen_check.csv"))
+                continue                                  # screens stored are counted (screen_cost runs each)
             spent = old.get(key, 0)
             if isinstance(spent, bool) or not isinstance(spent, int) or not 0 <= spent <= 10**12:
                 raise ConfigError(f"hydra.run.dir = {str(out)!r}: {path.name}: {key} = {spent!r}: must be a "
@@ -555,7 +553,15 @@ def _screen_runs(cfg, model) -> int:
 def _charge_screen(out: Path, stamp: dict, cfg, model) -> None:
     """Count a screen's runs in the folder's state before it begins: a screen killed half-way spent runs the
     budget paid for, and its runs are not in any history (the count may exceed what was run, never fall short)."""
-    stamp["screen_runs"] += _screen_runs(cfg, model)
+    cost = _screen_runs(cfg, model)
+    spent = stamp["screen_runs"] + stamp["abc_evaluations"] * model.runs_per_evaluation
+    after = cost + (3 * cfg.abc.population * model.runs_per_evaluation if cfg.method == "abc_smc" else 0)
+    if spent + after > cfg.budget:  # a hard cap across sessions: a screen (and a generation) it cannot pay is not begun
+        raise ConfigError(f"budget = {cfg.budget}: this folder has spent {spent} runs (the screens begun and the ABC "
+                          f"evaluations of every session); a screen of {cost} runs"
+                          + (" and a first generation" if cfg.method == "abc_smc" else "")
+                          + " would pass it; raise it, or start again with resume=false")
+    stamp["screen_runs"] += cost
     _save_stamp(out, stamp)
 
 

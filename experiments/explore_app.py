@@ -154,9 +154,6 @@ def write_table(frame, path: Path) -> None:
         write_atomic(path, lambda p: frame.to_csv(p, index=False))
 
 
-LOCK = ".exploration.lock"  # held in an exploration's folder for its life (sim.outputs.lock_folder)
-
-
 def app_main(config_name: str, section: str, cls, body: Callable, provenance: bool = True,
              lock: bool = True) -> Callable[[], None]:
     """The ``main()`` of an exploration app: ``body(model_cfg, section_cfg, out)`` does the work (``provenance``:
@@ -179,7 +176,7 @@ def app_main(config_name: str, section: str, cls, body: Callable, provenance: bo
                 return
             from sim.outputs import lock_folder, only_lock_left
 
-            held_lock = lock_folder(out, "hydra.run.dir", "exploration", LOCK)  # one writer a folder
+            held_lock = lock_folder(out, "hydra.run.dir", "exploration")  # one writer a folder
             ok = False
             try:
                 body(cfg, own, out)
@@ -187,7 +184,7 @@ def app_main(config_name: str, section: str, cls, body: Callable, provenance: bo
                     _write_provenance(out, node)  # last, with the results
                 ok = True
             finally:  # refused or failed before writing anything: the lock file it created goes (still held)
-                held_lock.release(remove=not ok and held_lock.created and only_lock_left(out, LOCK))
+                held_lock.release(remove=not ok and held_lock.created and only_lock_left(out))
         except APP_ERRORS as e:
             from .app import _remove_created_folder
 

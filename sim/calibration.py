@@ -298,10 +298,16 @@ def read_screen(path, keys: Sequence[str], targets: Sequence[str]):
     of one: every effect finite and >= 0, each parameter once, its ``mu_star`` the largest of its per-target effects
     (re-derived), the rows in decreasing ``mu_star``. Such a file was edited or damaged: its caller moves it aside
     and screens again."""
+    import io
+
     import pandas as pd
 
-    try:
-        table = pd.read_csv(path)
+    from .yamlsafe import YamlError, read_bytes
+
+    try:  # a regular file within 1 MiB (never a FIFO): a screen of 10^3 parameters x 10^2 targets is smaller
+        table = pd.read_csv(io.BytesIO(read_bytes(Path(path), kind="a screen")))
+    except YamlError as e:
+        return None, e.reason
     except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as e:
         return None, f"not a readable table ({one_line(e, 80)})"
     columns = [*SCREEN_COLUMNS, *targets]

@@ -98,40 +98,63 @@ class FolderLock:
 
 
 def lock_folder(folder: Path, key: str, what: str = "job", name: str = LOCK_NAME) -> FolderLock:
-    """Lock ``folder`` (through ``folder/name``, into which this process's pid is written) for this process, or
-    refuse in one line naming ``key`` (the config key that chose the folder): another ``what`` holds it (its pid
-    said), or it cannot be locked. The lock file is never opened through a link (:func:`check_target`,
-    ``O_NOFOLLOW``): the pid written into it would overwrite a file elsewhere."""
+    """Lock ``folder`` (through ``folder/name``) for this process, or refuse in one line naming ``key`` (the config
+    key that chose the folder): another job holds it (its kind and pid said), or it cannot be locked.
+
+    Every app locks the same file (``.lock``), so that no two jobs of any kinds (a main job, a calibration, an
+    exploration) write one folder at once; the holder writes ``<pid> <what>`` into it for the second one's message.
+    The lock file is never opened through a link (:func:`check_target`, ``O_NOFOLLOW``): what is written into it
+    would overwrite a file elsewhere. A job that removes the lock file it made (:meth:`FolderLock.release`) may do
+    so while another has it open: the lock is held only on the file the name stands for when it is taken (else
+    taken again on the new one), so two jobs never both hold a folder."""
     import fcntl
 
     folder = Path(folder)
     lock = folder / name
-    check_target(lock, key + " lock file")
-    created = not os.path.lexists(lock)
-    try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), _file_mode())
-    except OSError as e:
-        raise ConfigError(f"{key} = {str(folder)!r}: cannot create its lock file {name} "
-                          f"({e.strerror or e})") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    for _attempt in range(100):
+        check_target(lock, key + " lock file")
+        created = not os.path.lexists(lock)
         try:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-        except OSError:
-            holder = "?"
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), _file_mode())
+        except OSError as e:
+            raise ConfigError(f"{key} = {str(folder)!r}: cannot create its lock file {name} "
+                              f"({e.strerror or e})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").split(maxsplit=1)
+            except OSError:
+                holder = []
+            os.close(fd)
+            pid, kind = (holder + ["?", what])[:2] if holder else ("?", what)
+            raise ConfigError(f"{key} = {str(folder)!r}: another {one_kind(kind, what)} (pid {pid}) is writing in "
+                              f"this folder (it holds {name}); wait for it to end, or choose another folder") from None
+        except OSError as e:
+            os.close(fd)
+            raise ConfigError(f"{key} = {str(folder)!r}: cannot lock it ({e.strerror or e})") from None
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(lock, follow_symlinks=False))
+        except OSError:  # removed since it was opened
+            same = False
+        if same:
+            break
+        fcntl.flock(fd, fcntl.LOCK_UN)  # the file was removed (and maybe made again) since it was opened: again
         os.close(fd)
-        raise ConfigError(f"{key} = {str(folder)!r}: another {what} (pid {holder}) is writing in this folder "
-                          f"(it holds {name}); wait for it to end, or choose another folder") from None
-    except OSError as e:
-        os.close(fd)
-        raise ConfigError(f"{key} = {str(folder)!r}: cannot lock it ({e.strerror or e})") from None
+    else:
+        raise ConfigError(f"{key} = {str(folder)!r}: cannot lock it (its lock file {name} keeps being replaced)")
     try:
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.pwrite(fd, f"{os.getpid()} {what}\n".encode(), 0)
     except OSError:
-        pass  # the pid is for the message of a second job only; the lock holds without it
+        pass  # what is written is for the message of a second job only; the lock holds without it
     return FolderLock(folder, fd, created, name)
+
+
+def one_kind(text: str, default: str) -> str:
+    """The kind of job a lock file names (a word or two of letters), else ``default`` (never a stranger's text)."""
+    text = text.strip()
+    return text if text and len(text) <= 20 and all(c.isalpha() or c == " " for c in text) else default
 
 
 def only_lock_left(folder: Path, name: str = LOCK_NAME) -> bool:

@@ -110,12 +110,22 @@ def _read_meta(path: Path, shown) -> dict:
     return meta
 
 
+# a posterior's particles: 10^5 particles of 50 parameters as text are ~100 MB; ours are 200 x ~10 (~50 kB)
+POSTERIOR_MAX_BYTES = 1 << 28
+
+
 def _read_particles(path: Path, shown):
     """posterior.csv as (keys, values by particle, weights): known keys, values the schema takes, weights >= 0."""
+    import io
+
     import pandas as pd
 
-    try:
-        df = pd.read_csv(path / CSV)
+    from .yamlsafe import YamlError, read_bytes
+
+    try:  # a regular file (never a FIFO) within POSTERIOR_MAX_BYTES
+        df = pd.read_csv(io.BytesIO(read_bytes(path / CSV, POSTERIOR_MAX_BYTES, kind="a posterior")))
+    except YamlError as e:
+        raise _refuse(shown, f"{CSV}: {e.reason}") from None
     except OSError as e:
         raise _refuse(shown, f"cannot read {CSV} ({e.strerror or e})") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:

@@ -214,6 +214,43 @@ def test_a_screen_killed_half_way_stays_counted_in_the_budget(tmp_path):
     assert third.returncode == 0 and json.loads((out / "calibration.json").read_text())["screen_runs"] == 2 * cost
 
 
+def test_screens_stay_within_the_budget_across_sessions_and_old_folders_count_theirs(tmp_path):
+    """The budget is a hard cap across sessions: a screen the folder's spent runs leave no room for is refused before
+    it begins (the count untouched). A calibration.json of the earlier version (no screen_runs) counts the screen it
+    stores, and writes that count (never a null a later resume would refuse). A screen.csv that is a FIFO is moved
+    aside and screened again, never read (it would block for ever)."""
+    out = tmp_path / "out"
+    args = [*_args(out), "method=screen", "screen.fit=null", "screen.trajectories=3", "screen.check=false",
+            "progress=false"]
+    cost = 3 * (2 + 1) * RPE
+    first = subprocess.run([*args, "budget=78"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    state = json.loads((out / "calibration.json").read_text())
+    assert state["screen_runs"] == cost
+    # an old folder: no screen_runs; the stored screen is counted, and the count written
+    del state["screen_runs"]
+    (out / "calibration.json").write_text(json.dumps(state))
+    again = subprocess.run([*args, "budget=78"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads((out / "calibration.json").read_text())["screen_runs"] == cost
+    # spent runs that leave no room for another screen: refused before it begins
+    (out / "screen.csv").unlink()
+    state = json.loads((out / "calibration.json").read_text())
+    (out / "calibration.json").write_text(json.dumps({**state, "screen_runs": 78 - cost + 1}))
+    refused = subprocess.run([*args, "budget=78"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert _one_line(refused, 2) == (f"config error: budget = 78: this folder has spent {78 - cost + 1} runs (the "
+                                     f"screens begun and the ABC evaluations of every session); a screen of {cost} "
+                                     "runs would pass it; raise it, or start again with resume=false")
+    assert json.loads((out / "calibration.json").read_text())["screen_runs"] == 78 - cost + 1
+    assert not (out / "screen.csv").exists()
+    # a FIFO where the screen was: moved aside, screened again
+    os.mkfifo(out / "screen.csv")
+    fifo = subprocess.run([*args, "budget=1000"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert fifo.returncode == 0, fifo.stderr[-2000:]
+    assert "screen.csv: not a regular file: moved aside to screen.csv.damaged-" in fifo.stdout, fifo.stdout
+    assert (out / "screen.csv").is_file()
+
+
 @pytest.mark.parametrize("edit, why", [
     (lambda t: t.assign(mu_star=t["mu_star"] * 1.1), "a mu_star that is not its parameter's largest effect"),
     (lambda t: t.assign(sigma=float("nan")), "an effect that is not a finite number >= 0"),
@@ -252,7 +289,7 @@ def test_two_calibrations_into_one_folder_the_second_is_refused_in_one_line(tmp_
     assert first.poll() is None, "the first ended before the second was tried: no overlap tested"
     line = _one_line(second, 2)
     assert line == (f"config error: hydra.run.dir = {str(out)!r}: another calibration (pid {first.pid}) is writing "
-                    "in this folder (it holds .calibration.lock); wait for it to end, or choose another folder"), line
+                    "in this folder (it holds .lock); wait for it to end, or choose another folder"), line
     _, err = first.communicate(timeout=600)
     assert first.returncode == 0, err[-2000:]
     from sim import calibration as cal
@@ -318,9 +355,9 @@ def test_the_lock_file_is_never_a_link_to_a_file_elsewhere(tmp_path):
     theirs.write_text("their data\n")
     folder = tmp_path / "cal"
     folder.mkdir()
-    (folder / ".calibration.lock").symlink_to(theirs)
+    (folder / ".lock").symlink_to(theirs)
     with pytest.raises(ConfigError, match="lock file"):
-        with folder_lock(folder, "hydra.run.dir", "calibration", ".calibration.lock"):
+        with folder_lock(folder, "hydra.run.dir", "calibration"):
             pass
     assert theirs.read_text() == "their data\n"
 

@@ -123,12 +123,12 @@ def test_a_refused_second_run_never_removes_the_first_ones_folder_or_lock(tmp_pa
 
     out = tmp_path / "busy"
     out.mkdir()
-    lock = lock_folder(out, "hydra.run.dir", "exploration", ".exploration.lock")  # as a starting app holds it
+    lock = lock_folder(out, "hydra.run.dir", "exploration")  # as a starting app holds it
     try:
         p = _app(out, *APP)
         assert p.returncode == 2 and "another exploration (pid" in p.stderr, p.stderr[-2000:]
-        assert os.listdir(out) == [".exploration.lock"]
-        assert os.stat(out / ".exploration.lock").st_ino == os.fstat(lock.fd).st_ino  # the very file still locked
+        assert os.listdir(out) == [".lock"]
+        assert os.stat(out / ".lock").st_ino == os.fstat(lock.fd).st_ino  # the very file still locked
     finally:
         lock.release()
 
@@ -137,7 +137,7 @@ def test_a_second_run_into_a_folder_in_use_is_refused_in_one_line(clean, tmp_pat
     from sim.outputs import folder_lock
 
     out = _copy(clean, tmp_path)
-    with folder_lock(out, "hydra.run.dir", "exploration", ".exploration.lock"):  # as a running app holds it
+    with folder_lock(out, "hydra.run.dir", "exploration"):  # as a running app holds it
         p = _app(out, *APP)
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 2 and len(lines) == 1, p.stderr[-2000:]

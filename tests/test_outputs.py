@@ -268,3 +268,45 @@ def test_every_app_ends_on_its_error_in_one_line_with_its_code(capsys, error, co
         exit_in_one_line(error, "kept: A")
     assert exit_.value.code == code
     assert capsys.readouterr().err == line + "\n"
+
+
+def test_every_app_takes_the_same_lock_and_the_refusal_names_the_holders_kind(tmp_path):
+    """A calibration, an exploration and a main job lock one file (.lock): a folder held by a calibration refuses an
+    exploration, naming the calibration and its pid."""
+    from sim.outputs import lock_folder
+
+    held = lock_folder(tmp_path, "hydra.run.dir", "calibration")
+    try:
+        code = ("import sys; from sim.outputs import lock_folder; from sim.config import ConfigError\n"
+                "try:\n    lock_folder(sys.argv[1], 'hydra.run.dir', 'exploration')\n"
+                "except ConfigError as e:\n    print(e); sys.exit(2)\n")
+        p = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    finally:
+        held.release()
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert p.stdout.strip() == (f"hydra.run.dir = '{tmp_path}': another calibration (pid {os.getpid()}) is writing "
+                                "in this folder (it holds .lock); wait for it to end, or choose another folder")
+
+
+def test_a_lock_file_removed_between_open_and_lock_is_never_held_by_two(tmp_path, monkeypatch):
+    """Job A removes the lock file it made (a refused job does) just after job B opened it; job C makes a new one and
+    holds it. B's lock on the removed file holds nothing: B locks again, on C's file, and is refused."""
+    import sim.outputs as outputs
+
+    a = outputs.lock_folder(tmp_path, "k", "job")
+    real_open, state = os.open, {}
+
+    def racing_open(path, flags, mode=0o777):
+        fd = real_open(path, flags, mode)
+        if not state and str(path).endswith(".lock"):  # B has opened A's file: A goes, C comes
+            state["a"] = a.release(remove=True)
+            state["c"] = outputs.lock_folder(tmp_path, "k", "calibration")
+        return fd
+
+    monkeypatch.setattr(os, "open", racing_open)
+    try:
+        with pytest.raises(ConfigError, match=rf"another calibration \(pid {os.getpid()}\) is writing"):
+            outputs.lock_folder(tmp_path, "k", "job")  # B
+    finally:
+        monkeypatch.undo()
+        state["c"].release()

@@ -1,5 +1,6 @@
 """The main job and api.compare on a calibration's posterior: replicate k runs draw k // seeds with seed seed + k."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -127,6 +128,11 @@ def _bad(folder: Path, case: str) -> Path:
         write_posterior(folder, good)
         (folder / "posterior.csv").unlink()
         return folder
+    if case == "csv a fifo":  # read, it would block for ever
+        write_posterior(folder, good)
+        (folder / "posterior.csv").unlink()
+        os.mkfifo(folder / "posterior.csv")
+        return folder
     rows = {"no weight": [{"w": 1.0, RISK: 2.0}],
             "negative weight": [{"weight": 1.0, RISK: 2.0}, {"weight": -0.5, RISK: 3.0}],
             "nan weight": [{"weight": np.nan, RISK: 2.0}],
@@ -149,6 +155,7 @@ BAD = [
     ("no folder", "not a directory"),
     ("no yaml", "no posterior.yaml in it"),
     ("no csv", "no posterior.csv in it"),
+    ("csv a fifo", "no posterior.csv in it"),  # (not a regular file: never opened)
     ("no weight", "posterior.csv has no 'weight' column"),
     ("negative weight", "particle 1: weight = -0.5: must be a finite number >= 0"),
     ("nan weight", "particle 0: weight = nan: must be a finite number >= 0"),
