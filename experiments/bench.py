@@ -142,6 +142,57 @@ def check_costs(sizes, reps=20):
     return rows
 
 
+def run_parts(regime: str, n_runs: int = 100) -> dict:
+    """Milliseconds per run of each part of a default-scenario run as a batch does it (the config validated once):
+    drawing the population, building the state, the months (the kernel), the invariants, the summary; and the share
+    of the run spent outside the kernel (issue 24: at most 1.3x the kernel)."""
+    from sim import api, kernels
+    from sim.population import draw_population
+    from sim.results import new_series, summarize
+    from sim.state import make_params, new_state
+
+    cfg = api.compose("engine=numba", f"regime={regime}", "progress=false")
+    api.simulate(cfg, seed=0)  # the kernels loaded
+    parts = dict.fromkeys(("population", "state", "kernel", "checks", "summary"), 0.0)
+    for seed in range(n_runs):
+        t0 = time.perf_counter()
+        pop = draw_population(cfg, seed)
+        t1 = time.perf_counter()
+        arrays = new_state(cfg, pop)
+        p, st = kernels.to_struct(make_params(cfg, seed, pop.n_achievements)), kernels.to_struct(arrays)
+        series = new_series(cfg.scenario.months)
+        t2 = time.perf_counter()
+        kernels.run_months(p, st, series)
+        t3 = time.perf_counter()
+        n = int(arrays.deal_n[0])
+        deals = (arrays.deal_value[:n].copy(), arrays.deal_form[:n].copy())
+        api.RunResult(regime, seed, series, {}, pop.n_achievements, float(arrays.balance.sum()), cfg,
+                      arrays.sector_series, deals).check()
+        t4 = time.perf_counter()
+        summarize(series, pop.n_achievements, cfg.scenario.discount_rate, deals)
+        t5 = time.perf_counter()
+        for name, dt in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+            parts[name] += dt
+    out = {name: 1e3 * v / n_runs for name, v in parts.items()}
+    out["run"] = sum(out.values())
+    out["run / kernel"] = out["run"] / out["kernel"]
+    return out
+
+
+def print_run_parts(n_runs: int = 100) -> None:
+    from tabulate import tabulate
+
+    print(f"\n[parts] a default-scenario run's parts, ms a run ({n_runs} runs a regime, one process; issue 24 aims at "
+          "run / kernel <= 1.3) ...", flush=True)
+    rows = []
+    for regime in ("baseline", "combined"):
+        r = run_parts(regime, n_runs)
+        rows.append([regime] + [f"{r[k]:.2f}" for k in ("population", "state", "kernel", "checks", "summary", "run")]
+                    + [f"{r['run / kernel']:.2f}x"])
+    print(tabulate(rows, headers=["regime", "population", "state", "kernel", "checks", "summary", "run",
+                                  "run / kernel"], tablefmt="github"))
+
+
 def _timed_with_load(fn):
     """Run ``fn``; return its wall time and the cores the rest of the machine kept busy meanwhile, on
     average (from /proc/stat, less this process and its children; nan where there is no /proc/stat)."""
@@ -388,8 +439,9 @@ def main(argv=None) -> None:
     ap.add_argument("--quick", action="store_true", help="smaller sizes and batch")
     ap.add_argument("--mesa-max", type=int, default=100_000, help="largest population run with Mesa")
     ap.add_argument("--batch", type=int, default=None, help="runs in the batch (default 1000, quick 200)")
-    ap.add_argument("--only", choices=["batch", "calibration", "sensitivity", "dashboard"], default=None,
-                    help="run only this section ([5/8] batch, [6/8] calibration, [7/8] sensitivity, [8/8] dashboard)")
+    ap.add_argument("--only", choices=["batch", "calibration", "sensitivity", "dashboard", "parts"], default=None,
+                    help="run only this section ([5/8] batch, [6/8] calibration, [7/8] sensitivity, [8/8] dashboard, "
+                         "[parts] a run's parts against its kernel, also printed after [4/8])")
     ap.add_argument("--sobol-n", type=int, default=None,
                     help="Sobol base sample of the sensitivity section (default 1,024: the target; quick 64)")
     ap.add_argument("--calibration-runs", type=int, default=None,
@@ -413,6 +465,9 @@ def main(argv=None) -> None:
         return
     if args.only == "dashboard":
         print_dashboard(cores)
+        return
+    if args.only == "parts":
+        print_run_parts()
         return
     if args.only == "batch":
         print(f"machine: {cores} cores; default scenario, regime 'combined', 60 months")
@@ -450,6 +505,7 @@ def main(argv=None) -> None:
                    headers=["firms", "run ms", "validate ms", "memory+money ms", "invariants ms", "checks / run"],
                    tablefmt="github"))
     print("(a batch validates each distinct config once per chunk; every run checks memory, money and invariants)")
+    print_run_parts()
 
     batch_section(n_batch, cores, reps=2 if args.quick else 3)
     print_calibration(n_calib, cores)
