@@ -75,3 +75,30 @@ def paired_effect(treated, control, metric, seeds):
     d = np.asarray(d, dtype=float)
     p = stats.wilcoxon(d, alternative="greater", zero_method="zsplit").pvalue if d.any() else 1.0
     return d.mean(), p
+
+
+def abc_generations(db) -> int:
+    """Generations an ABC history (``abc.db``) holds, read without locking it (0 while it is not readable)."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
+            return int(con.execute("select count(*) from populations where t >= 0").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def kill_after_generations(proc, db, n: int, timeout: float = 300) -> None:
+    """kill -9 a calibration (``proc``, started in a session of its own) and its workers once its history ``db``
+    holds ``n`` generations."""
+    import os
+    import signal
+    import time
+
+    deadline = time.monotonic() + timeout
+    while abc_generations(db) < n:
+        assert proc.poll() is None and time.monotonic() < deadline, "the calibration ended before it could be killed"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+

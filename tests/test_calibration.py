@@ -17,6 +17,8 @@ from sim import calibration as cal
 from sim.config import ConfigError
 from sim.targets import Target, evaluate, load_targets
 
+from .conftest import abc_generations, kill_after_generations
+
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -314,11 +316,6 @@ def test_a_folder_holding_another_calibration_is_refused_not_mixed(tmp_path):
 def test_a_calibration_killed_mid_run_resumes_to_the_same_posterior(tmp_path):
     """kill -9 of the whole calibration (its worker processes too) once two generations are stored; the same
     command again continues from the database and ends with the posterior of an uninterrupted calibration."""
-    import os
-    import signal
-    import sqlite3
-    import time
-
     args = [sys.executable, "-m", "experiments.calibrate", f"target_set={DATA / 'recovery_targets.yaml'}",
             f"space={DATA / 'recovery_space.yaml'}", "screen.fit=[experts.surface_chance,"
             "scenario.negotiation.breakdown_hazard]", "abc.population=40", "abc.generations=4", "predictive_draws=4",
@@ -330,21 +327,8 @@ def test_a_calibration_killed_mid_run_resumes_to_the_same_posterior(tmp_path):
     out = tmp_path / "killed"
     proc = subprocess.Popen(args + [f"hydra.run.dir={out}"], cwd=tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
-
-    def generations() -> int:
-        try:
-            with sqlite3.connect(f"file:{out / 'abc.db'}?mode=ro", uri=True, timeout=1) as db:
-                return int(db.execute("select count(*) from populations where t >= 0").fetchone()[0])
-        except sqlite3.Error:
-            return 0
-
-    deadline = time.monotonic() + 300
-    while generations() < 2:
-        assert proc.poll() is None and time.monotonic() < deadline, "the calibration ended before it could be killed"
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert generations() < 4 and not (out / "posterior.csv").exists()
+    kill_after_generations(proc, out / "abc.db", 2)
+    assert abc_generations(out / "abc.db") < 4 and not (out / "posterior.csv").exists()
 
     again = subprocess.run(args + [f"hydra.run.dir={out}"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +18,8 @@ import pytest
 import yaml
 
 from sim.config import ConfigError
+
+from .conftest import kill_after_generations
 
 DATA = Path(__file__).parent / "data"
 RPE = 2  # runs an evaluation of recovery_targets.yaml (one setting of 2 seeds)
@@ -76,20 +77,7 @@ def test_the_budget_counts_every_session_and_a_killed_ones_runs(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen(_args(out, "abc.generations=6", "abc.min_epsilon=0"), cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-
-    def generations() -> int:
-        try:
-            with sqlite3.connect(f"file:{out / 'abc.db'}?mode=ro", uri=True, timeout=1) as db:
-                return int(db.execute("select count(*) from populations where t >= 0").fetchone()[0])
-        except sqlite3.Error:
-            return 0
-
-    deadline = time.monotonic() + 300
-    while generations() < 2:
-        assert proc.poll() is None and time.monotonic() < deadline, "the calibration ended before it could be killed"
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+    kill_after_generations(proc, out / "abc.db", 2)
     killed = _spent(out)
     assert killed >= _history_total(out) > 0
     again = _run(out, "abc.generations=6", "abc.min_epsilon=0", cwd=tmp_path)
@@ -243,7 +231,13 @@ def test_screens_stay_within_the_budget_across_sessions_and_old_folders_count_th
                                      "runs would pass it; raise it, or start again with resume=false")
     assert json.loads((out / "calibration.json").read_text())["screen_runs"] == 78 - cost + 1
     assert not (out / "screen.csv").exists()
+    # one run less spent: the screen fits the budget exactly, and runs
+    (out / "calibration.json").write_text(json.dumps({**state, "screen_runs": 78 - cost}))
+    fits = subprocess.run([*args, "budget=78"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert fits.returncode == 0, fits.stderr[-2000:]
+    assert json.loads((out / "calibration.json").read_text())["screen_runs"] == 78
     # a FIFO where the screen was: moved aside, screened again
+    (out / "screen.csv").unlink()
     os.mkfifo(out / "screen.csv")
     fifo = subprocess.run([*args, "budget=1000"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert fifo.returncode == 0, fifo.stderr[-2000:]

@@ -111,17 +111,26 @@ def test_a_second_job_into_a_locked_folder_is_refused(tmp_path):
     assert sorted(os.listdir(out)) == [".lock"]
 
 
+def _started_job(out, log, stderr):
+    """A main job into ``out`` (stdout to ``log``), returned once it holds its folder's lock (it then prints its
+    "scenario default:" line); a job that ends or takes 240 s first fails the test."""
+    with open(log, "w") as f:
+        job = subprocess.Popen([sys.executable, "-m", "experiments.run", *SMALL, f"hydra.run.dir={out}"],
+                               cwd=out.parent, stdout=f, stderr=stderr, text=True, env=UNBUFFERED)
+    deadline = time.time() + 240
+    while "scenario default:" not in log.read_text():
+        if job.poll() is not None or time.time() >= deadline:
+            job.kill()
+            pytest.fail(log.read_text()[-2000:])
+        time.sleep(0.05)
+    return job
+
+
 def test_two_jobs_into_one_folder_one_is_refused_the_other_intact(tmp_path):
     out = tmp_path / "run"
     log = tmp_path / "first.txt"
-    with open(log, "w") as f:
-        first = subprocess.Popen([sys.executable, "-m", "experiments.run", *SMALL, f"hydra.run.dir={out}"],
-                                 cwd=tmp_path, stdout=f, stderr=subprocess.STDOUT, text=True, env=UNBUFFERED)
+    first = _started_job(out, log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.time() + 240
-        while "scenario default:" not in log.read_text():  # printed once the job holds its folder's lock
-            assert first.poll() is None and time.time() < deadline, log.read_text()
-            time.sleep(0.05)
         first.send_signal(signal.SIGSTOP)  # the first job is mid-run while the second starts
         try:
             second = _run(tmp_path, *SMALL, f"hydra.run.dir={out}")
@@ -141,14 +150,8 @@ def test_a_folder_removed_under_the_job_is_one_line_exit_1(tmp_path):
     """Not the user's fault: the job says what failed and that what it wrote is kept, without a traceback."""
     out = tmp_path / "run"
     log = tmp_path / "job.txt"
-    with open(log, "w") as f:
-        job = subprocess.Popen([sys.executable, "-m", "experiments.run", *SMALL, f"hydra.run.dir={out}"],
-                               cwd=tmp_path, stdout=f, stderr=subprocess.PIPE, text=True, env=UNBUFFERED)
+    job = _started_job(out, log, stderr=subprocess.PIPE)
     try:
-        deadline = time.time() + 240
-        while "scenario default:" not in log.read_text():
-            assert job.poll() is None and time.time() < deadline, log.read_text()
-            time.sleep(0.05)
         job.send_signal(signal.SIGSTOP)
         out.rename(tmp_path / "moved")  # the folder goes while the job runs
         job.send_signal(signal.SIGCONT)
