@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from experiments.dashboard.service import MAX_RUNS, MAX_WORK
 from experiments.explore_app import app_main
 from sim.config import ConfigError
 from sim.schema import _c
@@ -36,8 +37,8 @@ class DashboardConfig:
     cache: int = _c(32, ge=1, le=10000, doc="answers kept, so a question asked again is answered at once")
     sweeps: str = _c("multirun", doc="folder the Sweep page looks in for collected sweeps (sweep.parquet)")
     calibrations: str = _c("calibration", doc="folder the Calibration page looks in for calibrations")
-    max_runs: int = _c(5000, ge=1, le=10**6, doc="runs a question may take (regimes x seeds, twice at equal spend)")
-    max_work: float = _c(5e9, gt=0, le=1e13, doc="model steps a question may take (runs x sim.population.run_work): "
+    max_runs: int = _c(MAX_RUNS, ge=1, le=10**6, doc="runs a question may take (regimes x seeds, twice at equal spend)")
+    max_work: float = _c(MAX_WORK, gt=0, le=1e13, doc="model steps a question may take (runs x sim.population.run_work): "
                          "5e9 is ~2 minutes of 2 cores")
     allowed_hosts: list = _c([], doc="more names the pages may be asked for (Host header), e.g. a reverse proxy's: "
                              "name (any port) or name:port")
