@@ -143,39 +143,60 @@ def check_costs(sizes, reps=20):
 
 
 def run_parts(regime: str, n_runs: int = 100) -> dict:
-    """Milliseconds per run of each part of a default-scenario run as a batch does it (the config validated once):
-    drawing the population, building the state, the months (the kernel), the invariants, the summary; and the share
-    of the run spent outside the kernel (issue 24: at most 1.3x the kernel)."""
-    from sim import api, kernels
+    """Milliseconds per run of each part of a default-scenario run, one by one (the path before batches) and as a
+    batch does it: drawing the population, building the state, the months (the kernel), the invariants and the
+    summary (run by run, or for the whole batch at once and divided by its runs); and a run against its kernel
+    (issue 24: at most 1.3x)."""
+    from sim import api, batch, kernels
+    from sim.config import load_config
     from sim.population import draw_population
     from sim.results import new_series, summarize
     from sim.state import make_params, new_state
 
-    cfg = api.compose("engine=numba", f"regime={regime}", "progress=false")
+    cfg = load_config(api.compose("engine=numba", f"regime={regime}", "progress=false"))
     api.simulate(cfg, seed=0)  # the kernels loaded
-    parts = dict.fromkeys(("population", "state", "kernel", "checks", "summary"), 0.0)
-    for seed in range(n_runs):
-        t0 = time.perf_counter()
-        pop = draw_population(cfg, seed)
-        t1 = time.perf_counter()
-        arrays = new_state(cfg, pop)
-        p, st = kernels.to_struct(make_params(cfg, seed, pop.n_achievements)), kernels.to_struct(arrays)
-        series = new_series(cfg.scenario.months)
-        t2 = time.perf_counter()
-        kernels.run_months(p, st, series)
-        t3 = time.perf_counter()
-        n = int(arrays.deal_n[0])
-        deals = (arrays.deal_value[:n].copy(), arrays.deal_form[:n].copy())
-        api.RunResult(regime, seed, series, {}, pop.n_achievements, float(arrays.balance.sum()), cfg,
-                      arrays.sector_series, deals).check()
-        t4 = time.perf_counter()
-        summarize(series, pop.n_achievements, cfg.scenario.discount_rate, deals)
-        t5 = time.perf_counter()
-        for name, dt in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
-            parts[name] += dt
-    out = {name: 1e3 * v / n_runs for name, v in parts.items()}
-    out["run"] = sum(out.values())
-    out["run / kernel"] = out["run"] / out["kernel"]
+    plan = batch.RunPlan(cfg)
+    out = {}
+    for path in ("one by one", "batch"):
+        parts = dict.fromkeys(("population", "state", "kernel", "checks", "summary"), 0.0)
+        raws = []
+        for seed in range(n_runs):
+            t0 = time.perf_counter()
+            pop = draw_population(cfg, seed)
+            t1 = time.perf_counter()
+            arrays = new_state(cfg, pop)
+            p = make_params(cfg, seed, pop.n_achievements) if path == "one by one" or seed == 0 else \
+                p._replace(seed=np.int64(seed), n_achievements=np.int64(pop.n_achievements))
+            ps, st = kernels.to_struct(p), kernels.to_struct(arrays)
+            series = new_series(cfg.scenario.months)
+            t2 = time.perf_counter()
+            kernels.run_months(ps, st, series)
+            t3 = time.perf_counter()
+            n = int(arrays.deal_n[0])
+            deals = (arrays.deal_value[:n].copy(), arrays.deal_form[:n].copy())
+            raw = batch.RawRun(seed, series, pop.n_achievements, float(arrays.balance.sum()), arrays.sector_series,
+                               deals)
+            for name, dt in zip(parts, (t1 - t0, t2 - t1, t3 - t2)):
+                parts[name] += dt
+            if path == "one by one":
+                t4 = time.perf_counter()
+                api.RunResult(regime, seed, series, {}, raw.n_achievements, raw.initial_money, cfg, raw.by_sector,
+                              deals).check()
+                t5 = time.perf_counter()
+                summarize(series, pop.n_achievements, cfg.scenario.discount_rate, deals)
+                parts["checks"] += t5 - t4
+                parts["summary"] += time.perf_counter() - t5
+            else:
+                raws.append(raw)
+        if raws:   # checked and summarised as a batch does: 64 runs at a time
+            t4 = time.perf_counter()
+            for i in range(0, len(raws), batch.FINISH_RUNS):
+                batch.finish(plan, raws[i:i + batch.FINISH_RUNS])
+            parts["checks"] += time.perf_counter() - t4   # the checks and the summary together
+        row = {name: 1e3 * v / n_runs for name, v in parts.items()}
+        row["run"] = sum(row.values())
+        row["run / kernel"] = row["run"] / row["kernel"]
+        out[path] = row
     return out
 
 
@@ -186,10 +207,11 @@ def print_run_parts(n_runs: int = 100) -> None:
           "run / kernel <= 1.3) ...", flush=True)
     rows = []
     for regime in ("baseline", "combined"):
-        r = run_parts(regime, n_runs)
-        rows.append([regime] + [f"{r[k]:.2f}" for k in ("population", "state", "kernel", "checks", "summary", "run")]
-                    + [f"{r['run / kernel']:.2f}x"])
-    print(tabulate(rows, headers=["regime", "population", "state", "kernel", "checks", "summary", "run",
+        for path, r in run_parts(regime, n_runs).items():
+            summary = f"{r['summary']:.2f}" if path == "one by one" else "(with checks)"
+            rows.append([regime, path] + [f"{r[k]:.2f}" for k in ("population", "state", "kernel", "checks")]
+                        + [summary, f"{r['run']:.2f}", f"{r['run / kernel']:.2f}x"])
+    print(tabulate(rows, headers=["regime", "path", "population", "state", "kernel", "checks", "summary", "run",
                                   "run / kernel"], tablefmt="github"))
 
 
@@ -216,43 +238,73 @@ def _timed_with_load(fn):
     return wall, max(0.0, (busy() - b0) - (own() - o0)) / wall
 
 
-def batch_rate(n_runs: int, workers: int, reps: int = 1):
+PATHS = {"one by one": True, "batch": False}   # sim.batch.run_one_by_one (the path before batches), sim.batch.run_chunk
+
+
+def batch_rate(n_runs: int, workers: int, reps: int = 1, regime: str = "combined", one_by_one: bool = False):
     """Runs per second of a batch of ``n_runs`` default-scenario runs (one shared config, as
     ``api.compare`` builds them) on ``workers`` processes, the best of ``reps`` batches, in this
     process with the compiled kernels loaded first (so that one core and all cores start alike);
-    and the cores the rest of the machine kept busy during that batch."""
-    from sim import api
+    and the cores the rest of the machine kept busy during that batch. ``one_by_one``: through the reference path
+    (each run drawn, run, checked and summarised alone, as before batches; the forked workers inherit the switch).
+    Every batch starts with no population kept (a batch of distinct seeds would not reuse one anyway)."""
+    from sim import api, batch
 
-    cfg = api.under_regime(api.compose("engine=numba", "progress=false"), "combined")
+    cfg = api.under_regime(api.compose("engine=numba", "progress=false"), regime)
     tasks = [(cfg, seed) for seed in range(n_runs)]
     api.run_batch(tasks[:1])  # load the compiled kernels into this process, if no run did yet
-    wall, others = min(_timed_with_load(lambda: api.run_batch(tasks, workers=workers)) for _ in range(reps))
+
+    def one_batch():
+        batch.populations.clear()
+        api._ONE_BY_ONE = one_by_one
+        try:
+            api.run_batch(tasks, workers=workers)
+        finally:
+            api._ONE_BY_ONE = False
+
+    wall, others = min(_timed_with_load(one_batch) for _ in range(reps))
     return n_runs / wall, others
 
 
-def batch_section(n_batch: int, cores: int, reps: int = 3) -> None:
-    """Section [5/5]: the same batch on one core and on all cores, taken in turns (the best of ``reps``
-    each, so that a slow spell of a shared machine does not fall on one of them only), and the
-    start-up of the pool."""
+def batch_section(n_batch: int, cores: int, reps: int = 3) -> dict:
+    """Section [5/8]: the same batch through the path before batches (one by one) and the batch path, on one core
+    and on all cores, baseline and combined, taken in turns (the best of ``reps`` each, so that a slow spell of a
+    shared machine does not fall on one of them only), and the start-up of the pool."""
+    from tabulate import tabulate
+
     from sim import api
 
-    print(f"\n[5/8] batch of {n_batch} default-scenario runs, on 1 core and on {cores} in turns "
-          f"(best of {reps}) ...", flush=True)
-    one, every = [], []
-    for _ in range(reps):
-        one.append(batch_rate(n_batch, 1))
-        every.append(batch_rate(n_batch, cores))
-    (rate_one, others_one), (rate_all, others_all) = max(one), max(every)
-    info = api.last_batch if cores > 1 else None  # a batch on one core starts no pool
-    print(f"{rate_all:,.1f} runs/s on {cores} cores; {rate_one:,.1f} runs/s on 1 core; {n_batch} runs each "
-          f"(parallel efficiency {rate_all / rate_one / cores:.0%})")
+    print(f"\n[5/8] batch of {n_batch} default-scenario runs, one by one (the path before batches) and as batches, "
+          f"on 1 core and on {cores}, in turns (best of {reps}) ...", flush=True)
+    rates, others, info = {}, [], None
+    for regime in ("baseline", "combined"):
+        got = {key: [] for key in ((p, w) for p in PATHS for w in (1, cores))}
+        for _ in range(reps):
+            for path, one_by_one in PATHS.items():
+                for workers in (1, cores):
+                    rate, busy = batch_rate(n_batch, workers, regime=regime, one_by_one=one_by_one)
+                    got[(path, workers)].append(rate)
+                    others.append(busy)
+                    if workers > 1 and not one_by_one:
+                        info = api.last_batch
+        rates[regime] = {key: max(v) for key, v in got.items()}
+    rows = []
+    for regime, r in rates.items():
+        old_one, old_all = r[("one by one", 1)], r[("one by one", cores)]
+        for path in PATHS:
+            one, every = r[(path, 1)], r[(path, cores)]
+            rows.append([regime, path, f"{one:,.1f}", f"{every:,.1f}", f"{every / one / cores:.0%}",
+                         f"{one / old_one:.2f}x", f"{every / old_all:.2f}x", f"{every / old_one:.2f}x"])
+    print(tabulate(rows, headers=["regime", "path", "runs/s 1 core", f"runs/s {cores} cores", "parallel efficiency",
+                                  "vs one by one, 1 core", f"vs one by one, {cores} cores",
+                                  f"{cores} cores vs one by one on 1"], tablefmt="github"))
     if info is not None:
         print(f"pool start-up: {info.processes} processes by {info.start_method}, the first chunk begun "
               f"{info.startup_s * 1e3:,.0f} ms after the pool was made; kernels loaded by the workers: "
               f"{info.worker_kernel_loads} ({info.in_parent} run by the parent first, then {info.chunks} chunks)")
-    print(f"other processes kept {others_one:.2f} cores busy on average during the best batch on 1 core, "
-          f"{others_all:.2f} during the best on {cores} (above ~0.05, the efficiency suffers; a busy host "
-          f"under this virtual machine is not seen)")
+    print(f"other processes kept {np.nanmedian(others):.2f} cores busy on average during a batch (median; above "
+          "~0.05, the efficiency suffers; a busy host under this virtual machine is not seen)")
+    return rates
 
 
 def phase_times(n_firms: int, seed: int = 3) -> dict:

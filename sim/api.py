@@ -140,48 +140,33 @@ def _given(cfg):
 
 
 def _simulate(cfg: Config, seed: Optional[int], engine: Optional[str], check: bool) -> RunResult:
-    """:func:`simulate` of a validated ``cfg``."""
-    from .population import check_memory, check_money, draw_population
+    """:func:`simulate` of a validated ``cfg``: a batch of one (:func:`sim.batch.run_chunk`)."""
+    from .batch import run_chunk
 
     seed = check_seed(cfg.seed if seed is None else seed)
-    if cfg.grid:
-        raise ConfigError("grid = {...}: a grid is for sweeps (python -m experiments.run -m ..., or run the points "
-                          "of sim.sweep.expand_grid)")
-    engine = engine or cfg.engine
-    if engine not in ENGINES:
-        raise ConfigError(f"engine = {engine!r}: must be one of " + ", ".join(ENGINES))
-    check_memory(cfg, engine)
-    pop = draw_population(cfg, seed)
-    check_money(cfg, pop)
-    if engine == "mesa":
-        from .model import TransferModel
+    return run_chunk([(cfg, seed)], lambda c: c, RunResult, engine, check)[0]
 
-        model = TransferModel(cfg, seed, population=pop)
-        series = model.run()
-        n_ach, money, arrays = len(model.achievements), model.initial_money, model.arrays
-    else:
-        from . import kernels
 
-        series, n_ach, money, arrays = kernels.run(cfg, seed, population=pop)
-    by_sector = arrays.sector_series
-    n_deals = int(arrays.deal_n[0])
-    deals = (arrays.deal_value[:n_deals].copy(), arrays.deal_form[:n_deals].copy())
-    result = RunResult(cfg.regime.name, seed, series, summarize(series, n_ach, cfg.scenario.discount_rate, deals),
-                       n_ach, float(money), cfg, by_sector, deals)
-    if check:
-        result.check()
-    return result
+def run_validated(tasks: Sequence[tuple[Config, int]]) -> list[RunResult]:
+    """Run (config, seed) pairs of validated configs in this process as one batch (:func:`sim.batch.run_chunk`):
+    the runs of an analysis's evaluation (a calibration's candidate, a point of an exploration), each config's runs
+    checked and summarised together."""
+    from .batch import run_chunk
+
+    return run_chunk([(cfg, check_seed(seed)) for cfg, seed in tasks], lambda c: c, RunResult)
+
+
+_ONE_BY_ONE = False   # the benchmark's switch to the reference path (sim.batch.run_one_by_one), inherited by forks
 
 
 def _run_chunk(tasks):
-    """Run a chunk of (config, seed) tasks; each distinct config object is validated once."""
-    valid: dict[int, Config] = {}
-    out = []
-    for cfg, seed in tasks:
-        if id(cfg) not in valid:
-            valid[id(cfg)] = load_config(cfg)
-        out.append(_simulate(valid[id(cfg)], seed, None, True))
-    return out
+    """Run a chunk of (config, seed) tasks as one batch (:func:`sim.batch.run_chunk`): each distinct config object
+    validated once, its runs checked and summarised together."""
+    from .batch import run_chunk, run_one_by_one
+
+    if _ONE_BY_ONE:
+        return run_one_by_one(tasks, load_config, RunResult)
+    return run_chunk(tasks, load_config, RunResult)
 
 
 def _kernel_loads() -> int:

@@ -218,15 +218,17 @@ class TargetModel:
 
     def __call__(self, theta: dict, seed: int) -> dict:
         """{target name: statistic}; a setting's replicate k runs seed ``seed + k`` (invariants checked)."""
-        from .api import _simulate
+        from .api import run_validated
 
         from .targets import metric_names
 
-        out = {}
-        for s in self.settings:
-            cfg = self.config(s, theta)
-            runs = [_simulate(cfg, seed + k, None, True).summary for k in range(s.seeds)]
-            self.runs += len(runs)
+        configs = [self.config(s, theta) for s in self.settings]
+        every = run_validated([(cfg, seed + k) for s, cfg in zip(self.settings, configs) for k in range(s.seeds)])
+        self.runs += len(every)
+        out, done = {}, 0
+        for s, cfg in zip(self.settings, configs):   # a batch of every setting's runs, checked and summarised together
+            runs = [r.summary for r in every[done:done + s.seeds]]
+            done += s.seeds
             mine = [t for t in self.targets if t.setting == s.name]
             needed = set().union(*(metric_names(t.statistic) for t in mine))
             means = {m: sum(r[m] for r in runs) / len(runs) for m in needed}

@@ -328,9 +328,9 @@ class ExploratoryModel:
 
     # ------------------------------------------------------------------ evaluation
     def _metrics(self, configs: list[Config], needed: set) -> dict:
-        from .api import _simulate
+        from .api import run_validated
 
-        rows = [_simulate(c, self.seed + k, None, True).summary for k, c in enumerate(configs)]
+        rows = [r.summary for r in run_validated([(c, self.seed + k) for k, c in enumerate(configs)])]
         return {m: np.array([r[m] for r in rows], dtype=float) for m in needed}
 
     def _baseline_key(self, point: dict) -> tuple:

@@ -204,13 +204,16 @@ def simulate(cfg: Config, seed: int, population: Population | None = None):
     return run(cfg, seed, population)[:3]
 
 
-def run(cfg: Config, seed: int, population: Population | None = None, audit_rows: int = 0):
-    """:func:`simulate`, also returning the final state (with ``audit_rows``, its audit log of payments)."""
+def run(cfg: Config, seed: int, population: Population | None = None, audit_rows: int = 0, params=None):
+    """:func:`simulate`, also returning the final state (with ``audit_rows``, its audit log of payments). ``params``:
+    ``make_params(cfg, ...)`` of any seed, made once for many runs of ``cfg`` (the seed and the number of
+    achievements are this run's)."""
     from .population import draw_population
 
     pop = population if population is not None else draw_population(cfg, seed)
     arrays = new_state(cfg, pop, audit_rows)
-    p = make_params(cfg, seed, pop.n_achievements)
+    p = (make_params(cfg, seed, pop.n_achievements) if params is None
+         else params._replace(seed=np.int64(seed), n_achievements=np.int64(pop.n_achievements)))
     series = new_series(cfg.scenario.months)
     initial_money = int(arrays.balance.sum())
     helper = None

@@ -41,6 +41,9 @@ SIZE_SPLITS = ((("matches", C.MATCHES, C.MATCHES_SME), ("contracts", -1, C.CONTR
 LARGE_CONTRACT = 1.0e7
 
 
+_QUANTILES = (10, 50, 90)   # the percentiles of the contracts' values a run reports
+
+
 def deal_metrics(values, deal_forms) -> dict:
     """Metrics of a run's contracts, one value each (``values``: what each contract signed agreed to pay the
     university, at signing and on success; ``deal_forms``: its form, :data:`sim.forms.FORMS`); None: all NaN.
@@ -63,9 +66,9 @@ def deal_metrics(values, deal_forms) -> dict:
         out[f"contract_value_10m{suffix}"] = large if v is not None else np.nan
         out[f"contract_value_mean{suffix}"] = float(x.mean()) if x.size else np.nan
         out[f"contract_value_share_10m{suffix}"] = large / total if total > 0 else np.nan
-        if form is None:
-            for q in (10, 50, 90):
-                out[f"contract_value_p{q}"] = float(np.quantile(x, q / 100.0)) if x.size else np.nan
+        if form is None:   # the three quantiles in one call (each computed as it would be alone)
+            qs = np.quantile(x, [q / 100.0 for q in _QUANTILES]).tolist() if x.size else [np.nan] * len(_QUANTILES)
+            out.update({f"contract_value_p{q}": v for q, v in zip(_QUANTILES, qs)})
     return out
 
 
@@ -100,8 +103,32 @@ def discount_factors(months: int, annual_rate: float) -> np.ndarray:
     return (1.0 + annual_rate) ** (-np.arange(months) / 12.0)
 
 
+def runs_of(series: np.ndarray) -> np.ndarray:
+    """A run's series ``(months, columns)`` as a batch of one, ``(1, months, columns)``; a batch's as it is. The
+    summaries and invariants are written once, over a batch's leading axis of runs (one NumPy operation for all the
+    runs of a chunk instead of one per run), and a single run is a batch of one."""
+    series = np.asarray(series)
+    return series[None] if series.ndim == 2 else series
+
+
+def ratio(num, den, where=None) -> np.ndarray:
+    """``num / den`` run by run, NaN where ``where`` (by default ``den != 0``) is false: the batch form of
+    ``num / den if den else nan`` (the same IEEE division, so the same numbers)."""
+    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    out = np.full(np.broadcast(num, den).shape, np.nan)
+    return np.divide(num, den, out=out, where=(den != 0) if where is None else where)
+
+
 def summarize(series: np.ndarray, n_achievements: int, discount_rate: float = 0.0, deals=None) -> dict:
-    """One row of run metrics from a run's series, derived from the declared columns and payments.
+    """One row of run metrics from a run's series (a dict of floats): :func:`summarize_runs` of a batch of one."""
+    return {name: float(v[0]) for name, v in summarize_runs(runs_of(series), [n_achievements], discount_rate,
+                                                            [deals]).items()}
+
+
+def summarize_runs(series: np.ndarray, n_achievements, discount_rate: float = 0.0, deals=None) -> dict:
+    """The run metrics of a batch of runs, one array over the runs per metric (columnar), derived from the declared
+    columns and payments. ``series``: ``(runs, months, columns)``; ``n_achievements``: one per run; ``deals``: one
+    ``(values, forms)`` or None per run (or None for all).
 
     Every money metric also as a present value at month 0 (``<name>_pv``; yearly rate
     ``discount_rate``, a payment in month t discounted by t months, a stock at the horizon by
@@ -118,67 +145,110 @@ def summarize(series: np.ndarray, n_achievements: int, discount_rate: float = 0.
     government: :func:`sim.ledger.public_body` decides, payment by payment). ``deals``, (values,
     forms) of the contracts signed one by one (``st.deal_value``, ``st.deal_form``), gives
     the contract-value metrics (:func:`deal_metrics`; NaN without it).
+
+    Every operation is elementwise over the runs, in the order a single run's sums were made, so a run's metrics
+    do not depend on the batch it is in.
     """
     s = series
-    total = s.sum(axis=0)
-    last = s[-1]
-    d = discount_factors(s.shape[0], discount_rate)
-    pv = d @ s                            # each flow column's present value
+    runs, months = s.shape[0], s.shape[1]
+    n_ach = np.asarray(n_achievements, dtype=np.float64).reshape(runs)
+    total = s.sum(axis=1)                 # (runs, columns): each column summed month by month, in order
+    last = s[:, -1]
+    d = discount_factors(months, discount_rate)
+    pv = np.empty((runs, s.shape[2]))
+    for r in range(runs):
+        pv[r] = d @ s[r]                  # each flow column's present value (one product a run, as for a run alone)
     pv_last = last * d[-1]                # each stock at the horizon, discounted
-    out, out_pv = {}, {}
-    for i, col in enumerate(C.COLUMNS):
-        if col.summary:
-            out[col.name] = float(last[i] if col.stock else total[i])
-            if col.money:
-                out_pv[col.name] = float(pv_last[i] if col.stock else pv[i])
+    # each summary column's total (a flow) or last value (a stock), and its present value if it is money
+    out = dict(zip(_SUMMARY_NAMES, np.where(_IS_STOCK, last, total)[:, _SUMMARY_COLUMNS].T))
+    out_pv = dict(zip(_SUMMARY_MONEY_NAMES, np.where(_IS_STOCK, pv_last, pv)[:, _SUMMARY_MONEY_COLUMNS].T))
     for k in ledger.KINDS:  # groups of payments (broker fees, premiums)
         for metric in k.metrics:
-            out[metric] = out.get(metric, 0.0) + float(total[k.column])
-            out_pv[metric] = out_pv.get(metric, 0.0) + float(pv[k.column])
-    contracts = float(sum(total[c] for c in FORM_COLUMNS))
+            out[metric] = out.get(metric, 0.0) + total[:, k.column]
+            out_pv[metric] = out_pv.get(metric, 0.0) + pv[:, k.column]
+    contracts = _sum_of(total, FORM_COLUMNS)
     out["contracts"] = contracts
     # the achievements that exist (disclosed, not expired, use not ended), month by month
-    existing = n_achievements - s[:, C.NOT_YET] - s[:, C.EXPIRED] - s[:, C.USE_ENDED]
-    out["conversion_rate"] = float(last[C.IN_USE] / existing[-1]) if existing[-1] > 0 else np.nan  # stock share
-    mean_existing = float(existing.mean())
-    out["conversion_rate_per_year"] = (float(total[C.SUCCESSES]) / (s.shape[0] / 12.0) / mean_existing
-                                       if mean_existing > 0 else np.nan)
-    out["contracts_per_adopter"] = contracts / float(total[C.ADOPTERS]) if total[C.ADOPTERS] else np.nan
-    out["mean_months_need_to_signing"] = float(total[C.SIGN_DELAY_SUM]) / contracts if contracts else np.nan
-    out["broker_income"] = float(sum(total[k.column] for k in ledger.KINDS if k.payee == ledger.BROKER))
-    out["brokers_final"] = float(last[C.BROKERS_ACTIVE])
-    out["brokers_mean"] = float(s[:, C.BROKERS_ACTIVE].mean())
-    out["gov_spend"] = float(sum(total[k.column] for k in gov_kinds()))
-    out_pv["gov_spend"] = float(sum(pv[k.column] for k in gov_kinds()))
+    existing = n_ach[:, None] - s[:, :, C.NOT_YET] - s[:, :, C.EXPIRED] - s[:, :, C.USE_ENDED]
+    out["conversion_rate"] = ratio(last[:, C.IN_USE], existing[:, -1], existing[:, -1] > 0)  # stock share
+    mean_existing = existing.mean(axis=1)
+    out["conversion_rate_per_year"] = ratio(total[:, C.SUCCESSES] / (months / 12.0), mean_existing, mean_existing > 0)
+    out["contracts_per_adopter"] = ratio(contracts, total[:, C.ADOPTERS])
+    out["mean_months_need_to_signing"] = ratio(total[:, C.SIGN_DELAY_SUM], contracts)
+    out["broker_income"] = _sum_of(total, [k.column for k in ledger.KINDS if k.payee == ledger.BROKER])
+    out["brokers_final"] = last[:, C.BROKERS_ACTIVE]
+    out["brokers_mean"] = s[:, :, C.BROKERS_ACTIVE].mean(axis=1)
+    out["gov_spend"] = _sum_of(total, [k.column for k in gov_kinds()])
+    out_pv["gov_spend"] = _sum_of(pv, [k.column for k in gov_kinds()])
     for m in INSTRUMENTS:
         if hasattr(m, "SPEND"):
-            out[f"gov_spend_{m.SPEND}"] = float(sum(total[k.column] for k in gov_kinds(m.NAME)))
-            out_pv[f"gov_spend_{m.SPEND}"] = float(sum(pv[k.column] for k in gov_kinds(m.NAME)))
-    out_pv["successes"] = float(pv[C.SUCCESSES])   # each conversion discounted from its month, as spend is
+            out[f"gov_spend_{m.SPEND}"] = _sum_of(total, [k.column for k in gov_kinds(m.NAME)])
+            out_pv[f"gov_spend_{m.SPEND}"] = _sum_of(pv, [k.column for k in gov_kinds(m.NAME)])
+    out_pv["successes"] = pv[:, C.SUCCESSES]   # each conversion discounted from its month, as spend is
     for values, flows, at_end in ((out, total, last), (out_pv, pv, pv_last)):
-        values["successes_expected"] = float(flows[C.SUCCESSES] + at_end[C.RUNNING_SUCCESSES])
+        values["successes_expected"] = flows[:, C.SUCCESSES] + at_end[:, C.RUNNING_SUCCESSES]
         values["public_cost"] = values["gov_spend"] - values["public_university_retained"]
-        values["firm_surplus_valued"] = (values["firm_surplus"] + float(at_end[C.RUNNING_VALUE])
-                                         - float(at_end[C.RUNNING_PAYMENTS]))
-        values["university_income_valued"] = values["university_income"] + float(at_end[C.RUNNING_PAYMENTS])
+        values["firm_surplus_valued"] = (values["firm_surplus"] + at_end[:, C.RUNNING_VALUE]
+                                         - at_end[:, C.RUNNING_PAYMENTS])
+        values["university_income_valued"] = values["university_income"] + at_end[:, C.RUNNING_PAYMENTS]
+        net = _sum_of(flows, _KIND_COLUMNS, _NET_SIGNS)   # (runs, classes)
         for cls, acc in enumerate(ledger.ACCOUNT_CLASSES):
-            values[f"net_{acc.plural}"] = float(sum(((k.payee == cls) - (k.payer == cls)) * flows[k.column]
-                                                    for k in ledger.KINDS))
+            values[f"net_{acc.plural}"] = net[:, cls]
     out.update({f"{name}_pv": v for name, v in out_pv.items()})
     # by firm size: the SMEs' part and the large firms' rest of every count and payment of firms
     for name, whole, part in SIZE_SPLITS:
-        out[f"{name}_sme"] = float(total[part])
-        out[f"{name}_large"] = float(total[whole] - total[part]) if whole >= 0 else contracts - float(total[part])
-    net_sme = float(sum(((k.payee == ledger.FIRM) - (k.payer == ledger.FIRM)) * total[k.sme_column]
-                        for k in ledger.KINDS if k.sme_column >= 0))
+        out[f"{name}_sme"] = total[:, part]
+        out[f"{name}_large"] = total[:, whole] - total[:, part] if whole >= 0 else contracts - total[:, part]
+    net_sme = _sum_of(total, [k.sme_column for k in ledger.KINDS if k.sme_column >= 0],
+                      [(k.payee == ledger.FIRM) - (k.payer == ledger.FIRM) for k in ledger.KINDS if k.sme_column >= 0])
     out["net_firms_sme"], out["net_firms_large"] = net_sme, out["net_firms"] - net_sme
-    converted = np.nonzero(s[:, C.SUCCESSES])[0]
-    out["months_to_first_conversion"] = float(converted[0]) if converted.size else np.nan
-    out.update(deal_metrics(*(deals if deals is not None else (None, None))))
+    converted = s[:, :, C.SUCCESSES] != 0
+    out["months_to_first_conversion"] = np.where(converted.any(axis=1), converted.argmax(axis=1), np.nan)
+    for name, values in _deal_columns(runs, deals).items():
+        out[name] = values
     for m in INSTRUMENTS:
         if hasattr(m, "summarize"):
             out.update(m.summarize(out, s))
-    return out
+    # every metric one float64 array over the runs
+    return {name: v if isinstance(v, np.ndarray) and v.shape == (runs,) and v.dtype == np.float64
+            else np.full(runs, v, dtype=np.float64) for name, v in out.items()}
+
+
+# the columns that are run metrics (their totals or, for stocks, their last values), and those of them in yuan
+_IS_STOCK = np.array([col.stock for col in C.COLUMNS])
+_SUMMARY_COLUMNS = [i for i, col in enumerate(C.COLUMNS) if col.summary]
+_SUMMARY_NAMES = [C.COLUMNS[i].name for i in _SUMMARY_COLUMNS]
+_SUMMARY_MONEY_COLUMNS = [i for i in _SUMMARY_COLUMNS if C.COLUMNS[i].money]
+_SUMMARY_MONEY_NAMES = [C.COLUMNS[i].name for i in _SUMMARY_MONEY_COLUMNS]
+
+# every payment kind's column, and its sign for each class of accounts (a row each): +1 into its payee's, -1 out of
+# its payer's
+_KIND_COLUMNS = np.array([k.column for k in ledger.KINDS], dtype=np.intp)
+_NET_SIGNS = np.array([[(k.payee == cls) - (k.payer == cls) for k in ledger.KINDS]
+                       for cls in range(len(ledger.ACCOUNT_CLASSES))], dtype=np.int64)
+
+
+def _sum_of(values: np.ndarray, columns, signs=None) -> np.ndarray:
+    """Run by run, ``sum(sign * values[col] for col, sign in ...)`` as Python sums it (from the integer 0, term by
+    term in order; zero-sign terms included, so an infinite value gives NaN as it did): a running sum along the terms
+    is sequential, and ``+ 0.0`` turns its -0.0 into Python's 0.0, the only difference. ``signs`` of several rows:
+    one sum per row, ``(runs, rows)``."""
+    terms = values[:, np.asarray(columns, dtype=np.intp)]
+    if signs is not None:
+        signs = np.asarray(signs)
+        terms = terms[:, None, :] * signs if signs.ndim == 2 else terms * signs
+    if terms.shape[-1] == 0:
+        return np.zeros(terms.shape[:-1])
+    return np.cumsum(terms, axis=-1)[..., -1] + 0.0
+
+
+def _deal_columns(runs: int, deals) -> dict:
+    """:func:`deal_metrics` of each run's contracts, as one array per metric."""
+    rows = [deal_metrics(*(d if d is not None else (None, None)))
+            for d in (deals if deals is not None else [None] * runs)]
+    if not rows:
+        return {name: np.zeros(0) for name in deal_metrics(None, None)}
+    return {name: np.array([row[name] for row in rows], dtype=np.float64) for name in rows[0]}
 
 
 # the metrics of one run (columns of summary.csv besides the parameters), in summary order
@@ -220,8 +290,40 @@ _OWNED_FLOWS = {m.NAME: np.array([i for i, col in enumerate(C.COLUMNS) if col.ow
                                  dtype=np.int64) for m in INSTRUMENTS}
 
 
-def check_invariants(series: np.ndarray, n_achievements: int, initial_money: float, cfg=None) -> None:
-    """Recompute the model's invariants from a series; raise :class:`InvariantError` on the first broken one.
+class _SeveralRuns(Exception):
+    """A check of a batch of several runs failed: each run is then checked alone, for its own message."""
+
+
+def failed(bad) -> bool:
+    """Whether a check failed (``bad``: its failures, runs first). Checks are written over a batch's runs; a batch of
+    several whose check fails is checked again run by run (:func:`check_invariants`), so a message is only ever
+    formatted for a batch of one (index its arrays ``[0, ...]``)."""
+    if not bad.any():
+        return False
+    if len(bad) > 1:
+        raise _SeveralRuns
+    return True
+
+
+def cumulative(s: np.ndarray) -> np.ndarray:
+    """Running totals over the months of a batch's series ``(runs, months, columns)``: ``np.cumsum(s, axis=1)``,
+    the same sums in the same order, a month of every run at a time on a months-first copy (NumPy's cumsum over a
+    middle axis walks one column of one run at a time: ~7x slower)."""
+    c = s.transpose(1, 0, 2).copy()
+    for m in range(1, c.shape[0]):
+        c[m] += c[m - 1]
+    return c.transpose(1, 0, 2)
+
+
+def first_month(bad) -> int:
+    """The first month a check of a batch of one failed in (``bad``: ``(1, months)``)."""
+    return _first(bad[0])
+
+
+def check_invariants(series: np.ndarray, n_achievements, initial_money, cfg=None) -> None:
+    """Recompute the model's invariants from a run's series (or a batch's, ``(runs, months, columns)``, with one
+    ``n_achievements`` and ``initial_money`` per run); raise :class:`InvariantError` on the first broken one (of the
+    first run in the batch that broke one, with its ``run`` attribute set to its index in the batch).
 
     From the declarations: statuses add up, money is conserved, every class of accounts
     changes by exactly the payments declared to and from it, the funnel never widens,
@@ -229,86 +331,106 @@ def check_invariants(series: np.ndarray, n_achievements: int, initial_money: flo
     month's end). With the run's config ``cfg``: an instrument the
     regime does not list moved nothing, and each instrument's own rules hold
     (``check_series`` of its module: rewards within their rate and cap, claims only on
-    insured failures, ...).
+    insured failures, ...). A batch is checked with one operation per check for all its runs; if one fails, each run
+    is checked alone, in order: the same checks, the same message as a run checked by itself.
     """
-    s = series
-    if not np.isfinite(s).all():
-        raise InvariantError(f"{SERIES_NAMES[int(np.nonzero(~np.isfinite(s))[1][0])]} is not finite")
+    series = np.asarray(series)
+    if series.ndim == 2:
+        _check_runs(series[None], [n_achievements], [initial_money], cfg)
+        return
+    n_achievements, initial_money = list(n_achievements), list(initial_money)
+    try:
+        _check_runs(series, n_achievements, initial_money, cfg)
+    except _SeveralRuns:
+        for r in range(series.shape[0]):
+            try:
+                _check_runs(series[r:r + 1], n_achievements[r:r + 1], initial_money[r:r + 1], cfg)
+            except InvariantError as e:
+                e.run = r
+                raise
+        raise InvariantError("a check failed for the batch and for none of its runs alone") from None
+
+
+def _check_runs(s: np.ndarray, n_achievements: list, initial_money: list, cfg) -> None:
+    """:func:`check_invariants` of a batch ``(runs, months, columns)``; messages name run 0 (see :func:`failed`)."""
+    finite = np.isfinite(s)
+    if failed(~finite.all(axis=(1, 2))):
+        raise InvariantError(f"{SERIES_NAMES[int(np.nonzero(~finite[0])[1][0])]} is not finite")
     # each achievement is in exactly one status
-    stock = s[:, list(STATUS_COLUMNS)].sum(axis=1)
-    bad = stock != n_achievements
-    if bad.any():
-        m = _first(bad)
-        raise InvariantError(f"month {m}: statuses add up to {stock[m]}, not {n_achievements}")
+    stock = s[:, :, list(STATUS_COLUMNS)].sum(axis=2)
+    bad = stock != np.asarray(n_achievements, dtype=np.float64)[:, None]
+    if failed(bad):
+        m = first_month(bad)
+        raise InvariantError(f"month {m}: statuses add up to {stock[0, m]}, not {n_achievements[0]}")
     # money is conserved: the balances always add up to the initial money
-    total = s[:, list(BALANCE_COLUMNS)].sum(axis=1)
-    bad = total != initial_money
-    if bad.any():
-        m = _first(bad)
-        raise InvariantError(f"month {m}: money adds up to {total[m]:.0f}, not {initial_money:.0f}")
+    total = s[:, :, list(BALANCE_COLUMNS)].sum(axis=2)
+    bad = total != np.asarray(initial_money, dtype=np.float64)[:, None]
+    if failed(bad):
+        m = first_month(bad)
+        raise InvariantError(f"month {m}: money adds up to {total[0, m]:.0f}, not {initial_money[0]:.0f}")
     # every flow accounted for: each class's balance changes by the payments declared to and from it (payments are
     # whole yuan within 2^53, population.check_money: exact in any order of summing)
-    bad = np.diff(s[:, list(BALANCE_COLUMNS)], axis=0) != (s @ _NET_FLOWS)[1:]
-    if bad.any():
-        cls = _first(bad.any(axis=0))  # the first class in the ledger's order, at its first month
-        month = _first(bad[:, cls])
+    bad = np.diff(s[:, :, list(BALANCE_COLUMNS)], axis=1) != (s @ _NET_FLOWS)[:, 1:]
+    if failed(bad.any(axis=(1, 2))):
+        cls = _first(bad[0].any(axis=0))  # the first class in the ledger's order, at its first month
+        month = _first(bad[0][:, cls])
         raise InvariantError(f"month {month + 1}: the {ledger.ACCOUNT_CLASSES[cls].plural}' cash changes differ from "
                              f"the payments to and from them")
-    if not np.array_equal(np.diff(s[:, BALANCE_COLUMNS[ledger.FIRM]]), s[1:, C.FIRM_SURPLUS]):
+    if failed((np.diff(s[:, :, BALANCE_COLUMNS[ledger.FIRM]], axis=1) != s[:, 1:, C.FIRM_SURPLUS]).any(axis=1)):
         raise InvariantError("firms' cash changes differ from the firm surplus flow")
     # the funnel never widens (cumulative)
-    c = np.cumsum(s, axis=0)
-    contracts = c[:, list(FORM_COLUMNS)].sum(axis=1)
+    c = cumulative(s)
+    contracts = c[:, :, list(FORM_COLUMNS)].sum(axis=2)
     checks = [
-        ("needs >= matches", c[:, C.NEEDS_RAISED], c[:, C.MATCHES]),
-        ("matches >= contracts", c[:, C.MATCHES], contracts),
-        ("contracts >= successes + failures", contracts, c[:, C.SUCCESSES] + c[:, C.FAILURES]),
-        ("matches >= brokered matches", c[:, C.MATCHES], c[:, C.MATCHES_BROKERED]),
-        ("contracts >= adopting firms", contracts, c[:, C.ADOPTERS]),
-    ] + [(f"contracts >= {C.COLUMNS[col].name}", contracts, c[:, col]) for col in COVER_COLUMNS]
+        ("needs >= matches", c[:, :, C.NEEDS_RAISED], c[:, :, C.MATCHES]),
+        ("matches >= contracts", c[:, :, C.MATCHES], contracts),
+        ("contracts >= successes + failures", contracts, c[:, :, C.SUCCESSES] + c[:, :, C.FAILURES]),
+        ("matches >= brokered matches", c[:, :, C.MATCHES], c[:, :, C.MATCHES_BROKERED]),
+        ("contracts >= adopting firms", contracts, c[:, :, C.ADOPTERS]),
+    ] + [(f"contracts >= {C.COLUMNS[col].name}", contracts, c[:, :, col]) for col in COVER_COLUMNS]
     for name, wide, narrow in checks:
         bad = wide < narrow
-        if bad.any():
-            m = _first(bad)
-            raise InvariantError(f"month {m}: funnel widens, {name} fails ({wide[m]} < {narrow[m]})")
+        if failed(bad):
+            m = first_month(bad)
+            raise InvariantError(f"month {m}: funnel widens, {name} fails ({wide[0, m]} < {narrow[0, m]})")
     # the conversions expected of the running implementations: a chance each, at most one per achievement under them
-    under_contract = s[:, C.LICENSED] + s[:, C.ON_TRIAL]
-    bad = s[:, C.RUNNING_SUCCESSES] > under_contract
-    if bad.any():
-        m = _first(bad)
-        raise InvariantError(f"month {m}: {s[m, C.RUNNING_SUCCESSES]:.3f} conversions expected of running "
-                             f"implementations, more than the {under_contract[m]:.0f} achievements under contract")
-    bad = s[:, C.ACCOUNTS_OVERDRAWN] > 0
-    if bad.any():
-        m = _first(bad)
-        raise InvariantError(f"month {m}: {s[m, C.ACCOUNTS_OVERDRAWN]:.0f} accounts that cannot be overdrawn are below "
-                             "zero (a firm paid more than it had)")
-    negative = (s < 0).any(axis=0) & ~_MAY_BE_NEGATIVE
-    if negative.any():
-        raise InvariantError(f"{SERIES_NAMES[_first(negative)]} is negative")
+    under_contract = s[:, :, C.LICENSED] + s[:, :, C.ON_TRIAL]
+    bad = s[:, :, C.RUNNING_SUCCESSES] > under_contract
+    if failed(bad):
+        m = first_month(bad)
+        raise InvariantError(f"month {m}: {s[0, m, C.RUNNING_SUCCESSES]:.3f} conversions expected of running "
+                             f"implementations, more than the {under_contract[0, m]:.0f} achievements under contract")
+    bad = s[:, :, C.ACCOUNTS_OVERDRAWN] > 0
+    if failed(bad):
+        m = first_month(bad)
+        raise InvariantError(f"month {m}: {s[0, m, C.ACCOUNTS_OVERDRAWN]:.0f} accounts that cannot be overdrawn are "
+                             "below zero (a firm paid more than it had)")
+    negative = (s < 0).any(axis=1) & ~_MAY_BE_NEGATIVE
+    if failed(negative):
+        raise InvariantError(f"{SERIES_NAMES[_first(negative[0])]} is negative")
     # project slots: a need fills one; expiry, a breakdown and the outcome free it again
-    occupied = (c[:, C.NEEDS_RAISED] - c[:, C.NEEDS_EXPIRED] - c[:, C.NEGOTIATIONS_FAILED] - c[:, C.SUCCESSES]
-                - c[:, C.FAILURES])
+    occupied = (c[:, :, C.NEEDS_RAISED] - c[:, :, C.NEEDS_EXPIRED] - c[:, :, C.NEGOTIATIONS_FAILED]
+                - c[:, :, C.SUCCESSES] - c[:, :, C.FAILURES])
     bad = occupied < 0
-    if bad.any():
-        m = _first(bad)
-        raise InvariantError(f"month {m}: more project slots freed than filled ({occupied[m]:.0f} occupied)")
-    bad = s[:, C.ADOPTERS] > s[:, list(FORM_COLUMNS)].sum(axis=1)
-    if bad.any():
-        raise InvariantError(f"month {_first(bad)}: more firms adopted than contracts signed")
+    if failed(bad):
+        m = first_month(bad)
+        raise InvariantError(f"month {m}: more project slots freed than filled ({occupied[0, m]:.0f} occupied)")
+    bad = s[:, :, C.ADOPTERS] > s[:, :, list(FORM_COLUMNS)].sum(axis=2)
+    if failed(bad):
+        raise InvariantError(f"month {first_month(bad)}: more firms adopted than contracts signed")
     if cfg is not None:
         f = cfg.scenario.firms
-        if c[-1, C.ADOPTERS] > f.n:
-            raise InvariantError(f"{c[-1, C.ADOPTERS]:.0f} firms adopted, more than the {f.n} firms")
+        if failed(c[:, -1, C.ADOPTERS] > f.n):
+            raise InvariantError(f"{c[0, -1, C.ADOPTERS]:.0f} firms adopted, more than the {f.n} firms")
         bad = occupied > f.n * max(f.projects_sme, f.projects_large)
-        if bad.any():
-            m = _first(bad)
-            raise InvariantError(f"month {m}: {occupied[m]:.0f} project slots occupied, more than the firms have")
-        bad = s[:, C.NEEDS_RAISED] - s[:, C.NEEDS_SURFACED] > f.n
-        if bad.any():
-            raise InvariantError(f"month {_first(bad)}: firms raised more than one need each by themselves")
+        if failed(bad):
+            m = first_month(bad)
+            raise InvariantError(f"month {m}: {occupied[0, m]:.0f} project slots occupied, more than the firms have")
+        bad = s[:, :, C.NEEDS_RAISED] - s[:, :, C.NEEDS_SURFACED] > f.n
+        if failed(bad):
+            raise InvariantError(f"month {first_month(bad)}: firms raised more than one need each by themselves")
         _check_budget(s, cfg)
-        _check_instruments(s, cfg)
+        _check_instruments(s, cfg, c)
 
 
 def _check_budget(s: np.ndarray, cfg) -> None:
@@ -316,22 +438,24 @@ def _check_budget(s: np.ndarray, cfg) -> None:
     budget = cfg.government.annual_budget
     if budget is None:
         return
-    paid = sum((s[:, k.column] for k in gov_kinds()), np.zeros(s.shape[0]))
-    for year in range(0, s.shape[0], 12):
-        total = paid[year:year + 12].sum()
-        if total > budget:
-            raise InvariantError(f"budget year {year // 12}: government paid {total:.0f} yuan, over its annual budget "
-                                 f"{budget:.0f}")
+    s = runs_of(s)
+    paid = sum((s[:, :, k.column] for k in gov_kinds()), np.zeros(s.shape[:2]))
+    for year in range(0, s.shape[1], 12):
+        total = paid[:, year:year + 12].sum(axis=1)
+        if failed(total > budget):
+            raise InvariantError(f"budget year {year // 12}: government paid {total[0]:.0f} yuan, over its annual "
+                                 f"budget {budget:.0f}")
 
 
-def _check_instruments(s: np.ndarray, cfg) -> None:
-    """An instrument the regime does not list moved nothing; each listed one keeps its own rules."""
+def _check_instruments(s: np.ndarray, cfg, c: np.ndarray) -> None:
+    """An instrument the regime does not list moved nothing; each listed one keeps its own rules (``c``: the running
+    totals, :func:`cumulative`, computed once for them all)."""
     on = set(cfg.regime.instruments)
     for m in INSTRUMENTS:
         if m.NAME not in on:
             owned = _OWNED_FLOWS[m.NAME]
-            moved = s[:, owned].any(axis=0)
-            if moved.any():
-                raise InvariantError(f"{SERIES_NAMES[owned[_first(moved)]]} is not zero though {m.NAME} is off")
+            moved = s[:, :, owned].any(axis=1)
+            if failed(moved):
+                raise InvariantError(f"{SERIES_NAMES[owned[_first(moved[0])]]} is not zero though {m.NAME} is off")
         if hasattr(m, "check_series"):
-            m.check_series(s, cfg)
+            m.check_series(s, cfg, c)

@@ -86,16 +86,17 @@ def on_settle(p, st, series, month, j, success):
         series[month, REWARDS_DENIED] += reward
 
 
-def check_series(s, cfg) -> None:
+def check_series(s, cfg, c=None) -> None:
     """Rewards only on conversions: ``reward`` for each reported success, paid or refused (a success reported as a
     failure earns none), never more than the successes."""
-    from ..results import InvariantError
+    from ..results import InvariantError, failed, first_month, runs_of
 
+    s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
     reward = rules.yuan(cfg.appraisal.reward) if NAME in cfg.regime.instruments else 0
-    paid_and_denied = s[:, APPRAISAL_REWARDS] + s[:, REWARDS_DENIED]
-    unreported = s[:, columns.index("trials_misreported")] - s[:, columns.index("trials_caught")]
-    bad = paid_and_denied != reward * (s[:, columns.SUCCESSES] - unreported)
-    if bad.any():
-        m = int(bad.argmax())
-        raise InvariantError(f"month {m}: appraisal rewards paid and denied {paid_and_denied[m]:.0f} are not "
-                             f"{reward} x {s[m, columns.SUCCESSES] - unreported[m]:.0f} reported conversions")
+    paid_and_denied = s[:, :, APPRAISAL_REWARDS] + s[:, :, REWARDS_DENIED]
+    unreported = s[:, :, columns.index("trials_misreported")] - s[:, :, columns.index("trials_caught")]
+    bad = paid_and_denied != reward * (s[:, :, columns.SUCCESSES] - unreported)
+    if failed(bad):
+        m = first_month(bad)
+        raise InvariantError(f"month {m}: appraisal rewards paid and denied {paid_and_denied[0, m]:.0f} are not "
+                             f"{reward} x {s[0, m, columns.SUCCESSES] - unreported[0, m]:.0f} reported conversions")

@@ -62,16 +62,17 @@ def on_payment(p, st, series, month, f, a, b, amount, net):
         series[month, REWARDS_DENIED] += due
 
 
-def check_series(s, cfg) -> None:
+def check_series(s, cfg, c=None) -> None:
     """Each reward within min(rate x payment, cap), one per contract payment (each rounded down to the yuan from a
     float product: a yuan of slack per payment for the float's last bit)."""
-    from ..results import InvariantError
+    from ..results import InvariantError, failed, first_month, runs_of
 
-    payments = s[:, columns.CONTRACT_PAYMENTS]
-    paid = sum(s[:, k.column] for k in ledger.KINDS if k.payer == ledger.FIRM and k.payee == ledger.UNIVERSITY)
-    bad = (s[:, BROKER_REWARDS] > np.floor(cfg.broker.cap) * payments) | (
-        s[:, BROKER_REWARDS] > cfg.broker.rate * paid + payments)
-    if bad.any():
-        m = int(bad.argmax())
-        raise InvariantError(f"month {m}: broker rewards {s[m, BROKER_REWARDS]:.0f} exceed the rate or the cap of the "
+    s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
+    payments = s[:, :, columns.CONTRACT_PAYMENTS]
+    paid = sum(s[:, :, k.column] for k in ledger.KINDS if k.payer == ledger.FIRM and k.payee == ledger.UNIVERSITY)
+    bad = (s[:, :, BROKER_REWARDS] > np.floor(cfg.broker.cap) * payments) | (
+        s[:, :, BROKER_REWARDS] > cfg.broker.rate * paid + payments)
+    if failed(bad):
+        m = first_month(bad)
+        raise InvariantError(f"month {m}: broker rewards {s[0, m, BROKER_REWARDS]:.0f} exceed the rate or the cap of the "
                              "payments made")

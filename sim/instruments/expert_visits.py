@@ -244,42 +244,43 @@ def _yuan(x: float) -> int:
     return int(rules.yuan(x))
 
 
-def check_series(s, cfg) -> None:
+def check_series(s, cfg, c=None) -> None:
     """Government pays exactly the visits and events made; each visit and event planned is made or denied; what
     the search found is part of the funnel it counts in (needs surfaced, matches); at most one need surfaced and one
     proposal per visit or attendee, a match only on a proposal, and never more contracts, then successes, than
     matches."""
-    from ..results import InvariantError
+    from ..results import InvariantError, cumulative, failed, first_month, runs_of
 
+    s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
     e = cfg.experts
 
     def fail(bad, what):
-        if bad.any():
-            m = int(np.nonzero(bad)[0][0])
+        if failed(bad):
+            m = first_month(bad)
             raise InvariantError(f"month {m}: expert visits: {what}")
 
-    fail(s[:, VISIT_COSTS] != s[:, VISITS] * _yuan(e.visit_cost), "payments for visits differ from visits x "
+    fail(s[:, :, VISIT_COSTS] != s[:, :, VISITS] * _yuan(e.visit_cost), "payments for visits differ from visits x "
          "experts.visit_cost")
-    fail(s[:, EVENT_COSTS] != s[:, EVENTS_HELD] * _yuan(e.event_cost), "payments for events differ from events x "
+    fail(s[:, :, EVENT_COSTS] != s[:, :, EVENTS_HELD] * _yuan(e.event_cost), "payments for events differ from events x "
          "experts.event_cost")
     if NAME in cfg.regime.instruments:
-        fail(s[:, VISITS] + s[:, VISITS_DENIED] != e.visits_per_month, "visits made and denied differ from "
+        fail(s[:, :, VISITS] + s[:, :, VISITS_DENIED] != e.visits_per_month, "visits made and denied differ from "
              "experts.visits_per_month")
-        held = np.array([event_held(m, e.events_per_year) for m in range(s.shape[0])])
-        fail(s[:, EVENTS_HELD] + s[:, EVENTS_DENIED] != held, "events held and denied differ from those scheduled")
-    fail(s[:, NEEDS_BY_VISITS] > s[:, VISITS], "more needs surfaced than visits")
-    fail(s[:, PROPOSALS_BY_VISITS] > s[:, VISITS], "more proposals than visits")
-    fail(s[:, MATCHES_BY_VISITS] > s[:, PROPOSALS_BY_VISITS], "more matches than proposals on visits")
-    attendees = s[:, EVENTS_HELD] * min(e.event_firms, cfg.scenario.firms.n)
-    fail(s[:, NEEDS_AT_EVENTS] > attendees, "more needs surfaced at events than attendees")
-    fail(s[:, PROPOSALS_AT_EVENTS] > attendees, "more proposals at events than attendees")
-    fail(s[:, MATCHES_AT_EVENTS] > s[:, PROPOSALS_AT_EVENTS], "more matches than proposals at events")
-    fail(s[:, NEEDS_BY_VISITS] + s[:, NEEDS_AT_EVENTS] > s[:, columns.NEEDS_SURFACED],
+        held = np.array([event_held(m, e.events_per_year) for m in range(s.shape[1])])
+        fail(s[:, :, EVENTS_HELD] + s[:, :, EVENTS_DENIED] != held, "events held and denied differ from those scheduled")
+    fail(s[:, :, NEEDS_BY_VISITS] > s[:, :, VISITS], "more needs surfaced than visits")
+    fail(s[:, :, PROPOSALS_BY_VISITS] > s[:, :, VISITS], "more proposals than visits")
+    fail(s[:, :, MATCHES_BY_VISITS] > s[:, :, PROPOSALS_BY_VISITS], "more matches than proposals on visits")
+    attendees = s[:, :, EVENTS_HELD] * min(e.event_firms, cfg.scenario.firms.n)
+    fail(s[:, :, NEEDS_AT_EVENTS] > attendees, "more needs surfaced at events than attendees")
+    fail(s[:, :, PROPOSALS_AT_EVENTS] > attendees, "more proposals at events than attendees")
+    fail(s[:, :, MATCHES_AT_EVENTS] > s[:, :, PROPOSALS_AT_EVENTS], "more matches than proposals at events")
+    fail(s[:, :, NEEDS_BY_VISITS] + s[:, :, NEEDS_AT_EVENTS] > s[:, :, columns.NEEDS_SURFACED],
          "more needs surfaced by visits and events than needs surfaced")
-    fail(s[:, MATCHES_BY_VISITS] + s[:, MATCHES_AT_EVENTS] + s[:, columns.MATCHES_BROKERED] > s[:, columns.MATCHES],
+    fail(s[:, :, MATCHES_BY_VISITS] + s[:, :, MATCHES_AT_EVENTS] + s[:, :, columns.MATCHES_BROKERED] > s[:, :, columns.MATCHES],
          "more matches by visits, events and brokers than matches")
-    c = np.cumsum(s, axis=0)
+    c = cumulative(s) if c is None else c
     for matched, signed, succeeded, where in ((MATCHES_BY_VISITS, CONTRACTS_BY_VISITS, SUCCESSES_BY_VISITS, "visits"),
                                               (MATCHES_AT_EVENTS, CONTRACTS_AT_EVENTS, SUCCESSES_AT_EVENTS, "events")):
-        fail(c[:, signed] > c[:, matched], f"more contracts than matches from {where}")
-        fail(c[:, succeeded] > c[:, signed], f"more successes than contracts from {where}")
+        fail(c[:, :, signed] > c[:, :, matched], f"more contracts than matches from {where}")
+        fail(c[:, :, succeeded] > c[:, :, signed], f"more successes than contracts from {where}")

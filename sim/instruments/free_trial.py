@@ -207,26 +207,31 @@ def on_settle(p, st, series, month, j, success):
     series[month, TRIALS_CONVERTED] += 1
 
 
-def check_series(s, cfg) -> None:
+def check_series(s, cfg, c=None) -> None:
     """A trial fee only on success: trial payments only in months with converted trials."""
-    from ..results import InvariantError
+    from ..results import InvariantError, cumulative, failed, first_month, runs_of
 
-    bad = (s[:, TRIAL_PAYMENTS] > 0) & (s[:, TRIALS_CONVERTED] == 0)
-    if bad.any():
-        raise InvariantError(f"month {bad.argmax()}: trial payments without a converted trial")
+    s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
+    bad = (s[:, :, TRIAL_PAYMENTS] > 0) & (s[:, :, TRIALS_CONVERTED] == 0)
+    if failed(bad):
+        raise InvariantError(f"month {first_month(bad)}: trial payments without a converted trial")
     for kind, count, what in ((TRIAL_PENALTIES, TRIALS_CAUGHT, "penalties"),
                               (MISREPORT_LOSSES, TRIALS_MISREPORTED, "misreport losses")):
-        bad = (s[:, kind] > 0) & (s[:, count] == 0)
-        if bad.any():
-            raise InvariantError(f"month {bad.argmax()}: trial {what} without a trial misreported")
-    c = s.cumsum(axis=0)
-    bad = c[:, TRIALS_CONVERTED] > c[:, columns.SUCCESSES]
-    if bad.any():
-        raise InvariantError(f"month {bad.argmax()}: more trials converted than successes")
+        bad = (s[:, :, kind] > 0) & (s[:, :, count] == 0)
+        if failed(bad):
+            raise InvariantError(f"month {first_month(bad)}: trial {what} without a trial misreported")
+    c = cumulative(s) if c is None else c
+    bad = c[:, :, TRIALS_CONVERTED] > c[:, :, columns.SUCCESSES]
+    if failed(bad):
+        raise InvariantError(f"month {first_month(bad)}: more trials converted than successes")
 
 
 def summarize(totals: dict, s) -> dict:
+    """Its run metrics, one array over the runs each (``totals``: the run metrics so far; ``s``: the series,
+    ``(runs, months, columns)``)."""
+    from ..results import ratio
+
     weighed = totals["trials_offered"] + totals["trials_declined"]
     succeeded = totals["trials_converted"] + totals["trials_misreported"] - totals["trials_caught"]
-    return {"trial_offer_share": totals["trials_offered"] / weighed if weighed else np.nan,
-            "trial_misreport_share": totals["trials_misreported"] / succeeded if succeeded else np.nan}
+    return {"trial_offer_share": ratio(totals["trials_offered"], weighed),
+            "trial_misreport_share": ratio(totals["trials_misreported"], succeeded)}

@@ -97,16 +97,17 @@ def on_payment(p, st, series, month, f, a, b, amount, net):
                    extra, INVENTOR_INCOME_REFORM)   # a public university keeps that much less (ledger.pay)
 
 
-def check_series(s, cfg) -> None:
+def check_series(s, cfg, c=None) -> None:
     """The inventors' base and extra payments never exceed their reformed share of the universities' net income (a
     yuan of rounding per payment)."""
-    from ..results import InvariantError
+    from ..results import InvariantError, failed, first_month, runs_of
 
+    s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
     share = cfg.scenario.universities.inventor_share + (cfg.inventors.extra_share if NAME in cfg.regime.instruments
                                                          else 0.0)
-    paid = s[:, ledger.INVENTOR_INCOME] + s[:, INVENTOR_INCOME_REFORM]
-    bad = paid > share * s[:, columns.UNIVERSITY_INCOME] + s[:, columns.CONTRACT_PAYMENTS]
-    if bad.any():
-        m = int(bad.argmax())
-        raise InvariantError(f"month {m}: inventors paid {paid[m]:.0f}, more than {share:g} of the universities' net "
-                             f"income {s[m, columns.UNIVERSITY_INCOME]:.0f}")
+    paid = s[:, :, ledger.INVENTOR_INCOME] + s[:, :, INVENTOR_INCOME_REFORM]
+    bad = paid > share * s[:, :, columns.UNIVERSITY_INCOME] + s[:, :, columns.CONTRACT_PAYMENTS]
+    if failed(bad):
+        m = first_month(bad)
+        raise InvariantError(f"month {m}: inventors paid {paid[0, m]:.0f}, more than {share:g} of the universities' net "
+                             f"income {s[0, m, columns.UNIVERSITY_INCOME]:.0f}")

@@ -344,10 +344,13 @@ def record(p, st, series, month):
 
 # --------------------------------------------------------------------------- results
 def summarize(totals: dict, s) -> dict:
-    cash = s[-1, ledger.ACCOUNT_CLASSES[INSURER].column]
-    return {"loss_ratio": totals["claims"] / totals["premiums"] if totals["premiums"] else np.nan,
-            "insurer_reserves_final": float(cash),
-            "insurers_withdrawn": float(s[0, INSURERS_ACTIVE] - s[-1, INSURERS_ACTIVE])}
+    """Its run metrics, one array over the runs each (``totals``: the run metrics so far; ``s``: the series,
+    ``(runs, months, columns)``)."""
+    from ..results import ratio
+
+    return {"loss_ratio": ratio(totals["claims"], totals["premiums"]),
+            "insurer_reserves_final": s[:, -1, ledger.ACCOUNT_CLASSES[INSURER].column],
+            "insurers_withdrawn": s[:, 0, INSURERS_ACTIVE] - s[:, -1, INSURERS_ACTIVE]}
 
 
 def check(cfg) -> None:
@@ -358,23 +361,24 @@ def check(cfg) -> None:
                           f"{ins.coverage:g} must have at most {state.MAX_COVERS} levels, not {levels}")
 
 
-def check_series(s, cfg) -> None:
+def check_series(s, cfg, c=None) -> None:
     """Subsidies within their share and cap; claims within the insured share of implementation costs, and only
     in months with failures."""
-    from ..results import InvariantError
+    from ..results import InvariantError, cumulative, failed, first_month, runs_of
 
-    ins = s[:, SIGNED_INSURED]
-    premiums = s[:, PREMIUMS_FIRM] + s[:, PREMIUM_SUBSIDIES]
-    bad = (s[:, PREMIUM_SUBSIDIES] > np.floor(cfg.insurance.subsidy_cap) * ins) | (
-        s[:, PREMIUM_SUBSIDIES] > cfg.insurance.subsidy_share * premiums + 0.5 * ins)
-    if bad.any():
-        raise InvariantError(f"month {bad.argmax()}: premium subsidies exceed their share or cap")
-    bad = (s[:, CLAIMS] > 0) & (s[:, columns.FAILURES] == 0)
-    if bad.any():
-        raise InvariantError(f"month {bad.argmax()}: claims paid in a month without failures")
+    s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
+    ins = s[:, :, SIGNED_INSURED]
+    premiums = s[:, :, PREMIUMS_FIRM] + s[:, :, PREMIUM_SUBSIDIES]
+    bad = (s[:, :, PREMIUM_SUBSIDIES] > np.floor(cfg.insurance.subsidy_cap) * ins) | (
+        s[:, :, PREMIUM_SUBSIDIES] > cfg.insurance.subsidy_share * premiums + 0.5 * ins)
+    if failed(bad):
+        raise InvariantError(f"month {first_month(bad)}: premium subsidies exceed their share or cap")
+    bad = (s[:, :, CLAIMS] > 0) & (s[:, :, columns.FAILURES] == 0)
+    if failed(bad):
+        raise InvariantError(f"month {first_month(bad)}: claims paid in a month without failures")
     # each claim is rounded half up to the yuan: half a yuan of slack per failure
-    c = s.cumsum(axis=0)
-    cost = c[:, ledger.IMPLEMENTATION_COST]
-    bad = c[:, CLAIMS] + c[:, CLAIMS_UNPAID] > cfg.insurance.coverage * cost + 0.5 * c[:, columns.FAILURES]
-    if bad.any():
-        raise InvariantError(f"month {bad.argmax()}: claims exceed the insured share of implementation costs")
+    c = cumulative(s) if c is None else c
+    cost = c[:, :, ledger.IMPLEMENTATION_COST]
+    bad = c[:, :, CLAIMS] + c[:, :, CLAIMS_UNPAID] > cfg.insurance.coverage * cost + 0.5 * c[:, :, columns.FAILURES]
+    if failed(bad):
+        raise InvariantError(f"month {first_month(bad)}: claims exceed the insured share of implementation costs")

@@ -497,61 +497,66 @@ def record(p, st, series, month):
 
 # --------------------------------------------------------------------------- results
 def summarize(totals: dict, s) -> dict:
+    """Its run metrics, one array over the runs each (``totals``: the run metrics so far; ``s``: the series,
+    ``(runs, months, columns)``)."""
+    from ..results import ratio
+
     lent = totals["pledge_loans"]
     settled = totals["loans_repaid"] + totals["loans_defaulted"]
-    return {"mean_loan_rate": totals["loan_interest_due"] / lent if lent else np.nan,
-            "loan_default_rate": totals["loans_defaulted"] / settled if settled else np.nan,
-            "lender_reserves_final": float(s[-1, ledger.ACCOUNT_CLASSES[LENDER].column]),
-            "lenders_withdrawn": float(s[0, LENDERS_ACTIVE] - s[-1, LENDERS_ACTIVE])}
+    return {"mean_loan_rate": ratio(totals["loan_interest_due"], lent),
+            "loan_default_rate": ratio(totals["loans_defaulted"], settled),
+            "lender_reserves_final": s[:, -1, ledger.ACCOUNT_CLASSES[LENDER].column],
+            "lenders_withdrawn": s[:, 0, LENDERS_ACTIVE] - s[:, -1, LENDERS_ACTIVE]}
 
 
-def check_series(s, cfg) -> None:
+def check_series(s, cfg, c=None) -> None:
     """Loans add up (lent = principal repaid, from cash or the collateral recovered, + defaulted + outstanding, in
     yuan and in loans, month by month); collateral recovered only in months a loan is settled; guarantee payouts only
     in months with defaults, within guarantee_share of the principal lost and, in all, within the fund; a loan only
     with a contract signed; loans to SMEs (and small ones) among the loans; no more loans than credit offers so far,
     offers to firms short of cash (SMEs) among the offers; lenders never return once withdrawn."""
-    from ..results import FORM_COLUMNS, InvariantError
+    from ..results import FORM_COLUMNS, InvariantError, cumulative, failed, first_month, runs_of
 
+    s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
     pl = cfg.pledge
-    c = s.cumsum(axis=0)
-    principal_repaid = c[:, LOAN_REPAYMENTS] + c[:, COLLATERAL_RECOVERED] - c[:, LOAN_INTEREST_PAID]
-    bad = c[:, PLEDGE_LOANS] != principal_repaid + c[:, LOAN_LOSSES] + s[:, PRINCIPAL_OUTSTANDING]
-    if bad.any():
-        raise InvariantError(f"month {bad.argmax()}: pledge loans lent differ from the principal repaid, defaulted "
+    c = cumulative(s) if c is None else c
+    principal_repaid = c[:, :, LOAN_REPAYMENTS] + c[:, :, COLLATERAL_RECOVERED] - c[:, :, LOAN_INTEREST_PAID]
+    bad = c[:, :, PLEDGE_LOANS] != principal_repaid + c[:, :, LOAN_LOSSES] + s[:, :, PRINCIPAL_OUTSTANDING]
+    if failed(bad):
+        raise InvariantError(f"month {first_month(bad)}: pledge loans lent differ from the principal repaid, defaulted "
                              "and outstanding")
-    bad = c[:, LOANS_MADE] != c[:, LOANS_REPAID] + c[:, LOANS_DEFAULTED] + s[:, LOANS_OUTSTANDING]
-    if bad.any():
-        raise InvariantError(f"month {bad.argmax()}: loans made differ from loans repaid, defaulted and running")
-    bad = ((c[:, LOAN_INTEREST_PAID] > c[:, LOAN_INTEREST_DUE])
-           | (s[:, LOAN_INTEREST_PAID] > s[:, LOAN_REPAYMENTS] + s[:, COLLATERAL_RECOVERED]))
-    if bad.any():
-        raise InvariantError(f"month {bad.argmax()}: more interest paid than agreed or repaid")
-    bad = (s[:, COLLATERAL_RECOVERED] > 0) & (s[:, LOANS_REPAID] + s[:, LOANS_DEFAULTED] == 0)
-    if bad.any():
-        raise InvariantError(f"month {bad.argmax()}: collateral recovered in a month without a loan settled")
-    bad = (s[:, GUARANTEE_PAYOUTS] > 0) & (s[:, LOANS_DEFAULTED] == 0)
-    if bad.any():
-        raise InvariantError(f"month {bad.argmax()}: guarantee payouts in a month without defaults")
+    bad = c[:, :, LOANS_MADE] != c[:, :, LOANS_REPAID] + c[:, :, LOANS_DEFAULTED] + s[:, :, LOANS_OUTSTANDING]
+    if failed(bad):
+        raise InvariantError(f"month {first_month(bad)}: loans made differ from loans repaid, defaulted and running")
+    bad = ((c[:, :, LOAN_INTEREST_PAID] > c[:, :, LOAN_INTEREST_DUE])
+           | (s[:, :, LOAN_INTEREST_PAID] > s[:, :, LOAN_REPAYMENTS] + s[:, :, COLLATERAL_RECOVERED]))
+    if failed(bad):
+        raise InvariantError(f"month {first_month(bad)}: more interest paid than agreed or repaid")
+    bad = (s[:, :, COLLATERAL_RECOVERED] > 0) & (s[:, :, LOANS_REPAID] + s[:, :, LOANS_DEFAULTED] == 0)
+    if failed(bad):
+        raise InvariantError(f"month {first_month(bad)}: collateral recovered in a month without a loan settled")
+    bad = (s[:, :, GUARANTEE_PAYOUTS] > 0) & (s[:, :, LOANS_DEFAULTED] == 0)
+    if failed(bad):
+        raise InvariantError(f"month {first_month(bad)}: guarantee payouts in a month without defaults")
     # each payout is rounded down from a float product: a millionth of a yuan of slack per default for its last bit
-    bad = (s[:, GUARANTEE_PAYOUTS] + s[:, GUARANTEES_DENIED]
-           > pl.guarantee_share * s[:, LOAN_LOSSES] + 1e-6 * s[:, LOANS_DEFAULTED])
-    if bad.any():
-        raise InvariantError(f"month {bad.argmax()}: guarantee payouts exceed guarantee_share of the principal lost")
-    bad = c[:, GUARANTEE_PAYOUTS] > math.floor(pl.fund_size)
-    if bad.any():
-        raise InvariantError(f"month {bad.argmax()}: guarantee payouts exceed the fund")
-    bad = ((c[:, LOANS_MADE] > c[:, CREDIT_OFFERS]) | (s[:, CREDIT_OFFERS_SHORT] > s[:, CREDIT_OFFERS])
-           | (s[:, CREDIT_OFFERS_SHORT_SME] > s[:, CREDIT_OFFERS_SHORT]))
-    if bad.any():
-        raise InvariantError(f"month {bad.argmax()}: more loans than credit offers so far, or more offers to firms short "
+    bad = (s[:, :, GUARANTEE_PAYOUTS] + s[:, :, GUARANTEES_DENIED]
+           > pl.guarantee_share * s[:, :, LOAN_LOSSES] + 1e-6 * s[:, :, LOANS_DEFAULTED])
+    if failed(bad):
+        raise InvariantError(f"month {first_month(bad)}: guarantee payouts exceed guarantee_share of the principal lost")
+    bad = c[:, :, GUARANTEE_PAYOUTS] > math.floor(pl.fund_size)
+    if failed(bad):
+        raise InvariantError(f"month {first_month(bad)}: guarantee payouts exceed the fund")
+    bad = ((c[:, :, LOANS_MADE] > c[:, :, CREDIT_OFFERS]) | (s[:, :, CREDIT_OFFERS_SHORT] > s[:, :, CREDIT_OFFERS])
+           | (s[:, :, CREDIT_OFFERS_SHORT_SME] > s[:, :, CREDIT_OFFERS_SHORT]))
+    if failed(bad):
+        raise InvariantError(f"month {first_month(bad)}: more loans than credit offers so far, or more offers to firms short "
                              "of cash (to SMEs short of cash) than offers (to firms short of cash)")
-    contracts_signed = s[:, list(FORM_COLUMNS)].sum(axis=1)
-    bad = ((s[:, LOANS_MADE] > contracts_signed) | (s[:, LOANS_GUARANTEED] > s[:, LOANS_MADE])
-           | (s[:, LOANS_MADE_SME] > s[:, LOANS_MADE]) | (s[:, LOANS_SME_SMALL] > s[:, LOANS_MADE_SME]))
-    if bad.any():
-        raise InvariantError(f"month {bad.argmax()}: more loans (guaranteed loans, loans to SMEs, small ones) than "
+    contracts_signed = s[:, :, list(FORM_COLUMNS)].sum(axis=2)
+    bad = ((s[:, :, LOANS_MADE] > contracts_signed) | (s[:, :, LOANS_GUARANTEED] > s[:, :, LOANS_MADE])
+           | (s[:, :, LOANS_MADE_SME] > s[:, :, LOANS_MADE]) | (s[:, :, LOANS_SME_SMALL] > s[:, :, LOANS_MADE_SME]))
+    if failed(bad):
+        raise InvariantError(f"month {first_month(bad)}: more loans (guaranteed loans, loans to SMEs, small ones) than "
                              "contracts signed (loans, loans to SMEs)")
-    bad = np.diff(s[:, LENDERS_ACTIVE]) > 0
-    if bad.any():
-        raise InvariantError(f"month {bad.argmax() + 1}: a withdrawn lender lends again")
+    bad = np.diff(s[:, :, LENDERS_ACTIVE]) > 0
+    if failed(bad):
+        raise InvariantError(f"month {first_month(bad) + 1}: a withdrawn lender lends again")

@@ -158,32 +158,36 @@ def on_settle(p, st, series, month, j, success):
 
 
 # --------------------------------------------------------------------------- results
-def check_series(s, cfg) -> None:
+def check_series(s, cfg, c=None) -> None:
     """Each grant paid in full and spent on its pilot test; outcomes of treated achievements within all outcomes;
     no more achievements in pilot tests than grants awarded."""
-    from ..results import InvariantError
+    from ..results import InvariantError, cumulative, failed, first_month, runs_of
 
+    s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
     grant = rules.yuan(cfg.maturation.grant)
     for kind in (MATURATION_GRANTS, PILOT_TEST_COSTS):
-        bad = s[:, kind] != s[:, GRANTS_AWARDED] * grant
-        if bad.any():
-            m = int(bad.argmax())
-            raise InvariantError(f"month {m}: {columns.COLUMNS[kind].name} {s[m, kind]:.0f} is not "
-                                 f"{s[m, GRANTS_AWARDED]:.0f} grants of {grant} yuan")
-    c = s.cumsum(axis=0)
+        bad = s[:, :, kind] != s[:, :, GRANTS_AWARDED] * grant
+        if failed(bad):
+            m = first_month(bad)
+            raise InvariantError(f"month {m}: {columns.COLUMNS[kind].name} {s[0, m, kind]:.0f} is not "
+                                 f"{s[0, m, GRANTS_AWARDED]:.0f} grants of {grant} yuan")
+    c = cumulative(s) if c is None else c
     for mine, total in ((SUCCESSES_MATURED, columns.SUCCESSES), (FAILURES_MATURED, columns.FAILURES)):
-        bad = s[:, mine] > s[:, total]
-        if bad.any():
-            raise InvariantError(f"month {int(bad.argmax())}: more {columns.COLUMNS[mine].name} than "
+        bad = s[:, :, mine] > s[:, :, total]
+        if failed(bad):
+            raise InvariantError(f"month {first_month(bad)}: more {columns.COLUMNS[mine].name} than "
                                  f"{columns.COLUMNS[total].name}")
-    bad = s[:, columns.MATURING] > c[:, GRANTS_AWARDED]
-    if bad.any():
-        raise InvariantError(f"month {int(bad.argmax())}: more achievements maturing than grants awarded")
+    bad = s[:, :, columns.MATURING] > c[:, :, GRANTS_AWARDED]
+    if failed(bad):
+        raise InvariantError(f"month {first_month(bad)}: more achievements maturing than grants awarded")
 
 
 def summarize(totals: dict, s) -> dict:
+    """Its run metrics, one array over the runs each (``totals``: the run metrics so far; ``s``: the series,
+    ``(runs, months, columns)``)."""
+    from ..results import ratio
+
     treated = totals["successes_matured"] + totals["failures_matured"]
     others = totals["successes"] + totals["failures"] - treated
-    return {"matured_success_rate": totals["successes_matured"] / treated if treated else np.nan,
-            "unmatured_success_rate": (totals["successes"] - totals["successes_matured"]) / others
-            if others else np.nan}
+    return {"matured_success_rate": ratio(totals["successes_matured"], treated),
+            "unmatured_success_rate": ratio(totals["successes"] - totals["successes_matured"], others)}

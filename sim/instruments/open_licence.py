@@ -76,13 +76,14 @@ def offer_forms(p, st, series, month, j, a, signal, n):
                        p.implementation_months, rules.LICENSED)
 
 
-def check_series(s, cfg) -> None:
+def check_series(s, cfg, c=None) -> None:
     """Open licences are paid only at their published price: never more than the asking prices of those signed."""
-    from ..results import InvariantError
+    from ..results import InvariantError, failed, first_month, runs_of
 
-    signed = s[:, columns.index("signed_open_licence")]
-    if cfg.open_licence.price_share == 0 and s[:, OPEN_LICENCE_PAYMENTS].any():
+    s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
+    signed = s[:, :, columns.index("signed_open_licence")]
+    if cfg.open_licence.price_share == 0 and failed(s[:, :, OPEN_LICENCE_PAYMENTS].any(axis=1)):
         raise InvariantError("a free open licence was paid for")
-    bad = (s[:, OPEN_LICENCE_PAYMENTS] > 0) & (signed == 0)
-    if bad.any():
-        raise InvariantError(f"month {bad.argmax()}: open-licence payments without an open licence signed")
+    bad = (s[:, :, OPEN_LICENCE_PAYMENTS] > 0) & (signed == 0)
+    if failed(bad):
+        raise InvariantError(f"month {first_month(bad)}: open-licence payments without an open licence signed")

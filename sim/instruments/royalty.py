@@ -241,34 +241,35 @@ def record(p, st, series, month):
 
 
 # --------------------------------------------------------------------------- results
-def check_series(s, cfg) -> None:
+def check_series(s, cfg, c=None) -> None:
     """Royalties only after a royalty contract succeeded, never more than owed: every schedule's total is accounted
     for (paid, written off or still to fall due), totals within rate x the value of successes, instalments only
     from the month after a conversion, upfront payments only in months with royalty signings."""
-    from ..results import InvariantError
+    from ..results import InvariantError, cumulative, failed, first_month, runs_of
 
-    c = s.cumsum(axis=0)
-    accounted = c[:, ROYALTIES] + c[:, ROYALTIES_UNPAID] + s[:, ROYALTIES_OUTSTANDING]
-    bad = accounted != c[:, ROYALTIES_DUE]
-    if bad.any():
-        m = int(bad.argmax())
-        raise InvariantError(f"month {m}: royalties paid, unpaid and outstanding ({accounted[m]:.0f}) differ from "
-                             f"the schedules started ({c[m, ROYALTIES_DUE]:.0f})")
+    s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
+    c = cumulative(s) if c is None else c
+    accounted = c[:, :, ROYALTIES] + c[:, :, ROYALTIES_UNPAID] + s[:, :, ROYALTIES_OUTSTANDING]
+    bad = accounted != c[:, :, ROYALTIES_DUE]
+    if failed(bad):
+        m = first_month(bad)
+        raise InvariantError(f"month {m}: royalties paid, unpaid and outstanding ({accounted[0, m]:.0f}) differ from "
+                             f"the schedules started ({c[0, m, ROYALTIES_DUE]:.0f})")
     # each total is rounded half up to the yuan: half a yuan of slack per schedule
-    bad = c[:, ROYALTIES_DUE] > cfg.royalty.rate * c[:, ledger.FIRM_VALUE] + 0.5 * c[:, ROYALTIES_CONVERTED]
-    if bad.any():
-        raise InvariantError(f"month {bad.argmax()}: royalties owed exceed royalty.rate x the value of successes")
-    bad = s[:, ROYALTIES_CONVERTED] > s[:, columns.SUCCESSES]
-    if bad.any():
-        raise InvariantError(f"month {bad.argmax()}: more royalty contracts converted than successes")
-    started_before = np.concatenate(([0.0], c[:-1, ROYALTIES_CONVERTED]))
-    bad = (s[:, ROYALTY_INSTALMENTS] > started_before) | ((s[:, ROYALTIES] > 0) & (s[:, ROYALTY_INSTALMENTS] == 0))
-    if bad.any():
-        raise InvariantError(f"month {bad.argmax()}: royalty instalments without a royalty contract converted in an "
+    bad = c[:, :, ROYALTIES_DUE] > cfg.royalty.rate * c[:, :, ledger.FIRM_VALUE] + 0.5 * c[:, :, ROYALTIES_CONVERTED]
+    if failed(bad):
+        raise InvariantError(f"month {first_month(bad)}: royalties owed exceed royalty.rate x the value of successes")
+    bad = s[:, :, ROYALTIES_CONVERTED] > s[:, :, columns.SUCCESSES]
+    if failed(bad):
+        raise InvariantError(f"month {first_month(bad)}: more royalty contracts converted than successes")
+    started_before = np.concatenate((np.zeros((c.shape[0], 1)), c[:, :-1, ROYALTIES_CONVERTED]), axis=1)
+    bad = (s[:, :, ROYALTY_INSTALMENTS] > started_before) | ((s[:, :, ROYALTIES] > 0) & (s[:, :, ROYALTY_INSTALMENTS] == 0))
+    if failed(bad):
+        raise InvariantError(f"month {first_month(bad)}: royalty instalments without a royalty contract converted in an "
                              "earlier month")
-    bad = c[:, ROYALTY_INSTALMENTS] > cfg.royalty.months * started_before
-    if bad.any():
-        raise InvariantError(f"month {bad.argmax()}: more royalty instalments than royalty.months per conversion")
-    bad = (s[:, ROYALTY_UPFRONT] > 0) & (s[:, SIGNED_ROYALTY] == 0)
-    if bad.any():
-        raise InvariantError(f"month {bad.argmax()}: upfront royalty payments without a royalty contract signed")
+    bad = c[:, :, ROYALTY_INSTALMENTS] > cfg.royalty.months * started_before
+    if failed(bad):
+        raise InvariantError(f"month {first_month(bad)}: more royalty instalments than royalty.months per conversion")
+    bad = (s[:, :, ROYALTY_UPFRONT] > 0) & (s[:, :, SIGNED_ROYALTY] == 0)
+    if failed(bad):
+        raise InvariantError(f"month {first_month(bad)}: upfront royalty payments without a royalty contract signed")

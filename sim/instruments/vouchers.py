@@ -167,21 +167,23 @@ def on_payment(p, st, series, month, f, a, b, amount, net):
 
 
 # --------------------------------------------------------------------------- results
-def check_series(s, cfg) -> None:
+def check_series(s, cfg, c=None) -> None:
     """Vouchers never pay more than ``rate`` of the firms' technology-service payments of the month (half a yuan of
     rounding per payment), nor to large firms when they are for SMEs."""
-    from ..results import InvariantError
+    from ..results import InvariantError, failed, first_month, runs_of
 
-    services = sum(s[:, k.column] for k in ledger.KINDS
+    s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
+    services = sum(s[:, :, k.column] for k in ledger.KINDS
                    if k.payer == ledger.FIRM and k.payee in (ledger.UNIVERSITY, ledger.BROKER))
-    slack = 0.5 * (s[:, columns.CONTRACT_PAYMENTS] + s[:, CONTRACTS_WITH_VOUCHER])  # each payment rounded half up
-    bad = s[:, VOUCHERS] > cfg.voucher.rate * services + slack
-    if bad.any():
-        m = int(bad.argmax())
-        raise InvariantError(f"month {m}: vouchers {s[m, VOUCHERS]:.0f} exceed {cfg.voucher.rate} of the firms' "
-                             f"technology-service payments ({services[m]:.0f})")
+    slack = 0.5 * (s[:, :, columns.CONTRACT_PAYMENTS] + s[:, :, CONTRACTS_WITH_VOUCHER])  # each payment rounded half up
+    bad = s[:, :, VOUCHERS] > cfg.voucher.rate * services + slack
+    if failed(bad):
+        m = first_month(bad)
+        raise InvariantError(f"month {m}: vouchers {s[0, m, VOUCHERS]:.0f} exceed {cfg.voucher.rate} of the firms' "
+                             f"technology-service payments ({services[0, m]:.0f})")
     sme = ledger.class_of(VOUCHERS).sme_column
-    if cfg.voucher.sme_only and sme >= 0 and (s[:, VOUCHERS] != s[:, sme]).any():
-        m = int((s[:, VOUCHERS] != s[:, sme]).argmax())
-        raise InvariantError(f"month {m}: vouchers paid to large firms ({s[m, VOUCHERS] - s[m, sme]:.0f} yuan) while "
+    bad = s[:, :, VOUCHERS] != s[:, :, sme]
+    if cfg.voucher.sme_only and sme >= 0 and failed(bad):
+        m = first_month(bad)
+        raise InvariantError(f"month {m}: vouchers paid to large firms ({s[0, m, VOUCHERS] - s[0, m, sme]:.0f} yuan) while "
                              "voucher.sme_only is true")
