@@ -122,6 +122,48 @@ def compile_and_memory(big: int):
     }
 
 
+_PROVINCE = """
+import json, time
+from sim import api
+t0 = time.perf_counter()
+cfg = api.under_regime(api.compose("scenario=province", "progress=false"), "{regime}")
+api.simulate(cfg, 0)                       # the kernels loaded, the first run
+t1 = time.perf_counter()
+runs = [api.simulate(cfg, seed) for seed in range(1, {seeds} + 1)]
+t2 = time.perf_counter()
+pop_t0 = time.perf_counter()
+from sim.population import draw_population
+pop = draw_population(cfg, 99)
+pop_s = time.perf_counter() - pop_t0
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(json.dumps({{"first_s": t1 - t0, "run_s": (t2 - t1) / {seeds}, "population_s": pop_s, "maxrss_mb": hwm / 1024,
+                  "firms": pop.n_firms, "achievements": pop.n_achievements, "months": cfg.scenario.months,
+                  "contracts": sum(r.summary["contracts"] for r in runs) / len(runs)}}))
+"""
+
+
+def province_section(seeds: int = 3) -> list:
+    """[province]: the province-scale scenario (configs/scenario/province.yaml: 120,000 firms, 22,000+ achievements,
+    24 months), seconds a run (every check included, as api.simulate does it) and the peak memory of a fresh process
+    running it, baseline and combined (issue 24 asks under 10 s a run)."""
+    from tabulate import tabulate
+
+    print(f"\n[province] the province-scale scenario, {seeds} runs a regime after a first, a fresh process each ...",
+          flush=True)
+    rows = []
+    for regime in ("baseline", "combined"):
+        out = subprocess.run([sys.executable, "-c", _PROVINCE.format(regime=regime, seeds=seeds)],
+                             capture_output=True, text=True, check=True)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append(r | {"regime": regime})
+    print(tabulate([[r["regime"], f"{r['firms']:,}", f"{r['achievements']:,}", r["months"], f"{r['run_s']:.2f}",
+                     f"{r['population_s']:.2f}", f"{r['firms'] * r['months'] / r['run_s'] / 1e6:.1f} M",
+                     f"{r['contracts']:,.0f}", f"{r['maxrss_mb']:,.0f}"] for r in rows],
+                   headers=["regime", "firms", "achievements", "months", "s/run", "of which population s",
+                            "firm-steps/s", "contracts a run", "peak MB (process)"], tablefmt="github"))
+    return rows
+
+
 def check_costs(sizes, reps=20):
     """Seconds per run of the checks every run passes (validation, memory, money, invariants) vs the run itself."""
     from sim import kernels
@@ -491,9 +533,11 @@ def main(argv=None) -> None:
     ap.add_argument("--quick", action="store_true", help="smaller sizes and batch")
     ap.add_argument("--mesa-max", type=int, default=100_000, help="largest population run with Mesa")
     ap.add_argument("--batch", type=int, default=None, help="runs in the batch (default 1000, quick 200)")
-    ap.add_argument("--only", choices=["batch", "calibration", "sensitivity", "dashboard", "parts"], default=None,
+    ap.add_argument("--only", choices=["batch", "calibration", "sensitivity", "dashboard", "parts", "province"],
+                    default=None,
                     help="run only this section ([5/8] batch, [6/8] calibration, [7/8] sensitivity, [8/8] dashboard, "
-                         "[parts] a run's parts against its kernel, also printed after [4/8])")
+                         "[parts] a run's parts against its kernel, also printed after [4/8], [province] the "
+                         "province-scale scenario, also printed after [3/8])")
     ap.add_argument("--sobol-n", type=int, default=None,
                     help="Sobol base sample of the sensitivity section (default 1,024: the target; quick 64)")
     ap.add_argument("--calibration-runs", type=int, default=None,
@@ -520,6 +564,9 @@ def main(argv=None) -> None:
         return
     if args.only == "parts":
         print_run_parts()
+        return
+    if args.only == "province":
+        province_section()
         return
     if args.only == "batch":
         print(f"machine: {cores} cores; default scenario, regime 'combined', 60 months")
@@ -548,6 +595,7 @@ def main(argv=None) -> None:
     print(f"compile (empty cache, shorter of two): {cm['compile_s']:.1f} s; load from cache: {cm['cache_load_s']:.2f} s")
     print(f"peak memory (whole process): {cm['peak_rss_big_mb']:,.0f} MB at {big:,} firms; "
           f"{cm['peak_rss_small_mb']:,.0f} MB at 1,000 firms")
+    province_section(2 if args.quick else 3)
 
     print("\n[4/8] checks every run passes, against the run itself (numba) ...", flush=True)
     crow = check_costs([1_000, 10_000, 100_000])

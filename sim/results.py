@@ -447,9 +447,11 @@ def _check_budget(s: np.ndarray, cfg) -> None:
                                  f"budget {budget:.0f}")
 
 
-def _check_instruments(s: np.ndarray, cfg, c: np.ndarray) -> None:
+def _check_instruments(s: np.ndarray, cfg, c: np.ndarray | None = None) -> None:
     """An instrument the regime does not list moved nothing; each listed one keeps its own rules (``c``: the running
     totals, :func:`cumulative`, computed once for them all)."""
+    s = runs_of(s)
+    c = cumulative(s) if c is None else c
     on = set(cfg.regime.instruments)
     for m in INSTRUMENTS:
         if m.NAME not in on:

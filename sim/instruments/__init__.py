@@ -14,9 +14,11 @@ needs to know it exists:
 * its rules and its hooks into the month, ``numba.njit`` functions of the shared state
   (the hooks are listed in :mod:`sim.hooks`; define only those you need);
 * optionally ``check(cfg)`` (rules between its parameters and the scenario, raising a
-  one-line ``ConfigError``), ``check_series(series, cfg)`` (its invariants, raising
+  one-line ``ConfigError``), ``check_series(series, cfg, c=None)`` (its invariants, raising
   ``InvariantError``), ``summarize(totals, series) -> dict`` (metrics besides its
-  columns' totals), ``initial_balances(cfg, balance, acct_base)``, ``initial_state(cfg,
+  columns' totals; both over a batch of runs, ``series`` ``(runs, months, columns)`` and
+  one array over the runs per metric: :func:`sim.results.runs_of`, ``failed``, ``first_month``,
+  ``cumulative``, ``ratio``), ``initial_balances(cfg, balance, acct_base)``, ``initial_state(cfg,
   arrays)`` (changes to the month-0 state, called only when the regime lists it),
   ``money_bound(cfg, pop) -> float`` (what it adds to :func:`sim.population.money_bound`:
   every payment it makes, all months) with ``MONEY_KEYS`` (the keys the error names),
