@@ -126,7 +126,7 @@ _PROVINCE = """
 import json, time
 from sim import api
 t0 = time.perf_counter()
-cfg = api.under_regime(api.compose("scenario=province", "progress=false"), "{regime}")
+cfg = api.under_regime(api.compose("scenario=province", "engine=numba", "progress=false"), "{regime}")
 api.simulate(cfg, 0)                       # the kernels loaded, the first run
 t1 = time.perf_counter()
 runs = [api.simulate(cfg, seed) for seed in range(1, {seeds} + 1)]
