@@ -134,14 +134,23 @@ def finish(plan: RunPlan, raws: Sequence[RawRun], check: bool = True) -> dict:
         return {}
     series = np.stack([r.series for r in raws])
     if check:
-        check_invariants(series, [r.n_achievements for r in raws], [r.initial_money for r in raws], plan.cfg)
-        for i, r in enumerate(raws):
-            try:
+        try:
+            check_invariants(series, [r.n_achievements for r in raws], [r.initial_money for r in raws], plan.cfg)
+            for r in raws:
                 check_by_sector(r.series, r.by_sector)
                 check_deals(r.series, *r.deals)
-            except InvariantError as e:
-                e.run = i
-                raise
+        except InvariantError:
+            # the first run that fails any of its checks (invariants, then by sector, then deals), as run by run:
+            # a later run's broken invariant must not hide an earlier run's broken funnel by sector
+            for i, r in enumerate(raws):
+                try:
+                    check_invariants(r.series, r.n_achievements, r.initial_money, plan.cfg)
+                    check_by_sector(r.series, r.by_sector)
+                    check_deals(r.series, *r.deals)
+                except InvariantError as e:
+                    e.run = i
+                    raise
+            raise
     return summarize_runs(series, [r.n_achievements for r in raws], plan.cfg.scenario.discount_rate,
                           [r.deals for r in raws])
 
@@ -157,6 +166,7 @@ def run_chunk(tasks: Sequence[tuple[Config, int]], validate, result_type, engine
     groups: dict[int, list[int]] = {}
     raws: list[RawRun] = []
     for i, (cfg, seed) in enumerate(tasks):
+        seed = int(seed)   # a result's seed a Python int, as run by run (a caller's np.int64 included)
         plan = plans.get(id(cfg))
         if plan is None:
             plan = plans[id(cfg)] = RunPlan(validate(cfg), engine)
@@ -203,7 +213,7 @@ def run_one_by_one(tasks: Sequence[tuple[Config, int]], validate, result_type) -
         plan = RunPlan(valid[id(cfg)])
         one: list = [None]
         failures: list = []
-        _finish_into(one, failures, plan, [0], [plan.run(seed, reuse=False)], result_type, True)
+        _finish_into(one, failures, plan, [0], [plan.run(int(seed), reuse=False)], result_type, True)
         if failures:
             raise failures[0][1]
         out.append(one[0])

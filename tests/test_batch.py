@@ -189,3 +189,34 @@ def test_ratio_is_a_division_where_the_denominator_is_not_zero():
     out = ratio(num, den)
     assert out[0] == 0.5 and np.isnan(out[1]) and out[2] == -1.25 and np.isnan(out[3])
     assert np.isnan(ratio(num, den, den > 0)[2])   # an explicit condition: > 0 only
+
+
+def test_an_earlier_run_broken_by_sector_raises_before_a_later_run_broken_in_its_series(runs, monkeypatch):
+    """Run by run, run 0's funnel by sector is checked before run 1 is even run: its error comes first, though run 1
+    breaks an invariant of the series (checked for the whole batch before the by-sector checks)."""
+    cfg, _ = runs
+    real = batch.RunPlan.run
+
+    def broken(self, seed, reuse=True):
+        raw = real(self, seed, reuse)
+        if seed == 3:
+            raw.by_sector[5, 0, 0] += 1               # a match by sector too many
+        if seed == 4:
+            raw.series[2, C.STATUS_COLUMNS[0]] += 1   # an achievement counted twice
+        return raw
+
+    monkeypatch.setattr(batch.RunPlan, "run", broken)
+    tasks = [(cfg, 3), (cfg, 4)]
+    with pytest.raises(InvariantError) as alone:
+        batch.run_one_by_one(tasks, load_config, api.RunResult)
+    assert "by sector" in str(alone.value)
+    with pytest.raises(InvariantError) as together:
+        api.run_batch(tasks)
+    assert str(together.value) == str(alone.value)
+
+
+def test_a_results_seed_is_a_python_int_whatever_the_callers_integer_type(runs):
+    cfg, _ = runs
+    for seed in (np.int64(3), np.uint32(3)):
+        r, = api.run_batch([(cfg, seed)])
+        assert type(r.seed) is int and r.seed == 3
