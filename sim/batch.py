@@ -165,21 +165,33 @@ def run_chunk(tasks: Sequence[tuple[Config, int]], validate, result_type, engine
     plans: dict[int, RunPlan] = {}
     groups: dict[int, list[int]] = {}
     raws: list[RawRun] = []
-    for i, (cfg, seed) in enumerate(tasks):
-        seed = int(seed)   # a result's seed a Python int, as run by run (a caller's np.int64 included)
-        plan = plans.get(id(cfg))
-        if plan is None:
-            plan = plans[id(cfg)] = RunPlan(validate(cfg), engine)
-        groups.setdefault(id(cfg), []).append(i)
-        raws.append(plan.run(seed))
+    try:
+        for i, (cfg, seed) in enumerate(tasks):
+            seed = int(seed)   # a result's seed a Python int, as run by run (a caller's np.int64 included)
+            plan = plans.get(id(cfg))
+            if plan is None:
+                plan = plans[id(cfg)] = RunPlan(validate(cfg), engine)
+            raws.append(plan.run(seed))
+            groups.setdefault(id(cfg), []).append(i)
+    except Exception:
+        # a task that cannot run (its config, its money, the engine): the runs before it are checked first, as run
+        # by run they were, and the first of them to break an invariant raises instead
+        if check:
+            _finish_groups([None] * len(raws), plans, groups, raws, lambda *args: None, True)
+        raise
     out: list = [None] * len(tasks)
-    failures = []
+    _finish_groups(out, plans, groups, raws, result_type, check)
+    return out
+
+
+def _finish_groups(out: list, plans: dict, groups: dict, raws: list, result_type, check: bool) -> None:
+    """:func:`finish` every plan's runs into ``out``; the first run in task order that failed a check raises."""
+    failures: list = []
     for key, every in groups.items():
         for idx in _slices(every, FINISH_RUNS):
             _finish_into(out, failures, plans[key], idx, raws, result_type, check)
     if failures:
         raise min(failures, key=lambda f: f[0])[1]
-    return out
 
 
 def _slices(items: list, size: int) -> list[list]:

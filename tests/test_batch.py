@@ -16,7 +16,7 @@ import pytest
 
 from sim import api, batch
 from sim import columns as C
-from sim.config import load_config
+from sim.config import ConfigError, load_config
 from sim.population import draw_population
 from sim.results import (InvariantError, N_SERIES, check_invariants, cumulative, ratio, summarize, summarize_runs)
 
@@ -220,3 +220,30 @@ def test_a_results_seed_is_a_python_int_whatever_the_callers_integer_type(runs):
     for seed in (np.int64(3), np.uint32(3)):
         r, = api.run_batch([(cfg, seed)])
         assert type(r.seed) is int and r.seed == 3
+
+
+def test_a_run_that_breaks_an_invariant_raises_before_a_later_task_that_cannot_run(runs, monkeypatch):
+    """Run by run, run 0 is checked before task 1 is tried: its broken invariant comes first, not task 1's refusal
+    (here its money, refused by a stand-in for check_money); with nothing broken before it, the refusal itself."""
+    cfg, _ = runs
+    real_run, real_money = batch.RunPlan.run, batch.check_money
+
+    def broken(self, seed, reuse=True):
+        raw = real_run(self, seed, reuse)
+        if seed == 3:
+            raw.series[2, C.STATUS_COLUMNS[0]] += 1   # an achievement counted twice
+        return raw
+
+    def refuse_seed_4(cfg, pop):
+        if pop.seed == 4:
+            raise ConfigError("scenario (seed 4): refused (a stand-in)")
+        real_money(cfg, pop)
+
+    monkeypatch.setattr(batch.RunPlan, "run", broken)
+    monkeypatch.setattr(batch, "check_money", refuse_seed_4)
+    with pytest.raises(InvariantError, match="statuses add up"):
+        batch.run_one_by_one([(cfg, 3), (cfg, 4)], load_config, api.RunResult)
+    with pytest.raises(InvariantError, match="statuses add up"):
+        api.run_batch([(cfg, 3), (cfg, 4)])
+    with pytest.raises(ConfigError, match="a stand-in"):
+        api.run_batch([(cfg, 5), (cfg, 4), (cfg, 3)])
