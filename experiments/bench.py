@@ -305,6 +305,9 @@ def batch_rate(n_runs: int, workers: int, reps: int = 1, regime: str = "combined
             api._ONE_BY_ONE = False
 
     wall, others = min(_timed_with_load(one_batch) for _ in range(reps))
+    if one_by_one and workers > 1 and api.last_batch.start_method != "fork":   # a spawned worker reads the switch anew
+        raise RuntimeError("the one-by-one path on several cores needs forked workers (they inherit the switch); "
+                           f"this batch's were started by {api.last_batch.start_method}")
     return n_runs / wall, others
 
 

@@ -209,9 +209,16 @@ def summarize_runs(series: np.ndarray, n_achievements, discount_rate: float = 0.
     for m in INSTRUMENTS:
         if hasattr(m, "summarize"):
             out.update(m.summarize(out, s))
-    # every metric one float64 array over the runs
-    return {name: v if isinstance(v, np.ndarray) and v.shape == (runs,) and v.dtype == np.float64
-            else np.full(runs, v, dtype=np.float64) for name, v in out.items()}
+    return {name: _per_run(name, v, runs) for name, v in out.items()}
+
+
+def _per_run(name: str, values, runs: int) -> np.ndarray:
+    """A metric as one float64 value per run; anything else (one value for the whole batch, say an instrument's
+    metric computed from the first run only) is a ValueError, not stretched over the runs."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape != (runs,):
+        raise ValueError(f"metric {name}: {runs} values expected, one per run, not an array of shape {values.shape}")
+    return values
 
 
 # the columns that are run metrics (their totals or, for stocks, their last values), and those of them in yuan

@@ -247,3 +247,19 @@ def test_a_run_that_breaks_an_invariant_raises_before_a_later_task_that_cannot_r
         api.run_batch([(cfg, 3), (cfg, 4)])
     with pytest.raises(ConfigError, match="a stand-in"):
         api.run_batch([(cfg, 5), (cfg, 4), (cfg, 3)])
+
+
+def test_a_metric_must_have_one_value_per_run(runs, monkeypatch):
+    """An instrument's metric computed for the whole batch (one value, from its first run say) is refused, never
+    stretched over the runs."""
+    from sim.instruments import insurance
+
+    cfg, results = runs
+    series, n_ach, _ = _stack(results)
+    good = summarize_runs(series, n_ach)
+    monkeypatch.setattr(insurance, "summarize", lambda totals, s: {"loss_ratio": float(totals["claims"][0])})
+    with pytest.raises(ValueError, match="metric loss_ratio: 3 values expected"):
+        summarize_runs(series, n_ach)
+    monkeypatch.setattr(insurance, "summarize", lambda totals, s: {"loss_ratio": totals["claims"] * 0 + 1})
+    assert np.array_equal(summarize_runs(series, n_ach)["loss_ratio"], np.ones(3))
+    assert len(good["loss_ratio"]) == 3
