@@ -159,14 +159,14 @@ def run_validated(tasks: Sequence[tuple[Config, int]]) -> list[RunResult]:
 _ONE_BY_ONE = False   # the benchmark's switch to the reference path (sim.batch.run_one_by_one), inherited by forks
 
 
-def _run_chunk(tasks):
+def _run_chunk(tasks, columns: bool = False):
     """Run a chunk of (config, seed) tasks as one batch (:func:`sim.batch.run_chunk`): each distinct config object
-    validated once, its runs checked and summarised together."""
+    validated once, its runs checked and summarised together (``columns``: as a :class:`sim.batch.RunTable`)."""
     from .batch import run_chunk, run_one_by_one
 
-    if _ONE_BY_ONE:
+    if _ONE_BY_ONE and not columns:
         return run_one_by_one(tasks, load_config, RunResult)
-    return run_chunk(tasks, load_config, RunResult)
+    return run_chunk(tasks, load_config, RunResult, columns=columns)
 
 
 def _kernel_loads() -> int:
@@ -187,10 +187,10 @@ def _kernel_loads() -> int:
     return n
 
 
-def _worker_chunk(tasks):
+def _worker_chunk(tasks, columns: bool = False):
     """:func:`_run_chunk` in a worker process, with its pid, start time and the kernel loads it needed."""
     begun, loads = time.monotonic(), _kernel_loads()
-    results = _run_chunk(tasks)
+    results = _run_chunk(tasks, columns)
     return os.getpid(), begun, _kernel_loads() - loads, results
 
 
@@ -298,8 +298,26 @@ def run_batch(tasks: Sequence[tuple[Config, int]], workers: int = 1, progress: b
     ``on_progress(done, total, desc)`` is called as runs finish; an exception it raises stops
     the batch (the chunks not yet begun are cancelled) and propagates.
 
-    ``last_batch`` records how the last batch ran (:class:`BatchInfo`).
+    ``last_batch`` records how the last batch ran (:class:`BatchInfo`). :func:`run_table` runs the same way and
+    returns the runs as columns.
     """
+    parts = _run_parts(tasks, workers, progress, desc, chunksize, pool, on_progress, False)
+    return [r for part in parts for r in part]
+
+
+def run_table(tasks: Sequence[tuple[Config, int]], workers: int = 1, progress: bool = False,
+              desc: str = "runs", chunksize: Optional[int] = None, pool: Optional[Executor] = None,
+              on_progress: Optional[Callable[[int, int, str], None]] = None):
+    """:func:`run_batch`, returning the runs as columns (:class:`sim.batch.RunTable`: regime, seed and every
+    metric as one array over the runs, in task order; ``.frame()`` a DataFrame) without a Python object a run, and
+    without their series. The same runs, the same invariants checked, the same numbers as :func:`run_batch`."""
+    from .batch import RunTable
+
+    return RunTable.concat(_run_parts(tasks, workers, progress, desc, chunksize, pool, on_progress, True))
+
+
+def _run_parts(tasks, workers, progress, desc, chunksize, pool, on_progress, columns: bool) -> list:
+    """:func:`run_batch`'s work: the chunks' results (lists of runs, or tables with ``columns``), in task order."""
     global last_batch
 
     for name, value, low in (("workers", workers, 1), ("chunksize", chunksize, 1)):
@@ -317,26 +335,30 @@ def run_batch(tasks: Sequence[tuple[Config, int]], workers: int = 1, progress: b
             on_progress(n, len(tasks), desc)
 
     if pool is not None:
-        return _run_in_pool(pool, tasks, workers, chunksize, done)
+        return _run_in_pool(pool, tasks, workers, chunksize, done, columns)
+    parts: list = []
+    n_done = 0
     if workers <= 1 or len(tasks) <= 1:
         bar = _progress_bar(len(tasks), desc) if progress else None
-        out: list[RunResult] = []
         try:
             size = chunksize or 64
             for i in range(0, len(tasks), size):
-                results = _run_chunk(tasks[i:i + size])
-                out.extend(results)
-                done(len(out))
+                results = _run_chunk(tasks[i:i + size], columns)
+                parts.append(results)
+                n_done += len(results)
+                done(n_done)
                 if bar is not None:
                     bar.update(len(results))
         finally:
             if bar is not None:
                 bar.close()
-        return out
+        return parts
 
-    out = _run_chunk(tasks[:1]) if _fork_is_safe() else []  # the parent's run loads the kernels to be inherited
-    rest = tasks[len(out):]
-    method = "fork" if out and _fork_is_safe() else "spawn"  # the same, after the parent's run
+    if _fork_is_safe():  # the parent's run loads the kernels to be inherited
+        parts.append(_run_chunk(tasks[:1], columns))
+        n_done = 1
+    rest = tasks[n_done:]
+    method = "fork" if n_done and _fork_is_safe() else "spawn"  # the same, after the parent's run
     chunks = _chunks(rest, workers, chunksize)
     processes = min(workers, len(chunks))
     pids, loads, begun = [], 0, []
@@ -344,17 +366,18 @@ def run_batch(tasks: Sequence[tuple[Config, int]], workers: int = 1, progress: b
     t0 = time.monotonic()
     pool = ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context(method))
     try:
-        futures = [pool.submit(_worker_chunk, chunk) for chunk in chunks]  # fork: all processes start at the first
+        futures = [pool.submit(_worker_chunk, chunk, columns) for chunk in chunks]  # fork: all start at the first
         if progress:
             bar = _progress_bar(len(tasks), desc)
-            bar.update(len(out))
+            bar.update(n_done)
         for future in futures:
             pid, start, n_loads, results = future.result()
             pids.append(pid)
             begun.append(start)
             loads += n_loads
-            out.extend(results)
-            done(len(out))
+            parts.append(results)
+            n_done += len(results)
+            done(n_done)
             if bar is not None:
                 bar.update(len(results))
     except BaseException:
@@ -366,22 +389,24 @@ def run_batch(tasks: Sequence[tuple[Config, int]], workers: int = 1, progress: b
             bar.close()
     last_batch = BatchInfo(method, processes, len(tasks) - len(rest), len(chunks), min(begun) - t0,
                            tuple(pids), loads)
-    return out
+    return parts
 
 
-def _run_in_pool(pool: Executor, tasks: list, workers: int, chunksize: Optional[int], done) -> list[RunResult]:
-    """:func:`run_batch` in a pool of the caller's: chunks submitted, results gathered in task order."""
-    futures = [pool.submit(_worker_chunk, chunk) for chunk in _chunks(tasks, workers, chunksize)]
-    out: list[RunResult] = []
+def _run_in_pool(pool: Executor, tasks: list, workers: int, chunksize: Optional[int], done, columns: bool) -> list:
+    """:func:`run_batch` in a pool of the caller's: chunks submitted, their results gathered in task order."""
+    futures = [pool.submit(_worker_chunk, chunk, columns) for chunk in _chunks(tasks, workers, chunksize)]
+    parts: list = []
+    n_done = 0
     try:
         for future in futures:
-            out.extend(future.result()[3])
-            done(len(out))
+            parts.append(future.result()[3])
+            n_done += len(parts[-1])
+            done(n_done)
     except BaseException:
         for future in futures:
             future.cancel()  # the pool stays the caller's; the chunks running finish, unread
         raise
-    return out
+    return parts
 
 
 # --------------------------------------------------------------------------- comparisons

@@ -23,7 +23,7 @@ import numpy as np
 
 from .config import ENGINES, Config, ConfigError
 from .population import Population, check_memory, check_money, draw_population
-from .results import InvariantError, check_by_sector, check_deals, check_invariants, summarize_runs
+from .results import METRICS, InvariantError, check_by_sector, check_deals, check_invariants, summarize_runs
 
 # A process keeps the populations it drew last, up to this many bytes (a default-scenario population is ~0.3 MB; one
 # larger than a quarter of it is not kept): a comparison's regimes, an equal-spend search's steps and a sweep's points
@@ -156,8 +156,9 @@ def finish(plan: RunPlan, raws: Sequence[RawRun], check: bool = True) -> dict:
 
 
 def run_chunk(tasks: Sequence[tuple[Config, int]], validate, result_type, engine: Optional[str] = None,
-              check: bool = True) -> list:
-    """Run (config, seed) pairs as one batch and return ``result_type`` objects in task order.
+              check: bool = True, columns: bool = False):
+    """Run (config, seed) pairs as one batch and return ``result_type`` objects in task order (``columns``: a
+    :class:`RunTable` instead, with the invariants checked just the same).
 
     ``validate(cfg)`` gives a config's validated copy (once per distinct config object). The runs of each config are
     checked and summarised together; if any breaks an invariant, the first such run in task order raises.
@@ -179,12 +180,12 @@ def run_chunk(tasks: Sequence[tuple[Config, int]], validate, result_type, engine
         if check:
             _finish_groups([None] * len(raws), plans, groups, raws, lambda *args: None, True)
         raise
-    out: list = [None] * len(tasks)
+    out = RunTable(len(tasks)) if columns else [None] * len(tasks)
     _finish_groups(out, plans, groups, raws, result_type, check)
     return out
 
 
-def _finish_groups(out: list, plans: dict, groups: dict, raws: list, result_type, check: bool) -> None:
+def _finish_groups(out, plans: dict, groups: dict, raws: list, result_type, check: bool) -> None:
     """:func:`finish` every plan's runs into ``out``; the first run in task order that failed a check raises."""
     failures: list = []
     for key, every in groups.items():
@@ -198,12 +199,16 @@ def _slices(items: list, size: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def _finish_into(out: list, failures: list, plan: RunPlan, idx: list, raws: list, result_type, check: bool) -> None:
-    """:func:`finish` the runs ``idx`` of one plan into ``out`` (by task index), or note the first that failed."""
+def _finish_into(out, failures: list, plan: RunPlan, idx: list, raws: list, result_type, check: bool) -> None:
+    """:func:`finish` the runs ``idx`` of one plan into ``out`` (by task index: a list of ``result_type`` objects, or
+    a :class:`RunTable`), or note the first that failed."""
     try:
         metrics = finish(plan, [raws[i] for i in idx], check)
     except InvariantError as e:
         failures.append((idx[getattr(e, "run", 0)], e))
+        return
+    if isinstance(out, RunTable):
+        out.fill(idx, plan, [raws[i] for i in idx], metrics)
         return
     names = tuple(metrics)
     rows = zip(*(metrics[n].tolist() for n in names))   # Python floats, as a run's summary always held
@@ -211,6 +216,46 @@ def _finish_into(out: list, failures: list, plan: RunPlan, idx: list, raws: list
         r = raws[i]
         out[i] = result_type(plan.cfg.regime.name, r.seed, r.series, dict(zip(names, row)), r.n_achievements,
                              r.initial_money, plan.cfg, r.by_sector, r.deals)
+
+
+class RunTable:
+    """Runs as columns, in task order, without a Python object a run: each run's regime, seed, number of
+    achievements and initial money, and every metric (:data:`sim.results.METRICS`) as one array over the runs.
+    ``frame()`` is the table as a DataFrame (columns ``regime``, ``seed``, then the metrics: ready for Parquet);
+    ``concat`` joins the tables of a batch's chunks. The series are not kept (a design's runs need only their
+    metrics); :func:`sim.api.run_batch` returns whole runs."""
+
+    def __init__(self, runs: int):
+        self.regime = np.empty(runs, dtype=object)
+        self.seed = np.zeros(runs, dtype=np.int64)
+        self.n_achievements = np.zeros(runs, dtype=np.int64)
+        self.initial_money = np.zeros(runs, dtype=np.float64)
+        self.metrics = {name: np.full(runs, np.nan) for name in METRICS}
+
+    def __len__(self) -> int:
+        return len(self.seed)
+
+    def fill(self, idx: list, plan: RunPlan, raws: list, metrics: dict) -> None:
+        self.regime[idx] = plan.cfg.regime.name
+        self.seed[idx] = [r.seed for r in raws]
+        self.n_achievements[idx] = [r.n_achievements for r in raws]
+        self.initial_money[idx] = [r.initial_money for r in raws]
+        for name, values in metrics.items():
+            self.metrics[name][idx] = values
+
+    @classmethod
+    def concat(cls, parts: Sequence["RunTable"]) -> "RunTable":
+        out = cls(0)
+        for name in ("regime", "seed", "n_achievements", "initial_money"):
+            setattr(out, name, np.concatenate([getattr(p, name) for p in parts] or [getattr(out, name)]))
+        out.metrics = {name: np.concatenate([p.metrics[name] for p in parts] or [out.metrics[name]])
+                       for name in METRICS}
+        return out
+
+    def frame(self):
+        import pandas as pd
+
+        return pd.DataFrame({"regime": self.regime, "seed": self.seed, **self.metrics})
 
 
 def run_one_by_one(tasks: Sequence[tuple[Config, int]], validate, result_type) -> list:

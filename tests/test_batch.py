@@ -263,3 +263,40 @@ def test_a_metric_must_have_one_value_per_run(runs, monkeypatch):
     monkeypatch.setattr(insurance, "summarize", lambda totals, s: {"loss_ratio": totals["claims"] * 0 + 1})
     assert np.array_equal(summarize_runs(series, n_ach)["loss_ratio"], np.ones(3))
     assert len(good["loss_ratio"]) == 3
+
+
+def test_a_table_of_runs_holds_the_numbers_of_the_runs(mixed_tasks):
+    """api.run_table: the runs as columns, in task order, on one process or two, chunks splitting a config's runs:
+    the same regimes, seeds and metrics, bit for bit, as api.run_batch's runs."""
+    from sim.results import METRICS
+
+    runs = api.run_batch(mixed_tasks)
+    for kw in ({}, {"workers": 2}, {"workers": 2, "chunksize": 3}):
+        table = api.run_table(mixed_tasks, **kw)
+        assert len(table) == len(runs)
+        assert list(table.regime) == [r.regime for r in runs] and list(table.seed) == [r.seed for r in runs]
+        assert list(table.n_achievements) == [r.n_achievements for r in runs]
+        assert list(table.metrics) == list(METRICS) == list(runs[0].summary)
+        for name, values in table.metrics.items():
+            assert values.tobytes() == np.array([r.summary[name] for r in runs]).tobytes(), name
+    frame = table.frame()
+    assert list(frame.columns[:2]) == ["regime", "seed"] and len(frame) == len(runs)
+    assert frame["contracts"].tolist() == [r.summary["contracts"] for r in runs]
+
+
+def test_a_table_checks_every_run_as_a_batch_does(runs, monkeypatch):
+    cfg, _ = runs
+    real = batch.RunPlan.run
+
+    def broken(self, seed, reuse=True):
+        raw = real(self, seed, reuse)
+        if seed == 4:
+            raw.series[2, C.STATUS_COLUMNS[0]] += 1   # an achievement counted twice
+        return raw
+
+    monkeypatch.setattr(batch.RunPlan, "run", broken)
+    with pytest.raises(InvariantError, match="statuses add up") as batch_error:
+        api.run_batch([(cfg, 3), (cfg, 4)])
+    with pytest.raises(InvariantError) as table_error:
+        api.run_table([(cfg, 3), (cfg, 4)])
+    assert str(table_error.value) == str(batch_error.value)
