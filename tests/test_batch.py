@@ -300,3 +300,39 @@ def test_a_table_checks_every_run_as_a_batch_does(runs, monkeypatch):
     with pytest.raises(InvariantError) as table_error:
         api.run_table([(cfg, 3), (cfg, 4)])
     assert str(table_error.value) == str(batch_error.value)
+
+
+def test_a_sum_over_payment_kinds_is_pythons_sum_bit_for_bit():
+    """results._sum_of, run by run, is ``sum(sign * value for ...)`` from the integer 0 as a run alone summed it:
+    zeros' signs (-0.0 + -0.0 is -0.0, Python's sum from 0 gives 0.0), infinities times a zero sign (NaN), order."""
+    from sim.results import _sum_of
+
+    rng = np.random.default_rng(11)
+    pool = np.array([-0.0, 0.0, np.inf, -np.inf, np.nan, 1e16, 1.0, -1.0, 0.1, 3.5e-7])
+    for _ in range(400):
+        runs, cols, k = rng.integers(1, 4), rng.integers(1, 9), rng.integers(0, 7)
+        values = np.where(rng.random((runs, cols)) < 0.6, rng.choice(pool, (runs, cols)),
+                          rng.standard_normal((runs, cols)) * 1e8)
+        columns = rng.integers(0, cols, k)
+        signs = rng.integers(-1, 2, (2, k))
+        for rows in (signs[0], signs):
+            with np.errstate(invalid="ignore", over="ignore"):   # inf - inf is NaN here and in a run's sums alike
+                got = _sum_of(values, columns, rows)
+            for r in range(runs):
+                for j, row in enumerate(np.atleast_2d(rows)):
+                    with np.errstate(invalid="ignore", over="ignore"):
+                        want = float(sum(int(s) * values[r, c] for c, s in zip(columns, row)))
+                    have = got[r] if np.ndim(rows) == 1 else got[r, j]
+                    same = np.isnan(want) and np.isnan(have) or np.float64(have).tobytes() == np.float64(want).tobytes()
+                    assert same, (values[r], columns, row)   # a NaN is a NaN (its sign bit is no number)
+
+
+def test_a_runs_quantiles_of_contract_values_are_numpys_one_by_one():
+    from sim.results import deal_metrics
+
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 3, 10, 101):
+        values = np.round(rng.lognormal(12, 2, n))
+        out = deal_metrics(values, np.ones(n, dtype=np.int64))
+        for q in (10, 50, 90):
+            assert out[f"contract_value_p{q}"] == float(np.quantile(values, q / 100.0))
