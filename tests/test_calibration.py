@@ -235,6 +235,19 @@ def test_the_posterior_does_not_depend_on_the_number_of_processes(recovery, shor
     assert post1["weight"].nunique() > 1  # a later generation's importance weights, not the prior's equal ones
 
 
+def test_the_fast_prior_and_transition_give_pyabcs_own_posterior_bit_for_bit(recovery, short, tmp_path, monkeypatch):
+    """The short calibration again with pyabc's own uniform prior and transition in place of ``cal.uniform_prior`` and
+    ``cal.fast_transition``: the same particles and weights, to the bit."""
+    import pyabc
+
+    _, model, observed, sd, _ = recovery
+    monkeypatch.setattr(cal, "uniform_prior", lambda space: pyabc.Distribution(
+        **{p.name: pyabc.RV("uniform", p.bounds[0], p.bounds[1] - p.bounds[0]) for p in space.params}))
+    monkeypatch.setattr(cal, "fast_transition", pyabc.MultivariateNormalTransition)
+    own = _abc(model, observed, sd, tmp_path / "abc.db", workers=2, **SHORT)
+    pd.testing.assert_frame_equal(own, short, check_exact=True)
+
+
 def test_a_killed_calibration_resumes_where_it_stopped(recovery, short, tmp_path):
     """Two generations, stopped; the same calibration run again continues pyabc's history from its database and
     ends where an uninterrupted run of four generations ends."""
@@ -406,3 +419,63 @@ def test_predict_and_posterior_go_together(tmp_path, args, fragment):
     p = subprocess.run([sys.executable, "-m", "experiments.calibrate", *args, f"hydra.run.dir={tmp_path / 'out'}"],
                        capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert p.returncode == 2 and fragment in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_the_prior_density_is_scipys_bit_for_bit_inside_at_and_beyond_the_bounds():
+    """The calibration's fast prior (``cal.uniform_prior``) gives pyabc's SciPy density exactly: 1 / width inside the
+    closed range, 0 a float's step outside it, NaN for NaN; the product over the parameters in their order."""
+    import pyabc
+
+    space = cal.load_space("judgement")
+    fast = cal.uniform_prior(space)
+    slow = pyabc.Distribution(**{p.name: pyabc.RV("uniform", p.bounds[0], p.bounds[1] - p.bounds[0])
+                                 for p in space.params})
+    rng = np.random.default_rng(5)
+    names = [p.name for p in space.params]
+    lo = np.array([p.bounds[0] for p in space.params])
+    hi = np.array([p.bounds[1] for p in space.params])
+    edges = [lo, hi, np.nextafter(lo, -np.inf), np.nextafter(hi, np.inf), np.nextafter(lo, np.inf),
+             np.nextafter(hi, -np.inf), (lo + hi) / 2]
+    points = [rng.uniform(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo)) for _ in range(300)]
+    points += [np.where(rng.random(len(lo)) < 0.5, *rng.choice(edges, 2, replace=False)) for _ in range(300)]
+    points += [np.where(np.arange(len(lo)) == k, e, (lo + hi) / 2) for e in edges for k in range(len(lo))]
+    inside = 0
+    for x in points:
+        theta = pyabc.Parameter(dict(zip(names, x.tolist())))
+        a, b = fast.pdf(theta), slow.pdf(theta)
+        assert type(a) is type(b) and a.tobytes() == b.tobytes(), (dict(theta), a, b)
+        inside += a > 0
+    assert 0 < inside < len(points)   # both sides of the bounds were met
+    theta = pyabc.Parameter(dict(zip(names, ((lo + hi) / 2).tolist())))
+    theta[names[0]] = math.nan
+    assert math.isnan(fast.pdf(theta)) and math.isnan(slow.pdf(theta))
+    assert fast.pdf(theta) != 0
+    with pytest.raises(Exception, match="parameter mismatch"):
+        fast.pdf(pyabc.Parameter({names[0]: 0.5}))
+
+
+@pytest.mark.parametrize("uneven", [False, True])
+def test_the_fast_transition_draws_pyabcs_numbers_and_leaves_numpys_generator_as_pyabc_does(uneven):
+    """``cal.fast_transition`` against pyabc's MultivariateNormalTransition fitted to the same weighted particles
+    (a correlated cloud; weights even or uneven): 1,000 draws under one seed, the same values to the bit, the same
+    types, the generator left in the same state; and the same density."""
+    import pyabc
+
+    rng = np.random.default_rng(4)
+    cloud = rng.normal(size=(150, 5)) @ rng.normal(size=(5, 5))
+    X = pd.DataFrame(cloud, columns=[f"p{i}" for i in range(5)])
+    w = rng.random(150) ** (8 if uneven else 0)
+    w /= w.sum()
+    own, fast = pyabc.MultivariateNormalTransition(), cal.fast_transition()
+    own.fit(X, w)
+    fast.fit(X, w)
+    draws, states = [], []
+    for t in (own, fast):
+        np.random.seed(9)
+        draws.append([t.rvs_single() for _ in range(1000)])
+        states.append(np.random.get_state()[1].copy())
+    for a, b in zip(*draws):
+        assert list(a) == list(b) and [type(v) for v in a.values()] == [type(v) for v in b.values()]
+        assert np.array(list(a.values())).tobytes() == np.array(list(b.values())).tobytes()
+    assert (states[0] == states[1]).all()
+    assert fast.pdf(draws[1][0]) == own.pdf(draws[1][0])
