@@ -68,6 +68,9 @@ class AbcConfig:
     population: int = _c(200, ge=10, le=100000, doc="particles a generation")
     generations: int = _c(8, ge=1, le=100, doc="most generations")
     min_epsilon: float = _c(1.0, ge=0.0, le=1.0e6, doc="stop when the tolerance (the median distance) is below this")
+    transition: str = _c("local", choices=("normal", "local"),
+                         doc="how a generation's candidates are proposed from the last one's particles: local, a normal "
+                             "with the covariance of each particle's nearest neighbours; normal, with the population's")
 
 
 @dataclass
@@ -254,6 +257,7 @@ def _calibrate(cfg, out, ts, space, model, executor, config_dirs, workers) -> di
             res = cal.run_abc(model, observed, sigma, out / "abc.db", population=cfg.abc.population,
                               generations=cfg.abc.generations, max_evaluations=left // model.runs_per_evaluation,
                               min_epsilon=cfg.abc.min_epsilon, seed=cfg.seed, executor=executor, resume=cfg.resume,
+                              transition=cfg.abc.transition,
                               progress=cfg.progress, spent=stamp["abc_evaluations"], on_spent=spent)
         except cal.HistoryError as e:
             aside = _move_aside(out / "abc.db", str(e))
@@ -322,7 +326,8 @@ def _stamp(cfg, ts, space_path: Path) -> dict:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
     return {"target_file": digest(ts.path), "space_file": digest(space_path), "model_sources": source_hash()[:16],
-            "seed": cfg.seed, "population": cfg.abc.population, "screen": dataclasses.asdict(cfg.screen)}
+            "seed": cfg.seed, "population": cfg.abc.population, "transition": cfg.abc.transition,
+            "screen": dataclasses.asdict(cfg.screen)}
 
 
 def _check_stamp(cfg, out: Path, ts, space, screen_cost: int) -> dict:

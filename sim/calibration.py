@@ -533,10 +533,31 @@ def _fast_transition_class(base, parameter):
     return FastMultivariateNormalTransition
 
 
+TRANSITIONS = ("normal", "local")
+
+
+def _transition(name: str):
+    import pyabc
+
+    if name == "normal":
+        return fast_transition()
+    if name == "local":
+        return pyabc.LocalTransition()
+    raise ValueError(f"transition = {name!r}: must be one of {', '.join(TRANSITIONS)}")
+
+
 def run_abc(model: TargetModel, observed: dict, sigma: dict, db: Path, *, population: int, generations: int,
             max_evaluations: int, min_epsilon: float, seed: int, executor: Executor, resume: bool = True,
-            progress: bool = True, spent: int = 0, on_spent=None) -> AbcResult:
+            progress: bool = True, spent: int = 0, on_spent=None, transition: str = "local") -> AbcResult:
     """ABC-SMC on ``model.space`` with pyabc; the history in the SQLite file ``db`` (continued if it holds a run).
+
+    ``transition`` is how a generation proposes its candidates from the last one's particles:
+    ``local`` (the default), pyabc's ``LocalTransition``, a normal around a particle with the
+    covariance of its nearest neighbours (a quarter of the population), which follows a
+    posterior that is curved or pressed against its prior's bounds; or ``normal``, pyabc's
+    multivariate normal with the whole population's covariance (Silverman's bandwidth;
+    :func:`fast_transition`). On the reported targets, the local one keeps about twice the
+    effective sample size at a higher acceptance (README, Calibration).
 
     Priors are uniform on each parameter's range (on its logarithm for log-scale ones).
     The tolerance is the median of the last generation's distances (pyabc's default rule);
@@ -570,7 +591,7 @@ def run_abc(model: TargetModel, observed: dict, sigma: dict, db: Path, *, popula
     sampler = _ordered_sampler_class()(executor, seed)
     sampler.show_progress = False
     abc = pyabc.ABCSMC(simulate, prior, dist, population_size=population, sampler=sampler,
-                       transitions=fast_transition(), eps=pyabc.QuantileEpsilon(alpha=0.5))
+                       transitions=_transition(transition), eps=pyabc.QuantileEpsilon(alpha=0.5))
     url = "sqlite:///" + str(Path(db).resolve())
     done = 0
     np.random.seed(seed % 2**32)  # pyabc's own draws in the parent (none with a fixed distance; set for safety)

@@ -188,11 +188,12 @@ def _recovery(truth: dict, seed: int = 11):
     return model, observed, sims.std(ddof=1).to_dict()
 
 
-def _abc(model, observed, sd, db, workers=1, generations=6, population=100, resume=True):
+def _abc(model, observed, sd, db, workers=1, generations=6, population=100, resume=True, transition="local"):
     ex = cal.Executor("local", workers)
     try:
         res = cal.run_abc(model, observed, sd, db, population=population, generations=generations,
-                          max_evaluations=10**6, min_epsilon=0.0, seed=5, executor=ex, resume=resume, progress=False)
+                          max_evaluations=10**6, min_epsilon=0.0, seed=5, executor=ex, resume=resume, progress=False,
+                          transition=transition)
     finally:
         ex.close()
     return cal.posterior_frame(res.history, model.space)
@@ -241,11 +242,13 @@ def test_the_fast_prior_and_transition_give_pyabcs_own_posterior_bit_for_bit(rec
     import pyabc
 
     _, model, observed, sd, _ = recovery
+    fast = _abc(model, observed, sd, tmp_path / "fast.db", workers=2, transition="normal", **SHORT)
     monkeypatch.setattr(cal, "uniform_prior", lambda space: pyabc.Distribution(
         **{p.name: pyabc.RV("uniform", p.bounds[0], p.bounds[1] - p.bounds[0]) for p in space.params}))
     monkeypatch.setattr(cal, "fast_transition", pyabc.MultivariateNormalTransition)
-    own = _abc(model, observed, sd, tmp_path / "abc.db", workers=2, **SHORT)
-    pd.testing.assert_frame_equal(own, short, check_exact=True)
+    own = _abc(model, observed, sd, tmp_path / "own.db", workers=2, transition="normal", **SHORT)
+    pd.testing.assert_frame_equal(own, fast, check_exact=True)
+    assert not own.equals(short)   # the default transition (local) proposes otherwise
 
 
 def test_a_killed_calibration_resumes_where_it_stopped(recovery, short, tmp_path):
@@ -320,6 +323,12 @@ def test_a_folder_holding_another_calibration_is_refused_not_mixed(tmp_path):
     p = subprocess.run(args + [f"target_set={other}"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert p.returncode == 2 and p.stderr.strip().splitlines() == [
         f"config error: hydra.run.dir = {str(out)!r}: holds a calibration with other target_file; start it again "
+        "with resume=false, or choose another folder"], p.stderr
+    # the same targets proposed by the other transition would continue a history with another sampler: refused too
+    p = subprocess.run(args + [f"target_set={DATA / 'recovery_targets.yaml'}", "abc.transition=normal"],
+                       capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert p.returncode == 2 and p.stderr.strip().splitlines() == [
+        f"config error: hydra.run.dir = {str(out)!r}: holds a calibration with other transition; start it again "
         "with resume=false, or choose another folder"], p.stderr
     again = subprocess.run(args + [f"target_set={other}", "resume=false"], capture_output=True, text=True,
                            timeout=600, cwd=tmp_path)
