@@ -65,7 +65,7 @@ class ScreenConfig:
 
 @dataclass
 class AbcConfig:
-    population: int = _c(200, ge=10, le=100000, doc="particles a generation")
+    population: int = _c(600, ge=10, le=100000, doc="particles a generation")
     generations: int = _c(8, ge=1, le=100, doc="most generations")
     min_epsilon: float = _c(1.0, ge=0.0, le=1.0e6, doc="stop when the tolerance (the median distance) is below this")
     transition: str = _c("local", choices=("normal", "local"),
@@ -83,7 +83,7 @@ class CalibrateConfig:
     posterior: Optional[str] = _c(None, doc="method=predict: the folder of a calibration (posterior.csv, "
                                             "posterior.yaml) whose posterior predicts the targets")
     seed: int = _c(0, ge=0, le=SEED_MAX, doc="seed of the calibration (design, candidates, runs)")
-    budget: int = _c(200000, ge=10, le=10**9, doc="model runs in all (screen + ABC): a hard cap; a generation the "
+    budget: int = _c(400000, ge=10, le=10**9, doc="model runs in all (screen + ABC): a hard cap; a generation the "
                                                   "rest cannot pay for is not begun")
     screen: ScreenConfig = _nested(ScreenConfig)
     abc: AbcConfig = _nested(AbcConfig)
