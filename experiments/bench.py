@@ -504,6 +504,64 @@ def sensitivity_section(n: int, cores: int, replicates: int = 4) -> dict:
             "plain_rate": plain_rate, "params": len(keys), "n": n}
 
 
+def optimise_section(cores: int, generations: int = 6) -> dict:
+    """The policy search as ``python -m experiments.optimise`` runs it (its default levers, objectives and budget;
+    NSGA-II, 20 trials a generation, 4 replicates a point, every core), beside a plain batch of exactly the runs
+    its evaluated points made (each point's configs on its seeds, through ``api.run_batch``), in one session."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from experiments import optimise as app
+    from experiments.explore_app import split
+    from sim import api
+    from sim import optimise as opt
+    from sim.executor import Executor
+    from sim.locations import CONFIG_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        node = compose(config_name="optimise", overrides=["engine=numba", "progress=false", "workers=1",
+                                                          f"optimise.generations={generations}"])
+    GlobalHydra.instance().clear()
+    cfg, own = split(node, "optimise", app.OptimiseConfig)
+    model, levers, objectives, constraints = app.build(cfg, own)
+    space = opt.decision_space(levers)
+    evaluated = []
+
+    class Recorded(opt.ModelBatch):
+        def __call__(self, points):
+            evaluated.extend(points)
+            return super().__call__(points)
+
+    first = {k: (d.choices[0] if hasattr(d, "choices") else d.low) for k, d in space.items()}
+    model(**first)  # kernels loaded (and the baseline run) before the workers fork
+    ex = Executor("local", cores)
+    t0 = time.perf_counter()
+    res = opt.search(Recorded(model, ex), space, objectives, constraints, own.population, own.generations, cfg.seed,
+                     canonical=opt.Canonical(levers), crossover=own.crossover, mutation=own.mutation)
+    search_s = time.perf_counter() - t0
+    ex.close()
+    tasks = [t for p in evaluated for t in model.tasks(model.normalise(p))]
+    t0 = time.perf_counter()
+    api.run_batch(tasks, workers=cores)
+    plain_s = time.perf_counter() - t0
+    return {"points": len(evaluated), "evaluations": res.evaluations, "runs": len(tasks), "search_s": search_s,
+            "rate": len(tasks) / search_s, "plain_rate": len(tasks) / plain_s, "generations": own.generations,
+            "population": own.population}
+
+
+def print_optimise(cores: int) -> None:
+    from tabulate import tabulate
+
+    print(f"\n[optimise] the policy search (NSGA-II, the app's defaults, {cores} cores) ...", flush=True)
+    r = optimise_section(cores)
+    print(tabulate([[f"{r['points']:,}", f"{r['runs']:,}", f"{r['search_s']:.1f}", f"{r['rate']:.0f}",
+                     f"{r['plain_rate']:.0f}", f"{r['rate'] / r['plain_rate']:.0%}"]],
+                   headers=["points evaluated", "runs", "search s", "search runs/s", "plain batch of its runs, runs/s",
+                            "search / plain"], tablefmt="github"))
+    print(f"({r['generations']} generations of {r['population']} trials; a point proposed again is not run again)")
+
+
 def print_sensitivity(n: int, cores: int) -> None:
     from tabulate import tabulate
 
@@ -571,12 +629,14 @@ def main(argv=None) -> None:
     ap.add_argument("--quick", action="store_true", help="smaller sizes and batch")
     ap.add_argument("--mesa-max", type=int, default=100_000, help="largest population run with Mesa")
     ap.add_argument("--batch", type=int, default=None, help="runs in the batch (default 1000, quick 200)")
-    ap.add_argument("--only", choices=["batch", "calibration", "sensitivity", "dashboard", "parts", "province", "phases"],
+    ap.add_argument("--only", choices=["batch", "calibration", "sensitivity", "dashboard", "parts", "province", "phases",
+                             "optimise"],
                     default=None,
                     help="run only this section ([5/8] batch, [6/8] calibration, [7/8] sensitivity, [8/8] dashboard, "
                          "[parts] a run's parts against its kernel, also printed after [4/8], [province] the "
                          "province-scale scenario, also printed after [3/8], [phases] time per phase of the month, "
-                         "also printed after [1/8])")
+                         "also printed at the end, [optimise] the policy search's runs/s against a plain "
+                         "batch of the same runs)")
     ap.add_argument("--sobol-n", type=int, default=None,
                     help="Sobol base sample of the sensitivity section (default 1,024: the target; quick 64)")
     ap.add_argument("--calibration-runs", type=int, default=None,
@@ -609,6 +669,9 @@ def main(argv=None) -> None:
         return
     if args.only == "phases":
         print_phase_times()
+        return
+    if args.only == "optimise":
+        print_optimise(cores)
         return
     if args.only == "batch":
         print(f"machine: {cores} cores; default scenario, regime 'combined', 60 months")

@@ -369,7 +369,8 @@ def _check_stamp(cfg, out: Path, ts, space, screen_cost: int) -> dict:
                 raise ConfigError(f"hydra.run.dir = {str(out)!r}: {path.name}: {key} = {spent!r}: must be a "
                                   "whole number >= 0; " + fix)
             counts[key] = spent
-        changed = [k for k in stamp if old.get(k) != stamp[k]]
+        # a folder stamped before abc.transition existed was proposed by what is now called normal
+        changed = [k for k in stamp if old.get(k, "normal" if k == "transition" else None) != stamp[k]]
         if changed:
             raise ConfigError(f"hydra.run.dir = {str(out)!r}: holds a calibration with other {', '.join(changed)}; "
                               "start it again with resume=false, or choose another folder")
@@ -430,7 +431,7 @@ def _provenance(cfg, ts, info, keys, res) -> dict:
             "command": "python -m experiments.calibrate " + " ".join(sys.argv[1:]),
             "target_file": str(ts.path), "space": cfg.space, "fitted": list(keys), "seed": cfg.seed,
             "runs": int(info["runs"]), "generations": int(res.history.max_t + 1),
-            "epsilon": float(info["epsilon"]), "population": cfg.abc.population}
+            "epsilon": float(info["epsilon"]), "population": cfg.abc.population, "transition": cfg.abc.transition}
 
 
 def _scenario_keys(space, ts, config_dirs) -> dict:

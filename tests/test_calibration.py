@@ -236,19 +236,28 @@ def test_the_posterior_does_not_depend_on_the_number_of_processes(recovery, shor
     assert post1["weight"].nunique() > 1  # a later generation's importance weights, not the prior's equal ones
 
 
-def test_the_fast_prior_and_transition_give_pyabcs_own_posterior_bit_for_bit(recovery, short, tmp_path, monkeypatch):
-    """The short calibration again with pyabc's own uniform prior and transition in place of ``cal.uniform_prior`` and
-    ``cal.fast_transition``: the same particles and weights, to the bit."""
+def test_the_fast_prior_and_transitions_give_pyabcs_own_posterior_bit_for_bit(recovery, short, tmp_path, monkeypatch):
+    """The short calibration again with pyabc's own uniform prior and transitions in place of ``cal.uniform_prior`` and
+    ``cal.fast_transition``: the same particles and weights, to the bit, with the local transition (the default, as
+    ``short`` ran) and the normal one."""
     import pyabc
 
     _, model, observed, sd, _ = recovery
-    fast = _abc(model, observed, sd, tmp_path / "fast.db", workers=2, transition="normal", **SHORT)
+    fast_normal = _abc(model, observed, sd, tmp_path / "fast.db", workers=2, transition="normal", **SHORT)
+    used = []
+    real = cal.fast_transition
+    monkeypatch.setattr(cal, "fast_transition", lambda name: used.append(real(name)) or used[-1])
+    _abc(model, observed, sd, tmp_path / "probe.db", workers=1, transition="local", population=10, generations=2)
+    assert used and all(getattr(t, "_fast", False) for t in used)   # fitted, and the fast draws did run
     monkeypatch.setattr(cal, "uniform_prior", lambda space: pyabc.Distribution(
         **{p.name: pyabc.RV("uniform", p.bounds[0], p.bounds[1] - p.bounds[0]) for p in space.params}))
-    monkeypatch.setattr(cal, "fast_transition", pyabc.MultivariateNormalTransition)
-    own = _abc(model, observed, sd, tmp_path / "own.db", workers=2, transition="normal", **SHORT)
-    pd.testing.assert_frame_equal(own, fast, check_exact=True)
-    assert not own.equals(short)   # the default transition (local) proposes otherwise
+    monkeypatch.setattr(cal, "fast_transition", lambda name: {"normal": pyabc.MultivariateNormalTransition,
+                                                              "local": pyabc.LocalTransition}[name]())
+    own_local = _abc(model, observed, sd, tmp_path / "own_local.db", workers=2, **SHORT)
+    pd.testing.assert_frame_equal(own_local, short, check_exact=True)
+    own_normal = _abc(model, observed, sd, tmp_path / "own_normal.db", workers=2, transition="normal", **SHORT)
+    pd.testing.assert_frame_equal(own_normal, fast_normal, check_exact=True)
+    assert not own_normal.equals(own_local)   # the two transitions propose otherwise
 
 
 def test_a_killed_calibration_resumes_where_it_stopped(recovery, short, tmp_path):
@@ -330,6 +339,16 @@ def test_a_folder_holding_another_calibration_is_refused_not_mixed(tmp_path):
     assert p.returncode == 2 and p.stderr.strip().splitlines() == [
         f"config error: hydra.run.dir = {str(out)!r}: holds a calibration with other transition; start it again "
         "with resume=false, or choose another folder"], p.stderr
+    # a folder stamped before abc.transition existed was made by what is now called normal: it continues with that
+    import json
+
+    stamp = json.loads((out / "calibration.json").read_text())
+    del stamp["transition"]
+    (out / "calibration.json").write_text(json.dumps(stamp))
+    p = subprocess.run(args + [f"target_set={DATA / 'recovery_targets.yaml'}", "abc.transition=normal"],
+                       capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]   # continued, not refused
+    assert json.loads((out / "calibration.json").read_text())["transition"] == "normal"
     again = subprocess.run(args + [f"target_set={other}", "resume=false"], capture_output=True, text=True,
                            timeout=600, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
@@ -444,7 +463,7 @@ def test_the_prior_density_is_scipys_bit_for_bit_inside_at_and_beyond_the_bounds
     lo = np.array([p.bounds[0] for p in space.params])
     hi = np.array([p.bounds[1] for p in space.params])
     edges = [lo, hi, np.nextafter(lo, -np.inf), np.nextafter(hi, np.inf), np.nextafter(lo, np.inf),
-             np.nextafter(hi, -np.inf), (lo + hi) / 2]
+             np.nextafter(hi, -np.inf), (lo + hi) / 2, np.full_like(lo, np.inf), np.full_like(lo, -np.inf)]
     points = [rng.uniform(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo)) for _ in range(300)]
     points += [np.where(rng.random(len(lo)) < 0.5, *rng.choice(edges, 2, replace=False)) for _ in range(300)]
     points += [np.where(np.arange(len(lo)) == k, e, (lo + hi) / 2) for e in edges for k in range(len(lo))]
@@ -463,21 +482,27 @@ def test_the_prior_density_is_scipys_bit_for_bit_inside_at_and_beyond_the_bounds
         fast.pdf(pyabc.Parameter({names[0]: 0.5}))
 
 
-@pytest.mark.parametrize("uneven", [False, True])
-def test_the_fast_transition_draws_pyabcs_numbers_and_leaves_numpys_generator_as_pyabc_does(uneven):
-    """``cal.fast_transition`` against pyabc's MultivariateNormalTransition fitted to the same weighted particles
-    (a correlated cloud; weights even or uneven): 1,000 draws under one seed, the same values to the bit, the same
-    types, the generator left in the same state; and the same density."""
+@pytest.mark.parametrize("name", ["normal", "local"])
+@pytest.mark.parametrize("cloud", ["even", "uneven", "integer"])
+def test_the_fast_transitions_draw_pyabcs_numbers_and_leave_numpys_generator_as_pyabc_does(name, cloud):
+    """``cal.fast_transition(name)`` against pyabc's own transition fitted to the same weighted particles (a
+    correlated cloud; weights even or uneven; or integer particles, which pyabc's own draw handles): 1,000 draws
+    under one seed, the same values to the bit, the same types, the generator left in the same state; and the same
+    density. The fast draw runs on float particles, pyabc's on integer ones."""
     import pyabc
 
     rng = np.random.default_rng(4)
-    cloud = rng.normal(size=(150, 5)) @ rng.normal(size=(5, 5))
-    X = pd.DataFrame(cloud, columns=[f"p{i}" for i in range(5)])
-    w = rng.random(150) ** (8 if uneven else 0)
+    cloud_values = rng.normal(size=(150, 5)) @ rng.normal(size=(5, 5))
+    if cloud == "integer":
+        cloud_values = np.round(cloud_values * 100).astype(np.int64)
+    X = pd.DataFrame(cloud_values, columns=[f"p{i}" for i in range(5)])
+    w = rng.random(150) ** (8 if cloud == "uneven" else 0)
     w /= w.sum()
-    own, fast = pyabc.MultivariateNormalTransition(), cal.fast_transition()
+    own = {"normal": pyabc.MultivariateNormalTransition, "local": pyabc.LocalTransition}[name]()
+    fast = cal.fast_transition(name)
     own.fit(X, w)
     fast.fit(X, w)
+    assert fast._fast == (cloud != "integer")
     draws, states = [], []
     for t in (own, fast):
         np.random.seed(9)
