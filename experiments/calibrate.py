@@ -47,6 +47,7 @@ from omegaconf import DictConfig, OmegaConf
 from experiments.app import (APP_ERRORS, RunFailed, SlurmConfig, _write_provenance, _HeldStderr, _hydra_error_line,
                              check_writable, exit_in_one_line, run_app, write_atomic)
 from sim.config import _build, ConfigError, one_line
+from sim.calibration import TRANSITIONS
 from sim.locations import CONFIG_DIR
 from sim.schema import COUNT_MAX, SEED_MAX, _c, _nested
 
@@ -68,7 +69,7 @@ class AbcConfig:
     population: int = _c(600, ge=10, le=100000, doc="particles a generation")
     generations: int = _c(8, ge=1, le=100, doc="most generations")
     min_epsilon: float = _c(1.0, ge=0.0, le=1.0e6, doc="stop when the tolerance (the median distance) is below this")
-    transition: str = _c("local", choices=("normal", "local"),
+    transition: str = _c("local", choices=TRANSITIONS,
                          doc="how a generation's candidates are proposed from the last one's particles: local, a normal "
                              "with the covariance of each particle's nearest neighbours; normal, with the population's")
 
@@ -330,6 +331,10 @@ def _stamp(cfg, ts, space_path: Path) -> dict:
             "screen": dataclasses.asdict(cfg.screen)}
 
 
+# keys added to the stamp after folders were first stamped: what such a folder's calibration was made with
+STAMPED_BEFORE = {"transition": "normal"}   # the only proposal before abc.transition existed
+
+
 def _check_stamp(cfg, out: Path, ts, space, screen_cost: int) -> dict:
     """Refuse to continue, in a folder, a calibration of other targets, parameters, model or settings; returns the
     folder's stamp (with the ABC evaluations and the screens' runs spent so far in every session, for the budget).
@@ -369,8 +374,7 @@ def _check_stamp(cfg, out: Path, ts, space, screen_cost: int) -> dict:
                 raise ConfigError(f"hydra.run.dir = {str(out)!r}: {path.name}: {key} = {spent!r}: must be a "
                                   "whole number >= 0; " + fix)
             counts[key] = spent
-        # a folder stamped before abc.transition existed was proposed by what is now called normal
-        changed = [k for k in stamp if old.get(k, "normal" if k == "transition" else None) != stamp[k]]
+        changed = [k for k in stamp if old.get(k, STAMPED_BEFORE.get(k)) != stamp[k]]
         if changed:
             raise ConfigError(f"hydra.run.dir = {str(out)!r}: holds a calibration with other {', '.join(changed)}; "
                               "start it again with resume=false, or choose another folder")

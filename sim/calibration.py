@@ -452,36 +452,15 @@ def uniform_prior(space: Space):
     as SciPy computes it (1 / width where ``(x - lo) / width`` lies in [0, 1], 0 elsewhere, NaN
     for NaN, the product in the parameter's order: the same float) without SciPy's overhead per
     call, ~0.15 ms a parameter, which pyabc pays for every candidate and every accepted particle
-    (``tests/test_calibration.py`` holds the two equal bit for bit).
+    (``tests/test_calibration.py`` holds the two equal bit for bit). A range of width 0 (a log-scale
+    one whose ends have one logarithm) keeps pyabc's own density (SciPy's NaN).
     """
     import pyabc
 
-    return _uniform_box_class(pyabc.Distribution)(
-        **{p.name: pyabc.RV("uniform", p.bounds[0], p.bounds[1] - p.bounds[0]) for p in space.params})
-
-
-_UNIFORM_BOX = {}
-
-
-def _uniform_box_class(base):
-    if base not in _UNIFORM_BOX:   # pyabc is imported when a calibration starts, not with this module
-        class UniformBox(base):
-            """A product of uniform priors with SciPy's density, computed in Python (:func:`uniform_prior`)."""
-
-            def pdf(self, x):
-                if sorted(x.keys()) != sorted(self.keys()) or len(self) == 0 or any(
-                        rv.args[1] <= 0 for rv in self.values()):
-                    return super().pdf(x)   # pyabc's own message for a mismatch; SciPy's NaN for a width <= 0
-                out = None
-                for key, val in x.items():
-                    loc, width = self[key].args
-                    y = (float(val) - loc) / width
-                    d = 1.0 / width if 0.0 <= y <= 1.0 else (math.nan if y != y else 0.0)
-                    out = d if out is None else out * d
-                return np.float64(out)
-
-        _UNIFORM_BOX[base] = UniformBox
-    return _UNIFORM_BOX[base]
+    rvs = {p.name: pyabc.RV("uniform", p.bounds[0], p.bounds[1] - p.bounds[0]) for p in space.params}
+    if not rvs or any(p.bounds[1] - p.bounds[0] <= 0 for p in space.params):
+        return pyabc.Distribution(**rvs)
+    return _pyabc_classes()["prior"](**rvs)
 
 
 def fast_transition(name: str = "normal"):
@@ -490,22 +469,51 @@ def fast_transition(name: str = "normal"):
     generator as pyabc's, in the same order (a particle chosen by its weight's CDF, as ``numpy.random.choice(p=w)``,
     then a normal step through the SVD of its covariance, as ``numpy.random.multivariate_normal``), with the CDF and
     the SVDs computed once a generation (at ``fit``) rather than at every proposal (~0.5 ms a proposal for
-    ``normal``, pandas' row lookup included; ~0.1 ms for ``local``; a candidate takes ~3.5 proposals to land inside
+    ``normal``, pandas' row lookup included; ~0.4 ms for ``local``; a candidate takes ~3.5 proposals to land inside
     the prior's bounds). Where NumPy would refuse the weights or warn of a covariance, or the particles are not
     float64, pyabc's own method runs (``tests/test_calibration.py`` holds the two equal bit for bit: draws, types,
     the generator's state, a whole posterior)."""
-    import pyabc
-
-    if not _FAST_TRANSITION:
-        _FAST_TRANSITION["normal"] = _fast_normal_class(pyabc.MultivariateNormalTransition, pyabc.Parameter)
-        _FAST_TRANSITION["local"] = _fast_local_class(pyabc.LocalTransition, pyabc.Parameter)
-    if name not in _FAST_TRANSITION:
+    if name not in TRANSITIONS:
         raise ValueError(f"transition = {name!r}: must be one of {', '.join(TRANSITIONS)}")
-    return _FAST_TRANSITION[name]()
+    return _pyabc_classes()[name]()
 
 
 TRANSITIONS = ("normal", "local")
-_FAST_TRANSITION = {}
+_PYABC_CLASSES = {}
+
+
+def _pyabc_classes() -> dict:
+    """The fast prior and transitions, subclasses of pyabc's, made when a calibration first needs them (pyabc is
+    imported then, not with this module)."""
+    if not _PYABC_CLASSES:
+        import pyabc
+
+        _PYABC_CLASSES.update(prior=_uniform_box_class(pyabc.Distribution),
+                              normal=_fast_normal_class(pyabc.MultivariateNormalTransition, pyabc.Parameter),
+                              local=_fast_local_class(pyabc.LocalTransition, pyabc.Parameter))
+    return _PYABC_CLASSES
+
+
+def _uniform_box_class(base):
+    class UniformBox(base):
+        """A product of uniform priors of positive widths with SciPy's density, computed in Python
+        (:func:`uniform_prior`)."""
+
+        def pdf(self, x):
+            keys = self.__dict__.get("_keys")
+            if keys is None:
+                keys = self.__dict__["_keys"] = sorted(self.keys())
+            if sorted(x.keys()) != keys:
+                return super().pdf(x)   # pyabc's own message for a mismatch
+            out = None
+            for key, val in x.items():
+                loc, width = self[key].args
+                y = (float(val) - loc) / width
+                d = 1.0 / width if 0.0 <= y <= 1.0 else (math.nan if y != y else 0.0)
+                out = d if out is None else out * d
+            return np.float64(out)
+
+    return UniformBox
 
 
 def _choice_cdf(weights, n: int):

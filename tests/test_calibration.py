@@ -513,3 +513,19 @@ def test_the_fast_transitions_draw_pyabcs_numbers_and_leave_numpys_generator_as_
         assert np.array(list(a.values())).tobytes() == np.array(list(b.values())).tobytes()
     assert (states[0] == states[1]).all()
     assert fast.pdf(draws[1][0]) == own.pdf(draws[1][0])
+
+
+def test_a_range_of_width_zero_keeps_scipys_density():
+    """A range whose ends are one number (a log-scale range whose ends have one logarithm) gets pyabc's own prior:
+    SciPy's NaN density, not a division by zero."""
+    import types
+
+    import pyabc
+
+    space = types.SimpleNamespace(params=[types.SimpleNamespace(name="a", bounds=(0.0, 1.0)),
+                                          types.SimpleNamespace(name="b", bounds=(690.0, 690.0))])
+    prior = cal.uniform_prior(space)
+    assert type(prior) is pyabc.Distribution
+    assert math.isnan(prior.pdf(pyabc.Parameter({"a": 0.5, "b": 690.0})))
+    space.params[1].bounds = (690.0, 691.0)
+    assert type(cal.uniform_prior(space)) is not pyabc.Distribution   # the fast one where the widths allow it
