@@ -577,15 +577,16 @@ def print_sensitivity(n: int, cores: int) -> None:
 
 
 def dashboard_section(cores: int) -> dict:
-    """The Compare page's default question (every regime, 10 seeds, at equal spend, default scenario) as the
+    """The Compare page's default question (every regime, configs/dashboard.yaml's seeds, at equal spend, default scenario) as the
     dashboard answers it: its service with a warm pool of ``cores`` processes; then a question with one parameter
     changed (the analyst's next one), the first question again (cached), and the main job's own functions
     (api.compare and compare_at_spend, a pool started for each batch) on the same config, in the same session."""
-    from experiments.dashboard.service import Service
+    from experiments.dashboard.service import Service, starting_seeds
     from sim import api
 
+    seeds = starting_seeds()
     t0 = time.perf_counter()
-    service = Service(["engine=numba"], workers=cores)
+    service = Service(["engine=numba", f"seeds={seeds}"], workers=cores)
     service.start()
     start_s = time.perf_counter() - t0
     try:
@@ -600,21 +601,23 @@ def dashboard_section(cores: int) -> dict:
         cached_s = time.perf_counter() - t0
     finally:
         service.close()
-    cfg = api.compose("engine=numba", "progress=false", f"workers={cores}")
+    cfg = api.compose("engine=numba", "progress=false", f"workers={cores}", f"seeds={seeds}")
     t0 = time.perf_counter()
     res = api.compare(cfg)
     api.compare_at_spend(cfg, spend_of=res)
     api_s = time.perf_counter() - t0
     runs = len(answer.comparison.summary) + len(answer.equal.summary)
     return {"start_s": start_s, "first_s": first_s, "changed_s": changed_s, "cached_s": cached_s, "api_s": api_s,
-            "runs": runs}
+            "runs": runs, "seeds": seeds}
 
 
 def print_dashboard(cores: int) -> None:
     from tabulate import tabulate
 
-    print(f"\n[8/8] the dashboard's default comparison (12 regimes x 10 seeds, and at equal spend; {cores} cores) ...",
-          flush=True)
+    from experiments.dashboard.service import starting_seeds
+
+    print(f"\n[8/8] the dashboard's default comparison (every regime x {starting_seeds()} seeds, and at equal spend; "
+          f"{cores} cores) ...", flush=True)
     r = dashboard_section(cores)
     print(tabulate([[f"{r['start_s']:.1f}", r["runs"], f"{r['first_s']:.1f}", f"{r['changed_s']:.1f}",
                      f"{r['cached_s'] * 1e3:.0f}", f"{r['api_s']:.1f}", f"{r['first_s'] / r['api_s']:.0%}"]],

@@ -591,3 +591,16 @@ def test_the_server_answers_only_its_own_host_and_origin(served):
     assert _handshake(port, ours, f"http://{ours}") == 101
     assert _handshake(port, ours) == 101  # no Origin (not a browser's page): served
 
+
+
+def test_the_pages_start_from_the_dashboards_seeds_unless_the_command_line_sets_them():
+    from experiments.dashboard.__main__ import base_overrides
+
+    cfg = api.compose(f"seeds={svc.starting_seeds()}")
+    assert cfg.seeds != api.compose().seeds  # configs/dashboard.yaml sets the page's own default over the main job's
+    task = ["scenario=lishui", "dashboard.port=9000", "broker.cap=5", "workers=2"]
+    assert base_overrides("numba", svc.starting_seeds(), task) == [
+        "engine=numba", "broker.cap=5", "scenario=lishui", f"seeds={svc.starting_seeds()}"]
+    # a typed seeds is the composed config's: carried once, after the other page keys
+    assert base_overrides("mesa", 7, ["seeds=7", "regimes=[baseline]", "engine=numba"]) == [
+        "engine=mesa", "regimes=[baseline]", "seeds=7"]

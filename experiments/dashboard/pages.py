@@ -37,7 +37,7 @@ def service() -> svc.Service:
     global SERVICE
     with _SERVICE_LOCK:
         if SERVICE is None:  # served by `solara run`: the default config, runs in the server's process
-            SERVICE = svc.Service(["engine=numba"], workers=1)
+            SERVICE = svc.Service(["engine=numba", f"seeds={svc.starting_seeds()}"], workers=1)
         return SERVICE
 
 

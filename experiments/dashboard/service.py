@@ -371,6 +371,15 @@ class Service:
                       png, title)
 
 
+def starting_seeds() -> int:
+    """The Compare page's starting seeds when the command line sets none: ``seeds`` of ``configs/dashboard.yaml``."""
+    from omegaconf import OmegaConf
+
+    from sim.locations import CONFIG_DIR
+
+    return int(OmegaConf.load(CONFIG_DIR / "dashboard.yaml").seeds)
+
+
 def question_size(cfg: Config) -> tuple[int, float]:
     """(runs, model steps) of the Compare page's question ``cfg``: every regime x replicate, again at equal spend
     (and the ``at_spend`` regime once more if it is not compared); steps by :func:`sim.population.run_work`."""
