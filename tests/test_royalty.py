@@ -256,3 +256,15 @@ def test_a_firm_whose_instalments_ate_the_cash_it_agreed_to_pay_does_not_sign():
             assert balance[payer - lo] >= 0
         if lo <= payee < hi:
             balance[payee - lo] += amount
+
+
+@pytest.mark.parametrize("factor, signed", [(0.98, True), (1.02, False)])
+def test_a_university_offers_a_royalty_up_to_the_risk_aversion_the_closed_form_allows(factor, signed):
+    # every signal clipped to 0.01 or 0.99 and a royalty (half the value, nothing upfront) whose CARA certainty
+    # equivalent is its bound -ln(1 - q) / r: offered only where ra <= -ln(0.01) / 0.6 (reservation share 0.6)
+    bound = -math.log(1 - 0.99) / 0.6
+    cfg = cfg_of("regime=royalty", "scenario.universities.reservation_share=0.6", "scenario.firms.self_noise=10",
+                 "scenario.brokers.noise=10", "royalty.upfront_share=0", "royalty.rate=0.5",
+                 f"scenario.universities.risk_aversion={factor * bound}")
+    s = api.simulate(cfg, 0, "numba").summary
+    assert (s["signed_royalty"] > 0) == signed, s["signed_royalty"]

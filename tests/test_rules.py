@@ -58,6 +58,10 @@ def test_fee_split_adds_up_and_claim_amount():
     for fee in (0, 1, 999, 12345):
         a, b = rules.fee_split(fee, 0.37)
         assert a + b == fee and a >= 0 and b >= 0
+    # the firm's part is firm_share of the fee (half up to the yuan), the university's the rest
+    assert rules.fee_split(12345, 0.37) == (4568, 7777)          # 0.37 x 12,345 = 4,567.65
+    assert rules.broker_fee(1_000_000, 0.02) == 20_000
+    assert rules.firms_fee(1_000_000, 0.02, 0.3) == 6_000         # 0.3 of a 2% fee
     assert insurance.claim_amount(500_000, 0.8, 20_000) == 380_000
     assert insurance.claim_amount(10_000, 0.8, 20_000) == 0
 

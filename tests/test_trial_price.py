@@ -117,6 +117,33 @@ def test_the_fixed_fee_option_is_the_old_rule_exactly():
     assert (values[deal_forms == free_trial.TRIAL] == 20_000).all()
 
 
+def test_a_fixed_fee_trial_is_offered_at_the_fee_plus_price_share_of_its_own_asking_price():
+    # trial.payment=fixed_fee, price_share 0.1: every trial contract of a run carries, as its payment on success,
+    # round(20,000 + 0.1 x the asking price of its own achievement), to the yuan (the Tianjin-style closed form)
+    cfg = api.under_regime(small("trial.payment=fixed_fee", "trial.success_fee=20000", "trial.price_share=0.1",
+                                 "scenario.universities.pilot_share=1"), "free_trial")
+    _, _, _, arr = kernels.run(cfg, 0)
+    trial = arr.c_form == free_trial.TRIAL
+    asks = arr.ach_ask[arr.c_ach[trial]]
+    assert trial.sum() > 20 and len(set(asks.tolist())) > 20
+    assert (arr.c_on_success[trial] == np.floor(20_000 + 0.1 * asks + 0.5)).all()
+
+
+# judgements so noisy that every signal is clipped to 0.01 or 0.99 (sim.rules.perceived_chance), and a fee so large
+# that its CARA certainty equivalent is its bound -ln(1 - q) / r: a university (reservation share 0.6, coefficient
+# ra / ask) offers only where -ln(1 - 0.99) x ask / ra >= 0.6 x ask, i.e. ra <= -ln(0.01) / 0.6 = 7.675...
+CLIPPED = ("scenario.firms.self_noise=10", "scenario.brokers.noise=10", "scenario.universities.pilot_share=0")
+RA_BOUND = -math.log(1 - 0.99) / 0.6
+
+
+@pytest.mark.parametrize("factor, offered", [(0.98, True), (1.02, False)])
+def test_a_university_offers_a_fixed_fee_trial_up_to_the_risk_aversion_the_closed_form_allows(factor, offered):
+    cfg = api.under_regime(small(*CLIPPED, "trial.payment=fixed_fee", "trial.success_fee=1e10",
+                                 f"scenario.universities.risk_aversion={factor * RA_BOUND}"), "free_trial")
+    s = api.simulate(cfg, 0, "numba").summary
+    assert s["trials_declined"] > 0 and (s["trials_offered"] > 0) == offered, s["trials_offered"]
+
+
 def test_a_bargained_trial_pays_its_recorded_price_on_success():
     cfg = api.under_regime(small("scenario.universities.pilot_share=1"), "free_trial")
     r = api.simulate(cfg, 0, "numba")

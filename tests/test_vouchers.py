@@ -80,42 +80,70 @@ def audited():
     return cfg, out
 
 
+def _voucher_payments(arr):
+    """Each voucher payment of an audited run: (firm, amount, the services it co-pays, at signing or later). At
+    signing it comes before the firm's service payments (up to its implementation cost); later (a trial's fee on
+    success) after the payment it co-pays, in the same collect block."""
+    audit = arr.audit[:arr.audit_n[0]]
+    base = arr.acct_base
+    for i in np.nonzero(audit[:, 1] == V.VOUCHERS)[0]:
+        firm, amount = audit[i, 3], audit[i, 4]
+        at_signing = audit[i + 1, 1] in SERVICES or audit[i + 1, 1] == ledger.IMPLEMENTATION_COST
+        if at_signing:
+            j = i + 1
+            while audit[j, 1] != ledger.IMPLEMENTATION_COST:
+                j += 1
+            block = audit[i + 1:j]
+        else:
+            j = i - 1
+            while not (audit[j, 1] in SERVICES and audit[j, 3] >= base[ledger.UNIVERSITY]
+                       and audit[j, 3] < base[ledger.UNIVERSITY + 1]):
+                j -= 1
+            block = audit[j:i]
+        services = block[(block[:, 2] == firm) & np.isin(block[:, 1], list(SERVICES))][:, 4].sum()
+        yield firm - base[ledger.FIRM], amount, services, at_signing
+
+
 def test_every_voucher_is_its_rate_of_the_services_it_pays_within_the_cap(audited):
     cfg, runs = audited
     rate, cap = cfg.voucher.rate, int(cfg.voucher.cap)
     n_sign = n_later = capped = 0
     for series, arr in runs:
-        audit = arr.audit[:arr.audit_n[0]]
         base = arr.acct_base
-        for i in np.nonzero(audit[:, 1] == V.VOUCHERS)[0]:
-            month, firm, amount = audit[i, 0], audit[i, 3], audit[i, 4]
-            f = firm - base[ledger.FIRM]
+        for f, amount, services, at_signing in _voucher_payments(arr):
             assert arr.firm_sme[f], "a voucher to a large firm"
-            if audit[i + 1, 1] in SERVICES or audit[i + 1, 1] == ledger.IMPLEMENTATION_COST:
-                # at signing: before the firm's service payments, up to its implementation cost
-                j = i + 1
-                while audit[j, 1] != ledger.IMPLEMENTATION_COST:
-                    j += 1
-                block = audit[i + 1:j]
+            due = rules.yuan(rate * services)
+            if at_signing:
+                assert amount == min(due, cap), (amount, due)      # at signing: the first on the contract
                 n_sign += 1
             else:
-                # a later payment (a trial's fee on success): after it, in the same collect block
-                j = i - 1
-                while not (audit[j, 1] in SERVICES and audit[j, 3] >= base[ledger.UNIVERSITY]
-                           and audit[j, 3] < base[ledger.UNIVERSITY + 1]):
-                    j -= 1
-                block = audit[j:i]
+                assert amount <= min(due, cap), (amount, due)      # later: within what the cap has left
                 n_later += 1
-            services = block[(block[:, 2] == firm) & np.isin(block[:, 1], list(SERVICES))][:, 4].sum()
-            due = rules.yuan(rate * services)
-            if j > i:
-                assert amount == min(due, cap), (month, amount, due)      # at signing: the first on the contract
-            else:
-                assert amount <= min(due, cap), (month, amount, due)      # later: within what the cap has left
             capped += amount < due
         assert (arr.v_paid <= arr.v_cap).all() and (arr.v_cap <= cap).all()
         assert (arr.balance[base[ledger.FIRM]:base[ledger.FIRM + 1]] >= 0).all()   # paid before, never overdrawn
     assert n_sign > 0 and n_later > 0 and capped > 0   # each branch ran
+
+
+def test_a_later_voucher_is_exactly_its_rate_of_the_payment_and_the_firms_part_of_the_brokers_fee():
+    # no cap in reach and no budget: every voucher, at signing and on a trial's fee on success, is
+    # yuan(rate x (payment + the firm's part of the broker's fee on it)), the closed form, to the yuan
+    cfg = api.compose(*SMALL, "regime.name=mix", "regime.instruments=[vouchers,free_trial]", "voucher.cap=1e9",
+                      "trial.payment=fixed_fee", "trial.success_fee=200000", "scenario.universities.pilot_share=1")
+    b = cfg.scenario.brokers
+    assert b.fee_rate > 0 and 0 < b.fee_firm_share
+    n_later = brokered_later = 0
+    for seed in SEEDS[4:10]:
+        _, _, _, arr = kernels.run(cfg, seed, audit_rows=200_000)
+        assert arr.audit_n[0] < arr.audit.shape[0]
+        for _, amount, services, at_signing in _voucher_payments(arr):
+            assert amount == rules.yuan(cfg.voucher.rate * services), (amount, services, at_signing)
+            if not at_signing:
+                n_later += 1
+                fee = 200_000 + rules.firms_fee(200_000, b.fee_rate, b.fee_firm_share)
+                brokered_later += services == fee
+                assert services in (200_000, fee)   # the fee alone, or with the firm's part of a broker's fee
+    assert n_later > 0 and brokered_later > 0   # later vouchers, some on brokered trials
 
 
 def test_vouchers_raise_smes_contracts():
