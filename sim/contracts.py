@@ -279,7 +279,49 @@ def _licence_ce(price, p_hat, value, own, refund, fee_rate, fee_firm_share, fixe
 @entry
 def choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, bargaining_power,
                     offers, n_offers, covers, n_covers, fee_rate, fee_fixed, fee_firm_share, support):
-    """The contract the pair signs, by the firm's certainty equivalent (CE).
+    """The contract the pair signs (:func:`_choose_contract`); credit on offer that the firm would not draw changes
+    nothing: the decision is then the one without the credit, bit for bit (an offer nobody takes is no offer; without
+    this, a willingness found by bisection over prices with credit on offer differs from the closed form by a yuan)."""
+    if support[SUPPORT_CREDIT] <= 0.0:
+        return _choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, bargaining_power, offers,
+                                n_offers, covers, n_covers, fee_rate, fee_fixed, fee_firm_share, support)
+    undrawn = support.copy()
+    undrawn[SUPPORT_CREDIT] = 0.0
+    undrawn[SUPPORT_CREDIT_RATE] = 0.0
+    undrawn[SUPPORT_COLLATERAL] = 0.0
+    if may_borrow(value, cost, cash, offers, n_offers, covers, n_covers, fee_rate, fee_fixed, fee_firm_share, support):
+        out = _choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, bargaining_power, offers,
+                               n_offers, covers, n_covers, fee_rate, fee_fixed, fee_firm_share, support)
+        if out[4] > 0:
+            return out
+    return _choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, bargaining_power, offers,
+                            n_offers, covers, n_covers, fee_rate, fee_fixed, fee_firm_share, undrawn)
+
+
+@entry
+def may_borrow(value, cost, cash, offers, n_offers, covers, n_covers, fee_rate, fee_fixed, fee_firm_share, support):
+    """Whether some contract on offer could cost the firm more at signing than its cash, by a bound no decision
+    exceeds: the implementation cost, the dearest cover's premium, the broker's service fee, and the dearest payment
+    at signing with the firm's part of the broker's fee (a licence is never bargained above the value and the
+    co-payment's cap: :func:`_highest_payment`; a trial pays nothing at signing). If not, no credit is drawn and the
+    decision with it is the one without it (:func:`choose_contract` skips weighing it)."""
+    most = 0.0
+    for j in range(n_offers):
+        if offers[j, OFFER_BARGAINED] == BARGAIN_ON_SUCCESS:
+            continue
+        sign = float(value) + support[SUPPORT_COPAY_CAP] + 1.0 if offers[j, OFFER_BARGAINED] > 0 \
+            else offers[j, OFFER_AT_SIGN]
+        most = max(most, sign)
+    premium = 0.0
+    for k in range(n_covers):
+        premium = max(premium, covers[k, COVER_PREMIUM])
+    return float(cost) + premium + fee_fixed + most * (1.0 + fee_rate * fee_firm_share) + 4.0 > cash   # 4: roundings
+
+
+@entry
+def _choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, bargaining_power,
+                     offers, n_offers, covers, n_covers, fee_rate, fee_fixed, fee_firm_share, support):
+    """The contract the pair signs, by the firm's certainty equivalent (CE), with the support on offer.
 
     Every form on offer (``offers``: a price at signing and/or a payment on success, or a
     bargained licence price) is weighed alone and with every cover on offer (``covers``: a

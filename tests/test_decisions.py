@@ -20,7 +20,7 @@ from sim.instruments import free_trial, insurance
 from sim.population import draw_population
 from sim.stats import mean_ci
 
-from .conftest import BROAD_INSURANCE
+from .conftest import BROAD_INSURANCE, SMALL as SMALL_RUN
 from sim.results import InvariantError, _check_budget, check_invariants, gov_kinds, summarize
 
 NO_SUPPORT = np.zeros(state.N_SUPPORT)
@@ -291,3 +291,65 @@ def test_a_participation_constraint_lowers_trials_by_large_firms():
                   for share in (1.0, 0.0)]
         d.append(trials[1] - trials[0])
     assert mean_ci(d)[2] < 0
+
+
+# --------------------------------------------------------------------------- the Nash bargain, by hand
+def test_the_licence_price_is_the_reservation_plus_the_universitys_power_times_the_surplus():
+    # price = reservation + b x (willingness - reservation), whole yuan: b 0.3 of a 600,000 surplus over 200,000
+    assert rules.licence_price(800_000.0, 200_000.0, 0.3) == 380_000
+    assert rules.licence_price(800_000.0, 200_000.0, 0.0) == 200_000     # no power: the reservation price
+    assert rules.licence_price(800_000.0, 200_000.0, 1.0) == 800_000     # all the power: the firm's willingness
+    assert rules.licence_price(199_999.0, 200_000.0, 0.3) == -1          # a yuan short: no deal
+    assert rules.bargained_price(800_000.0, 200_000.0, 0.3, 300_000.0) == 300_000   # the most the firm can pay
+    assert rules.bargained_price(800_000.0, 200_000.0, 0.3, 199_999.5) == -1        # below the reservation: none
+
+
+# --------------------------------------------------------------------------- an offer nobody takes
+def _credit(credit, rate=0.08, collateral=0.0):
+    s = np.zeros(state.N_SUPPORT)
+    s[state.SUPPORT_CREDIT], s[state.SUPPORT_CREDIT_RATE], s[state.SUPPORT_COLLATERAL] = credit, rate, collateral
+    return s
+
+
+@settings(max_examples=300, deadline=None)
+@given(p=st.floats(0.05, 0.99), value=st.integers(100_000, 20_000_000), cost_share=st.floats(0.0, 0.5),
+       cash=st.integers(0, 30_000_000), ra=st.floats(0.0, 3e-6), b=st.floats(0.0, 1.0), brokered=st.booleans(),
+       trial=st.booleans(), credit=st.floats(1.0, 1e7))
+def test_credit_the_firm_would_not_draw_leaves_its_decision_as_without_credit(p, value, cost_share, cash, ra, b,
+                                                                             brokered, trial, credit):
+    # a licence (bargained) and, sometimes, a trial (price on success); the decision with credit on offer is the one
+    # without it, bit for bit, unless the firm borrows (then the loan is within the credit)
+    offers = np.zeros((state.MAX_OFFERS, 7))
+    offers[0, state.OFFER_BARGAINED] = 1
+    offers[1, state.OFFER_FORM] = free_trial.TRIAL
+    offers[1, state.OFFER_ON_SUCCESS] = 0.3 * value
+    offers[1, state.OFFER_BARGAINED] = state.BARGAIN_ON_SUCCESS
+    covers = np.zeros((state.MAX_COVERS, 3 + state.N_COVER_AUX))
+    cost, ask = int(cost_share * value), int(0.2 * value)
+    args = (p, value, cost, cash, ra, ask, 0.6, b, offers, 2 if trial else 1, covers, 0,
+            0.02 if brokered else 0.0, 3000.0 if brokered else 0.0, 0.5)
+    with_credit = contracts.choose_contract(*args, _credit(credit))
+    without = contracts.choose_contract(*args, _credit(0.0))
+    weighed = contracts._choose_contract(*args, _credit(credit))   # the decision weighing the credit, always
+    assert with_credit == (weighed if weighed[4] > 0 else without)
+    if not contracts.may_borrow(value, cost, cash, offers, 2 if trial else 1, covers, 0, *args[12:], _credit(credit)):
+        assert weighed[4] == 0   # the bound holds: where it says no loan can be needed, none is drawn
+    if with_credit[4] == 0:
+        assert with_credit == without
+    else:
+        assert 0 < with_credit[4] <= math.ceil(credit) and with_credit[0] >= 0
+
+
+def test_a_run_with_credit_on_offer_and_no_loan_is_the_run_without_the_instrument():
+    # firms so rich that none borrows: every series but the IP pledge's own is the baseline's, bit for bit
+    from sim.instruments import ip_pledge
+
+    rich = ("scenario.firms.cash_median_sme=1e10", "scenario.firms.cash_median_large=1e11",
+            "scenario.firms.cash_sigma=0")
+    own = [i for i, c in enumerate(C.COLUMNS) if c.owner == ip_pledge.NAME]
+    others = [i for i in range(len(C.COLUMNS)) if i not in own]
+    for seed in (11, 12):
+        pledged, _, _, _ = kernels.run(api.under_regime(api.compose(*SMALL_RUN, *rich), "ip_pledge"), seed)
+        plain, _, _, _ = kernels.run(api.under_regime(api.compose(*SMALL_RUN, *rich), "baseline"), seed)
+        assert pledged[:, ip_pledge.CREDIT_OFFERS].sum() > 50 and pledged[:, ip_pledge.LOANS_MADE].sum() == 0
+        assert np.array_equal(pledged[:, others], plain[:, others])
