@@ -55,6 +55,20 @@ def test_at_zero_strength_an_instrument_is_on_yet_the_run_is_the_baseline(name):
         assert not moved, f"{name} at zero strength moved money: {moved}"
 
 
+def test_a_module_without_zero_strength_is_refused_when_the_registry_loads():
+    import types
+
+    from sim import instruments
+
+    module = types.ModuleType("sim.instruments.tax_deduction")
+    module.NAME, module.SECTION, module.Params = "tax_deduction", "tax", object
+    with pytest.raises(ImportError, match=r"^sim.instruments.tax_deduction: an instrument module must define "
+                                          r"ZERO_STRENGTH \("):
+        instruments.check_module(module)
+    module.ZERO_STRENGTH = ("tax.rate=0",)
+    instruments.check_module(module)   # complete: accepted
+
+
 def _perturbed(module, up=True):
     """Overrides moving every numeric parameter of ``module`` off its default, within its range (towards its upper
     bound, or its lower one when ``up`` is false)."""

@@ -3,10 +3,12 @@
 An instrument module holds everything about one policy instrument, and nothing else
 needs to know it exists:
 
-* ``NAME`` (what a regime lists: ``regime.instruments: [free_trial, insurance]``),
-  ``SECTION`` (its parameters' section of the config, e.g. ``trial``) and ``Params``, a
+* required: ``NAME`` (what a regime lists: ``regime.instruments: [free_trial, insurance]``),
+  ``SECTION`` (its parameters' section of the config, e.g. ``trial``), ``Params``, a
   dataclass of its typed, validated parameters (:mod:`sim.schema` fields with ranges and
-  a one-line meaning each);
+  a one-line meaning each), and ``ZERO_STRENGTH``, the overrides that put it at zero
+  strength: on, yet the run is the baseline's exactly (tested for every instrument, so
+  a module without it is refused when the registry loads);
 * what it adds to the model, declared at import: payments (:func:`sim.ledger.kind`: payer,
   payee), contract forms and covers (:mod:`sim.forms`), series columns
   (:func:`sim.columns.column`), state arrays and agents (:func:`sim.state.field`,
@@ -23,9 +25,8 @@ needs to know it exists:
   ``money_bound(cfg, pop) -> float`` (what it adds to :func:`sim.population.money_bound`:
   every payment it makes, all months) with ``MONEY_KEYS`` (the keys the error names),
   ``MESA_AGENTS`` ({agent kind: :class:`sim.agents.InstrumentAgent` subclass}: its agents
-  in the Mesa engine), ``SPEND`` (its government spend is the run metric
-  ``gov_spend_<SPEND>``) and ``ZERO_STRENGTH`` (overrides that put it at zero strength:
-  on, yet the run is the baseline's exactly; tested for every instrument).
+  in the Mesa engine) and ``SPEND`` (its government spend is the run metric
+  ``gov_spend_<SPEND>``).
 
 Both engines run the same hooks, government spend and the invariants of money are
 derived from its declared payments, and the comparison table and plots from its
@@ -52,6 +53,19 @@ REGISTRY = (
 )
 
 INSTRUMENTS = tuple(importlib.import_module(f"{__name__}.{name}") for name in REGISTRY)
+REQUIRED = ("NAME", "SECTION", "Params", "ZERO_STRENGTH")
+
+
+def check_module(module) -> None:
+    """Refuse, in one line, an instrument module without what every instrument must declare (:data:`REQUIRED`)."""
+    missing = [k for k in REQUIRED if not getattr(module, k, None)]
+    if missing:
+        raise ImportError(f"{module.__name__}: an instrument module must define {', '.join(missing)} "
+                          "(sim/instruments/__init__.py says what each is)")
+
+
+for _m in INSTRUMENTS:
+    check_module(_m)
 BY_NAME = {m.NAME: m for m in INSTRUMENTS}
 state.freeze(INSTRUMENTS)
 hooks.build(INSTRUMENTS)
