@@ -268,3 +268,15 @@ def test_a_university_offers_a_royalty_up_to_the_risk_aversion_the_closed_form_a
                  f"scenario.universities.risk_aversion={factor * bound}")
     s = api.simulate(cfg, 0, "numba").summary
     assert (s["signed_royalty"] > 0) == signed, s["signed_royalty"]
+
+
+def test_every_royalty_contract_asks_its_upfront_share_of_its_own_asking_price_and_its_rate_of_the_value():
+    # contract by contract: at signing round(upfront_share x ask), on success round(rate x the project's value)
+    cfg = cfg_of("regime=royalty", "royalty.upfront_share=0.15", "royalty.rate=0.07")
+    assert R.upfront(0.15, 1_000_001) == 150_000 and R.royalty_total(0.07, 2_000_000) == 140_000
+    _, _, _, arr = kernels.run(cfg, 3)
+    mine = arr.c_form == R.ROYALTY
+    a = arr.c_ach[mine]
+    assert mine.sum() > 10
+    assert (arr.c_at_sign[mine] == np.floor(0.15 * arr.ach_ask[a] + 0.5)).all()
+    assert (arr.c_on_success[mine] == np.floor(0.07 * arr.c_value[mine] + 0.5)).all()
