@@ -460,7 +460,8 @@ def _apply(base: dict, ovs) -> dict:
 
 
 def _cross_rule_broken(data: dict) -> bool:
-    """The documented rules that involve more than one value (README, sim/config.py), on valid values."""
+    """The documented rules that involve more than one value (docs/reference/validation.md, "Rules across values";
+    sim/config.py), on valid values."""
     try:
         sc = data["scenario"]
         b, u = sc["brokers"], sc["universities"]

@@ -505,11 +505,12 @@ def test_credit_offers_count_every_decision_and_those_short_of_cash(monkeypatch)
 
 
 def test_no_credit_terms_make_a_borrower_accept_a_deal_below_one_minus_e_to_the_minus_risk_aversion():
-    """Why the default SMEs do not borrow (README, IP pledge): a borrower spends all its cash at signing, so on a failure
-    it loses its cash and the collateral it pledged, ``cash + collateral``, at least; with the CARA coefficient ``R /
-    cash`` its certainty equivalent is below ``-(cash / R) (R (1 + collateral / cash) + ln(1 - p))`` whatever the value
-    on success, negative for ``p < 1 - exp(-R (1 + collateral / cash))``: no rate, limit or guarantee changes that. At
-    the default SME risk aversion (5) the estimate would have to exceed 0.9933."""
+    """Why the default SMEs do not borrow (docs/reference/instruments.md, IP pledge loans, "Who borrows"): a borrower
+    spends all its cash at signing, so on a failure it loses its cash and the collateral it pledged, ``cash +
+    collateral``, at least; with the CARA coefficient ``R / cash`` its certainty equivalent is below ``-(cash / R)
+    (R (1 + collateral / cash) + ln(1 - p))`` whatever the value on success, negative for ``p < 1 - exp(-R (1 +
+    collateral / cash))``: no rate, limit or guarantee changes that. At the default SME risk aversion (5) the estimate
+    would have to exceed 0.9933."""
     from sim import contracts
 
     cash, at_sign, huge = 1.0e6, 2.5e6, 1.0e12

@@ -58,8 +58,10 @@ def test_keyed_beta_sampler_matches_the_beta_distribution(a, b):
 
 
 def _arrivals_by_definition(seed, universities, months, rate):
-    """The definition of the arrivals (README: each university discloses floor(rate) a month and one more with
-    chance rate - floor(rate), its chance the month's uniform of stream (seed, POP_ARRIVAL, month)), in NumPy."""
+    """The definition of the arrivals (docs/explanation/model.md, "The portfolio lives", and
+    scenario.universities.arrivals_per_month in docs/reference/parameters.md: each university discloses floor(rate)
+    a month and one more with chance rate - floor(rate), its chance the month's uniform of stream (seed,
+    POP_ARRIVAL, month)), in NumPy."""
     whole, frac = int(np.floor(rate)), rate - np.floor(rate)
     owners, born = [], []
     for m in range(1, months):
