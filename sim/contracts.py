@@ -97,7 +97,7 @@ NO_LIMIT = 2**62   # yuan: more than any account or flow can reach (sim.populati
 @entry
 def true_chance(p, st, f, a):
     """The real success chance of implementing achievement ``a`` in firm ``f``."""
-    fit = rng.uniform(p.seed, rng.FIT, 0, rules.pair_key(f, a, p.n_achievements))
+    fit = rng.uniform(p.seed, rng.FIT, 0, rules.pair_key(f, st.ach_key[a]))
     return rules.success_chance(st.ach_quality[a], st.ach_maturity[a], st.firm_absorptive[f], fit,
                                 p.maturity_floor, p.absorptive_floor, p.fit_floor)
 
@@ -717,7 +717,7 @@ def settle(p, st, series, month, j):
     # again draws afresh (keyed by the pair alone, a failure repeated itself for certain).
     attempt = st.ach_attempts[a]
     st.ach_attempts[a] += 1
-    success = rng.uniform(p.seed, rng.OUTCOME, attempt, rules.pair_key(f, a, p.n_achievements)) < st.c_chance[j]
+    success = rng.uniform(p.seed, rng.OUTCOME, attempt, rules.pair_key(f, st.ach_key[a])) < st.c_chance[j]
     sector = st.firm_sector[f]
     if success:
         pay(st, series, month, account(st, MARKET, 0), account(st, FIRM, f), st.c_value[j], ledger.FIRM_VALUE)

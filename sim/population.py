@@ -49,6 +49,9 @@ class Population:
     ach_cost: np.ndarray                # int64 yuan, implementation cost for an SME
     ach_ask: np.ndarray                 # int64 yuan, asking price
     ach_born: np.ndarray                # int64 month of disclosure (<= 0: in the initial stock, of age -born)
+    ach_key: np.ndarray                 # int64 what its draws are keyed by: its place among the disclosures (the
+                                        # initial stock, then month by month), the same in a longer run of the seed
+    ach_of_key: np.ndarray              # int64 the achievement of each key (ach_key's inverse)
     ach_offsets: np.ndarray             # sector index into achievements
     # firms (sorted by sector)
     firm_sector: np.ndarray
@@ -143,7 +146,11 @@ def _offsets(sector, sectors):
 
 
 def draw_population(cfg: Config, seed: int) -> Population:
-    """Draw the population of ``cfg.scenario`` for ``seed``."""
+    """Draw the population of ``cfg.scenario`` for ``seed``.
+
+    Every draw about an achievement is keyed by its place among the disclosures (the initial stock, then month by
+    month, university by university: ``ach_key``), not by its place in the arrays (sorted by sector, which later
+    arrivals shift): a shorter run of a seed is the start of a longer one."""
     sc = cfg.scenario
     S = sc.sectors
     U = sc.universities.n
@@ -206,6 +213,8 @@ def draw_population(cfg: Config, seed: int) -> Population:
         ach_cost=yuan_array(cost[order]),
         ach_ask=yuan_array(ask[order]),
         ach_born=born[order],
+        ach_key=order.astype(np.int64),
+        ach_of_key=np.argsort(order, kind="stable").astype(np.int64),
         ach_offsets=_offsets(a_sec, S),
         firm_sector=f_sec,
         firm_sme=sme[f_order],

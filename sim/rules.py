@@ -101,9 +101,11 @@ def success_chance(quality, maturity, absorptive, fit, maturity_floor, absorptiv
 
 
 @entry
-def pair_key(firm, achievement, n_achievements):
-    """One integer naming a (firm, achievement) pair, for its fit and outcome draws."""
-    return np.int64(firm) * np.int64(n_achievements) + np.int64(achievement)
+def pair_key(firm, achievement_key):
+    """One integer naming a (firm, achievement) pair, for its fit and outcome draws: the firm in the high 32 bits,
+    the achievement's key (``ach_key``, below 2^32: a run has at most :data:`sim.schema.POPULATION_MAX` achievements)
+    in the low ones, so a pair is named alike however many achievements the run has."""
+    return (np.int64(firm) << np.int64(32)) | np.int64(achievement_key)
 
 
 @entry

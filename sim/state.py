@@ -105,7 +105,7 @@ def _prior(cfg, pop, success):
 
 # the population (read only)
 for _name in ("univ_in_pilot", "univ_public", "ach_owner", "ach_sector", "ach_quality", "ach_value", "ach_ask", "ach_born",
-              "ach_offsets", "firm_sector", "firm_absorptive", "firm_risk_aversion", "firm_need_rate", "firm_scale", "firm_sme", "firm_offsets", "project_firm", "project_offsets", "broker_sector",
+              "ach_key", "ach_of_key", "ach_offsets", "firm_sector", "firm_absorptive", "firm_risk_aversion", "firm_need_rate", "firm_scale", "firm_sme", "firm_offsets", "project_firm", "project_offsets", "broker_sector",
               "broker_skill"):
     field(_name, "population", None, _pop(_name), "drawn by sim.population")
 # firms

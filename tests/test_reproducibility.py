@@ -63,3 +63,33 @@ def test_draws_do_not_depend_on_visiting_order():
     shuffled = np.random.default_rng(0).permutation(len(keys))
     backward = {keys[i]: rng.uniform(11, rng.NEED, keys[i][0], keys[i][1]) for i in shuffled}
     assert forward == backward
+
+
+def test_a_shorter_run_is_the_start_of_a_longer_one_on_both_engines():
+    # draws about an achievement are keyed by its place among the disclosures, not by its place in the arrays (which
+    # later disclosures shift): the first 18 months of a 30-month run are the 18-month run, every column but the
+    # stock of achievements the run will still disclose (a longer run has more of them, by definition)
+    from sim.columns import NOT_YET
+    from sim.results import SERIES_NAMES
+
+    others = [c for c in range(len(SERIES_NAMES)) if c != NOT_YET]
+    from sim.instruments import REGISTRY
+
+    every = "[" + ",".join(REGISTRY) + "]"
+    for engine, regime in (("numba", "regime=baseline"), ("numba", f"regime.instruments={every}"),
+                           ("mesa", f"regime.instruments={every}")):
+        short, long = (api.simulate(small("regime.name=x", regime, f"scenario.months={m}"), 5, engine=engine).series
+                       for m in (18, 30))
+        assert long.shape[0] == 30 and short.shape[0] == 18
+        assert np.array_equal(np.asarray(short)[:, others], np.asarray(long)[:18, others]), (engine, regime)
+        assert (np.asarray(short)[:, NOT_YET] < np.asarray(long)[:18, NOT_YET]).all()   # more to come in the longer
+    assert draw_population(small("scenario.months=18"), 5).ach_key.max() < \
+        draw_population(small("scenario.months=30"), 5).ach_key.max()
+
+
+def test_every_achievement_key_fits_the_low_half_of_a_pair_key():
+    from sim import rules
+    from sim.schema import POPULATION_MAX
+
+    assert POPULATION_MAX < 2**32   # the config refuses more achievements in a run (initial stock and arrivals)
+    assert rules.pair_key(3, 2**32 - 1) == 3 * 2**32 + 2**32 - 1 and rules.pair_key(1, 0) != rules.pair_key(0, 2**31)

@@ -113,12 +113,15 @@ def eligible(p, st, a, month):
 
 
 @kernel
-def pick(p, st, month, k):
-    """The ``k``-th grant of ``month`` goes to the first eligible achievement from a keyed start, or -1."""
-    n = st.ach_status.shape[0]
-    start = rng.randint(p.seed, rng.MATURATION_PICK, month, k, n)
-    for j in range(n):
-        a = (start + j) % n
+def pick(p, st, month, k, disclosed):
+    """The ``k``-th grant of ``month`` goes to the first eligible achievement from a keyed start, in the order of
+    their disclosure (``st.ach_key``: the first ``disclosed`` keys are those disclosed by now, whatever the run's
+    length), or -1."""
+    if disclosed <= 0:
+        return -1
+    start = rng.randint(p.seed, rng.MATURATION_PICK, month, k, disclosed)
+    for j in range(disclosed):
+        a = st.ach_of_key[(start + j) % disclosed]
         if eligible(p, st, a, month):
             return a
     return -1
@@ -136,8 +139,11 @@ def on_month(p, st, series, month):
             st.ach_maturing_until[a] = -1
             contracts.shelve(p, st, a, month)
     amount = rules.yuan(m.grant)
+    disclosed = 0
+    for a in range(st.ach_born.shape[0]):
+        disclosed += st.ach_born[a] <= month
     for k in range(m.grants_per_month):
-        a = pick(p, st, month, k)
+        a = pick(p, st, month, k, disclosed)
         if a < 0:
             return
         university = ledger.account(st, ledger.UNIVERSITY, st.ach_owner[a])

@@ -54,9 +54,10 @@ OPEN_OFFERED = columns.column("open_licences_offered", "matches weighed with an 
 
 
 @kernel
-def listed_open(p, a):
-    """Whether achievement ``a`` is on the open-licence list (drawn once per run and achievement)."""
-    return rng.uniform(p.seed, rng.OPEN_LIST, 0, a) < p.open_licence.share
+def listed_open(p, key):
+    """Whether the achievement of key ``key`` (``st.ach_key``) is on the open-licence list (drawn once per run and
+    achievement)."""
+    return rng.uniform(p.seed, rng.OPEN_LIST, 0, key) < p.open_licence.share
 
 
 @entry
@@ -69,7 +70,7 @@ def open_price(price_share, ask):
 def offer_forms(p, st, series, month, j, a, signal, n):
     """An achievement on the open-licence list is on offer at its published price, agreed at once (0 months of
     negotiation)."""
-    if not listed_open(p, a):
+    if not listed_open(p, st.ach_key[a]):
         return n
     series[month, OPEN_OFFERED] += 1
     return forms.offer(st, n, OPEN, open_price(p.open_licence.price_share, st.ach_ask[a]), 0, False, 0.0,
