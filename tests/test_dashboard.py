@@ -599,8 +599,8 @@ def test_the_pages_start_from_the_dashboards_seeds_unless_the_command_line_sets_
     cfg = api.compose(f"seeds={svc.starting_seeds()}")
     assert cfg.seeds != api.compose().seeds  # configs/dashboard.yaml sets the page's own default over the main job's
     task = ["scenario=lishui", "dashboard.port=9000", "broker.cap=5", "workers=2"]
-    assert base_overrides("numba", svc.starting_seeds(), task) == [
+    assert base_overrides("numba", task) == [
         "engine=numba", "broker.cap=5", "scenario=lishui", f"seeds={svc.starting_seeds()}"]
-    # a typed seeds is the composed config's: carried once, after the other page keys
-    assert base_overrides("mesa", 7, ["seeds=7", "regimes=[baseline]", "engine=numba"]) == [
-        "engine=mesa", "regimes=[baseline]", "seeds=7"]
+    # seeds typed on the command line are the pages' (the app's own model config has one seed: it is not read)
+    assert base_overrides("mesa", ["seeds=7", "regimes=[baseline]", "engine=numba"]) == [
+        "engine=mesa", "seeds=7", "regimes=[baseline]"]

@@ -44,18 +44,22 @@ class DashboardConfig:
                              "name (any port) or name:port")
 
 
-def base_overrides(engine: str, seeds: int, task: Optional[list[str]] = None) -> list[str]:
-    """The command line's model overrides (``task``; default Hydra's) that the pages start from (the engine first),
-    and the seeds of the composed config (``configs/dashboard.yaml`` sets its own default, so it is carried even when
-    not typed)."""
+def base_overrides(engine: str, task: Optional[list[str]] = None) -> list[str]:
+    """The command line's model overrides (``task``; default Hydra's) that the pages start from (the engine first);
+    the seeds typed there, else ``configs/dashboard.yaml``'s (the app's model config is composed with one seed: an
+    app runs its own replicates, :func:`experiments.explore_app.split`)."""
+    from experiments.dashboard.service import starting_seeds
+
     if task is None:
         from hydra.core.hydra_config import HydraConfig
 
         task = list(HydraConfig.get().overrides.task)
     keep = [o for o in task if not o.lstrip("+~").startswith(("dashboard.", "dashboard=", "hydra."))
             and o.lstrip("+~").split("=", 1)[0] not in PAGE_KEYS + ("engine",)]
-    page = [o for o in task if o.lstrip("+~").split("=", 1)[0] in ("scenario", "regimes", "at_spend")]
-    return [f"engine={engine}"] + keep + page + [f"seeds={int(seeds)}"]
+    page = [o for o in task if o.lstrip("+~").split("=", 1)[0] in ("scenario", "seeds", "regimes", "at_spend")]
+    if not any(o.lstrip("+~").split("=", 1)[0] == "seeds" for o in page):
+        page.append(f"seeds={starting_seeds()}")
+    return [f"engine={engine}"] + keep + page
 
 
 def check_port(host: str, port: int) -> None:
@@ -201,7 +205,7 @@ def serve(cfg, own: DashboardConfig, out: Path) -> None:
     hosts = check_hosts(own.allowed_hosts)
     if host_warning(own.host):
         print(host_warning(own.host), file=sys.stderr, flush=True)
-    service = Service(base_overrides(cfg.engine, cfg.seeds), workers=cfg.workers, cache=own.cache, max_runs=own.max_runs,
+    service = Service(base_overrides(cfg.engine), workers=cfg.workers, cache=own.cache, max_runs=own.max_runs,
                       max_work=own.max_work)
     service.validate([])  # the starting question is valid (as the command line, and within the limits)
     print(f"dashboard: starting {cfg.workers} worker processes (the first start compiles the kernels) ...", flush=True)
