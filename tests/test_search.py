@@ -75,11 +75,10 @@ def test_nothing_matches_nothing_is_found():
 
 def test_what_a_search_finds_does_not_depend_on_how_long_the_run_is():
     """Brokers, experts and firms search the published lists (shelved achievements only), not the sector's whole index,
-    which holds the achievements a longer run discloses later: the first year's matches are the same in distribution
-    in a 2-year and an 8-year run (paired seeds; before, screening the index found fewer shelved achievements the
-    longer the run)."""
-    from scipy import stats
-
+    which holds the achievements a longer run discloses later; and every draw about an achievement is keyed by its
+    place among the disclosures: the first year's matches of a 2-year and an 8-year run are the same, seed by seed
+    (before, screening the index found fewer shelved achievements the longer the run, and later the draws keyed by
+    array positions made them differ in distribution only)."""
     from sim import api
 
     def first_year(months):
@@ -87,6 +86,4 @@ def test_what_a_search_finds_does_not_depend_on_how_long_the_run_is():
         return np.array([api.simulate(cfg, seed).series[:12, contracts.C.MATCHES].sum() for seed in range(40)])
 
     short, long = first_year(24), first_year(96)
-    d = long - short
-    assert abs(d.mean()) < 3 * d.std(ddof=1) / np.sqrt(len(d)) + 1e-9, (short.mean(), long.mean())
-    assert stats.ttest_rel(long, short).pvalue > 0.001
+    assert short.sum() > 0 and np.array_equal(short, long)
