@@ -42,13 +42,13 @@ def test_hash_changes_with_any_source_file(tmp_path):
     shutil.copytree(engine_cache.PACKAGE_DIR, pkg, ignore=shutil.ignore_patterns("__pycache__", "configs"))
     h = engine_cache.source_hash(pkg)
     assert h == engine_cache.source_hash(engine_cache.PACKAGE_DIR) and len(h) == 16
-    rules = pkg / "rules.py"
+    rules = pkg / "core" / "rules.py"
     rules.write_text(rules.read_text() + "# edited\n")
     h_rules = engine_cache.source_hash(pkg)
     assert h_rules != h
-    (pkg / "results.py").write_text((pkg / "results.py").read_text() + "\n")
+    (pkg / "core" / "results.py").write_text((pkg / "core" / "results.py").read_text() + "\n")
     assert engine_cache.source_hash(pkg) not in (h, h_rules)
-    (pkg / "results.py").unlink()
+    (pkg / "core" / "results.py").unlink()
     (pkg / "notes.txt").write_text("not source")
     (pkg / "__pycache__").mkdir()
     (pkg / "__pycache__" / "x.pyc").write_bytes(b"\0")
