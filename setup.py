@@ -2,7 +2,7 @@
 
 The top-level ``configs/`` folder is the one source of the configs. A wheel has no
 top-level folders besides its packages, so building one copies ``configs/`` into the
-built package as ``sim/configs/``; :mod:`sim.locations` uses that copy when it exists
+built package as ``sim/configs/``; :mod:`sim.core.locations` uses that copy when it exists
 and the repository's ``configs/`` otherwise. An editable install (``pip install -e .``)
 copies nothing, so edits to ``configs/`` take effect at once. ``MANIFEST.in`` puts
 ``configs/`` in the sdist, so a wheel built from the sdist has them too.
@@ -24,7 +24,7 @@ class build_py_with_configs(build_py):
     def run(self):
         super().run()
         if getattr(self, "editable_mode", False):
-            return  # editable: sim.locations finds the repository's configs/ in place
+            return  # editable: sim.core.locations finds the repository's configs/ in place
         target = Path(self.build_lib).joinpath(*TARGET)
         if target.exists():  # no stale files from an earlier build
             shutil.rmtree(target)

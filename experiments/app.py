@@ -41,9 +41,9 @@ from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from sim.config import ConfigError, load_config, one_line
-from sim.outputs import _file_mode, lock_folder, write_atomic  # noqa: F401  (the apps import write_atomic from here)
-from sim.schema import _c
+from sim.core.config import ConfigError, load_config, one_line
+from sim.runs.outputs import _file_mode, lock_folder, write_atomic  # noqa: F401  (the apps import write_atomic from here)
+from sim.core.schema import _c
 
 _STARTED = False  # set once Hydra has composed the config and handed it to the task
 
@@ -67,7 +67,7 @@ def _sweep_id() -> str:
     with another launcher, more workers or without a progress bar lands in the same
     folder. Resolved once in the driver; jobs get the value through Hydra's resolver cache.
     """
-    from sim.sweep import SETTINGS_IGNORED
+    from sim.runs.sweep import SETTINGS_IGNORED
 
     ignored = {k for k in SETTINGS_IGNORED if k != "results_dir"}
     args = [a for a in _override_args(sys.argv[1:])
@@ -142,7 +142,7 @@ RUN_FILES = tuple(f"{name}{suffix}.{ext}" for suffix in ("", "_equal_spend")
 def check_run_folder(out: Path, key: str = "hydra.run.dir") -> None:
     """Refuse, before any run, a folder the main job would write through a link, device or FIFO, or whose files of
     the job's names are not a main job's (no ``.lock`` nor ``.hydra/config.yaml``: a folder of your own)."""
-    from sim.outputs import LOCK_NAME, check_target
+    from sim.runs.outputs import LOCK_NAME, check_target
 
     hydra_dir = out / ".hydra"
     if hydra_dir.is_symlink() or (os.path.lexists(hydra_dir) and not hydra_dir.is_dir()):
@@ -157,7 +157,7 @@ def check_run_folder(out: Path, key: str = "hydra.run.dir") -> None:
                           ".hydra/config.yaml); the job writes only files it creates: choose another folder")
 
 
-def _remove_created_folder() -> None:
+def remove_created_folder() -> None:
     """After a refused or failed job (the main job, an exploration app): the folders Hydra created for it, if they
     are empty, are removed."""
     folder, created = _RUN_DIR.get("path"), _RUN_DIR.get("created")
@@ -208,7 +208,7 @@ def main_job(node: DictConfig) -> Path:
     matplotlib.use("Agg")  # files only, no window
     logging.getLogger("MESA").setLevel(logging.WARNING)  # Mesa logs every step at INFO
     from sim import api
-    from sim.results import InvariantError
+    from sim.core.results import InvariantError
 
     out = Path(HydraConfig.get().runtime.output_dir)
     check_writable(out, "hydra.run.dir")
@@ -231,7 +231,7 @@ def main_job(node: DictConfig) -> Path:
     if at_spend is not None:
         api.check_at_spend(at_spend)
     draws = _posterior_draws(cfg)  # a bad posterior fails here, before any run
-    from sim import robustness
+    from sim.analysis import robustness
 
     robust_params = robustness.check_parameters(cfg) if draws else []  # a bad key fails before any run too
     check_comparison_memory(cfg, regimes, at_spend, draws)
@@ -288,8 +288,8 @@ def no_spend_note(at_spend: str) -> str:
 def check_comparison_memory(cfg, regimes, at_spend, draws=()) -> None:
     """Refuse, before any run, a comparison whose runs or results would not fit in memory (the runs of each
     process, and every run's series kept for the tables, the frames and the CSV files)."""
-    from sim.population import check_memory
-    from sim.results import N_SERIES
+    from sim.core.population import check_memory
+    from sim.core.results import N_SERIES
 
     replicates = cfg.seeds * (cfg.posterior_draws if draws else 1)
     results_bytes = 4.0 * (2 if at_spend else 1) * len(regimes) * replicates * cfg.scenario.months * N_SERIES * 8
@@ -299,7 +299,7 @@ def check_comparison_memory(cfg, regimes, at_spend, draws=()) -> None:
 
 def _posterior_draws(cfg) -> list:
     """The configs of the posterior's draws (validated), after one line that says what they are; [] without one."""
-    from sim.posterior import load_posterior
+    from sim.runs.posterior import load_posterior
 
     if cfg.posterior is None:
         return []
@@ -321,13 +321,13 @@ def _posterior_draws(cfg) -> list:
 
 def _write_report(out: Path, node: DictConfig, lines: list[str]) -> None:
     write_atomic(out / "table.md", lambda p: Path(p).write_text("\n".join(lines) + "\n"))
-    _write_provenance(out, node)  # last: the provenance is that of the tables now in the folder
+    write_provenance(out, node)  # last: the provenance is that of the tables now in the folder
 
 
 def _write_comparison(out: Path, suffix: str, res, title: str) -> list[str]:
     """A comparison's files: summary, series, sectors, table (CSV) and its figure; returns their names."""
     from sim import api
-    from sim.plots import save_comparison
+    from sim.analysis.plots import save_comparison
 
     files = {f"summary{suffix}.csv": lambda p: res.summary.to_csv(p, index=False),
              f"series{suffix}.csv": lambda p: res.series.to_csv(p, index=False),
@@ -343,7 +343,7 @@ def report_tables(res, cfg, regimes) -> list[tuple]:
     """The tables of one comparison, (title, table) in the order the report gives them: the main job's table.md
     and the dashboard's Compare page show these."""
     from sim import api
-    from sim.stats import SIZE_METRICS, by_year, format_table, tails, who_pays
+    from sim.analysis.stats import SIZE_METRICS, by_year, format_table, tails, who_pays
 
     out = [(f"Outcomes per run, mean [95% interval] over {api.replicates_text(cfg)} ({cfg.scenario.name})",
             format_table(res.table))]
@@ -374,11 +374,12 @@ def _report(res, cfg, regimes) -> list[str]:
 
 def _robust_report(res, cfg, regimes, params) -> tuple[list[str], dict]:
     """The report's section on robust conclusions (markdown lines) and its files: in how many replicates each
-    conclusion holds (:mod:`sim.robustness`) and, on a posterior, how the ranking moves over ``params``."""
+    conclusion holds (:mod:`sim.analysis.robustness`) and, on a posterior, how the ranking moves over ``params``."""
     from tabulate import tabulate
 
-    from sim import api, robustness
-    from sim.posterior import load_posterior
+    from sim import api
+    from sim.analysis import robustness
+    from sim.runs.posterior import load_posterior
 
     rob = robustness.table(res.summary, regimes, cfg.robust_share)
     what = "posterior draws" if cfg.posterior is not None else "seeds"
@@ -408,7 +409,7 @@ def headline(res, equal, at_spend) -> list[str]:
     """One row per regime: what it adds and what each extra conversion costs, unconstrained and at equal spend."""
     from tabulate import tabulate
 
-    from sim.stats import headline_table
+    from sim.analysis.stats import headline_table
 
     df = headline_table(res.table, None if equal is None else equal.table)
     note = (f"; at equal spend: every regime capped at {at_spend}'s yearly spend, {equal.budget:,.0f} yuan"
@@ -417,7 +418,7 @@ def headline(res, equal, at_spend) -> list[str]:
             tabulate(df, headers="keys", tablefmt="github", showindex=False)]
 
 
-def _write_provenance(out: Path, node: DictConfig) -> None:
+def write_provenance(out: Path, node: DictConfig) -> None:
     """The run's config and overrides in ``.hydra/``, written with its tables (Hydra's own copy is off).
 
     Hydra would write them when a run starts, so a second run into the same folder that
@@ -433,7 +434,7 @@ def _write_provenance(out: Path, node: DictConfig) -> None:
     write_atomic(folder / "choices.yaml", lambda p: OmegaConf.save(OmegaConf.create(choices), p))
 
 
-_LOCK = None  # the main job's lock on its folder (sim.outputs.FolderLock)
+_LOCK = None  # the main job's lock on its folder (sim.runs.outputs.FolderLock)
 
 
 class RunFailed(Exception):
@@ -462,9 +463,9 @@ def sweep_job(node: DictConfig) -> None:
     In a sweep the engine defaults to numba, and a job given ``seed=`` (without
     ``seeds=``) runs that one seed.
     """
-    from sim.sweep import ResultStore, expand_grid, job_config, override_keys, run_sweep_job
+    from sim.runs.sweep import ResultStore, expand_grid, job_config, override_keys, run_sweep_job
 
-    from sim.population import check_memory
+    from sim.core.population import check_memory
 
     logging.getLogger("MESA").setLevel(logging.WARNING)
     hc = HydraConfig.get()
@@ -482,7 +483,7 @@ def sweep_job(node: DictConfig) -> None:
     for point in points:
         check_memory(point, cfg.engine, processes=cfg.workers)
     rep = run_sweep_job(cfg, store, workers=cfg.workers, progress=cfg.progress)
-    _write_provenance(Path(hc.runtime.output_dir), node)
+    write_provenance(Path(hc.runtime.output_dir), node)
     print(f"job {hc.job.num} ({' '.join(hc.overrides.task) or 'defaults'}): {rep.total} runs, "
           f"{rep.skipped} already done, {rep.ran} ran, {rep.failed} failed -> {store.results}", flush=True)
     if rep.failed:
@@ -495,7 +496,7 @@ class RunsFailed(CompactHydraException):
     """Some runs of a sweep job failed: Hydra reports it in one line and the sweep exits 1."""
 
 
-from sim.locations import CONFIG_DIR  # noqa: E402
+from sim.core.locations import CONFIG_DIR  # noqa: E402
 
 APP_ERRORS = (ConfigError, RunFailed, OSError)  # what an app ends on in one line (exit_in_one_line); else a traceback
 
@@ -538,13 +539,13 @@ def task(node: DictConfig) -> None:
             _LOCK.release(remove=not ok and _LOCK.created)
             _LOCK = None
         if not ok:
-            _remove_created_folder()
+            remove_created_folder()
 
 
 _app = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")(task)
 
 
-class _HeldStderr(io.TextIOBase):
+class HeldStderr(io.TextIOBase):
     """Holds what Hydra writes to stderr until the job starts, so its errors can be put in one line."""
 
     def __init__(self, real):
@@ -566,7 +567,7 @@ class _HeldStderr(io.TextIOBase):
             sys.stderr = self.real
 
 
-_STDERR = _HeldStderr(sys.stderr)
+_STDERR = HeldStderr(sys.stderr)
 
 
 def _is_config_error(message: str) -> bool:
@@ -589,7 +590,7 @@ def _folder_error(message: str):
     return None
 
 
-def _hydra_error_line(message: str) -> str:
+def hydra_error_line(message: str) -> str:
     """Hydra's composition error, reduced to its first useful line (+ the allowed options)."""
     lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
     lines = [ln for ln in lines if not ln.startswith("Set the environment variable HYDRA_FULL_ERROR")]
@@ -616,7 +617,7 @@ def _allowed_keys(dotted: str) -> str:
     import dataclasses
     import typing
 
-    from sim.config import Config
+    from sim.core.config import Config
 
     cls = Config
     parts = dotted.split(".")
@@ -671,8 +672,8 @@ def check_command_line(argv: list[str], sections: dict | None = None) -> None:
     from hydra.core.override_parser.types import ChoiceSweep, Glob
     from hydra.errors import HydraException
 
-    from sim.config import RUN_SETTINGS, parameter_keys, section_keys
-    from sim.sweep import check_sweep_length
+    from sim.core.config import RUN_SETTINGS, parameter_keys, section_keys
+    from sim.runs.sweep import check_sweep_length
 
     known = set(parameter_keys()) | set(RUN_SETTINGS)
     known |= section_keys()
@@ -707,14 +708,14 @@ def check_command_line(argv: list[str], sections: dict | None = None) -> None:
                                      if key == "regime" else "; sweep several with -m scenario=a,b"))
             continue
         if key == "grid" or key.startswith("grid."):
-            continue  # checked with the config (sim.config._check_grid)
+            continue  # checked with the config (sim.core.config._check_grid)
         if _check_section_key(key, sections):
             continue  # checked with the app's section
         if key not in known:
             raise ConfigError(f"unknown key '{one_line(key, 60)}'" + _allowed_keys(key))
 
 
-def run_app(app, held: _HeldStderr, started, error_line=_hydra_error_line) -> None:
+def run_app(app, held: HeldStderr, started, error_line=hydra_error_line) -> None:
     """Run a Hydra app whose errors before its task starts (composition, the output folder) become one line,
     exit code 2; ``held`` has kept Hydra's stderr until then, ``started()`` says whether the task began."""
     try:

@@ -52,9 +52,9 @@ def _best_time(fn, reps: int) -> float:
 
 
 def engine_speed(sizes, mesa_sizes, reps_numba=3, reps_mesa=1):
-    from sim import kernels
-    from sim.model import TransferModel
-    from sim.population import draw_population
+    from sim.engines.numba import kernels
+    from sim.engines.mesa.model import TransferModel
+    from sim.core.population import draw_population
 
     rows = []
     kernels.simulate(_cfg(1000), 0)  # compile or load the kernels once, for both engines
@@ -73,8 +73,8 @@ def engine_speed(sizes, mesa_sizes, reps_numba=3, reps_mesa=1):
 
 
 def scaling_exponent(sizes, reps=2):
-    from sim import kernels
-    from sim.population import draw_population
+    from sim.engines.numba import kernels
+    from sim.core.population import draw_population
 
     times = []
     for n in sizes:
@@ -88,7 +88,8 @@ def scaling_exponent(sizes, reps=2):
 _PROBE = """
 import json, sys, time
 t0 = time.perf_counter()
-from sim import api, kernels
+from sim import api
+from sim.engines.numba import kernels
 cfg = api.under_regime(api.compose("scenario.firms.n={n}", "progress=false"), "combined")
 t1 = time.perf_counter(); kernels.simulate(cfg, 0); t2 = time.perf_counter(); kernels.simulate(cfg, 1); t3 = time.perf_counter()
 # VmHWM: this process's peak resident memory (ru_maxrss would include the parent's, inherited at fork)
@@ -132,7 +133,7 @@ t1 = time.perf_counter()
 runs = [api.simulate(cfg, seed) for seed in range(1, {seeds} + 1)]
 t2 = time.perf_counter()
 pop_t0 = time.perf_counter()
-from sim.population import draw_population
+from sim.core.population import draw_population
 pop = draw_population(cfg, 99)
 pop_s = time.perf_counter() - pop_t0
 hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
@@ -166,10 +167,10 @@ def province_section(seeds: int = 3) -> list:
 
 def check_costs(sizes, reps=20):
     """Seconds per run of the checks every run passes (validation, memory, money, invariants) vs the run itself."""
-    from sim import kernels
-    from sim.config import load_config
-    from sim.population import check_memory, check_money, draw_population
-    from sim.results import check_invariants
+    from sim.engines.numba import kernels
+    from sim.core.config import load_config
+    from sim.core.population import check_memory, check_money, draw_population
+    from sim.core.results import check_invariants
 
     rows = []
     for n in sizes:
@@ -189,11 +190,13 @@ def run_parts(regime: str, n_runs: int = 100) -> dict:
     batch does it: drawing the population, building the state, the months (the kernel), the invariants and the
     summary (run by run, or for the whole batch at once and divided by its runs); and a run against its kernel
     (issue 24: at most 1.3x)."""
-    from sim import api, batch, kernels
-    from sim.config import load_config
-    from sim.population import draw_population
-    from sim.results import new_series, summarize
-    from sim.state import make_params, new_state
+    from sim import api
+    from sim.runs import batch, parallel
+    from sim.engines.numba import kernels
+    from sim.core.config import load_config
+    from sim.core.population import draw_population
+    from sim.core.results import new_series, summarize
+    from sim.core.state import make_params, new_state
 
     cfg = load_config(api.compose("engine=numba", f"regime={regime}", "progress=false"))
     api.simulate(cfg, seed=0)  # the kernels loaded
@@ -280,7 +283,7 @@ def _timed_with_load(fn):
     return wall, max(0.0, (busy() - b0) - (own() - o0)) / wall
 
 
-PATHS = {"one by one": True, "batch": False}   # sim.batch.run_one_by_one (the path before batches), sim.batch.run_chunk
+PATHS = {"one by one": True, "batch": False}   # sim.runs.batch.run_one_by_one (the path before batches), sim.runs.batch.run_chunk
 
 
 def batch_rate(n_runs: int, workers: int, reps: int = 1, regime: str = "combined", one_by_one: bool = False):
@@ -290,7 +293,8 @@ def batch_rate(n_runs: int, workers: int, reps: int = 1, regime: str = "combined
     and the cores the rest of the machine kept busy during that batch. ``one_by_one``: through the reference path
     (each run drawn, run, checked and summarised alone, as before batches; the forked workers inherit the switch).
     Every batch starts with no population kept (a batch of distinct seeds would not reuse one anyway)."""
-    from sim import api, batch
+    from sim import api
+    from sim.runs import batch, parallel
 
     cfg = api.under_regime(api.compose("engine=numba", "progress=false"), regime)
     tasks = [(cfg, seed) for seed in range(n_runs)]
@@ -298,16 +302,16 @@ def batch_rate(n_runs: int, workers: int, reps: int = 1, regime: str = "combined
 
     def one_batch():
         batch.populations.clear()
-        api._ONE_BY_ONE = one_by_one
+        parallel.ONE_BY_ONE = one_by_one
         try:
             api.run_batch(tasks, workers=workers)
         finally:
-            api._ONE_BY_ONE = False
+            parallel.ONE_BY_ONE = False
 
     wall, others = min(_timed_with_load(one_batch) for _ in range(reps))
-    if one_by_one and workers > 1 and api.last_batch.start_method != "fork":   # a spawned worker reads the switch anew
+    if one_by_one and workers > 1 and parallel.last_batch.start_method != "fork":   # a spawned worker reads the switch anew
         raise RuntimeError("the one-by-one path on several cores needs forked workers (they inherit the switch); "
-                           f"this batch's were started by {api.last_batch.start_method}")
+                           f"this batch's were started by {parallel.last_batch.start_method}")
     return n_runs / wall, others
 
 
@@ -318,6 +322,7 @@ def batch_section(n_batch: int, cores: int, reps: int = 3) -> dict:
     from tabulate import tabulate
 
     from sim import api
+    from sim.runs import parallel
 
     print(f"\n[5/8] batch of {n_batch} default-scenario runs, one by one (the path before batches) and as batches, "
           f"on 1 core and on {cores}, in turns (best of {reps}) ...", flush=True)
@@ -331,7 +336,7 @@ def batch_section(n_batch: int, cores: int, reps: int = 3) -> dict:
                     got[(path, workers)].append(rate)
                     others.append(busy)
                     if workers > 1 and not one_by_one:
-                        info = api.last_batch
+                        info = parallel.last_batch
         rates[regime] = {key: max(v) for key, v in got.items()}
     rows = []
     for regime, r in rates.items():
@@ -372,14 +377,15 @@ def _monotonic_clock():
 
 
 def phase_times(n_firms: int, seed: int = 3, reps: int = 3, regime: str = "combined") -> dict:
-    """Seconds per phase of :data:`sim.loop.PHASES` over a whole Numba run, timed inside one compiled month loop (a
+    """Seconds per phase of :data:`sim.core.loop.PHASES` over a whole Numba run, timed inside one compiled month loop (a
     monotonic clock read between phases, no call from Python per phase); the best of ``reps`` runs by their total."""
     from numba import njit
 
-    from sim import kernels, loop
-    from sim.population import draw_population
-    from sim.results import new_series
-    from sim.state import make_params, new_state, to_struct
+    from sim.engines.numba import kernels
+    from sim.core import loop
+    from sim.core.population import draw_population
+    from sim.core.results import new_series
+    from sim.core.state import make_params, new_state, to_struct
 
     names = loop.PHASES
     namespace = {f"_{name}": getattr(kernels, name) for name in names}
@@ -408,7 +414,7 @@ def print_phase_times(columns=((2_000, "baseline"), (2_000, "combined"), (100_00
     """Milliseconds per phase of a whole run, side by side for each (firms, regime), and the kernel's firm-steps/s."""
     from tabulate import tabulate
 
-    from sim import loop
+    from sim.core import loop
 
     times = [phase_times(n, regime=regime) for n, regime in columns]
     rows = [[name] + [f"{t[name] * 1e3:.2f} ({t[name] / sum(t.values()):.0%})" for t in times] for name in loop.PHASES]
@@ -424,8 +430,8 @@ def calibration_section(n_runs: int, cores: int) -> dict:
     scenario (the region setting of configs/targets/reported.yaml: CNIPA's rate, new-product failure), beside a plain
     batch of as many default-scenario runs (api.run_batch), in one session."""
     from sim import api
-    from sim import calibration as cal
-    from sim.targets import load_targets
+    from sim.analysis import calibration as cal
+    from sim.analysis.targets import load_targets
 
     ts = load_targets("reported")
     fit = [t for t in ts.by_use("fit") if t.setting == "region"]
@@ -472,12 +478,12 @@ def sensitivity_section(n: int, cores: int, replicates: int = 4) -> dict:
     from omegaconf import OmegaConf
 
     from sim import api
-    from sim import sensitivity as sa
-    from sim.calibration import load_space
-    from sim.designs import run_design
-    from sim.executor import Executor
-    from sim.explore import build_model
-    from sim.locations import CONFIG_DIR
+    from sim.analysis import sensitivity as sa
+    from sim.analysis.calibration import load_space
+    from sim.analysis.designs import run_design
+    from sim.runs.executor import Executor
+    from sim.analysis.explore import build_model
+    from sim.core.locations import CONFIG_DIR
 
     keys = list(OmegaConf.load(CONFIG_DIR / "sensitivity.yaml").sensitivity.parameters)
     cfg = api.under_regime(api.compose("engine=numba", "progress=false"), "combined")
@@ -514,9 +520,9 @@ def optimise_section(cores: int, generations: int = 6) -> dict:
     from experiments import optimise as app
     from experiments.explore_app import split
     from sim import api
-    from sim import optimise as opt
-    from sim.executor import Executor
-    from sim.locations import CONFIG_DIR
+    from sim.analysis import optimise as opt
+    from sim.runs.executor import Executor
+    from sim.core.locations import CONFIG_DIR
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
@@ -721,7 +727,7 @@ def main(argv=None) -> None:
     print_dashboard(cores)
 
     print("\ntime per phase of the month (numba, a whole run of each, timed inside the compiled month loop; "
-          "sim/loop.py) ...", flush=True)
+          "sim/core/loop.py) ...", flush=True)
     print_phase_times()
 
     r10 = next(r for r in rows if r["firms"] == 10_000)

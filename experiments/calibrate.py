@@ -44,12 +44,12 @@ from typing import Optional
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.app import (APP_ERRORS, RunFailed, SlurmConfig, _write_provenance, _HeldStderr, _hydra_error_line,
+from experiments.app import (APP_ERRORS, RunFailed, SlurmConfig, write_provenance, HeldStderr, hydra_error_line,
                              check_writable, exit_in_one_line, run_app, write_atomic)
-from sim.config import _build, ConfigError, one_line
-from sim.calibration import TRANSITIONS
-from sim.locations import CONFIG_DIR
-from sim.schema import COUNT_MAX, SEED_MAX, _c, _nested
+from sim.core.config import _build, ConfigError, one_line
+from sim.analysis.calibration import TRANSITIONS
+from sim.core.locations import CONFIG_DIR
+from sim.core.schema import COUNT_MAX, SEED_MAX, _c, _nested
 
 
 @dataclass
@@ -145,8 +145,8 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
 
     matplotlib.use("Agg")
 
-    from sim import calibration as cal
-    from sim.targets import load_targets
+    from sim.analysis import calibration as cal
+    from sim.analysis.targets import load_targets
 
     ts = load_targets(cfg.target_set, fitting=cfg.method != "predict")
     space = cal.load_space(cfg.space)
@@ -176,7 +176,7 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
     if cfg.method == "abc_smc":
         _check_budget(cfg, model)
     _check_defined(model, cfg.seed)  # also loads the compiled kernels here, before worker processes are forked
-    from sim.outputs import folder_lock
+    from sim.runs.outputs import folder_lock
 
     with folder_lock(out, "hydra.run.dir", "calibration"):  # two at once would mix their state
         return _calibrate(cfg, out, ts, space, model, executor, config_dirs, workers)
@@ -199,8 +199,8 @@ def _check_budget(cfg, model) -> None:
 def _calibrate(cfg, out, ts, space, model, executor, config_dirs, workers) -> dict:
     import pandas as pd
 
-    from sim import calibration as cal
-    from sim import calibration_plots as plots
+    from sim.analysis import calibration as cal
+    from sim.analysis import calibration_plots as plots
 
     fit_targets, held_out = ts.by_use("fit"), ts.by_use("holdout")
     stamp = _check_stamp(cfg, out, ts, space, _screen_runs(cfg, model))
@@ -321,7 +321,7 @@ def _calibrate(cfg, out, ts, space, model, executor, config_dirs, workers) -> di
 def _stamp(cfg, ts, space_path: Path) -> dict:
     """What a folder's calibration is of: the files' contents, the model's sources and the settings that shape the
     posterior. A resumed calibration must match it."""
-    from sim.engine_cache import source_hash
+    from sim.core.engine_cache import source_hash
 
     def digest(path):
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
@@ -346,13 +346,13 @@ def _check_stamp(cfg, out: Path, ts, space, screen_cost: int) -> dict:
     """
     import json
 
-    from sim.calibration import space_path
+    from sim.analysis.calibration import space_path
 
     stamp = _stamp(cfg, ts, space_path(cfg.space))
     path = out / "calibration.json"
     if cfg.resume and path.exists():
         fix = "restore it, or start again with resume=false (the runs this folder spent cannot be counted)"
-        from sim.yamlsafe import YamlError, read_bytes
+        from sim.core.yamlsafe import YamlError, read_bytes
 
         try:
             old = json.loads(read_bytes(path, kind="a calibration's state"))
@@ -523,9 +523,9 @@ def _predict(cfg, out: Path, ts, space, executor, config_dirs) -> dict:
     report.md (reported, predicted with its 90% interval, predicted / reported, inside the interval, z)."""
     import pandas as pd
 
-    from sim import calibration as cal
-    from sim import calibration_plots as plots
-    from sim.posterior import load_posterior
+    from sim.analysis import calibration as cal
+    from sim.analysis import calibration_plots as plots
+    from sim.runs.posterior import load_posterior
 
     if cfg.posterior is None:
         raise ConfigError("posterior = null: method=predict needs the folder of a calibration (posterior=<dir>)")
@@ -578,7 +578,7 @@ def _charge_screen(out: Path, stamp: dict, cfg, model) -> None:
 def _screen_check(cfg, out: Path, model, executor, stamp: dict) -> list[str]:
     """The parameters a second screen, with seed + 1, keeps (``screen_check.csv``; read back when resuming)."""
 
-    from sim import calibration as cal
+    from sim.analysis import calibration as cal
 
     check_file = out / "screen_check.csv"
     table = _stored_screen(cfg, check_file, model)
@@ -592,10 +592,10 @@ def _screen_check(cfg, out: Path, model, executor, stamp: dict) -> list[str]:
 
 
 def _stored_screen(cfg, path: Path, model):
-    """A screen this folder stored before (resuming), checked (:func:`sim.calibration.read_screen`); ``None`` when
+    """A screen this folder stored before (resuming), checked (:func:`sim.analysis.calibration.read_screen`); ``None`` when
     there is none to reuse. One that is not a screen of this model is moved aside, with why, and ``None`` returned:
     the caller screens again."""
-    from sim import calibration as cal
+    from sim.analysis import calibration as cal
 
     if not (cfg.resume and path.exists()):
         return None
@@ -696,7 +696,7 @@ def _error_line(held: str) -> str:
         where = ".".join(parts[:-1])
         return (f"unknown key '{key}': allowed keys{' in ' + where if where else ''} are "
                 + ", ".join(f.name for f in dataclasses.fields(cls)))
-    return _hydra_error_line(held)
+    return hydra_error_line(held)
 
 
 def task(node: DictConfig) -> None:
@@ -709,16 +709,16 @@ def task(node: DictConfig) -> None:
     try:
         cfg = load(node)
         calibrate(cfg, out)
-        _write_provenance(out, node)  # last, with the results (a failed command leaves an earlier one's alone)
+        write_provenance(out, node)  # last, with the results (a failed command leaves an earlier one's alone)
     except APP_ERRORS as e:
-        from experiments.app import _remove_created_folder
+        from experiments.app import remove_created_folder
 
-        _remove_created_folder()  # the folders Hydra made for this job, if still empty (never another job's)
+        remove_created_folder()  # the folders Hydra made for this job, if still empty (never another job's)
         exit_in_one_line(e, "the runs and generations stored before it are kept: the same command resumes")
 
 
 _app = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="calibrate")(task)
-_STDERR = _HeldStderr(sys.stderr)
+_STDERR = HeldStderr(sys.stderr)
 
 
 def main() -> None:

@@ -84,8 +84,8 @@ def is_sweep_table(path: Path) -> bool:
 def check_out(target: Path, key) -> None:
     """Refuse a target that is not absent or a regular file (a device, FIFO, link, folder), and, given as
     ``--out``, an existing file that is not a table collect wrote: collect replaces only its own results."""
-    from sim.config import ConfigError
-    from sim.outputs import check_target
+    from sim.core.config import ConfigError
+    from sim.runs.outputs import check_target
 
     check_target(target, key)
     if key and target.exists() and not is_sweep_table(target):
@@ -104,9 +104,9 @@ def collect(sweep_dir: Path, metric: str = "successes", out: Path | None = None,
     sweep computes it again. Files outside the sweep's folder (``results_dir``) are only
     read: collect writes, moves and deletes only inside the sweep's folder.
     """
-    from sim.config import ConfigError
-    from sim.results import METRICS
-    from sim.sweep import RUNS_MAX, ResultStore, expected_runs, sweep_jobs
+    from sim.core.config import ConfigError
+    from sim.core.results import METRICS
+    from sim.runs.sweep import RUNS_MAX, ResultStore, expected_runs, sweep_jobs
 
     from .app import write_atomic
 
@@ -183,7 +183,7 @@ def collect(sweep_dir: Path, metric: str = "successes", out: Path | None = None,
         import matplotlib
 
         matplotlib.use("Agg")
-        from sim.plots import save_sweep_plots
+        from sim.analysis.plots import save_sweep_plots
 
         for path in save_sweep_plots(df, axes, metric, sweep_dir, write_atomic):
             print(f"wrote {path}")
@@ -203,7 +203,7 @@ def main(argv=None) -> None:
     ap.add_argument("--config-dir", action="append", default=[], type=Path,
                     help="a config folder the sweep used with --config-dir (your own scenarios); repeatable")
     args = ap.parse_args(argv)
-    from sim.config import ConfigError
+    from sim.core.config import ConfigError
 
     try:
         code = collect(args.sweep_dir, args.metric, args.out, plots=not args.no_plots, max_runs=args.max_runs,

@@ -11,7 +11,7 @@ The model is the regime of the config (``regime=...``) on its scenario, as a fun
 hypercube of ``discover.n`` points over their ranges (uniform on the value, or on its logarithm
 for ``scale: log``; scipy's ``LatinHypercube`` with the config's ``seed``), each point the mean of
 ``discover.replicates`` runs on the same seeds at every point (common random numbers). Then
-:mod:`sim.discovery`: the points where ``discover.query`` holds are the cases, and PRIM (EMA
+:mod:`sim.analysis.discovery`: the points where ``discover.query`` holds are the cases, and PRIM (EMA
 Workbench's) finds the box of the parameters where they are dense (``discover.threshold``).
 With ``discover.table`` nothing is run: PRIM reads that table's parameters and outcomes.
 Writes into ``exploration/discover-<hash>`` (the same command resumes there):
@@ -34,8 +34,8 @@ from typing import Optional
 
 from experiments.explore_app import (RunOptions, app_main, check_stamp, digest, model_digest, make_executor, say, stamp_line,
                                      write_table)
-from sim.config import Config, ConfigError
-from sim.schema import _c
+from sim.core.config import Config, ConfigError
+from sim.core.schema import _c
 
 
 @dataclass
@@ -49,7 +49,7 @@ class DiscoverConfig:
     parameters: Optional[list] = _c(None, doc="keys of the space the design varies (null: every one that applies to "
                                               "the scenario); not used with `table` (see `inputs`)")
     outcomes: list = _c(["extra_conversions", "cost_per_extra_conversion", "university_income_change"],
-                        doc="outcomes computed besides those the query needs (sim.explore.OUTCOMES)")
+                        doc="outcomes computed besides those the query needs (sim.analysis.explore.OUTCOMES)")
     n: int = _c(256, ge=20, le=10**7, doc="points of the Latin hypercube")
     replicates: int = _c(4, ge=1, le=100000, doc="runs a point, on seeds seed, seed + 1, ... (the same at every point)")
     table: Optional[str] = _c(None, doc="a .parquet or .csv table of points and outcomes (another design's "
@@ -86,9 +86,9 @@ def build(cfg: Config, own: DiscoverConfig):
 
     Returns ``(model, points, table, inputs, params)``: ``model`` and ``points`` are None with a table.
     """
-    from sim import discovery
-    from sim.calibration import load_space
-    from sim.explore import OUTCOMES, build_model, check_outcomes
+    from sim.analysis import discovery
+    from sim.analysis.calibration import load_space
+    from sim.analysis.explore import OUTCOMES, build_model, check_outcomes
 
     space = load_space(own.space)
     known = {p.key: p for p in space.params}
@@ -115,7 +115,7 @@ def build(cfg: Config, own: DiscoverConfig):
         return None, None, table, list(inputs), [known[k] for k in inputs if k in known]
 
     check_outcomes(own.outcomes, "discover.outcomes")
-    from sim.schema import check_design
+    from sim.core.schema import check_design
 
     check_design("discover.n", own.n, own.n, own.n * own.replicates)   # bounded before the design is drawn
     needed = discovery.query_columns(own.query, list(OUTCOMES))
@@ -125,7 +125,7 @@ def build(cfg: Config, own: DiscoverConfig):
         keys = [p.key for p in space.params if p.applies_to(cfg.scenario.name)]
     model = build_model(cfg, space, keys, outcomes=outcomes, replicates=own.replicates, seed=cfg.seed,
                         engine=cfg.engine, posterior=cfg.posterior)
-    from sim.discovery import latin_hypercube
+    from sim.analysis.discovery import latin_hypercube
 
     return model, latin_hypercube(model.uncertainties, own.n, cfg.seed), None, list(keys), list(model.uncertainties)
 
@@ -135,8 +135,8 @@ def run(cfg: Config, own: DiscoverConfig, out: Path) -> dict:
 
     matplotlib.use("Agg")
     from experiments.app import write_atomic
-    from sim import discovery
-    from sim.designs import run_design
+    from sim.analysis import discovery
+    from sim.analysis.designs import run_design
 
     model, points, table, inputs, params = build(cfg, own)
     evaluated, seconds = 0, 0.0
@@ -177,7 +177,7 @@ def run(cfg: Config, own: DiscoverConfig, out: Path) -> dict:
 
 
 def report(cfg, own, model, d, out: Path, evaluated: int, seconds: float) -> list[str]:
-    from sim import discovery
+    from sim.analysis import discovery
 
     if model is None:
         what = f"the table {own.table}"

@@ -4,9 +4,9 @@ Each app is a Hydra app whose config is the model's (``configs/config.yaml``: sc
 every instrument's parameters, ``seed``, ``engine``, ``workers``, ``posterior``) plus a section
 of its own (``sensitivity:``, ``discover:``, ``optimise:``) validated by a dataclass. It writes
 into ``exploration/<app>-<hash of the overrides that change numbers>``: the same command
-resumes in the same folder (its design's Parquet parts, :mod:`sim.designs`), and a folder
+resumes in the same folder (its design's Parquet parts, :mod:`sim.analysis.designs`), and a folder
 holding another design is refused in one line (its stamp, ``exploration.json``, and the identity each part
-carries: :mod:`sim.designs`); two runs into one folder at once are refused (a lock held for the run). A bad value
+carries: :mod:`sim.analysis.designs`); two runs into one folder at once are refused (a lock held for the run). A bad value
 is one line naming the key, the value and what is allowed, exit code 2, before any run.
 """
 
@@ -25,11 +25,11 @@ from typing import Callable
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.app import (APP_ERRORS, SlurmConfig, _HeldStderr, _hydra_error_line, _write_provenance,
+from experiments.app import (APP_ERRORS, SlurmConfig, HeldStderr, hydra_error_line, write_provenance,
                              check_command_line, check_writable, exit_in_one_line, run_app, section_fields, write_atomic)
-from sim.config import Config, ConfigError, _build, load_config
-from sim.locations import CONFIG_DIR
-from sim.schema import _c, _nested
+from sim.core.config import Config, ConfigError, _build, load_config
+from sim.core.locations import CONFIG_DIR
+from sim.core.schema import _c, _nested
 
 
 @dataclass
@@ -78,7 +78,7 @@ def split(node, section: str, cls):
 def check_seeds(seed: int, own, section: str) -> None:
     """Refuse, before anything runs, a ``seed`` whose last replicate (``seed + replicates - 1``, and the fresh
     replicates of the intervals after them) is past the largest seed."""
-    from sim.schema import SEED_MAX
+    from sim.core.schema import SEED_MAX
 
     extra = getattr(own, "interval_replicates", 0) or 0
     last = seed + getattr(own, "replicates", 1) + extra - 1
@@ -88,19 +88,19 @@ def check_seeds(seed: int, own, section: str) -> None:
 
 
 def make_executor(run: RunOptions, workers: int, out: Path):
-    from sim.executor import Executor
+    from sim.runs.executor import Executor
 
     return Executor(run.executor, workers, {**dataclasses.asdict(run.slurm), "folder": str(out / ".submitit")})
 
 
 def check_stamp(out: Path, identity: dict, resume: bool) -> None:
     """Refuse to continue in ``out`` an exploration of another design (``identity``: what its numbers depend on)."""
-    from sim.engine_cache import source_hash
+    from sim.core.engine_cache import source_hash
 
     identity = {**identity, "model_sources": source_hash()[:16]}
     path = out / "exploration.json"
     if resume and path.exists():
-        from sim.yamlsafe import YamlError, read_bytes
+        from sim.core.yamlsafe import YamlError, read_bytes
 
         try:
             old = json.loads(read_bytes(path, kind="an exploration's stamp"))
@@ -123,7 +123,7 @@ def digest(obj) -> str:
 def model_digest(cfg: Config) -> str:
     """The model's config as numbers: settings that change none (``progress``, ``workers``) leave it the same, so a
     run resumed with other ones continues in its folder."""
-    from sim.config import replace
+    from sim.core.config import replace
 
     return digest(repr(replace(cfg, progress=False, workers=1)))
 
@@ -147,7 +147,7 @@ def save_figure(fig, path: Path) -> None:
 
 def write_table(frame, path: Path) -> None:
     if path.suffix == ".parquet":
-        from sim.designs import write_parquet
+        from sim.analysis.designs import write_parquet
 
         write_parquet(frame, path)
     else:
@@ -160,7 +160,7 @@ def app_main(config_name: str, section: str, cls, body: Callable, provenance: bo
     the config written into ``out/.hydra`` after it, with the results; ``lock``: the folder locked for the job's
     life, a second job into it refused in one line; an app that writes nothing there, the dashboard, holds none)."""
     state = {"started": False}
-    held = _HeldStderr(sys.stderr)
+    held = HeldStderr(sys.stderr)
 
     def task(node: DictConfig) -> None:
         state["started"] = True
@@ -174,21 +174,21 @@ def app_main(config_name: str, section: str, cls, body: Callable, provenance: bo
             if not lock:
                 body(cfg, own, out)
                 return
-            from sim.outputs import lock_folder, only_lock_left
+            from sim.runs.outputs import lock_folder, only_lock_left
 
             held_lock = lock_folder(out, "hydra.run.dir", "exploration")  # one writer a folder
             ok = False
             try:
                 body(cfg, own, out)
                 if provenance:
-                    _write_provenance(out, node)  # last, with the results
+                    write_provenance(out, node)  # last, with the results
                 ok = True
             finally:  # refused or failed before writing anything: the lock file it created goes (still held)
                 held_lock.release(remove=not ok and held_lock.created and only_lock_left(out))
         except APP_ERRORS as e:
-            from .app import _remove_created_folder
+            from .app import remove_created_folder
 
-            _remove_created_folder()  # the folders Hydra made for this job, if empty (never another job's)
+            remove_created_folder()  # the folders Hydra made for this job, if empty (never another job's)
             exit_in_one_line(e, "the parts stored before it are kept: the same command resumes")
 
     app = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)(task)
@@ -199,7 +199,7 @@ def app_main(config_name: str, section: str, cls, body: Callable, provenance: bo
             key = first.split("'")[1]
             parent = key.split(".", 1)[1].rpartition(".")[0]
             return f"unknown key '{key}': allowed keys are " + ", ".join(section_fields(cls, parent) or [])
-        return _hydra_error_line(text)
+        return hydra_error_line(text)
 
     def main() -> None:
         sys.stderr = held

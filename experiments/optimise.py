@@ -6,7 +6,7 @@
     python -m experiments.optimise optimise.generations=40 workers=8
     python -m experiments.optimise optimise.run.executor=slurm workers=64   # each generation a Slurm job array
 
-A multi-objective search (NSGA-II, :func:`sim.optimise.search`) over the levers of ``optimise.levers``
+A multi-objective search (NSGA-II, :func:`sim.analysis.optimise.search`) over the levers of ``optimise.levers``
 (instruments switched on or off, their parameters within the file's ranges) on the config's scenario:
 maximise ``optimise.conversions``, minimise ``optimise.cost`` a year, subject to government's payments
 a year (``gov_spend_per_year``) within ``optimise.budget`` and, optionally, the 95th percentile of
@@ -35,8 +35,8 @@ from typing import Optional
 
 from experiments.explore_app import (RunOptions, app_main, check_stamp, digest, model_digest, make_executor, say, stamp_line,
                                      write_table)
-from sim.config import Config, ConfigError
-from sim.schema import _c
+from sim.core.config import Config, ConfigError
+from sim.core.schema import _c
 
 CONVERSIONS = ("extra_conversions", "conversions")
 COSTS = ("extra_public_cost_per_year", "gov_spend_per_year", "public_cost_per_year")
@@ -78,13 +78,13 @@ class OptimiseConfig:
 def build(cfg: Config, own: OptimiseConfig):
     """The exploratory model, its decision space and the search's objectives and constraints (refused in one line
     before any run)."""
-    from sim.explore import build_model, load_levers
+    from sim.analysis.explore import build_model, load_levers
 
     try:
         levers = load_levers(own.levers)
     except ConfigError as e:
         raise ConfigError(f"optimise.{e}") from None
-    from sim.schema import check_design
+    from sim.core.schema import check_design
 
     trials = own.population * own.generations
     check_design("optimise.population", own.population, trials, trials * own.replicates)   # bounded up front
@@ -111,7 +111,7 @@ def _spread(front, n: int, cost: str, best_index) -> list:
 
 
 class _IntervalDesign:
-    """Front points re-evaluated for intervals, in the shape :func:`sim.designs.run_design` resumes (its Parquet
+    """Front points re-evaluated for intervals, in the shape :func:`sim.analysis.designs.run_design` resumes (its Parquet
     parts): ``names`` the levers, ``outcomes`` each outcome's ``_mean``, ``_lo`` and ``_hi``."""
 
     def __init__(self, model, replicates: int, level: float):
@@ -131,7 +131,7 @@ class _IntervalDesign:
         around their mean."""
         import numpy as np
 
-        from sim.explore import DOMAINS
+        from sim.analysis.explore import DOMAINS
 
         for o in self.model.outcomes:
             mean, lo, hi = (table[f"{o}_{s}"].to_numpy(dtype=float) for s in ("mean", "lo", "hi"))
@@ -146,7 +146,7 @@ class _IntervalDesign:
     def evaluate(self, points, executor=None):
         import pandas as pd
 
-        from sim.optimise import intervals
+        from sim.analysis.optimise import intervals
 
         iv = intervals(self.model, points, self.replicates, executor=executor, level=self.level)
         iv = iv.rename(columns={o: f"{o}_mean" for o in self.model.outcomes})
@@ -161,8 +161,8 @@ def run(cfg: Config, own: OptimiseConfig, out: Path) -> dict:
     import numpy as np
     import pandas as pd
 
-    from sim import optimise as opt
-    from sim.designs import run_design
+    from sim.analysis import optimise as opt
+    from sim.analysis.designs import run_design
 
     model, levers, objectives, constraints = build(cfg, own)
     space = opt.decision_space(levers)
@@ -236,7 +236,7 @@ def _plot(trials, objectives, own, best, front, path, title):
     import pandas as pd
 
     from experiments.app import write_atomic
-    from sim.optimise import plot_front
+    from sim.analysis.optimise import plot_front
 
     shown = dict.fromkeys([own.conversions, own.cost, SPEND])
     done = front.dropna(subset=[f"{own.cost}_lo"])
@@ -312,7 +312,7 @@ def report(cfg, own, model, levers, res, front, best, reevaluated, seconds) -> l
                      **({SPEND: _with_interval(r, SPEND, True)} if own.cost != SPEND else {})})
     lines += [tabulate(rows, headers="keys", tablefmt="github"), ""]
     if own.cost != SPEND:
-        from sim.optimise import pareto_front
+        from sim.analysis.optimise import pareto_front
 
         other = pareto_front(t, {own.conversions: "max", SPEND: "min"}, t["feasible"].to_numpy())
         lines += [f"Counting government's payments alone ({SPEND}) instead, {int(other.sum())} of the trials are "

@@ -27,8 +27,8 @@ from typing import Optional
 from experiments.app import write_atomic
 from experiments.explore_app import (RunOptions, app_main, check_stamp, digest, model_digest, make_executor, save_figure, say,
                                      stamp_line, write_table)
-from sim.config import Config, ConfigError
-from sim.schema import _c, _nested
+from sim.core.config import Config, ConfigError
+from sim.core.schema import _c, _nested
 
 
 @dataclass
@@ -50,7 +50,7 @@ class SensitivityConfig:
     parameters: Optional[list] = _c(None, doc="keys of the space analysed (null: every one that applies to the "
                                               "scenario)")
     outcomes: list = _c(["extra_conversions", "extra_public_cost_per_year", "cost_per_extra_conversion"],
-                        doc="outcomes (sim.explore.OUTCOMES)")
+                        doc="outcomes (sim.analysis.explore.OUTCOMES)")
     replicates: int = _c(4, ge=1, le=100000, doc="runs a point, on seeds seed, seed + 1, ... (the same at every point)")
     sobol: SobolConfig = _nested(SobolConfig)
     morris: MorrisConfig = _nested(MorrisConfig)
@@ -61,8 +61,8 @@ class SensitivityConfig:
 
 def build(cfg: Config, own: SensitivityConfig):
     """The exploratory model of an analysis, and its design's size (refused in one line before any run)."""
-    from sim.calibration import load_space
-    from sim.explore import build_model, check_outcomes
+    from sim.analysis.calibration import load_space
+    from sim.analysis.explore import build_model, check_outcomes
 
     check_outcomes(own.outcomes, "sensitivity.outcomes")
     space = load_space(own.space)
@@ -81,8 +81,8 @@ def build(cfg: Config, own: SensitivityConfig):
             raise ConfigError(f"sobol.n = {n}: must be a power of 2 (>= 2): Sobol' sequences balance only there")
         if own.method == "morris" and own.morris.levels % 2:
             raise ConfigError(f"morris.levels = {own.morris.levels}: must be even (Morris' grid steps half of it)")
-        from sim import sensitivity as sa
-        from sim.schema import check_design
+        from sim.analysis import sensitivity as sa
+        from sim.core.schema import check_design
 
         points = sa.size(len(model.uncertainties), own.method, n, own.sobol.second_order)
         check_design("sobol.n" if own.method == "sobol" else "morris.trajectories", n, points,
@@ -96,8 +96,8 @@ def run(cfg: Config, own: SensitivityConfig, out: Path) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
-    from sim import sensitivity as sa
-    from sim.designs import run_design
+    from sim.analysis import sensitivity as sa
+    from sim.analysis.designs import run_design
 
     model, n = build(cfg, own)
     points = sa.size(len(model.uncertainties), own.method, n, own.sobol.second_order)
@@ -142,7 +142,7 @@ def run(cfg: Config, own: SensitivityConfig, out: Path) -> dict:
 def report(cfg, own, model, indices, undefined, evaluated, seconds) -> list[str]:
     from tabulate import tabulate
 
-    from sim import sensitivity as sa
+    from sim.analysis import sensitivity as sa
 
     runs = evaluated * model.runs_per_point
     lines = [f"# Sensitivity ({own.method}) of the {cfg.regime.name} regime on scenario {cfg.scenario.name}", "",
@@ -180,7 +180,7 @@ def report(cfg, own, model, indices, undefined, evaluated, seconds) -> list[str]
 
 
 def OUTCOME_DOC(name: str) -> str:
-    from sim.explore import OUTCOMES
+    from sim.analysis.explore import OUTCOMES
 
     return OUTCOMES[name].doc
 

@@ -56,12 +56,12 @@ def paired_effect(treated, control, metric, seeds):
     """The mean paired difference of ``metric`` between two configs over ``seeds`` (the same population and chance
     events under both: common random numbers), and the one-sided Wilcoxon signed-rank p-value that it is positive.
 
-    ``metric`` is a run metric (:data:`sim.results.METRICS`) or a function of a run's summary."""
+    ``metric`` is a run metric (:data:`sim.core.results.METRICS`) or a function of a run's summary."""
     from scipy import stats
 
-    from sim import kernels
-    from sim.population import draw_population
-    from sim.results import summarize
+    from sim.engines.numba import kernels
+    from sim.core.population import draw_population
+    from sim.core.results import summarize
 
     def value(cfg, seed, pop):
         series, n, _ = kernels.simulate(cfg, seed, pop)

@@ -72,7 +72,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.sweep import pid_alive as _pid_alive
+from sim.runs.sweep import pid_alive as _pid_alive
 
 SBIN_DIRS = ("/usr/sbin", "/sbin", "/usr/local/sbin")
 REQUIRED_BINARIES = (

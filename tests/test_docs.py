@@ -4,7 +4,7 @@ The site is built once for this module (``python -m sphinx -W --keep-going -b ht
 between pages, a missing image, a docstring autodoc cannot read or a config key without a meaning is a warning, and a
 warning fails. Then what was built is read: the generated parameter reference lists every key of the composed default
 config with its default and meaning; every registered instrument has its section, with the table generated from its
-``Params`` (this replaced a README table kept by hand, which ``tests/test_config.py`` checked row by row); the how-to
+``Params`` (this replaced a README table kept by hand, which ``tests/core/test_config.py`` checked row by row); the how-to
 guides exist and the adding-an-instrument guide names hooks the code has; README.md links only to files and anchors
 that exist, and still holds the commands CI runs.
 """
@@ -92,7 +92,7 @@ def test_the_parameter_reference_lists_every_key_of_the_composed_config_with_its
 
 @pytest.mark.parametrize("module", INSTRUMENTS, ids=lambda m: m.NAME)
 def test_each_instrument_has_its_section_with_its_generated_parameters(module, site):
-    """(Moved from tests/test_config.py, which checked the README's hand-kept table row by row.)"""
+    """(Moved from tests/core/test_config.py, which checked the README's hand-kept table row by row.)"""
     source = (DOCS / "reference" / "instruments.md").read_text()
     assert re.search(rf"```{{config-reference}}\n:section: {re.escape(module.SECTION)}\n```", source), \
         f"docs/reference/instruments.md has no config-reference table of section {module.SECTION} ({module.NAME})"
@@ -111,16 +111,16 @@ def test_the_howto_guides_exist_and_the_instrument_guide_names_hooks_the_code_ha
         assert (DOCS / "how-to" / f"{name}.md").is_file(), name
         assert (out / "how-to" / f"{name}.html").is_file(), f"how-to/{name} is not built (not in a toctree?)"
     guide = (DOCS / "how-to" / "add-instrument.md").read_text()
-    from sim import hooks
+    from sim.core import hooks
     from sim.instruments import vouchers
 
     assert "ZERO_STRENGTH" in guide and vouchers.ZERO_STRENGTH
     for hook in ("offer_support", "on_open", "at_signing", "on_breakdown", "on_payment"):
         assert f"`{hook}(" in guide, f"the guide does not show the hook {hook}"
         assert hook in hooks.HOOKS and callable(getattr(vouchers, hook, None)), \
-            f"the guide walks through {hook}, which sim.hooks or vouchers no longer has"
+            f"the guide walks through {hook}, which sim.core.hooks or vouchers no longer has"
         args = hooks.HOOKS[hook][0]
-        assert f"`{hook}({args})`" in guide, f"the guide gives {hook} other arguments than sim.hooks: ({args})"
+        assert f"`{hook}({args})`" in guide, f"the guide gives {hook} other arguments than sim.core.hooks: ({args})"
 
 
 def _slugs(markdown: str) -> set[str]:

@@ -3,7 +3,7 @@
 The wheel is built from a copy of the project's files, installed into a fresh virtual
 environment (its dependencies from the package index or pip's cache), and run from an
 unrelated directory: the main job, ``api.compose``, a user's own scenario through
-``--config-dir``, and the Numba engine after an edit of the installed ``sim/rules.py``
+``--config-dir``, and the Numba engine after an edit of the installed ``sim/core/rules.py``
 (it must recompile, not load the old kernels).
 
 Skipped, with the reason, if the package index cannot be reached, unless
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.config import Config
+from sim.core.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 # what the wheel is built from (tests/, notebooks/, .venv and build leftovers are left out)
@@ -111,7 +111,7 @@ def installed(tmp_path_factory) -> Installed:
 
 
 def test_imports_the_installed_package_and_its_configs(installed):
-    code = ("import sysconfig, sim, experiments; from sim.locations import CONFIG_DIR; "
+    code = ("import sysconfig, sim, experiments; from sim.core.locations import CONFIG_DIR; "
             "print(sim.__file__); print(experiments.__file__); print(CONFIG_DIR); "
             "print(sysconfig.get_paths()['purelib'])")
     sim_file, exp_file, config_dir, purelib = installed.run("-c", code).stdout.strip().splitlines()[-4:]
@@ -161,14 +161,14 @@ def test_own_scenario_through_config_dir(installed, tmp_path):
 
 def test_numba_recompiles_after_a_rule_changes(installed):
     """Editing a rule (not the kernels' file) must reach the Numba engine in the next process."""
-    rules = Path(installed.run("-c", "import sim.rules; print(sim.rules.__file__)").stdout.strip().splitlines()[-1])
+    rules = Path(installed.run("-c", "import sim.core.rules; print(sim.core.rules.__file__)").stdout.strip().splitlines()[-1])
     original = rules.read_text()
     before = installed.successes("numba", "mesa")   # Numba from the cache the main job filled, or compiles it
     assert before["numba"] > 0 and before["mesa"] == before["numba"]
     dirs_before = installed.cache_dirs()
 
     head = re.search(r"def success_chance\(.*?\):\n    \"\"\".*?\"\"\"\n", original, re.S)
-    assert head, "success_chance not found in the installed sim/rules.py"
+    assert head, "success_chance not found in the installed sim/core/rules.py"
     rules.write_text(original[: head.end()] + "    return 0.0\n" + original[head.end():])
     try:
         # in a new process: the edit reaches Mesa, and Numba (not the old kernels from the cache)

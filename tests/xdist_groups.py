@@ -5,8 +5,8 @@ Tests that share expensive state run on one worker, one after the other:
 * every test that uses the real Slurm cluster (the session fixture ``slurm_cluster``), group ``slurm``: one
   cluster, started once, and never two tests submitting to it at the same time;
 * the tests of a module that use one of its module- (or class-) scoped fixtures, e.g. the fresh environment with
-  the wheel installed (tests/test_install.py), 60 seeds of four regimes (tests/test_directions.py), a finished
-  sweep (tests/test_sweep_safety.py), group ``<module's path>``: the fixture is computed once, not on each worker;
+  the wheel installed (tests/test_install.py), 60 seeds of four regimes (tests/core/test_directions.py), a finished
+  sweep (tests/runs/test_sweep_safety.py), group ``<module's path>``: the fixture is computed once, not on each worker;
 * a test marked ``@pytest.mark.xdist_group(name)``: group ``name``, as pytest-xdist documents it.
 
 Every other test is a unit of its own, sent to whichever worker is free.
@@ -38,9 +38,9 @@ import pytest
 # units (a group's name, or a prefix of test ids) that start first, longest first: the Slurm cluster's tests
 # (~4 minutes on 2 loaded cores), the fresh environment's install and two cold Numba compiles (~3), the fuzzed
 # command lines, the calibrations, the fuzzed files, the notebooks' kernels, the cold compile on two cores, the sweeps
-LONG_FIRST = ("slurm", "tests/test_install.py", "tests/test_dashboard.py", "tests/test_fuzz.py", "tests/test_calibration.py",
-              "tests/test_fuzz_files.py", "tests/test_sweep_safety.py", "tests/test_notebooks.py", "tests/test_jit.py",
-              "tests/test_sweeps.py", "tests/test_optimise.py", "tests/test_main_job.py")
+LONG_FIRST = ("slurm", "tests/test_install.py", "tests/apps/test_dashboard.py", "tests/core/test_fuzz.py", "tests/analysis/test_calibration.py",
+              "tests/core/test_fuzz_files.py", "tests/runs/test_sweep_safety.py", "tests/test_notebooks.py", "tests/core/test_jit.py",
+              "tests/runs/test_sweeps.py", "tests/analysis/test_optimise.py", "tests/apps/test_main_job.py")
 
 ENV = "TECHTRANSFER_XDIST_GROUPS"  # the folder of the workers' group files, made by the controller
 _FOLDER = pytest.StashKey[str]()

@@ -1,8 +1,8 @@
 """The configuration reference, generated from the schema at build time.
 
-Every key of :class:`sim.config.Config` (the scenario's sections in :mod:`sim.config`, the
+Every key of :class:`sim.core.config.Config` (the scenario's sections in :mod:`sim.core.config`, the
 regime, government, and each registered instrument's ``Params``, :mod:`sim.instruments`) is a
-dataclass field declared with :mod:`sim.schema`'s helpers (``_c``/``param``, ``share``,
+dataclass field declared with :mod:`sim.core.schema`'s helpers (``_c``/``param``, ``share``,
 ``money``, ...), which carry its default, its bounds and a one-line meaning with its source.
 This module reads them, so the reference can never disagree with the schema, and lists them:
 
@@ -97,7 +97,7 @@ def _doc(cls, f: dataclasses.Field, key: str) -> str:
 
 def _rows(cls, prefix: str) -> tuple[list[Row], list[tuple[str, type]]]:
     """The leaf keys of ``cls`` and its nested sections, in the order of the schema."""
-    from sim.schema import _describe
+    from sim.core.schema import _describe
 
     hints = typing.get_type_hints(cls)
     rows, nested = [], []
@@ -126,8 +126,8 @@ SECTION_TITLES = {
 
 
 def sections() -> list[Section]:
-    """Every section of the schema, in the order of :class:`sim.config.Config`, each with its keys."""
-    from sim.config import Config
+    """Every section of the schema, in the order of :class:`sim.core.config.Config`, each with its keys."""
+    from sim.core.config import Config
     from sim.instruments import INSTRUMENTS
 
     by_section = {m.SECTION: m for m in INSTRUMENTS}
@@ -144,7 +144,7 @@ def sections() -> list[Section]:
         else:
             title = SECTION_TITLES.get(key, key)
             intro = ""
-            source = "sim.config.Config" if not key else f"{cls.__module__}.{cls.__qualname__}"
+            source = "sim.core.config.Config" if not key else f"{cls.__module__}.{cls.__qualname__}"
         if rows:
             out.append(Section(key, title, source, intro, tuple(rows)))
         for k, c in nested:

@@ -23,8 +23,8 @@ from typing import Optional
 
 from experiments.dashboard.service import MAX_RUNS, MAX_WORK
 from experiments.explore_app import app_main
-from sim.config import ConfigError
-from sim.schema import _c
+from sim.core.config import ConfigError
+from sim.core.schema import _c
 
 # keys of the page's own question, and settings that change no number: not carried into its questions
 PAGE_KEYS = ("scenario", "seeds", "regimes", "at_spend", "regime", "workers", "progress")
@@ -38,7 +38,7 @@ class DashboardConfig:
     sweeps: str = _c("multirun", doc="folder the Sweep page looks in for collected sweeps (sweep.parquet)")
     calibrations: str = _c("calibration", doc="folder the Calibration page looks in for calibrations")
     max_runs: int = _c(MAX_RUNS, ge=1, le=10**6, doc="runs a question may take (regimes x seeds, twice at equal spend)")
-    max_work: float = _c(MAX_WORK, gt=0, le=1e13, doc="model steps a question may take (runs x sim.population.run_work): "
+    max_work: float = _c(MAX_WORK, gt=0, le=1e13, doc="model steps a question may take (runs x sim.core.population.run_work): "
                          "5e9 is ~2 minutes of 2 cores")
     allowed_hosts: list = _c([], doc="more names the pages may be asked for (Host header), e.g. a reverse proxy's: "
                              "name (any port) or name:port")

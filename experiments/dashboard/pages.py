@@ -22,10 +22,10 @@ import solara.lab  # noqa: E402
 
 from experiments.dashboard import service as svc  # noqa: E402
 from sim import api  # noqa: E402
-from sim.config import INSTRUMENT_NAMES, ConfigError  # noqa: E402
+from sim.core.config import INSTRUMENT_NAMES, ConfigError  # noqa: E402
 from sim.instruments import BY_NAME  # noqa: E402
-from sim.locations import CONFIG_DIR  # noqa: E402
-from sim.schema import _describe  # noqa: E402
+from sim.core.locations import CONFIG_DIR  # noqa: E402
+from sim.core.schema import _describe  # noqa: E402
 
 SERVICE: Optional[svc.Service] = None  # set by experiments.dashboard before the server starts
 SETTINGS: dict = {}                    # its paths: sweeps, calibrations (experiments.dashboard)
@@ -42,7 +42,7 @@ def service() -> svc.Service:
 
 
 def table_html(df, name: str, index: bool = True):
-    """A table as HTML (its cells are the formatted strings of sim.stats), marked for tests and styling."""
+    """A table as HTML (its cells are the formatted strings of sim.analysis.stats), marked for tests and styling."""
     html = df.to_html(index=index, border=0, classes=["tt-table"], na_rep="-", escape=True,
                       float_format=lambda v: f"{v:.6g}")
     return solara.HTML(tag="div", unsafe_innerHTML=html, classes=[f"tt-{name}", "tt-scroll"])
@@ -329,12 +329,12 @@ def OneRunPage():
                     solara.Button("Reset", on_click=lambda: (playing.set(False), _reset(stepper), set_tick(0)),
                                   disabled=stepper is None, classes=["tt-reset"])
                 solara.Markdown("The Mesa engine, a month per step: the same numbers as the fast engine "
-                                "(tests/test_engines.py).")
+                                "(tests/engines/test_engines.py).")
         with solara.Column():
             if error:
                 solara.Error(error, classes=["tt-error"])
             elif stepper is not None:
-                from sim.plots import one_run_figure
+                from sim.analysis.plots import one_run_figure
 
                 solara.Text(f"month {stepper.month} of {stepper.months}", classes=["tt-month"])
                 series = stepper.series()
@@ -383,7 +383,7 @@ def SweepPage():
         return
     solara.Select("Metric", values=metrics, value=metric)
     solara.Markdown(f"{len(df)} runs; swept: {', '.join(axes) or 'nothing'}")
-    from sim.plots import _numeric_axes, sweep_heatmap_figure, sweep_lines_figure
+    from sim.analysis.plots import _numeric_axes, sweep_heatmap_figure, sweep_lines_figure
 
     numeric = _numeric_axes(df, axes)
     if metric.value not in metrics:

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from sim import api
-from sim.config import Config, ConfigError, replace
+from sim.runs import parallel
+from sim.core.config import Config, ConfigError, replace
 
 _FIGURE_LOCK = threading.Lock()  # pyplot's state is global: one figure drawn at a time
 MAX_RUNS = 5000   # runs a question may take (dashboard.max_runs)
@@ -103,7 +104,7 @@ class Answer:
     equal: Optional[api.Comparison]       # at equal spend, if asked and possible
     at_spend: Optional[str]
     note: str                             # why there is no comparison at equal spend, if there is none
-    headline: object                      # DataFrame: a row per regime (sim.stats.headline_table)
+    headline: object                      # DataFrame: a row per regime (sim.analysis.stats.headline_table)
     tables: list = field(default_factory=list)        # (title, DataFrame) of the comparison (report_tables)
     equal_tables: list = field(default_factory=list)  # the same at equal spend
     figure: bytes = b""                   # the comparison figure (PNG, at the page's width)
@@ -124,7 +125,7 @@ class Answer:
         """The comparison figure as the main job saves it (``comparison.png``)."""
         import tempfile
 
-        from sim.plots import save_comparison
+        from sim.analysis.plots import save_comparison
 
         with _FIGURE_LOCK, tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "comparison.png"
@@ -165,7 +166,7 @@ class Service:
         base: overrides every question starts from (the server's command line: engine, seed, ...).
         workers: processes of the pool (1: runs in the calling thread).
         cache: answers kept (least recently used dropped first).
-        max_runs, max_work: the most runs, and model steps (``sim.population.run_work``), a question may take
+        max_runs, max_work: the most runs, and model steps (``sim.core.population.run_work``), a question may take
             (``dashboard.max_runs``, ``dashboard.max_work``): a question above either is refused with the reason.
     """
 
@@ -191,7 +192,7 @@ class Service:
         if self.workers > 1 and self._pool is None:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_die_with_parent)
-            warm = [self._pool.submit(api._worker_chunk, [(cfg, cfg.seed)]) for _ in range(2 * self.workers)]
+            warm = [self._pool.submit(parallel.worker_chunk, [(cfg, cfg.seed)]) for _ in range(2 * self.workers)]
             for f in warm:
                 f.result()
         self._answer(["seeds=2", "regimes=[baseline,broker_reward]", "at_spend=broker_reward"], None, None)
@@ -339,8 +340,8 @@ class Service:
 
     def _answer(self, question, cfg: Optional[Config], on_progress) -> Answer:
         from experiments.app import no_spend_note, report_tables
-        from sim.plots import comparison_figure
-        from sim.stats import headline_table
+        from sim.analysis.plots import comparison_figure
+        from sim.analysis.stats import headline_table
 
         cfg = self.config(question) if cfg is None else cfg
         regimes = list(cfg.regimes)
@@ -375,15 +376,15 @@ def starting_seeds() -> int:
     """The Compare page's starting seeds when the command line sets none: ``seeds`` of ``configs/dashboard.yaml``."""
     from omegaconf import OmegaConf
 
-    from sim.locations import CONFIG_DIR
+    from sim.core.locations import CONFIG_DIR
 
     return int(OmegaConf.load(CONFIG_DIR / "dashboard.yaml").seeds)
 
 
 def question_size(cfg: Config) -> tuple[int, float]:
     """(runs, model steps) of the Compare page's question ``cfg``: every regime x replicate, again at equal spend
-    (and the ``at_spend`` regime once more if it is not compared); steps by :func:`sim.population.run_work`."""
-    from sim.population import run_work
+    (and the ``at_spend`` regime once more if it is not compared); steps by :func:`sim.core.population.run_work`."""
+    from sim.core.population import run_work
 
     replicates = cfg.seeds * (cfg.posterior_draws if cfg.posterior is not None else 1)
     regimes = list(cfg.regimes)
@@ -418,7 +419,7 @@ class Stepper:
     """One run of the Mesa engine, a month at a time (the One run page's play, pause and step)."""
 
     def __init__(self, cfg: Config, seed: int):
-        from sim.model import TransferModel
+        from sim.engines.mesa.model import TransferModel
 
         self.cfg, self.seed = cfg, int(seed)
         self.model = TransferModel(cfg, self.seed)
@@ -440,10 +441,10 @@ class Stepper:
             self.model.step()
 
     def series(self):
-        """The months run so far, a DataFrame with a column per series (sim.results.SERIES_NAMES)."""
+        """The months run so far, a DataFrame with a column per series (sim.core.results.SERIES_NAMES)."""
         import pandas as pd
 
-        from sim.results import SERIES_NAMES
+        from sim.core.results import SERIES_NAMES
 
         return pd.DataFrame(self.model.series[:self.model.month], columns=list(SERIES_NAMES))
 
@@ -483,7 +484,7 @@ def load_sweep(path: Path, root: Optional[Path] = None):
     import pandas as pd
 
     from experiments.collect import swept_columns
-    from sim.results import METRICS
+    from sim.core.results import METRICS
 
     path = Path(path)
     file = path / "sweep.parquet" if path.is_dir() else path

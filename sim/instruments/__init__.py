@@ -5,26 +5,26 @@ needs to know it exists:
 
 * required: ``NAME`` (what a regime lists: ``regime.instruments: [free_trial, insurance]``),
   ``SECTION`` (its parameters' section of the config, e.g. ``trial``), ``Params``, a
-  dataclass of its typed, validated parameters (:mod:`sim.schema` fields with ranges and
+  dataclass of its typed, validated parameters (:mod:`sim.core.schema` fields with ranges and
   a one-line meaning each), and ``ZERO_STRENGTH``, the overrides that put it at zero
   strength: on, yet the run is the baseline's exactly (tested for every instrument, so
   a module without it is refused when the registry loads);
-* what it adds to the model, declared at import: payments (:func:`sim.ledger.kind`: payer,
-  payee), contract forms and covers (:mod:`sim.forms`), series columns
-  (:func:`sim.columns.column`), state arrays and agents (:func:`sim.state.field`,
-  :func:`sim.state.agent`), accounts (:func:`sim.ledger.account_class`);
+* what it adds to the model, declared at import: payments (:func:`sim.core.ledger.kind`: payer,
+  payee), contract forms and covers (:mod:`sim.core.forms`), series columns
+  (:func:`sim.core.columns.column`), state arrays and agents (:func:`sim.core.state.field`,
+  :func:`sim.core.state.agent`), accounts (:func:`sim.core.ledger.account_class`);
 * its rules and its hooks into the month, ``numba.njit`` functions of the shared state
-  (the hooks are listed in :mod:`sim.hooks`; define only those you need);
+  (the hooks are listed in :mod:`sim.core.hooks`; define only those you need);
 * optionally ``check(cfg)`` (rules between its parameters and the scenario, raising a
   one-line ``ConfigError``), ``check_series(series, cfg, c=None)`` (its invariants, raising
   ``InvariantError``), ``summarize(totals, series) -> dict`` (metrics besides its
   columns' totals; both over a batch of runs, ``series`` ``(runs, months, columns)`` and
-  one array over the runs per metric: :func:`sim.results.runs_of`, ``failed``, ``first_month``,
+  one array over the runs per metric: :func:`sim.core.results.runs_of`, ``failed``, ``first_month``,
   ``cumulative``, ``ratio``), ``initial_balances(cfg, balance, acct_base)``, ``initial_state(cfg,
   arrays)`` (changes to the month-0 state, called only when the regime lists it),
-  ``money_bound(cfg, pop) -> float`` (what it adds to :func:`sim.population.money_bound`:
+  ``money_bound(cfg, pop) -> float`` (what it adds to :func:`sim.core.population.money_bound`:
   every payment it makes, all months) with ``MONEY_KEYS`` (the keys the error names),
-  ``MESA_AGENTS`` ({agent kind: :class:`sim.agents.InstrumentAgent` subclass}: its agents
+  ``MESA_AGENTS`` ({agent kind: :class:`sim.engines.mesa.agents.InstrumentAgent` subclass}: its agents
   in the Mesa engine) and ``SPEND`` (its government spend is the run metric
   ``gov_spend_<SPEND>``).
 
@@ -35,7 +35,7 @@ declared columns. README.md ("Adding an instrument") walks through one.
 
 import importlib
 
-from .. import columns, forms, hooks, ledger, state  # noqa: F401  (the model's own declarations come first)
+from ..core import columns, forms, hooks, ledger, state  # noqa: F401  (the model's own declarations come first)
 
 # the registered instruments, in the order their hooks run (one line each)
 REGISTRY = (

@@ -11,7 +11,7 @@ on a university three ways here, each a parameter:
   refused and counted, ``appraisal_rewards_denied``). The university counts on it when it
   decides which forms to offer: a free trial or a royalty is worth the fee or royalty
   *and* the reward, discounted, with the chance the match shows
-  (:func:`sim.contracts.success_bonus_pv`), so more trials clear its reservation price;
+  (:func:`sim.core.contracts.success_bonus_pv`), so more trials clear its reservation price;
 * **pressure on prices**: its reservation price falls by ``reservation_cut`` of itself
   (an office judged on conversions sells rather than waits for a high price);
 * **capacity**: its transfer office can open ``capacity_add`` more negotiations a month
@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..jit import kernel
+from ..core.jit import kernel
 
-from .. import columns, contracts, ledger, rules, schema
+from ..core import columns, contracts, ledger, rules, schema
 
 NAME = "appraisal"
 SECTION = "appraisal"
@@ -89,7 +89,7 @@ def on_settle(p, st, series, month, j, success):
 def check_series(s, cfg, c=None) -> None:
     """Rewards only on conversions: ``reward`` for each reported success, paid or refused (a success reported as a
     failure earns none), never more than the successes."""
-    from ..results import InvariantError, failed, first_month, runs_of
+    from ..core.results import InvariantError, failed, first_month, runs_of
 
     s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
     reward = rules.yuan(cfg.appraisal.reward) if NAME in cfg.regime.instruments else 0

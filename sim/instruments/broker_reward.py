@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..jit import entry, kernel
+from ..core.jit import entry, kernel
 
-from .. import columns, contracts, ledger, rules, state
-from ..schema import money, share
+from ..core import columns, contracts, ledger, rules, state
+from ..core.schema import money, share
 
 NAME = "broker_reward"
 SECTION = "broker"
@@ -31,7 +31,7 @@ BROKER_REWARDS = ledger.kind("broker_rewards", ledger.GOVERNMENT, ledger.BROKER,
                              "government rewards to brokers per contract payment", owner=NAME)
 REWARDS_DENIED = columns.column("rewards_denied", "rewards refused for lack of budget (yuan)", money=True, owner=NAME)
 # per project: by achievement, not by firm (a payment can fall due on a firm's earlier contract, a royalty
-# instalment, while the firm negotiates or implements a new one; sim.contracts.collect_for)
+# instalment, while the firm negotiates or implements a new one; sim.core.contracts.collect_for)
 state.field("ach_rewarded", "achievement", np.int64, 0, "rewards paid so far on the achievement's current contract",
             owner=NAME)
 SPEND = "rewards"   # government spend on this instrument is the run metric gov_spend_rewards
@@ -65,7 +65,7 @@ def on_payment(p, st, series, month, f, a, b, amount, net):
 def check_series(s, cfg, c=None) -> None:
     """Each reward within min(rate x payment, cap), one per contract payment (each rounded down to the yuan from a
     float product: a yuan of slack per payment for the float's last bit)."""
-    from ..results import InvariantError, failed, first_month, runs_of
+    from ..core.results import InvariantError, failed, first_month, runs_of
 
     s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
     payments = s[:, :, columns.CONTRACT_PAYMENTS]

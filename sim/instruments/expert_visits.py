@@ -9,10 +9,10 @@ Government organises search and pays for it, per visit and per event, never per 
   replacement, from all firms of the region (no targeting: an expert may find a firm's
   every project slot busy; the county scenario's firms are almost all SMEs anyway). A visit
   deals with the firm's open need, else surfaces a latent need in its first idle project
-  slot with ``surface_chance`` (:func:`sim.contracts.visited_project`); for a need, the
+  slot with ``surface_chance`` (:func:`sim.core.contracts.visited_project`); for a need, the
   expert screens ``screen`` achievements of the firm's sector with judging error ``noise``
   (experts know the science) and the firm considers the best shelved one, as with a
-  broker's proposal but with no broker and no fee (:func:`sim.contracts.visit`).
+  broker's proposal but with no broker and no fee (:func:`sim.core.contracts.visit`).
 * **Matching events** (Ningbo: one matching day of the innovation challenge, 40+
   intentions; Tianjin: 7 use-first projects from 5 institutions signed at one event).
   ``events_per_year`` events, evenly spaced over the budget year from its first month
@@ -39,10 +39,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..jit import entry, kernel
+from ..core.jit import entry, kernel
 
-from .. import columns, contracts, ledger, rng, rules, state
-from ..schema import COUNT_MAX, PER_MONTH_MAX, VISITS_MAX, ConfigError, _c, factor, money, share
+from ..core import columns, contracts, ledger, rng, rules, state
+from ..core.schema import COUNT_MAX, PER_MONTH_MAX, VISITS_MAX, ConfigError, _c, factor, money, share
 
 NAME = "expert_visits"
 SECTION = "experts"
@@ -227,7 +227,7 @@ def screenings(cfg) -> int:
 
 
 def work_per_month(cfg) -> float:
-    """Its part of a run's steps a month (sim.config.run_work)."""
+    """Its part of a run's steps a month (sim.core.config.run_work)."""
     return float(screenings(cfg))
 
 
@@ -249,7 +249,7 @@ def check_series(s, cfg, c=None) -> None:
     the search found is part of the funnel it counts in (needs surfaced, matches); at most one need surfaced and one
     proposal per visit or attendee, a match only on a proposal, and never more contracts, then successes, than
     matches."""
-    from ..results import InvariantError, cumulative, failed, first_month, runs_of
+    from ..core.results import InvariantError, cumulative, failed, first_month, runs_of
 
     s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
     e = cfg.experts

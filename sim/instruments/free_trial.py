@@ -5,11 +5,11 @@ and pays only if the implementation succeeds. What it pays then (``trial.payment
 
 * ``bargained`` (the default; Zhejiang's use-first contracts, DOMAIN.md: "an agreed price
   after use"): a price agreed as a licence's is (the Nash bargain,
-  :func:`sim.rules.licence_price`), but over a payment made only on success: between the
-  university's reservation payment on success (:func:`sim.rules.success_reservation`:
+  :func:`sim.core.rules.licence_price`), but over a payment made only on success: between the
+  university's reservation payment on success (:func:`sim.core.rules.success_reservation`:
   its reservation price, the chance the match shows, the payment discounted over the
   term, its risk aversion; and the firm's report, below) and the firm's willingness to
-  pay on success (:func:`sim.rules.success_willingness`: its chance estimate, its risk
+  pay on success (:func:`sim.core.rules.success_willingness`: its chance estimate, its risk
   aversion). A firm whose willingness is below the reservation signs no trial.
 * ``fixed_fee`` (Tianjin: a one-off 20,000 yuan): ``success_fee + price_share x asking
   price``, whatever the achievement is worth.
@@ -21,7 +21,7 @@ Who offers a trial: a university in a pilot that obliges it
 (``scenario.universities.pilot_share``; Lishui's pilot: all) offers one for every
 achievement (bargaining from a reservation of 0 on success where no payment reaches its
 reservation price); any other offers one only when the trial can be worth its
-reservation price to it (a fixed fee: :func:`sim.rules.university_accepts`, the fee
+reservation price to it (a fixed fee: :func:`sim.core.rules.university_accepts`, the fee
 discounted over the term, with the chance the match shows, under its risk aversion; a
 bargained price: some payment on success reaches it). Either way the university
 anticipates a false failure report (:func:`misreports`) where the firm would make one at
@@ -35,10 +35,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..jit import entry, kernel
+from ..core.jit import entry, kernel
 
-from .. import columns, contracts, forms, ledger, rng, rules
-from ..schema import NEGOTIATION_MIN, ConfigError, _c, money, months, share
+from ..core import columns, contracts, forms, ledger, rng, rules
+from ..core.schema import NEGOTIATION_MIN, ConfigError, _c, money, months, share
 
 NAME = "free_trial"
 SECTION = "trial"
@@ -129,7 +129,7 @@ def expected_fee(p, st, f, fee, value):
 @kernel
 def reservation_on_success(p, st, f, a, signal, value):
     """The least payment on success the owner of achievement ``a`` accepts for a trial with firm ``f``
-    (:func:`sim.rules.success_reservation`), anticipating the firm's report at that payment: if the firm would report
+    (:func:`sim.core.rules.success_reservation`), anticipating the firm's report at that payment: if the firm would report
     a failure there, it is paid (with the penalty) only when found out, and needs that much more. -1: no payment on
     success is worth its reservation price."""
     t = p.free_trial
@@ -155,7 +155,7 @@ def offer_forms(p, st, series, month, j, a, signal, n):
     f = st.project_firm[j]   # the firm running project j
     t = p.free_trial
     obliged = st.univ_in_pilot[st.ach_owner[a]]
-    value = rules.project_amount(st.ach_value[a], st.firm_scale[f])   # as sim.contracts.consider values it
+    value = rules.project_amount(st.ach_value[a], st.firm_scale[f])   # as sim.core.contracts.consider values it
     if t.payment == BARGAINED:
         reservation = reservation_on_success(p, st, f, a, signal, value)
         if reservation < 0.0:
@@ -209,7 +209,7 @@ def on_settle(p, st, series, month, j, success):
 
 def check_series(s, cfg, c=None) -> None:
     """A trial fee only on success: trial payments only in months with converted trials."""
-    from ..results import InvariantError, cumulative, failed, first_month, runs_of
+    from ..core.results import InvariantError, cumulative, failed, first_month, runs_of
 
     s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
     bad = (s[:, :, TRIAL_PAYMENTS] > 0) & (s[:, :, TRIALS_CONVERTED] == 0)
@@ -229,7 +229,7 @@ def check_series(s, cfg, c=None) -> None:
 def summarize(totals: dict, s) -> dict:
     """Its run metrics, one array over the runs each (``totals``: the run metrics so far; ``s``: the series,
     ``(runs, months, columns)``)."""
-    from ..results import ratio
+    from ..core.results import ratio
 
     weighed = totals["trials_offered"] + totals["trials_declined"]
     succeeded = totals["trials_converted"] + totals["trials_misreported"] - totals["trials_caught"]

@@ -26,10 +26,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..jit import entry, kernel
+from ..core.jit import entry, kernel
 
-from .. import columns, ledger, rules, schema
-from ..schema import ConfigError
+from ..core import columns, ledger, rules, schema
+from ..core.schema import ConfigError
 
 NAME = "income_share"
 SECTION = "inventors"
@@ -100,7 +100,7 @@ def on_payment(p, st, series, month, f, a, b, amount, net):
 def check_series(s, cfg, c=None) -> None:
     """The inventors' base and extra payments never exceed their reformed share of the universities' net income (a
     yuan of rounding per payment)."""
-    from ..results import InvariantError, failed, first_month, runs_of
+    from ..core.results import InvariantError, failed, first_month, runs_of
 
     s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
     share = cfg.scenario.universities.inventor_share + (cfg.inventors.extra_share if NAME in cfg.regime.instruments

@@ -37,10 +37,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..jit import entry, kernel
+from ..core.jit import entry, kernel
 
-from .. import columns, contracts, forms, ledger, rng, rules, state, views
-from ..schema import ConfigError, _c, factor, money, share
+from ..core import columns, contracts, forms, ledger, rng, rules, state, views
+from ..core.schema import ConfigError, _c, factor, money, share
 
 NAME = "insurance"
 SECTION = "insurance"
@@ -346,7 +346,7 @@ def record(p, st, series, month):
 def summarize(totals: dict, s) -> dict:
     """Its run metrics, one array over the runs each (``totals``: the run metrics so far; ``s``: the series,
     ``(runs, months, columns)``)."""
-    from ..results import ratio
+    from ..core.results import ratio
 
     return {"loss_ratio": ratio(totals["claims"], totals["premiums"]),
             "insurer_reserves_final": s[:, -1, ledger.ACCOUNT_CLASSES[INSURER].column],
@@ -364,7 +364,7 @@ def check(cfg) -> None:
 def check_series(s, cfg, c=None) -> None:
     """Subsidies within their share and cap; claims within the insured share of implementation costs, and only
     in months with failures."""
-    from ..results import InvariantError, cumulative, failed, first_month, runs_of
+    from ..core.results import InvariantError, cumulative, failed, first_month, runs_of
 
     s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
     ins = s[:, :, SIGNED_INSURED]

@@ -5,7 +5,7 @@ Seed 003 asks to "vigorously promote intellectual property pledge financing ... 
 the scale of financing guarantee funds". Here ``lenders`` banks (an agent kind of their
 own, with reserves in an account class of their own) lend a firm what its cash lacks to
 sign and implement a contract, against the patent it takes up and the firm's assets
-beyond cash (``scenario.firms.assets_to_cash_*``, :mod:`sim.population`):
+beyond cash (``scenario.firms.assets_to_cash_*``, :mod:`sim.core.population`):
 
 * **Credit on offer** (hook ``offer_support``, before the firm decides): a pledge loan of
   at most ``floor(loan_to_value x the achievement's asking price)`` (the patent's lending
@@ -26,11 +26,11 @@ beyond cash (``scenario.firms.assets_to_cash_*``, :mod:`sim.population`):
   limit: the lender knows, when it prices, whether the loan is guaranteed. The firm
   applies to the lender with the lowest rate (on ties the one that can lend more, then the
   first: deterministic) and borrows only what its cash lacks at signing
-  (:func:`sim.contracts.support_terms`). It weighs the loan as it will be repaid
-  (:func:`sim.contracts.supported_ce`): the interest is owed in either outcome, and on a
+  (:func:`sim.core.contracts.support_terms`). It weighs the loan as it will be repaid
+  (:func:`sim.core.contracts.supported_ce`): the interest is owed in either outcome, and on a
   failure it repays as far as its cash goes and then loses its pledged assets up to their
   lending value, so it loses at most its cash and that collateral; the price it
-  agrees is at most what it can pay with the loan (:func:`sim.rules.bargained_price`).
+  agrees is at most what it can pay with the loan (:func:`sim.core.rules.bargained_price`).
 * **Counts** (``offer_support``): every decision offered credit (``credit_offers``), and those by a firm whose cash
   is short of the implementation cost plus the lowest licence price the university accepts
   (``credit_offers_short``, ``_sme``: :func:`short_of_cash`): who needs the credit, against who takes it
@@ -61,7 +61,7 @@ Choices, and what is not modelled: the patent pledged is the achievement the fir
 the patent on default (a patent whose implementation failed sells for little); seized
 assets sell at the value they were pledged at (the loan-to-value margin is the lender's);
 the firm weighs risk per yuan of its net worth, cash and assets
-(:func:`sim.contracts.firm_risk_attitude`), so an asset-rich firm short of cash borrows; the loan
+(:func:`sim.core.contracts.firm_risk_attitude`), so an asset-rich firm short of cash borrows; the loan
 runs until the outcome is known (12 months for a licence, the trial term for a trial)
 while its funding cost is charged for ``term_months``; a firm that defaulted may borrow
 again (no credit register). Parameters are judgements with ranges, the instrument itself
@@ -75,11 +75,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..jit import entry, kernel
+from ..core.jit import entry, kernel
 
-from .. import columns, contracts, ledger, rules, state, views
-from ..schema import _c, factor, money, months, share
-from ..state import SUPPORT_COLLATERAL, SUPPORT_CREDIT, SUPPORT_CREDIT_RATE
+from ..core import columns, contracts, ledger, rules, state, views
+from ..core.schema import _c, factor, money, months, share
+from ..core.state import SUPPORT_COLLATERAL, SUPPORT_CREDIT, SUPPORT_CREDIT_RATE
 
 NAME = "ip_pledge"
 SECTION = "pledge"
@@ -499,7 +499,7 @@ def record(p, st, series, month):
 def summarize(totals: dict, s) -> dict:
     """Its run metrics, one array over the runs each (``totals``: the run metrics so far; ``s``: the series,
     ``(runs, months, columns)``)."""
-    from ..results import ratio
+    from ..core.results import ratio
 
     lent = totals["pledge_loans"]
     settled = totals["loans_repaid"] + totals["loans_defaulted"]
@@ -515,7 +515,7 @@ def check_series(s, cfg, c=None) -> None:
     in months with defaults, within guarantee_share of the principal lost and, in all, within the fund; a loan only
     with a contract signed; loans to SMEs (and small ones) among the loans; no more loans than credit offers so far,
     offers to firms short of cash (SMEs) among the offers; lenders never return once withdrawn."""
-    from ..results import FORM_COLUMNS, InvariantError, cumulative, failed, first_month, runs_of
+    from ..core.results import FORM_COLUMNS, InvariantError, cumulative, failed, first_month, runs_of
 
     s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
     pl = cfg.pledge

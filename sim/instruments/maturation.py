@@ -14,7 +14,7 @@ gap to full maturity, ``m -> m + maturity_gain x (1 - m)``, and its implementati
 falls as the population's cost rule says for the new maturity
 (``cost x (1 + k (1 - m_new)) / (1 + k (1 - m))``, ``k = achievements.immaturity_cost``).
 Both raise the success chance and the willingness of firms to sign
-(:func:`sim.rules.success_chance`).
+(:func:`sim.core.rules.success_chance`).
 
 Which achievements: the bureau starts at a keyed random achievement and takes the next
 eligible one in index order (universities' achievements in turn), so grants spread over
@@ -32,9 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..jit import entry, kernel
+from ..core.jit import entry, kernel
 
-from .. import columns, contracts, ledger, rng, rules, schema, state
+from ..core import columns, contracts, ledger, rng, rules, schema, state
 
 NAME = "maturation"
 SECTION = "maturation"
@@ -167,7 +167,7 @@ def on_settle(p, st, series, month, j, success):
 def check_series(s, cfg, c=None) -> None:
     """Each grant paid in full and spent on its pilot test; outcomes of treated achievements within all outcomes;
     no more achievements in pilot tests than grants awarded."""
-    from ..results import InvariantError, cumulative, failed, first_month, runs_of
+    from ..core.results import InvariantError, cumulative, failed, first_month, runs_of
 
     s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
     grant = rules.yuan(cfg.maturation.grant)
@@ -191,7 +191,7 @@ def check_series(s, cfg, c=None) -> None:
 def summarize(totals: dict, s) -> dict:
     """Its run metrics, one array over the runs each (``totals``: the run metrics so far; ``s``: the series,
     ``(runs, months, columns)``)."""
-    from ..results import ratio
+    from ..core.results import ratio
 
     treated = totals["successes_matured"] + totals["failures_matured"]
     others = totals["successes"] + totals["failures"] - treated

@@ -9,10 +9,10 @@ Under this instrument universities put a share ``share`` of their achievements o
 open-licence list (each achievement drawn once, keyed by the seed and the achievement: the
 same ones under every regime), at a published price of ``price_share x asking price``
 paid at signing (0: free, as Zhejiang's). A firm that finds such an achievement (through
-its own search of the published lists, :func:`sim.contracts.search_lists`, a broker, an
+its own search of the published lists, :func:`sim.core.contracts.search_lists`, a broker, an
 expert or a matching event's pitch) weighs the open licence beside the forms the
 university would negotiate, and if it takes it, **it is decided without negotiation**:
-the offer's negotiation takes no time (:func:`sim.rules.negotiation_step` concludes a
+the offer's negotiation takes no time (:func:`sim.core.rules.negotiation_step` concludes a
 negotiation of 0 months at once, with no breakdown), so it is signed in the month it was
 found. The university consented by publishing: no reservation price is asked. The
 licence is then implemented as a licence is (``negotiation.implementation_months``).
@@ -26,9 +26,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..jit import entry, kernel
+from ..core.jit import entry, kernel
 
-from .. import columns, forms, ledger, rng, rules, schema
+from ..core import columns, forms, ledger, rng, rules, schema
 
 NAME = "open_licence"
 SECTION = "open_licence"
@@ -79,7 +79,7 @@ def offer_forms(p, st, series, month, j, a, signal, n):
 
 def check_series(s, cfg, c=None) -> None:
     """Open licences are paid only at their published price: never more than the asking prices of those signed."""
-    from ..results import InvariantError, failed, first_month, runs_of
+    from ..core.results import InvariantError, failed, first_month, runs_of
 
     s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
     signed = s[:, :, columns.index("signed_open_licence")]

@@ -15,14 +15,14 @@ royalty is levied on: the model has no sales stream of its own.
 Choices, and what is not modelled:
 
 * **The firm's decision** sees the form as a payment at signing (the upfront share) and
-  one payment in the success state (the royalty total): :func:`sim.contracts.choose_contract`
+  one payment in the success state (the royalty total): :func:`sim.core.contracts.choose_contract`
   has no timing, so the instalments are **not discounted**, and the broker fee the firm
   expects is the fee on the total (the fees actually paid are on each instalment, each
   rounded to the yuan: they differ by at most a yuan per instalment). The firm's
   decisions on later contracts do not count the royalties it still owes (its cash is what
   it holds).
 * **Who offers it**: a university that finds it worth its reservation price
-  (:func:`sim.rules.university_accepts`: the upfront share for sure, the royalty with the
+  (:func:`sim.core.rules.university_accepts`: the upfront share for sure, the royalty with the
   chance the match shows, its instalments discounted from the end of the term).
 * **Default**: an instalment is paid as far as the firm's cash goes (its part of the
   broker fee included: no firm is pushed below zero); the shortfall is written off and
@@ -33,13 +33,13 @@ Choices, and what is not modelled:
   (in that slot or its others) while it still
   pays royalties on the old one, so the schedule keeps its own copy of the parties (by
   achievement: an achievement succeeds at most once, so it has at most one schedule), and
-  each instalment is a contract payment of :func:`sim.contracts.collect_for` under that
+  each instalment is a contract payment of :func:`sim.core.contracts.collect_for` under that
   contract: the broker who brought the royalty deal gets the fee on it, the broker reward
   (if on) is counted against that project's cap (``broker_reward`` keeps it by
   achievement), the university that owns the achievement is paid, and its inventors get
   their share. A broker who has left the market is still paid the fees and rewards of its
   past deals (as on a free trial's fee on success).
-* **Money bound** (:func:`sim.population.money_bound`): with ``upfront_share <= 1`` and
+* **Money bound** (:func:`sim.core.population.money_bound`): with ``upfront_share <= 1`` and
   ``rate <= 1`` a royalty contract moves at most the asking price and the value, with
   their fees, rewards and inventors' shares, like a licence; the bound needs no term of
   its own.
@@ -55,9 +55,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..jit import entry, kernel
+from ..core.jit import entry, kernel
 
-from .. import columns, contracts, forms, ledger, rules, schema, state
+from ..core import columns, contracts, forms, ledger, rules, schema, state
 
 NAME = "royalty"
 SECTION = "royalty"
@@ -170,7 +170,7 @@ def offer_forms(p, st, series, month, j, a, signal, n):
     the royalty in instalments after the term, discounted, with the chance the match shows)."""
     f = st.project_firm[j]   # the firm running project j
     r = p.royalty
-    value = rules.project_amount(st.ach_value[a], st.firm_scale[f])   # as sim.contracts.consider values it
+    value = rules.project_amount(st.ach_value[a], st.firm_scale[f])   # as sim.core.contracts.consider values it
     at_sign, total = upfront(r.upfront_share, st.ach_ask[a]), royalty_total(r.rate, value)
     pv = (instalments_pv(p.discount_rate, p.implementation_months, r.months) * total
           + contracts.success_bonus_pv(p, st, a, p.implementation_months))
@@ -245,7 +245,7 @@ def check_series(s, cfg, c=None) -> None:
     """Royalties only after a royalty contract succeeded, never more than owed: every schedule's total is accounted
     for (paid, written off or still to fall due), totals within rate x the value of successes, instalments only
     from the month after a conversion, upfront payments only in months with royalty signings."""
-    from ..results import InvariantError, cumulative, failed, first_month, runs_of
+    from ..core.results import InvariantError, cumulative, failed, first_month, runs_of
 
     s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
     c = cumulative(s) if c is None else c

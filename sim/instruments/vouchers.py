@@ -7,7 +7,7 @@ contract, up to ``cap`` yuan over the contract (per project): the price or fee t
 university, the firm's part of the broker's fee on each payment, and the broker's
 service fee. Only SMEs hold vouchers unless ``sme_only`` is false.
 
-The firm knows the voucher when it decides (:func:`sim.contracts.support_terms`: the
+The firm knows the voucher when it decides (:func:`sim.core.contracts.support_terms`: the
 co-payment counts against the services paid at signing first, then those due on
 success, within the cap), so a voucher raises its willingness to pay and lets a firm
 short of cash at signing sign. Government pays the firm (ledger kind ``vouchers``) with
@@ -21,7 +21,7 @@ each service payment:
   counted (``vouchers_denied``): the firm pays in full.
 
 The voucher on offer is the cap or, under a budget, what this year's budget can still
-promise to the decision if less (:func:`sim.contracts.budget_left`: a premium subsidy on
+promise to the decision if less (:func:`sim.core.contracts.budget_left`: a premium subsidy on
 offer to the same decision leaves room for itself).
 """
 
@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..jit import kernel
+from ..core.jit import kernel
 
-from .. import columns, contracts, hooks, ledger, rules, schema, state
+from ..core import columns, contracts, hooks, ledger, rules, schema, state
 
 NAME = "vouchers"
 SECTION = "voucher"
@@ -95,7 +95,7 @@ def services_at_signing(p, st, j):
 @kernel
 def voucher_cap(p, st, f):
     """The voucher firm ``f`` is offered: none for a large firm when vouchers are for SMEs; the cap, within what this
-    year's budget can still promise to the decision (:func:`sim.contracts.budget_left`: a premium subsidy on offer
+    year's budget can still promise to the decision (:func:`sim.core.contracts.budget_left`: a premium subsidy on offer
     too leaves room)."""
     v = p.vouchers
     if v.sme_only and not st.firm_sme[f]:
@@ -170,7 +170,7 @@ def on_payment(p, st, series, month, f, a, b, amount, net):
 def check_series(s, cfg, c=None) -> None:
     """Vouchers never pay more than ``rate`` of the firms' technology-service payments of the month (half a yuan of
     rounding per payment), nor to large firms when they are for SMEs."""
-    from ..results import InvariantError, failed, first_month, runs_of
+    from ..core.results import InvariantError, failed, first_month, runs_of
 
     s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
     services = sum(s[:, :, k.column] for k in ledger.KINDS

@@ -1,0 +1,1 @@
+"""Tests of sim.instruments: one module per policy instrument, and the registry."""
