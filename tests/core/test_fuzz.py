@@ -604,7 +604,7 @@ def check_config_promise(base: dict, ovs) -> None:
     assert m.initial_money == n.initial_money
 
 
-@_settings(300, suppress_health_check=[HealthCheck.too_slow])  # each example runs two simulations
+@_settings(200, suppress_health_check=[HealthCheck.too_slow])  # each example runs two simulations
 @given(ovs=_override_list())
 @example(ovs=[Override("invalid", ("broker", "cap"), 10**400)])  # was an OverflowError (found by this file)
 @example(ovs=[Override("valid", ("regime",), {"name": "mix", "instruments": ["insurance", "free_trial"]})])
@@ -786,7 +786,7 @@ def test_cli_fixed_command_lines(tmp_path):
 
 # no shrinking: each step is a subprocess; the failing command line is shown whole.
 # function_scoped_fixture: tmp_path is shared by the examples on purpose (each run has its own sub-folder)
-@_settings(9, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+@_settings(6, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
            phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(pair=st.lists(command_line(), min_size=2, max_size=2))
 def test_cli_exit_0_with_tables_or_exit_2_with_one_line(tmp_path, pair):

@@ -20,7 +20,7 @@ def test_same_seed_same_tables_different_seed_different():
     pd.testing.assert_frame_equal(a.summary, b.summary)
     pd.testing.assert_frame_equal(a.series, b.series)
     pd.testing.assert_frame_equal(a.table, b.table)
-    c = api.compare(small("seeds=3", "seed=100"), regimes=["baseline", "combined"])
+    c = api.compare(small("seeds=3", "seed=100", "engine=numba"), regimes=["baseline", "combined"])  # mesa's numbers
     assert not np.array_equal(a.summary["contracts"].to_numpy(), c.summary["contracts"].to_numpy())
     # and within a comparison, the seeds differ from each other
     # (month by month: two seeds may raise the same number of needs in all, as seeds 0 and 2 do here)
