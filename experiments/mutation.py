@@ -15,7 +15,7 @@ a missing test (add the equality that catches it) or an *equivalent* mutant, lis
 
 A mutant whose source text is no longer in its file (the rule was rewritten) stops the report
 with its name: the list is kept with the code. Nothing is written but the temporary folders,
-which are removed; the report is printed (README, "Tests that a broken rule fails").
+which are removed; the report is printed (docs/explanation/testing.md, "Tests that a broken rule fails").
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Agent-based model of university-to-firm technology transfer under policy regimes.
 
 Pipeline: config -> population -> monthly process (engine) -> results -> tables and plots.
-See README.md; the notebook-facing API is :mod:`sim.api`.
+See README.md and the docs (docs/index.md); the notebook-facing API is :mod:`sim.api`.
 """
 
 from .core import engine_cache as _engine_cache

@@ -183,7 +183,7 @@ def host_warning(host: str) -> Optional[str]:
         return None
     return (f"dashboard: warning: dashboard.host = {host} is reachable from other machines and the pages have no "
             "authentication: anyone who reaches the port runs questions; put it behind a proxy with a login "
-            "(README: Dashboard)")
+            "(docs/how-to/dashboard.md)")
 
 
 def check_hosts(hosts) -> list[str]:

@@ -143,7 +143,7 @@ def parse_params(entries, where: str, allow_regime: bool = False) -> tuple:
     for key, d in entries.items():
         at = f"{where}.{one_line(key, 80)}"   # (a key of a file: any text, one line shown)
         if key not in keys or (key.startswith("regime.") and not allow_regime):
-            raise ConfigError(f"{at}: unknown key; must be a model parameter (README: Regimes and their parameters)")
+            raise ConfigError(f"{at}: unknown key; must be a model parameter (docs/reference/parameters.md)")
         if not isinstance(d, dict):
             raise ConfigError(f"{at} = {d!r}: must be a mapping with low, high")
         unknown = sorted(set(d) - {"low", "high", "scale", "integer", "scenarios", "why"}, key=str)
@@ -607,7 +607,7 @@ def run_abc(model: TargetModel, observed: dict, sigma: dict, db: Path, *, popula
     posterior that is curved or pressed against its prior's bounds; or ``normal``, pyabc's
     multivariate normal with the whole population's covariance (Silverman's bandwidth;
     :func:`fast_transition`). On the reported targets, the local one keeps about twice the
-    effective sample size at a higher acceptance (README, Calibration).
+    effective sample size at a higher acceptance (docs/explanation/calibration.md).
 
     Priors are uniform on each parameter's range (on its logarithm for log-scale ones).
     The tolerance is the median of the last generation's distances (pyabc's default rule);

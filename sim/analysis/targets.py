@@ -162,7 +162,7 @@ def check_statistic(expr: str, where: str) -> None:
         if isinstance(node, ast.Name):
             if node.id not in METRICS and node.id not in SETTING_QUANTITIES:
                 raise ConfigError(f"{where} = {one_line(expr, 80)!r}: unknown metric '{node.id}'; allowed are the "
-                                  "run metrics (README: The outputs) and " + ", ".join(SETTING_QUANTITIES))
+                                  "run metrics (docs/reference/outputs.md) and " + ", ".join(SETTING_QUANTITIES))
         elif isinstance(node, ast.BinOp):
             if type(node.op) not in _OPS:
                 raise ConfigError(f"{where} = {one_line(expr, 80)!r}: only + - * / are allowed")

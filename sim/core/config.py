@@ -237,8 +237,8 @@ Config = dataclasses.make_dataclass("Config", [
                                     "scenario.negotiation.breakdown_hazard"],
                                    doc="main job on a posterior: judgement parameters at whose range's ends (robust_space) "
                                        "the comparison is re-run, to show how the ranking moves (the three with the "
-                                       "largest Sobol total indices on the combined regime's outcomes, README: What the "
-                                       "default runs say); a key the posterior fits splits its draws at the median "
+                                       "largest Sobol total indices on the combined regime's outcomes, docs/explanation/"
+                                       "exploration-results.md); a key the posterior fits splits its draws at the median "
                                        "instead; [] for none")),
     ("robust_space", str, _c("judgement", doc="main job: the parameter space (configs/spaces/<name>.yaml or a path) "
                                               "whose ranges robust_parameters are varied over")),
@@ -647,7 +647,7 @@ def to_yaml(obj, indent: int = 0) -> str:
 
 DEFAULT_SCENARIO_HEADER = """\
 # The default scenario: a mixed region of SMEs and some large firms, ten universities.
-# Every number of the model's population and behaviour; README.md gives the sources.
+# Every number of the model's population and behaviour; docs/explanation/assumptions.md gives the sources.
 # Written by `python -m sim.core.config` from the schema in sim/core/config.py;
 # tests/core/test_config.py checks that the two agree.
 """

@@ -30,7 +30,7 @@ needs to know it exists:
 
 Both engines run the same hooks, government spend and the invariants of money are
 derived from its declared payments, and the comparison table and plots from its
-declared columns. README.md ("Adding an instrument") walks through one.
+declared columns. docs/how-to/add-instrument.md walks through one (the vouchers).
 """
 
 import importlib
