@@ -132,15 +132,19 @@ def copy_tree(dest: Path) -> None:
     shutil.copy2(ROOT / "pyproject.toml", dest / "pyproject.toml")
 
 
-def apply(dest: Path, m: Mutant) -> None:
-    """Replace ``m.old`` by ``m.new`` in ``dest``'s copy of its file; a text not found exactly once is an error."""
-    path = dest / m.path
-    text = path.read_text()
+def _once(root: Path, m: Mutant) -> str:
+    """The text of ``m``'s file under ``root``, if ``m.old`` is in it exactly once; else the report stops, naming it."""
+    text = (root / m.path).read_text()
     found = text.count(m.old)
     if found != 1:
         raise SystemExit(f"mutant {m.name!r}: its text is found {found} times in {m.path} (expected once): "
                          "update experiments/mutation.py with the rule")
-    path.write_text(text.replace(m.old, m.new))
+    return text
+
+
+def apply(dest: Path, m: Mutant) -> None:
+    """Replace ``m.old`` by ``m.new`` in ``dest``'s copy of its file; a text not found exactly once is an error."""
+    (dest / m.path).write_text(_once(dest, m).replace(m.old, m.new))
 
 
 def run_tests(dest: Path, tests, workers: int) -> tuple[int, float]:
@@ -164,10 +168,7 @@ def verdict(rc: int) -> str:
 
 def check(m: Mutant) -> None:
     """The mutant's text is in its file exactly once, and its tests exist (before any work)."""
-    text = (ROOT / m.path).read_text()
-    if text.count(m.old) != 1:
-        raise SystemExit(f"mutant {m.name!r}: its text is found {text.count(m.old)} times in {m.path} (expected "
-                         "once): update experiments/mutation.py with the rule")
+    _once(ROOT, m)
     for t in m.tests:
         if not (ROOT / t).is_file():
             raise SystemExit(f"mutant {m.name!r}: no test file {t}")
