@@ -378,7 +378,10 @@ def starting_seeds() -> int:
 
     from sim.core.locations import CONFIG_DIR
 
-    return int(OmegaConf.load(CONFIG_DIR / "dashboard.yaml").seeds)
+    value = OmegaConf.load(CONFIG_DIR / "dashboard.yaml").get("seeds")
+    if isinstance(value, bool) or not isinstance(value, int):   # its range is the schema's, checked when composed
+        raise ConfigError(f"seeds = {value!r} in {CONFIG_DIR / 'dashboard.yaml'}: must be a whole number of seeds")
+    return value
 
 
 def question_size(cfg: Config) -> tuple[int, float]:

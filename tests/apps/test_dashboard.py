@@ -604,3 +604,14 @@ def test_the_pages_start_from_the_dashboards_seeds_unless_the_command_line_sets_
     # seeds typed on the command line are the pages' (the app's own model config has one seed: it is not read)
     assert base_overrides("mesa", ["seeds=7", "regimes=[baseline]", "engine=numba"]) == [
         "engine=mesa", "seeds=7", "regimes=[baseline]"]
+
+
+def test_the_dashboards_own_seeds_must_be_a_whole_number(tmp_path, monkeypatch):
+    from sim.core import locations
+
+    (tmp_path / "dashboard.yaml").write_text("seeds: forty\n")
+    monkeypatch.setattr(locations, "CONFIG_DIR", tmp_path)
+    with pytest.raises(api.ConfigError, match=r"^seeds = 'forty' in .*dashboard.yaml: must be a whole number of seeds$"):
+        svc.starting_seeds()
+    (tmp_path / "dashboard.yaml").write_text("seeds: 12\n")
+    assert svc.starting_seeds() == 12
