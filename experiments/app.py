@@ -7,7 +7,7 @@ The main job: compare the policy regimes on one scenario.
 
     python -m experiments.run                                   # every regime, default scenario
     python -m experiments.run scenario=lishui regimes=[baseline,free_trial] seeds=5
-    python -m experiments.run broker.cap=500000 trial.term_months=12
+    python -m experiments.run broker_reward.cap=500000 free_trial.term_months=12
     python -m experiments.run regime=free_trial                 # that regime alone
 
 Writes into the Hydra run directory (printed at the end):
@@ -41,7 +41,7 @@ from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from sim.core.config import ConfigError, load_config, one_line
+from sim.core.config import ConfigError, hydra_renamed, load_config, one_line, register_hydra_defaults, renamed
 from sim.runs.outputs import _file_mode, lock_folder, write_atomic  # noqa: F401  (the apps import write_atomic from here)
 from sim.core.schema import _c
 
@@ -542,6 +542,7 @@ def task(node: DictConfig) -> None:
             remove_created_folder()
 
 
+register_hydra_defaults()  # the instruments' sections and the default regimes, from the registry
 _app = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")(task)
 
 
@@ -610,7 +611,7 @@ def hydra_error_line(message: str) -> str:
     elif first.startswith("Could not override"):
         key = first.split("'")[1] if "'" in first else ""
         first = f"unknown key '{key}'" + _allowed_keys(key)
-    return first
+    return first + hydra_renamed(lines[0])
 
 
 def _allowed_keys(dotted: str) -> str:
@@ -702,6 +703,8 @@ def check_command_line(argv: list[str], sections: dict | None = None) -> None:
                 raise ConfigError(f"{one_line(line, 60)}: sweep {key}s by name ({key}=a,b or {key}=glob(*))")
             if not isinstance(value, (str, list, dict)) or isinstance(value, bool):
                 raise ConfigError(f"{key} = {one_line(str(value), 60)}: must name a {key} ({key}=NAME)")
+            if key == "regime" and renamed(value):
+                raise ConfigError(f"regime = {one_line(value, 60)}: no such regime{renamed(value)}")
             if isinstance(value, (list, dict)):
                 raise ConfigError(f"{key} = {one_line(str(value), 60)}: pick one {key} by name ({key}=NAME)"
                                   + ("; compare several with regimes=[a,b], or sweep them with -m regime=a,b"
@@ -712,7 +715,7 @@ def check_command_line(argv: list[str], sections: dict | None = None) -> None:
         if _check_section_key(key, sections):
             continue  # checked with the app's section
         if key not in known:
-            raise ConfigError(f"unknown key '{one_line(key, 60)}'" + _allowed_keys(key))
+            raise ConfigError(f"unknown key '{one_line(key, 60)}'" + renamed(key) + _allowed_keys(key))
 
 
 def run_app(app, held: HeldStderr, started, error_line=hydra_error_line) -> None:

@@ -522,9 +522,11 @@ def optimise_section(cores: int, generations: int = 6) -> dict:
     from sim import api
     from sim.analysis import optimise as opt
     from sim.runs.executor import Executor
+    from sim.core.config import register_hydra_defaults
     from sim.core.locations import CONFIG_DIR
 
     GlobalHydra.instance().clear()
+    register_hydra_defaults()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
         node = compose(config_name="optimise", overrides=["engine=numba", "progress=false", "workers=1",
                                                           f"optimise.generations={generations}"])
@@ -600,7 +602,7 @@ def dashboard_section(cores: int) -> dict:
         answer = service.compare([])
         first_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        service.compare(["broker.cap=500000"])
+        service.compare(["broker_reward.cap=500000"])
         changed_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         service.compare([])

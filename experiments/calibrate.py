@@ -46,7 +46,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments.app import (APP_ERRORS, RunFailed, SlurmConfig, write_provenance, HeldStderr, hydra_error_line,
                              check_writable, exit_in_one_line, run_app, write_atomic)
-from sim.core.config import _build, ConfigError, one_line
+from sim.core.config import _build, ConfigError, one_line, register_hydra_defaults
 from sim.analysis.calibration import TRANSITIONS
 from sim.core.locations import CONFIG_DIR
 from sim.core.schema import COUNT_MAX, SEED_MAX, _c, _nested
@@ -717,6 +717,7 @@ def task(node: DictConfig) -> None:
         exit_in_one_line(e, "the runs and generations stored before it are kept: the same command resumes")
 
 
+register_hydra_defaults()  # the instruments' sections and the default regimes, from the registry
 _app = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="calibrate")(task)
 _STDERR = HeldStderr(sys.stderr)
 

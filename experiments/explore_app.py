@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments.app import (APP_ERRORS, SlurmConfig, HeldStderr, hydra_error_line, write_provenance,
                              check_command_line, check_writable, exit_in_one_line, run_app, section_fields, write_atomic)
-from sim.core.config import Config, ConfigError, _build, load_config
+from sim.core.config import Config, ConfigError, _build, load_config, register_hydra_defaults
 from sim.core.locations import CONFIG_DIR
 from sim.core.schema import _c, _nested
 
@@ -191,6 +191,7 @@ def app_main(config_name: str, section: str, cls, body: Callable, provenance: bo
             remove_created_folder()  # the folders Hydra made for this job, if empty (never another job's)
             exit_in_one_line(e, "the parts stored before it are kept: the same command resumes")
 
+    register_hydra_defaults()  # the instruments' sections and the default regimes, from the registry
     app = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)(task)
 
     def error_line(text: str) -> str:

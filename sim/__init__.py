@@ -11,4 +11,4 @@ from .core import engine_cache as _engine_cache
 # compiled from other sources is never loaded (see sim/core/engine_cache.py).
 ENGINE_CACHE_DIR = _engine_cache.configure()
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

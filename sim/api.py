@@ -1,7 +1,7 @@
 """The Python API: what the Hydra apps do, callable from a notebook.
 
 >>> from sim import api
->>> cfg = api.compose("scenario=lishui", "seeds=5", "broker.cap=500000")
+>>> cfg = api.compose("scenario=lishui", "seeds=5", "broker_reward.cap=500000")
 >>> res = api.compare(cfg)            # every regime of cfg.regimes, cfg.seeds replicates
 >>> res.table                         # mean and 95% interval per regime, paired effects
 >>> res.summary, res.series           # tidy tables: one row per regime x seed (x month)
@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 import numpy as np
 
 from .core.config import (ENGINES, SEED_MAX, Config, ConfigError, RegimeConfig, allowed_regimes_text,  # noqa: F401
-                          compose, flat_params, load_config, parameter_keys, regime_instruments, replace, with_regime)
+                          compose, flat_params, load_config, parameter_keys, regime_instruments, renamed, replace,
+                          with_regime)
 from .core.locations import CONFIG_DIR
 from .core.results import (SERIES_NAMES, check_by_sector, check_deals, check_invariants,  # noqa: F401
                            summarize)
@@ -46,7 +47,7 @@ def regime(name: str) -> RegimeConfig:
     (``free_trial+vouchers``: a regime of that name switching those instruments on)."""
     instruments = regime_instruments(name)
     if instruments is None:
-        raise ConfigError(f"regime {name!r}: allowed are {allowed_regimes_text()}")
+        raise ConfigError(f"regime {name!r}{renamed(name)}: allowed are {allowed_regimes_text()}")
     return load_config({"regime": {"name": name, "instruments": instruments}}).regime
 
 

@@ -34,7 +34,7 @@ RISK_AVERSE_SMES = (
     "progress=false",
 )
 
-REGIMES = ("baseline", "free_trial", "broker_reward", "failure_insurance", "combined")
+REGIMES = ("baseline", "free_trial", "broker_reward", "insurance", "combined")
 
 
 # Every failure an insured event, priced from a 60% failure prior: the broad cover (the model's product before it was

@@ -86,7 +86,7 @@ def test_the_parameter_reference_lists_every_key_of_the_composed_config_with_its
         assert meaning, f"{key}: no meaning in the reference"
         assert allowed, key
     # ranges are the schema's, as the config's errors state them
-    assert rows["broker.rate"][2] == "float, >= 0 and <= 1"
+    assert rows["broker_reward.rate"][2] == "float, >= 0 and <= 1"
     assert rows["engine"][2] == "str, one of mesa, numba"
 
 
@@ -94,12 +94,12 @@ def test_the_parameter_reference_lists_every_key_of_the_composed_config_with_its
 def test_each_instrument_has_its_section_with_its_generated_parameters(module, site):
     """(Moved from tests/core/test_config.py, which checked the README's hand-kept table row by row.)"""
     source = (DOCS / "reference" / "instruments.md").read_text()
-    assert re.search(rf"```{{config-reference}}\n:section: {re.escape(module.SECTION)}\n```", source), \
-        f"docs/reference/instruments.md has no config-reference table of section {module.SECTION} ({module.NAME})"
+    assert re.search(rf"```{{config-reference}}\n:section: {re.escape(module.NAME)}\n```", source), \
+        f"docs/reference/instruments.md has no config-reference table of section {module.NAME} ({module.NAME})"
     _, out = site
     rows = {r[0]: r for r in _rows(out / "reference" / "instruments.html") if len(r) == 4}
     for f in dataclasses.fields(module.Params):
-        key = f"{module.SECTION}.{f.name}"
+        key = f"{module.NAME}.{f.name}"
         assert key in rows, f"{key} is not in the instruments reference"
         assert rows[key][1] == configref.show(f.default), f"{key}: shown {rows[key][1]}, default {f.default!r}"
         assert rows[key][3] == f.metadata["doc"], key

@@ -14,7 +14,7 @@ This module reads them, so the reference can never disagree with the schema, and
      ```{config-reference}
      ```
 
-  for every section, or ``:section: voucher`` for one (an instrument's own list, derived
+  for every section, or ``:section: vouchers`` for one (an instrument's own list, derived
   from the registry rather than kept by hand).
 
 A key without a meaning stops the build (a warning; the docs are built with ``-W``), except
@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Row:
-    key: str          # dotted key, e.g. "voucher.rate"
+    key: str          # dotted key, e.g. "vouchers.rate"
     type: str         # int, float, str, bool, list, dict
     default: str      # as a YAML file or the command line would write it
     bounds: str       # what the schema allows ("" where anything of the type is)
@@ -130,7 +130,7 @@ def sections() -> list[Section]:
     from sim.core.config import Config
     from sim.instruments import INSTRUMENTS
 
-    by_section = {m.SECTION: m for m in INSTRUMENTS}
+    by_section = {m.NAME: m for m in INSTRUMENTS}
     out = []
 
     def visit(key: str, cls):
@@ -138,7 +138,7 @@ def sections() -> list[Section]:
         module = by_section.get(key)
         if module is not None:
             lines = (module.__doc__ or "").strip().splitlines()
-            title = f"{key}: instrument {module.NAME} (regime.instruments: [{module.NAME}])"
+            title = f"{key}: the instrument (regime.instruments: [{module.NAME}])"
             intro = " ".join(lines[:next((i for i, ln in enumerate(lines) if not ln.strip()), len(lines))])
             source = f"{module.__name__}.Params"
         else:

@@ -70,7 +70,7 @@ def instrument_fields(cfg, instrument: str) -> list[tuple[str, str, str]]:
     """(dotted key, current value as the command line writes it, its doc) of an instrument's parameters."""
     import dataclasses
 
-    section = BY_NAME[instrument].SECTION
+    section = instrument  # an instrument's parameters are the config's section of its name
     obj = getattr(cfg, section)
     out = []
     for f in dataclasses.fields(obj):
@@ -88,7 +88,7 @@ def ParameterInputs(defaults, instruments, values, set_values):
     if not instruments:
         solara.Text("Switch an instrument on to set its parameters.")
     for name in [i for i in INSTRUMENT_NAMES if i in instruments]:
-        with solara.Details(summary=f"{name} ({BY_NAME[name].SECTION}.*)", expand=False):
+        with solara.Details(summary=f"{name}.*", expand=False):
             for key, default, doc in instrument_fields(defaults, name):
                 def on_value(v, key=key, default=default):
                     new = dict(values)

@@ -2,7 +2,7 @@
 
 A question is a list of Hydra overrides of the main job's config (``configs/config.yaml``), exactly
 what the command line takes: ``scenario=lishui``, ``regimes=[baseline,free_trial]``,
-``broker.cap=500000``, ... So the page validates with the same schema and shows the same one-line
+``broker_reward.cap=500000``, ... So the page validates with the same schema and shows the same one-line
 message as ``python -m experiments.run`` (:func:`sim.api.compose`), and its answer is the main
 job's: :func:`sim.api.compare`, then :func:`sim.api.compare_at_spend`, tabulated by
 :func:`experiments.app.report_tables`. :meth:`Service.command_line` is the command that

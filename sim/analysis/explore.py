@@ -8,7 +8,7 @@ instrument pays off, which mix converts most for a budget) are all asked of one 
 * **uncertainties** are parameters nobody controls (firms' risk aversion, a county's need rate, ...):
   :class:`sim.analysis.calibration.Param` s read from a space file (``configs/spaces/<name>.yaml``);
 * **levers** are what a government sets: an instrument switched on or off (``use.<instrument>``)
-  and an instrument's parameters (``broker.rate``, ``voucher.cap``, ...), from a levers file
+  and an instrument's parameters (``broker_reward.rate``, ``vouchers.cap``, ...), from a levers file
   (``configs/levers/<name>.yaml``);
 * **outcomes** are named statistics of the runs (:data:`OUTCOMES`): conversions, extra
   conversions over baseline, public cost a year, cost per extra conversion, the change in

@@ -175,17 +175,15 @@ def decision_space(levers) -> dict:
 class Canonical:
     """A point as evaluated: the parameters of an instrument its switches turn off are dropped.
 
-    A parameter of an instrument's section (``broker.*`` for ``broker_reward``, ``trial.*`` for ``free_trial``:
-    the instrument module's ``SECTION``) has no effect when that instrument is off, so two points differing
+    A parameter of an instrument's section (``broker_reward.*``, ``free_trial.*``: the section is the
+    instrument's name) has no effect when that instrument is off, so two points differing
     only there are one point (evaluated once; tests/analysis/test_optimise.py checks the claim on the model). Keys of
     other sections, and of instruments the levers do not switch, are kept.
     """
 
     def __init__(self, levers):
         from .explore import SWITCH
-        from ..instruments import BY_NAME
-
-        self.sections = {SWITCH + s: BY_NAME[s].SECTION + "." for s in levers.switches}
+        self.sections = {SWITCH + s: s + "." for s in levers.switches}
 
     def __call__(self, point: dict) -> dict:
         off = [sec for sw, sec in self.sections.items() if sw in point and not bool(round(float(point[sw])))]

@@ -191,13 +191,41 @@ class ScenarioConfig:
 
 # --------------------------------------------------------------------------- regime and instruments
 INSTRUMENT_NAMES = tuple(m.NAME for m in INSTRUMENTS)
+# the main job's regimes: the baseline, every instrument alone (its regime file has its name), all together
+DEFAULT_REGIMES = ("baseline", *INSTRUMENT_NAMES, "combined")
+ALL = "all"  # regime.instruments: all, every registered instrument (the combined regime)
+
+# The names instruments' sections and regimes had before 0.2.0, when each instrument got one name (its NAME: its
+# regime, its config section, the kernels' view of its parameters). They are refused, naming the new one, rather
+# than accepted: a key of 0.1 would otherwise run with a section of defaults and say nothing.
+RENAMED = {"trial": "free_trial", "broker": "broker_reward", "voucher": "vouchers", "pledge": "ip_pledge",
+           "experts": "expert_visits", "inventors": "income_share", "failure_insurance": "insurance"}
+
+
+def hydra_renamed(line: str) -> str:
+    """:func:`renamed`'s hint for Hydra's error on an old name: ``Could not override 'trial.term_months'`` (a key),
+    ``Could not find 'regime/failure_insurance'`` (a regime)."""
+    import re
+
+    m = re.search(r"Could not override '([^']+)'|Could not find '(?:regime/)?([^'/]+)'", line)
+    return renamed(m.group(1) or m.group(2)) if m else ""
+
+
+def renamed(name: Any) -> str:
+    """For a dotted key or a regime name written with an instrument's name before 0.2.0, the one-line hint naming
+    the new one ('' for any other)."""
+    if not isinstance(name, str):
+        return ""
+    head, dot, rest = name.partition(".")
+    new = RENAMED.get(head)
+    return f" (renamed in 0.2.0, an instrument has one name: write {new}{dot}{rest})" if new else ""
 
 
 @dataclass
 class RegimeConfig:
     name: str = _c("baseline", doc="regime name (configs/regime/<name>.yaml, or a label of your own)")
     instruments: list = _c([], doc="the instruments it switches on, each once, any combination of "
-                                   + ", ".join(INSTRUMENT_NAMES))
+                                   + ", ".join(INSTRUMENT_NAMES) + f"; or {ALL}, every one (the combined regime)")
 
 
 @dataclass
@@ -218,8 +246,7 @@ Config = dataclasses.make_dataclass("Config", [
                                               "carry parameter uncertainty as well as seed noise")),
     ("posterior_draws", int, _c(20, ge=1, le=COUNT_MAX, doc="draws from the posterior, each run for `seeds` seeds")),
     ("engine", str, _c("mesa", choices=ENGINES, doc="simulation engine")),
-    ("regimes", list, _c(["baseline", "free_trial", "broker_reward", "failure_insurance", "royalty", "vouchers",
-                          "maturation", "ip_pledge", "appraisal", "income_share", "expert_visits", "open_licence", "combined"],
+    ("regimes", list, _c(list(DEFAULT_REGIMES),
                          doc="regimes compared by the main job (names of configs/regime/*.yaml): baseline, every "
                              "instrument alone, all together")),
     ("progress", bool, _c(True, doc="show a progress bar")),
@@ -250,7 +277,7 @@ Config = dataclasses.make_dataclass("Config", [
                                                             "weigh less; null: scenario.months decides)")),
     ("scenario", ScenarioConfig, _nested(ScenarioConfig)),
     ("regime", RegimeConfig, _nested(RegimeConfig)),
-    *((m.SECTION, m.Params, _nested(m.Params)) for m in INSTRUMENTS),
+    *((m.NAME, m.Params, _nested(m.Params)) for m in INSTRUMENTS),
     ("government", GovernmentConfig, _nested(GovernmentConfig)),
 ])
 Config.__module__ = __name__  # picklable as sim.core.config.Config (worker processes)
@@ -347,7 +374,7 @@ def _build(cls, data: Any, path: str):
     if unknown:
         name = _show(unknown[0])[1:-1] if isinstance(unknown[0], str) else _show(unknown[0])
         where = f"{path}.{name}" if path else name
-        raise ConfigError(f"unknown key '{where}': allowed keys{' in ' + path if path else ''} are "
+        raise ConfigError(f"unknown key '{where}'{renamed(where)}: allowed keys{' in ' + path if path else ''} are "
                           + ", ".join(fields))
     kwargs = {}
     for name, f in fields.items():
@@ -364,7 +391,7 @@ def _build(cls, data: Any, path: str):
 
 
 def parameter_keys(cls=None, prefix: str = "") -> list[str]:
-    """The dotted keys of every model parameter (``scenario.firms.n``, ``broker.rate``, ...)."""
+    """The dotted keys of every model parameter (``scenario.firms.n``, ``broker_reward.rate``, ...)."""
     cls = cls or Config
     hints = _schema(cls)[0]
     out = []
@@ -388,10 +415,10 @@ def check_value(key: str, value: Any) -> Any:
     for part in parts[:-1]:
         cls = _schema(cls)[0].get(part)
         if not dataclasses.is_dataclass(cls):
-            raise ConfigError(f"unknown key '{key}'")
+            raise ConfigError(f"unknown key '{key}'{renamed(key)}")
     hints, fields = _schema(cls)
     if parts[-1] not in fields or dataclasses.is_dataclass(hints[parts[-1]]):
-        raise ConfigError(f"unknown key '{key}'")
+        raise ConfigError(f"unknown key '{key}'{renamed(key)}")
     return _check_value(key, value, hints[parts[-1]], fields[parts[-1]].metadata)
 
 
@@ -401,7 +428,7 @@ def section_keys() -> set[str]:
 
 
 def flat_grid(grid: dict, prefix: str = "") -> dict:
-    """{dotted key: [values]} from a grid given flat or nested (``+grid.broker.rate=[...]``)."""
+    """{dotted key: [values]} from a grid given flat or nested (``+grid.broker_reward.rate=[...]``)."""
     out = {}
     for k, v in grid.items():
         key = f"{prefix}{k}"
@@ -429,8 +456,8 @@ def _check_grid(cfg: Config) -> None:
             raise ConfigError(f"{where}: a grid sweeps model parameters; sweep regimes with regime=a,b and seeds "
                               f"with seeds=N or seed=range(a,b) on the command line")
         if key not in allowed:
-            raise ConfigError(f"unknown key '{key}' in grid: a grid sweeps model parameters such as "
-                              "broker.rate, trial.term_months, scenario.firms.n")
+            raise ConfigError(f"unknown key '{key}' in grid{renamed(key)}: a grid sweeps model parameters such as "
+                              "broker_reward.rate, free_trial.term_months, scenario.firms.n")
         if not isinstance(values, (list, tuple)) or not values:
             raise ConfigError(f"{where} = {_show(values)}: must be a non-empty list of values")
         if len({repr(v) for v in values}) != len(values):
@@ -450,17 +477,19 @@ def _cross_checks(cfg: Config) -> None:
     files = regime_files()
     for name in cfg.regimes:
         if regime_instruments(name) is None:
-            raise ConfigError(f"regimes contains {_show(name)}: allowed regimes are {allowed_regimes_text()}")
+            raise ConfigError(f"regimes contains {_show(name)}{renamed(name)}: allowed regimes are "
+                              f"{allowed_regimes_text()}")
     if not cfg.regimes:
         raise ConfigError("regimes = []: must name at least one of " + ", ".join(files))
     if len(set(cfg.regimes)) != len(cfg.regimes):
         raise ConfigError(f"regimes = {_show(cfg.regimes)}: each regime may appear once")
     if cfg.at_spend is not None and regime_instruments(cfg.at_spend) is None:
-        raise ConfigError(f"at_spend = {_show(cfg.at_spend)}: allowed regimes are {allowed_regimes_text()}")
+        raise ConfigError(f"at_spend = {_show(cfg.at_spend)}{renamed(cfg.at_spend)}: allowed regimes are "
+                          f"{allowed_regimes_text()}")
     r = cfg.regime
     for name in r.instruments:
         if name not in INSTRUMENT_NAMES:
-            raise ConfigError(f"regime.instruments contains {_show(name)}: instruments are "
+            raise ConfigError(f"regime.instruments contains {_show(name)}{renamed(name)}: instruments are "
                               + ", ".join(INSTRUMENT_NAMES))
     if len(set(r.instruments)) != len(r.instruments):
         raise ConfigError(f"regime.instruments = {_show(r.instruments)}: each instrument may appear once")
@@ -512,7 +541,8 @@ def _regime_files(folder: str) -> dict:
         raw = read_yaml(path, omegaconf=True)  # within limits of size and aliases
         # interpolations read as plain text, never resolved (an exponential chain of them would hang)
         data = OmegaConf.to_container(OmegaConf.create(raw), resolve=False) if isinstance(raw, (dict, list)) else raw
-        out[path.stem] = list(data.get("instruments", [])) if isinstance(data, dict) else []
+        instruments = data.get("instruments", []) if isinstance(data, dict) else []
+        out[path.stem] = list(INSTRUMENT_NAMES) if instruments == ALL else list(instruments)
     return out
 
 
@@ -582,6 +612,8 @@ def load_config(data: Any) -> Config:
             data = _resolve(data)
     if isinstance(data, dict):
         data = {k: v for k, v in data.items() if k != "hydra"}
+        if isinstance(data.get("regime"), dict) and data["regime"].get("instruments") == ALL:
+            data["regime"] = {**data["regime"], "instruments": list(INSTRUMENT_NAMES)}
     cfg = _build(Config, data, "")
     if cfg.horizon is not None and cfg.scenario.months != 12 * cfg.horizon:
         cfg = dataclasses.replace(cfg, scenario=dataclasses.replace(cfg.scenario, months=12 * cfg.horizon))
@@ -597,17 +629,17 @@ def with_regime(cfg: Config, regime: "RegimeConfig | dict") -> Config:
 
 
 def replace(cfg: Config, **dotted: Any) -> Config:
-    """A copy of ``cfg`` with dotted keys replaced, e.g. ``replace(cfg, **{"broker.cap": 5e5})``."""
+    """A copy of ``cfg`` with dotted keys replaced, e.g. ``replace(cfg, **{"broker_reward.cap": 5e5})``."""
     data = dataclasses.asdict(cfg)
     for key, value in dotted.items():
         node = data
         parts = key.split(".")
         for p in parts[:-1]:
             if p not in node or not isinstance(node[p], dict):
-                raise ConfigError(f"unknown key '{key}'")
+                raise ConfigError(f"unknown key '{key}'{renamed(key)}")
             node = node[p]
         if parts[-1] not in node:
-            raise ConfigError(f"unknown key '{key}': allowed keys are " + ", ".join(node))
+            raise ConfigError(f"unknown key '{key}'{renamed(key)}: allowed keys are " + ", ".join(node))
         node[parts[-1]] = value
     return load_config(data)
 
@@ -653,6 +685,20 @@ DEFAULT_SCENARIO_HEADER = """\
 """
 
 
+REGISTRY_CONFIG = "registry"  # the Hydra config of what the instrument registry decides (configs/config.yaml's defaults)
+
+
+def register_hydra_defaults() -> None:
+    """Give Hydra the config's parts that the instrument registry decides, as the config ``registry`` that
+    ``configs/config.yaml``'s defaults list names: each instrument's section with its schema defaults (its module's
+    ``Params``, sources in the docs) and the main job's default ``regimes``. An instrument added to the registry is
+    in every app's config with nothing else edited. Call before Hydra composes (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
+    node = {"regimes": list(DEFAULT_REGIMES), **{m.NAME: dataclasses.asdict(m.Params()) for m in INSTRUMENTS}}
+    ConfigStore.instance().store(name=REGISTRY_CONFIG, node=node)
+
+
 def compose(*overrides: str, config_dirs: Sequence[str | Path] = ()) -> Config:
     """The validated config of ``configs/`` with Hydra-style overrides, e.g. ``compose("scenario=lishui")``.
 
@@ -670,6 +716,7 @@ def compose(*overrides: str, config_dirs: Sequence[str | Path] = ()) -> Config:
 
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
+    register_hydra_defaults()
     search = ([f"hydra.searchpath=[{','.join('file://' + str(Path(d).resolve()) for d in config_dirs)}]"]
               if config_dirs else [])
     try:
@@ -677,12 +724,13 @@ def compose(*overrides: str, config_dirs: Sequence[str | Path] = ()) -> Config:
             node = hydra_compose(config_name="config", overrides=search + list(overrides))
     except (HydraException, OmegaConfBaseException, ValueError, RecursionError) as e:  # ValueError: scenario=3
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        raise ConfigError(lines[0] if lines else type(e).__name__) from None
+        first = lines[0] if lines else type(e).__name__
+        raise ConfigError(first + hydra_renamed(first)) from None
     return load_config(node)
 
 
 def flat_params(cfg: Config) -> dict:
-    """The model's parameters as dotted columns (``scenario.firms.n``, ``broker.rate``, ...), and the engine."""
+    """The model's parameters as dotted columns (``scenario.firms.n``, ``broker_reward.rate``, ...), and the engine."""
     out = {"engine": cfg.engine}
     for key in parameter_keys():
         obj = cfg

@@ -257,7 +257,7 @@ def money_terms(cfg: Config, pop: Population) -> list:
     scale = max(1.0, sc.firms.scale_large)
     per_amount = 6.0 + 2.0 * ins.loading
     amounts = (pop.ach_value.astype(np.float64) + pop.ach_cost + pop.ach_ask) * scale
-    fixed = 4.0 * cfg.trial.success_fee + sc.brokers.fee_fixed
+    fixed = 4.0 * cfg.free_trial.success_fee + sc.brokers.fee_fixed
     contracts = float(sc.universities.max_failures + 1)
     flows = contracts * (per_amount * float(amounts.sum()) + fixed * pop.n_achievements)
     broker_costs = float(sc.brokers.max) * sc.months * sc.brokers.monthly_cost
@@ -270,7 +270,7 @@ def money_terms(cfg: Config, pop: Population) -> list:
              (search_costs, "scenario.firms.search_cost, projects_sme/large, firms.n or scenario.months")]
     for m in INSTRUMENTS:  # their own flows
         if hasattr(m, "money_bound"):
-            terms.append((float(m.money_bound(cfg, pop)), getattr(m, "MONEY_KEYS", f"the amounts of {m.SECTION}")))
+            terms.append((float(m.money_bound(cfg, pop)), getattr(m, "MONEY_KEYS", f"the amounts of {m.NAME}")))
     return terms
 
 

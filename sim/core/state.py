@@ -263,7 +263,7 @@ def _hints(cls) -> dict:
 
 def instrument_params(module, cfg):
     """The kernel parameters of one instrument: ``on`` and its config section, typed."""
-    section = getattr(cfg, module.SECTION)
+    section = getattr(cfg, module.NAME)
     hints = _hints(type(section))
     values = [np.int64(f.metadata["choices"].index(getattr(section, f.name))) if hints[f.name] is str  # its index
               else _typed(getattr(section, f.name), hints[f.name]) for f in dataclasses.fields(section)]

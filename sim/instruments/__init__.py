@@ -3,8 +3,9 @@
 An instrument module holds everything about one policy instrument, and nothing else
 needs to know it exists:
 
-* required: ``NAME`` (what a regime lists: ``regime.instruments: [free_trial, insurance]``),
-  ``SECTION`` (its parameters' section of the config, e.g. ``trial``), ``Params``, a
+* required: ``NAME``, its one name: what a regime lists (``regime.instruments: [free_trial]``), its
+  parameters' section of the config (``free_trial.term_months``), its regime file
+  (``configs/regime/free_trial.yaml``) and the kernels' view of its parameters (``p.free_trial``); ``Params``, a
   dataclass of its typed, validated parameters (:mod:`sim.core.schema` fields with ranges and
   a one-line meaning each), and ``ZERO_STRENGTH``, the overrides that put it at zero
   strength: on, yet the run is the baseline's exactly (tested for every instrument, so
@@ -53,7 +54,7 @@ REGISTRY = (
 )
 
 INSTRUMENTS = tuple(importlib.import_module(f"{__name__}.{name}") for name in REGISTRY)
-REQUIRED = ("NAME", "SECTION", "Params", "ZERO_STRENGTH")
+REQUIRED = ("NAME", "Params", "ZERO_STRENGTH")
 
 
 def check_module(module) -> None:

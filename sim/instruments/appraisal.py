@@ -30,7 +30,6 @@ from ..core.jit import kernel
 from ..core import columns, contracts, ledger, rules, schema
 
 NAME = "appraisal"
-SECTION = "appraisal"
 SPEND = "appraisal"   # government spend on this instrument is the run metric gov_spend_appraisal
 ZERO_STRENGTH = ("appraisal.reward=0", "appraisal.reservation_cut=0", "appraisal.capacity_add=0")
 

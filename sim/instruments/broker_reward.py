@@ -18,7 +18,6 @@ from ..core import columns, contracts, ledger, rules, state
 from ..core.schema import money, share
 
 NAME = "broker_reward"
-SECTION = "broker"
 
 
 @dataclass
@@ -35,7 +34,7 @@ REWARDS_DENIED = columns.column("rewards_denied", "rewards refused for lack of b
 state.field("ach_rewarded", "achievement", np.int64, 0, "rewards paid so far on the achievement's current contract",
             owner=NAME)
 SPEND = "rewards"   # government spend on this instrument is the run metric gov_spend_rewards
-ZERO_STRENGTH = ("broker.rate=0",)  # on, yet no reward paid
+ZERO_STRENGTH = ("broker_reward.rate=0",)  # on, yet no reward paid
 
 
 @entry
@@ -70,8 +69,8 @@ def check_series(s, cfg, c=None) -> None:
     s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
     payments = s[:, :, columns.CONTRACT_PAYMENTS]
     paid = sum(s[:, :, k.column] for k in ledger.KINDS if k.payer == ledger.FIRM and k.payee == ledger.UNIVERSITY)
-    bad = (s[:, :, BROKER_REWARDS] > np.floor(cfg.broker.cap) * payments) | (
-        s[:, :, BROKER_REWARDS] > cfg.broker.rate * paid + payments)
+    bad = (s[:, :, BROKER_REWARDS] > np.floor(cfg.broker_reward.cap) * payments) | (
+        s[:, :, BROKER_REWARDS] > cfg.broker_reward.rate * paid + payments)
     if failed(bad):
         m = first_month(bad)
         raise InvariantError(f"month {m}: broker rewards {s[0, m, BROKER_REWARDS]:.0f} exceed the rate or the cap of the "

@@ -45,7 +45,6 @@ from ..core import columns, contracts, ledger, rng, rules, state
 from ..core.schema import COUNT_MAX, PER_MONTH_MAX, VISITS_MAX, ConfigError, _c, factor, money, share
 
 NAME = "expert_visits"
-SECTION = "experts"
 
 
 @dataclass
@@ -110,15 +109,15 @@ state.field("event_order", "firm", np.int64, 0, "scratch: the firms in an event'
 state.field("c_found_by", "project", np.int64, FOUND_ELSEWHERE, "who found the project's contract: 0 the firm or a "
             "broker, 1 an expert visit, 2 a matching event", owner=NAME)
 SPEND = "search"   # government spend on this instrument is the run metric gov_spend_search
-ZERO_STRENGTH = ("experts.visits_per_month=0", "experts.events_per_year=0")  # on, yet no visit and no event
+ZERO_STRENGTH = ("expert_visits.visits_per_month=0", "expert_visits.events_per_year=0")  # on, yet no visit and no event
 
 
-MONEY_KEYS = "experts.visit_cost, visits_per_month or event_cost, or scenario.months"  # what to lower when the money bound is passed
+MONEY_KEYS = "expert_visits.visit_cost, visits_per_month or event_cost, or scenario.months"  # what to lower when the money bound is passed
 
 
 def money_bound(cfg, pop) -> float:
     """Government's payments for visits and events: every visit paid and an event every month, all months."""
-    e = cfg.experts
+    e = cfg.expert_visits
     events = e.event_cost if e.events_per_year > 0 else 0.0
     return float(cfg.scenario.months) * (float(e.visits_per_month) * e.visit_cost + events)
 
@@ -222,7 +221,7 @@ def on_settle(p, st, series, month, j, success):
 # --------------------------------------------------------------------------- configuration and invariants
 def screenings(cfg) -> int:
     """The most achievements screened by visits and pitched at an event in one month."""
-    e = cfg.experts
+    e = cfg.expert_visits
     return e.visits_per_month * (e.screen + 1) + min(e.event_firms, cfg.scenario.firms.n) * (e.event_pitches + 1)
 
 
@@ -232,10 +231,10 @@ def work_per_month(cfg) -> float:
 
 
 def check(cfg) -> None:
-    e, n = cfg.experts, screenings(cfg)
+    e, n = cfg.expert_visits, screenings(cfg)
     if n > VISITS_MAX:
-        raise ConfigError(f"experts.visits_per_month = {e.visits_per_month}: with experts.screen = {e.screen} and "
-                          f"an event of {min(e.event_firms, cfg.scenario.firms.n)} firms x experts.event_pitches = "
+        raise ConfigError(f"expert_visits.visits_per_month = {e.visits_per_month}: with expert_visits.screen = {e.screen} and "
+                          f"an event of {min(e.event_firms, cfg.scenario.firms.n)} firms x expert_visits.event_pitches = "
                           f"{e.event_pitches}, {n:g} screenings a month must be at most {VISITS_MAX:g} (a run would "
                           "take days)")
 
@@ -252,7 +251,7 @@ def check_series(s, cfg, c=None) -> None:
     from ..core.results import InvariantError, cumulative, failed, first_month, runs_of
 
     s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
-    e = cfg.experts
+    e = cfg.expert_visits
 
     def fail(bad, what):
         if failed(bad):
@@ -260,12 +259,12 @@ def check_series(s, cfg, c=None) -> None:
             raise InvariantError(f"month {m}: expert visits: {what}")
 
     fail(s[:, :, VISIT_COSTS] != s[:, :, VISITS] * _yuan(e.visit_cost), "payments for visits differ from visits x "
-         "experts.visit_cost")
+         "expert_visits.visit_cost")
     fail(s[:, :, EVENT_COSTS] != s[:, :, EVENTS_HELD] * _yuan(e.event_cost), "payments for events differ from events x "
-         "experts.event_cost")
+         "expert_visits.event_cost")
     if NAME in cfg.regime.instruments:
         fail(s[:, :, VISITS] + s[:, :, VISITS_DENIED] != e.visits_per_month, "visits made and denied differ from "
-             "experts.visits_per_month")
+             "expert_visits.visits_per_month")
         held = np.array([event_held(m, e.events_per_year) for m in range(s.shape[1])])
         fail(s[:, :, EVENTS_HELD] + s[:, :, EVENTS_DENIED] != held, "events held and denied differ from those scheduled")
     fail(s[:, :, NEEDS_BY_VISITS] > s[:, :, VISITS], "more needs surfaced than visits")

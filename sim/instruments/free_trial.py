@@ -1,7 +1,7 @@
 """Use first, pay later (Zhejiang, Lishui, Tianjin): free use for a term, a price only if the use succeeds.
 
-The firm implements the achievement for ``trial.term_months`` without a price at signing
-and pays only if the implementation succeeds. What it pays then (``trial.payment``):
+The firm implements the achievement for ``free_trial.term_months`` without a price at signing
+and pays only if the implementation succeeds. What it pays then (``free_trial.payment``):
 
 * ``bargained`` (the default; Zhejiang's use-first contracts, DOMAIN.md: "an agreed price
   after use"): a price agreed as a licence's is (the Nash bargain,
@@ -41,10 +41,9 @@ from ..core import columns, contracts, forms, ledger, rng, rules
 from ..core.schema import NEGOTIATION_MIN, ConfigError, _c, money, months, share
 
 NAME = "free_trial"
-SECTION = "trial"
-ZERO_STRENGTH = ("scenario.universities.pilot_share=0", "trial.payment=fixed_fee",
-                 "trial.success_fee=0")  # no pilot, a fixed fee of 0: no university offers a trial
-PAYMENTS = ("bargained", "fixed_fee")   # trial.payment, as the kernels see it: its index
+ZERO_STRENGTH = ("scenario.universities.pilot_share=0", "free_trial.payment=fixed_fee",
+                 "free_trial.success_fee=0")  # no pilot, a fixed fee of 0: no university offers a trial
+PAYMENTS = ("bargained", "fixed_fee")   # free_trial.payment, as the kernels see it: its index
 BARGAINED, FIXED_FEE = range(2)
 
 
@@ -89,14 +88,14 @@ TRIALS_CONVERTED = columns.column("trials_converted", "free trials that succeede
 
 
 def check(cfg) -> None:
-    if cfg.trial.term_months < 1:
-        raise ConfigError(f"trial.term_months = {cfg.trial.term_months}: must be >= 1 when free trials are on "
+    if cfg.free_trial.term_months < 1:
+        raise ConfigError(f"free_trial.term_months = {cfg.free_trial.term_months}: must be >= 1 when free trials are on "
                           f"(regime '{cfg.regime.name}')")
 
 
 @entry
 def trial_payment(success_fee, price_share, ask):
-    """What a free-trial firm pays on success (and only then) with ``trial.payment = fixed_fee``: the fee plus a
+    """What a free-trial firm pays on success (and only then) with ``free_trial.payment = fixed_fee``: the fee plus a
     share of the asking price."""
     return rules.yuan(success_fee + price_share * ask)
 

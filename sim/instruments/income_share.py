@@ -32,8 +32,7 @@ from ..core import columns, ledger, rules, schema
 from ..core.schema import ConfigError
 
 NAME = "income_share"
-SECTION = "inventors"
-ZERO_STRENGTH = ("inventors.extra_share=0",)  # on, yet the inventors' share and effort as before
+ZERO_STRENGTH = ("income_share.extra_share=0",)  # on, yet the inventors' share and effort as before
 
 
 @dataclass
@@ -55,8 +54,8 @@ INVOLVED = columns.column("implementations_with_inventors", "contracts opened wi
 
 def check(cfg) -> None:
     base = cfg.scenario.universities.inventor_share
-    if base + cfg.inventors.extra_share > 1.0:
-        raise ConfigError(f"inventors.extra_share = {cfg.inventors.extra_share}: with "
+    if base + cfg.income_share.extra_share > 1.0:
+        raise ConfigError(f"income_share.extra_share = {cfg.income_share.extra_share}: with "
                           f"scenario.universities.inventor_share = {base} the inventors' share would exceed 1 "
                           f"(allowed: <= {1.0 - base:g})")
 
@@ -103,7 +102,7 @@ def check_series(s, cfg, c=None) -> None:
     from ..core.results import InvariantError, failed, first_month, runs_of
 
     s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
-    share = cfg.scenario.universities.inventor_share + (cfg.inventors.extra_share if NAME in cfg.regime.instruments
+    share = cfg.scenario.universities.inventor_share + (cfg.income_share.extra_share if NAME in cfg.regime.instruments
                                                          else 0.0)
     paid = s[:, :, ledger.INVENTOR_INCOME] + s[:, :, INVENTOR_INCOME_REFORM]
     bad = paid > share * s[:, :, columns.UNIVERSITY_INCOME] + s[:, :, columns.CONTRACT_PAYMENTS]

@@ -43,7 +43,6 @@ from ..core import columns, contracts, forms, ledger, rng, rules, state, views
 from ..core.schema import ConfigError, _c, factor, money, share
 
 NAME = "insurance"
-SECTION = "insurance"
 
 
 @dataclass

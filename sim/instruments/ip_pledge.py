@@ -82,7 +82,6 @@ from ..core.schema import _c, factor, money, months, share
 from ..core.state import SUPPORT_COLLATERAL, SUPPORT_CREDIT, SUPPORT_CREDIT_RATE
 
 NAME = "ip_pledge"
-SECTION = "pledge"
 
 
 @dataclass
@@ -124,9 +123,9 @@ class Params:
 
 
 # what the instrument adds to the model
-state.agent("lender", lambda cfg, pop: cfg.pledge.lenders)
+state.agent("lender", lambda cfg, pop: cfg.ip_pledge.lenders)
 LENDER = ledger.account_class("lender", "lenders", "banks lending against patents (their reserves)",
-                              lambda cfg, pop: cfg.pledge.lenders, owner=NAME)
+                              lambda cfg, pop: cfg.ip_pledge.lenders, owner=NAME)
 PLEDGE_LOANS = ledger.kind("pledge_loans", LENDER, ledger.FIRM, "pledge loans paid out at signing", owner=NAME)
 LOAN_REPAYMENTS = ledger.kind("loan_repayments", ledger.FIRM, LENDER, "repayments of pledge loans (interest and "
                               "principal) when the outcome is known, as far as the firm's cash goes", owner=NAME)
@@ -138,7 +137,7 @@ GUARANTEE_PAYOUTS = ledger.kind("guarantee_payouts", ledger.GOVERNMENT, LENDER, 
 LOANS_MADE = columns.column("loans_made", "contracts financed by a pledge loan (loans paid out at signing)",
                             summary=True, owner=NAME)
 LOANS_MADE_SME = columns.column("loans_made_sme", "of which to SMEs", summary=True, owner=NAME)
-LOANS_SME_SMALL = columns.column("loans_sme_small", "of which to SMEs and below pledge.small_loan (CNIPA's count of "
+LOANS_SME_SMALL = columns.column("loans_sme_small", "of which to SMEs and below ip_pledge.small_loan (CNIPA's count of "
                                  "SMEs with loans under 10 M yuan)", summary=True, owner=NAME)
 CREDIT_OFFERS = columns.column("credit_offers", "contract decisions offered pledge credit (each firm weighing an "
                                "achievement while a lender can lend)", summary=True, owner=NAME)
@@ -168,7 +167,7 @@ FUND_COMMITTED = columns.column("guarantee_fund_committed", "guarantees committe
                                 stock=True, money=True, owner=NAME)
 LENDERS_ACTIVE = columns.column("lenders_active", "lenders still lending", stock=True, owner=NAME)
 SPEND = "guarantees"   # government spend on this instrument is the run metric gov_spend_guarantees
-ZERO_STRENGTH = ("pledge.loan_to_value=0", "pledge.asset_loan_to_value=0")  # on, yet no credit on offer
+ZERO_STRENGTH = ("ip_pledge.loan_to_value=0", "ip_pledge.asset_loan_to_value=0")  # on, yet no credit on offer
 
 state.field("pl_active", "lender", np.bool_, True, "still lending", owner=NAME)
 state.field("pl_defaults", "lender", np.int64, 0, "settled loans whose borrower's cash fell short of what it owed "
@@ -210,7 +209,7 @@ class Lender(views.InstrumentAgent):
 
     @property
     def default_estimate(self) -> float:
-        pl = self.model.cfg.pledge
+        pl = self.model.cfg.ip_pledge
         return float(default_estimate(pl.prior_default, pl.prior_strength, self.defaults, self.observed))
 
 
@@ -218,17 +217,17 @@ MESA_AGENTS = {"lender": Lender}
 
 
 def initial_balances(cfg, balance, acct_base) -> None:
-    balance[acct_base[LENDER]:acct_base[LENDER + 1]] = rules.yuan(cfg.pledge.initial_reserves)
+    balance[acct_base[LENDER]:acct_base[LENDER + 1]] = rules.yuan(cfg.ip_pledge.initial_reserves)
 
 
-MONEY_KEYS = "pledge.initial_reserves, lenders, loan_to_value or asset_loan_to_value"  # what to lower when the money bound is passed
+MONEY_KEYS = "ip_pledge.initial_reserves, lenders, loan_to_value or asset_loan_to_value"  # what to lower when the money bound is passed
 
 
 def money_bound(cfg, pop) -> float:
     """Lenders' reserves, and per contract a loan (at most loan_to_value x the asking price plus the pledged assets'
     lending value), its repayment (at most the loan and the highest rate) and the guarantee (at most the loan); the
     collateral recovered (at most the firms' assets, which only fall)."""
-    pl, sc = cfg.pledge, cfg.scenario
+    pl, sc = cfg.ip_pledge, cfg.scenario
     top_rate = pl.funding_rate * pl.term_months / 12.0 + 1.0 + pl.loading
     per_loan = 3.0 + top_rate
     contracts_each = float(sc.universities.max_failures + 1)
@@ -518,7 +517,7 @@ def check_series(s, cfg, c=None) -> None:
     from ..core.results import FORM_COLUMNS, InvariantError, cumulative, failed, first_month, runs_of
 
     s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
-    pl = cfg.pledge
+    pl = cfg.ip_pledge
     c = cumulative(s) if c is None else c
     principal_repaid = c[:, :, LOAN_REPAYMENTS] + c[:, :, COLLATERAL_RECOVERED] - c[:, :, LOAN_INTEREST_PAID]
     bad = c[:, :, PLEDGE_LOANS] != principal_repaid + c[:, :, LOAN_LOSSES] + s[:, :, PRINCIPAL_OUTSTANDING]

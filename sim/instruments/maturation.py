@@ -37,7 +37,6 @@ from ..core.jit import entry, kernel
 from ..core import columns, contracts, ledger, rng, rules, schema, state
 
 NAME = "maturation"
-SECTION = "maturation"
 SPEND = "maturation"   # government spend on this instrument is the run metric gov_spend_maturation
 ZERO_STRENGTH = ("maturation.grants_per_month=0",)  # on, yet no grant awarded
 

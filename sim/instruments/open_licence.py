@@ -31,7 +31,6 @@ from ..core.jit import entry, kernel
 from ..core import columns, forms, ledger, rng, rules, schema
 
 NAME = "open_licence"
-SECTION = "open_licence"
 ZERO_STRENGTH = ("open_licence.share=0",)   # no university publishes an open licence
 
 

@@ -60,7 +60,6 @@ from ..core.jit import entry, kernel
 from ..core import columns, contracts, forms, ledger, rules, schema, state
 
 NAME = "royalty"
-SECTION = "royalty"
 ZERO_STRENGTH = ("royalty.upfront_share=0", "royalty.rate=0")  # a royalty worth nothing: no university offers it
 
 

@@ -36,9 +36,8 @@ from ..core.jit import kernel
 from ..core import columns, contracts, hooks, ledger, rules, schema, state
 
 NAME = "vouchers"
-SECTION = "voucher"
 SPEND = "vouchers"     # government spend on this instrument is the run metric gov_spend_vouchers
-ZERO_STRENGTH = ("voucher.rate=0",)  # on, yet a voucher pays nothing
+ZERO_STRENGTH = ("vouchers.rate=0",)  # on, yet a voucher pays nothing
 
 
 @dataclass
@@ -71,13 +70,13 @@ state.field("v_cap", "achievement", np.int64, 0, "the voucher offered for the ac
 state.field("c_voucher_at_sign", "project", np.int64, 0, "voucher promised for the payments at signing", owner=NAME)
 
 
-MONEY_KEYS = "voucher.cap"  # what to lower when the money bound is passed
+MONEY_KEYS = "vouchers.cap"  # what to lower when the money bound is passed
 
 
 def money_bound(cfg, pop) -> float:
     """A voucher pays at most the cap per contract, and lets a price exceed the value by at most the cap; an
     achievement is contracted at most ``max_failures + 1`` times."""
-    return 2.0 * cfg.voucher.cap * pop.n_achievements * (cfg.scenario.universities.max_failures + 1)
+    return 2.0 * cfg.vouchers.cap * pop.n_achievements * (cfg.scenario.universities.max_failures + 1)
 
 
 # --------------------------------------------------------------------------- rules
@@ -176,14 +175,14 @@ def check_series(s, cfg, c=None) -> None:
     services = sum(s[:, :, k.column] for k in ledger.KINDS
                    if k.payer == ledger.FIRM and k.payee in (ledger.UNIVERSITY, ledger.BROKER))
     slack = 0.5 * (s[:, :, columns.CONTRACT_PAYMENTS] + s[:, :, CONTRACTS_WITH_VOUCHER])  # each payment rounded half up
-    bad = s[:, :, VOUCHERS] > cfg.voucher.rate * services + slack
+    bad = s[:, :, VOUCHERS] > cfg.vouchers.rate * services + slack
     if failed(bad):
         m = first_month(bad)
-        raise InvariantError(f"month {m}: vouchers {s[0, m, VOUCHERS]:.0f} exceed {cfg.voucher.rate} of the firms' "
+        raise InvariantError(f"month {m}: vouchers {s[0, m, VOUCHERS]:.0f} exceed {cfg.vouchers.rate} of the firms' "
                              f"technology-service payments ({services[0, m]:.0f})")
     sme = ledger.class_of(VOUCHERS).sme_column
     bad = s[:, :, VOUCHERS] != s[:, :, sme]
-    if cfg.voucher.sme_only and sme >= 0 and failed(bad):
+    if cfg.vouchers.sme_only and sme >= 0 and failed(bad):
         m = first_month(bad)
         raise InvariantError(f"month {m}: vouchers paid to large firms ({s[0, m, VOUCHERS] - s[0, m, sme]:.0f} yuan) while "
-                             "voucher.sme_only is true")
+                             "vouchers.sme_only is true")

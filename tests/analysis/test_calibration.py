@@ -165,10 +165,10 @@ def test_weighted_quantiles_and_draws_follow_the_weights():
 
 
 @pytest.mark.parametrize("bad, message", [
-    ({"experts.surface_chance": {"low": 0.9, "high": 0.2}}, "low = 0.9 must be < high = 0.2"),
-    ({"experts.surface_chance": {"low": 0.2, "high": 1.5}}, "experts.surface_chance = 1.5: must be"),
-    ({"experts.nope": {"low": 0.2, "high": 0.5}}, "space.parameters.experts.nope: unknown key"),
-    ({"experts.surface_chance": {"low": 0.0, "high": 0.5, "scale": "log"}}, "log needs low > 0"),
+    ({"expert_visits.surface_chance": {"low": 0.9, "high": 0.2}}, "low = 0.9 must be < high = 0.2"),
+    ({"expert_visits.surface_chance": {"low": 0.2, "high": 1.5}}, "expert_visits.surface_chance = 1.5: must be"),
+    ({"expert_visits.nope": {"low": 0.2, "high": 0.5}}, "space.parameters.expert_visits.nope: unknown key"),
+    ({"expert_visits.surface_chance": {"low": 0.0, "high": 0.5, "scale": "log"}}, "log needs low > 0"),
 ])
 def test_a_bad_parameter_space_is_one_clear_error(tmp_path, bad, message):
     with pytest.raises(ConfigError) as e:
@@ -201,7 +201,7 @@ def _abc(model, observed, sd, db, workers=1, generations=6, population=100, resu
 
 @pytest.fixture(scope="module")
 def recovery(tmp_path_factory):
-    truth = {"experts.surface_chance": 0.7, "scenario.negotiation.breakdown_hazard": 0.3}
+    truth = {"expert_visits.surface_chance": 0.7, "scenario.negotiation.breakdown_hazard": 0.3}
     model, observed, sd = _recovery(truth)
     post = _abc(model, observed, sd, tmp_path_factory.mktemp("abc") / "abc.db", workers=2)
     return truth, model, observed, sd, post
@@ -302,7 +302,7 @@ def test_the_app_writes_posterior_predictions_and_scenarios_and_reports_misfits(
     post = pd.read_csv(out / "posterior.csv")
     assert post["weight"].sum() == pytest.approx(1.0) and len(post) == 40
     meta = yaml.safe_load((out / "posterior.yaml").read_text())
-    assert set(meta["scenarios"]["county"]) == {"experts.surface_chance", "scenario.negotiation.breakdown_hazard"}
+    assert set(meta["scenarios"]["county"]) == {"expert_visits.surface_chance", "scenario.negotiation.breakdown_hazard"}
     # the calibrated scenario composes, validates and carries the posterior medians
     from sim import api
 
@@ -312,7 +312,7 @@ def test_the_app_writes_posterior_predictions_and_scenarios_and_reports_misfits(
     cfg = api.compose("scenario=zz_recovered", config_dirs=[mine.parent])
     median = pd.read_csv(out / "posterior_summary.csv").set_index("parameter")["median"]
     assert cfg.scenario.name == "county_calibrated" and cfg.scenario.firms.n == 300
-    assert cfg.experts.surface_chance == pytest.approx(median["experts.surface_chance"], rel=1e-3)
+    assert cfg.expert_visits.surface_chance == pytest.approx(median["expert_visits.surface_chance"], rel=1e-3)
     assert "# command: python -m experiments.calibrate" in (out / "scenario/county_calibrated.yaml").read_text()
 
 
@@ -321,7 +321,7 @@ def test_a_folder_holding_another_calibration_is_refused_not_mixed(tmp_path):
     refused in one line (resume=false starts again)."""
     out = tmp_path / "out"
     args = [sys.executable, "-m", "experiments.calibrate", f"space={DATA / 'recovery_space.yaml'}",
-            "screen.fit=[experts.surface_chance]", "abc.population=10", "abc.generations=1", "predictive_draws=2",
+            "screen.fit=[expert_visits.surface_chance]", "abc.population=10", "abc.generations=1", "predictive_draws=2",
             "workers=1", "scenario_dir=none", "progress=false", f"hydra.run.dir={out}"]
     first = subprocess.run(args + [f"target_set={DATA / 'recovery_targets.yaml'}"], capture_output=True, text=True,
                            timeout=600, cwd=tmp_path)
@@ -358,7 +358,7 @@ def test_a_calibration_killed_mid_run_resumes_to_the_same_posterior(tmp_path):
     """kill -9 of the whole calibration (its worker processes too) once two generations are stored; the same
     command again continues from the database and ends with the posterior of an uninterrupted calibration."""
     args = [sys.executable, "-m", "experiments.calibrate", f"target_set={DATA / 'recovery_targets.yaml'}",
-            f"space={DATA / 'recovery_space.yaml'}", "screen.fit=[experts.surface_chance,"
+            f"space={DATA / 'recovery_space.yaml'}", "screen.fit=[expert_visits.surface_chance,"
             "scenario.negotiation.breakdown_hazard]", "abc.population=40", "abc.generations=4", "predictive_draws=4",
             "workers=2", "scenario_dir=none"]
     straight = subprocess.run(args + [f"hydra.run.dir={tmp_path / 'straight'}"], capture_output=True, text=True,
@@ -409,9 +409,9 @@ def test_predict_gives_every_target_from_an_earlier_posterior_and_fits_nothing(t
     calibration predicts its held-out ones: fit.csv equals fit_table of cal.predictive on the same draws and seeds."""
     from ..runs.test_posterior import write_posterior
 
-    post = write_posterior(tmp_path / "post", [{"weight": 0.7, "experts.surface_chance": 0.4},
-                                               {"weight": 0.3, "experts.surface_chance": 0.9}],
-                           {"county": ["experts.surface_chance"]})
+    post = write_posterior(tmp_path / "post", [{"weight": 0.7, "expert_visits.surface_chance": 0.4},
+                                               {"weight": 0.3, "expert_visits.surface_chance": 0.9}],
+                           {"county": ["expert_visits.surface_chance"]})
     data = yaml.safe_load((DATA / "recovery_targets.yaml").read_text())
     for t in data["targets"].values():
         t["use"] = "holdout"      # a file of figures never fitted
@@ -423,9 +423,9 @@ def test_predict_gives_every_target_from_an_earlier_posterior_and_fits_nothing(t
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert not (out / "abc.db").exists() and not (out / "posterior.csv").exists()   # nothing fitted
     ts = load_targets(str(targets_file), fitting=False)
-    space = cal.load_space(str(DATA / "recovery_space.yaml")).subset(["experts.surface_chance"])
+    space = cal.load_space(str(DATA / "recovery_space.yaml")).subset(["expert_visits.surface_chance"])
     model = cal.TargetModel.build(ts, list(ts.targets.values()), space)
-    frame = pd.DataFrame({"experts.surface_chance": [0.4, 0.9], "weight": [0.7, 0.3]})
+    frame = pd.DataFrame({"expert_visits.surface_chance": [0.4, 0.9], "weight": [0.7, 0.3]})
     particles = cal.draw_particles(frame, 4, 0)
     executor = cal.Executor("local", 1)
     try:

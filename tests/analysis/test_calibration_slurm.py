@@ -17,7 +17,7 @@ from ..slurm_cluster import SlurmCluster, slurm_cluster  # noqa: F401
 
 DATA = Path(__file__).parents[1] / "data"
 ARGS = [f"target_set={DATA / 'recovery_targets.yaml'}", f"space={DATA / 'recovery_space.yaml'}",
-        "screen.fit=[experts.surface_chance,scenario.negotiation.breakdown_hazard]", "abc.population=10",
+        "screen.fit=[expert_visits.surface_chance,scenario.negotiation.breakdown_hazard]", "abc.population=10",
         "abc.generations=1", "predictive_draws=2", "budget=100000", "workers=2", "scenario_dir=none", "progress=false"]
 
 

@@ -27,7 +27,7 @@ RPE = 2  # runs an evaluation of recovery_targets.yaml (one setting of 2 seeds)
 
 def _args(out, *extra):
     return [sys.executable, "-m", "experiments.calibrate", f"target_set={DATA / 'recovery_targets.yaml'}",
-            f"space={DATA / 'recovery_space.yaml'}", "screen.fit=[experts.surface_chance]", "abc.population=10",
+            f"space={DATA / 'recovery_space.yaml'}", "screen.fit=[expert_visits.surface_chance]", "abc.population=10",
             "predictive_draws=2", "workers=1", "scenario_dir=none", f"hydra.run.dir={out}", *extra]
 
 
@@ -310,9 +310,9 @@ def test_the_lock_is_exclusive_and_released(tmp_path):
     (["budget=90", "abc.population=10", "screen.fit=null", "screen.trajectories=3"],  # 2 screens of 3 x 3 x 2 runs
      "config error: budget = 90: too small for one generation of abc.population = 10; at least 96 runs "
      "(36 for the screen, 3 x 10 particles x 2 runs"),
-    (["screen.fit=[experts.surface_chance,experts.surface_chance]"],
-     "config error: screen.fit = ['experts.surface_chance', 'experts.surface_chance']: lists "
-     "experts.surface_chance more than once"),
+    (["screen.fit=[expert_visits.surface_chance,expert_visits.surface_chance]"],
+     "config error: screen.fit = ['expert_visits.surface_chance', 'expert_visits.surface_chance']: lists "
+     "expert_visits.surface_chance more than once"),
 ])
 def test_settings_that_cannot_run_are_refused_before_any_run(tmp_path, extra, fragment):
     out = tmp_path / "out"

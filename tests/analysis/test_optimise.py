@@ -271,7 +271,7 @@ def test_parameters_of_a_switched_off_instrument_change_nothing(tiny):
         pd.testing.assert_series_equal(out.iloc[2 * i], out.iloc[2 * i + 1], check_names=False, obj=s)
     # the same parameters do change the runs when their instrument is on (so the comparison can fail)
     on = {**{f"use.{x}": 1 for x in lev.switches}, **mid}
-    lo_hi = [{**on, "broker.rate": 0.001, "broker.cap": 50000}, {**on, "broker.rate": 0.015, "broker.cap": 300000}]
+    lo_hi = [{**on, "broker_reward.rate": 0.001, "broker_reward.cap": 50000}, {**on, "broker_reward.rate": 0.015, "broker_reward.cap": 300000}]
     o2 = model.evaluate(lo_hi)
     assert o2["gov_spend_per_year"].iloc[0] != o2["gov_spend_per_year"].iloc[1]
 
@@ -280,13 +280,13 @@ def test_search_front_equals_the_brute_force_front(tiny):
     """2 switches x an integer lever of 4 values on a tiny region: the exact front of the whole grid (run here)
     and the search's front (run in 2 processes, cached) are the same points with the same outcomes."""
     lev = Levers("small", ("broker_reward", "expert_visits"),
-                 parse_params({"experts.visits_per_month": {"low": 3, "high": 6, "integer": True}}, "levers"))
+                 parse_params({"expert_visits.visits_per_month": {"low": 3, "high": 6, "integer": True}}, "levers"))
     model = build_model(tiny, levers=lev, outcomes=OUTS, replicates=2, seed=0)
     # government's payments, not the public cost: expert visits and broker rewards bring public universities more
     # than they cost, so on the public cost the most conversions would also be the cheapest (a front of one point)
     obj = {"extra_conversions": "max", "gov_spend_per_year": "min"}
     budget = 500_000
-    grid = [{"use.broker_reward": b, "use.expert_visits": e, "experts.visits_per_month": v}
+    grid = [{"use.broker_reward": b, "use.expert_visits": e, "expert_visits.visits_per_month": v}
             for b in (0, 1) for e in (0, 1) for v in range(3, 7)]
     g = model.evaluate(grid)
     g["feasible"] = g["gov_spend_per_year"] <= budget

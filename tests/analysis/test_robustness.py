@@ -162,10 +162,10 @@ def test_ranges_re_run_the_comparison_and_fitted_keys_split_the_draws(posterior_
 def test_a_key_outside_the_space_is_refused_before_any_run(tmp_path):
     post = write_posterior(tmp_path / "post", [{"weight": 1.0, RISK: 2.0}])
     proc = subprocess.run([sys.executable, "-m", "experiments.run", *SMALL, "engine=numba", f"posterior={post}",
-                           "robust_parameters=[broker.rate]", f"hydra.run.dir={tmp_path / 'out'}"], cwd=ROOT,
+                           "robust_parameters=[broker_reward.rate]", f"hydra.run.dir={tmp_path / 'out'}"], cwd=ROOT,
                           capture_output=True, text=True)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "robust_parameters contains 'broker.rate'" in proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "robust_parameters contains 'broker_reward.rate'" in proc.stderr
     assert not (tmp_path / "out" / "summary.csv").exists()
 
 

@@ -168,13 +168,13 @@ def test_bad_designs_and_levers_are_refused_in_one_line(tmp_path):
     with pytest.raises(ConfigError, match="unknown outcome"):
         build_model(base, outcomes=["happiness"])
     with pytest.raises(ConfigError, match="not an uncertainty or lever"):
-        build_model(base, space, ["scenario.firms.prior_success"])(**{"broker.rate": 0.01})
+        build_model(base, space, ["scenario.firms.prior_success"])(**{"broker_reward.rate": 0.01})
     bad = tmp_path / "bad.yaml"
     bad.write_text("instruments: [free_trial, teleport]\n")
     with pytest.raises(ConfigError, match="levers.instruments"):
         load_levers(str(bad))
-    bad.write_text("parameters: {broker.rate: {low: 0, high: 2}}\n")
-    with pytest.raises(ConfigError, match="levers.parameters.broker.rate"):
+    bad.write_text("parameters: {broker_reward.rate: {low: 0, high: 2}}\n")
+    with pytest.raises(ConfigError, match="levers.parameters.broker_reward.rate"):
         load_levers(str(bad))
     bad.write_text("parameters: {scenario.firms.prior_success: {low: 0.1, high: 0.5}}\n")
     with pytest.raises(ConfigError, match="is an uncertainty, not a lever"):
@@ -235,7 +235,7 @@ def test_the_app_writes_indices_of_its_outcomes_and_resumes_from_its_parts(tmp_p
     ("sensitivity.method=fast", "sensitivity.method"),
     ("sensitivity.bogus=1", "unknown key 'sensitivity.bogus'"),
     ("sensitivity.outcomes=[joy]", "unknown outcome"),
-    ("sensitivity.parameters=[broker.rate,scenario.firms.prior_success]", "not in space"),
+    ("sensitivity.parameters=[broker_reward.rate,scenario.firms.prior_success]", "not in space"),
     ("sensitivity.replicates=0", "sensitivity.replicates"),
 ])
 def test_the_app_refuses_bad_values_in_one_line(tmp_path, arg, words):

@@ -55,7 +55,7 @@ def test_summary_is_tidy_one_row_per_regime_and_seed(main_run):
     assert {i for name in REGIMES for i in regime_files()[name] if len(regime_files()[name]) == 1} == set(INSTRUMENT_NAMES)
     assert list(dict.fromkeys(s.regime)) == REGIMES
     assert len(s) == len(REGIMES) * 4 and not s.duplicated(["regime", "seed"]).any()
-    for col in ("scenario.firms.n", "broker.rate", "broker.cap", "trial.term_months", "regime.name",
+    for col in ("scenario.firms.n", "broker_reward.rate", "broker_reward.cap", "free_trial.term_months", "regime.name",
                 "regime.instruments", *METRICS):
         assert col in s.columns, col
     assert (s["scenario.firms.n"] == 400).all()
@@ -80,7 +80,7 @@ def test_invariants_recomputed_from_the_tables(main_run):
     assert (s.premiums == s.premiums_firm + s.premium_subsidies).all()
     assert (s.broker_income == s.broker_fees + s.broker_rewards).all()
     # no reward above the cap: total rewards at most cap x brokered contracts
-    assert (s.broker_rewards <= s["broker.cap"] * s.contracts).all()
+    assert (s.broker_rewards <= s["broker_reward.cap"] * s.contracts).all()
     # switched-off instruments cost nothing and sign nothing
     base = s[s.regime == "baseline"]
     assert (base.gov_spend == 0).all() and (base.signed_trial == 0).all() and (base.signed_insured == 0).all()
@@ -110,7 +110,7 @@ def test_prints_table_with_intervals_and_cost_per_extra_conversion(main_run):
     assert "mean [95% interval]" in p.stdout
     assert "cost_per_extra_conversion" in p.stdout
     t = pd.read_csv(out / "table.csv")
-    row = t[(t.regime == "failure_insurance") & (t.metric == "cost_per_extra_conversion")].iloc[0]
+    row = t[(t.regime == "insurance") & (t.metric == "cost_per_extra_conversion")].iloc[0]
     assert row["mean"] > 0 and row.ci_low <= row["mean"] <= row.ci_high
     m = t[(t.regime == "free_trial") & (t.metric == "contracts")].iloc[0]
     assert m.ci_low <= m["mean"] <= m.ci_high and m.effect > 0
@@ -159,10 +159,10 @@ def test_overrides_pick_scenario_and_regimes(tmp_path):
 
 
 def test_single_regime_from_the_command_line(tmp_path):
-    p, out = _run(tmp_path, "regime=broker_reward", "broker.cap=500000", "seeds=2")
+    p, out = _run(tmp_path, "regime=broker_reward", "broker_reward.cap=500000", "seeds=2")
     assert p.returncode == 0, p.stderr
     s = pd.read_csv(out / "summary.csv")
-    assert set(s.regime) == {"broker_reward"} and (s["broker.cap"] == 500_000).all()
+    assert set(s.regime) == {"broker_reward"} and (s["broker_reward.cap"] == 500_000).all()
 
 
 def test_output_files_are_readable_by_the_group_and_others(tmp_path):
@@ -182,14 +182,14 @@ def test_output_files_are_readable_by_the_group_and_others(tmp_path):
 
 
 def test_a_failed_second_run_into_the_same_folder_keeps_the_first_runs_provenance(tmp_path):
-    p, out = _run(tmp_path, "seeds=1", "regimes=[baseline]", "broker.cap=123456")
+    p, out = _run(tmp_path, "seeds=1", "regimes=[baseline]", "broker_reward.cap=123456")
     assert p.returncode == 0, p.stderr
     def files():  # all but the lock file, which holds the pid of its last holder (for a second job's message)
         return {f.name: f.read_bytes() for f in out.rglob("*") if f.is_file() and f.name != ".lock"}
 
     first = files()
-    assert b"broker.cap=123456" in first["overrides.yaml"]
-    p2, _ = _run(tmp_path, "seeds=1", "regimes=[baseline]", "broker.cap=-1")  # refused: exit 2
+    assert b"broker_reward.cap=123456" in first["overrides.yaml"]
+    p2, _ = _run(tmp_path, "seeds=1", "regimes=[baseline]", "broker_reward.cap=-1")  # refused: exit 2
     assert p2.returncode == 2
     assert files() == first and (out / ".lock").is_file()
 

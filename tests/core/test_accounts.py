@@ -192,25 +192,25 @@ def test_deals_running_at_the_horizon_are_valued_at_their_expected_value():
 
 def test_a_comparison_at_equal_spend_caps_every_regime_at_the_named_regimes_yearly_spend():
     cfg = api.compose(*SMALL, *BROAD_INSURANCE, "engine=numba", "seeds=3", "at_spend=broker_reward")
-    free = api.compare(cfg, regimes=["broker_reward", "failure_insurance"])
-    res = api.compare_at_spend(cfg, regimes=["baseline", "broker_reward", "failure_insurance"])
+    free = api.compare(cfg, regimes=["broker_reward", "insurance"])
+    res = api.compare_at_spend(cfg, regimes=["baseline", "broker_reward", "insurance"])
     # measured from the comparison without a budget when given, the same budget
     assert api.compare_at_spend(cfg, regimes=["baseline"], spend_of=free).budget == res.budget
     years = cfg.scenario.months / 12
     spent = free.summary.groupby("regime")["gov_spend"].mean()
     assert res.budget == np.floor(spent["broker_reward"] / years)   # the named regime's mean yearly spend
-    assert spent["failure_insurance"] / years > 2 * res.budget       # insurance spends more when free
+    assert spent["insurance"] / years > 2 * res.budget       # insurance spends more when free
     for r in res.results:                                            # ... and is held to the budget here
         paid = sum(r.series[:, k.column] for k in ledger.KINDS if k.payer == ledger.GOVERNMENT)
         assert max(paid[m:m + 12].sum() for m in range(0, len(paid), 12)) <= res.budget
-    insured = res.summary.groupby("regime")["gov_spend"].mean()["failure_insurance"]
-    assert insured <= res.budget * years < spent["failure_insurance"]
+    insured = res.summary.groupby("regime")["gov_spend"].mean()["insurance"]
+    assert insured <= res.budget * years < spent["insurance"]
 
 
 def test_at_equal_spend_under_a_budget_of_ones_own_the_budget_is_what_the_regime_spends_within_it():
     budget = 150_000.0
     cfg = api.compose(*SMALL, *BROAD_INSURANCE, "engine=numba", "seeds=2", f"government.annual_budget={budget}")
-    res = api.compare_at_spend(cfg, "failure_insurance", regimes=["baseline"])
+    res = api.compare_at_spend(cfg, "insurance", regimes=["baseline"])
     assert 0 < res.budget <= budget
     assert res.config.government.annual_budget == res.budget
 

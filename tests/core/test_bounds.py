@@ -52,7 +52,7 @@ def test_a_negotiation_longer_than_a_month_concludes_with_chance_one_over_its_me
 @pytest.mark.parametrize("key, lowest", [
     ("scenario.negotiation.broker_speedup", 0.01),
     ("scenario.negotiation.months_licence", 0.01),
-    ("trial.negotiation_months", 0.01),
+    ("free_trial.negotiation_months", 0.01),
     ("royalty.negotiation_months", 0.01),
 ])
 def test_negotiation_months_and_speedup_are_bounded_below(key, lowest):
@@ -76,10 +76,10 @@ def test_the_money_bound_counts_every_search_and_every_visit_and_event():
     months = cfg.scenario.months
     searched = replace(cfg, **{"scenario.firms.search_cost": cfg.scenario.firms.search_cost + 1000.0})
     assert money_bound(searched, pop) - base == pytest.approx(pop.n_projects * months * 1000.0, rel=1e-9)
-    visited = replace(cfg, **{"experts.visits_per_month": cfg.experts.visits_per_month + 10})
-    assert money_bound(visited, pop) - base == pytest.approx(10 * months * cfg.experts.visit_cost, rel=1e-9)
-    no_events = replace(cfg, **{"experts.events_per_year": 0})
-    assert base - money_bound(no_events, pop) == pytest.approx(months * cfg.experts.event_cost, rel=1e-9)
+    visited = replace(cfg, **{"expert_visits.visits_per_month": cfg.expert_visits.visits_per_month + 10})
+    assert money_bound(visited, pop) - base == pytest.approx(10 * months * cfg.expert_visits.visit_cost, rel=1e-9)
+    no_events = replace(cfg, **{"expert_visits.events_per_year": 0})
+    assert base - money_bound(no_events, pop) == pytest.approx(months * cfg.expert_visits.event_cost, rel=1e-9)
 
 
 def test_money_is_refused_exactly_from_the_exact_range_on():
@@ -111,9 +111,9 @@ def test_the_error_names_the_largest_part_of_the_bound():
 
 def test_expert_visits_beyond_the_exact_range_are_refused_before_the_run(tmp_path):
     """The tester's case: it ran, then failed its invariants ("money adds up to ...")."""
-    p = _cli(tmp_path, "regimes=[expert_visits]", "experts.visit_cost=1e12", "experts.visits_per_month=10000")
+    p = _cli(tmp_path, "regimes=[expert_visits]", "expert_visits.visit_cost=1e12", "expert_visits.visits_per_month=10000")
     _one_line_config_error(p, "config error: scenario (seed 0): the money of this run could reach 3.6e+17 yuan, "
-                              "beyond the 9.01e+15 yuan counted exactly; lower experts.visit_cost, visits_per_month "
+                              "beyond the 9.01e+15 yuan counted exactly; lower expert_visits.visit_cost, visits_per_month "
                               "or event_cost, or scenario.months")
     assert not (tmp_path / "run" / "summary.csv").exists()
 
@@ -245,8 +245,8 @@ def test_a_runs_work_counts_slots_searches_achievements_and_screenings():
 
     cfg = api.under_regime(small("scenario.firms.sme_share=0.5", "scenario.firms.projects_sme=2",
                                  "scenario.firms.projects_large=6", "scenario.firms.list_screen=3",
-                                 "scenario.universities.arrivals_per_month=1.5", "experts.visits_per_month=10",
-                                 "experts.screen=4", "experts.event_firms=7", "experts.event_pitches=2"),
+                                 "scenario.universities.arrivals_per_month=1.5", "expert_visits.visits_per_month=10",
+                                 "expert_visits.screen=4", "expert_visits.event_firms=7", "expert_visits.event_pitches=2"),
                            "expert_visits")
     sc = cfg.scenario
     slots = 400 * 4                                   # 0.5 x 2 + 0.5 x 6 slots a firm
@@ -277,7 +277,7 @@ def test_a_run_of_more_work_than_the_limit_is_refused_at_its_edge(monkeypatch):
 
 def test_a_run_that_would_take_hours_is_refused_on_the_command_line(tmp_path):
     """The dashboard's case (10^8 screenings a month: ~10 s a month) over a century of months."""
-    p = _cli(tmp_path, "regimes=[expert_visits]", "experts.visits_per_month=10000", "experts.screen=10000",
+    p = _cli(tmp_path, "regimes=[expert_visits]", "expert_visits.visits_per_month=10000", "expert_visits.screen=10000",
              "scenario.months=1200")
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]

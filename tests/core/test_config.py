@@ -1,6 +1,7 @@
 """The typed config: the YAML files match the schema, and bad values are refused clearly."""
 
 import dataclasses
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,8 +10,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from sim import api
-from sim.core.config import INSTRUMENT_NAMES, Config, ConfigError, load_config, regime_files, replace
-from sim.instruments import INSTRUMENTS
+from sim.core.config import INSTRUMENT_NAMES, Config, ConfigError, check_value, load_config, regime_files, replace
+from sim.instruments import INSTRUMENTS, REGISTRY
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,19 +23,59 @@ def test_default_yaml_equals_schema_defaults():
 
 def test_regime_files_switch_the_right_instruments():
     regimes = {n: api.regime(n) for n in api.regime_names()}
-    alone = {"failure_insurance": "insurance"}   # a regime of one instrument is named after it, but for this one
-    singles = {alone.get(n, n): n for n in regimes if n not in ("baseline", "combined")}
-    assert set(singles) == set(INSTRUMENT_NAMES)
+    singles = set(regimes) - {"baseline", "combined"}
+    assert singles == set(INSTRUMENT_NAMES)   # a regime of one instrument has the instrument's name
     assert all(r.name == n for n, r in regimes.items())
     on = {n: sorted(r.instruments) for n, r in regimes.items()}
-    assert on == {"baseline": [], "combined": sorted(INSTRUMENT_NAMES),
-                  **{regime: [instrument] for instrument, regime in singles.items()}}
+    assert on == {"baseline": [], "combined": sorted(INSTRUMENT_NAMES), **{n: [n] for n in singles}}
     assert on == {n: sorted(i) for n, i in regime_files().items()}  # what the cross-check holds a name to
 
 
+def test_an_instrument_has_one_name_for_its_regime_section_and_kernels():
+    from sim.core import state
+
+    cfg = api.compose()
+    assert INSTRUMENT_NAMES == tuple(m.NAME for m in INSTRUMENTS) == REGISTRY
+    for m in INSTRUMENTS:
+        assert not hasattr(m, "SECTION")
+        assert dataclasses.asdict(getattr(cfg, m.NAME)) == dataclasses.asdict(m.Params())  # its section: its name
+    p = state.make_params(api.compose("regime=combined"), 0, 1)
+    assert all(getattr(p, name).on for name in REGISTRY)   # the kernels' view of its parameters: its name
+    assert tuple(p._fields[-len(REGISTRY):]) == REGISTRY
+    # the main job's regimes and the combined regime are derived from the registry, not listed by hand
+    assert Config().regimes == cfg.regimes == ["baseline", *REGISTRY, "combined"]
+    assert api.compose("regime=combined").regime.instruments == list(REGISTRY)
+
+
+@pytest.mark.parametrize("old, new", [("trial.term_months", "free_trial.term_months"),
+                                      ("broker.rate", "broker_reward.rate"), ("voucher.cap", "vouchers.cap"),
+                                      ("pledge.fund_size", "ip_pledge.fund_size"),
+                                      ("experts.visit_cost", "expert_visits.visit_cost"),
+                                      ("inventors.extra_share", "income_share.extra_share")])
+def test_an_old_section_name_is_refused_naming_the_new_one(old, new):
+    hint = f"(renamed in 0.2.0, an instrument has one name: write {new})"
+    for call in (lambda: api.compose(f"{old}=1"), lambda: api.compose(f"+{old}=1"),
+                 lambda: check_value(old, 1), lambda: replace(Config(), **{old: 1}),
+                 lambda: load_config({old.split(".")[0]: {old.split(".")[1]: 1}}),
+                 lambda: api.compose(f"+grid.{old}=[1]")):
+        with pytest.raises(ConfigError) as e:
+            call()
+        assert hint.split(": write ")[0] in str(e.value) and new.split(".")[0] in str(e.value), str(e.value)
+    with pytest.raises(ConfigError, match=re.escape(hint)):
+        api.compose(f"{old}=1")
+    assert check_value(new, 1) == 1   # the new key is the parameter
+
+
+def test_the_old_regime_name_is_refused_naming_the_new_one():
+    hint = "(renamed in 0.2.0, an instrument has one name: write insurance)"
+    for call in (lambda: api.compose("regime=failure_insurance"), lambda: api.compose("regimes=[failure_insurance]"),
+                 lambda: api.compose("at_spend=failure_insurance"),
+                 lambda: load_config({"regime": {"name": "x", "instruments": ["failure_insurance"]}})):
+        with pytest.raises(ConfigError, match=re.escape(hint)):
+            call()
+
+
 def test_regime_files_list_only_registered_instruments_each_once():
-    assert INSTRUMENT_NAMES == ("free_trial", "broker_reward", "insurance", "royalty", "vouchers", "maturation",
-                                "ip_pledge", "appraisal", "income_share", "expert_visits", "open_licence")
     assert set(INSTRUMENT_NAMES) == {m.NAME for m in INSTRUMENTS}
     files = sorted((ROOT / "configs" / "regime").glob("*.yaml"))
     assert {f.stem for f in files} == set(regime_files())
@@ -42,6 +83,9 @@ def test_regime_files_list_only_registered_instruments_each_once():
         data = OmegaConf.to_container(OmegaConf.load(path))
         assert set(data) == {"name", "instruments"}, path
         assert data["name"] == path.stem, path
+        if data["instruments"] == "all":   # every registered instrument: combined, and no other
+            assert path.stem == "combined"
+            continue
         assert isinstance(data["instruments"], list), path
         assert set(data["instruments"]) <= set(INSTRUMENT_NAMES), path
         assert len(set(data["instruments"])) == len(data["instruments"]), path
@@ -102,14 +146,15 @@ def test_a_named_regime_has_exactly_its_files_instruments_in_any_order():
 
 def test_instrument_defaults_are_the_documented_ones():
     cfg = api.compose()
-    assert cfg.broker.rate == 0.015 and cfg.broker.cap == 300_000
-    assert cfg.trial.term_months == 24 and cfg.trial.success_fee == 20_000
+    assert cfg.broker_reward.rate == 0.015 and cfg.broker_reward.cap == 300_000
+    assert cfg.free_trial.term_months == 24 and cfg.free_trial.success_fee == 20_000
 
 
-@pytest.mark.parametrize("module", INSTRUMENTS, ids=lambda m: m.NAME)
-def test_config_yaml_holds_each_instruments_schema_defaults(module):
-    # the defaults a user reads in configs/config.yaml are the ones the schema documents with their sources
-    assert dataclasses.asdict(getattr(api.compose(), module.SECTION)) == dataclasses.asdict(module.Params())
+def test_config_yaml_lists_no_instrument():
+    # what is per instrument comes from the registry (sim.core.config.register_hydra_defaults), not this file
+    data = OmegaConf.to_container(OmegaConf.load(ROOT / "configs" / "config.yaml"))
+    assert not set(data) & ({m.NAME for m in INSTRUMENTS} | {"regimes"})
+    assert "registry" in data["defaults"]
 
 
 def _leaves(d, prefix=""):
@@ -147,8 +192,8 @@ def test_lishui_scenario_inherits_and_overrides():
 @pytest.mark.parametrize("key, value, fragment", [
     ("scenario.firms.n", 0, "scenario.firms.n = 0: must be >= 1"),
     ("scenario.achievements.value_median", -5.0, "scenario.achievements.value_median = -5.0: must be > 0"),
-    ("broker.rate", 1.5, "broker.rate = 1.5: must be >= 0 and <= 1"),
-    ("broker.cap", -1, "broker.cap = -1"),
+    ("broker_reward.rate", 1.5, "broker_reward.rate = 1.5: must be >= 0 and <= 1"),
+    ("broker_reward.cap", -1, "broker_reward.cap = -1"),
     ("insurance.subsidy_share", -0.1, "insurance.subsidy_share = -0.1"),
     ("seeds", "many", "seeds = 'many': must be an integer"),
     ("engine", "gpu", "engine = 'gpu': must be one of"),
@@ -175,12 +220,12 @@ def test_unknown_key_lists_allowed_keys():
 
 
 def test_zero_length_trial_refused_only_where_trials_run():
-    load_config({"trial": {"term_months": 0}})  # fine under baseline
-    with pytest.raises(ConfigError, match="trial.term_months = 0: must be >= 1 when free trials are on"):
-        load_config({"trial": {"term_months": 0}, "regime": {"name": "free_trial", "instruments": ["free_trial"]}})
-    with pytest.raises(ConfigError, match="trial.term_months = 0: must be >= 1 when free trials are on .regime 'mix'"):
-        load_config({"trial": {"term_months": 0}, "regime": {"name": "mix", "instruments": ["insurance", "free_trial"]}})
-    load_config({"trial": {"term_months": 0}, "regime": {"name": "mix", "instruments": ["insurance", "broker_reward"]}})
+    load_config({"free_trial": {"term_months": 0}})  # fine under baseline
+    with pytest.raises(ConfigError, match="free_trial.term_months = 0: must be >= 1 when free trials are on"):
+        load_config({"free_trial": {"term_months": 0}, "regime": {"name": "free_trial", "instruments": ["free_trial"]}})
+    with pytest.raises(ConfigError, match="free_trial.term_months = 0: must be >= 1 when free trials are on .regime 'mix'"):
+        load_config({"free_trial": {"term_months": 0}, "regime": {"name": "mix", "instruments": ["insurance", "free_trial"]}})
+    load_config({"free_trial": {"term_months": 0}, "regime": {"name": "mix", "instruments": ["insurance", "broker_reward"]}})
 
 
 def _run_cli(*args):
@@ -190,10 +235,10 @@ def _run_cli(*args):
 
 @pytest.mark.parametrize("args, fragment", [
     (["scenario.firms.n=0"], "scenario.firms.n = 0: must be >= 1"),
-    (["broker.rate=2"], "broker.rate = 2"),
-    (["broker.cap=-300000"], "broker.cap = -300000"),
+    (["broker_reward.rate=2"], "broker_reward.rate = 2"),
+    (["broker_reward.cap=-300000"], "broker_reward.cap = -300000"),
     (["scenario.achievements.ask_share=-1"], "scenario.achievements.ask_share = -1"),
-    (["trial.term_months=0"], "trial.term_months = 0"),
+    (["free_trial.term_months=0"], "free_trial.term_months = 0"),
     (["scenario.firms.nn=3"], "unknown key 'scenario.firms.nn': allowed keys in scenario.firms are"),
     (["+scenario.colour=red"], "unknown key 'scenario.colour'"),
     (["scenario=atlantis"], "Could not find 'scenario/atlantis'; allowed: " +  # and any calibrated scenario written here

@@ -75,7 +75,7 @@ def test_obliged_universities_offer_every_trial_the_others_only_when_worth_it():
     # yuan against a reservation of 0.6 x an asking price of ~1 M): none is worth it, none offered.
     for share, offered in [(1.0, True), (0.0, False)]:
         cfg = api.under_regime(api.compose("scenario.firms.n=300", "scenario.months=24", "progress=false",
-                                           "trial.payment=fixed_fee",
+                                           "free_trial.payment=fixed_fee",
                                            f"scenario.universities.pilot_share={share}"), "free_trial")
         s = kernels.simulate(cfg, 0)[0]
         weighed = s[:, free_trial.TRIALS_OFFERED].sum() + s[:, free_trial.TRIALS_DECLINED].sum()
@@ -87,7 +87,7 @@ def test_obliged_universities_offer_every_trial_the_others_only_when_worth_it():
 TIGHT = ("government.annual_budget=3e6", *BROAD_INSURANCE, "progress=false")
 
 
-@pytest.mark.parametrize("regime", ["failure_insurance", "combined"])
+@pytest.mark.parametrize("regime", ["insurance", "combined"])
 def test_government_pays_at_most_its_budget_in_every_budget_year(regime):
     # Premium subsidies are promised when a firm decides and paid at signing, often in the
     # next year: the promise counts in both years, so each year's payments stay within the cap.
@@ -105,7 +105,7 @@ def test_government_pays_at_most_its_budget_in_every_budget_year(regime):
 
 
 def test_the_invariant_catches_a_year_over_budget():
-    cfg = api.under_regime(api.compose(*TIGHT), "failure_insurance")
+    cfg = api.under_regime(api.compose(*TIGHT), "insurance")
     series, n_ach, money = kernels.simulate(cfg, 0)
     check_invariants(series, n_ach, money, cfg)
     over = series.copy()
@@ -180,7 +180,7 @@ def test_moral_hazard_lowers_an_insured_chance_with_the_share_refunded():
 
 TEMPTED = ("scenario.firms.n=600", "scenario.months=48", "scenario.firms.sme_share=0.0",
            "scenario.firms.absorptive_large_a=9", "scenario.firms.absorptive_large_b=1",
-           "scenario.universities.pilot_share=1", "trial.payment=fixed_fee", "trial.price_share=1.0",
+           "scenario.universities.pilot_share=1", "free_trial.payment=fixed_fee", "free_trial.price_share=1.0",
            "progress=false")
 
 
@@ -190,9 +190,9 @@ def test_verification_raises_the_trial_fees_collected():
     # turns false reports into fees (and penalties).
     d_fees, misreported = [], 0
     for seed in range(12):
-        low = api.simulate(api.under_regime(api.compose(*TEMPTED, "trial.verification=0.05"), "free_trial"), seed,
+        low = api.simulate(api.under_regime(api.compose(*TEMPTED, "free_trial.verification=0.05"), "free_trial"), seed,
                            "numba").summary
-        high = api.simulate(api.under_regime(api.compose(*TEMPTED, "trial.verification=0.9"), "free_trial"), seed,
+        high = api.simulate(api.under_regime(api.compose(*TEMPTED, "free_trial.verification=0.9"), "free_trial"), seed,
                             "numba").summary
         d_fees.append(high["trial_payments"] - low["trial_payments"])
         misreported += low["trials_misreported"]
@@ -208,7 +208,7 @@ def test_moral_hazard_raises_insured_failures():
         runs = [api.simulate(api.under_regime(api.compose("scenario.firms.n=600", "scenario.months=48",
                                                           *BROAD_INSURANCE, "progress=false",
                                                           f"insurance.moral_hazard={mh}"),
-                                              "failure_insurance"), seed, "numba").summary for mh in (0.0, 0.8)]
+                                              "insurance"), seed, "numba").summary for mh in (0.0, 0.8)]
         rate = [r["failures"] / (r["successes"] + r["failures"]) for r in runs]
         d.append(rate[1] - rate[0])
     assert mean_ci(d)[1] > 0

@@ -26,7 +26,7 @@ def runs():
     cfg = api.compose(*RISK_AVERSE_SMES, *BROAD_INSURANCE, f"seeds={SEEDS}", "engine=numba",
                       "scenario.universities.expiry_months=1200",
                       "scenario.universities.arrivals_per_month=0")
-    res = api.compare(cfg, regimes=["baseline", "free_trial", "broker_reward", "failure_insurance"], progress=False)
+    res = api.compare(cfg, regimes=["baseline", "free_trial", "broker_reward", "insurance"], progress=False)
     return res.summary.set_index(["regime", "seed"]).sort_index()
 
 
@@ -35,7 +35,7 @@ def fixed_fee_runs():
     """The free trial at Tianjin's fixed 20,000-yuan fee, on the same seeds and settings as ``runs``."""
     cfg = api.compose(*RISK_AVERSE_SMES, *BROAD_INSURANCE, f"seeds={SEEDS}", "engine=numba",
                       "scenario.universities.expiry_months=1200",
-                      "scenario.universities.arrivals_per_month=0", "trial.payment=fixed_fee")
+                      "scenario.universities.arrivals_per_month=0", "free_trial.payment=fixed_fee")
     res = api.compare(cfg, regimes=["free_trial"], progress=False)
     return res.summary.set_index(["regime", "seed"]).sort_index()
 
@@ -53,8 +53,8 @@ def _effect(runs, regime, metric):
     ("broker_reward", "brokers_mean"),    # broker rewards raise the broker count
     ("broker_reward", "matches_brokered"),  # ... and the matches they make (brokers screen the published lists; the
                                             # firms' own search adds as many matches again, diluting the total's test)
-    ("failure_insurance", "contracts"),   # insurance raises adoption by risk-averse firms
-    ("failure_insurance", "signed_insured"),
+    ("insurance", "contracts"),   # insurance raises adoption by risk-averse firms
+    ("insurance", "signed_insured"),
 ])
 def test_instrument_raises(runs, regime, metric):
     mean, p = _effect(runs, regime, metric)
@@ -79,4 +79,4 @@ def test_only_insurance_and_rewards_cost_the_government(runs):
     assert (runs.loc["free_trial"]["gov_spend"] == 0).all()
     assert (runs.loc["broker_reward"]["gov_spend_subsidies"] == 0).all()
     assert runs.loc["broker_reward"]["gov_spend_rewards"].sum() > 0
-    assert runs.loc["failure_insurance"]["gov_spend_subsidies"].sum() > 0
+    assert runs.loc["insurance"]["gov_spend_subsidies"].sum() > 0

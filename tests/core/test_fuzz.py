@@ -276,7 +276,7 @@ def _grid_keys():
     # model parameters that no cross-check involves, so a valid grid is accepted
     return [k for k in PARAMETER_KEYS if not k.startswith(("regime", "scenario.brokers.initial",
                                                            "scenario.brokers.max", "scenario.universities.",
-                                                           "trial.term_months"))
+                                                           "free_trial.term_months"))
             and BY_KEY[k].typ in (int, float)]
 
 
@@ -288,7 +288,7 @@ def _valid_grid(draw):
     values = draw(st.lists(valid_value(BY_KEY[key]), min_size=1, max_size=3, unique_by=repr))
     values = [v.item() if isinstance(v, np.generic) else float(v) if isinstance(v, Fraction) else v for v in values]
     assume(len({repr(v) for v in values}) == len(values))
-    if draw(st.booleans()) and "." in key:  # nested, as +grid.broker.rate=[...] gives it
+    if draw(st.booleans()) and "." in key:  # nested, as +grid.broker_reward.rate=[...] gives it
         head, tail = key.split(".", 1)
         return {head: {tail: values}}
     return {key: values}
@@ -331,16 +331,16 @@ def invalid_value(leaf):
         return _invalid_instruments()
     if leaf.key == "grid":
         keys = st.sampled_from(PARAMETER_KEYS + ["seed", "regime", "regime.name", "regime.instruments", "nosuch",
-                                                 "broker"])
+                                                 "broker_reward"])
         return st.one_of(
-            st.sampled_from([3, "broker.rate", [1], None if not leaf.optional else 3]),
+            st.sampled_from([3, "broker_reward.rate", [1], None if not leaf.optional else 3]),
             st.builds(lambda k: {k: []}, keys),
             st.builds(lambda k: {k: 0.5}, keys),
             st.builds(lambda k: {k: [0.5, 0.5]}, keys),
             st.builds(lambda k: {k: ["nan-text"]}, keys),
             st.sampled_from([{"seed": [1, 2]}, {"regime": ["baseline"]}, {"regime.name": ["combined"]},
                              {"regime.instruments": [["insurance"], []]}, {"regime": {"instruments": [[]]}},
-                             {"nosuch.key": [1]}, {"broker.rate": [2.0]}, {"broker": {"rate": [float("nan")]}},
+                             {"nosuch.key": [1]}, {"broker_reward.rate": [2.0]}, {"broker_reward": {"rate": [float("nan")]}},
                              {"scenario.firms.n": [0]}, {"scenario.months": [10**9]}, {1: [1]}]),
         )
     if leaf.meta.get("choices"):
@@ -470,7 +470,7 @@ def _cross_rule_broken(data: dict) -> bool:
             return False
         # a named regime lists exactly its file's instruments; free trials need a term
         return bool((name in REGIME_FILES and sorted(instruments) != sorted(REGIME_FILES[name]))
-                    or ("free_trial" in instruments and data["trial"]["term_months"] < 1)
+                    or ("free_trial" in instruments and data["free_trial"]["term_months"] < 1)
                     or b["max"] < b["initial"]
                     or int(u["n"]) * int(u["achievements_each"]) > C.POPULATION_MAX
                     or (int(u["n"]) * int(u["achievements_each"])
@@ -489,14 +489,14 @@ def _cross_rule_broken(data: dict) -> bool:
                     or (data.get("at_spend") is not None and data["at_spend"] not in REGIME_FILES)
                     # the income-share reform keeps the inventors' share within 1
                     or ("income_share" in instruments
-                        and float(u["inventor_share"]) + float(data["inventors"]["extra_share"]) > 1.0))
+                        and float(u["inventor_share"]) + float(data["income_share"]["extra_share"]) > 1.0))
     except (TypeError, ValueError, KeyError, OverflowError):  # invalid values: no cross-check applies
         return False
 
 
-_CROSS_KEYS = ("trial.term_months", "scenario.brokers.max", "scenario.universities.achievements_each",
+_CROSS_KEYS = ("free_trial.term_months", "scenario.brokers.max", "scenario.universities.achievements_each",
                "scenario.universities.arrivals_per_month", "seed", "at_spend", "insurance.coverage_step",
-               "regime.instruments", "inventors.extra_share")
+               "regime.instruments", "income_share.extra_share")
 
 
 def _names(msg: str, key: str) -> bool:
@@ -606,10 +606,10 @@ def check_config_promise(base: dict, ovs) -> None:
 
 @_settings(200, suppress_health_check=[HealthCheck.too_slow])  # each example runs two simulations
 @given(ovs=_override_list())
-@example(ovs=[Override("invalid", ("broker", "cap"), 10**400)])  # was an OverflowError (found by this file)
+@example(ovs=[Override("invalid", ("broker_reward", "cap"), 10**400)])  # was an OverflowError (found by this file)
 @example(ovs=[Override("valid", ("regime",), {"name": "mix", "instruments": ["insurance", "free_trial"]})])
 @example(ovs=[Override("valid", ("regime",), {"name": "mix", "instruments": ["free_trial"]}),
-              Override("valid", ("trial", "term_months"), 0)])  # refused: trials need a term
+              Override("valid", ("free_trial", "term_months"), 0)])  # refused: trials need a term
 @example(ovs=[Override("invalid", ("regime", "instruments"), ["free_trial", "free_trial"])])
 @example(ovs=[Override("invalid", ("regime", "instruments"), ["insurance"])])  # not baseline's
 @example(ovs=[Override("invalid", ("regimes",), [["baseline"]])])  # was a TypeError (found by this file)
@@ -655,20 +655,20 @@ def _fmt(v) -> str:
 
 
 _RAW = [
-    "scenario.name=丽水", "scenario.name='丽水'", "broker.rate=${nosuchkey}", "broker.cap=${broker.rate}",
+    "scenario.name=丽水", "scenario.name='丽水'", "broker_reward.rate=${nosuchkey}", "broker_reward.cap=${broker_reward.rate}",
     "scenario.firms.n=${scenario.months}", "x" * 300 + "=1", "scenario." + "y" * 300 + "=2", "regime=[a,b]",
     "regime=[baseline,combined]", "regime.free_trial=true", "regime=atlantis", "scenario=atlantis",
     "regime.name=mix", "regime.instruments=[free_trial,insurance]", "regime.instruments=[insurance,insurance]",
     "regime.instruments=[nosuch]", "regime.instruments=insurance", "regime.instruments=[]",
-    "scenario=lishui", "regime=free_trial", "broker.rate", "=3", "broker.rate==3", "broker.rate=[1,2",
-    "broker.rate=", "seeds=1,2", "+foo=1", "~broker.rate", "++broker.rate=0.1", "+grid.broker.rate=[0.01]",
-    "scenario.firms={n:3}", "seed=range(0,3)", "broker.rate=0.1 0.2", "engine=gpu", "engine=numba",
+    "scenario=lishui", "regime=free_trial", "broker_reward.rate", "=3", "broker_reward.rate==3", "broker_reward.rate=[1,2",
+    "broker_reward.rate=", "seeds=1,2", "+foo=1", "~broker_reward.rate", "++broker_reward.rate=0.1", "+grid.broker_reward.rate=[0.01]",
+    "scenario.firms={n:3}", "seed=range(0,3)", "broker_reward.rate=0.1 0.2", "engine=gpu", "engine=numba",
     "regimes=[]", "regimes=[baseline]", "regimes=[combined,combined]", "regimes=baseline",
-    "broker.rate=nan", "broker.rate=inf", "scenario.firms.n=1e8", "scenario.months=1e9",
+    "broker_reward.rate=nan", "broker_reward.rate=inf", "scenario.firms.n=1e8", "scenario.months=1e9",
     "scenario.months=1000000000", "scenario.firms.n=-1", "seed=-1", "seed=9223372036854775808",
     "workers=0", "results_dir=/nonexistent/x", "government.annual_budget=null",
     "government.annual_budget=0", "hydra.job.chdir=true", "scenario.firms.n=3.5", "progress=maybe",
-    "scenario.firms.n='300'", "insurance.coverage=1e-400", "trial.term_months=0", "scenario.brokers.initial=41",
+    "scenario.firms.n='300'", "insurance.coverage=1e-400", "free_trial.term_months=0", "scenario.brokers.initial=41",
     "scenario=3", "regime=true",
 ]
 
@@ -753,10 +753,10 @@ def _check_cli_outcome(argv, code, out, err, run_dir: Path) -> None:
 
 # a few command lines always run (whatever Hypothesis draws): the brief's own examples
 _FIXED_COMMAND_LINES = [
-    [], ["regime=[a,b]"], ["regime.free_trial=true"], ["broker.rate=${nosuchkey}"], ["scenario.name=丽水"],
+    [], ["regime=[a,b]"], ["regime.free_trial=true"], ["broker_reward.rate=${nosuchkey}"], ["scenario.name=丽水"],
     ["regime.instruments=[free_trial]"], ["regime.name=mix", "regime.instruments=[free_trial,insurance]"],
     ["x" * 300 + "=1"], ["scenario.months=1000000000"],
-    ["scenario=3"], ["broker.cap=1" + "0" * 400],  # were tracebacks (found by this file)
+    ["scenario=3"], ["broker_reward.cap=1" + "0" * 400],  # were tracebacks (found by this file)
 ]
 
 

@@ -349,8 +349,8 @@ _HUGE = "1" + "0" * 400   # an integer beyond any float, as YAML reads it
 
 
 @pytest.mark.parametrize("reader, text, key", [
-    ("space", "parameters:\n  broker.rate: {low: 0, high: %s}\n" % _HUGE, "space.parameters.broker.rate.high"),
-    ("levers", "parameters:\n  broker.rate: {low: -%s, high: 0.01}\n" % _HUGE, "levers.parameters.broker.rate.low"),
+    ("space", "parameters:\n  broker_reward.rate: {low: 0, high: %s}\n" % _HUGE, "space.parameters.broker_reward.rate.high"),
+    ("levers", "parameters:\n  broker_reward.rate: {low: -%s, high: 0.01}\n" % _HUGE, "levers.parameters.broker_reward.rate.low"),
     ("targets", _TARGETS_TEXT.replace("sd: ", "sd: " + _HUGE + "  # ", 1), ".sd = 1000"),
 ])
 def test_an_integer_beyond_any_float_is_refused_in_one_line(reader, text, key, scratch):
@@ -378,7 +378,7 @@ def test_an_optimise_constraint_beyond_any_float_is_refused_in_one_line():
 
 
 # ----------------------------------------------------------------------------- d. a posterior
-_RISK, _SURFACE, _NOISE = "scenario.firms.risk_aversion_sme", "experts.surface_chance", "scenario.firms.self_noise"
+_RISK, _SURFACE, _NOISE = "scenario.firms.risk_aversion_sme", "expert_visits.surface_chance", "scenario.firms.self_noise"
 _PARTICLES = pd.DataFrame({"weight": [0.5, 0.3, 0.2], _RISK: [1.0, 3.0, 6.0], _SURFACE: [0.2, 0.6, 0.9],
                            _NOISE: [0.5, 0.5, 0.5]})
 _POSTERIOR_META = {"target_set": "reported", "scenarios": {"default": [_RISK, _SURFACE], "lishui": [_NOISE]},
@@ -406,7 +406,7 @@ def posterior_files(draw):
             df = df.drop(columns=[draw(st.sampled_from(list(df.columns)))])
         elif op == "add":
             col = draw(st.sampled_from(["scenario.firms.n", "scenario.months", "regime.name", "government.budget",
-                                        "scenario.name", "no.such.key", "seed", "broker.rate", "Unnamed: 0"]))
+                                        "scenario.name", "no.such.key", "seed", "broker_reward.rate", "Unnamed: 0"]))
             df[col] = draw(st.sampled_from([0.01, 100, "x", math.nan]))
         elif op == "duplicate" and len(df.columns):
             col = draw(st.sampled_from(list(df.columns)))
@@ -460,11 +460,11 @@ def test_a_mutated_posterior_is_read_consistent_or_refused_in_one_line(files, sc
 _TINY = ["scenario.firms.n=200", "scenario.months=6", "progress=false"]
 _NASTY_OVERRIDES = ["seeds=100000000", "seeds=0", "seeds=-1", "seed=0,1,2", "seed=9223372036854775807", "seeds=2",
                     "regime=free_trial", "regime=nosuch", "regime=../../etc", "regime=baseline,free_trial",
-                    "+grid.broker.rate=[0.01,0.02]", "+grid.broker.rate=[]", "+grid.nosuch=[1]",
+                    "+grid.broker_reward.rate=[0.01,0.02]", "+grid.broker_reward.rate=[]", "+grid.nosuch=[1]",
                     "grid={broker: {rate: [0.01]}}", "scenario.firms.n=1" + "0" * 300, "scenario.firms.n=nan",
                     "scenario.firms.n=range(1,100000)", "scenario.months=range(1,5)", "~seed", "seed@pkg=1",
                     "hydra.run.dir=/", "hydra/launcher=submitit_slurm", "nosuch.key=1", "scenario={firms: {n: 250}}",
-                    "scenario.firms.n=${oc.env:HOME}", "scenario.firms.n=${a}${a}", "broker.rate=interval(0,1)",
+                    "scenario.firms.n=${oc.env:HOME}", "scenario.firms.n=${a}${a}", "broker_reward.rate=interval(0,1)",
                     "scenario.firms.n=choice(200,201)", "scenario.firms.n=", "=1", "'", "scenario.firms.n=[[[[[[1]]]]]]",
                     "results_dir=/tmp", "engine=gpu", "x" * 5000]
 
@@ -1081,10 +1081,10 @@ def test_a_posterior_weight_beyond_any_float_is_refused_in_one_line(scratch):
 
 
 @pytest.mark.parametrize("reader, text", [
-    ("space", "parameters:\n  broker.rate: {low: 0, high: 0.01, ? \"a\\nb\" : 1}\n"),
-    ("space", "parameters:\n  \"broker.rate\\nx\": {low: 0, high: 0.01}\n"),
-    ("space", "parameters:\n  broker.rate: {low: 0, high: 0.01, 1: x, b: y}\n"),
-    ("levers", "? \"a\\nb\"\n: 1\n1: 2\nparameters: {broker.rate: {low: 0, high: 0.01}}\n"),
+    ("space", "parameters:\n  broker_reward.rate: {low: 0, high: 0.01, ? \"a\\nb\" : 1}\n"),
+    ("space", "parameters:\n  \"broker_reward.rate\\nx\": {low: 0, high: 0.01}\n"),
+    ("space", "parameters:\n  broker_reward.rate: {low: 0, high: 0.01, 1: x, b: y}\n"),
+    ("levers", "? \"a\\nb\"\n: 1\n1: 2\nparameters: {broker_reward.rate: {low: 0, high: 0.01}}\n"),
     ("targets", _TARGETS_TEXT.replace("settings:\n", "settings:\n  \"x\\ny\": {scenario: county}\n", 1)),
     ("targets", _TARGETS_TEXT.replace("name: reported\n", "name: reported\n1: 2\n\"a\\nb\": 3\n", 1)),
 ])

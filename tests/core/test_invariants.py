@@ -71,7 +71,7 @@ def _payment_checks(m: TransferModel) -> Counter:
         if kind == broker_reward.BROKER_REWARDS:
             # the reward on the payment just made: min(rate x payment, cap)
             assert "broker_reward" in cfg.regime.instruments and last_payment is not None
-            assert amount <= cfg.broker.cap and amount <= cfg.broker.rate * last_payment
+            assert amount <= cfg.broker_reward.cap and amount <= cfg.broker_reward.rate * last_payment
         elif kind == free_trial.TRIAL_PAYMENTS:
             # a trial pays only on success, in the month of the successful outcome
             assert (month, payer) in succeeded
@@ -100,7 +100,7 @@ def test_invariants_every_month(regime):
     assert totals[ledger.LICENCE_PAYMENTS] + totals[free_trial.TRIAL_PAYMENTS] > 0 and totals["success"] > 0
     if regime in ("broker_reward", "combined"):
         assert totals[broker_reward.BROKER_REWARDS] > 0
-    if regime in ("failure_insurance", "combined"):
+    if regime in ("insurance", "combined"):
         assert totals[insurance.CLAIMS] > 0 and totals[insurance.PREMIUMS_FIRM] > 0
     if regime in ("free_trial", "combined"):
         assert totals[free_trial.TRIAL_PAYMENTS] > 0
@@ -177,20 +177,20 @@ def test_switched_off_regime_is_exactly_baseline(seed):
     base_cfg = small()
     base = _series(base_cfg, seed)
     # every instrument switched off, with its parameters changed: nothing changes
-    off = api.compose(*_small_args(), "regime=baseline", "trial.term_months=3", "trial.success_fee=1",
-                      "broker.rate=0.9", "broker.cap=1", "insurance.loading=0", "insurance.subsidy_share=1")
+    off = api.compose(*_small_args(), "regime=baseline", "free_trial.term_months=3", "free_trial.success_fee=1",
+                      "broker_reward.rate=0.9", "broker_reward.cap=1", "insurance.loading=0", "insurance.subsidy_share=1")
     assert np.array_equal(_series(off, seed), base)
     # each instrument switched on but given nothing to do
     inert = [
-        ("broker_reward", "broker.rate=0"),
-        ("broker_reward", "broker.cap=0"),
-        ("failure_insurance", "insurance.insurers=0"),
+        ("broker_reward", "broker_reward.rate=0"),
+        ("broker_reward", "broker_reward.cap=0"),
+        ("insurance", "insurance.insurers=0"),
         ("free_trial", "scenario.universities.pilot_share=0"),  # and no fixed fee is worth a reservation price
     ]
     insurer_stock = [Series.INSURERS_ACTIVE, Series.CASH_INSURERS]
     trial_weighed = [Series.TRIALS_OFFERED, Series.TRIALS_DECLINED]
     for regime, override in inert:
-        fixed_fee = ("trial.payment=fixed_fee",) if regime == "free_trial" else ()   # Tianjin's 20,000 yuan
+        fixed_fee = ("free_trial.payment=fixed_fee",) if regime == "free_trial" else ()   # Tianjin's 20,000 yuan
         cfg = api.under_regime(api.compose(*_small_args(), override, *fixed_fee), regime)
         got = _series(cfg, seed)
         if override == "insurance.insurers=0":  # no insurer, so no insurer reserves on the books

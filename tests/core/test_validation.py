@@ -40,7 +40,7 @@ def _assert_one_line_config_error(p, *fragments):
 
 # --------------------------------------------------------------------------- bounds of the schema
 @pytest.mark.parametrize("key, value", [
-    ("broker.cap", 1e19),                       # was cast to int64: government spend of -1e20 on numba
+    ("broker_reward.cap", 1e19),                       # was cast to int64: government spend of -1e20 on numba
     ("insurance.subsidy_cap", 1e19),            # made insurance equal to baseline
     ("insurance.initial_reserves", 9.3e18),     # negative reserves
     ("scenario.firms.cash_median_sme", 1e300),  # the engines disagreed
@@ -76,8 +76,8 @@ def test_every_number_of_the_schema_has_an_upper_bound():
 
 def test_largest_money_values_run_exactly_on_both_engines():
     """Money at the schema's bound: the books still balance to the yuan and the engines agree."""
-    cfg = api.under_regime(small("broker.cap=1e12", "insurance.subsidy_cap=1e12", "insurance.initial_reserves=1e12",
-                                 "insurance.min_reserves=1e12", "trial.success_fee=1e12",
+    cfg = api.under_regime(small("broker_reward.cap=1e12", "insurance.subsidy_cap=1e12", "insurance.initial_reserves=1e12",
+                                 "insurance.min_reserves=1e12", "free_trial.success_fee=1e12",
                                  "scenario.firms.cash_median_large=1e12"), "combined")
     a = api.simulate(cfg, 0, engine="mesa")
     b = api.simulate(cfg, 0, engine="numba")
@@ -160,14 +160,14 @@ def test_huge_population_is_refused_on_the_command_line_without_a_memory_error(t
     (["regime.name=atlantis"], "regime 'atlantis': allowed are baseline"),  # the main job runs named regimes
     (["seed=9223372036854775808", "engine=numba"], "seed = 9223372036854775808: must be >= 0"),
     (["seed=9223372036854775807", "seeds=2"], "the last seed, seed + seeds - 1, must be <="),
-    (["broker.cap=1e19"], "broker.cap = 1e+19: must be >= 0 and <= 1e+12"),
+    (["broker_reward.cap=1e19"], "broker_reward.cap = 1e+19: must be >= 0 and <= 1e+12"),
     (["scenario.brokers.fee_rate=1", "scenario.brokers.fee_firm_share=0"], "scenario.brokers.fee_rate = 1.0"),
     (["scenario.months=1e9"], "scenario.months = 1000000000: must be >= 1 and <= 1200"),
     (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
     (["scenario=null"], "scenario = None: must name a scenario"),
     (["scenario=3"], "scenario = 3: must name a scenario"),
-    (["broker.cap=1" + "0" * 400], "broker.cap = 1000"),  # an int beyond any float
-    (["broker.rate=${nosuchkey}"], "broker.rate = '${nosuchkey}': cannot be resolved"),
+    (["broker_reward.cap=1" + "0" * 400], "broker_reward.cap = 1000"),  # an int beyond any float
+    (["broker_reward.rate=${nosuchkey}"], "broker_reward.rate = '${nosuchkey}': cannot be resolved"),
     (["~seed"], "~seed: a setting cannot be deleted"),
     (["scenario.name="], "scenario.name = '': must be printable text of 1 to 200 characters"),
     (["scenario.brokers.max=1000000", "scenario.brokers.capacity=10000"], "a run would take days"),
@@ -222,8 +222,8 @@ def test_simulate_validates_a_config_built_or_changed_by_hand():
     bad_months = dataclasses.replace(cfg, scenario=dataclasses.replace(cfg.scenario, months=0))
     with pytest.raises(ConfigError, match="scenario.months = 0: must be >= 1"):
         api.simulate(bad_months, 0)
-    bad_rate = dataclasses.replace(cfg, broker=dataclasses.replace(cfg.broker, rate=float("nan")))
-    with pytest.raises(ConfigError, match="broker.rate = nan: must be a finite number"):
+    bad_rate = dataclasses.replace(cfg, broker_reward=dataclasses.replace(cfg.broker_reward, rate=float("nan")))
+    with pytest.raises(ConfigError, match="broker_reward.rate = nan: must be a finite number"):
         api.simulate(bad_rate, 0, engine="numba")
     cfg.scenario.firms.n = -5  # changed after validation
     with pytest.raises(ConfigError, match="scenario.firms.n = -5"):
@@ -262,8 +262,8 @@ def test_grid_over_settings_that_are_not_model_parameters_is_refused():
                            ({"seeds": [1, 2]}, "grid.seeds"),
                            ({"regime": {"name": ["free_trial"]}}, "grid.regime.name"),
                            ({"regime": {"instruments": [["insurance"], []]}}, "grid.regime.instruments"),
-                           ({"broker": {"rate": [0.01, 2.0]}}, "grid.broker.rate: broker.rate = 2.0"),
-                           ({"broker": {"rate": [0.01, 0.01]}}, "each value may appear once")):
+                           ({"broker_reward": {"rate": [0.01, 2.0]}}, "grid.broker_reward.rate: broker_reward.rate = 2.0"),
+                           ({"broker_reward": {"rate": [0.01, 0.01]}}, "each value may appear once")):
         with pytest.raises(ConfigError, match=fragment.replace(".", r"\.").replace("(", r"\(")):
             load_config({"grid": grid})
 
@@ -291,7 +291,7 @@ def test_a_run_that_breaks_the_books_is_an_error_not_a_result(monkeypatch):
 
 def test_rounded_claims_and_rewards_pass_their_invariants():
     """Claims are rounded half up and rewards down, per payment: the checks allow exactly that, over many runs."""
-    cfg = api.under_regime(small("engine=numba", "insurance.deductible=0", "insurance.coverage=0.9", "broker.rate=0.7",
+    cfg = api.under_regime(small("engine=numba", "insurance.deductible=0", "insurance.coverage=0.9", "broker_reward.rate=0.7",
                                  "scenario.firms.need_rate_sme=0.5", "scenario.firms.need_rate_large=0.5"), "combined")
     runs = api.run_batch([(cfg, seed) for seed in range(40)])  # each run's invariants are checked
     assert sum(r.summary["claims"] for r in runs) > 0 and sum(r.summary["broker_rewards"] for r in runs) > 0

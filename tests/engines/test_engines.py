@@ -92,7 +92,7 @@ def test_engines_agree_with_a_budget_and_insurer_exits():
     cfg = api.under_regime(small("government.annual_budget=300000", "insurance.insurers=2",
                                  "insurance.initial_reserves=2e6", "insurance.min_reserves=1.5e6",
                                  "insurance.loading=0", "insurance.prior_failure=0.1", "insurance.claim_share=1",
-                                 "broker.rate=0.2"), "combined")
+                                 "broker_reward.rate=0.2"), "combined")
     denied = withdrawn = 0
     for seed in range(10):
         pop = draw_population(cfg, seed)

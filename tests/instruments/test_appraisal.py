@@ -39,7 +39,7 @@ def test_every_reward_is_one_conversion_of_the_universitys_own_achievement():
     # Tianjin's fixed fee: no firm finds a false failure report worth it, so every conversion is one the university
     # sees (a bargained price, large, tempts some: their conversions earn no reward, tested below)
     cfg = api.compose(*SMALL, "regime.name=mix", "regime.instruments=[appraisal,free_trial]", *NO_PILOT,
-                      "trial.payment=fixed_fee")
+                      "free_trial.payment=fixed_fee")
     reward = rules.yuan(cfg.appraisal.reward)
     total = 0
     for seed in SEEDS[:4]:
@@ -60,9 +60,9 @@ def test_every_reward_is_one_conversion_of_the_universitys_own_achievement():
 def test_appraisal_raises_the_trials_universities_offer():
     # with Tianjin's fixed fee the reward on conversion is what makes a trial worth a university's reservation; with a
     # bargained price some payment on success always is, once the match's chance is high enough, whatever the reward
-    control = api.compose(*SMALL, "regime=free_trial", *NO_PILOT, "trial.payment=fixed_fee")
+    control = api.compose(*SMALL, "regime=free_trial", *NO_PILOT, "free_trial.payment=fixed_fee")
     treated = api.compose(*SMALL, "regime.name=mix", "regime.instruments=[free_trial,appraisal]", *NO_PILOT,
-                          "trial.payment=fixed_fee")
+                          "free_trial.payment=fixed_fee")
     mean, p = paired_effect(treated, control, "trials_offered", SEEDS)
     assert mean > 0 and p < 0.01, (mean, p)
 
@@ -81,7 +81,7 @@ def test_a_reward_without_a_conversion_is_refused():
 def test_a_conversion_reported_as_a_failure_earns_no_reward_and_the_budget_refuses_the_rest():
     # trials nobody checks (a false failure report is never found out) under an appraisal with a small budget
     cfg = api.compose(*SMALL, "regime.name=mix", "regime.instruments=[appraisal,free_trial]",
-                      "scenario.universities.pilot_share=1", "trial.verification=0", "trial.success_fee=2e5",
+                      "scenario.universities.pilot_share=1", "free_trial.verification=0", "free_trial.success_fee=2e5",
                       "scenario.firms.absorptive_sme_a=8", "scenario.firms.absorptive_sme_b=1",
                       "government.annual_budget=150000")
     reward = rules.yuan(cfg.appraisal.reward)

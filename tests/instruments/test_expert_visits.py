@@ -61,8 +61,8 @@ def one_firm(*overrides):
         "scenario.achievements.value_sigma=0", "scenario.achievements.cost_share=0.01",
         "scenario.negotiation.breakdown_hazard=0",
         "scenario.brokers.initial=0", "scenario.brokers.max=0", "scenario.brokers.entry_candidates=0",
-        "regime=expert_visits", "experts.visits_per_month=1", "experts.surface_chance=1", "experts.screen=1",
-        f"experts.visit_cost={VISIT}", "experts.events_per_year=2", f"experts.event_cost={EVENT}",
+        "regime=expert_visits", "expert_visits.visits_per_month=1", "expert_visits.surface_chance=1", "expert_visits.screen=1",
+        f"expert_visits.visit_cost={VISIT}", "expert_visits.events_per_year=2", f"expert_visits.event_cost={EVENT}",
         f"government.annual_budget={BUDGET}", *overrides)
 
 
@@ -141,8 +141,8 @@ def test_an_events_attendees_are_distinct_firms_drawn_uniformly():
 def test_a_month_of_search_is_bounded():
     with pytest.raises(ConfigError, match=r"^experts\.visits_per_month = 1000000: with experts\.screen = 10000 .* "
                                           r"must be at most 1e\+09 \(a run would take days\)$"):
-        one_firm("experts.visits_per_month=1000000", "experts.screen=10000")
-    one_firm("experts.visits_per_month=1000000", "experts.screen=10000", "regime=baseline")  # a rule only when on
+        one_firm("expert_visits.visits_per_month=1000000", "expert_visits.screen=10000")
+    one_firm("expert_visits.visits_per_month=1000000", "expert_visits.screen=10000", "regime=baseline")  # a rule only when on
 
 
 # --------------------------------------------------------------------------- (3) the direction, over paired seeds
@@ -171,7 +171,7 @@ def test_expert_visits_raise_needs_surfaced_per_firm_and_matches():
 # --------------------------------------------------------------------------- (4) invariants
 @pytest.fixture(scope="module")
 def good_run():
-    cfg = small("regime=expert_visits", "scenario.months=24", "experts.events_per_year=2")
+    cfg = small("regime=expert_visits", "scenario.months=24", "expert_visits.events_per_year=2")
     r = api.simulate(cfg, ONE_SEED, "numba")
     s = r.series
     assert s[:, EV.MATCHES_BY_VISITS].sum() > 0 and s[:, EV.EVENTS_HELD].sum() == 4

@@ -34,7 +34,7 @@ def test_involvement_and_the_chance_by_hand():
 
 def test_inventors_get_exactly_the_reformed_share_of_each_payment():
     cfg = api.compose(*SMALL, "regime.name=mix", "regime.instruments=[income_share,broker_reward,free_trial]")
-    base, extra = cfg.scenario.universities.inventor_share, cfg.inventors.extra_share
+    base, extra = cfg.scenario.universities.inventor_share, cfg.income_share.extra_share
     n = 0
     for seed in SEEDS[:3]:
         series, _, _, arr = kernels.run(cfg, seed, audit_rows=100_000)
@@ -75,5 +75,5 @@ def test_inventors_paid_beyond_their_share_are_refused_and_a_share_above_one_too
     bad[month, I.INVENTOR_INCOME_REFORM] += series[month, I.columns.UNIVERSITY_INCOME]
     with pytest.raises(InvariantError, match="inventors paid"):
         I.check_series(bad, cfg)
-    with pytest.raises(ConfigError, match=r"^inventors.extra_share = 0.5: .* \(allowed: <= 0.3\)$"):
-        api.compose(*SMALL, "regime=income_share", "inventors.extra_share=0.5")
+    with pytest.raises(ConfigError, match=r"^income_share.extra_share = 0.5: .* \(allowed: <= 0.3\)$"):
+        api.compose(*SMALL, "regime=income_share", "income_share.extra_share=0.5")

@@ -62,7 +62,7 @@ def test_a_module_without_zero_strength_is_refused_when_the_registry_loads():
     from sim import instruments
 
     module = types.ModuleType("sim.instruments.tax_deduction")
-    module.NAME, module.SECTION, module.Params = "tax_deduction", "tax", object
+    module.NAME, module.Params = "tax_deduction", object
     with pytest.raises(ImportError, match=r"^sim.instruments.tax_deduction: an instrument module must define "
                                           r"ZERO_STRENGTH \("):
         instruments.check_module(module)
@@ -87,7 +87,7 @@ def _perturbed(module, up=True):
         if isinstance(default, int):
             value = int(round(value))
         if value != default:
-            out.append(f"{module.SECTION}.{f.name}={value}")
+            out.append(f"{module.NAME}.{f.name}={value}")
     return out
 
 
@@ -110,6 +110,6 @@ def test_every_parameter_has_a_meaning_and_a_source_or_a_judgement(name):
     module = BY_NAME[name]
     for f in dataclasses.fields(module.Params):
         doc = f.metadata.get("doc", "")
-        assert doc, f"{module.SECTION}.{f.name} has no meaning"
+        assert doc, f"{module.NAME}.{f.name} has no meaning"
         assert any(w in doc.lower() for w in SOURCES), \
-            f"{module.SECTION}.{f.name}: no source and no judgement in {doc!r}"
+            f"{module.NAME}.{f.name}: no source and no judgement in {doc!r}"

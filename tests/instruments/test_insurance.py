@@ -97,7 +97,7 @@ ONE = ("scenario.firms.n=1", "scenario.firms.sme_share=1.0", "scenario.sectors=1
        "scenario.universities.expiry_months=1200", "scenario.brokers.initial=0", "scenario.brokers.max=0",
        "scenario.firms.need_rate_sme=1", "scenario.firms.self_search_prob=1", "scenario.firms.list_match=1",
        "scenario.firms.risk_aversion_sme=0.01",
-       "scenario.firms.risk_aversion_sigma=0", "scenario.months=60", "progress=false", "regime=failure_insurance")
+       "scenario.firms.risk_aversion_sigma=0", "scenario.months=60", "progress=false", "regime=insurance")
 
 
 @pytest.mark.parametrize("s, f0, mh", [(0.02, 0.6, 0.2), (0.5, 0.5, 0.6), (1.0, 0.6, 0.8)])
@@ -140,7 +140,7 @@ def test_a_firm_is_offered_and_signs_the_closed_form(s, f0, mh):
 def test_when_no_failure_is_an_insured_event_insurance_is_on_yet_the_run_is_the_baseline():
     # claim_share 0: covers are on offer, but at no premium, no refund counted and no effort lost; the firm takes none
     # (ties go to no cover), and every column insurance does not own is the baseline's
-    on = small("regime=failure_insurance", "insurance.claim_share=0")
+    on = small("regime=insurance", "insurance.claim_share=0")
     off = small("regime=baseline", "insurance.claim_share=0")
     own = [c for c, col in enumerate(columns.COLUMNS) if col.owner == I.NAME]
     for seed in SEEDS_ZERO:

@@ -43,7 +43,7 @@ ONE = ("scenario.firms.n=1", "scenario.firms.sme_share=1.0", "scenario.sectors=1
        "scenario.firms.need_rate_sme=1", "scenario.firms.self_search_prob=1", "scenario.firms.list_match=1",
        "scenario.firms.risk_aversion_sme=0.01",
        "scenario.firms.risk_aversion_sigma=0", "scenario.months=60", "progress=false", "regime=ip_pledge",
-       "pledge.loan_to_value=1")
+       "ip_pledge.loan_to_value=1")
 
 # the population the instrument is meant for: SMEs short of cash for a deal (median cash 1 M yuan against a median
 # implementation cost and asking price of ~1 M each) and not so risk-averse that a loss beyond their cash rules every
@@ -51,7 +51,7 @@ ONE = ("scenario.firms.n=1", "scenario.firms.sme_share=1.0", "scenario.sectors=1
 # a firm short of cash would stake all of it and more, which no firm that risk-averse accepts: none borrows, see
 # test_no_credit_terms_make_a_borrower_accept_a_deal_below_one_minus_e_to_the_minus_risk_aversion)
 CASH_POOR = ("scenario.firms.n=1500", "scenario.firms.sme_share=1.0", "scenario.months=48",
-             "scenario.firms.risk_aversion_sme=0.3", "scenario.firms.cash_median_sme=1e6", "pledge.loan_to_value=1",
+             "scenario.firms.risk_aversion_sme=0.3", "scenario.firms.cash_median_sme=1e6", "ip_pledge.loan_to_value=1",
              # a dense broker market (15 at the start, at a cost of 3,000 yuan a month, not the default 3 at 5,700):
              # search does not bind, cash does; with the default's few brokers the contracts' paired differences
              # follow the brokers' entries and exits, not the fund (60 seeds: -0.3, p = 0.18)
@@ -77,8 +77,8 @@ def _one_firm(cfg, seed, assets_share=0.0):
 # --------------------------------------------------------------------------- (1) the closed form, from the audit log
 @pytest.mark.parametrize("fund, assets_share", [("2e7", 0.0), ("0", 0.0), ("2e7", 0.6)])
 def test_every_loan_rate_repayment_and_guarantee_is_the_closed_form(fund, assets_share):
-    cfg = api.compose(*ONE, f"pledge.fund_size={fund}")
-    pl = cfg.pledge
+    cfg = api.compose(*ONE, f"ip_pledge.fund_size={fund}")
+    pl = cfg.ip_pledge
     seen = Counter()
     for seed in SEEDS_ONE:
         pop = _one_firm(cfg, seed, assets_share)
@@ -184,9 +184,9 @@ def test_lenders_price_each_loan_from_their_own_settled_loans():
     guarantees every loan, so a default is a settlement followed by a payout). The interest of each loan repaid in
     full (repayment - principal) is the rate of one of those states, exactly; later loans are priced from
     experience, not the prior alone; the lenders' records are the audit log's settlements and defaults."""
-    cfg = api.compose(*CASH_POOR, "regime=ip_pledge", "pledge.fund_size=1e12",
+    cfg = api.compose(*CASH_POOR, "regime=ip_pledge", "ip_pledge.fund_size=1e12",
                       "scenario.firms.assets_to_cash_sme=0")   # the patent alone: every shortfall is a loss
-    pl = cfg.pledge
+    pl = cfg.ip_pledge
     seen = Counter()
     for seed in SEEDS_PAIRED:
         series, _, _, arr = kernels.run(cfg, seed, audit_rows=400_000)
@@ -250,7 +250,7 @@ def test_a_guarantee_fund_lowers_the_rate_cash_poor_firms_borrow_at():
     almost any rate, so a cheaper rate moves few loans; what the fund buys is the borrowers' lower rate."""
     runs = {}
     for share in (0.6, 0.0):
-        cfg = api.compose(*CASH_POOR, "regime=ip_pledge", f"pledge.guarantee_share={share}")
+        cfg = api.compose(*CASH_POOR, "regime=ip_pledge", f"ip_pledge.guarantee_share={share}")
         runs[share] = [api.simulate(cfg, seed, "numba").summary for seed in SEEDS_PAIRED]
     d = np.array([b["mean_loan_rate"] - a["mean_loan_rate"] for a, b in zip(runs[0.6], runs[0.0])])
     d = d[~np.isnan(d)]
@@ -269,9 +269,9 @@ def test_engines_agree_with_defaults_refused_guarantees_and_lenders_withdrawn():
     royalty instalments)."""
     cfg = api.compose(*CASH_POOR, "regime.name=mix", "regime.instruments=[free_trial,insurance,royalty,ip_pledge]",
                       "scenario.firms.assets_to_cash_sme=0.3",   # collateral that covers part of a loan
-                      "government.annual_budget=1e5", "pledge.lenders=3", "pledge.initial_reserves=5e5",
-                      "pledge.min_reserves=4e5", "pledge.guarantee_share=0.3", "pledge.loading=0",
-                      "pledge.prior_default=0.05", "pledge.prior_strength=1000")
+                      "government.annual_budget=1e5", "ip_pledge.lenders=3", "ip_pledge.initial_reserves=5e5",
+                      "ip_pledge.min_reserves=4e5", "ip_pledge.guarantee_share=0.3", "ip_pledge.loading=0",
+                      "ip_pledge.prior_default=0.05", "ip_pledge.prior_strength=1000")
     seen = Counter()
     for seed in SEEDS_ENGINES:
         pop = draw_population(cfg, seed)
@@ -296,14 +296,14 @@ def test_the_mesa_lenders_are_views_of_the_state():
         model.run()
         if model.arrays.pl_observed.sum() > 0:
             break
-    assert len(model.lenders) == cfg.pledge.lenders
+    assert len(model.lenders) == cfg.ip_pledge.lenders
     st = model.arrays
     for i, lender in enumerate(model.lenders):
         assert lender.reserves == st.balance[st.acct_base[P.LENDER] + i]
         assert lender.observed == st.pl_observed[i] and lender.defaults == st.pl_defaults[i]
         assert lender.default_estimate == pytest.approx(
-            (cfg.pledge.prior_default * cfg.pledge.prior_strength + lender.defaults)
-            / (cfg.pledge.prior_strength + lender.observed))
+            (cfg.ip_pledge.prior_default * cfg.ip_pledge.prior_strength + lender.defaults)
+            / (cfg.ip_pledge.prior_strength + lender.observed))
     assert sum(lender.observed for lender in model.lenders) > 0
 
 
@@ -370,7 +370,7 @@ def test_the_invariants_catch_payouts_beyond_the_fund(lending_run):
     series, cfg = lending_run
     paid = series[:, P.GUARANTEE_PAYOUTS].sum()
     with pytest.raises(InvariantError, match="exceed the fund"):
-        P.check_series(series, dataclasses.replace(cfg, pledge=dataclasses.replace(cfg.pledge, fund_size=paid - 1)))
+        P.check_series(series, dataclasses.replace(cfg, ip_pledge=dataclasses.replace(cfg.ip_pledge, fund_size=paid - 1)))
 
 
 # --------------------------------------------------------------------------- (6) collateral: the patent and assets
@@ -457,7 +457,7 @@ def test_the_pledge_targets_evaluate_on_a_run_where_firms_borrow():
     assert ts.targets["pledge_mean_loan"].evaluate(r, cfg) == r["pledge_loans"] / r["loans_made"]
     # the small-loan line only counts (the same loans): every loan is below a line of 1e12 yuan, none below 0
     for line, small in (("1e12", r["loans_made"]), ("0", 0)):
-        other = api.simulate(api.compose(*CASH_POOR, "regime=ip_pledge", f"pledge.small_loan={line}"), 7500,
+        other = api.simulate(api.compose(*CASH_POOR, "regime=ip_pledge", f"ip_pledge.small_loan={line}"), 7500,
                              engine="numba").summary
         assert other["loans_made"] == r["loans_made"] and other["loans_sme_small"] == small
 

@@ -62,7 +62,7 @@ def _blocks(audit, kind):
 
 def test_instalments_are_exactly_the_schedules_owed_under_the_royalty_contract():
     cap = 4000
-    cfg = cfg_of(*MIX, f"broker.cap={cap}")
+    cfg = cfg_of(*MIX, f"broker_reward.cap={cap}")
     rate, months, term = cfg.royalty.rate, cfg.royalty.months, cfg.scenario.negotiation.implementation_months
     overlapped = capped = brokered = schedules = 0
     for seed in range(8):   # 8 seeds: with fewer brokers by default (3), firms sign again while paying less often

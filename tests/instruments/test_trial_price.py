@@ -110,7 +110,7 @@ def test_the_fixed_fee_option_is_the_old_rule_exactly():
     assert (row, price) == (0, 0)
     assert ce == rules.certainty_equivalent(0.5, 1e6 - 1e5 - 120_000, -1e5, 1e-6)
     # in a run: every converted trial paid exactly the fee, every trial was signed at it
-    cfg = api.under_regime(small("trial.payment=fixed_fee", "scenario.universities.pilot_share=1"), "free_trial")
+    cfg = api.under_regime(small("free_trial.payment=fixed_fee", "scenario.universities.pilot_share=1"), "free_trial")
     r = api.simulate(cfg, 0, "numba")
     s = r.summary
     assert s["signed_trial"] > 0 and s["trials_converted"] > 0
@@ -120,9 +120,9 @@ def test_the_fixed_fee_option_is_the_old_rule_exactly():
 
 
 def test_a_fixed_fee_trial_is_offered_at_the_fee_plus_price_share_of_its_own_asking_price():
-    # trial.payment=fixed_fee, price_share 0.1: every trial contract of a run carries, as its payment on success,
+    # free_trial.payment=fixed_fee, price_share 0.1: every trial contract of a run carries, as its payment on success,
     # round(20,000 + 0.1 x the asking price of its own achievement), to the yuan (the Tianjin-style closed form)
-    cfg = api.under_regime(small("trial.payment=fixed_fee", "trial.success_fee=20000", "trial.price_share=0.1",
+    cfg = api.under_regime(small("free_trial.payment=fixed_fee", "free_trial.success_fee=20000", "free_trial.price_share=0.1",
                                  "scenario.universities.pilot_share=1"), "free_trial")
     _, _, _, arr = kernels.run(cfg, 0)
     trial = arr.c_form == free_trial.TRIAL
@@ -140,7 +140,7 @@ RA_BOUND = -math.log(1 - 0.99) / 0.6
 
 @pytest.mark.parametrize("factor, offered", [(0.98, True), (1.02, False)])
 def test_a_university_offers_a_fixed_fee_trial_up_to_the_risk_aversion_the_closed_form_allows(factor, offered):
-    cfg = api.under_regime(small(*CLIPPED, "trial.payment=fixed_fee", "trial.success_fee=1e10",
+    cfg = api.under_regime(small(*CLIPPED, "free_trial.payment=fixed_fee", "free_trial.success_fee=1e10",
                                  f"scenario.universities.risk_aversion={factor * RA_BOUND}"), "free_trial")
     s = api.simulate(cfg, 0, "numba").summary
     assert s["trials_declined"] > 0 and (s["trials_offered"] > 0) == offered, s["trials_offered"]
@@ -171,8 +171,8 @@ def test_a_university_not_obliged_offers_a_bargained_trial_when_some_payment_on_
 
 
 def test_trial_payment_is_validated_in_one_line():
-    with pytest.raises(ConfigError, match=r"trial.payment = 'auction'.*one of bargained, fixed_fee"):
-        api.compose("trial.payment=auction")
+    with pytest.raises(ConfigError, match=r"free_trial.payment = 'auction'.*one of bargained, fixed_fee"):
+        api.compose("free_trial.payment=auction")
 
 
 # --------------------------------------------------------------------------- contract values one by one

@@ -73,7 +73,7 @@ def test_one_licence_with_and_without_a_voucher_by_hand():
 @pytest.fixture(scope="module")
 def audited():
     cfg = api.compose(*SMALL, "regime.name=mix", "regime.instruments=[vouchers,free_trial,broker_reward]",
-                      "voucher.cap=30000")
+                      "vouchers.cap=30000")
     out = []
     for seed in SEEDS[:4]:
         series, _, _, arr = kernels.run(cfg, seed, audit_rows=200_000)
@@ -108,7 +108,7 @@ def _voucher_payments(arr):
 
 def test_every_voucher_is_its_rate_of_the_services_it_pays_within_the_cap(audited):
     cfg, runs = audited
-    rate, cap = cfg.voucher.rate, int(cfg.voucher.cap)
+    rate, cap = cfg.vouchers.rate, int(cfg.vouchers.cap)
     n_sign = n_later = capped = 0
     for series, arr in runs:
         base = arr.acct_base
@@ -130,8 +130,8 @@ def test_every_voucher_is_its_rate_of_the_services_it_pays_within_the_cap(audite
 def test_a_later_voucher_is_exactly_its_rate_of_the_payment_and_the_firms_part_of_the_brokers_fee():
     # no cap in reach and no budget: every voucher, at signing and on a trial's fee on success, is
     # yuan(rate x (payment + the firm's part of the broker's fee on it)), the closed form, to the yuan
-    cfg = api.compose(*SMALL, "regime.name=mix", "regime.instruments=[vouchers,free_trial]", "voucher.cap=1e9",
-                      "trial.payment=fixed_fee", "trial.success_fee=200000", "scenario.universities.pilot_share=1")
+    cfg = api.compose(*SMALL, "regime.name=mix", "regime.instruments=[vouchers,free_trial]", "vouchers.cap=1e9",
+                      "free_trial.payment=fixed_fee", "free_trial.success_fee=200000", "scenario.universities.pilot_share=1")
     b = cfg.scenario.brokers
     assert b.fee_rate > 0 and 0 < b.fee_firm_share
     n_later = brokered_later = 0
@@ -139,7 +139,7 @@ def test_a_later_voucher_is_exactly_its_rate_of_the_payment_and_the_firms_part_o
         _, _, _, arr = kernels.run(cfg, seed, audit_rows=200_000)
         assert arr.audit_n[0] < arr.audit.shape[0]
         for _, amount, services, at_signing in _voucher_payments(arr):
-            assert amount == rules.yuan(cfg.voucher.rate * services), (amount, services, at_signing)
+            assert amount == rules.yuan(cfg.vouchers.rate * services), (amount, services, at_signing)
             if not at_signing:
                 n_later += 1
                 fee = 200_000 + rules.firms_fee(200_000, b.fee_rate, b.fee_firm_share)
@@ -156,7 +156,7 @@ def test_vouchers_raise_smes_contracts():
 
 def test_large_firms_get_no_voucher_unless_vouchers_are_for_all(audited):
     cfg = api.compose(*SMALL, "regime=vouchers", "scenario.firms.sme_share=0.5")
-    everyone = api.compose(*SMALL, "regime=vouchers", "scenario.firms.sme_share=0.5", "voucher.sme_only=false")
+    everyone = api.compose(*SMALL, "regime=vouchers", "scenario.firms.sme_share=0.5", "vouchers.sme_only=false")
     large = lambda s: s["vouchers"] - s["vouchers_sme"]   # noqa: E731
     mean, p = paired_effect(everyone, cfg, large, SEEDS[:20])
     assert mean > 0 and p < 0.01
@@ -194,7 +194,7 @@ def _lowest_firm_balance(arr):
 
 # SMEs short of cash and bold enough to sign with help (as tests/instruments/test_ip_pledge.py's), with the broad insurance cover
 CASH_POOR = ("scenario.firms.n=1500", "scenario.firms.sme_share=1.0", "scenario.months=48",
-             "scenario.firms.risk_aversion_sme=0.1", "scenario.firms.cash_median_sme=1e6", "pledge.loan_to_value=1",
+             "scenario.firms.risk_aversion_sme=0.1", "scenario.firms.cash_median_sme=1e6", "ip_pledge.loan_to_value=1",
              "insurance.claim_share=1", "insurance.prior_failure=0.6", "progress=false")
 
 

@@ -17,7 +17,7 @@ from sim.runs.posterior import load_posterior
 from ..conftest import SMALL, small
 
 ROOT = Path(__file__).resolve().parents[2]
-RISK, SURFACE, NOISE = "scenario.firms.risk_aversion_sme", "experts.surface_chance", "scenario.firms.self_noise"
+RISK, SURFACE, NOISE = "scenario.firms.risk_aversion_sme", "expert_visits.surface_chance", "scenario.firms.self_noise"
 REGIMES = ["baseline", "expert_visits"]
 
 

@@ -23,7 +23,7 @@ from sim.runs.sweep import ResultStore, check_record, expected_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["scenario.firms.n=300", "scenario.universities.n=3", "scenario.months=24", "progress=false"]
-SWEEP = ["regime=baseline,free_trial", "+grid.broker.rate=[0.01,0.02]", "seeds=2", *SMALL]  # 2 jobs x 4 runs
+SWEEP = ["regime=baseline,free_trial", "+grid.broker_reward.rate=[0.01,0.02]", "seeds=2", *SMALL]  # 2 jobs x 4 runs
 
 
 def _sweep(cwd, *args):
@@ -131,7 +131,7 @@ def _corrupt(files: list[Path]) -> dict[str, str]:
     foreign.write_bytes(files[5].read_bytes())  # another run's content under this run's name
     how[foreign.stem] = "foreign"
     rec = json.loads(edited.read_text())
-    rec["params"]["broker.rate"] = 0.5  # a parameter edited by hand
+    rec["params"]["broker_reward.rate"] = 0.5  # a parameter edited by hand
     edited.write_text(json.dumps(rec))
     how[edited.stem] = "edited params"
     return how

@@ -35,7 +35,7 @@ def _sweep_dir(tmp_path) -> Path:
 
 
 def test_sweep_with_grid_collects_every_run_once_and_resumes(tmp_path):
-    args = ["regime=free_trial,combined", "+grid.broker.rate=[0.005,0.015]", "+grid.broker.cap=[100000,300000]",
+    args = ["regime=free_trial,combined", "+grid.broker_reward.rate=[0.005,0.015]", "+grid.broker_reward.cap=[100000,300000]",
             "seeds=3", *SMALL]
     p = _sweep(tmp_path, *args)
     assert p.returncode == 0, p.stderr
@@ -47,8 +47,8 @@ def test_sweep_with_grid_collects_every_run_once_and_resumes(tmp_path):
     assert "24 runs expected, 24 present, 0 missing, 0 failed" in c.stdout
     df = pd.read_parquet(d / "sweep.parquet")
     assert len(df) == 24 and df.run_id.is_unique
-    assert not df.duplicated(["regime.name", "broker.rate", "broker.cap", "seed"]).any()
-    assert set(df["broker.rate"]) == {0.005, 0.015} and set(df["broker.cap"]) == {100000, 300000}
+    assert not df.duplicated(["regime.name", "broker_reward.rate", "broker_reward.cap", "seed"]).any()
+    assert set(df["broker_reward.rate"]) == {0.005, 0.015} and set(df["broker_reward.cap"]) == {100000, 300000}
     assert {"successes", "gov_spend", "scenario.firms.n", "engine"} <= set(df.columns)
     assert (df.engine == "numba").all()  # sweeps default to the fast engine
     assert (d / "sweep_lines.png").stat().st_size > 10_000 and (d / "sweep_heatmap.png").stat().st_size > 10_000
@@ -158,7 +158,7 @@ def test_sweep_killed_with_sigkill_and_rerun_has_every_point_once(tmp_path):
 
 
 def test_collect_names_missing_and_failed_runs(tmp_path):
-    p = _sweep(tmp_path, "regime=baseline", "+grid.broker.rate=[0.01,0.02]", "seeds=2", *SMALL)
+    p = _sweep(tmp_path, "regime=baseline", "+grid.broker_reward.rate=[0.01,0.02]", "seeds=2", *SMALL)
     assert p.returncode == 0, p.stderr
     d = _sweep_dir(tmp_path)
     store = ResultStore(d)
@@ -170,8 +170,8 @@ def test_collect_names_missing_and_failed_runs(tmp_path):
     store.write_failure(bad_id, {"id": bad_id, "seed": bad_seed, "params": bad_params, "error": "RuntimeError: boom"})
     c = _collect(tmp_path, d)
     assert c.returncode == 1
-    assert f"MISSING broker.rate={gone_params['broker.rate']}, seed={gone_seed}" in c.stdout
-    assert f"FAILED  broker.rate={bad_params['broker.rate']}, seed={bad_seed}: RuntimeError: boom" in c.stdout
+    assert f"MISSING broker_reward.rate={gone_params['broker_reward.rate']}, seed={gone_seed}" in c.stdout
+    assert f"FAILED  broker_reward.rate={bad_params['broker_reward.rate']}, seed={bad_seed}: RuntimeError: boom" in c.stdout
     assert len(pd.read_parquet(d / "sweep.parquet")) == 2
 
 
@@ -191,8 +191,8 @@ def test_collect_rejects_a_folder_that_is_not_a_sweep(tmp_path):
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["+grid.broker.rate=0.01"], "grid.broker.rate = 0.01: must be a non-empty list"),
-    (["+grid.broker.nope=[1,2]"], "unknown key 'broker.nope'"),
+    (["+grid.broker_reward.rate=0.01"], "grid.broker_reward.rate = 0.01: must be a non-empty list"),
+    (["+grid.broker_reward.nope=[1,2]"], "unknown key 'broker_reward.nope'"),
 ])
 def test_bad_grid_is_a_config_error(tmp_path, args, fragment):
     p = _sweep(tmp_path, "regime=baseline", "seed=0", *args, *SMALL)

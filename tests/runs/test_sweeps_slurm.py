@@ -31,7 +31,7 @@ def _sweep(cluster: SlurmCluster, cwd: Path, *args: str):
 
 def test_sweep_runs_every_point_through_slurm(slurm_cluster: SlurmCluster, tmp_path):  # noqa: F811
     p = _sweep(slurm_cluster, tmp_path, "regime=baseline,free_trial", "seed=0,1",
-               "+grid.broker.rate=[0.005,0.015]")
+               "+grid.broker_reward.rate=[0.005,0.015]")
     assert p.returncode == 0, p.stdout + p.stderr
     (sweep_dir,) = (tmp_path / "multirun").iterdir()
     records = list(ResultStore(sweep_dir).records())
@@ -54,7 +54,7 @@ def test_sweep_runs_every_point_through_slurm(slurm_cluster: SlurmCluster, tmp_p
 
     # the same sweep again is answered from the stored results
     p2 = _sweep(slurm_cluster, tmp_path, "regime=baseline,free_trial", "seed=0,1",
-                "+grid.broker.rate=[0.005,0.015]")
+                "+grid.broker_reward.rate=[0.005,0.015]")
     assert p2.returncode == 0, p2.stdout + p2.stderr
     assert len(list(ResultStore(sweep_dir).records())) == 8
 
