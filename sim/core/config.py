@@ -23,6 +23,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ..instruments import INSTRUMENTS
+from .state import COPAYMENTS
 from .schema import (ENGINES, BETA_MAX, BETA_MIN, COUNT_MAX, MONEY_MAX, MONTHS_MAX, MULTIPLIER_MAX, PER_MONTH_MAX,  # noqa: F401
                      NEGOTIATION_MIN, SPEEDUP_MIN, POPULATION_MAX, PROJECTS_MAX, SEED_MAX, SIGMA_MAX, VISITS_MAX, ConfigError, _c, _describe, _factor, _money,
                      _months, _nested, _shape, _share, _show, _sigma)
@@ -472,6 +473,13 @@ def _check_grid(cfg: Config) -> None:
         raise ConfigError(f"grid: {points} points: must be at most {GRID_POINTS_MAX}")
 
 
+def _get_dotted(cfg: Config, key: str) -> Any:
+    obj = cfg
+    for part in key.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 def _cross_checks(cfg: Config) -> None:
     """Rules that involve more than one value."""
     files = regime_files()
@@ -505,6 +513,10 @@ def _cross_checks(cfg: Config) -> None:
     for m in INSTRUMENTS:
         if m.NAME in r.instruments and hasattr(m, "check"):
             m.check(cfg)
+    copays = [(key, _get_dotted(cfg, key)) for owner, key in COPAYMENTS if owner in r.instruments]
+    if len(copays) > 1 and sum(rate for _, rate in copays) >= 1.0:  # each one's own range keeps a single one below 1
+        raise ConfigError(" + ".join(f"{k} ({v:g})" for k, v in copays) + ": co-payments of the same payments must "
+                          f"sum below 1 under regime '{r.name}', or together they would pay more than the firm pays")
     b = cfg.scenario.brokers
     if b.max < b.initial:
         raise ConfigError(f"scenario.brokers.max = {b.max}: must be >= scenario.brokers.initial ({b.initial})")
@@ -733,10 +745,7 @@ def flat_params(cfg: Config) -> dict:
     """The model's parameters as dotted columns (``scenario.firms.n``, ``broker_reward.rate``, ...), and the engine."""
     out = {"engine": cfg.engine}
     for key in parameter_keys():
-        obj = cfg
-        for part in key.split("."):
-            obj = getattr(obj, part)
-        out[key] = obj
+        out[key] = _get_dotted(cfg, key)
     return out
 
 

@@ -27,7 +27,7 @@ from .ledger import BROKER, FIRM, INVENTORS, MARKET, UNIVERSITY, account, pay
 from .rules import IDLE, IMPLEMENTING, NEGOTIATING_FIRM
 from .state import (BARGAIN_ON_SUCCESS, COVER_PREMIUM, COVER_REFUND, OFFER_AT_SIGN, OFFER_BARGAINED, OFFER_FORM,
                     OFFER_NEGOTIATION, OFFER_ON_SUCCESS, OFFER_STATUS, OFFER_TERM, SUPPORT_COLLATERAL,
-                    SUPPORT_COPAY_CAP, SUPPORT_COPAY_RATE, SUPPORT_CREDIT, SUPPORT_CREDIT_RATE)
+                    SUPPORT_COPAYS, SUPPORT_CREDIT, SUPPORT_CREDIT_RATE)
 
 
 
@@ -90,7 +90,6 @@ def expire_needs(p, st, month, lo, hi):
     return expired
 
 
-NO_LIMIT = 2**62   # yuan: more than any account or flow can reach (sim.core.population.money_bound < 2**53)
 
 
 # --------------------------------------------------------------------------- judging a match
@@ -232,22 +231,46 @@ def copay(spend, rate, cap_left):
 
 
 @entry
+def copay_caps(support):
+    """The co-payments' caps on offer, summed (yuan): the most public money they pay the contract."""
+    total = 0.0
+    for k in range(SUPPORT_COPAYS, support.shape[0], 2):
+        total += support[k + 1]
+    return total
+
+
+@entry
+def copaid(support):
+    """Whether a co-payment is on offer."""
+    for k in range(SUPPORT_COPAYS, support.shape[0], 2):
+        if support[k] > 0.0:
+            return True
+    return False
+
+
+@entry
 def support_terms(sign_services, success_services, own_upfront, cash, support):
-    """What a contract's payments cost the firm with the support on offer (``support``: a co-payment of the
-    technology-service payments and credit, :data:`sim.core.state.SUPPORT_COPAY_RATE` ...).
+    """What a contract's payments cost the firm with the support on offer (``support``: credit,
+    :data:`sim.core.state.SUPPORT_CREDIT` ..., and a (rate, cap) pair per co-payment of the technology-service
+    payments, :func:`sim.core.public.offer_copayment`).
 
     ``sign_services`` are the service payments at signing (price or fee to the university,
     the firm's part of the broker's fee, the broker's service fee), ``success_services``
     those due on success, ``own_upfront`` the firm's own spending at signing
-    (implementation cost, premium). The co-payment covers ``rate`` of the service
-    payments, at signing first, within the cap; the firm borrows what its cash lacks at
-    signing and owes the interest in either outcome (:func:`supported_ce`: on failure it
-    repays as far as its cash goes). Returns (paid at signing, paid on success, interest,
-    borrowed), floats.
+    (implementation cost, premium). Each co-payment covers its ``rate`` of the same service
+    payments, at signing first, within its cap: several instruments co-pay side by side,
+    none knowing of the others (their rates sum below 1, :func:`sim.core.config.load_config`);
+    the firm borrows what its cash lacks at signing and owes the interest in either outcome
+    (:func:`supported_ce`: on failure it repays as far as its cash goes). Returns (paid at
+    signing, paid on success, interest, borrowed), floats.
     """
-    rate, cap = support[SUPPORT_COPAY_RATE], support[SUPPORT_COPAY_CAP]
-    at_sign_help = copay(sign_services, rate, cap)   # in whole yuan, as it will be paid
-    on_success_help = copay(success_services, rate, cap - at_sign_help)
+    at_sign_help = np.int64(0)   # in whole yuan, as it will be paid
+    on_success_help = np.int64(0)
+    for k in range(SUPPORT_COPAYS, support.shape[0], 2):
+        rate, cap = support[k], support[k + 1]
+        help_at_sign = copay(sign_services, rate, cap)
+        at_sign_help += help_at_sign
+        on_success_help += copay(success_services, rate, cap - help_at_sign)
     at_sign = own_upfront + sign_services - at_sign_help
     borrowed = max(0.0, at_sign - cash)
     return at_sign, success_services - on_success_help, support[SUPPORT_CREDIT_RATE] * borrowed, borrowed
@@ -309,7 +332,7 @@ def may_borrow(value, cost, cash, offers, n_offers, covers, n_covers, fee_rate, 
     for j in range(n_offers):
         if offers[j, OFFER_BARGAINED] == BARGAIN_ON_SUCCESS:
             continue
-        sign = float(value) + support[SUPPORT_COPAY_CAP] + 1.0 if offers[j, OFFER_BARGAINED] > 0 \
+        sign = float(value) + copay_caps(support) + 1.0 if offers[j, OFFER_BARGAINED] > 0 \
             else offers[j, OFFER_AT_SIGN]
         most = max(most, sign)
     premium = 0.0
@@ -351,7 +374,7 @@ def _choose_contract(p_hat, value, cost, cash, abs_ra, ask, reservation_share, b
     fee_rate_firm = fee_rate * fee_firm_share
     fee_rate_univ = fee_rate - fee_rate_firm
     credit = support[SUPPORT_CREDIT]
-    supported = support[SUPPORT_COPAY_RATE] > 0.0 or credit > 0.0
+    supported = copaid(support) or credit > 0.0
     fixed = rules.yuan(fee_fixed)
     for k in range(n_covers + 1):
         cover = k - 1
@@ -506,7 +529,7 @@ def _highest_payment(on_success, p_hat, value, own, refund, fee_rate, fee_firm_s
     args = (p_hat, value, own, refund, fee_rate, fee_firm_share, fixed, cash, abs_ra, support)
     if _ce_paying(np.int64(0), on_success, ce_own, *args) < 0.0:
         return -1.0
-    lo, hi = 0.0, max(1.0, float(value) + support[SUPPORT_COPAY_CAP])
+    lo, hi = 0.0, max(1.0, float(value) + copay_caps(support))
     for _ in range(64):
         if hi - lo < 1.0:
             break
@@ -744,59 +767,6 @@ def settle(p, st, series, month, j):
         st.firm_month_failures[f] += 1.0
     st.project_state[j] = IDLE
     return success
-
-
-# --------------------------------------------------------------------------- the government's budget
-# ``government.annual_budget`` caps the payments of each budget year. A payment made at once
-# counts in its year (``gov_committed``); a payment promised now and made later (a premium
-# subsidy, promised when the firm decides and paid at signing) is reserved: it counts in the
-# year of the promise and, while unpaid, is carried into every following year, so that it
-# counts in the year it is paid too. Payments per budget year never exceed the cap.
-@kernel
-def spend_budget(st, amount):
-    """Count a payment made now in this year's budget."""
-    st.gov_committed[0] += amount
-
-
-@kernel
-def budget_left(p, st):
-    """Public money this year's budget can still promise to the decision being weighed: what is neither paid nor
-    promised this year, nor already offered to this decision by another instrument (whole yuan; no budget: no
-    limit)."""
-    if p.budget < 0.0:
-        return np.int64(NO_LIMIT)
-    return max(np.int64(0), np.int64(math.floor(p.budget)) - st.gov_committed[0] - st.public_offered[0])
-
-
-@kernel
-def pay_public(p, st, series, month, payee, amount, kind):
-    """Government pays ``amount`` to account ``payee`` (a payment of ``kind``) if this year's budget allows, counting
-    it in the budget; returns whether it paid (each instrument counts what it was refused)."""
-    if not rules.within_budget(amount, st.gov_committed[0], p.budget):
-        return False
-    pay(st, series, month, account(st, ledger.GOVERNMENT, 0), payee, amount, kind)
-    spend_budget(st, amount)
-    return True
-
-
-@kernel
-def reserve_budget(st, amount):
-    """Promise ``amount`` yuan of public money to be paid later."""
-    st.gov_committed[0] += amount
-    st.gov_reserved[0] += amount
-
-
-@kernel
-def release_budget(st, amount):
-    """A promise falls away unpaid: its money is free again this year."""
-    st.gov_committed[0] -= amount
-    st.gov_reserved[0] -= amount
-
-
-@kernel
-def budget_paid(st, amount):
-    """A promise is paid (:func:`sim.core.ledger.pay` moves the money; it stays counted in this year)."""
-    st.gov_reserved[0] -= amount
 
 
 # --------------------------------------------------------------------------- learning, brokers and the month

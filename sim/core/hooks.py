@@ -26,8 +26,9 @@ HOOKS = {
                     "the number of offers"),
     "offer_covers": ("p, st, j, a, cost, n", "n", "put covers on offer (forms.offer_cover); return their number"),
     "offer_support": ("p, st, series, month, j, a, cost", None, "offer public or private support to project j's decision on "
-                      "achievement a: write st.support (a co-payment of its technology-service payments, SUPPORT_COPAY_"
-                      "RATE up to SUPPORT_COPAY_CAP; credit, SUPPORT_CREDIT at SUPPORT_CREDIT_RATE for the term, against "
+                      "achievement a: write st.support (a co-payment of its technology-service payments in the "
+                      "instrument's slot, sim.core.public.offer_copayment; credit, SUPPORT_CREDIT at SUPPORT_CREDIT_RATE "
+                      "for the term, against "
                       "SUPPORT_COLLATERAL yuan of pledged assets the firm is liable with beyond its cash)"),
     "on_open": ("p, st, series, month, j, cover", None, "negotiation opens; cover: the chosen row of st.covers or -1"),
     "on_breakdown": ("p, st, series, month, j", None, "the negotiation broke down"),

@@ -87,11 +87,29 @@ BARGAIN_AT_SIGN, BARGAIN_ON_SUCCESS = 1.0, 2.0
 MAX_COVERS = 10
 COVER_OWNER, COVER_PREMIUM, COVER_REFUND, COVER_AUX = range(4)   # COVER_AUX.. : the instrument's own terms
 N_COVER_AUX = 4
-# scratch row of the support offered to one decision (sim.core.hooks.offer_support): a public co-payment of the firm's
-# technology-service payments (share, and cap in yuan over the contract) and credit (yuan, interest over the term,
-# and the collateral beyond the firm's cash a lender may seize on a default: the firm's liability beyond its cash)
-SUPPORT_COPAY_RATE, SUPPORT_COPAY_CAP, SUPPORT_CREDIT, SUPPORT_CREDIT_RATE, SUPPORT_COLLATERAL = range(5)
-N_SUPPORT = 5
+# scratch row of the support offered to one decision (sim.core.hooks.offer_support): credit (yuan, interest over the
+# term, and the collateral beyond the firm's cash a lender may seize on a default: the firm's liability beyond its
+# cash), then a (share, cap in yuan over the contract) pair per public co-payment of the firm's technology-service
+# payments, one slot per instrument that declares one (copayment): several co-pay one decision side by side
+SUPPORT_CREDIT, SUPPORT_CREDIT_RATE, SUPPORT_COLLATERAL = range(3)
+SUPPORT_COPAYS = 3
+COPAYMENTS: list = []   # (owner, dotted key of its rate), by slot
+
+
+def copayment(owner: str, rate_key: str) -> int:
+    """Declare a public co-payment of the firm's technology-service payments (an innovation voucher's kind of support)
+    by instrument ``owner``, its share set by the config key ``rate_key``; returns its slot in ``st.support``
+    (:func:`sim.core.public.offer_copayment`). The shares of the co-payments of a regime must sum below 1 (checked
+    with the config), so that together they never pay more than the payments."""
+    if State is not None:
+        raise RuntimeError(f"{owner}: declare a co-payment at import, before the state is built")
+    COPAYMENTS.append((owner, rate_key))
+    return len(COPAYMENTS) - 1
+
+
+def support_size() -> int:
+    """The length of ``st.support``: credit, then a pair per declared co-payment."""
+    return SUPPORT_COPAYS + 2 * len(COPAYMENTS)
 
 
 def _pop(name):
@@ -210,7 +228,8 @@ field("deal_n", "one", np.int64, 0, "contracts signed so far (rows of deal_value
 field("offers", "scratch", np.float64, lambda cfg, pop: np.zeros((MAX_OFFERS, 7)), "forms on offer to a pair")
 field("covers", "scratch", np.float64, lambda cfg, pop: np.zeros((MAX_COVERS, 3 + N_COVER_AUX)),
       "covers on offer to a pair")
-field("support", "scratch", np.float64, lambda cfg, pop: np.zeros(N_SUPPORT), "support offered to a pair's decision")
+field("support", "scratch", np.float64, lambda cfg, pop: np.zeros(support_size()),
+      "support offered to a pair's decision")
 
 
 # --------------------------------------------------------------------------- kernel parameters

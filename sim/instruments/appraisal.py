@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from ..core.jit import kernel
 
-from ..core import columns, contracts, ledger, rules, schema
+from ..core import columns, ledger, public, rules, schema
 
 NAME = "appraisal"
 SPEND = "appraisal"   # government spend on this instrument is the run metric gov_spend_appraisal
@@ -81,7 +81,7 @@ def on_settle(p, st, series, month, j, success):
     if reward <= 0:
         return
     university = ledger.account(st, ledger.UNIVERSITY, st.ach_owner[st.c_ach[j]])
-    if not contracts.pay_public(p, st, series, month, university, reward, APPRAISAL_REWARDS):
+    if not public.pay_public(p, st, series, month, university, reward, APPRAISAL_REWARDS):
         series[month, REWARDS_DENIED] += reward
 
 

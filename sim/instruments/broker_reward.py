@@ -14,7 +14,7 @@ import numpy as np
 
 from ..core.jit import entry, kernel
 
-from ..core import columns, contracts, ledger, rules, state
+from ..core import columns, ledger, public, rules, state
 from ..core.schema import money, share
 
 NAME = "broker_reward"
@@ -54,7 +54,7 @@ def on_payment(p, st, series, month, f, a, b, amount, net):
         return
     r = p.broker_reward
     due = reward(amount, r.rate, r.cap, st.ach_rewarded[a])
-    if contracts.pay_public(p, st, series, month, ledger.account(st, ledger.BROKER, b), due, BROKER_REWARDS):
+    if public.pay_public(p, st, series, month, ledger.account(st, ledger.BROKER, b), due, BROKER_REWARDS):
         st.broker_income[b] += due
         st.ach_rewarded[a] += due
     else:

@@ -41,7 +41,7 @@ import numpy as np
 
 from ..core.jit import entry, kernel
 
-from ..core import columns, contracts, ledger, rng, rules, state
+from ..core import columns, contracts, ledger, public, rng, rules, state
 from ..core.schema import COUNT_MAX, PER_MONTH_MAX, VISITS_MAX, ConfigError, _c, factor, money, share
 
 NAME = "expert_visits"
@@ -170,7 +170,7 @@ def search(p, st, series, month):
     n = st.firm_alpha.shape[0]
     cost = rules.yuan(e.visit_cost)
     for k in range(e.visits_per_month):
-        if not contracts.pay_public(p, st, series, month, ledger.account(st, ledger.MARKET, 0), cost, VISIT_COSTS):
+        if not public.pay_public(p, st, series, month, ledger.account(st, ledger.MARKET, 0), cost, VISIT_COSTS):
             series[month, VISITS_DENIED] += 1
             continue
         series[month, VISITS] += 1
@@ -182,7 +182,7 @@ def search(p, st, series, month):
                MATCHES_BY_VISITS, FOUND_BY_VISIT)
     if not event_held(month, e.events_per_year):
         return
-    if not contracts.pay_public(p, st, series, month, ledger.account(st, ledger.MARKET, 0), rules.yuan(e.event_cost),
+    if not public.pay_public(p, st, series, month, ledger.account(st, ledger.MARKET, 0), rules.yuan(e.event_cost),
                                 EVENT_COSTS):
         series[month, EVENTS_DENIED] += 1
         return

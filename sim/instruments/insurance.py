@@ -39,7 +39,7 @@ import numpy as np
 
 from ..core.jit import entry, kernel
 
-from ..core import columns, contracts, forms, ledger, rng, rules, state, views
+from ..core import columns, forms, ledger, public, rng, rules, state, views
 from ..core.schema import ConfigError, _c, factor, money, share
 
 NAME = "insurance"
@@ -264,13 +264,13 @@ def offer_covers(p, st, j, a, cost, n):
         counted = expected_refund(ins.claim_share, payment_chance(reserves(st, insurer), st.ins_exposure[insurer],
                                                                   claim), claim)
         n = forms.offer_cover(st, n, INSURED, prem - subsidy, counted)
-    st.public_offered[0] += largest   # the firm may take any cover: later offers leave room for the largest subsidy
+    public.offer(st, largest)   # 1. offer: the firm may take any cover; later offers leave room for the largest
     return n
 
 
 @kernel
 def on_open(p, st, series, month, j, cover):
-    """The firm decides knowing the subsidy: it is committed against the budget now. An insured firm's effort falls
+    """2. Promise: the firm decides knowing the subsidy: it is promised against the budget now. An insured firm's effort falls
     with the expected refund it counted on in choosing the cover (``COVER_REFUND``: :func:`expected_refund`)."""
     insured = cover >= 0 and st.covers[cover, state.COVER_OWNER] == INSURED
     st.c_insured[j] = insured
@@ -287,13 +287,13 @@ def on_open(p, st, series, month, j, cover):
         st.c_claim[j] = 0
         st.c_premium[j] = 0
         st.c_subsidy[j] = 0
-    contracts.reserve_budget(st, st.c_subsidy[j])
+    public.promise(st, st.c_subsidy[j])
 
 
 @kernel
 def on_breakdown(p, st, series, month, j):
-    """The subsidy promised is released."""
-    contracts.release_budget(st, st.c_subsidy[j])
+    """4. Release: the subsidy promised is released."""
+    public.release(st, st.c_subsidy[j])
 
 
 @kernel
@@ -304,9 +304,7 @@ def on_sign(p, st, series, month, j):
     insurer = ledger.account(st, INSURER, st.c_insurer[j])
     ledger.pay(st, series, month, ledger.account(st, ledger.FIRM, f), insurer, st.c_premium[j] - st.c_subsidy[j],
                PREMIUMS_FIRM)
-    ledger.pay(st, series, month, ledger.account(st, ledger.GOVERNMENT, 0), insurer, st.c_subsidy[j],
-               PREMIUM_SUBSIDIES)
-    contracts.budget_paid(st, st.c_subsidy[j])
+    public.pay_promised(st, series, month, insurer, st.c_subsidy[j], PREMIUM_SUBSIDIES)   # 3. pay ahead
     st.ins_exposure[st.c_insurer[j]] += st.c_claim[j]
     series[month, SIGNED_INSURED] += 1
     series[month, SUM_INSURED] += st.c_claim[j]

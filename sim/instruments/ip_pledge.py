@@ -77,7 +77,7 @@ import numpy as np
 
 from ..core.jit import entry, kernel
 
-from ..core import columns, contracts, ledger, rules, state, views
+from ..core import columns, ledger, public, rules, state, views
 from ..core.schema import _c, factor, money, months, share
 from ..core.state import SUPPORT_COLLATERAL, SUPPORT_CREDIT, SUPPORT_CREDIT_RATE
 
@@ -463,7 +463,7 @@ def on_settle(p, st, series, month, j, success):
         series[month, LOAN_LOSSES] += unpaid
         if st.c_guarantee[j] > 0:
             due = guarantee_due(unpaid, p.ip_pledge.guarantee_share)
-            if contracts.pay_public(p, st, series, month, lender, due, GUARANTEE_PAYOUTS):
+            if public.pay_public(p, st, series, month, lender, due, GUARANTEE_PAYOUTS):
                 st.pl_fund_paid[0] += due
             else:
                 series[month, GUARANTEES_DENIED] += due

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..core.jit import entry, kernel
 
-from ..core import columns, contracts, ledger, rng, rules, schema, state
+from ..core import columns, contracts, ledger, public, rng, rules, schema, state
 
 NAME = "maturation"
 SPEND = "maturation"   # government spend on this instrument is the run metric gov_spend_maturation
@@ -146,7 +146,7 @@ def on_month(p, st, series, month):
         if a < 0:
             return
         university = ledger.account(st, ledger.UNIVERSITY, st.ach_owner[a])
-        if not contracts.pay_public(p, st, series, month, university, amount, MATURATION_GRANTS):
+        if not public.pay_public(p, st, series, month, university, amount, MATURATION_GRANTS):
             series[month, GRANTS_DENIED] += m.grants_per_month - k
             return
         ledger.pay(st, series, month, university, ledger.account(st, ledger.MARKET, 0), amount, PILOT_TEST_COSTS)

@@ -11,18 +11,21 @@ The firm knows the voucher when it decides (:func:`sim.core.contracts.support_te
 co-payment counts against the services paid at signing first, then those due on
 success, within the cap), so a voucher raises its willingness to pay and lets a firm
 short of cash at signing sign. Government pays the firm (ledger kind ``vouchers``) with
-each service payment:
+each service payment, by the protocol of a promised public payment (:mod:`sim.core.public`):
 
 * at signing, before the payments, the part of the services paid then: the voucher the
-  firm decided on, promised against the yearly budget when the negotiation opens (as a
-  premium subsidy is) and released if it breaks down;
+  firm was offered and decided on, promised against the yearly budget when the
+  negotiation opens (as a premium subsidy is), paid ahead at signing, released if it
+  breaks down;
 * on each later payment (a trial's fee on success, a royalty instalment), ``rate`` of
   it within the cap left, if the year's budget allows then; else it is refused and
   counted (``vouchers_denied``): the firm pays in full.
 
 The voucher on offer is the cap or, under a budget, what this year's budget can still
-promise to the decision if less (:func:`sim.core.contracts.budget_left`: a premium subsidy on
-offer to the same decision leaves room for itself).
+promise to the decision if less (:func:`sim.core.public.budget_left`: a premium subsidy on
+offer to the same decision leaves room for itself). It is a co-payment in its own slot of
+the decision's support (:func:`sim.core.state.copayment`): another co-paying instrument
+joins it without either knowing of the other.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import numpy as np
 
 from ..core.jit import kernel
 
-from ..core import columns, contracts, hooks, ledger, rules, schema, state
+from ..core import columns, contracts, hooks, ledger, public, rules, schema, state
 
 NAME = "vouchers"
 SPEND = "vouchers"     # government spend on this instrument is the run metric gov_spend_vouchers
@@ -68,6 +71,7 @@ state.field("v_signed", "achievement", np.int64, -1, "month the achievement's cu
 state.field("v_cap", "achievement", np.int64, 0, "the voucher offered for the achievement's current contract (yuan)",
             owner=NAME)
 state.field("c_voucher_at_sign", "project", np.int64, 0, "voucher promised for the payments at signing", owner=NAME)
+COPAY = state.copayment(NAME, "vouchers.rate")   # its slot in the decision's support
 
 
 MONEY_KEYS = "vouchers.cap"  # what to lower when the money bound is passed
@@ -91,57 +95,44 @@ def services_at_signing(p, st, j):
     return fixed + at_sign + rules.firms_fee(at_sign, fee_rate, p.fee_firm_share)
 
 
-@kernel
-def voucher_cap(p, st, f):
-    """The voucher firm ``f`` is offered: none for a large firm when vouchers are for SMEs; the cap, within what this
-    year's budget can still promise to the decision (:func:`sim.core.contracts.budget_left`: a premium subsidy on offer
-    too leaves room)."""
-    v = p.vouchers
-    if v.sme_only and not st.firm_sme[f]:
-        return np.int64(0)
-    return min(np.int64(np.floor(v.cap)), contracts.budget_left(p, st))
-
-
 # --------------------------------------------------------------------------- hooks
 @kernel
 def offer_support(p, st, series, month, j, a, cost):
-    f = st.project_firm[j]   # the firm running project j
-    cap = voucher_cap(p, st, f)
-    if cap > 0 and p.vouchers.rate > 0.0:
-        st.support[state.SUPPORT_COPAY_RATE] = p.vouchers.rate
-        st.support[state.SUPPORT_COPAY_CAP] = float(cap)
-        st.public_offered[0] += cap
+    """1. Offer: the voucher, none for a large firm when vouchers are for SMEs; the cap, within what this year's
+    budget can still promise to the decision (:func:`sim.core.public.offer_copayment`)."""
+    if p.vouchers.sme_only and not st.firm_sme[st.project_firm[j]]:
+        return
+    public.offer_copayment(p, st, COPAY, p.vouchers.rate, p.vouchers.cap)
 
 
 @kernel
 def on_open(p, st, series, month, j, cover):
-    """The voucher the firm decided on (the support of its decision, still in st.support) is the contract's; its part
-    for the payments at signing is promised against the budget now (the price is agreed)."""
-    cap = np.int64(st.support[state.SUPPORT_COPAY_CAP])
+    """2. Promise: the voucher the firm decided on (its decision's support) is the contract's; its part for the
+    payments at signing is promised against the budget now (the price is agreed)."""
+    cap = public.copayment_decided(st, COPAY)
     a = st.c_ach[j]
     st.v_cap[a] = cap
     st.v_paid[a] = 0
     st.c_voucher_at_sign[j] = contracts.copay(float(services_at_signing(p, st, j)), p.vouchers.rate, float(cap))
-    contracts.reserve_budget(st, st.c_voucher_at_sign[j])
+    public.promise(st, st.c_voucher_at_sign[j])
 
 
 @kernel
 def on_breakdown(p, st, series, month, j):
-    contracts.release_budget(st, st.c_voucher_at_sign[j])
+    """4. Release."""
+    public.release(st, st.c_voucher_at_sign[j])
 
 
 @kernel
 def at_signing(p, st, series, month, j):
-    """The voucher's part of the payments at signing arrives before them."""
+    """3. Pay ahead: the voucher's part of the payments at signing arrives before them."""
     f = st.project_firm[j]   # the firm running project j
     a = st.c_ach[j]
     st.v_signed[a] = month
     help_ = st.c_voucher_at_sign[j]
     if help_ > 0:
-        ledger.pay(st, series, month, ledger.account(st, ledger.GOVERNMENT, 0), ledger.account(st, ledger.FIRM, f),
-                   help_, VOUCHERS)
+        public.pay_promised(st, series, month, ledger.account(st, ledger.FIRM, f), help_, VOUCHERS)
         series[month, CONTRACTS_WITH_VOUCHER] += 1   # the contract's first voucher payment
-    contracts.budget_paid(st, help_)
     st.v_paid[a] = help_
 
 
@@ -157,7 +148,7 @@ def on_payment(p, st, series, month, f, a, b, amount, net):
     if due <= 0:
         return
     # paid with the payment (the firm's cash covered the payment itself: it gets this back at once)
-    if contracts.pay_public(p, st, series, month, ledger.account(st, ledger.FIRM, f), due, VOUCHERS):
+    if public.pay_public(p, st, series, month, ledger.account(st, ledger.FIRM, f), due, VOUCHERS):
         if st.v_paid[a] == 0:
             series[month, CONTRACTS_WITH_VOUCHER] += 1   # the contract's first voucher payment
         st.v_paid[a] += due

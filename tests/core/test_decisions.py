@@ -25,7 +25,7 @@ from sim.analysis.stats import mean_ci
 from ..conftest import BROAD_INSURANCE, SMALL as SMALL_RUN
 from sim.core.results import InvariantError, _check_budget, check_invariants, gov_kinds, summarize
 
-NO_SUPPORT = np.zeros(state.N_SUPPORT)
+NO_SUPPORT = np.zeros(state.support_size())
 ONE_PAIR = ("scenario.firms.n=1", "scenario.universities.n=1", "scenario.universities.achievements_each=1",
             "scenario.firms.need_rate_sme=1.0", "scenario.firms.need_rate_large=1.0",
             "scenario.firms.self_search_prob=1.0", "scenario.universities.max_failures=1000",
@@ -308,7 +308,7 @@ def test_the_licence_price_is_the_reservation_plus_the_universitys_power_times_t
 
 # --------------------------------------------------------------------------- an offer nobody takes
 def _credit(credit, rate=0.08, collateral=0.0):
-    s = np.zeros(state.N_SUPPORT)
+    s = np.zeros(state.support_size())
     s[state.SUPPORT_CREDIT], s[state.SUPPORT_CREDIT_RATE], s[state.SUPPORT_COLLATERAL] = credit, rate, collateral
     return s
 

@@ -101,7 +101,7 @@ def _choose(p=0.35, value=2_000_000, cost=400_000, cash=3_000_000, ra=4.0, trial
     covers[0, state.COVER_PREMIUM], covers[0, state.COVER_REFUND] = firm_premium, claim
     row, cover, price, ce, _, _ = contracts.choose_contract(
         p, value, cost, cash, rules.abs_risk_aversion(ra, cash), 300_000, 0.6, 0.5, offers, 2 if trial else 1,
-        covers, 1 if insurance else 0, fee_rate, fee_fixed, 0.5, np.zeros(state.N_SUPPORT))
+        covers, 1 if insurance else 0, fee_rate, fee_fixed, 0.5, np.zeros(state.support_size()))
     return row, cover >= 0, price if row != TRIAL_ROW else int(offers[1, state.OFFER_ON_SUCCESS]), ce
 
 

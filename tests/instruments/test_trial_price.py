@@ -22,7 +22,7 @@ from sim.core.results import InvariantError, LARGE_CONTRACT, check_deals, deal_m
 
 from ..conftest import small
 
-NO_SUPPORT = np.zeros(state.N_SUPPORT)
+NO_SUPPORT = np.zeros(state.support_size())
 
 
 # --------------------------------------------------------------------------- the two ends of the bargain

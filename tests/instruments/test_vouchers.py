@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sim import api
-from sim.core import columns, contracts, ledger, rules, state
+from sim.core import columns, contracts, ledger, public, rules, state
 from sim.engines.numba import kernels
 from sim.instruments import vouchers as V
 from sim.core.results import InvariantError, check_invariants
@@ -21,10 +21,15 @@ SEEDS = range(1000, 1060)   # seeds no other suite uses
 SERVICES = {k.column for k in ledger.KINDS if k.payer == ledger.FIRM and k.payee in (ledger.UNIVERSITY, ledger.BROKER)}
 
 
-def _support(rate, cap, credit=0.0, credit_rate=0.0):
-    s = np.zeros(state.N_SUPPORT)
-    s[state.SUPPORT_COPAY_RATE], s[state.SUPPORT_COPAY_CAP] = rate, cap
+def _support(rate, cap, credit=0.0, credit_rate=0.0, *more):
+    """A decision's support: the voucher's co-payment in its slot, credit, and ``more`` co-payments (rate, cap) in
+    slots of other instruments (as a second co-paying instrument would declare one)."""
+    s = np.zeros(state.support_size() + 2 * len(more))
+    k = public.copay_rate_index(V.COPAY)
+    s[k], s[k + 1] = rate, cap
     s[state.SUPPORT_CREDIT], s[state.SUPPORT_CREDIT_RATE] = credit, credit_rate
+    for i, (r, c) in enumerate(more):
+        s[state.support_size() + 2 * i], s[state.support_size() + 2 * i + 1] = r, c
     return s
 
 
@@ -36,6 +41,42 @@ def test_support_terms_of_one_contract_by_hand():
     assert on_success == 50_000 - 20_000                 # the cap's last 20,000 on success
     assert borrowed == 70_000 - 60_000 and interest == pytest.approx(0.1 * 10_000)
     assert contracts.copay(33_333.0, 0.5, 1e9) == 16_667 and contracts.copay(33_333.0, 0.5, 100.7) == 100
+
+
+def test_several_co_payments_each_pay_their_share_of_the_same_payments():
+    # a second instrument's co-payment (30% up to 40,000) beside the voucher (50% up to 70,000), neither knowing the
+    # other: each pays its rate of the same services, at signing first, within its own cap
+    at_sign, on_success, _, borrowed = contracts.support_terms(100_000.0, 50_000.0, 20_000.0, 1e9,
+                                                               _support(0.5, 70_000.0, 0.0, 0.0, (0.3, 40_000.0)))
+    assert at_sign == 20_000 + 100_000 - 50_000 - 30_000      # 50,000 and 30,000 of the services at signing
+    assert on_success == 50_000 - 20_000 - 10_000             # the caps' last 20,000 and 10,000 on success
+    assert borrowed == 0
+    # the order of the slots does not matter, and a co-payment at rate 0 is none
+    assert contracts.support_terms(100_000.0, 50_000.0, 20_000.0, 1e9, _support(0.3, 40_000.0, 0.0, 0.0,
+                                                                                 (0.5, 70_000.0)))[:2] == (40_000, 20_000)
+    assert contracts.support_terms(100_000.0, 50_000.0, 20_000.0, 1e9, _support(0.5, 70_000.0, 0.0, 0.0, (0.0, 9e9))) \
+        == contracts.support_terms(100_000.0, 50_000.0, 20_000.0, 1e9, _support(0.5, 70_000.0))
+    # the bounds of the decision see both: the largest help is the caps' sum
+    assert contracts.copay_caps(_support(0.5, 70_000.0, 0.0, 0.0, (0.3, 40_000.0))) == 110_000.0
+    assert contracts.copaid(_support(0.0, 70_000.0, 0.0, 0.0, (0.3, 0.0)))
+    assert not contracts.copaid(_support(0.0, 70_000.0, 0.0, 0.0, (0.0, 1.0)))
+
+
+def test_co_payments_that_would_pay_more_than_the_payments_are_refused(monkeypatch):
+    from sim import api
+    from sim.core.config import ConfigError
+
+    # a second co-paying instrument on the same regime (declared as an instrument module would: its key is a rate of
+    # the same payments); together at 1 or more they would pay the firm more than it pays
+    monkeypatch.setattr(state, "COPAYMENTS", state.COPAYMENTS + [("insurance", "insurance.subsidy_share")])
+    from sim.core import config
+    monkeypatch.setattr(config, "COPAYMENTS", state.COPAYMENTS)
+    mix = ("regime.name=mix", "regime.instruments=[vouchers,insurance]")
+    api.compose(*mix, "vouchers.rate=0.5", "insurance.subsidy_share=0.49")
+    with pytest.raises(ConfigError, match=r"^vouchers.rate \(0.5\) \+ insurance.subsidy_share \(0.5\): co-payments "
+                                          r"of the same payments must sum below 1 under regime 'mix'"):
+        api.compose(*mix, "vouchers.rate=0.5", "insurance.subsidy_share=0.5")
+    api.compose("regime=vouchers", "vouchers.rate=0.5", "insurance.subsidy_share=0.5")  # one alone: its own range
 
 
 def test_one_licence_with_and_without_a_voucher_by_hand():
