@@ -24,114 +24,28 @@ A configuration error is reported in one line with exit code 2.
 from __future__ import annotations
 
 import datetime
-import hashlib
-import io
 import logging
 import os
 import sys
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import Optional
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.experimental.callback import Callback
 from hydra.errors import CompactHydraException
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from sim.core.config import ConfigError, hydra_renamed, load_config, one_line, register_hydra_defaults, renamed
-from sim.runs.outputs import _file_mode, lock_folder, write_atomic  # noqa: F401  (the apps import write_atomic from here)
-from sim.core.schema import _c
+from experiments.cli import (APP_ERRORS, HeldStderr, RunFailed, check_command_line, check_comparison_memory,
+                             check_writable, exit_in_one_line, no_spend_note, remove_created_folder, report_tables,
+                             run_app, write_provenance)
+from sim.core.config import ConfigError, load_config, one_line, register_hydra_defaults
+from sim.core.locations import CONFIG_DIR
+from sim.runs.outputs import lock_folder, write_atomic
 
 _STARTED = False  # set once Hydra has composed the config and handed it to the task
 
 
-@dataclass
-class SlurmConfig:
-    """Where a Slurm job array runs (submitit), for the apps that send work to Slurm themselves."""
-
-    partition: Optional[str] = _c(None, doc="Slurm partition (null: the cluster's default)")
-    timeout_min: int = _c(60, ge=1, le=100000, doc="wall time of one job")
-    cpus_per_task: int = _c(1, ge=1, le=1024, doc="cores of one job")
-    mem_gb: float = _c(2.0, ge=0.1, le=10000.0, doc="memory of one job")
-    array_parallelism: int = _c(64, ge=1, le=100000, doc="jobs of an array running at once")
-
-
-def _sweep_id() -> str:
-    """A short name for a sweep, from the command line that started it: the same sweep, the same folder.
-
-    Launcher settings (``hydra.*``, ``hydra/launcher=...``), the flags and the settings
-    that change no number (``workers``, ``progress``, ``engine``) are left out, so resuming
-    with another launcher, more workers or without a progress bar lands in the same
-    folder. Resolved once in the driver; jobs get the value through Hydra's resolver cache.
-    """
-    from sim.runs.sweep import SETTINGS_IGNORED
-
-    ignored = {k for k in SETTINGS_IGNORED if k != "results_dir"}
-    args = [a for a in _override_args(sys.argv[1:])
-            if not a.lstrip("+~").startswith("hydra") and a.split("=", 1)[0].lstrip("+~") not in ignored]
-    text = "\n".join(sorted(args))
-    return "sweep-" + hashlib.sha256(text.encode()).hexdigest()[:10]
-
-
-def _parser():
-    """Hydra's own command-line parser, whose errors are one-line config errors."""
-    from hydra._internal.utils import get_args_parser
-
-    parser = get_args_parser()
-
-    def error(message):
-        raise ConfigError(f"command line: {message}")
-
-    parser.error = error
-    return parser
-
-
-def _override_args(argv: list[str]) -> list[str]:
-    """The overrides (key=value) of a command line, without Hydra's flags and their values."""
-    try:
-        return list(_parser().parse_args(argv).overrides or [])
-    except ConfigError:
-        return [a for a in argv if not a.startswith("-")]
-
-
-if not OmegaConf.has_resolver("sweep_id"):
-    OmegaConf.register_new_resolver("sweep_id", _sweep_id, use_cache=True)
-
-
-def _run_tag() -> str:
-    """What makes the main job's default folder its own: the process id and a short random suffix (two jobs
-    started in the same second, on one host or on two sharing the file system, get different folders)."""
-    import secrets
-
-    return f"{os.getpid()}-{secrets.token_hex(2)}"
-
-
-if not OmegaConf.has_resolver("run_tag"):
-    OmegaConf.register_new_resolver("run_tag", _run_tag, use_cache=True)
-
-
-_RUN_DIR: dict = {}  # the main job's folder as Hydra is about to create it: {"path": ..., "created": ...}
-
-
-class RunFolder(Callback):
-    """Notes, before Hydra creates the main job's folder, which part of its path does not exist yet, so that a
-    refused or failed job removes the empty folders it created (and nothing else)."""
-
-    def on_run_start(self, config, **kwargs) -> None:
-        try:
-            folder = Path(str(OmegaConf.select(config, "hydra.run.dir"))).absolute()
-        except Exception:  # an unresolvable folder is Hydra's to report
-            return
-        created, p = None, folder
-        while not os.path.lexists(p) and p.parent != p:
-            created, p = p, p.parent
-        _RUN_DIR.update(path=folder, created=created)
-
-
-# what the main job writes into its folder (each replaced only there, as a regular file)
 RUN_FILES = tuple(f"{name}{suffix}.{ext}" for suffix in ("", "_equal_spend")
                   for name, ext in (("summary", "csv"), ("series", "csv"), ("sectors", "csv"), ("table", "csv"),
                                     ("comparison", "png"))) + (
@@ -155,35 +69,6 @@ def check_run_folder(out: Path, key: str = "hydra.run.dir") -> None:
     if theirs and not ours:
         raise ConfigError(f"{key} = {str(out)!r}: holds {theirs[0]}, not a main job's (no {LOCK_NAME} nor "
                           ".hydra/config.yaml); the job writes only files it creates: choose another folder")
-
-
-def remove_created_folder() -> None:
-    """After a refused or failed job (the main job, an exploration app): the folders Hydra created for it, if they
-    are empty, are removed."""
-    folder, created = _RUN_DIR.get("path"), _RUN_DIR.get("created")
-    if folder is None or created is None:
-        return
-    p = folder
-    while True:
-        try:
-            if os.path.lexists(p):  # (an app may have removed its own folder already)
-                p.rmdir()  # only an empty folder
-        except OSError:
-            return
-        if p == created or p.parent == p:
-            return
-        p = p.parent
-
-
-def check_writable(folder: Path, key: str) -> None:
-    """Refuse, before anything is computed, a folder this process cannot write its results into."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test.", suffix=".tmp")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise ConfigError(f"{key} = {str(folder)!r}: cannot write there ({e.strerror or e})") from None
 
 
 def _set_aside_previous(out: Path) -> Optional[Path]:
@@ -280,23 +165,6 @@ def main_job(node: DictConfig) -> Path:
     return out
 
 
-def no_spend_note(at_spend: str) -> str:
-    """What the report says when the regime named for equal spend spent nothing in the runs."""
-    return f"No comparison at equal spend: {at_spend} spent no public money in these runs."
-
-
-def check_comparison_memory(cfg, regimes, at_spend, draws=()) -> None:
-    """Refuse, before any run, a comparison whose runs or results would not fit in memory (the runs of each
-    process, and every run's series kept for the tables, the frames and the CSV files)."""
-    from sim.core.population import check_memory
-    from sim.core.results import N_SERIES
-
-    replicates = cfg.seeds * (cfg.posterior_draws if draws else 1)
-    results_bytes = 4.0 * (2 if at_spend else 1) * len(regimes) * replicates * cfg.scenario.months * N_SERIES * 8
-    for run_cfg in {id(c): c for c in draws or [cfg]}.values():  # a draw may set the population's size
-        check_memory(run_cfg, cfg.engine, processes=cfg.workers, extra=results_bytes)
-
-
 def _posterior_draws(cfg) -> list:
     """The configs of the posterior's draws (validated), after one line that says what they are; [] without one."""
     from sim.runs.posterior import load_posterior
@@ -337,29 +205,6 @@ def _write_comparison(out: Path, suffix: str, res, title: str) -> list[str]:
     for name, write in files.items():
         write_atomic(out / name, write)
     return list(files)
-
-
-def report_tables(res, cfg, regimes) -> list[tuple]:
-    """The tables of one comparison, (title, table) in the order the report gives them: the main job's table.md
-    and the dashboard's Compare page show these."""
-    from sim import api
-    from sim.analysis.stats import SIZE_METRICS, by_year, format_table, tails, who_pays
-
-    out = [(f"Outcomes per run, mean [95% interval] over {api.replicates_text(cfg)} ({cfg.scenario.name})",
-            format_table(res.table))]
-    if "baseline" in regimes and len(regimes) > 1:
-        out += [("Effect against baseline, paired by seed: mean difference [95% interval]\n"
-                 "(cost_per_extra_conversion: extra government spend / extra expected conversions, those realised "
-                 "and the deals running at the horizon at their chance, bootstrap interval; _public: less what "
-                 "public universities keep; _pv: spend and conversions both in present values at "
-                 f"{cfg.scenario.discount_rate:.0%} a year)", format_table(res.table, effects=True)),
-                ("Who pays and who gains: change in each party's net position against baseline "
-                 "(present value, yuan; mean [95% interval])", who_pays(res.table)),
-                ("By firm size: effect against baseline on SMEs and on large firms",
-                 format_table(res.table, effects=True, metrics=SIZE_METRICS))]
-    out += [(f"Spread across the {api.replicates_text(cfg)}: 5th / 50th / 95th percentile", tails(res.table)),
-            ("Conversions by year of the run (mean over seeds)", by_year(res.series))]
-    return out
 
 
 def _report(res, cfg, regimes) -> list[str]:
@@ -418,27 +263,7 @@ def headline(res, equal, at_spend) -> list[str]:
             tabulate(df, headers="keys", tablefmt="github", showindex=False)]
 
 
-def write_provenance(out: Path, node: DictConfig) -> None:
-    """The run's config and overrides in ``.hydra/``, written with its tables (Hydra's own copy is off).
-
-    Hydra would write them when a run starts, so a second run into the same folder that
-    failed would leave the first run's tables under the second run's provenance.
-    """
-    hc = HydraConfig.get()
-    folder = out / ".hydra"
-    folder.mkdir(exist_ok=True)
-    job = OmegaConf.to_container(node, resolve=False)
-    write_atomic(folder / "config.yaml", lambda p: OmegaConf.save(OmegaConf.create(job), p))
-    write_atomic(folder / "overrides.yaml", lambda p: OmegaConf.save(OmegaConf.create(list(hc.overrides.task)), p))
-    choices = dict(hc.runtime.choices)
-    write_atomic(folder / "choices.yaml", lambda p: OmegaConf.save(OmegaConf.create(choices), p))
-
-
 _LOCK = None  # the main job's lock on its folder (sim.runs.outputs.FolderLock)
-
-
-class RunFailed(Exception):
-    """A run raised or broke an invariant: reported in one line, exit code 1."""
 
 
 def _explicit(key: str) -> bool:
@@ -496,26 +321,6 @@ class RunsFailed(CompactHydraException):
     """Some runs of a sweep job failed: Hydra reports it in one line and the sweep exits 1."""
 
 
-from sim.core.locations import CONFIG_DIR  # noqa: E402
-
-APP_ERRORS = (ConfigError, RunFailed, OSError)  # what an app ends on in one line (exit_in_one_line); else a traceback
-
-
-def exit_in_one_line(e: BaseException, kept: str = "the files written before it are kept, each whole") -> NoReturn:
-    """End an app on ``e`` with one line on stderr: the user's error (:class:`ConfigError`) with exit code 2; a run
-    that failed, or a fault that is not the user's (an ``OSError``: a full disk, a folder removed under the job),
-    with exit code 1 and what was kept. Every app ends this way (the main job, sweeps, calibration, explorations)."""
-    if isinstance(e, ConfigError):
-        print(f"config error: {one_line(e, 2000)}", file=sys.stderr)
-        sys.exit(2)
-    if isinstance(e, OSError):
-        print(f"run failed: cannot write {e.filename or 'the output folder'} ({e.strerror or e}); {kept}",
-              file=sys.stderr)
-    else:
-        print(f"run failed: {one_line(e, 2000)}", file=sys.stderr)
-    sys.exit(1)
-
-
 def task(node: DictConfig) -> None:
     """Hydra's task function (left undecorated, so launchers pickle it by its name)."""
     global _STARTED
@@ -546,195 +351,7 @@ register_hydra_defaults()  # the instruments' sections and the default regimes, 
 _app = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")(task)
 
 
-class HeldStderr(io.TextIOBase):
-    """Holds what Hydra writes to stderr until the job starts, so its errors can be put in one line."""
-
-    def __init__(self, real):
-        self.real = real
-        self.held = io.StringIO()
-        self.holding = True
-
-    def write(self, s):
-        return (self.held if self.holding else self.real).write(s)
-
-    def flush(self):
-        if not self.holding:
-            self.real.flush()
-
-    def release(self):
-        if self.holding:
-            self.holding = False
-            self.real.write(self.held.getvalue())
-            sys.stderr = self.real
-
-
 _STDERR = HeldStderr(sys.stderr)
-
-
-def _is_config_error(message: str) -> bool:
-    """A Hydra composition error (the command line or a config file), as opposed to a failing job.
-
-    Hydra reports its own errors (composition, overrides) without a traceback.
-    """
-    return "Traceback" not in message and bool(message.strip())
-
-
-_FOLDER_ERRORS = ("OSError", "PermissionError", "NotADirectoryError", "FileExistsError", "IsADirectoryError",
-                  "FileNotFoundError")
-
-
-def _folder_error(message: str):
-    """Hydra could not create the run's folder (before the job started): that folder's error, in one line."""
-    lines = [ln.strip() for ln in message.splitlines() if ln.strip() and "HYDRA_FULL_ERROR" not in ln]
-    if lines and lines[0].startswith("Traceback") and lines[-1].split(":", 1)[0] in _FOLDER_ERRORS:
-        return f"cannot create the output folder (hydra.run.dir / hydra.sweep.dir): {one_line(lines[-1], 200)}"
-    return None
-
-
-def hydra_error_line(message: str) -> str:
-    """Hydra's composition error, reduced to its first useful line (+ the allowed options)."""
-    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
-    lines = [ln for ln in lines if not ln.startswith("Set the environment variable HYDRA_FULL_ERROR")]
-    if not lines:
-        return "invalid command line"
-    first = lines[0]
-    if "Could not find" in first or "Could not load" in first:
-        opts = []
-        for ln in lines[1:]:
-            if ln.startswith("Available options") or ln.startswith("Config search path"):
-                continue
-            if " " in ln or ":" in ln:
-                break
-            opts.append(ln)
-        if opts:
-            first += "; allowed: " + ", ".join(opts)
-    elif first.startswith("Could not override"):
-        key = first.split("'")[1] if "'" in first else ""
-        first = f"unknown key '{key}'" + _allowed_keys(key)
-    return first + hydra_renamed(lines[0])
-
-
-def _allowed_keys(dotted: str) -> str:
-    import dataclasses
-    import typing
-
-    from sim.core.config import Config
-
-    cls = Config
-    parts = dotted.split(".")
-    for p in parts[:-1]:
-        hints = typing.get_type_hints(cls)
-        if p not in hints or not dataclasses.is_dataclass(hints[p]):
-            return ""
-        cls = hints[p]
-    names = [f.name for f in dataclasses.fields(cls)]
-    where = ".".join(parts[:-1])
-    return f": allowed keys{' in ' + where if where else ''} are " + ", ".join(names)
-
-
-def section_fields(cls, dotted: str):
-    """The fields allowed under ``dotted`` in an app's section dataclass ``cls`` (None: ``dotted`` is a leaf or not
-    a section)."""
-    import dataclasses
-    import typing
-
-    for p in [q for q in dotted.split(".") if q]:
-        hints = typing.get_type_hints(cls)
-        if p not in hints or not dataclasses.is_dataclass(hints[p]):
-            return None
-        cls = hints[p]
-    return [f.name for f in dataclasses.fields(cls)]
-
-
-def _check_section_key(key: str, sections: dict) -> bool:
-    """True if ``key`` belongs to an app's own section (``sensitivity.method``); a ConfigError if it names none of its
-    keys."""
-    head, _, rest = key.partition(".")
-    if head not in sections:
-        return False
-    parent, _, leaf = rest.rpartition(".")
-    allowed = section_fields(sections[head], parent)
-    if not rest or allowed is None or leaf not in allowed:
-        where = f"{head}.{parent}" if parent else head
-        raise ConfigError(f"unknown key '{one_line(key, 60)}': allowed keys in {where} are "
-                          + ", ".join(allowed or section_fields(sections[head], "")))
-    return True
-
-
-def check_command_line(argv: list[str], sections: dict | None = None) -> None:
-    """Refuse, in one line, an override Hydra would fail on with a traceback, drop, or merge unasked.
-
-    Checked before Hydra composes anything: the syntax of each override, that its key is
-    a setting of the model or a run (or Hydra's own, or of an app's own ``sections``:
-    ``{name: dataclass}``), and that a config group gets one name.
-    """
-    sections = sections or {}
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.core.override_parser.types import ChoiceSweep, Glob
-    from hydra.errors import HydraException
-
-    from sim.core.config import RUN_SETTINGS, parameter_keys, section_keys
-    from sim.runs.sweep import check_sweep_length
-
-    known = set(parameter_keys()) | set(RUN_SETTINGS)
-    known |= section_keys()
-    parser = OverridesParser.create()
-    for line in _parser().parse_args(argv).overrides or []:
-        try:
-            o = parser.parse_override(line)
-        except (HydraException, ValueError, RecursionError) as e:
-            why = one_line(str(e).splitlines()[0] if str(e) else type(e).__name__, 120)
-            raise ConfigError(f"{one_line(line, 60)}: cannot be parsed ({why}); write key=value, and quote text with "
-                              "spaces or characters other than ASCII letters, e.g. scenario.name='丽水'") from None
-        key = o.key_or_group
-        if key == "hydra" or key.startswith(("hydra.", "hydra/")):
-            continue  # Hydra's own settings (launcher, output folders)
-        if o.is_sweep_override():
-            check_sweep_length(o)  # Hydra would expand range(0,1e18) before any job starts
-        if o.is_delete():
-            raise ConfigError(f"{one_line(line, 60)}: a setting cannot be deleted; set it to the value you want")
-        if key in ("scenario", "regime"):
-            value = o.value()
-            if o.is_sweep_override():  # -m regime=a,b or scenario=glob(*): each value must be a name
-                if isinstance(value, ChoiceSweep) and all(isinstance(v, str) for v in value.list):
-                    continue
-                if isinstance(value, Glob):
-                    continue
-                raise ConfigError(f"{one_line(line, 60)}: sweep {key}s by name ({key}=a,b or {key}=glob(*))")
-            if not isinstance(value, (str, list, dict)) or isinstance(value, bool):
-                raise ConfigError(f"{key} = {one_line(str(value), 60)}: must name a {key} ({key}=NAME)")
-            if key == "regime" and renamed(value):
-                raise ConfigError(f"regime = {one_line(value, 60)}: no such regime{renamed(value)}")
-            if isinstance(value, (list, dict)):
-                raise ConfigError(f"{key} = {one_line(str(value), 60)}: pick one {key} by name ({key}=NAME)"
-                                  + ("; compare several with regimes=[a,b], or sweep them with -m regime=a,b"
-                                     if key == "regime" else "; sweep several with -m scenario=a,b"))
-            continue
-        if key == "grid" or key.startswith("grid."):
-            continue  # checked with the config (sim.core.config._check_grid)
-        if _check_section_key(key, sections):
-            continue  # checked with the app's section
-        if key not in known:
-            raise ConfigError(f"unknown key '{one_line(key, 60)}'" + renamed(key) + _allowed_keys(key))
-
-
-def run_app(app, held: HeldStderr, started, error_line=hydra_error_line) -> None:
-    """Run a Hydra app whose errors before its task starts (composition, the output folder) become one line,
-    exit code 2; ``held`` has kept Hydra's stderr until then, ``started()`` says whether the task began."""
-    try:
-        app()
-    except SystemExit as e:
-        text = held.held.getvalue()
-        if not started() and e.code not in (0, None):
-            line = error_line(text) if _is_config_error(text) else _folder_error(text)
-            if line:
-                sys.stderr = held.real
-                print(f"config error: {line}", file=sys.stderr)
-                sys.exit(2)
-        raise
-    finally:
-        if sys.stderr is held:
-            held.release()
 
 
 def main() -> None:

@@ -518,7 +518,7 @@ def optimise_section(cores: int, generations: int = 6) -> dict:
     from hydra.core.global_hydra import GlobalHydra
 
     from experiments import optimise as app
-    from experiments.explore_app import split
+    from experiments.cli import split
     from sim import api
     from sim.analysis import optimise as opt
     from sim.runs.executor import Executor

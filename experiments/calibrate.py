@@ -44,12 +44,13 @@ from typing import Optional
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.app import (APP_ERRORS, RunFailed, SlurmConfig, write_provenance, HeldStderr, hydra_error_line,
-                             check_writable, exit_in_one_line, run_app, write_atomic)
+from experiments.cli import (APP_ERRORS, RunFailed, SlurmConfig, write_provenance, HeldStderr, hydra_error_line,
+                             check_writable, exit_in_one_line, remove_created_folder, run_app)
 from sim.core.config import _build, ConfigError, one_line, register_hydra_defaults
 from sim.analysis.calibration import TRANSITIONS
 from sim.core.locations import CONFIG_DIR
 from sim.core.schema import COUNT_MAX, SEED_MAX, _c, _nested
+from sim.runs.outputs import write_atomic
 
 
 @dataclass
@@ -711,8 +712,6 @@ def task(node: DictConfig) -> None:
         calibrate(cfg, out)
         write_provenance(out, node)  # last, with the results (a failed command leaves an earlier one's alone)
     except APP_ERRORS as e:
-        from experiments.app import remove_created_folder
-
         remove_created_folder()  # the folders Hydra made for this job, if still empty (never another job's)
         exit_in_one_line(e, "the runs and generations stored before it are kept: the same command resumes")
 

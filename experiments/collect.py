@@ -30,14 +30,6 @@ from pathlib import Path
 
 
 
-def swept_columns(params: list[dict]) -> list[str]:
-    """Parameters that take more than one value across the sweep (the sweep's axes)."""
-    if not params:
-        return []
-    keys = list(params[0])
-    return [k for k in keys if len({str(p.get(k)) for p in params}) > 1]
-
-
 def _sortable(column):
     """A column as sort_values can order it: lists (regime.instruments) by their text."""
     lists = column.map(lambda v: isinstance(v, (list, tuple)))
@@ -104,11 +96,11 @@ def collect(sweep_dir: Path, metric: str = "successes", out: Path | None = None,
     sweep computes it again. Files outside the sweep's folder (``results_dir``) are only
     read: collect writes, moves and deletes only inside the sweep's folder.
     """
+    from experiments.cli import swept_columns
     from sim.core.config import ConfigError
     from sim.core.results import METRICS
+    from sim.runs.outputs import write_atomic
     from sim.runs.sweep import RUNS_MAX, ResultStore, expected_runs, sweep_jobs
-
-    from .app import write_atomic
 
     if metric not in METRICS:
         raise ConfigError(f"--metric {metric!r}: allowed metrics are " + ", ".join(METRICS))

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from experiments.explore_app import (RunOptions, app_main, check_stamp, digest, model_digest, make_executor, say, stamp_line,
-                                     write_table)
+from experiments.cli import (RunOptions, app_main, check_stamp, digest, model_digest, make_executor, say, stamp_line,
+                             write_table)
 from sim.core.config import Config, ConfigError
 from sim.core.schema import _c
 
@@ -134,7 +134,7 @@ def run(cfg: Config, own: DiscoverConfig, out: Path) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
-    from experiments.app import write_atomic
+    from sim.runs.outputs import write_atomic
     from sim.analysis import discovery
     from sim.analysis.designs import run_design
 

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from experiments.explore_app import (RunOptions, app_main, check_stamp, digest, model_digest, make_executor, say, stamp_line,
-                                     write_table)
+from experiments.cli import (RunOptions, app_main, check_stamp, digest, model_digest, make_executor, say, stamp_line,
+                             write_table)
 from sim.core.config import Config, ConfigError
 from sim.core.schema import _c
 
@@ -221,7 +221,7 @@ def run(cfg: Config, own: OptimiseConfig, out: Path) -> dict:
     best_row = None if best is None else front_table.loc[best_index]
     _plot(res.trials, objectives, own, best_row, front_table, out / "front.png", title)
     lines = report(cfg, own, model, levers, res, front_table, best_row, reevaluated, seconds)
-    from experiments.app import write_atomic
+    from sim.runs.outputs import write_atomic
 
     write_atomic(out / "best.md", lambda p: Path(p).write_text("\n".join(best_lines(own, model, best_row)) + "\n"))
     write_atomic(out / "report.md", lambda p: Path(p).write_text("\n".join(lines) + "\n"))
@@ -235,7 +235,7 @@ def run(cfg: Config, own: OptimiseConfig, out: Path) -> dict:
 def _plot(trials, objectives, own, best, front, path, title):
     import pandas as pd
 
-    from experiments.app import write_atomic
+    from sim.runs.outputs import write_atomic
     from sim.analysis.optimise import plot_front
 
     shown = dict.fromkeys([own.conversions, own.cost, SPEND])

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from experiments.app import write_atomic
-from experiments.explore_app import (RunOptions, app_main, check_stamp, digest, model_digest, make_executor, save_figure, say,
-                                     stamp_line, write_table)
+from experiments.cli import (RunOptions, app_main, check_stamp, digest, model_digest, make_executor, save_figure, say,
+                             stamp_line, write_table)
 from sim.core.config import Config, ConfigError
 from sim.core.schema import _c, _nested
+from sim.runs.outputs import write_atomic
 
 
 @dataclass

@@ -14,6 +14,10 @@ A module may import its own layer and those below. The one exception, by design:
 instruments through the registry, the package ``sim.instruments`` itself (its ``REGISTRY``/``INSTRUMENTS``; the
 plug-in point), never an instrument's module. The two engines never import each other, and nothing in ``sim``
 imports the apps (``experiments``).
+
+The apps in ``experiments/`` are parsed the same way: each imports ``sim``, ``experiments.cli`` (what the apps share)
+and its own modules, never another app; ``experiments.cli`` imports no app. The one exception, by purpose: the
+benchmark (``experiments.bench``) times the optimise app's search and the dashboard's service as they run.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 import pytest
 
 SIM = Path(__file__).resolve().parents[1] / "sim"
+EXPERIMENTS = SIM.parent / "experiments"
 
 LAYERS = ("sim.core", "sim.instruments", "sim.engines", "sim.runs", "sim.analysis", "sim.api")
 REGISTRY = "sim.instruments"  # the one module of a higher layer the core may import (see the docstring)
@@ -111,3 +116,43 @@ def test_engines_do_not_import_each_other(path):
     mine = name.split(".")[2]
     others = [t for _, t in imports(path) if t.startswith("sim.engines.") and t.split(".")[2] != mine]
     assert not others, f"{name} imports the other engine: {others}"
+
+
+SHARED = "experiments.cli"  # what the apps share: the one module of experiments/ an app imports besides its own
+# the apps the benchmark times as they run (its sections: the policy search, the dashboard's default comparison)
+BENCHMARKED = {"experiments.bench": {"experiments.optimise", "experiments.dashboard"}}
+APP_MODULES = sorted(p for p in EXPERIMENTS.rglob("*.py") if module_name(p) not in ("experiments", SHARED))
+
+
+def app_of(name: str) -> str | None:
+    """The app a module of ``experiments`` belongs to (None: the package itself or the shared module): the dashboard's
+    package is one app, and ``experiments.run`` is the entry point of the main job, ``experiments.app``."""
+    parts = name.split(".")
+    if len(parts) < 2 or name == SHARED:
+        return None
+    if parts[1] == "dashboard":
+        return "experiments.dashboard"
+    return "experiments.app" if name == "experiments.run" else ".".join(parts[:2])
+
+
+def test_the_apps_are_found():
+    apps = {app_of(module_name(p)) for p in APP_MODULES}
+    assert {"experiments.app", "experiments.calibrate", "experiments.collect", "experiments.dashboard",
+            "experiments.sensitivity", "experiments.discover", "experiments.optimise"} <= apps, apps
+    assert not (EXPERIMENTS / "explore_app.py").exists()  # its helpers are in experiments.cli
+
+
+@pytest.mark.parametrize("path", APP_MODULES, ids=lambda p: p.relative_to(SIM.parent).as_posix())
+def test_an_app_imports_sim_and_the_shared_module_never_another_app(path):
+    name = module_name(path)
+    mine = app_of(name)
+    bad = list(dict.fromkeys(f"line {line}: {target}" for line, target in imports(path)
+                             if target.split(".")[0] == "experiments" and target != SHARED and app_of(target) != mine
+                             and app_of(target) not in BENCHMARKED.get(name, ())))
+    assert not bad, f"{name} imports another app (what apps share goes in {SHARED}): " + "; ".join(bad)
+
+
+def test_the_shared_module_imports_no_app():
+    path = EXPERIMENTS / "cli.py"
+    bad = [f"line {line}: {target}" for line, target in imports(path) if target.split(".")[0] == "experiments"]
+    assert not bad, f"{SHARED} imports an app: " + "; ".join(bad)

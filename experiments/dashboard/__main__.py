@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 from experiments.dashboard.service import MAX_RUNS, MAX_WORK
-from experiments.explore_app import app_main
+from experiments.cli import app_main
 from sim.core.config import ConfigError
 from sim.core.schema import _c
 
@@ -47,7 +47,7 @@ class DashboardConfig:
 def base_overrides(engine: str, task: Optional[list[str]] = None) -> list[str]:
     """The command line's model overrides (``task``; default Hydra's) that the pages start from (the engine first);
     the seeds typed there, else ``configs/dashboard.yaml``'s (the app's model config is composed with one seed: an
-    app runs its own replicates, :func:`experiments.explore_app.split`)."""
+    app runs its own replicates, :func:`experiments.cli.split`)."""
     from experiments.dashboard.service import starting_seeds
 
     if task is None:

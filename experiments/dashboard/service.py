@@ -5,7 +5,7 @@ what the command line takes: ``scenario=lishui``, ``regimes=[baseline,free_trial
 ``broker_reward.cap=500000``, ... So the page validates with the same schema and shows the same one-line
 message as ``python -m experiments.run`` (:func:`sim.api.compose`), and its answer is the main
 job's: :func:`sim.api.compare`, then :func:`sim.api.compare_at_spend`, tabulated by
-:func:`experiments.app.report_tables`. :meth:`Service.command_line` is the command that
+:func:`experiments.cli.report_tables`. :meth:`Service.command_line` is the command that
 reproduces an answer.
 
 The runs go to a pool of processes started once with the server (spawned: a web server has
@@ -227,7 +227,7 @@ class Service:
     def validate(self, question: list[str]) -> Config:
         """The config of a question the Compare page may run: valid, and its comparison fits in memory (the main
         job's checks, with the same one-line messages)."""
-        from experiments.app import check_comparison_memory
+        from experiments.cli import check_comparison_memory
 
         cfg = self.config(question)
         runs, work = self.size(question, cfg)  # the limits first: the size of the question is what the user chose
@@ -339,7 +339,7 @@ class Service:
             return sum(runs for _, runs in self._queue)
 
     def _answer(self, question, cfg: Optional[Config], on_progress) -> Answer:
-        from experiments.app import no_spend_note, report_tables
+        from experiments.cli import no_spend_note, report_tables
         from sim.analysis.plots import comparison_figure
         from sim.analysis.stats import headline_table
 
@@ -486,7 +486,7 @@ def load_sweep(path: Path, root: Optional[Path] = None):
     only if the file resolves inside it (links followed)."""
     import pandas as pd
 
-    from experiments.collect import swept_columns
+    from experiments.cli import swept_columns
     from sim.core.results import METRICS
 
     path = Path(path)

@@ -249,7 +249,7 @@ def test_an_apps_seed_range_is_its_own_replicates_not_the_main_jobs_seeds():
     """The last seed an app runs is seed + replicates - 1 (+ the optimiser's fresh interval replicates)."""
     from types import SimpleNamespace
 
-    from experiments.explore_app import check_seeds
+    from experiments.cli import check_seeds
     from sim.core.config import ConfigError
     from sim.core.schema import SEED_MAX
 

@@ -718,7 +718,7 @@ def _argv(extra: list[str], run_dir: Path) -> list[str]:
 @example(extra=["regime=null"])
 def test_compose_any_override_list_is_a_config_or_a_one_line_error(extra):
     """In-process: the command line's own pre-check and api.compose, on the same overrides."""
-    from experiments.app import check_command_line
+    from experiments.cli import check_command_line
 
     argv = _argv(extra, Path("/tmp/unused"))[:-1]
     try:

@@ -736,11 +736,11 @@ def test_abc_db_fuzzed(scratch):
 
 
 def test_exploration_json_fuzzed(scratch):
-    """An exploration's exploration.json mutated (experiments.explore_app.check_stamp): continued only when it is
+    """An exploration's exploration.json mutated (experiments.cli.check_stamp): continued only when it is
     this design's, else refused in one line; never another exception."""
     import json
 
-    from experiments.explore_app import check_stamp
+    from experiments.cli import check_stamp
 
     out = scratch / "exploration"
     out.mkdir(exist_ok=True)
@@ -910,7 +910,7 @@ def test_a_calibration_json_nested_too_deep_is_refused_in_one_line(calibrate_set
 def test_an_exploration_json_nested_too_deep_or_not_a_mapping_is_refused_in_one_line(text, scratch):
     """Found by the fuzzer: exploration.json of `[` x 100,000 raised RecursionError, and `[]` AttributeError ('list'
     has no 'get'), tracebacks; both are another design's file now: refused in one line."""
-    from experiments.explore_app import check_stamp
+    from experiments.cli import check_stamp
 
     out = scratch / "odd_exploration"
     out.mkdir(exist_ok=True)
@@ -963,7 +963,7 @@ def _validate_app(app: str, overrides: list[str]):
     (the model's config and the section, then what build() checks: files read, design bounded); no analysis."""
     from hydra import compose, initialize_config_dir
 
-    import experiments.explore_app  # noqa: F401  (the resolvers the apps' configs use)
+    import experiments.cli  # noqa: F401  (the resolvers the apps' configs use)
 
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base=None):
         node = compose(config_name=app, overrides=overrides)
@@ -976,7 +976,7 @@ def _validate_app(app: str, overrides: list[str]):
         load_targets(cfg.target_set, fitting=cfg.method != "predict")
         load_space(cfg.space)
         return cfg
-    from experiments.explore_app import split
+    from experiments.cli import split
 
     module = __import__(f"experiments.{app}", fromlist=["build"])
     cls = {"sensitivity": module.SensitivityConfig if app == "sensitivity" else None,
@@ -1009,7 +1009,7 @@ def test_app_keys_fuzzed(app, monkeypatch):
     keys = [k for k in _app_keys(cls, prefix) if not k.startswith(prefix + "slurm.")] + ["seed"]
     override = st.builds(lambda k, v: f"{k}={v}", st.sampled_from(keys), st.sampled_from(_NASTY_OVERRIDE_VALUES))
 
-    from experiments.app import hydra_error_line
+    from experiments.cli import hydra_error_line
 
     _validate_app(app, [])   # the app's defaults pass its own validation
 

@@ -16,7 +16,7 @@ import pytest
 from sim import api
 from sim.core.config import ConfigError
 from sim.runs.outputs import lock_folder
-from experiments.app import RunFailed
+from experiments.cli import RunFailed
 
 ROOT = Path(__file__).resolve().parents[2]
 UNBUFFERED = {**os.environ, "PYTHONUNBUFFERED": "1"}  # a job's first line is seen when it is printed
@@ -264,7 +264,7 @@ def test_a_job_run_again_into_its_folder_sets_the_earlier_results_aside_never_mi
 def test_every_app_ends_on_its_error_in_one_line_with_its_code(capsys, error, code, line):
     """The one ending of every app (main job, sweeps, calibration, explorations): the user's error exit 2, a failed
     run or a fault exit 1 saying what was kept; the line is the whole of stderr."""
-    from experiments.app import APP_ERRORS, exit_in_one_line
+    from experiments.cli import APP_ERRORS, exit_in_one_line
 
     assert isinstance(error, APP_ERRORS)
     with pytest.raises(SystemExit) as exit_:
