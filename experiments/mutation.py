@@ -109,6 +109,17 @@ MUTANTS = (
     Mutant("premium subsidy: the cap per policy not applied", "sim/instruments/insurance.py",
            "return min(rules.yuan(share * premium_amount), np.int64(math.floor(cap)))",
            "return rules.yuan(share * premium_amount)", ("tests/core/test_rules.py", "tests/instruments/test_insurance.py")),
+    # --- agents that hold reserves (insurers, lenders: sim/core/reserves.py)
+    Mutant("reserve holders: reserves exactly at the floor withdraw", "sim/core/reserves.py",
+           "return active and worth >= min_reserves", "return active and worth > min_reserves",
+           ("tests/core/test_reserves.py",)),
+    Mutant("reserve holders: a withdrawn one returns when its reserves recover", "sim/core/reserves.py",
+           "return active and worth >= min_reserves", "return worth >= min_reserves",
+           ("tests/core/test_reserves.py",)),
+    Mutant("reserve holders: the prior's weight left out of the denominator", "sim/core/reserves.py",
+           "return (prior_rate * prior_strength + events) / (prior_strength + observed)",
+           "return (prior_rate * prior_strength + events) / (1.0 + observed)",
+           ("tests/core/test_reserves.py",)),
     # --- other instruments
     Mutant("royalty: the upfront share x 1.1", "sim/instruments/royalty.py",
            "return rules.yuan(upfront_share * ask)", "return rules.yuan(1.1 * upfront_share * ask)",

@@ -13,7 +13,8 @@ needs to know it exists:
 * what it adds to the model, declared at import: payments (:func:`sim.core.ledger.kind`: payer,
   payee), contract forms and covers (:mod:`sim.core.forms`), series columns
   (:func:`sim.core.columns.column`), state arrays and agents (:func:`sim.core.state.field`,
-  :func:`sim.core.state.agent`), accounts (:func:`sim.core.ledger.account_class`);
+  :func:`sim.core.state.agent`), accounts (:func:`sim.core.ledger.account_class`); an agent that holds reserves and
+  withdraws below a floor (an insurer, a lender) with all of these at once: :class:`sim.core.reserves.Holders`;
 * its rules and its hooks into the month, ``numba.njit`` functions of the shared state
   (the hooks are listed in :mod:`sim.core.hooks`; define only those you need);
 * optionally ``check(cfg)`` (rules between its parameters and the scenario, raising a

@@ -40,6 +40,7 @@ import numpy as np
 from ..core.jit import entry, kernel
 
 from ..core import columns, forms, ledger, public, rng, rules, state, views
+from ..core.reserves import Holders, ReserveHolder, experience_rate, in_business, reserves_of, withdraw
 from ..core.schema import ConfigError, _c, factor, money, share
 
 NAME = "insurance"
@@ -72,9 +73,11 @@ class Params:
 
 
 # what the instrument adds to the model
-state.agent("insurer", lambda cfg, pop: cfg.insurance.insurers)
-INSURER = ledger.account_class("insurer", "insurers", "insurers (their reserves)",
-                               lambda cfg, pop: cfg.insurance.insurers, owner=NAME)
+INSURERS = Holders("insurer", "insurers", "insurers (their reserves)", lambda cfg, pop: cfg.insurance.insurers,
+                   section=NAME, prefix="ins", does="writes policies", active_doc="still writing policies",
+                   events="failures", events_doc="insured events among its settled policies",
+                   observed_doc="settled policies")
+INSURER = INSURERS.account
 PREMIUMS_FIRM = ledger.kind("premiums_firm", ledger.FIRM, INSURER, "firms' part of premiums", owner=NAME,
                             metrics=("premiums",))
 PREMIUM_SUBSIDIES = ledger.kind("premium_subsidies", ledger.GOVERNMENT, INSURER,
@@ -87,13 +90,10 @@ CLAIMS_UNPAID = columns.column("claims_unpaid", "claims an insolvent insurer cou
 SUM_INSURED = columns.column("sum_insured", "the most the policies signed this month can pay: covered cost less the "
                              "deductible (premiums / sum_insured is the premium rate)", money=True, summary=True,
                              owner=NAME)
-INSURERS_ACTIVE = columns.column("insurers_active", "insurers writing policies", stock=True, owner=NAME)
+INSURERS_ACTIVE = INSURERS.active_column("insurers writing policies")
 SPEND = "subsidies"   # government spend on this instrument is the run metric gov_spend_subsidies
 ZERO_STRENGTH = ("insurance.coverage=0",)  # on, yet no cover on the menu
 
-state.field("ins_active", "insurer", np.bool_, True, "still writing policies", owner=NAME)
-state.field("ins_failures", "insurer", np.int64, 0, "insured events among its settled policies", owner=NAME)
-state.field("ins_observed", "insurer", np.int64, 0, "settled policies", owner=NAME)
 state.field("ins_quote", "insurer", np.int64, 0, "scratch: this quote's premium", owner=NAME)
 state.field("ins_exposure", "insurer", np.int64, 0, "claims of its running policies, were all to fall due", owner=NAME)
 state.field("ins_writes", "insurer", np.bool_, False, "scratch: writes this quote", owner=NAME)
@@ -104,25 +104,23 @@ state.field("c_premium", "project", np.int64, 0, "premium (firm's part and subsi
 state.field("c_subsidy", "project", np.int64, 0, "government's part of the premium", owner=NAME)
 
 
-class Insurer(views.InstrumentAgent):
+class Insurer(ReserveHolder):
     """An insurer: quotes premiums from its claims experience, pays claims from its reserves, withdraws below its
-    minimum reserves (its decisions are this module's hooks)."""
+    minimum reserves (its decisions are this module's hooks; ``active``, ``failures``, ``observed``, ``reserves``:
+    :class:`sim.core.reserves.ReserveHolder`)."""
 
-    active = views.column("ins_active", "still writing policies")
-    failures = views.column("ins_failures", "insured events among its settled policies")
-    observed = views.column("ins_observed", "settled policies")
+    holders = INSURERS
     exposure = views.column("ins_exposure", "claims of its running policies, were all to fall due")
 
     @property
-    def reserves(self) -> int:
-        return self.cash(INSURER)
+    def event_estimate(self) -> float:
+        """Its estimate of the rate of insured events per policy (:func:`failure_estimate`), as it quotes now."""
+        ins = self.model.cfg.insurance
+        return self.experience(float(insured_event_chance(ins.prior_failure, ins.claim_share)))
 
 
 MESA_AGENTS = {"insurer": Insurer}
-
-
-def initial_balances(cfg, balance, acct_base) -> None:
-    balance[acct_base[INSURER]:acct_base[INSURER + 1]] = rules.yuan(cfg.insurance.initial_reserves)
+initial_balances = INSURERS.initial_balances   # each starts with insurance.initial_reserves
 
 
 # --------------------------------------------------------------------------- rules
@@ -140,11 +138,9 @@ def insured_event_chance(failure_chance, claim_share):
     return failure_chance * claim_share
 
 
-@entry
-def failure_estimate(prior_rate, prior_strength, events, observed):
-    """Insurer's estimate of the rate of insured events per policy: its prior (``insured_event_chance`` of its prior
-    failure rate) plus its claims experience, ``(prior_rate x strength + events) / (strength + observed)``."""
-    return (prior_rate * prior_strength + events) / (prior_strength + observed)
+# the insurer's estimate of the rate of insured events per policy: its prior (``insured_event_chance`` of its prior
+# failure rate) plus its claims experience, ``(prior_rate x strength + events) / (strength + observed)``
+failure_estimate = experience_rate
 
 
 @entry
@@ -197,10 +193,8 @@ def cheapest_quote(premiums, writes):
     return best
 
 
-@entry
-def insurer_writes(active, reserves, min_reserves):
-    """An insurer writes new policies while active and above its minimum reserves."""
-    return active and reserves >= min_reserves
+# an insurer writes new policies while active and its reserves are at least its minimum reserves
+insurer_writes = in_business
 
 
 @kernel
@@ -216,7 +210,8 @@ def quote(p, st, i, cost, coverage):
 
 @kernel
 def reserves(st, i):
-    return st.balance[ledger.account(st, INSURER, i)]
+    """Insurer ``i``'s reserves."""
+    return reserves_of(st, INSURER, i)
 
 
 # --------------------------------------------------------------------------- hooks
@@ -330,8 +325,7 @@ def on_settle(p, st, series, month, j, success):
 @kernel
 def on_month(p, st, series, month):
     """Insurers below their minimum reserves withdraw for good."""
-    for i in range(st.ins_active.shape[0]):
-        st.ins_active[i] = insurer_writes(st.ins_active[i], reserves(st, i), p.insurance.min_reserves)
+    withdraw(st, INSURER, st.ins_active, p.insurance.min_reserves)
 
 
 @kernel
@@ -345,9 +339,7 @@ def summarize(totals: dict, s) -> dict:
     ``(runs, months, columns)``)."""
     from ..core.results import ratio
 
-    return {"loss_ratio": ratio(totals["claims"], totals["premiums"]),
-            "insurer_reserves_final": s[:, -1, ledger.ACCOUNT_CLASSES[INSURER].column],
-            "insurers_withdrawn": s[:, 0, INSURERS_ACTIVE] - s[:, -1, INSURERS_ACTIVE]}
+    return {"loss_ratio": ratio(totals["claims"], totals["premiums"]), **INSURERS.summarize(s)}
 
 
 def check(cfg) -> None:
@@ -360,7 +352,7 @@ def check(cfg) -> None:
 
 def check_series(s, cfg, c=None) -> None:
     """Subsidies within their share and cap; claims within the insured share of implementation costs, and only
-    in months with failures."""
+    in months with failures; insurers never return once withdrawn."""
     from ..core.results import InvariantError, cumulative, failed, first_month, runs_of
 
     s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
@@ -379,3 +371,4 @@ def check_series(s, cfg, c=None) -> None:
     bad = c[:, :, CLAIMS] + c[:, :, CLAIMS_UNPAID] > cfg.insurance.coverage * cost + 0.5 * c[:, :, columns.FAILURES]
     if failed(bad):
         raise InvariantError(f"month {first_month(bad)}: claims exceed the insured share of implementation costs")
+    INSURERS.check_series(s)

@@ -78,6 +78,7 @@ import numpy as np
 from ..core.jit import entry, kernel
 
 from ..core import columns, ledger, public, rules, state, views
+from ..core.reserves import Holders, ReserveHolder, experience_rate, in_business, reserves_of, withdraw
 from ..core.schema import _c, factor, money, months, share
 from ..core.state import SUPPORT_COLLATERAL, SUPPORT_CREDIT, SUPPORT_CREDIT_RATE
 
@@ -123,9 +124,12 @@ class Params:
 
 
 # what the instrument adds to the model
-state.agent("lender", lambda cfg, pop: cfg.ip_pledge.lenders)
-LENDER = ledger.account_class("lender", "lenders", "banks lending against patents (their reserves)",
-                              lambda cfg, pop: cfg.ip_pledge.lenders, owner=NAME)
+LENDERS = Holders("lender", "lenders", "banks lending against patents (their reserves)",
+                  lambda cfg, pop: cfg.ip_pledge.lenders, section=NAME, prefix="pl", does="lends",
+                  active_doc="still lending", events="defaults", events_doc="settled loans whose borrower's cash fell "
+                  "short of what it owed (defaults, the pledge enforced)", observed_doc="settled loans",
+                  held="pl_outstanding")   # its equity: cash plus the principal of its running loans
+LENDER = LENDERS.account
 PLEDGE_LOANS = ledger.kind("pledge_loans", LENDER, ledger.FIRM, "pledge loans paid out at signing", owner=NAME)
 LOAN_REPAYMENTS = ledger.kind("loan_repayments", ledger.FIRM, LENDER, "repayments of pledge loans (interest and "
                               "principal) when the outcome is known, as far as the firm's cash goes", owner=NAME)
@@ -165,14 +169,10 @@ PRINCIPAL_OUTSTANDING = columns.column("loan_principal_outstanding", "principal 
                                        stock=True, money=True, summary=True, owner=NAME)
 FUND_COMMITTED = columns.column("guarantee_fund_committed", "guarantees committed on running loans (yuan)",
                                 stock=True, money=True, owner=NAME)
-LENDERS_ACTIVE = columns.column("lenders_active", "lenders still lending", stock=True, owner=NAME)
+LENDERS_ACTIVE = LENDERS.active_column("lenders still lending")
 SPEND = "guarantees"   # government spend on this instrument is the run metric gov_spend_guarantees
 ZERO_STRENGTH = ("ip_pledge.loan_to_value=0", "ip_pledge.asset_loan_to_value=0")  # on, yet no credit on offer
 
-state.field("pl_active", "lender", np.bool_, True, "still lending", owner=NAME)
-state.field("pl_defaults", "lender", np.int64, 0, "settled loans whose borrower's cash fell short of what it owed "
-            "(defaults, the pledge enforced)", owner=NAME)
-state.field("pl_observed", "lender", np.int64, 0, "settled loans", owner=NAME)
 state.field("pl_promised", "lender", np.int64, 0, "loans agreed and not yet paid out (yuan)", owner=NAME)
 state.field("pl_outstanding", "lender", np.int64, 0, "principal of its running loans (yuan)", owner=NAME)
 state.field("pl_fund_paid", "one", np.int64, 0, "the guarantee fund's payouts so far (yuan)", owner=NAME)
@@ -192,32 +192,23 @@ state.field("firm_pledged", "firm", np.int64, 0, "the lending value of the firm'
             "(its projects' c_collateral): a second project's loan gets only what is left", owner=NAME)
 
 
-class Lender(views.InstrumentAgent):
+class Lender(ReserveHolder):
     """A bank lending against patents: prices loans from its default experience and the guarantee, lends from its
-    reserves, stops lending when its equity falls below its minimum reserves (its decisions are this module's
-    hooks)."""
+    reserves, stops lending when its equity (``worth``) falls below its minimum reserves (its decisions are this
+    module's hooks; ``active``, ``defaults``, ``observed``, ``reserves``: :class:`sim.core.reserves.ReserveHolder`)."""
 
-    active = views.column("pl_active", "still lending")
-    defaults = views.column("pl_defaults", "settled loans whose borrower's cash fell short (the pledge enforced)")
-    observed = views.column("pl_observed", "settled loans")
+    holders = LENDERS
     promised = views.column("pl_promised", "loans agreed and not yet paid out (yuan)")
     outstanding = views.column("pl_outstanding", "principal of its running loans (yuan)")
 
     @property
-    def reserves(self) -> int:
-        return self.cash(LENDER)
-
-    @property
     def default_estimate(self) -> float:
-        pl = self.model.cfg.ip_pledge
-        return float(default_estimate(pl.prior_default, pl.prior_strength, self.defaults, self.observed))
+        """Its estimate of the default rate, as it prices now (:func:`default_estimate`)."""
+        return self.experience(self.model.cfg.ip_pledge.prior_default)
 
 
 MESA_AGENTS = {"lender": Lender}
-
-
-def initial_balances(cfg, balance, acct_base) -> None:
-    balance[acct_base[LENDER]:acct_base[LENDER + 1]] = rules.yuan(cfg.ip_pledge.initial_reserves)
+initial_balances = LENDERS.initial_balances   # each starts with ip_pledge.initial_reserves
 
 
 MONEY_KEYS = "ip_pledge.initial_reserves, lenders, loan_to_value or asset_loan_to_value"  # what to lower when the money bound is passed
@@ -239,10 +230,8 @@ def money_bound(cfg, pop) -> float:
 
 
 # --------------------------------------------------------------------------- rules
-@entry
-def default_estimate(prior_default, prior_strength, defaults, observed):
-    """Lender's estimate of the default rate: prior plus its own settled loans."""
-    return (prior_default * prior_strength + defaults) / (prior_strength + observed)
+# the lender's estimate of the default rate: its prior plus its own settled loans
+default_estimate = experience_rate
 
 
 @entry
@@ -321,15 +310,14 @@ def guarantee_due(unpaid_principal, guarantee_share):
     return np.int64(math.floor(guarantee_share * unpaid_principal))
 
 
-@entry
-def lender_lends(active, equity, min_reserves):
-    """A lender keeps lending while active and its equity (cash + principal outstanding) is at its minimum reserves."""
-    return active and equity >= min_reserves
+# a lender keeps lending while active and its equity (cash + principal outstanding) is at least its minimum reserves
+lender_lends = in_business
 
 
 @kernel
 def reserves(st, i):
-    return st.balance[ledger.account(st, LENDER, i)]
+    """Lender ``i``'s cash."""
+    return reserves_of(st, LENDER, i)
 
 
 @kernel
@@ -482,8 +470,7 @@ def on_settle(p, st, series, month, j, success):
 @kernel
 def on_month(p, st, series, month):
     """Lenders whose equity fell below their minimum reserves stop lending for good."""
-    for i in range(st.pl_active.shape[0]):
-        st.pl_active[i] = lender_lends(st.pl_active[i], equity(st, i), p.ip_pledge.min_reserves)
+    withdraw(st, LENDER, st.pl_active, p.ip_pledge.min_reserves, st.pl_outstanding)
 
 
 @kernel
@@ -504,8 +491,7 @@ def summarize(totals: dict, s) -> dict:
     settled = totals["loans_repaid"] + totals["loans_defaulted"]
     return {"mean_loan_rate": ratio(totals["loan_interest_due"], lent),
             "loan_default_rate": ratio(totals["loans_defaulted"], settled),
-            "lender_reserves_final": s[:, -1, ledger.ACCOUNT_CLASSES[LENDER].column],
-            "lenders_withdrawn": s[:, 0, LENDERS_ACTIVE] - s[:, -1, LENDERS_ACTIVE]}
+            **LENDERS.summarize(s)}
 
 
 def check_series(s, cfg, c=None) -> None:
@@ -556,6 +542,4 @@ def check_series(s, cfg, c=None) -> None:
     if failed(bad):
         raise InvariantError(f"month {first_month(bad)}: more loans (guaranteed loans, loans to SMEs, small ones) than "
                              "contracts signed (loans, loans to SMEs)")
-    bad = np.diff(s[:, :, LENDERS_ACTIVE]) > 0
-    if failed(bad):
-        raise InvariantError(f"month {first_month(bad) + 1}: a withdrawn lender lends again")
+    LENDERS.check_series(s)
