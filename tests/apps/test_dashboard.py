@@ -107,7 +107,7 @@ def test_a_mix_of_instruments_is_a_regime_of_the_comparison():
     mixed = res.summary[res.summary.regime == "vouchers+free_trial"]
     assert list(mixed["successes"]) == [r.summary["successes"] for r in runs]
     assert list(mixed["gov_spend"]) == [r.summary["gov_spend"] for r in runs]
-    for bad in ("free_trial+free_trial", "free_trial+", "vouchers+insurance"):
+    for bad in ("free_trial+free_trial", "free_trial+", "vouchers+combined"):
         with pytest.raises(ConfigError, match="allowed regimes are baseline, .* or a mix .* joined by \\+"):
             api.compose(f"regimes=[baseline,{bad}]")
 
