@@ -233,6 +233,27 @@ class ConfigReference(SphinxDirective):
         return out
 
 
+class InstrumentModules(SphinxDirective):
+    """A section per registered instrument, in the order of ``REGISTRY`` (the order their hooks run), with its module's
+    API from its docstrings: an instrument added to the registry is on the page with nothing else edited."""
+
+    def run(self):
+        from docutils.statemachine import StringList
+        from sphinx.util.nodes import nested_parse_with_titles
+
+        from sim.instruments import REGISTRY
+
+        lines = []
+        for name in REGISTRY:
+            title = f"``sim.instruments.{name}``"
+            lines += [title, "-" * len(title), "", f".. automodule:: sim.instruments.{name}", ""]
+        container = nodes.section()
+        container.document = self.state.document
+        nested_parse_with_titles(self.state, StringList(lines, source="instrument-modules"), container)
+        return container.children
+
+
 def setup(app):
     app.add_directive("config-reference", ConfigReference)
+    app.add_directive("instrument-modules", InstrumentModules)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

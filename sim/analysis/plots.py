@@ -70,7 +70,9 @@ def _forms(ax, summary, regimes):
         ax.plot(means[name], y, "k|" if k == 0 else "kx", ms=12, label=f"of which with {label} cover")
     ax.set_yticks(y, regimes, fontsize=8)
     ax.set_title("Contracts by form (mean per run)", fontsize=10)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    # below the bars, in columns: beside them it took the width the next panel's labels need, and a long regime
+    # name (a mix, vouchers+insurance) then collapsed the layout
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, frameon=False)
     ax.grid(alpha=0.3, axis="x")
 
 

@@ -223,6 +223,25 @@ def success_bonus_pv(p, st, a, term):
 
 
 # --------------------------------------------------------------------------- the contract decision
+@kernel
+def services_at_signing(p, st, j):
+    """What project ``j`` pays for technology services when its contract is signed: the broker's service fee, the
+    form's payment at signing and the firm's part of the broker's fee on it."""
+    brokered = st.c_broker[j] >= 0
+    at_sign = st.c_at_sign[j] if hooks.FORM_KIND_AT_SIGN[st.c_form[j]] >= 0 else np.int64(0)
+    fee_rate = p.fee_rate if brokered else 0.0
+    fixed = rules.yuan(p.fee_fixed) if brokered else np.int64(0)
+    return fixed + at_sign + rules.firms_fee(at_sign, fee_rate, p.fee_firm_share)
+
+
+@kernel
+def service_payment(p, amount, b):
+    """What a payment of ``amount`` to the university under a contract brought about by broker ``b`` (-1: none) is
+    in technology services: the payment and the firm's part of the broker's fee on it."""
+    fee_rate = p.fee_rate if b >= 0 else 0.0
+    return amount + rules.firms_fee(amount, fee_rate, p.fee_firm_share)
+
+
 @entry
 def copay(spend, rate, cap_left):
     """The public co-payment (an innovation voucher) on a technology-service payment: ``rate`` of it, within the cap

@@ -119,3 +119,28 @@ def copayment_decided(st, slot):
     """The cap of the co-payment in ``slot`` that the firm decided with (read in ``on_open``: ``st.support`` still
     holds the support of its decision)."""
     return np.int64(st.support[copay_rate_index(slot) + 1])
+
+
+def check_copayment(s, kind, counted, rate, sme_only, what) -> None:
+    """A co-payment's invariants over a batch of runs' series ``s``: it never pays more than ``rate`` of the firms'
+    technology-service payments of a month (half a yuan of rounding per payment: the contracts' payments and
+    ``counted``, the column of contracts it paid), nor, when ``sme_only``, to large firms. ``kind`` is its payment
+    kind, ``what`` its name in the message."""
+    from .columns import CONTRACT_PAYMENTS
+    from .results import InvariantError, failed, first_month, runs_of
+
+    s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
+    services = sum(s[:, :, k.column] for k in ledger.KINDS
+                   if k.payer == ledger.FIRM and k.payee in (ledger.UNIVERSITY, ledger.BROKER))
+    slack = 0.5 * (s[:, :, CONTRACT_PAYMENTS] + s[:, :, counted])  # each payment rounded half up
+    bad = s[:, :, kind] > rate * services + slack
+    if failed(bad):
+        m = first_month(bad)
+        raise InvariantError(f"month {m}: {what} {s[0, m, kind]:.0f} exceed {rate} of the firms' "
+                             f"technology-service payments ({services[0, m]:.0f})")
+    sme = ledger.class_of(kind).sme_column
+    bad = s[:, :, kind] != s[:, :, sme]
+    if sme_only and sme >= 0 and failed(bad):
+        m = first_month(bad)
+        raise InvariantError(f"month {m}: {what} paid to large firms ({s[0, m, kind] - s[0, m, sme]:.0f} yuan) while "
+                             f"{what}.sme_only is true")

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..core.jit import kernel
 
-from ..core import columns, contracts, hooks, ledger, public, rules, schema, state
+from ..core import columns, contracts, ledger, public, schema, state
 
 NAME = "vouchers"
 SPEND = "vouchers"     # government spend on this instrument is the run metric gov_spend_vouchers
@@ -83,18 +83,6 @@ def money_bound(cfg, pop) -> float:
     return 2.0 * cfg.vouchers.cap * pop.n_achievements * (cfg.scenario.universities.max_failures + 1)
 
 
-# --------------------------------------------------------------------------- rules
-@kernel
-def services_at_signing(p, st, j):
-    """What project ``j`` pays for technology services when its contract is signed: the broker's service fee, the
-    form's payment at signing and the firm's part of the broker's fee on it."""
-    brokered = st.c_broker[j] >= 0
-    at_sign = st.c_at_sign[j] if hooks.FORM_KIND_AT_SIGN[st.c_form[j]] >= 0 else np.int64(0)
-    fee_rate = p.fee_rate if brokered else 0.0
-    fixed = rules.yuan(p.fee_fixed) if brokered else np.int64(0)
-    return fixed + at_sign + rules.firms_fee(at_sign, fee_rate, p.fee_firm_share)
-
-
 # --------------------------------------------------------------------------- hooks
 @kernel
 def offer_support(p, st, series, month, j, a, cost):
@@ -113,7 +101,7 @@ def on_open(p, st, series, month, j, cover):
     a = st.c_ach[j]
     st.v_cap[a] = cap
     st.v_paid[a] = 0
-    st.c_voucher_at_sign[j] = contracts.copay(float(services_at_signing(p, st, j)), p.vouchers.rate, float(cap))
+    st.c_voucher_at_sign[j] = contracts.copay(float(contracts.services_at_signing(p, st, j)), p.vouchers.rate, float(cap))
     public.promise(st, st.c_voucher_at_sign[j])
 
 
@@ -142,8 +130,7 @@ def on_payment(p, st, series, month, f, a, b, amount, net):
     if the year's budget allows. Payments at signing were met in :func:`at_signing`."""
     if st.v_signed[a] == month or p.vouchers.rate <= 0.0:
         return
-    fee_rate = p.fee_rate if b >= 0 else 0.0
-    due = contracts.copay(float(amount + rules.firms_fee(amount, fee_rate, p.fee_firm_share)), p.vouchers.rate,
+    due = contracts.copay(float(contracts.service_payment(p, amount, b)), p.vouchers.rate,
                           float(st.v_cap[a] - st.v_paid[a]))
     if due <= 0:
         return
@@ -158,22 +145,7 @@ def on_payment(p, st, series, month, f, a, b, amount, net):
 
 # --------------------------------------------------------------------------- results
 def check_series(s, cfg, c=None) -> None:
-    """Vouchers never pay more than ``rate`` of the firms' technology-service payments of the month (half a yuan of
-    rounding per payment), nor to large firms when they are for SMEs."""
-    from ..core.results import InvariantError, failed, first_month, runs_of
-
-    s = runs_of(s)   # a run's series as a batch of one; a batch's (runs, months, columns) as it is
-    services = sum(s[:, :, k.column] for k in ledger.KINDS
-                   if k.payer == ledger.FIRM and k.payee in (ledger.UNIVERSITY, ledger.BROKER))
-    slack = 0.5 * (s[:, :, columns.CONTRACT_PAYMENTS] + s[:, :, CONTRACTS_WITH_VOUCHER])  # each payment rounded half up
-    bad = s[:, :, VOUCHERS] > cfg.vouchers.rate * services + slack
-    if failed(bad):
-        m = first_month(bad)
-        raise InvariantError(f"month {m}: vouchers {s[0, m, VOUCHERS]:.0f} exceed {cfg.vouchers.rate} of the firms' "
-                             f"technology-service payments ({services[0, m]:.0f})")
-    sme = ledger.class_of(VOUCHERS).sme_column
-    bad = s[:, :, VOUCHERS] != s[:, :, sme]
-    if cfg.vouchers.sme_only and sme >= 0 and failed(bad):
-        m = first_month(bad)
-        raise InvariantError(f"month {m}: vouchers paid to large firms ({s[0, m, VOUCHERS] - s[0, m, sme]:.0f} yuan) while "
-                             "vouchers.sme_only is true")
+    """Vouchers never pay more than ``rate`` of the firms' technology-service payments of the month, nor to large
+    firms when they are for SMEs (:func:`sim.core.public.check_copayment`)."""
+    public.check_copayment(s, VOUCHERS, CONTRACTS_WITH_VOUCHER, cfg.vouchers.rate, cfg.vouchers.sme_only,
+                           "vouchers")

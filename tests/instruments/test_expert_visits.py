@@ -139,7 +139,7 @@ def test_an_events_attendees_are_distinct_firms_drawn_uniformly():
 
 
 def test_a_month_of_search_is_bounded():
-    with pytest.raises(ConfigError, match=r"^experts\.visits_per_month = 1000000: with experts\.screen = 10000 .* "
+    with pytest.raises(ConfigError, match=r"^expert_visits\.visits_per_month = 1000000: with expert_visits\.screen = 10000 .* "
                                           r"must be at most 1e\+09 \(a run would take days\)$"):
         one_firm("expert_visits.visits_per_month=1000000", "expert_visits.screen=10000")
     one_firm("expert_visits.visits_per_month=1000000", "expert_visits.screen=10000", "regime=baseline")  # a rule only when on
