@@ -15,7 +15,7 @@ import pandas as pd
 
 from sim.runs.sweep import ResultStore
 
-from ..slurm_cluster import SlurmCluster, slurm_cluster  # noqa: F401
+from ..slurm_cluster import SlurmCluster
 
 SMALL = ["scenario.firms.n=300", "scenario.universities.n=3", "scenario.months=24", "progress=false"]
 
@@ -29,7 +29,7 @@ def _sweep(cluster: SlurmCluster, cwd: Path, *args: str):
     )
 
 
-def test_sweep_runs_every_point_through_slurm(slurm_cluster: SlurmCluster, tmp_path):  # noqa: F811
+def test_sweep_runs_every_point_through_slurm(slurm_cluster: SlurmCluster, tmp_path):
     p = _sweep(slurm_cluster, tmp_path, "regime=baseline,free_trial", "seed=0,1",
                "+grid.broker.rate=[0.005,0.015]")
     assert p.returncode == 0, p.stdout + p.stderr
@@ -59,7 +59,7 @@ def test_sweep_runs_every_point_through_slurm(slurm_cluster: SlurmCluster, tmp_p
     assert len(list(ResultStore(sweep_dir).records())) == 8
 
 
-def test_sweep_with_a_cancelled_slurm_job_fails_loudly_and_resumes(slurm_cluster: SlurmCluster, tmp_path):  # noqa: F811
+def test_sweep_with_a_cancelled_slurm_job_fails_loudly_and_resumes(slurm_cluster: SlurmCluster, tmp_path):
     """A job killed on the cluster: submitit learns it from accounting, the sweep exits non-zero, a re-run completes it."""
     # jobs of several seconds each (the Mesa engine, a larger region, 10 runs of ~0.5 s a job after its ~3 s start),
     # so one can be cancelled mid-way (it is cancelled as soon as squeue shows it running)
