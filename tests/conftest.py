@@ -11,6 +11,10 @@ from sim import api
 from .xdist_groups import (  # noqa: F401
     pytest_collection_finish, pytest_unconfigure, pytest_xdist_make_scheduler, pytest_xdist_setupnodes)
 
+# the real Slurm cluster, one a session: defined here only. A test module that imported the fixture itself would
+# register a fixture of its own module, started again for that module (and kept running to the session's end)
+from .slurm_cluster import slurm_cluster  # noqa: F401
+
 # a small region that still has every kind of agent (fast enough for many seeds)
 SMALL = (
     "scenario.firms.n=400",

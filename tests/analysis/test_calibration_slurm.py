@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..slurm_cluster import SlurmCluster, slurm_cluster  # noqa: F401
+from ..slurm_cluster import SlurmCluster
 
 DATA = Path(__file__).parents[1] / "data"
 ARGS = [f"target_set={DATA / 'recovery_targets.yaml'}", f"space={DATA / 'recovery_space.yaml'}",
@@ -21,7 +21,7 @@ ARGS = [f"target_set={DATA / 'recovery_targets.yaml'}", f"space={DATA / 'recover
         "abc.generations=1", "predictive_draws=2", "budget=100000", "workers=2", "scenario_dir=none", "progress=false"]
 
 
-def test_calibration_on_slurm_gives_the_local_posterior(slurm_cluster: SlurmCluster, tmp_path):  # noqa: F811
+def test_calibration_on_slurm_gives_the_local_posterior(slurm_cluster: SlurmCluster, tmp_path):
     # the local calibration runs meanwhile (the Slurm one mostly waits for its jobs)
     log = tmp_path / "local.log"
     with open(log, "w") as f:

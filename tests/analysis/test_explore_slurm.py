@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..slurm_cluster import SlurmCluster, slurm_cluster  # noqa: F401
+from ..slurm_cluster import SlurmCluster
 
 DATA = Path(__file__).parents[1] / "data"
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +23,7 @@ ARGS = ["regime=vouchers", "engine=numba", "scenario.firms.n=300", "scenario.mon
         "sensitivity.run.part_size=10", "workers=2", "progress=false"]
 
 
-def test_a_design_on_slurm_gives_the_local_outcomes(slurm_cluster: SlurmCluster, tmp_path):  # noqa: F811
+def test_a_design_on_slurm_gives_the_local_outcomes(slurm_cluster: SlurmCluster, tmp_path):
     local = subprocess.run([sys.executable, "-m", "experiments.sensitivity", *ARGS,
                             f"hydra.run.dir={tmp_path / 'local'}"], cwd=ROOT, capture_output=True, text=True,
                            timeout=600)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..slurm_cluster import SlurmCluster, slurm_cluster  # noqa: F401
+from ..slurm_cluster import SlurmCluster
 
 DATA = Path(__file__).parents[1] / "data"
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +22,7 @@ ARGS = ["engine=numba", "scenario.firms.n=200", "scenario.months=24", f"optimise
         "optimise.intervals_max=2", "optimise.budget=3e5", "workers=2", "progress=false"]
 
 
-def test_a_search_on_slurm_gives_the_local_trials_and_front(slurm_cluster: SlurmCluster, tmp_path):  # noqa: F811
+def test_a_search_on_slurm_gives_the_local_trials_and_front(slurm_cluster: SlurmCluster, tmp_path):
     local = subprocess.run([sys.executable, "-m", "experiments.optimise", *ARGS, f"hydra.run.dir={tmp_path / 'local'}"],
                            cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert local.returncode == 0, local.stdout[-2000:] + local.stderr[-2000:]

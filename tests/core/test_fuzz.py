@@ -786,7 +786,11 @@ def test_cli_fixed_command_lines(tmp_path):
 
 # no shrinking: each step is a subprocess; the failing command line is shown whole.
 # function_scoped_fixture: tmp_path is shared by the examples on purpose (each run has its own sub-folder)
-@_settings(6, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+# 4 pairs (8 drawn command lines, ~3 s of start-up each): the same strategy's lines are checked in-process by
+# test_compose_any_override_list_is_a_config_or_a_one_line_error (80 examples: the pre-check and the composed config),
+# the configs they give run on both engines in test_api_every_config_runs_or_is_refused_in_one_line (200), and the
+# 11 fixed lines above take the whole command-line path; these add Hydra's own launch of drawn lines end to end
+@_settings(4, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
            phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(pair=st.lists(command_line(), min_size=2, max_size=2))
 def test_cli_exit_0_with_tables_or_exit_2_with_one_line(tmp_path, pair):
