@@ -156,3 +156,14 @@ def test_the_shared_module_imports_no_app():
     path = EXPERIMENTS / "cli.py"
     bad = [f"line {line}: {target}" for line, target in imports(path) if target.split(".")[0] == "experiments"]
     assert not bad, f"{SHARED} imports an app: " + "; ".join(bad)
+
+
+def test_mesa_is_imported_only_by_the_mesa_engine():
+    # every command (a config error, a Numba run, a Slurm job) would otherwise pay Mesa's second of imports
+    import subprocess
+    import sys
+
+    code = ("import sys, experiments.app, experiments.cli, sim.api, sim.engines.numba.kernels; "
+            "print('mesa' in sys.modules); import sim.engines.mesa.model; print('mesa' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True"]

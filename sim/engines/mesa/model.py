@@ -16,7 +16,7 @@ from typing import Optional
 import mesa
 import numpy as np
 
-from ...core import contracts, rng, state
+from ...core import contracts, rng, state, views
 from .agents import Achievement, Broker, Firm, Project, University
 from ...core.config import Config
 from ...instruments import INSTRUMENTS
@@ -66,7 +66,8 @@ class TransferModel(mesa.Model):
         self.brokers = [Broker(self, b) for b in range(pop.n_brokers)]
         for m in INSTRUMENTS:  # the agents instruments add (insurers, lenders): self.insurers, ...
             for kind, cls in getattr(m, "MESA_AGENTS", {}).items():
-                setattr(self, f"{kind}s", [cls(self, i) for i in range(int(state.AGENTS[kind](cfg, pop)))])
+                agent = views.mesa_class(cls)
+                setattr(self, f"{kind}s", [agent(self, i) for i in range(int(state.AGENTS[kind](cfg, pop)))])
 
     def in_order(self, agents: list, which: int) -> list:
         """This month's canonical visiting order: the index order rotated by a keyed draw (which: 0 firms'
