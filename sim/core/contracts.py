@@ -348,10 +348,11 @@ def may_borrow(value, cost, cash, offers, n_offers, covers, n_covers, fee_rate, 
     co-payment's cap: :func:`_highest_payment`; a trial pays nothing at signing). If not, no credit is drawn and the
     decision with it is the one without it (:func:`choose_contract` skips weighing it)."""
     most = 0.0
+    bargained = float(value) + copay_caps(support) + 1.0   # once, not per offer
     for j in range(n_offers):
         if offers[j, OFFER_BARGAINED] == BARGAIN_ON_SUCCESS:
             continue
-        sign = float(value) + copay_caps(support) + 1.0 if offers[j, OFFER_BARGAINED] > 0 \
+        sign = bargained if offers[j, OFFER_BARGAINED] > 0 \
             else offers[j, OFFER_AT_SIGN]
         most = max(most, sign)
     premium = 0.0
