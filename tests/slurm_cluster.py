@@ -200,7 +200,7 @@ class SlurmCluster:
     - ``env``: environment variables a client subprocess needs (``SLURM_CONF``)
     - ``environ()``: ``os.environ`` + ``env``, minus inherited ``SLURM_*`` job variables
     - ``cpus``, ``memory_mb``: what the node offers
-    - ``squeue()``, ``sacct_jobs()``, ``job_state()``, ``wait_for_jobs()``: job queries
+    - ``squeue()``, ``sacct_jobs()``, ``jobs_since()``, ``job_state()``, ``wait_for_jobs()``: job queries
     - ``logs``: daemon name -> log file
     """
 
@@ -306,6 +306,20 @@ class SlurmCluster:
                 "partition": partition,
             })
         return jobs
+
+    def jobs_since(self, before: set[str], at_least: int, timeout: float = 60.0, poll: float = 0.5) -> list[str]:
+        """Ids of the jobs accounting lists now and did not list in ``before``, once there are ``at_least`` of
+        them or ``timeout`` seconds have passed (then fewer: the caller's assertion says how many).
+
+        A time-window query lists a job only once slurmdbd has its whole record, which for a short job can
+        arrive a few seconds after its job array ended: one query straight after the run may miss the last array.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            new = [j["job_id"] for j in self.sacct_jobs() if j["job_id"] not in before]
+            if len(new) >= at_least or time.monotonic() > deadline:
+                return new
+            time.sleep(poll)
 
     def job_state(self, job_id: str | int) -> str | None:
         """sacct's state of one job (first word), or None if accounting does not know it yet."""

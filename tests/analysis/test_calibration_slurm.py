@@ -43,7 +43,7 @@ def test_calibration_on_slurm_gives_the_local_posterior(slurm_cluster: SlurmClus
                                   pd.read_csv(tmp_path / "local" / "posterior.csv"))
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "slurm" / "fit.csv"), pd.read_csv(tmp_path / "local" / "fit.csv"))
     # the runs were Slurm jobs, and Slurm accounted for every one as completed
-    new = [j["job_id"] for j in slurm_cluster.sacct_jobs() if j["job_id"] not in before]
+    new = slurm_cluster.jobs_since(before, at_least=4)
     assert len(new) >= 4, new  # at least two job arrays of two: a generation's candidates, the predictions
     states = slurm_cluster.wait_for_jobs(new, timeout=60)
     assert set(states.values()) == {"COMPLETED"}, states

@@ -39,7 +39,7 @@ def test_a_design_on_slurm_gives_the_local_outcomes(slurm_cluster: SlurmCluster,
         pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "slurm" / name),
                                       pd.read_parquet(tmp_path / "local" / name))
     # 20 points in parts of 10: two job arrays of two jobs, each accounted for by Slurm as completed
-    new = [j["job_id"] for j in slurm_cluster.sacct_jobs() if j["job_id"] not in before]
+    new = slurm_cluster.jobs_since(before, at_least=4)
     assert len(new) >= 4, new
     states = slurm_cluster.wait_for_jobs(new, timeout=60)
     assert set(states.values()) == {"COMPLETED"}, states

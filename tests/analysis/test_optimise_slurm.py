@@ -37,7 +37,7 @@ def test_a_search_on_slurm_gives_the_local_trials_and_front(slurm_cluster: Slurm
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "slurm" / "front.csv"),
                                   pd.read_csv(tmp_path / "local" / "front.csv"))
     # each generation with new points, and the re-evaluation, a job array; every job completed
-    new = [j["job_id"] for j in slurm_cluster.sacct_jobs() if j["job_id"] not in before]
+    new = slurm_cluster.jobs_since(before, at_least=2)
     assert len(new) >= 2, new
     states = slurm_cluster.wait_for_jobs(new, timeout=60)
     assert set(states.values()) == {"COMPLETED"}, states
