@@ -198,7 +198,7 @@ def check_hosts(hosts) -> list[str]:
 def serve(cfg, own: DashboardConfig, out: Path) -> None:
     import uvicorn
 
-    from experiments.dashboard import pages
+    from experiments.dashboard import state
     from experiments.dashboard.service import Service
 
     check_port(own.host, own.port)
@@ -210,8 +210,8 @@ def serve(cfg, own: DashboardConfig, out: Path) -> None:
     service.validate([])  # the starting question is valid (as the command line, and within the limits)
     print(f"dashboard: starting {cfg.workers} worker processes (the first start compiles the kernels) ...", flush=True)
     service.start()
-    pages.SERVICE = service
-    pages.SETTINGS.update(sweeps=own.sweeps, calibrations=own.calibrations)
+    state.SERVICE = service
+    state.SETTINGS.update(sweeps=own.sweeps, calibrations=own.calibrations)
     warnings.filterwarnings("ignore", message="Cookies with samesite=none")  # plain http on localhost: lax is right
     for name in ("solara", "reacton", "MESA", "numba"):  # they log every render and step at INFO
         logging.getLogger(name).setLevel(logging.WARNING)
