@@ -37,6 +37,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import sys
 import tempfile
 import typing
@@ -163,12 +164,18 @@ def _check_section_key(key: str, sections: dict) -> bool:
     return True
 
 
+# the resolvers that read the environment or decode text: never in the model's values (an app's own settings, e.g.
+# dashboard.port=${oc.env:PORT}, and Hydra's may use them)
+_ENV_RESOLVER = re.compile(r"\$\{\s*oc\.(?:env|decode)\s*:")
+
+
 def check_command_line(argv: list[str], sections: dict | None = None) -> None:
     """Refuse, in one line, an override Hydra would fail on with a traceback, drop, or merge unasked.
 
     Checked before Hydra composes anything: the syntax of each override, that its key is
     a setting of the model or a run (or Hydra's own, or of an app's own ``sections``:
-    ``{name: dataclass}``), and that a config group gets one name.
+    ``{name: dataclass}``), that a config group gets one name, and that no model value reads the environment
+    (``${oc.env:...}``: what a run ran with must be in its config; a reference to another key is kept).
     """
     sections = sections or {}
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -212,6 +219,11 @@ def check_command_line(argv: list[str], sections: dict | None = None) -> None:
                                   + ("; compare several with regimes=[a,b], or sweep them with -m regime=a,b"
                                      if key == "regime" else "; sweep several with -m scenario=a,b"))
             continue
+        if _ENV_RESOLVER.search(line.partition("=")[2]) and (key in known or key == "grid" or key.startswith("grid.")):
+            raise ConfigError(f"{one_line(line, 60)}: the model's values are written on the command line, not read "
+                              "from the environment (${oc.env:...}, ${oc.decode:...}): a run is reproduced from its "
+                              "config, which would not hold the value; write it (a reference to another key, "
+                              "${section.key}, is allowed)")
         if key == "grid" or key.startswith("grid."):
             continue  # checked with the config (sim.core.config._check_grid)
         if _check_section_key(key, sections):

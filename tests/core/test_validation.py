@@ -168,6 +168,7 @@ def test_huge_population_is_refused_on_the_command_line_without_a_memory_error(t
     (["scenario=3"], "scenario = 3: must name a scenario"),
     (["broker_reward.cap=1" + "0" * 400], "broker_reward.cap = 1000"),  # an int beyond any float
     (["broker_reward.rate=${nosuchkey}"], "broker_reward.rate = '${nosuchkey}': cannot be resolved"),
+    (["scenario.firms.n=${oc.env:HOME}"], "scenario.firms.n=${oc.env:HOME}: the model's values are written"),
     (["~seed"], "~seed: a setting cannot be deleted"),
     (["scenario.name="], "scenario.name = '': must be printable text of 1 to 200 characters"),
     (["scenario.brokers.max=1000000", "scenario.brokers.capacity=10000"], "a run would take days"),
@@ -175,6 +176,23 @@ def test_huge_population_is_refused_on_the_command_line_without_a_memory_error(t
 def test_bad_command_lines_are_one_line_errors(tmp_path, args, fragment):
     _assert_one_line_config_error(_cli(tmp_path, *args), fragment)
     assert not (tmp_path / "run" / "summary.csv").exists()
+
+
+@pytest.mark.parametrize("line, refused", [
+    ("scenario.firms.n=${oc.env:HOME}", True), ("seeds=${ oc.env:N,3}", True), ("grid.vouchers.rate=[${oc.env:R}]", True),
+    ("scenario.name=a${oc.decode:x}", True), ("broker_reward.cap=${vouchers.cap}", False),  # a reference: kept
+    ("dashboard.port=${oc.env:PORT,8765}", False),  # an app's own setting may read its deployment's environment
+    ("hydra.run.dir=${oc.env:HOME}/runs", False), ("scenario.name=oc.env", False),
+])
+def test_model_values_never_read_the_environment(line, refused):
+    from experiments.cli import check_command_line
+    from experiments.dashboard.__main__ import DashboardConfig
+
+    if refused:
+        with pytest.raises(ConfigError, match="not read from the environment"):
+            check_command_line([line], {"dashboard": DashboardConfig})
+    else:
+        check_command_line([line], {"dashboard": DashboardConfig})
 
 
 def test_quoted_non_ascii_text_is_accepted():
