@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -191,7 +192,7 @@ def run_parts(regime: str, n_runs: int = 100) -> dict:
     summary (run by run, or for the whole batch at once and divided by its runs); and a run against its kernel
     (issue 24: at most 1.3x)."""
     from sim import api
-    from sim.runs import batch, parallel
+    from sim.runs import batch
     from sim.engines.numba import kernels
     from sim.core.config import load_config
     from sim.core.population import draw_population
@@ -321,7 +322,6 @@ def batch_section(n_batch: int, cores: int, reps: int = 3) -> dict:
     shared machine does not fall on one of them only), and the start-up of the pool."""
     from tabulate import tabulate
 
-    from sim import api
     from sim.runs import parallel
 
     print(f"\n[5/8] batch of {n_batch} default-scenario runs, one by one (the path before batches) and as batches, "
@@ -635,6 +635,59 @@ def print_dashboard(cores: int) -> None:
           "tables and figure)")
 
 
+def dashboard_browser_section(cores: int, questions: int = 5) -> dict:
+    """The Compare page as an analyst sees it, in Chromium: the dashboard served on the default scenario with
+    ``cores`` workers; the time from opening the page to its headline table (the starting question, answered at
+    start: ``dashboard.answer_start``), then ``questions`` new questions (the seeds lowered one at a time, each a
+    comparison not asked before) from pressing Enter to their answer on the page, and the server's memory (its
+    process and its workers', resident) after each: bounded by the answers' cache (``dashboard.cache_mb``)."""
+    import psutil
+
+    from experiments.dashboard import browser
+    from experiments.dashboard.service import starting_seeds
+
+    seeds = starting_seeds()
+    t0 = time.perf_counter()
+    with browser.dashboard(f"workers={cores}", process=True, timeout=1800) as (url, proc), \
+            browser.chromium() as page:
+        start_s = time.perf_counter() - t0
+        server = psutil.Process(proc.pid)
+
+        def rss_mb() -> float:
+            tree = [server, *server.children(recursive=True)]
+            return sum(p.memory_info().rss for p in tree) / 1e6
+
+        rss = [rss_mb()]
+        t0 = time.perf_counter()
+        page.goto(url)
+        page.locator(".tt-headline").first.wait_for(timeout=600_000)
+        default_s = time.perf_counter() - t0
+        field = page.locator(".tt-seeds input")
+        times = []
+        for k in range(1, questions + 1):
+            field.fill(str(seeds - k))
+            t0 = time.perf_counter()
+            field.press("Enter")
+            page.locator(".tt-command", has_text=re.compile(rf"seeds={seeds - k}\b")).first.wait_for(timeout=600_000)
+            times.append(time.perf_counter() - t0)
+            rss.append(rss_mb())
+    return {"start_s": start_s, "default_s": default_s, "times": times, "rss": rss, "seeds": seeds}
+
+
+def print_dashboard_browser(cores: int) -> None:
+    from tabulate import tabulate
+
+    print(f"\n[8/8, browser] the Compare page in Chromium (default scenario, {cores} cores) ...", flush=True)
+    r = dashboard_browser_section(cores)
+    print(tabulate([[f"{r['start_s']:.0f}", f"{r['default_s']:.1f}", " / ".join(f"{t:.1f}" for t in r["times"]),
+                     f"{r['rss'][0]:,.0f}", " / ".join(f"{m:,.0f}" for m in r["rss"][1:])]],
+                   headers=["server start s", "default comparison in the browser s",
+                            f"new questions (seeds {r['seeds'] - 1}, {r['seeds'] - 2}, ...) s",
+                            "server MB at start", "server MB after each question"], tablefmt="github"))
+    print("(target: the default comparison within 5 s of opening the page on 2 cores; memory flat once the cache "
+          "is full)")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller sizes and batch")
@@ -671,6 +724,7 @@ def main(argv=None) -> None:
         return
     if args.only == "dashboard":
         print_dashboard(cores)
+        print_dashboard_browser(cores)
         return
     if args.only == "parts":
         print_run_parts()
@@ -727,6 +781,7 @@ def main(argv=None) -> None:
     print_calibration(n_calib, cores)
     print_sensitivity(n_sobol, cores)
     print_dashboard(cores)
+    print_dashboard_browser(cores)
 
     print("\ntime per phase of the month (numba, a whole run of each, timed inside the compiled month loop; "
           "sim/core/loop.py) ...", flush=True)

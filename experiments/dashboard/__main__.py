@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from experiments.dashboard.service import MAX_RUNS, MAX_WORK
+from experiments.dashboard.service import CACHE_MB, MAX_RUNS, MAX_WORK
 from experiments.cli import app_main
 from sim.core.config import ConfigError
 from sim.core.schema import _c
@@ -35,6 +35,10 @@ class DashboardConfig:
     host: str = _c("127.0.0.1", doc="address the server listens on (127.0.0.1: this machine only)")
     port: int = _c(8765, ge=1, le=65535, doc="port the server listens on")
     cache: int = _c(32, ge=1, le=10000, doc="answers kept, so a question asked again is answered at once")
+    cache_mb: float = _c(CACHE_MB, gt=0, le=1e6, doc="megabytes of frames the answers kept may hold: bounds the "
+                         "server's memory (a default comparison's answer ~83 MB; the newest is always kept)")
+    answer_start: bool = _c(True, doc="answer the pages' starting question before serving, so the first page shows "
+                            "it at once (the default comparison: ~9 s of 2 cores at start)")
     sweeps: str = _c("multirun", doc="folder the Sweep page looks in for collected sweeps (sweep.parquet)")
     calibrations: str = _c("calibration", doc="folder the Calibration page looks in for calibrations")
     max_runs: int = _c(MAX_RUNS, ge=1, le=10**6, doc="runs a question may take (regimes x seeds, twice at equal spend)")
@@ -205,11 +209,14 @@ def serve(cfg, own: DashboardConfig, out: Path) -> None:
     hosts = check_hosts(own.allowed_hosts)
     if host_warning(own.host):
         print(host_warning(own.host), file=sys.stderr, flush=True)
-    service = Service(base_overrides(cfg.engine), workers=cfg.workers, cache=own.cache, max_runs=own.max_runs,
+    service = Service(base_overrides(cfg.engine), workers=cfg.workers, cache=own.cache, cache_mb=own.cache_mb,
+                      max_runs=own.max_runs,
                       max_work=own.max_work)
     service.validate([])  # the starting question is valid (as the command line, and within the limits)
     print(f"dashboard: starting {cfg.workers} worker processes (the first start compiles the kernels) ...", flush=True)
-    service.start()
+    if own.answer_start:
+        print(f"dashboard: answering the starting question ({service.size([])[0]:,} runs) ...", flush=True)
+    service.start(answer_start=own.answer_start)
     state.SERVICE = service
     state.SETTINGS.update(sweeps=own.sweeps, calibrations=own.calibrations)
     warnings.filterwarnings("ignore", message="Cookies with samesite=none")  # plain http on localhost: lax is right

@@ -35,8 +35,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def dashboard(*overrides: str, port: int | None = None, timeout: float = 600, log: Path | None = None):
-    """``python -m experiments.dashboard`` in a subprocess; yields its URL once it serves, stops it after."""
+def dashboard(*overrides: str, port: int | None = None, timeout: float = 600, log: Path | None = None,
+              process: bool = False):
+    """``python -m experiments.dashboard`` in a subprocess; yields its URL once it serves (with ``process``, the URL
+    and the :class:`subprocess.Popen`, e.g. to measure its memory), stops it after."""
     port = port or free_port()
     log = log or Path(os.devnull)
     with open(log, "w") as out:
@@ -54,7 +56,7 @@ def dashboard(*overrides: str, port: int | None = None, timeout: float = 600, lo
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"the dashboard did not serve {url} within {timeout:.0f} s")
                 time.sleep(0.5)
-            yield url
+            yield (url, proc) if process else url
         finally:
             proc.terminate()
             try:

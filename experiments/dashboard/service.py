@@ -34,7 +34,7 @@ from sim.core.config import Config, ConfigError, replace
 _FIGURE_LOCK = threading.Lock()  # pyplot's state is global: one figure drawn at a time
 MAX_RUNS = 5000   # runs a question may take (dashboard.max_runs)
 MAX_WORK = 5e9    # model steps a question may take (dashboard.max_work): ~2 minutes of 2 cores (~5e7 steps/s here)
-CACHE_BYTES = 1e9  # bytes of frames the answers kept may hold (a 2,000-run answer: ~0.16 GB); the last is kept
+CACHE_MB = 400  # MB of frames the answers kept may hold (dashboard.cache_mb); the newest is always kept
 CHUNK_RUNS = 8  # runs a worker takes at a time (a round trip costs ~1 ms; a default-scenario run ~10 ms)
 
 
@@ -166,15 +166,18 @@ class Service:
         base: overrides every question starts from (the server's command line: engine, seed, ...).
         workers: processes of the pool (1: runs in the calling thread).
         cache: answers kept (least recently used dropped first).
+        cache_mb: megabytes of frames the answers kept may hold (the newest is always kept): what bounds the
+            server's memory (a default comparison's answer holds ~83 MB, and the server grows by about as much).
         max_runs, max_work: the most runs, and model steps (``sim.core.population.run_work``), a question may take
             (``dashboard.max_runs``, ``dashboard.max_work``): a question above either is refused with the reason.
     """
 
     def __init__(self, base: list[str], workers: int = 1, cache: int = 32, max_runs: int = MAX_RUNS,
-                 max_work: float = MAX_WORK):
+                 max_work: float = MAX_WORK, cache_mb: float = CACHE_MB):
         self.base = list(base)
         self.workers = int(workers)
         self.cache_size = int(cache)
+        self.cache_bytes = float(cache_mb) * 1e6
         self.max_runs, self.max_work = int(max_runs), float(max_work)
         self._cache: OrderedDict[str, Answer] = OrderedDict()
         self._configs: OrderedDict[tuple, Config] = OrderedDict()
@@ -185,9 +188,10 @@ class Service:
         self._queue: list[tuple[object, int]] = []
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> None:
+    def start(self, answer_start: bool = False) -> None:
         """Start the pool, load the kernels in every worker (a run of the base config each), and answer a small
-        question once here (the tables' and figures' modules imported, their first calls made)."""
+        question once here (the tables' and figures' modules imported, their first calls made); with
+        ``answer_start``, answer the starting question too (the pages' first, so it is shown at once)."""
         cfg = self.config([])
         if self.workers > 1 and self._pool is None:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
@@ -196,6 +200,8 @@ class Service:
             for f in warm:
                 f.result()
         self._answer(["seeds=2", "regimes=[baseline,broker_reward]", "at_spend=broker_reward"], None, None)
+        if answer_start:
+            self.compare([])
 
     def close(self) -> None:
         """Stop the workers (the runs under way end first)."""
@@ -311,7 +317,7 @@ class Service:
         with self._lock:
             self._cache[key] = answer
             while len(self._cache) > 1 and (len(self._cache) > self.cache_size or
-                                            sum(a.nbytes for a in self._cache.values()) > CACHE_BYTES):
+                                            sum(a.nbytes for a in self._cache.values()) > self.cache_bytes):
                 self._cache.popitem(last=False)
         return answer
 

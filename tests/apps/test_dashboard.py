@@ -315,16 +315,28 @@ def test_questions_of_several_pages_run_one_at_a_time_in_arrival_order():
     assert s.queued_runs() == 0
 
 
-def test_the_cache_keeps_answers_within_its_bytes(monkeypatch):
-    """Answers kept: at most ``cache`` of them and CACHE_BYTES of frames (the newest always); no run's own arrays."""
+def test_the_cache_keeps_answers_within_its_bytes():
+    """Answers kept: at most ``cache`` of them and ``cache_mb`` of frames (the newest always); no run's own arrays."""
     s = Service(["engine=numba", *SMALL, "regimes=[baseline]", "at_spend=null"], workers=1)
     a = s.compare(["seeds=2"])
     assert a.comparison.results == [] and 0 < a.nbytes
-    monkeypatch.setattr(svc, "CACHE_BYTES", 2.7 * a.nbytes)
+    s.cache_bytes = 2.7 * a.nbytes  # what Service(cache_mb=...) sets
     b = s.compare(["seeds=3"])  # 1.5 x a's frames: both fit
     assert s.cached(["seeds=2"]) is a and s.cached(["seeds=3"]) is b
     c = s.compare(["seeds=4"])  # the oldest is dropped, the newest kept
     assert s.cached(["seeds=2"]) is None and s.cached(["seeds=4"]) is c
+    assert Service(["engine=numba"], cache_mb=1.5).cache_bytes == 1.5e6
+
+
+def test_the_starting_question_is_answered_before_serving_when_asked():
+    base = ["engine=numba", *SMALL, "seeds=2", "regimes=[baseline,broker_reward]", "at_spend=null"]
+    s = Service(base, workers=1)
+    s.start()
+    assert s.cached([]) is None
+    s.start(answer_start=True)
+    answer = s.cached([])
+    assert answer is not None and answer is s.compare([])  # the page's first question: from the cache
+    assert set(answer.comparison.summary["regime"]) == {"baseline", "broker_reward"}
 
 
 def test_serving_beyond_this_machine_warns_that_there_is_no_login():
