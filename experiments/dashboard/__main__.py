@@ -223,7 +223,8 @@ def serve(cfg, own: DashboardConfig, out: Path) -> None:
     for name in ("solara", "reacton", "MESA", "numba"):  # they log every render and step at INFO
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.update(SOLARA_APP="experiments.dashboard.pages", SERVER_NAME=own.host, SERVER_PORT=str(own.port),
-                      SOLARA_TELEMETRY_MIXPANEL_ENABLE="False", SOLARA_CHECK_VERSION="False")
+                      SOLARA_TELEMETRY_MIXPANEL_ENABLE="False", SOLARA_CHECK_VERSION="False",
+                      SOLARA_THEME_SHOW_BANNER="False")  # no "runs on Solara" badge over the tables
     url = f"http://{own.host}:{own.port}/"
     print(f"dashboard: serving {url} (Ctrl-C stops it)", flush=True)
     try:

@@ -28,7 +28,7 @@ def Layout(children=[]):
     """The app bar with a tab per page (the routes' labels), then the page (and the stylesheet: inside the layout,
     as an element made outside the one returned is dropped)."""
     route, routes = solara.use_route()
-    with solara.AppLayout(title=TITLE, navigation=False) as main:
+    with solara.AppLayout(title=TITLE, navigation=False, sidebar_open=False) as main:  # no empty drawer
         solara.Style(CSS)
         solara.Title(TITLE)
         with solara.AppBar():
