@@ -1,6 +1,10 @@
 """Start the dashboard and drive it in Debian's Chromium (Playwright): the browser test and the README's screenshots.
 
-    python -m experiments.dashboard.browser [out folder]   # screenshots of every page on the default scenario
+    python -m experiments.dashboard.browser [out folder] [overrides]   # the README's screenshots of every page
+
+The screenshots are of the default scenario's Compare page (at the dashboard's seeds), the One run page after 24
+months, and the Sweep and Calibration pages on an example sweep and calibration made for them (~5 minutes in all
+on 2 cores).
 
 Chromium is the system's (``/usr/bin/chromium``, Debian's package ``chromium``; ``CHROMIUM`` names
 another): Playwright drives it and downloads no browser of its own.
@@ -83,11 +87,46 @@ def chromium(width: int = 1500, height: int = 1100):
             browser.close()
 
 
-def screenshots(out: Path, *overrides: str) -> list[Path]:
-    """A screenshot of each page, on the config of ``overrides``."""
+def _run(*args: str, cwd: Path, timeout: float = 1800) -> None:
+    p = subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        raise RuntimeError(f"python -m {' '.join(args)} exited with {p.returncode}: {(p.stdout + p.stderr)[-2000:]}")
+
+
+def example_sweep(folder: Path, *overrides: str) -> Path:
+    """A real sweep of the broker reward's rate and cap (2 x 2 points x 2 seeds, small runs), collected: what the
+    Sweep page opens. Returns its root (``folder/multirun``)."""
+    _run("experiments.run", "-m", "regime=broker_reward", "+grid.broker_reward.rate=[0.005,0.015]",
+         "+grid.broker_reward.cap=[100000,300000]", "seeds=2", "scenario.firms.n=300", "scenario.universities.n=3",
+         "scenario.months=12", "progress=false", *overrides, cwd=folder)
+    (sweep,) = (folder / "multirun").iterdir()
+    _run("experiments.collect", str(sweep), cwd=folder)
+    return folder / "multirun"
+
+
+def example_calibration(folder: Path, workers: int = 2) -> Path:
+    """A real, small calibration on the reported targets (three parameters, 100 particles, 3 generations: a few
+    minutes of 2 cores): what the Calibration page opens. Returns its root (``folder/calibration``)."""
+    _run("experiments.calibrate", "screen.fit=[scenario.firms.prior_success,scenario.firms.self_search_prob,"
+         "scenario.universities.reservation_share]", "abc.population=100", "abc.generations=3", "predictive_draws=8",
+         f"workers={workers}", "scenario_dir=none", "progress=false", f"hydra.run.dir={folder / 'calibration' / 'example'}",
+         cwd=folder, timeout=3600)
+    return folder / "calibration"
+
+
+def screenshots(out: Path, *overrides: str, data: Path | None = None) -> list[Path]:
+    """A screenshot of each page, on the config of ``overrides``; the Sweep and Calibration pages open an example
+    sweep and calibration made in ``data`` (a temporary folder if None)."""
+    import tempfile
+
     out.mkdir(parents=True, exist_ok=True)
     shots = []
-    with dashboard(*overrides) as url, chromium() as page:
+    with contextlib.ExitStack() as stack:
+        data = data or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        sweeps, calibrations = example_sweep(data), example_calibration(data)
+        url = stack.enter_context(dashboard(*overrides, f"dashboard.sweeps={sweeps}",
+                                            f"dashboard.calibrations={calibrations}"))
+        page = stack.enter_context(chromium())
         page.goto(url)
         page.locator(".tt-headline").wait_for(timeout=120_000)
         shots.append(out / "compare.png")
@@ -102,9 +141,8 @@ def screenshots(out: Path, *overrides: str) -> list[Path]:
         page.screenshot(path=shots[-1])
         for name, ready in (("sweep", ".tt-sweep table"), ("calibration", ".tt-fit table")):
             page.goto(url + name)
-            with contextlib.suppress(Exception):  # no sweep or calibration to show: the page says so
-                page.locator(ready).wait_for(timeout=60_000)
-                page.wait_for_timeout(1000)  # the figures below the table
+            page.locator(ready).first.wait_for(timeout=60_000)
+            page.wait_for_timeout(1000)  # the figures below the table
             shots.append(out / f"{name}.png")
             page.screenshot(path=shots[-1])
     return shots
