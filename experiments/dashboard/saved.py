@@ -69,11 +69,10 @@ class SavedQuestions:
             raise ConfigError(f"dashboard.saved: {self.path} is not the JSON the dashboard writes "
                               f"({type(e).__name__}); move it away") from None
         if not (isinstance(data, dict) and len(data) <= MAX_SAVED and all(
-                isinstance(k, str) and isinstance(v, str) and len(v) <= QUERY_MAX for k, v in data.items())):
+                isinstance(k, str) and k == k.strip() and 0 < len(k) <= NAME_MAX and _NAME.fullmatch(k)
+                and isinstance(v, str) and len(v) <= QUERY_MAX for k, v in data.items())):
             raise ConfigError(f"dashboard.saved: {self.path} is not the dashboard's saved questions (a JSON object "
                               f"of at most {MAX_SAVED} names and queries); move it away")
-        for k in data:
-            check_name(k)
         return data
 
     def save(self, name: str, query: str) -> dict[str, str]:
