@@ -115,6 +115,7 @@ def main_job(node: DictConfig) -> Path:
     at_spend = cfg.at_spend if len(regimes) > 1 or _explicit("at_spend") else None
     if at_spend is not None:
         api.check_at_spend(at_spend)
+    api.check_regimes(cfg, [*regimes, *([at_spend] if at_spend else [])])  # each regime's own rules, before any run
     draws = _posterior_draws(cfg)  # a bad posterior fails here, before any run
     from sim.analysis import robustness
 

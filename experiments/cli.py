@@ -675,7 +675,7 @@ def check_comparison_memory(cfg, regimes, at_spend, draws=()) -> None:
     replicates = cfg.seeds * (cfg.posterior_draws if draws else 1)
     results_bytes = 4.0 * (2 if at_spend else 1) * len(regimes) * replicates * cfg.scenario.months * N_SERIES * 8
     for run_cfg in {id(c): c for c in draws or [cfg]}.values():  # a draw may set the population's size
-        check_memory(run_cfg, cfg.engine, processes=cfg.workers, extra=results_bytes)
+        check_memory(run_cfg, cfg.engine, processes=cfg.workers, extra=results_bytes, extra_key=("seeds", cfg.seeds))
 
 
 def swept_columns(params: list[dict]) -> list[str]:

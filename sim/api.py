@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pandas is imported where tables are built: worker processes
 # the facade: what a notebook or a script uses (documented in docs/reference/api.md)
 __all__ = ["compose", "regime_names", "regime", "under_regime", "RunResult", "check_seed", "simulate",
            "run_validated", "BatchInfo", "run_batch", "run_table", "flat_params", "summary_frame", "series_frame",
-           "sector_frame", "Comparison", "compare", "compare_at_spend", "check_at_spend", "replicates_text",
+           "sector_frame", "Comparison", "compare", "compare_at_spend", "check_at_spend", "spends", "check_regimes", "replicates_text",
            "yearly_spend", "NoSpend", "default_workers"]
 
 
@@ -154,13 +154,27 @@ def compare_at_spend(cfg: Config, at_spend: Optional[str] = None, regimes: Optio
     return _compare(capped, regimes, seeds, workers, progress, budget, **batch)
 
 
-def check_at_spend(name: str) -> None:
-    """Refuse, before anything runs, an ``at_spend`` regime none of whose instruments pays public money."""
+def spends(name: str) -> bool:
+    """Whether the regime ``name`` (a registered one or a mix ``a+b``) may pay public money: an instrument it switches
+    on owns a kind of payment whose payer is the government (the ledger's; what ``gov_spend`` sums)."""
     from .core import ledger
 
     instruments = set(regime(name).instruments)
-    if not any(k.payer == ledger.GOVERNMENT and k.owner in instruments for k in ledger.KINDS):
+    return any(k.payer == ledger.GOVERNMENT and k.owner in instruments for k in ledger.KINDS)
+
+
+def check_at_spend(name: str) -> None:
+    """Refuse, before anything runs, an ``at_spend`` regime none of whose instruments pays public money."""
+    if not spends(name):
         raise ConfigError(f"at_spend = {name}: that regime spends no public money; name one that does")
+
+
+def check_regimes(cfg: Config, names) -> dict:
+    """{name: ``cfg`` under that regime} for the regimes a comparison runs, each validated as its run will be (an
+    instrument's own rules, e.g. ``income_share.extra_share`` with the scenario's inventor share, hold only under a
+    regime that switches it on: ``cfg``'s own regime may not): the first bad one raises its one-line ConfigError,
+    before any run."""
+    return {name: under_regime(cfg, name) for name in dict.fromkeys(names)}
 
 
 def _checked(cfg: Config, regimes, seeds, workers) -> Config:

@@ -41,6 +41,8 @@ class DashboardConfig:
                             "it at once (the default comparison: ~9 s of 2 cores at start)")
     sweeps: str = _c("multirun", doc="folder the Sweep page looks in for collected sweeps (sweep.parquet)")
     calibrations: str = _c("calibration", doc="folder the Calibration page looks in for calibrations")
+    saved: str = _c("outputs/saved_questions", doc="folder of the Compare page's named saved questions "
+                    "(saved_questions.json, the only file the dashboard writes there)")
     max_runs: int = _c(MAX_RUNS, ge=1, le=10**6, doc="runs a question may take (regimes x seeds, twice at equal spend)")
     max_work: float = _c(MAX_WORK, gt=0, le=1e13, doc="model steps a question may take (runs x sim.core.population.run_work): "
                          "5e9 is ~2 minutes of 2 cores")
@@ -218,7 +220,7 @@ def serve(cfg, own: DashboardConfig, out: Path) -> None:
         print(f"dashboard: answering the starting question ({service.size([])[0]:,} runs) ...", flush=True)
     service.start(answer_start=own.answer_start)
     state.SERVICE = service
-    state.SETTINGS.update(sweeps=own.sweeps, calibrations=own.calibrations)
+    state.SETTINGS.update(sweeps=own.sweeps, calibrations=own.calibrations, saved=own.saved)
     warnings.filterwarnings("ignore", message="Cookies with samesite=none")  # plain http on localhost: lax is right
     for name in ("solara", "reacton", "MESA", "numba"):  # they log every render and step at INFO
         logging.getLogger(name).setLevel(logging.WARNING)

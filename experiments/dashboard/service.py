@@ -65,10 +65,41 @@ def plain_value(key: str, text: str, path: bool = False) -> str:
     return text
 
 
+# a number written with thousands separators: 500,000 or 1,250,000.5 (groups of three digits after the first)
+_GROUPED = re.compile(r"[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?")
+
+
+def number_text(text: str) -> str:
+    """``text`` as the command line writes it: a number with thousands separators without them (``500,000`` ->
+    ``500000``; Hydra would read ``500,000`` as a list, "Ambiguous value"); any other text as it is (stripped)."""
+    text = str(text).strip()
+    return text.replace(",", "") if _GROUPED.fullmatch(text) else text
+
+
+def field_value(key: str, text: str) -> str:
+    """A page's field (or a link's value) as the command line's value: :func:`number_text`, then :func:`plain_value`
+    (a one-line ConfigError naming ``key`` if it is not a plain value)."""
+    return plain_value(key, number_text(text))
+
+
 def check_values(fields: dict) -> None:
-    """:func:`plain_value` of each of a page's fields ({key: text}): the first bad one raises."""
+    """:func:`field_value` of each of a page's fields ({key: text}): the first bad one raises."""
     for key, text in fields.items():
-        plain_value(key, text)
+        field_value(key, text)
+
+
+_ERROR_KEY = re.compile(r"(?:config error: )?(?:regimes contains .*|(?P<key>[A-Za-z_][\w.]*)(?: \([^)]*\))? = .*|"
+                        r"Could not override '(?P<hydra>[\w.]+)'.*)", re.S)
+
+
+def error_key(message: str) -> Optional[str]:
+    """The key a one-line ConfigError names (``broker_reward.cap = -5.0: ...`` -> ``broker_reward.cap``;
+    ``regimes contains 'x': ...`` -> ``regimes``; Hydra's ``Could not override 'k'`` -> ``k``), or None: where the
+    Compare page shows it (next to that key's field)."""
+    m = _ERROR_KEY.fullmatch(str(message).strip())
+    if m is None:
+        return None
+    return m.group("key") or m.group("hydra") or "regimes"
 
 
 def check_question(question: list[str]) -> None:
@@ -236,6 +267,10 @@ class Service:
         from experiments.cli import check_comparison_memory
 
         cfg = self.config(question)
+        at_spend = cfg.at_spend if len(cfg.regimes) > 1 else None
+        if at_spend is not None:  # a regime that spends nothing: refused here, next to its field, not after the runs
+            api.check_at_spend(at_spend)
+        api.check_regimes(cfg, [*cfg.regimes, *([at_spend] if at_spend else [])])  # each regime's own rules
         runs, work = self.size(question, cfg)  # the limits first: the size of the question is what the user chose
         if runs > self.max_runs:
             raise ConfigError(f"seeds = {cfg.seeds}: {runs:,} runs, above dashboard.max_runs = {self.max_runs:,} "

@@ -361,17 +361,25 @@ def check_work(cfg: Config) -> None:
                           "firms and achievements or the screenings")
 
 
-def check_memory(cfg: Config, engine: str, processes: int = 1, extra: float = 0.0) -> None:
+def check_memory(cfg: Config, engine: str, processes: int = 1, extra: float = 0.0,
+                 extra_key: tuple[str, object] | None = None) -> None:
     """Refuse, with a one-line ConfigError naming the key that weighs most, a run that would not fit in memory.
 
-    ``processes`` runs at once (``workers``), plus ``extra`` bytes the caller keeps (the results of a job).
+    ``processes`` runs at once (``workers``), plus ``extra`` bytes the caller keeps (the results of a job), which
+    ``extra_key`` (key, value) sizes: it is the key named when those bytes outweigh the runs' own (a job's results
+    grow with its seeds, not with the population: ``seeds=100000`` names seeds, not ``scenario.firms.n``).
     """
     parts = run_memory(cfg, engine)
-    need = processes * sum(parts.values()) + extra
+    runs = processes * sum(parts.values())
+    need = runs + extra
     have = available_memory()
     if have is None or need <= have:
         check_work(cfg)  # and the time it would take (after memory: a size too large for memory is named by it)
         return
+    if extra_key is not None and extra > runs:
+        key, value = extra_key
+        raise ConfigError(f"{key} = {value}: needs about {need / 1e9:.1f} GB of memory (the results kept, "
+                          f"{extra / 1e9:.1f} GB, grow with it) and {have / 1e9:.1f} GB is available; lower it")
     key = max((k for k in parts if k != "base"), key=parts.get)
     value = {"scenario.firms.n": cfg.scenario.firms.n, "scenario.brokers.max": cfg.scenario.brokers.max,
              "scenario.universities.achievements_each": cfg.scenario.universities.achievements_each,

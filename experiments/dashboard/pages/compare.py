@@ -7,8 +7,10 @@ import threading
 import solara
 import solara.lab
 
+from experiments.dashboard import diff, saved
 from experiments.dashboard import service as svc
 from experiments.dashboard.pages.answer import AnswerView
+from experiments.dashboard.question import Question, parse
 from experiments.dashboard.state import service
 from sim import api
 from sim.core.config import INSTRUMENT_NAMES, ConfigError
@@ -40,35 +42,46 @@ def instrument_fields(cfg, instrument: str) -> list[tuple[str, str, str]]:
     return out
 
 
+def parameter_keys(cfg, instruments) -> list[str]:
+    """The keys of the parameter fields the page has (every instrument's, and the government's budget)."""
+    return [k for name in instruments for k, _, _ in instrument_fields(cfg, name)] + [BUDGET]
+
+
+BUDGET = "government.annual_budget"
+DIM = {"opacity": "0.45", "pointer-events": "none"}  # the previous answer while the next runs
+
+
 @solara.component
-def ParameterInputs(defaults, instruments, values, set_values):
-    """Text fields for the parameters of the instruments switched on (anything may be typed: the schema judges)."""
+def FieldError(message):
+    """A field's error, below it (the command line's one line)."""
+    solara.Error(message, classes=["tt-error"], style={"margin": "0 0 8px 0"})
+
+
+@solara.component
+def ParameterInputs(defaults, instruments, values, set_values, error_at=None, error=None, opened=()):
+    """Text fields for the parameters of the instruments switched on (anything may be typed: the schema judges);
+    the question's error, if it names one of them, below that field (its section opened)."""
     if not instruments:
         solara.Text("Switch an instrument on to set its parameters.")
-    for name in [i for i in INSTRUMENT_NAMES if i in instruments]:
-        with solara.Details(summary=f"{name}.*", expand=False):
-            for key, default, doc in instrument_fields(defaults, name):
-                def on_value(v, key=key, default=default):
-                    new = dict(values)
-                    if v.strip() == default or not v.strip():
-                        new.pop(key, None)
-                    else:
-                        new[key] = v.strip()
-                    set_values(new)
-                solara.InputText(key, value=values.get(key, default), on_value=on_value, continuous_update=False,
-                                 message=doc, classes=[f"tt-param-{key.replace('.', '-')}"])
-    key, default = "government.annual_budget", "null"
 
-    def on_budget(v):
-        new = dict(values)
-        if v.strip() in ("", default):
-            new.pop(key, None)
-        else:
-            new[key] = v.strip()
-        set_values(new)
-    solara.InputText(key, value=values.get(key, default), on_value=on_budget, continuous_update=False,
-                     message="cap on government's payments to all instruments in each budget year (null: none)",
-                     classes=["tt-param-government-annual_budget"])
+    def field(key, default, doc):
+        def on_value(v, key=key, default=default):
+            new = dict(values)
+            if v.strip() == default or not v.strip():
+                new.pop(key, None)
+            else:
+                new[key] = v.strip()
+            set_values(new)
+        solara.InputText(key, value=values.get(key, default), on_value=on_value, continuous_update=False,
+                         message=doc, error=key == error_at, classes=[f"tt-param-{key.replace('.', '-')}"])
+        if key == error_at:
+            FieldError(error)
+
+    for name in [i for i in INSTRUMENT_NAMES if i in instruments]:
+        with solara.Details(summary=f"{name}.*", expand=name in opened):
+            for key, default, doc in instrument_fields(defaults, name):
+                field(key, default, doc)
+    field(BUDGET, "null", "cap on government's payments to all instruments in each budget year (null: none)")
 
 
 def question_regimes(regimes, mix) -> list[str]:
@@ -79,35 +92,180 @@ def question_regimes(regimes, mix) -> list[str]:
 def question_of(scenario, regimes, mix, seeds, at_spend, values) -> list[str]:
     """The overrides the page's inputs stand for (what the command line would be given)."""
     chosen = question_regimes(regimes, mix)
-    q = [f"scenario={scenario}", f"seeds={seeds}", "regimes=[" + ",".join(chosen) + "]",
+    q = [f"scenario={scenario}", f"seeds={svc.number_text(seeds)}", "regimes=[" + ",".join(chosen) + "]",
          f"at_spend={at_spend if at_spend != 'none' else 'null'}"]
-    return q + [f"{k}={v}" for k, v in sorted(values.items())]
+    return q + [f"{k}={svc.number_text(v)}" for k, v in sorted(values.items())]
+
+
+def equal_spend_choices(regimes, mix) -> list[str]:
+    """The regimes "at equal spend to" offers: those compared that may pay public money (:func:`sim.api.spends`: an
+    instrument they switch on owns a payment the government makes); baseline, an open licence, a royalty rule or
+    the income-share reform spend none, so no budget can be read from them."""
+    return [r for r in question_regimes(regimes, mix) if api.spends(r)]
+
+
+def field_of(key, params) -> str:
+    """Which of the page's fields an error naming ``key`` belongs below: ``seeds``, ``regimes``, ``at_spend``,
+    ``scenario``, a parameter's key, or ``question`` (the top of the form)."""
+    if key is None:
+        return "question"
+    if key in ("seeds", "at_spend", "scenario") or key in params:
+        return key
+    if key in ("regimes", "regime") or key.startswith("regime."):
+        return "regimes"
+    if key.startswith("scenario."):
+        return "scenario"
+    return "question"
+
+
+
+
+@solara.component
+def RegimesPicker(named, committed, on_apply):
+    """The regimes to compare: ticked in the list, then applied with Apply (a question per click would start a
+    comparison per click)."""
+    draft, set_draft = solara.use_state_or_update(tuple(committed))  # a link opened: its regimes
+    pending = list(draft) != list(committed)
+    solara.SelectMultiple("Regimes (then Apply)", all_values=named, values=list(draft), on_value=lambda v: set_draft(tuple(v)),
+                          classes=["tt-regimes"])
+    with solara.Row():
+        solara.Button("Apply", on_click=lambda: on_apply([r for r in named if r in draft]), disabled=not pending,
+                      color="primary" if pending else None, classes=["tt-regimes-apply"])
+        solara.Button("Undo", on_click=lambda: set_draft(tuple(committed)), disabled=not pending, text=True,
+                      classes=["tt-regimes-undo"])
+    if pending:
+        solara.Text("Not applied yet: the answer is for " + (", ".join(committed) or "no regime") + ".",
+                    classes=["tt-regimes-pending"])
+
+
+@solara.component
+def SavedQuestionsCard(query, open_query):
+    """Save the question under a name; open a saved one (as its link opens)."""
+    from experiments.dashboard.state import SETTINGS
+
+    store = saved.SavedQuestions(SETTINGS.get("saved", saved.DEFAULT_FOLDER))
+    version, set_version = solara.use_state(0)
+    name, set_name = solara.use_state("")
+    pick, set_pick = solara.use_state(None)
+    message, set_message = solara.use_state(None)
+    try:
+        kept = store.load()
+    except ConfigError as e:
+        kept, message = {}, str(e)
+
+    def save():
+        try:
+            store.save(name, query)
+            set_message(None)
+            set_pick(saved.check_name(name))
+            set_version(version + 1)
+        except ConfigError as e:
+            set_message(str(e))
+
+    def delete():
+        if pick in kept:
+            store.delete(pick)
+            set_pick(None)
+            set_version(version + 1)
+
+    with solara.Card("Saved questions"):
+        solara.InputText("Name", value=name, on_value=set_name, continuous_update=True, classes=["tt-save-name"])
+        solara.Button("Save this question", on_click=save, disabled=not name.strip(), classes=["tt-save"])
+        if message:
+            solara.Error(message, classes=["tt-save-error"])
+        if kept:
+            solara.Select("Saved", values=list(kept), value=pick if pick in kept else None, on_value=set_pick,
+                          classes=["tt-saved"])
+            with solara.Row():
+                solara.Button("Open", on_click=lambda: open_query(kept[pick]), disabled=pick not in kept,
+                              classes=["tt-open"])
+                solara.Button("Delete", on_click=delete, disabled=pick not in kept, text=True, classes=["tt-delete"])
+
+
+@solara.component
+def CompareWith(answer, previous, saved_answers):
+    """The answer beside another (the previous one, or a saved question's if it has been answered on this server):
+    what the questions differ in, then the headline numbers of both, the cells that differ marked."""
+    choices = {"previous answer": previous} if previous is not None else {}
+    choices.update(saved_answers)
+    other_name, set_other = solara.use_state("none")
+    solara.Select("Compare with", values=["none", *choices], value=other_name if other_name in choices else "none",
+                  on_value=set_other, classes=["tt-compare-with"])
+    other = choices.get(other_name)
+    if other is None:
+        return
+    if isinstance(other, str):  # a saved question not answered yet
+        solara.Info(other, classes=["tt-compare-missing"])
+        return
+    changes = diff.question_changes(answer.overrides, other.overrides)
+    solara.Markdown("#### Now against " + other_name + ": " + ("; ".join(
+        f"{k} {b or '(unset)'} -> {a or '(unset)'}" for k, a, b in changes) or "the same question"))
+    solara.HTML(tag="div", unsafe_innerHTML=diff.diff_html(answer.headline, other.headline),
+                classes=["tt-diff", "tt-scroll"])
 
 
 @solara.component
 def ComparePage():
     defaults_cfg = service().config([])
-    scenario = solara.use_reactive(defaults_cfg.scenario.name if defaults_cfg.scenario.name in scenario_names()
-                                   else "default")
-    regimes = solara.use_reactive(list(defaults_cfg.regimes))
-    mix = solara.use_reactive([])
-    seeds = solara.use_reactive(str(defaults_cfg.seeds))
-    at_spend = solara.use_reactive(defaults_cfg.at_spend or "none")
-    values, set_values = solara.use_state({})
+    named = api.regime_names()
+    scenarios = scenario_names()
+    router = solara.use_router()
+    start = Question(defaults_cfg.scenario.name if defaults_cfg.scenario.name in scenarios else "default",
+                     list(defaults_cfg.regimes), [], str(defaults_cfg.seeds), defaults_cfg.at_spend or "none", {})
+    all_params = solara.use_memo(lambda: set(parameter_keys(defaults_cfg, INSTRUMENT_NAMES)), [])
+
+    def parse_link(search):
+        return parse(search, start, scenarios, named, list(INSTRUMENT_NAMES), all_params)
+
+    first, first_errors = solara.use_memo(lambda: parse_link(router.search), [])
+    scenario = solara.use_reactive(first.scenario)
+    regimes = solara.use_reactive(first.regimes)
+    mix = solara.use_reactive(first.mix)
+    seeds = solara.use_reactive(first.seeds)
+    at_spend = solara.use_reactive(first.at_spend)
+    values, set_values = solara.use_state(first.values)
+    link_errors, set_link_errors = solara.use_state(first_errors)
     progress = solara.use_reactive((0, 0, ""))
+
+    asked_q = Question(scenario.value, list(regimes.value), list(mix.value), seeds.value, at_spend.value, values)
+    query = asked_q.query()
+
+    def follow_link():  # a link opened on this page (back, forward, a saved question): its question
+        search = router.search or ""
+        if search and search != query:
+            q, errors = parse_link(search)
+            scenario.set(q.scenario)
+            regimes.set(q.regimes)
+            mix.set(q.mix)
+            seeds.set(q.seeds)
+            at_spend.set(q.at_spend)
+            set_values(q.values)
+            set_link_errors(errors)
+
+    solara.use_effect(follow_link, [router.search])
+
+    def show_in_url():  # the question, in the address bar: a reload or the link shared opens it
+        if (router.search or "") != query:
+            router.push(f"{router.path or '/'}?{query}")
+
+    solara.use_effect(show_in_url, [query])
 
     question = question_of(scenario.value, regimes.value, mix.value, seeds.value, at_spend.value, values)
     error = None
     try:
-        svc.check_values({"seeds": seeds.value, **values})  # values typed, never interpolations: before composing
+        svc.check_values({"seeds": seeds.value, "at_spend": at_spend.value, **values})  # values, never interpolations
         cfg = service().validate(question)
     except ConfigError as e:
         cfg, error = None, f"config error: {e}"
+    error_at = field_of(svc.error_key(error), all_params) if error else None
 
     asked = solara.use_ref(None)  # the question now on the page: a run for an older one stops
     asked.current = tuple(question)
     running = solara.use_ref(None)  # the cancel event of the question running (svc.Service.compare's)
     cancelled, set_cancelled = solara.use_state(False)
+    shown = solara.use_ref(None)      # the answer on the page: dimmed while the next one runs
+    previous = solara.use_ref(None)   # the one before it: "compare with"
+    opened = solara.use_ref(set())    # parameter sections opened to show an error: they stay open
 
     def cancel():  # the Cancel button, and the page closing: the chunks not begun are dropped from the pool
         if running.current is not None:
@@ -151,38 +309,85 @@ def ComparePage():
                 running.current = None
 
     result = solara.lab.use_task(ask, dependencies=[tuple(question), error], raise_error=False)
+    if result.finished and result.value is not None and result.value is not shown.current:
+        if shown.current is not None:
+            previous.current = shown.current
+        shown.current = result.value
 
-    scenario_cfg = service().config([f"scenario={scenario.value}"]) if scenario.value in scenario_names() else defaults_cfg
-    named = api.regime_names()
+    scenario_cfg = service().config([f"scenario={scenario.value}"]) if scenario.value in scenarios else defaults_cfg
     on = sorted({i for r in regimes.value if r in named for i in api.regime(r).instruments} | set(mix.value))
+    if error_at in all_params and error_at != BUDGET:
+        opened.current = opened.current | {error_at.split(".", 1)[0]}
+
+    def open_query(text):
+        router.push(f"{router.path or '/'}?{text}")
+
+    def saved_answers():
+        from experiments.dashboard.state import SETTINGS
+
+        out = {}
+        try:
+            kept = saved.SavedQuestions(SETTINGS.get("saved", saved.DEFAULT_FOLDER)).load()
+        except ConfigError:
+            return out
+        for name, text in kept.items():
+            q, errors = parse_link(text)
+            try:
+                svc.check_values({"seeds": q.seeds, "at_spend": q.at_spend, **q.values})
+                got = service().cached(question_of(q.scenario, q.regimes, q.mix, q.seeds, q.at_spend, q.values))
+            except ConfigError as e:
+                got = f"saved question {name!r}: {e}"
+            out[f"saved: {name}"] = got if got is not None else (
+                f"saved question {name!r} has no answer on this server yet: open it (Saved questions, Open), "
+                "then pick it here")
+        return out
+
+    def here(field):
+        if error_at == field:
+            FieldError(error)
 
     with solara.Columns([1, 3]):
         with solara.Column():
             with solara.Card("Question"):
-                solara.Select("Scenario", values=scenario_names(), value=scenario)
-                solara.SelectMultiple("Regimes", all_values=named, values=regimes, classes=["tt-regimes"])
+                for line in link_errors:
+                    solara.Warning(line, classes=["tt-link-error"])
+                here("question")
+                solara.Select("Scenario", values=scenarios, value=scenario)
+                here("scenario")
+                RegimesPicker(named, list(regimes.value), regimes.set)
+                here("regimes")
                 solara.SelectMultiple("Your mix of instruments (two or more: one more regime)",
-                                      all_values=list(INSTRUMENT_NAMES), values=mix)
-                solara.InputText("Seeds (replicates per regime)", value=seeds, continuous_update=False,
-                                 classes=["tt-seeds"])
+                                      all_values=list(INSTRUMENT_NAMES), values=mix, classes=["tt-mix"])
                 if len(mix.value) == 1:
                     solara.Text("A mix needs two or more instruments (one alone is its named regime).",
                                 classes=["tt-mix-note"])
-                spenders = [r for r in question_regimes(regimes.value, mix.value) if r != "baseline"]
-                solara.Select("At equal spend to (every regime under its yearly public spend)",
-                              values=["none"] + spenders + ([at_spend.value] if at_spend.value not in
-                                                             ["none"] + spenders else []), value=at_spend)
+                solara.InputText("Seeds (replicates per regime)", value=seeds, continuous_update=False,
+                                 error=error_at == "seeds", classes=["tt-seeds"])
+                here("seeds")
+                spenders = equal_spend_choices(regimes.value, mix.value)
+                solara.Select("At equal spend to (a regime that pays public money: every regime under its yearly "
+                              "public spend)", values=["none"] + spenders + ([at_spend.value] if at_spend.value not in
+                                                                             ["none"] + spenders else []),
+                              value=at_spend, classes=["tt-at-spend"])
+                here("at_spend")
+                solara.HTML(tag="a", unsafe_innerHTML="Link to this question",
+                            attributes={"href": f"?{query}"}, classes=["tt-link"])
             with solara.Card("Instruments' parameters"):
-                ParameterInputs(scenario_cfg, on, values, set_values)
+                ParameterInputs(scenario_cfg, on, values, set_values, error_at, error, opened.current)
+            SavedQuestionsCard(query, open_query)
         with solara.Column():
             if error:
-                solara.Error(error, classes=["tt-error"])
+                solara.Info("The question has a mistake: see the field marked in red.", classes=["tt-see-field"])
             elif result.pending:
                 done, total, desc = progress.value
                 solara.ProgressLinear(100 * done / total if total else True)
                 solara.Text(f"running {desc}: {done} of {total} runs" if total else desc or "starting",
                             classes=["tt-progress"])
                 solara.Button("Cancel", on_click=cancel, classes=["tt-cancel"])
+                if shown.current is not None:
+                    with solara.Column(classes=["tt-previous"], style=DIM):
+                        solara.Text("The previous answer, until this one is ready:")
+                        AnswerView(shown.current)
             elif cancelled:
                 solara.Info("Cancelled: change a value to ask again, or ask this question again.",
                             classes=["tt-cancelled"])
@@ -190,4 +395,6 @@ def ComparePage():
             elif result.error and not isinstance(result.exception, Superseded):
                 solara.Error(f"run failed: {result.exception}", classes=["tt-error"])
             elif result.value is not None:
+                CompareWith(result.value, previous.current if previous.current is not result.value else None,
+                            saved_answers())
                 AnswerView(result.value)

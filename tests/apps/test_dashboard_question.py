@@ -1,0 +1,305 @@
+"""The Compare page's question: validated in place, in a link, saved by name, compared with another answer.
+
+Service-level tests need no browser; the Chromium tests share one server (module scope).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from urllib.parse import quote
+
+import pandas as pd
+import pytest
+
+from experiments.dashboard import browser, diff, saved
+from experiments.dashboard import service as svc
+from experiments.dashboard.question import QUERY_MAX, Question, parse
+from experiments.dashboard.service import Service
+from sim import api
+from sim.core.config import INSTRUMENT_NAMES, ConfigError
+
+from ..conftest import SMALL
+from .test_dashboard import ARTIFACTS, PAGE_SETTLES, _overrides, _settled, needs_browser
+
+# ip_pledge pays public money only when a guaranteed loan defaults: SMEs short of cash for a deal
+# (tests/instruments/test_ip_pledge.py's CASH_POOR), where loans are made and some default
+CASH_POOR = ("scenario.firms.n=1500", "scenario.firms.sme_share=1.0", "scenario.months=48",
+             "scenario.firms.risk_aversion_sme=0.3", "scenario.firms.cash_median_sme=1e6", "ip_pledge.loan_to_value=1",
+             "scenario.brokers.initial=15", "scenario.brokers.monthly_cost=3000", "progress=false")
+
+
+# --------------------------------------------------------------------------- equal spend: who may be offered
+def test_equal_spend_offers_exactly_the_regimes_that_spend_public_money():
+    """The rule (an instrument switched on owns a payment the government makes) against the runs: every regime not
+    offered spends 0 in every run; every regime offered spends > 0 (in a small run, or, for a guarantee fund that pays
+    only on defaults, among SMEs short of cash)."""
+    from experiments.dashboard.pages.compare import equal_spend_choices
+
+    names = api.regime_names()
+    offered = equal_spend_choices(names, [])
+    assert "baseline" not in offered and "open_licence" not in offered and "broker_reward" in offered
+    cfg = api.compose(*SMALL, "engine=numba", "seeds=2", "regimes=[" + ",".join(names) + "]", "at_spend=null")
+    spend = api.compare(cfg).summary.groupby("regime")["gov_spend"]
+    for name in names:
+        if name not in offered:
+            assert spend.max()[name] == 0, name
+    small_zero = [n for n in offered if spend.min()[n] <= 0]
+    if small_zero:
+        poor = api.compose(*CASH_POOR, "engine=numba", "seeds=2", "regimes=[" + ",".join(small_zero) + "]",
+                           "at_spend=null")
+        again = api.compare(poor).summary.groupby("regime")["gov_spend"].min()
+        assert (again > 0).all(), again
+    # a mix spends if one of its instruments does
+    assert equal_spend_choices(["baseline"], ["open_licence", "royalty"]) == []
+    mix = "+".join(i for i in INSTRUMENT_NAMES if i in ("open_licence", "vouchers"))
+    assert equal_spend_choices(["baseline"], ["open_licence", "vouchers"]) == [mix]
+
+
+def test_a_regime_that_spends_nothing_is_refused_at_equal_spend_before_any_run():
+    s = Service(["engine=numba", *SMALL, "seeds=2"])
+    calls = []
+    with pytest.raises(ConfigError) as e:
+        s.compare(["regimes=[baseline,free_trial]", "at_spend=free_trial"], on_progress=lambda *a: calls.append(a))
+    assert str(e.value) == "at_spend = free_trial: that regime spends no public money; name one that does"
+    assert calls == [] and svc.error_key(str(e.value)) == "at_spend"
+
+
+# --------------------------------------------------------------------------- the right key, in one line
+def test_too_many_seeds_for_memory_names_seeds(monkeypatch):
+    """The results of the runs grow with the seeds: the memory check names seeds, not scenario.firms.n."""
+    from sim.core import population
+
+    monkeypatch.setattr(population, "available_memory", lambda: 2e9)
+    s = Service(["engine=numba", *SMALL], max_runs=10**9, max_work=float("inf"))
+    with pytest.raises(ConfigError) as e:
+        s.validate(["seeds=100000"])
+    assert str(e.value).startswith("seeds = 100000: needs about ") and "\n" not in str(e.value)
+    assert svc.error_key(str(e.value)) == "seeds"
+    # a population too large for memory still names its size
+    with pytest.raises(ConfigError, match=r"^scenario.firms.n = 2000000: needs about"):
+        s.validate(["seeds=1", "scenario.firms.n=2000000", "regimes=[baseline]"])
+
+
+def test_an_instruments_own_rule_is_checked_for_every_regime_compared():
+    """income_share.extra_share beyond 1 - inventor_share: the schema takes it alone, and the rule of the instrument
+    refuses it in one line whenever a regime compared switches it on, before any run (whatever ``regime`` is)."""
+    message = ("income_share.extra_share = 0.5: with scenario.universities.inventor_share = 0.7 the inventors' share "
+               "would exceed 1 (allowed: <= 0.3)")
+    cfg = api.compose(*SMALL, "regime=baseline", "regimes=[baseline,income_share]", "income_share.extra_share=0.5")
+    with pytest.raises(ConfigError) as e:
+        api.check_regimes(cfg, cfg.regimes)
+    assert str(e.value) == message
+    assert list(api.check_regimes(cfg, ["baseline", "vouchers"])) == ["baseline", "vouchers"]  # not switched on: ran
+    s = Service(["engine=numba", *SMALL, "seeds=2", "regime=baseline"])
+    with pytest.raises(ConfigError) as e:
+        s.validate(["regimes=[baseline,vouchers+income_share]", "at_spend=null", "income_share.extra_share=0.5"])
+    assert str(e.value) == message and svc.error_key(message) == "income_share.extra_share"
+    # the limit itself runs
+    a = s.compare(["regimes=[baseline,income_share]", "at_spend=null", "income_share.extra_share=0.3", "seeds=1"])
+    assert set(a.comparison.summary.regime) == {"baseline", "income_share"}
+
+
+def test_numbers_accept_thousands_separators_and_nothing_else_changes():
+    for typed, meant in (("500,000", "500000"), ("1,250,000.5", "1250000.5"), ("-1,000", "-1000"), (" 2,000 ", "2000"),
+                         ("1e5", "1e5"), ("0.01", "0.01"), ("null", "null")):
+        assert svc.field_value("broker_reward.cap", typed) == meant
+    for bad in ("1,2", "12,34", "1,2345", ",500", "500,", "5,00,000"):  # not groups of three: refused as before
+        with pytest.raises(ConfigError, match=r"^broker_reward.cap = .*: must be a plain value"):
+            svc.field_value("broker_reward.cap", bad)
+    from experiments.dashboard.pages.compare import question_of
+
+    q = question_of("default", ["baseline", "broker_reward"], [], "1,000", "none", {"broker_reward.cap": "500,000"})
+    assert "seeds=1000" in q and "broker_reward.cap=500000" in q
+    cfg = Service(["engine=numba", *SMALL]).config(q)
+    assert cfg.seeds == 1000 and cfg.broker_reward.cap == 500000
+
+
+@pytest.mark.parametrize("message, key", [
+    ("config error: broker_reward.cap = -5.0: must be >= 0", "broker_reward.cap"),
+    ("seeds = 6: 6 runs, above dashboard.max_runs = 5", "seeds"),
+    ("regimes contains 'x': allowed regimes are ...", "regimes"),
+    ("Could not override 'inventors.extra_share'. (renamed in 0.2.0, ...)", "inventors.extra_share"),
+    ("scenario.firms.n = 9: needs about", "scenario.firms.n"),
+    ("something else entirely", None)])
+def test_an_error_is_placed_by_the_key_it_names(message, key):
+    from experiments.dashboard.pages.compare import field_of
+
+    assert svc.error_key(message) == key
+    where = {"broker_reward.cap": "broker_reward.cap", "seeds": "seeds", "regimes": "regimes",
+             "inventors.extra_share": "question", "scenario.firms.n": "scenario", None: "question"}[key]
+    assert field_of(key, {"broker_reward.cap"}) == where
+
+
+# --------------------------------------------------------------------------- a link
+START = Question("default", ["baseline", "free_trial"], [], "3", "broker_reward", {})
+NAMES = dict(scenarios=["default", "lishui"], regimes=["baseline", "free_trial", "broker_reward", "vouchers"],
+             instruments=list(INSTRUMENT_NAMES), parameters={"broker_reward.cap", "vouchers.share"})
+
+
+def test_a_link_opens_the_question_it_was_made_from():
+    q = Question("lishui", ["baseline", "vouchers"], ["free_trial", "vouchers"], "40", "vouchers",
+                 {"broker_reward.cap": "500,000", "vouchers.share": "0.5"})
+    back, errors = parse("?" + q.query(), START, **NAMES)
+    assert errors == [] and back == q
+    assert parse("", START, **NAMES) == (START, [])
+
+
+@pytest.mark.parametrize("query, line", [
+    ("scenario=../../etc", "link: scenario = '../../etc': allowed scenarios are default, lishui"),
+    ("regimes=baseline,nope", "link: regimes = 'baseline,nope': 'nope' is not one of"),
+    ("regimes=baseline,baseline", "link: regimes = 'baseline,baseline': each name may appear once"),
+    ("mix=vouchers,${oc.env:HOME}", "link: mix = 'vouchers,${oc.env:HOME}': '${oc.env:HOME}' is not one of"),
+    ("hydra.run.dir=/tmp", "link: 'hydra.run.dir' is not a key the Compare page sets"),
+    ("seeds=3&seeds=4", "link: 'seeds' given twice; the first is kept")])
+def test_a_bad_link_is_refused_in_one_line_and_the_start_stands_for_it(query, line):
+    q, errors = parse(query, START, **NAMES)
+    assert len(errors) == 1 and errors[0].startswith(line) and "\n" not in errors[0]
+    assert os.environ["HOME"] not in errors[0]
+    assert (q.scenario, q.regimes, q.mix) == (START.scenario, START.regimes, START.mix)
+
+
+def test_a_links_values_are_judged_as_typed_ones():
+    """A value in a link goes to its field as typed text: the same guard refuses an interpolation, by its key."""
+    q, errors = parse("seeds=${oc.env:HOME}&broker_reward.cap=" + quote("${oc.env:HOME}"), START, **NAMES)
+    assert errors == [] and q.seeds == "${oc.env:HOME}" and q.values == {"broker_reward.cap": "${oc.env:HOME}"}
+    for key, text in (("seeds", q.seeds), ("broker_reward.cap", q.values["broker_reward.cap"])):
+        with pytest.raises(ConfigError) as e:
+            svc.check_values({key: text})
+        assert str(e.value).startswith(f"{key} = '${{oc.env:HOME}}': must be a plain value")
+        assert os.environ["HOME"] not in str(e.value)
+    assert parse("x" * (QUERY_MAX + 1), START, **NAMES)[1][0].startswith("link: its question is 4,001 characters")
+    assert parse("&".join(f"k{i}=1" for i in range(100)), START, **NAMES)[1] == [
+        "link: more than 64 keys; the page's starting question is shown"]
+
+
+# --------------------------------------------------------------------------- saved questions
+def test_saved_questions_are_written_atomically_read_back_checked_and_bounded(tmp_path, monkeypatch):
+    store = saved.SavedQuestions(tmp_path / "saved")
+    assert store.load() == {}
+    assert store.save("Lishui, vouchers (40 seeds)", "scenario=lishui&seeds=40") == {
+        "Lishui, vouchers (40 seeds)": "scenario=lishui&seeds=40"}
+    store.save("b", "seeds=3")
+    store.save("Lishui, vouchers (40 seeds)", "seeds=41")  # replaced, and now the newest
+    assert list(store.load().items()) == [("b", "seeds=3"), ("Lishui, vouchers (40 seeds)", "seeds=41")]
+    assert sorted(p.name for p in (tmp_path / "saved").iterdir()) == [saved.FILE_NAME]  # no temporary file left
+    assert store.delete("b") == {"Lishui, vouchers (40 seeds)": "seeds=41"}
+    for bad in ("", " ", "../x", "${oc.env:HOME}", "a" * 61, "<b>x</b>"):
+        with pytest.raises(ConfigError, match=r"^name = .*: a saved question's name is 1 to 60"):
+            store.save(bad, "seeds=3")
+    with pytest.raises(ConfigError, match=r"^question: 4,001 characters, more than the 4,000"):
+        store.save("long", "x" * 4001)
+    monkeypatch.setattr(saved, "MAX_SAVED", 2)
+    store.save("c", "seeds=4")
+    with pytest.raises(ConfigError, match=r"^name = 'd': 2 questions are saved already"):
+        store.save("d", "seeds=5")
+    assert store.save("c", "seeds=6")["c"] == "seeds=6"  # replacing one is not one more
+    # read back checked: not the dashboard's file -> one line, never trusted
+    for text in ("[1, 2]", "{not json", json.dumps({"a": 5}), json.dumps({"${x}": "seeds=1"}),
+                 json.dumps({"a": "b", "c": "d", "e": "f"})):
+        store.path.write_text(text)
+        with pytest.raises(ConfigError, match=r"^dashboard.saved: .*saved_questions.json "):
+            store.load()
+    store.path.unlink()
+    store.path.symlink_to(tmp_path / "elsewhere.json")
+    with pytest.raises(ConfigError, match="is a link; the dashboard reads only the file it writes"):
+        store.load()
+
+
+def test_two_answers_side_by_side_mark_what_differs():
+    a = pd.DataFrame({"regime": ["free_trial", "vouchers"], "extra conversions": ["1 [0, 2]", "3 [1, 5]"]})
+    b = pd.DataFrame({"regime": ["free_trial", "royalty"], "extra conversions": ["1 [0, 2]", "2 [1, 3]"]})
+    columns, rows = diff.headline_diff(a, b)
+    assert columns == ["extra conversions"]
+    assert rows == [[("free_trial", "free_trial", False), ("1 [0, 2]", "1 [0, 2]", False)],
+                    [("vouchers", "vouchers", True), ("3 [1, 5]", "-", True)],
+                    [("royalty", "royalty", True), ("-", "2 [1, 3]", True)]]
+    html = diff.diff_html(a, b)
+    assert html.count("class='tt-changed'") == 2 + 2 * 2  # two regimes only one has, their cell pairs
+    assert diff.question_changes(["seeds=3", "scenario=default"], ["seeds=5", "scenario=default", "x.y=1"]) == [
+        ("seeds", "3", "5"), ("x.y", "", "1")]
+
+
+# --------------------------------------------------------------------------- in a real browser
+SERVER = [*SMALL, "seeds=2", "regimes=[baseline,free_trial,broker_reward]", "at_spend=broker_reward", "workers=1"]
+
+
+@pytest.fixture(scope="module")
+def page_and_url(tmp_path_factory):
+    if browser.chromium_path() is None:
+        pytest.fail("no Chromium at /usr/bin/chromium (REQUIRE_BROWSER=1): run bash tests/install.sh")
+    folder = tmp_path_factory.mktemp("saved")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with browser.dashboard(*SERVER, f"dashboard.saved={folder}", log=ARTIFACTS / "server_question.log") as url:
+        with browser.chromium() as page:
+            yield url, page, folder
+
+
+@needs_browser
+def test_a_shared_link_opens_its_question(page_and_url):
+    url, page, _ = page_and_url
+    link = ("?scenario=default&regimes=baseline,vouchers&mix=free_trial,vouchers&seeds=2&at_spend=vouchers"
+            "&broker_reward.cap=120,000&vouchers.rate=0.4")
+    page.goto(url + link)
+    command = _settled(page, "broker_reward.cap=120000")
+    overrides = _overrides(command)
+    for o in ("seeds=2", "regimes=[baseline,vouchers,free_trial+vouchers]", "at_spend=vouchers",
+              "broker_reward.cap=120000", "vouchers.rate=0.4"):
+        assert o in overrides, (o, overrides)
+    page.screenshot(path=ARTIFACTS / "compare_shared_link.png")
+    # the question in the address bar is the link: opened again (a reload), the same command
+    page.reload()
+    assert _overrides(_settled(page, "broker_reward.cap=120000")) == overrides
+    # a question changed on the page goes into the address bar
+    seeds = page.locator(".tt-seeds input")
+    seeds.fill("3")
+    seeds.press("Enter")
+    _settled(page, "seeds=3")
+    page.wait_for_function("() => window.location.search.includes('seeds=3')", timeout=30_000)
+    again = page.url
+    page.goto(url)
+    page.goto(again)
+    assert "seeds=3" in _overrides(_settled(page, "seeds=3"))
+
+
+@needs_browser
+def test_a_hostile_link_or_value_is_refused_next_to_its_field_never_resolved(page_and_url):
+    url, page, _ = page_and_url
+    home = os.environ["HOME"]
+    page.goto(url + "?seeds=2&broker_reward.cap=" + quote("${oc.env:HOME}") + "&hydra.run.dir=/tmp")
+    error = page.locator(".tt-error")
+    error.wait_for(timeout=PAGE_SETTLES)
+    # below its own field (its section opened), in the command line's words
+    text = error.inner_text()
+    assert text.startswith("config error: broker_reward.cap = '${oc.env:HOME}': must be a plain value")
+    assert home not in page.content()
+    assert page.locator(".tt-link-error").inner_text().startswith("link: 'hydra.run.dir' is not a key")
+    box, field = error.bounding_box(), page.locator(".tt-param-broker_reward-cap").bounding_box()
+    assert 0 <= box["y"] - (field["y"] + field["height"]) < 40 and abs(box["x"] - field["x"]) < 40  # just below it
+    page.screenshot(path=ARTIFACTS / "compare_hostile_link.png")
+    # typed: the same
+    seeds = page.locator(".tt-seeds input")
+    seeds.fill("${oc.env:HOME}")
+    seeds.press("Enter")
+    page.locator(".tt-error", has_text="seeds = ").wait_for(timeout=30_000)
+    assert home not in page.content()
+    box, field = page.locator(".tt-error").bounding_box(), page.locator(".tt-seeds").bounding_box()
+    assert 0 <= box["y"] - (field["y"] + field["height"]) < 40
+
+
+@needs_browser
+def test_thousands_separators_and_the_equal_spend_choices(page_and_url):
+    url, page, _ = page_and_url
+    page.goto(url + "?regimes=baseline,free_trial,broker_reward&seeds=2&at_spend=broker_reward")
+    _settled(page, "seeds=2")
+    page.get_by_text("broker_reward.*").click()
+    field = page.locator(".tt-param-broker_reward-cap input")
+    field.fill("250,000")
+    field.press("Enter")
+    assert "broker_reward.cap=250000" in _overrides(_settled(page, "broker_reward.cap=250000"))
+    page.locator(".tt-at-spend").click()
+    options = page.locator(".v-menu__content.menuable__content__active .v-list-item")
+    options.first.wait_for(timeout=30_000)
+    assert options.all_inner_texts() == ["none", "broker_reward"]  # free_trial pays no public money
+    page.keyboard.press("Escape")
