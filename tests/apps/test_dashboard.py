@@ -497,6 +497,45 @@ def test_the_compare_page_cancels_a_question(served):
 
 
 @needs_browser
+def test_two_tabs_at_once_queue_in_arrival_order_and_both_are_answered(served):
+    """Two tabs ask at once: the second shows the runs queued ahead of it (the first's, exactly), then both answers."""
+    url, page, _ = served
+    page.goto(url)
+    _settled(page, "seeds=3")
+    other = page.context.new_page()
+    try:
+        other.goto(url)
+        _settled(other, "seeds=3")
+        first, second = page.locator(".tt-seeds input"), other.locator(".tt-seeds input")
+        first.fill("300")  # 3 regimes x 300 seeds, twice (at equal spend): 1,800 runs
+        first.press("Enter")
+        page.locator(".tt-progress", has_text="running").wait_for(timeout=PAGE_SETTLES)
+        second.fill("4")
+        second.press("Enter")
+        other.locator(".tt-progress", has_text="queued behind 1,800 runs").wait_for(timeout=PAGE_SETTLES)
+        assert other.locator(".tt-command", has_text=re.compile(r"seeds=4\b")).count() == 0  # not before its turn
+        _settled(page, "seeds=300")
+        _settled(other, "seeds=4")
+    finally:
+        other.close()
+
+
+@needs_browser
+def test_the_stylesheet_is_applied(served):
+    """The page's own styles reach the browser (computed style): tables on one line a cell with rules between rows,
+    the command line in monospace."""
+    url, page, _ = served
+    page.goto(url)
+    _settled(page, "seeds=3")
+    style = page.evaluate("""() => {
+        const cell = getComputedStyle(document.querySelector('.tt-table td'));
+        const command = getComputedStyle(document.querySelector('.tt-command'));
+        return [cell.whiteSpace, cell.borderBottomStyle, command.fontFamily];
+    }""")
+    assert style[:2] == ["nowrap", "solid"] and "monospace" in style[2], style
+
+
+@needs_browser
 def test_one_run_page_steps_plays_and_pauses_the_mesa_model(served):
     from sim.engines.mesa.model import TransferModel
 
