@@ -128,7 +128,7 @@ def funnel_figure(series: pd.DataFrame, months: int):
                              line=dict(color="black", dash="dot"),
                              hovertemplate="active brokers in month %{x}: %{y:,}<extra></extra>"))
     fig.update_xaxes(title_text="month (as in the series: 0 is the first)", range=[-0.5, max(months, 1) - 0.5])
-    fig.update_yaxes(title_text="count, cumulative (brokers: active that month)", type="log")
+    fig.update_yaxes(title_text="count, cumulative (brokers: active that month)", type="log", dtick=1)  # 1, 10, 100
     return layout(fig, "Funnel so far", 400)
 
 
