@@ -598,7 +598,8 @@ _POSTERIOR_PATH = re.compile(r"[A-Za-z0-9_./+-]+")
 
 def posterior_question(folder, draws: str, seeds: str, regimes: Optional[list[str]] = None) -> list[str]:
     """The main job's overrides that compare regimes on a calibration's posterior, as
-    ``python -m experiments.run posterior=<folder> posterior_draws=<draws> seeds=<seeds>`` (docs/how-to/run-on-posterior.md):
+    ``python -m experiments.run posterior=<folder> posterior_draws=<draws> seeds=<seeds>``
+    (docs/how-to/run-on-posterior.md):
     ``draws`` and ``seeds`` as typed in the page (plain values, :func:`plain_value`), ``folder`` one the page may read
     (:func:`under_root`) whose path the command line takes as it is (letters, digits, ``_ . / + -``)."""
     check_values({"posterior_draws": draws, "seeds": seeds})

@@ -3,6 +3,7 @@ series a run writes, its money flows against the ledger, a posterior question ag
 
 from __future__ import annotations
 
+import io
 import os
 import shlex
 import subprocess
@@ -63,7 +64,8 @@ def test_money_flows_are_the_ledgers_kinds_and_move_each_classs_cash(stepped):
     # a class's cash at the end of month 3 less month 0's: what flowed in less what flowed out in months 1..3
     later = flows[flows["month"] >= 1]
     for c in ledger.ACCOUNT_CLASSES:
-        net = later.loc[later["payee"] == c.plural, "amount"].sum() - later.loc[later["payer"] == c.plural, "amount"].sum()
+        net = (later.loc[later["payee"] == c.plural, "amount"].sum()
+               - later.loc[later["payer"] == c.plural, "amount"].sum())
         cash = series[f"cash_{c.plural}"]
         assert cash.iloc[3] - cash.iloc[0] == net, c.plural
     # the page's payer -> payee table: month 3's and months 0..3's sums, written by fmt.money
@@ -183,7 +185,7 @@ def test_a_posterior_question_is_the_command_lines(tmp_path):
                        capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert p.returncode == 0, p.stderr
     for name, table in (("table.csv", answer.comparison.table), ("table_equal_spend.csv", answer.equal.table)):
-        pd.testing.assert_frame_equal(pd.read_csv(out / name), pd.read_csv(pd.io.common.StringIO(table.to_csv(index=False))))
+        pd.testing.assert_frame_equal(pd.read_csv(out / name), pd.read_csv(io.StringIO(table.to_csv(index=False))))
     from experiments.app import headline
 
     assert "\n".join(headline(answer.comparison, answer.equal, answer.at_spend)) in p.stdout

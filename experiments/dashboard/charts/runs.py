@@ -123,7 +123,8 @@ def funnel_figure(series: pd.DataFrame, months: int):
         cols = [C.COLUMNS[c].name for c in FORM_COLUMNS] if cols is None else list(cols)
         y = series[cols].sum(axis=1).cumsum()
         fig.add_trace(go.Scatter(x=x, y=y, name=label, mode="lines+markers", marker_size=4,
-                                 line_color=COLORS[i], hovertemplate=f"{label} by month %{{x}}: %{{y:,}}<extra></extra>"))
+                                 line_color=COLORS[i],
+                                 hovertemplate=f"{label} by month %{{x}}: %{{y:,}}<extra></extra>"))
     fig.add_trace(go.Scatter(x=x, y=series["brokers_active"], name="active brokers", mode="lines",
                              line=dict(color="black", dash="dot"),
                              hovertemplate="active brokers in month %{x}: %{y:,}<extra></extra>"))

@@ -167,7 +167,8 @@ def FirmsTable(firms, unit: str):
     if note:
         solara.Warning(note)
     with solara.Row():
-        solara.Button("previous", on_click=lambda: page.set(max(0, at - 1)), disabled=at == 0, classes=["tt-firms-prev"])
+        solara.Button("previous", on_click=lambda: page.set(max(0, at - 1)), disabled=at == 0,
+                      classes=["tt-firms-prev"])
         solara.Text(f"firms {at * FIRMS_PAGE + 1 if len(shown) else 0}–{at * FIRMS_PAGE + len(rows)} of {len(shown):,}"
                     f" (page {at + 1} of {pages})", classes=["tt-firms-page"])
         solara.Button("next", on_click=lambda: page.set(min(pages - 1, at + 1)), disabled=at >= pages - 1,
