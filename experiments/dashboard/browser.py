@@ -134,9 +134,9 @@ def screenshots(out: Path, *overrides: str, data: Path | None = None) -> list[Pa
         page.goto(url + "one-run")
         step = page.locator(".tt-step")
         step.wait_for(timeout=60_000)
-        for month in range(1, 25):
+        for month in range(24):  # numbered as the series numbers them: 0 first
             step.click()
-            page.get_by_text(f"month {month} of").wait_for(timeout=60_000)
+            page.get_by_text(f"month {month} of 0–").wait_for(timeout=60_000)
         shots.append(out / "one_run.png")
         page.screenshot(path=shots[-1])
         for name, ready in (("sweep", ".tt-sweep table"), ("calibration", ".tt-fit table")):

@@ -459,8 +459,14 @@ def _key(cfg: Config) -> str:
 
 
 # --------------------------------------------------------------------------- the one-run page
+PROJECT_STATES = ("idle", "need", "negotiating", "implementing")  # sim.core.rules: IDLE, NEED, NEGOTIATING_FIRM, ...
+
+
 class Stepper:
-    """One run of the Mesa engine, a month at a time (the One run page's play, pause and step)."""
+    """One run of the Mesa engine, a month at a time (the One run page's play, pause and step).
+
+    Months are numbered as in the downloadable series (:func:`sim.api.series_frame`'s ``month``: 0 is the first):
+    after ``k`` steps the months run are 0 .. k - 1, and :attr:`last_month` is k - 1."""
 
     def __init__(self, cfg: Config, seed: int):
         from sim.engines.mesa.model import TransferModel
@@ -470,7 +476,13 @@ class Stepper:
 
     @property
     def month(self) -> int:
+        """Months run so far."""
         return self.model.month
+
+    @property
+    def last_month(self) -> int:
+        """The series' number of the last month run (-1 before the first)."""
+        return self.model.month - 1
 
     @property
     def months(self) -> int:
@@ -485,12 +497,82 @@ class Stepper:
             self.model.step()
 
     def series(self):
-        """The months run so far, a DataFrame with a column per series (sim.core.results.SERIES_NAMES)."""
+        """The months run so far, as :func:`sim.api.series_frame` writes a run's (without its regime and seed):
+        ``month`` (0 first), then a column per series (sim.core.results.SERIES_NAMES)."""
+        import numpy as np
         import pandas as pd
 
         from sim.core.results import SERIES_NAMES
 
-        return pd.DataFrame(self.model.series[:self.model.month], columns=list(SERIES_NAMES))
+        df = pd.DataFrame(self.model.series[:self.model.month], columns=list(SERIES_NAMES))
+        df.insert(0, "month", np.arange(len(df)))
+        return df
+
+    def flows(self):
+        """The money moved so far, a row per month and kind of payment (:data:`sim.core.ledger.KINDS`, each a column
+        of the series): ``month``, ``kind``, ``payer`` and ``payee`` (account classes), ``doc``, ``amount`` (yuan);
+        every kind every month, zeros included."""
+        import numpy as np
+        import pandas as pd
+
+        from sim.core import ledger
+
+        months = self.model.month
+        rows = []
+        for k in ledger.KINDS:
+            payer, payee = ledger.ACCOUNT_CLASSES[k.payer], ledger.ACCOUNT_CLASSES[k.payee]
+            rows.append(pd.DataFrame({"month": np.arange(months), "kind": k.name, "payer": payer.plural,
+                                      "payee": payee.plural, "doc": k.doc,
+                                      "amount": self.model.series[:months, k.column]}))
+        if not rows:
+            return pd.DataFrame(columns=["month", "kind", "payer", "payee", "doc", "amount"])
+        return pd.concat(rows, ignore_index=True)
+
+    def agents(self):
+        """How many agents of each kind the model holds now: a row per kind (firms, their project slots,
+        universities, achievements, brokers, and the agents instruments add: insurers, lenders), with how many are
+        active where an agent can leave or withdraw (a broker, an insurer, a lender)."""
+        import pandas as pd
+
+        from sim.core import rules
+
+        m = self.model
+        a = m.arrays
+        rows = [("firms", len(m.firms), int(a.firm_sme[:len(m.firms)].sum()), "SMEs"),
+                ("project slots (a firm's projects)", len(m.projects), int((a.project_state != rules.IDLE).sum()),
+                 "busy: a need, a negotiation or an implementation"),
+                ("universities", len(m.universities), int(a.univ_public[:len(m.universities)].sum()), "public"),
+                ("achievements", len(m.achievements), int(sum(1 for x in m.achievements if x.shelved)),
+                 "shelved (on offer)"),
+                ("brokers", len(m.brokers), int(sum(bool(b.active) for b in m.brokers)), "active in the market")]
+        for kind, what in (("insurers", "writing policies"), ("lenders", "lending")):
+            members = getattr(m, kind, [])
+            rows.append((kind, len(members), int(sum(bool(x.active) for x in members)), what))
+        return pd.DataFrame(rows, columns=["agents", "count", "of which", "which"])
+
+    def firms(self):
+        """Each firm's state now: a row per firm (index order)."""
+        import numpy as np
+        import pandas as pd
+
+        from sim.core import ledger, rules
+
+        m = self.model
+        a = m.arrays
+        n = len(m.firms)
+        base = a.acct_base[ledger.FIRM]
+        cash = a.balance[base:base + n].astype(np.int64)
+        states = np.zeros((n, len(PROJECT_STATES)), dtype=np.int64)
+        np.add.at(states, (a.project_firm, a.project_state), 1)
+        out = pd.DataFrame({
+            "firm": np.arange(n), "sector": a.firm_sector[:n].astype(int),
+            "size": np.where(a.firm_sme[:n], "SME", "large"),
+            "cash": cash, "cash at start": a.firm_cash_start[:n].astype(np.int64),
+            "belief in success": [rules.belief_mean(al, be) for al, be in zip(a.firm_alpha[:n], a.firm_beta[:n])],
+            "contracts signed": a.firm_signed[:n].astype(int)})
+        for k, name in enumerate(PROJECT_STATES):
+            out[f"projects {name}"] = states[:, k]
+        return out
 
 
 # --------------------------------------------------------------------------- sweeps and calibrations
@@ -549,3 +631,53 @@ def load_sweep(path: Path, root: Optional[Path] = None):
     axes = [a for a in swept_columns(rows) if a != "seed"]
     metrics = [m for m in METRICS if m in df.columns]
     return df, axes, metrics
+
+
+# --------------------------------------------------------------------------- a comparison on a calibration's posterior
+_POSTERIOR_PATH = re.compile(r"[A-Za-z0-9_./+-]+")
+
+
+def posterior_question(folder, draws: str, seeds: str, regimes: Optional[list[str]] = None) -> list[str]:
+    """The main job's overrides that compare regimes on a calibration's posterior, as
+    ``python -m experiments.run posterior=<folder> posterior_draws=<draws> seeds=<seeds>``
+    (docs/how-to/run-on-posterior.md):
+    ``draws`` and ``seeds`` as typed in the page (plain values, :func:`plain_value`), ``folder`` one the page may read
+    (:func:`under_root`) whose path the command line takes as it is (letters, digits, ``_ . / + -``)."""
+    check_values({"posterior_draws": draws, "seeds": seeds})
+    text = str(folder)
+    if not _POSTERIOR_PATH.fullmatch(text):
+        raise ConfigError(f"posterior = {text!r}: a folder whose path has only letters, digits and _ . / + - (the "
+                          "command line takes it unquoted); rename or link it")
+    question = [f"posterior={text}", f"posterior_draws={draws.strip()}", f"seeds={seeds.strip()}"]
+    if regimes is not None:
+        question.append(f"regimes=[{','.join(regimes)}]")
+    return question
+
+
+def compare_posterior(service: Service, question: list[str], **kw) -> Answer:
+    """:meth:`Service.compare` of a question with ``posterior=<folder>`` (:func:`posterior_question`): the main job's
+    comparison over the posterior's draws x seeds (:func:`sim.api.compare` draws them, as the command line does),
+    through the service's one queue, with its limits (``max_runs``, ``max_work``: draws x seeds x regimes, twice at
+    equal spend), its cancel and its cache; ``kw``: :meth:`Service.compare`'s ``on_progress``, ``cancel``, ``on_wait``.
+
+    Checked first as the main job checks (experiments.app): the posterior's files, its keys for the scenario, no key
+    both set by the question (or the server's command line) and drawn from the posterior, and the memory of every
+    draw's runs."""
+    from experiments.cli import check_comparison_memory
+    from sim.runs.posterior import load_posterior
+
+    cfg = service.config(question)
+    if cfg.posterior is None:
+        raise ConfigError("posterior = null: name a calibration's folder")
+    posterior = load_posterior(cfg.posterior)
+    keys = posterior.applied(cfg.scenario.name)
+    asked = {o.split("=", 1)[0].lstrip("+~") for o in service.overrides(question)}
+    both = [k for k in keys if k in asked or any(k.startswith(a + ".") for a in asked)]
+    if both:
+        raise ConfigError(f"{both[0]}: set on the command line and by the posterior {posterior.path} (its draws set "
+                          f"{', '.join(keys)}); drop one of them")
+    service.validate(question)  # the limits first: draws x seeds x regimes is what the user chose
+    regimes = list(cfg.regimes)
+    check_comparison_memory(cfg, regimes, cfg.at_spend if len(regimes) > 1 else None,
+                            posterior.draws(cfg, cfg.posterior_draws))
+    return service.compare(question, **kw)

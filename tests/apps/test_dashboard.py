@@ -36,6 +36,7 @@ ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "outputs" / "test-artif
 # the server's command line: a small region, three regimes, three seeds
 SERVER = [*SMALL, "seeds=3", "regimes=[baseline,free_trial,broker_reward]", "at_spend=broker_reward", "workers=2"]
 # the month the One run page shows
+# the month the One run page shows: the series' number of the last month run (0 first)
 MONTH_JS = "parseInt((document.querySelector('.tt-month') || {innerText: 'month -1'}).innerText.split(' ')[1])"
 PAGE_SETTLES = 120_000  # ms: a comparison of 9 small runs (and the first one's imports) on a loaded 2-core machine
 
@@ -384,6 +385,7 @@ def _calibration(data: Path) -> Path:
     folder.mkdir(parents=True)
     pd.DataFrame({"scenario.firms.prior_success": [0.1, 0.2], "weight": [0.25, 0.75]}).to_csv(
         folder / "posterior.csv", index=False)
+    (folder / "posterior.yaml").write_text("target_set: test\nscenarios:\n  default: [scenario.firms.prior_success]\n")
     pd.DataFrame({"parameter": ["scenario.firms.prior_success"], "low": [0.01], "high": [0.5], "median": [0.2],
                   "q05": [0.1], "q95": [0.2], "shrinkage": [0.61]}).to_csv(folder / "posterior_summary.csv", index=False)
     pd.DataFrame({"target": ["longquan_matched_per_need"], "reported": [0.43], "predicted": [0.39], "z": [-0.4]}).to_csv(
@@ -543,14 +545,33 @@ def test_one_run_page_steps_plays_and_pauses_the_mesa_model(served):
     page.goto(url + "one-run")
     step = page.locator(".tt-step")
     step.wait_for(timeout=60_000)
-    for month in (1, 2, 3):
+    page.get_by_text("month – of 0–35").wait_for(timeout=30_000)  # none run yet
+    for month in (0, 1, 2):  # as the series numbers them (series.csv's month column)
         step.click()
-        page.get_by_text(f"month {month} of 36").wait_for(timeout=30_000)
+        page.get_by_text(f"month {month} of 0–35").wait_for(timeout=30_000)
     cfg = api.compose(*SERVER, "engine=numba", "scenario=default", "regime=combined", "seed=0", "engine=mesa")
     model = TransferModel(cfg, 0)
     for _ in range(3):
         model.step()
     row = pd.DataFrame(model.series[:3], columns=list(SERIES_NAMES)).iloc[-1]
+    series = api.series_frame([api.simulate(cfg, 0)])  # the page's month is the series' month of that row
+    assert page.locator(".tt-month").inner_text() == f"month {series['month'].iloc[2]} of 0–35"
+    assert (series.drop(columns=["regime", "seed", "month"]).iloc[2] == row).all()
+    # its money flows: month 2's payer -> payee sums, written as fmt.money writes them
+    flows = _rows(page, "flows")
+    assert flows[0][:4] == ["payer", "payee", "in month 2", "months 0–2"]
+    from sim.core import ledger
+    from experiments.dashboard import fmt
+
+    by_pair = {}
+    for k in ledger.KINDS:
+        pair = (ledger.ACCOUNT_CLASSES[k.payer].plural, ledger.ACCOUNT_CLASSES[k.payee].plural)
+        now, total = by_pair.get(pair, (0.0, 0.0))
+        by_pair[pair] = (now + model.series[2, k.column], total + model.series[:3, k.column].sum())
+    assert {(r[0], r[1]): (r[2], r[3]) for r in flows[1:]} == {
+        p: (fmt.money(now), fmt.money(total)) for p, (now, total) in by_pair.items() if total > 0}
+    assert _rows(page, "agents")[1][:3] == ["firms", str(cfg.scenario.firms.n), str(int(model.arrays.firm_sme.sum()))]
+    assert len(_rows(page, "firms")) == 1 + 25  # a page of the firms, not all of them
     expected = (f"This month: {int(row['needs_raised'])} needs raised, {int(row['matches'])} matches, "
                 f"{int(row['successes'])} conversions, {int(row['brokers_active'])} active brokers.")
     page.get_by_text(expected).wait_for(timeout=10_000)
@@ -567,7 +588,7 @@ def test_one_run_page_steps_plays_and_pauses_the_mesa_model(served):
     shown = page.locator(".tt-month").inner_text()
     page.wait_for_timeout(2000)
     assert page.locator(".tt-month").inner_text() == shown
-    assert 5 <= int(shown.split()[1]) < 36
+    assert 5 <= int(shown.split()[1]) < 35
     page.screenshot(path=ARTIFACTS / "one_run.png")
 
 
@@ -580,19 +601,50 @@ def test_sweep_and_calibration_pages_open_results(served):
     df = pd.read_parquet(folder / "sweep.parquet")
     rows = _rows(page, "sweep")
     axes = rows[0][:2]
-    assert sorted(axes) == ["broker_reward.cap", "broker_reward.rate"] and rows[0][2] == "mean"
+    assert sorted(axes) == ["broker_reward.cap", "broker_reward.rate"] and rows[0][2:] == [
+        "mean over seeds", "sd over seeds", "runs"]
+    from experiments.dashboard import fmt
+
     means = df.groupby(axes)["successes"].mean()
     assert len(rows) == 1 + 4
-    for r in rows[1:]:  # the page's mean of each point (shown to 6 digits) is the table's
-        assert float(r[2]) == pytest.approx(means[(float(r[0]), float(r[1]))], rel=1e-5)
-    assert page.locator("img").count() >= 2  # the lines and the heatmap
+    for r in rows[1:]:  # the page's mean of each point is the table's, written by fmt
+        assert r[2] == fmt.number(means[(float(r[0]), float(r[1]))])
+    assert page.locator(".js-plotly-plot").count() == 2  # the lines and the heatmap
+    # the metrics are searched by name and by what they measure
+    from experiments.dashboard.charts.runs import filter_metrics
+
+    metrics = svc.load_sweep(folder)[2]
+    found = filter_metrics(metrics, "university income present value")
+    assert "university_income_pv" in found and len(found) < 5
+    page.locator(".tt-metric-search input").fill("university income present value")
+    page.get_by_text(f"Metric ({len(found)} of {len(metrics)} shown)").wait_for(timeout=30_000)
     page.screenshot(path=ARTIFACTS / "sweep.png", full_page=True)
 
     page.goto(url + "calibration")
     page.locator(".tt-fit table").wait_for(timeout=60_000)
-    assert _rows(page, "fit")[1] == ["longquan_matched_per_need", "0.43", "0.39", "-0.4"]
+    fit = _rows(page, "fit")
+    assert fit[1] == ["longquan_matched_per_need", "0.43", "0.39", "-0.4"]
+    assert fit[0] == ["target (a reported figure)", "reported", "predicted", "z (misfit in SDs of the prediction)"]
     assert _rows(page, "posterior-summary")[1][0] == "scenario.firms.prior_success"
+    assert page.locator(".tt-corner .js-plotly-plot").count() == 1
     page.screenshot(path=ARTIFACTS / "calibration.png", full_page=True)
+
+    # regimes compared on the posterior from the page: the numbers of api.compare on the command it shows
+    for name, value in (("draws", "2"), ("seeds", "1")):
+        field = page.locator(f".tt-posterior-{name} input")
+        field.fill(value)
+        field.press("Enter")
+    page.get_by_text("12 runs (draws x seeds x regimes").wait_for(timeout=30_000)  # 3 regimes x 2 x 1, twice
+    page.locator(".tt-posterior-ask").click()
+    command = page.locator(".tt-posterior-command").inner_text(timeout=PAGE_SETTLES)
+    overrides = _overrides(command)
+    assert "posterior_draws=2" in overrides and "seeds=1" in overrides
+    cfg = api.compose(*overrides)
+    assert cfg.posterior is not None and cfg.posterior_draws == 2
+    res = api.compare(cfg)
+    equal = api.compare_at_spend(cfg, spend_of=res)
+    assert _rows(page, "posterior-headline") == _expected_rows(headline_table(res.table, equal.table))
+    page.screenshot(path=ARTIFACTS / "calibration_posterior.png", full_page=True)
 
 
 def _handshake(port: int, host: str, origin: str | None = None, path: str | None = None) -> int:

@@ -11,6 +11,7 @@ import solara.lab
 from experiments.dashboard import service as svc
 from experiments.dashboard.pages.compare import scenario_names
 from experiments.dashboard.state import service
+from experiments.dashboard.ui import table_html
 from sim import api
 from sim.core.config import ConfigError
 
@@ -73,24 +74,13 @@ def OneRunPage():
                     solara.Button("Reset", on_click=lambda: (playing.set(False), _reset(stepper), set_tick(0)),
                                   disabled=stepper is None, classes=["tt-reset"])
                 solara.Markdown("The Mesa engine, a month per step: the same numbers as the fast engine "
-                                "(tests/engines/test_engines.py).")
+                                "(tests/engines/test_engines.py). Months are numbered as in the downloadable series "
+                                "(`series.csv`'s `month`): 0 is the first.")
         with solara.Column():
             if error:
                 solara.Error(error, classes=["tt-error"])
             elif stepper is not None:
-                from sim.analysis.plots import one_run_figure
-
-                solara.Text(f"month {stepper.month} of {stepper.months}", classes=["tt-month"])
-                series = stepper.series()
-                with svc._FIGURE_LOCK:
-                    fig = one_run_figure(series, stepper.months, f"{cfg.scenario.name}, {cfg.regime.name}, seed {cfg.seed}")
-                    png = svc.figure_png(fig, dpi=72)
-                solara.Image(png, format="png", width="100%")
-                if len(series):
-                    last = series.iloc[-1]
-                    solara.Markdown(f"This month: {int(last['needs_raised'])} needs raised, {int(last['matches'])} "
-                                    f"matches, {int(last['successes'])} conversions, "
-                                    f"{int(last['brokers_active'])} active brokers.")
+                RunView(stepper, cfg, tick)  # tick: redrawn after each month
     _ = tick
 
 
@@ -106,3 +96,101 @@ def _seconds(text: str, default: Optional[float] = PLAY_INTERVAL) -> Optional[fl
 def _reset(stepper) -> None:
     if stepper is not None:
         stepper.__init__(stepper.cfg, stepper.seed)
+
+
+def month_text(stepper) -> str:
+    """The month shown: the series' number of the last month run (0 first), of the run's 0 .. months - 1."""
+    last = "–" if stepper.last_month < 0 else str(stepper.last_month)
+    return f"month {last} of 0–{stepper.months - 1}"
+
+
+@solara.component
+def RunView(stepper, cfg, tick: int = 0):
+    """The run so far: the funnel, the money flows, the agents and the firms (redrawn after each month)."""
+    from experiments.dashboard import fmt
+    from experiments.dashboard.charts import runs as charts
+
+    unit = solara.use_reactive("yuan")
+    by = solara.use_reactive("kind")
+    solara.Text(month_text(stepper), classes=["tt-month"])
+    solara.Text(f" ({stepper.month} of {stepper.months} months run; {cfg.scenario.name}, {cfg.regime.name}, "
+                f"seed {cfg.seed})")
+    series = stepper.series()
+    if len(series):
+        last = series.iloc[-1]
+        solara.Markdown(f"This month: {int(last['needs_raised'])} needs raised, {int(last['matches'])} "
+                        f"matches, {int(last['successes'])} conversions, "
+                        f"{int(last['brokers_active'])} active brokers.")
+    solara.FigurePlotly(charts.funnel_figure(series, stepper.months))
+    with solara.Row():
+        solara.Select("Money in", values=list(fmt.MONEY_UNITS), value=unit, classes=["tt-unit"])
+        solara.ToggleButtonsSingle(value=by, values=["kind", "route"], classes=["tt-flows-by"])
+    flows = stepper.flows()
+    solara.FigurePlotly(charts.flows_figure(flows, stepper.months, unit.value, by.value))
+    if stepper.last_month >= 0:
+        solara.Markdown(f"#### Who paid whom: in month {stepper.last_month}, and in months 0–{stepper.last_month}")
+        table_html(charts.flow_table(flows, stepper.last_month, unit.value), "flows", index=False)
+    solara.Markdown("#### Agents in the model now")
+    table_html(stepper.agents(), "agents", index=False)
+    FirmsTable(stepper.firms(), unit.value)
+
+
+FIRMS_PAGE = 25  # firms a page of the table shows
+
+
+@solara.component
+def FirmsTable(firms, unit: str):
+    """The firms with their state: filtered (size, sector, a project under way), sorted, a page at a time."""
+    from experiments.dashboard import fmt
+
+    size = solara.use_reactive("all")
+    sector = solara.use_reactive("")
+    busy = solara.use_reactive(False)
+    sort = solara.use_reactive("cash")
+    descending = solara.use_reactive(True)
+    page = solara.use_reactive(0)
+    solara.Markdown(f"#### Firms ({len(firms):,}): their state now")
+    with solara.Row():
+        solara.Select("Size", values=["all", "SME", "large"], value=size)
+        solara.InputText("Sector (a number; empty: all)", value=sector, continuous_update=False,
+                         classes=["tt-firms-sector"])
+        solara.Checkbox(label="with a project under way", value=busy)
+        solara.Select("Sort by", values=[c for c in firms.columns if c not in ("size",)], value=sort)
+        solara.Checkbox(label="largest first", value=descending)
+    shown, note = filter_firms(firms, size.value, sector.value, busy.value, sort.value, descending.value)
+    pages = max(1, -(-len(shown) // FIRMS_PAGE))
+    at = min(page.value, pages - 1)
+    rows = shown.iloc[at * FIRMS_PAGE:(at + 1) * FIRMS_PAGE].copy()
+    for c in ("cash", "cash at start"):
+        rows[c] = rows[c].map(lambda v: fmt.money(float(v), unit))
+    rows["belief in success"] = rows["belief in success"].map(fmt.share)
+    if note:
+        solara.Warning(note)
+    with solara.Row():
+        solara.Button("previous", on_click=lambda: page.set(max(0, at - 1)), disabled=at == 0,
+                      classes=["tt-firms-prev"])
+        solara.Text(f"firms {at * FIRMS_PAGE + 1 if len(shown) else 0}–{at * FIRMS_PAGE + len(rows)} of {len(shown):,}"
+                    f" (page {at + 1} of {pages})", classes=["tt-firms-page"])
+        solara.Button("next", on_click=lambda: page.set(min(pages - 1, at + 1)), disabled=at >= pages - 1,
+                      classes=["tt-firms-next"])
+    table_html(rows, "firms", index=False)
+
+
+def filter_firms(firms, size: str = "all", sector: str = "", busy: bool = False, sort: str = "cash",
+                 descending: bool = True):
+    """The firms' table filtered and sorted as the page asks: (table, a note on a filter not understood or "")."""
+    out, note = firms, ""
+    if size in ("SME", "large"):
+        out = out[out["size"] == size]
+    text = str(sector).strip()
+    if text:
+        try:
+            out = out[out["sector"] == int(text)]
+        except ValueError:
+            note = f"sector = {text[:40]!r}: a whole number (the sectors are {int(firms['sector'].min())} to " \
+                   f"{int(firms['sector'].max())}); all sectors shown"
+    if busy:
+        out = out[(out[[c for c in out.columns if c.startswith("projects ") and c != "projects idle"]] > 0).any(axis=1)]
+    if sort in out.columns:
+        out = out.sort_values([sort, "firm"], ascending=[not descending, True], kind="stable")
+    return out, note

@@ -28,23 +28,41 @@ def SweepPage():
     except (ConfigError, OSError, ValueError) as e:
         solara.Error(f"{e}", classes=["tt-error"])
         return
-    solara.Select("Metric", values=metrics, value=metric)
-    solara.Markdown(f"{len(df)} runs; swept: {', '.join(axes) or 'nothing'}")
-    from sim.analysis.plots import _numeric_axes, sweep_heatmap_figure, sweep_lines_figure
+    MetricView(df, axes, metrics, metric)
 
-    numeric = _numeric_axes(df, axes)
-    if metric.value not in metrics:
+
+@solara.component
+def MetricView(df, axes, metrics, metric):
+    """A metric of the sweep, picked from a searchable list (names and what they measure): its lines, its heatmap,
+    and its mean at each point."""
+    from experiments.dashboard import fmt
+    from experiments.dashboard.charts import runs as charts
+
+    search = solara.use_reactive("")
+    unit = solara.use_reactive("yuan")
+    found = charts.filter_metrics(metrics, search.value)
+    solara.Markdown(f"{len(df)} runs; swept: {', '.join(f'`{a}`' for a in axes) or 'nothing'}")
+    with solara.Row():
+        solara.InputText(f"Find a metric ({len(metrics)}: words of its name or of what it measures)", value=search,
+                         continuous_update=True, classes=["tt-metric-search"])
+        solara.Select("Money in", values=list(fmt.MONEY_UNITS), value=unit)
+    if not found:
+        solara.Warning(f"No metric matches {search.value!r}: {len(metrics)} in all.")
         return
-    with svc._FIGURE_LOCK:
-        figs = []
-        if numeric:
-            figs.append(svc.figure_png(sweep_lines_figure(df, axes, metric.value)))
-        if len(numeric) >= 2:
-            figs.append(svc.figure_png(sweep_heatmap_figure(df, axes, metric.value)))
-    for png in figs:
-        solara.Image(png, format="png", width="65%")
-    means = df.groupby(axes or ["seed"], dropna=False)[metric.value].agg(["mean", "std", "count"]).reset_index() \
-        if axes else df[[metric.value]].describe()
-    table_html(means, "sweep", index=not axes)
-    solara.FileDownload(lambda: means.to_csv(index=False).encode(), filename=f"sweep_{metric.value}.csv",
-                        label=f"sweep_{metric.value}.csv")
+    choices = found if metric.value in found or metric.value not in metrics else [metric.value, *found]
+    labels = {charts.metric_label(m): m for m in choices}
+    if metric.value not in choices:
+        metric.set(choices[0])
+        return
+    solara.Select(f"Metric ({len(found)} of {len(metrics)} shown)", values=list(labels),
+                  value=charts.metric_label(metric.value), on_value=lambda label: metric.set(labels[label]),
+                  classes=["tt-metric"])
+    name = metric.value
+    for fig in (charts.sweep_lines(df, axes, name, unit.value), charts.sweep_heatmap(df, axes, name, unit.value)):
+        if fig is not None:
+            solara.FigurePlotly(fig)
+    means = charts.sweep_means(df, axes, name)
+    solara.Markdown(f"#### {charts.metric_label(name)}: at each point of the sweep")
+    table_html(charts.sweep_table(means, name, unit.value), "sweep", index=False)
+    solara.FileDownload(lambda: means.to_csv(index=False).encode(), filename=f"sweep_{name}.csv",
+                        label=f"sweep_{name}.csv")
