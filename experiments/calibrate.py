@@ -151,7 +151,7 @@ def calibrate(cfg: CalibrateConfig, out: Path) -> dict:
 
     ts = load_targets(cfg.target_set, fitting=cfg.method != "predict")
     space = cal.load_space(cfg.space)
-    fit_targets, held_out = ts.by_use("fit"), ts.by_use("holdout")
+    fit_targets = ts.by_use("fit")
     if cfg.screen.fit is not None:
         unknown = [k for k in cfg.screen.fit if k not in space.keys]
         if unknown or not cfg.screen.fit:
@@ -198,8 +198,6 @@ def _check_budget(cfg, model) -> None:
 
 
 def _calibrate(cfg, out, ts, space, model, executor, config_dirs, workers) -> dict:
-    import pandas as pd
-
     from sim.analysis import calibration as cal
     from sim.analysis import calibration_plots as plots
 
