@@ -6,18 +6,12 @@ import html
 
 import solara
 
-from experiments.dashboard import fmt
-
-
-def _number(v) -> str:
-    """A float cell of a table of numbers (a sweep's means): :func:`fmt.number`, never ``4.78714e+07``."""
-    return fmt.number(float(v))
-
 
 def table_html(df, name: str, index: bool = True):
-    """A table as HTML (its cells are the formatted strings of sim.analysis.stats; floats by :func:`fmt.number`),
-    marked for tests and styling; it scrolls in place (:data:`CSS`)."""
-    text = df.to_html(index=index, border=0, classes=["tt-table"], na_rep="-", escape=True, float_format=_number)
+    """A table as HTML (its cells are the formatted strings of sim.analysis.stats; floats to 6 digits, as the Sweep
+    page's test reads them back), marked for tests and styling; it scrolls in place (:data:`CSS`)."""
+    text = df.to_html(index=index, border=0, classes=["tt-table"], na_rep="-", escape=True,
+                      float_format=lambda v: f"{v:.6g}")
     return solara.HTML(tag="div", unsafe_innerHTML=text, classes=[f"tt-{name}", "tt-scroll"])
 
 
