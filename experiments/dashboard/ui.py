@@ -57,6 +57,8 @@ CSS = """
   margin: 4px 0 10px 0; }
 .tt-card { border: 1px solid #ddd; border-radius: 4px; padding: 8px 12px; margin: 6px 0; }
 .tt-card table { font-size: 12px; }
+.tt-glossary td { text-align: left; }
+.tt-glossary td:last-child { white-space: normal; min-width: 320px; }
 .tt-card td { white-space: normal !important; text-align: left !important; }
 """
 
