@@ -60,15 +60,32 @@ def clip(v: float, low: Optional[float] = None, high: Optional[float] = None) ->
 
 
 def interval(mean: float, lo: float, hi: float, kind: str = "number", unit: str = "yuan",
-             low: Optional[float] = None, high: Optional[float] = None) -> str:
+             low: Optional[float] = None, high: Optional[float] = None, suffix: bool = True) -> str:
     """``mean [lo, hi]`` written as ``kind`` (``money``, ``share``, ``number``), the bounds clipped to the domain
-    [``low``, ``high``]; ``-`` when the mean is undefined."""
+    [``low``, ``high``]; the value alone when both bounds are the mean (every replicate agreed: ``0``, not
+    ``0 [0, 0]``); ``-`` when the mean is undefined. Money ends with its unit's sign unless ``suffix`` is false (a
+    table whose row or column says the unit)."""
     if mean is None or not math.isfinite(mean):
         return "-"
     lo, hi = clip(lo, low, high), clip(hi, low, high)
     write = {"money": lambda x: money(x, unit, suffix=False), "share": share, "number": number}[kind]
+    if lo == mean == hi:
+        return money(mean, unit, suffix) if kind == "money" else write(mean)
     text = f"{write(mean)} [{write(lo)}, {write(hi)}]"
-    return f"{text} {MONEY_UNITS[unit][1]}" if kind == "money" else text
+    return f"{text} {MONEY_UNITS[unit][1]}" if kind == "money" and suffix else text
+
+
+def unit_name(unit: str) -> str:
+    """The money unit as a column's or an axis's title says it: ``yuan``, ``万 yuan`` (10^4), ``亿 yuan`` (10^8)."""
+    if unit not in MONEY_UNITS:
+        raise ValueError(f"unit = {unit!r}: one of {', '.join(MONEY_UNITS)}")
+    return "yuan" if unit == "yuan" else f"{MONEY_UNITS[unit][1]} yuan"
+
+
+def kind_of(metric_unit: str) -> str:
+    """How :func:`interval` writes a glossary unit (:mod:`sim.analysis.glossary`): ``money`` for yuan, ``share`` for a
+    share, else ``number`` (counts, months, ratios)."""
+    return {"yuan": "money", "share": "share"}.get(metric_unit, "number")
 
 
 def share(v: float) -> str:

@@ -8,20 +8,59 @@ import solara
 
 
 def table_html(df, name: str, index: bool = True):
-    """A table as HTML (its cells are the formatted strings of sim.analysis.stats), marked for tests and styling."""
-    html = df.to_html(index=index, border=0, classes=["tt-table"], na_rep="-", escape=True,
+    """A table as HTML (its cells are the formatted strings of sim.analysis.stats; floats to 6 digits, as the Sweep
+    page's test reads them back), marked for tests and styling; it scrolls in place (:data:`CSS`)."""
+    text = df.to_html(index=index, border=0, classes=["tt-table"], na_rep="-", escape=True,
                       float_format=lambda v: f"{v:.6g}")
-    return solara.HTML(tag="div", unsafe_innerHTML=html, classes=[f"tt-{name}", "tt-scroll"])
+    return solara.HTML(tag="div", unsafe_innerHTML=text, classes=[f"tt-{name}", "tt-scroll"])
 
 
+def grid(columns, rows, titles=None, column_titles=None, first_class: str = "") -> str:
+    """A table as HTML: ``columns`` (header texts), ``rows`` (lists of cell texts), escaped; ``titles`` (the same shape
+    as ``rows``, or None) and ``column_titles`` become the cells' hover text (``title``: the raw key, the full
+    numbers)."""
+    def attr(t):
+        return f' title="{html.escape(str(t))}"' if t else ""
+
+    column_titles = column_titles or [""] * len(columns)
+    head = "".join(f"<th{attr(t)}>{html.escape(str(c))}</th>" for c, t in zip(columns, column_titles))
+    body = []
+    for i, row in enumerate(rows):
+        tips = titles[i] if titles is not None else [""] * len(row)
+        cells = "".join(f"<td{attr(t)}>{html.escape(str(c))}</td>" for c, t in zip(row, tips))
+        body.append(f"<tr>{cells}</tr>")
+    return (f'<table class="tt-table {first_class}"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table>')
+
+
+def grid_html(name: str, columns, rows, titles=None, column_titles=None):
+    """:func:`grid` in a scrolling container marked ``tt-<name>`` (for tests and styling)."""
+    return solara.HTML(tag="div", unsafe_innerHTML=grid(columns, rows, titles, column_titles),
+                       classes=[f"tt-{name}", "tt-scroll"])
+
+
+# tables keep their cells on one line and scroll in place: a container at most 70% of the window high with its own
+# scrollbars, its header row and first column sticky (the metric or the regime stays in view)
 CSS = """
-.tt-table { border-collapse: collapse; font-size: 13px; margin-bottom: 8px; }
-.tt-table th, .tt-table td { padding: 2px 8px; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap; }
-.tt-table th { background: #f4f4f4; }
-.tt-scroll { overflow-x: auto; }
+.tt-table { border-collapse: separate; border-spacing: 0; font-size: 13px; margin-bottom: 8px; }
+.tt-table th, .tt-table td { padding: 2px 8px; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap;
+  background: #fff; }
+.tt-table th { background: #f4f4f4; position: sticky; top: 0; z-index: 2; }
+.tt-table td:first-child, .tt-table th:first-child { position: sticky; left: 0; z-index: 1; text-align: left;
+  border-right: 1px solid #ddd; }
+.tt-table th:first-child { z-index: 3; }
+.tt-table tbody th { background: #fff; text-align: left; }
+.tt-table td.tt-key, .tt-table .tt-key { color: #777; font-family: monospace; font-size: 11px; }
+.tt-scroll { overflow: auto; max-height: 70vh; max-width: 100%; border: 1px solid #eee; margin-bottom: 8px; }
 .tt-command { font-family: monospace; background: #f4f4f4; padding: 6px; word-break: break-all; }
+.tt-howto { font-size: 13px; color: #333; background: #f7f9fc; border-left: 3px solid #1f77b4; padding: 4px 10px;
+  margin: 4px 0 10px 0; }
+.tt-card { border: 1px solid #ddd; border-radius: 4px; padding: 8px 12px; margin: 6px 0; }
+.tt-card table { font-size: 12px; }
+.tt-glossary td { text-align: left; }
+.tt-glossary td:last-child { white-space: normal; min-width: 320px; }
+.tt-card td { white-space: normal !important; text-align: left !important; }
 """
-
 
 
 def escape(text: str) -> str:
