@@ -117,8 +117,11 @@ def test_metrics_are_found_by_name_or_by_what_they_measure():
     found = charts.filter_metrics(metrics, "conversions")
     assert "successes" in found and "needs_raised" not in found  # successes: "... succeeded (conversions)"
     assert charts.filter_metrics(metrics, "GOV_SPEND") == [m for m in metrics if "gov_spend" in m]
-    assert charts.metric_label("successes") == "successes: implementations that succeeded (conversions)"
+    from sim.analysis import glossary
+
+    assert charts.metric_label("successes") == glossary.label("successes") == "conversions"  # one name everywhere
     assert charts.metric_label("licence_payments_pv").endswith("(present value)")
+    assert charts.is_money("gov_spend") and not charts.is_money("successes") and charts.is_money("cost_per_extra_conversion")
 
 
 def test_the_sweep_charts_show_the_tables_means():

@@ -14,49 +14,31 @@ import pandas as pd
 
 from experiments.dashboard import fmt
 from experiments.dashboard.charts import COLORS, layout
+from sim.analysis import glossary
 
 
 # --------------------------------------------------------------------------- metric names
-def metric_doc(name: str) -> str:
-    """What a run metric is, from the declaration of the series column it sums (its ``_pv`` and ``_sme`` forms
-    included); "" for a metric derived otherwise (a ratio, a cost per conversion: its name says it)."""
-    from sim.core import columns as C
-
-    base, pv = (name[:-3], True) if name.endswith("_pv") else (name, False)
-    try:
-        doc = C.COLUMNS[C.index(base)].doc
-    except KeyError:
-        return ""
-    return doc + (" (present value)" if pv else "")
-
-
 def metric_label(name: str) -> str:
-    """A metric's name for a reader: the glossary's, if the dashboard has one, else the raw name and what its
-    column is (``successes: implementations that succeeded (conversions)``)."""
-    try:  # the glossary of metrics (issue 26, point 2), where present
-        from experiments.dashboard import glossary  # type: ignore
+    """A metric's name for a reader: the glossary's label (:mod:`sim.analysis.glossary`, the same on every page), or
+    the raw name for a column the glossary does not know."""
+    return glossary.label(name)
 
-        return glossary.label(name)
-    except Exception:  # noqa: BLE001 (no glossary yet, or none for this name)
-        doc = metric_doc(name)
-        return f"{name}: {doc}" if doc else name
+
+def _meaning(name: str) -> str:
+    e = glossary.entries().get(name)
+    return e.meaning if e is not None else ""
 
 
 def filter_metrics(metrics: list[str], text: str) -> list[str]:
-    """The metrics whose name or label holds every word of ``text`` (case ignored); all of them for no text."""
+    """The metrics whose name, label or meaning holds every word of ``text`` (case ignored); all for no text."""
     words = str(text).lower().split()
-    return [m for m in metrics if all(w in (m + " " + metric_label(m)).lower() for w in words)]
+    return [m for m in metrics if all(w in f"{m} {metric_label(m)} {_meaning(m)}".lower() for w in words)]
 
 
 def is_money(name: str) -> bool:
-    """Whether a metric is in yuan (its column is declared money; a cost per conversion; a spend)."""
-    from sim.core import columns as C
-
-    base = name[:-3] if name.endswith("_pv") else name
-    try:
-        return bool(C.COLUMNS[C.index(base)].money)
-    except KeyError:
-        return any(w in name for w in ("spend", "cost", "yuan", "budget", "value", "payments", "income"))
+    """Whether a metric is in yuan (its glossary unit)."""
+    e = glossary.entries().get(name)
+    return e is not None and e.money
 
 
 def write_value(name: str, v: float, unit: str = "yuan") -> str:

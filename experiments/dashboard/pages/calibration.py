@@ -10,8 +10,8 @@ import solara.lab
 
 from experiments.dashboard import service as svc
 from experiments.dashboard.state import SETTINGS, service
-from experiments.dashboard.ui import escape, table_html
-from sim import api
+from experiments.dashboard.pages.answer import AnswerView
+from experiments.dashboard.ui import table_html
 from sim.core.config import ConfigError
 
 TITLES = {"posterior_summary.csv": "Posterior: each parameter's prior range, posterior median and 90% interval",
@@ -69,8 +69,6 @@ def CalibrationPage():
 def PosteriorComparison(folder: Path, has_yaml: bool):
     """The main job's comparison of regimes on this posterior (``python -m experiments.run posterior=<folder>``),
     asked from the page: through the service's one queue, with its limits and a Cancel."""
-    from experiments.dashboard import fmt
-
     base = service().config([])
     draws = solara.use_reactive("20")
     seeds = solara.use_reactive("2")
@@ -150,20 +148,6 @@ def PosteriorComparison(folder: Path, has_yaml: bool):
         solara.Info("Cancelled.", classes=["tt-cancelled"])
     elif result.error:
         solara.Error(f"{type(result.exception).__name__}: {result.exception}", classes=["tt-error"])
-    elif result.value is not None:
-        answer = result.value
-        note = (f"; at equal spend: every regime capped at {answer.at_spend}'s yearly spend, "
-                f"{fmt.money(answer.equal.budget)} a year" if answer.equal is not None else "")
-        solara.Markdown(f"#### On the posterior, {api.replicates_text(answer.config)}: each regime against baseline, "
-                        f"mean [95% interval over the draws]{note}")
-        table_html(answer.headline, "posterior-headline", index=False)
-        if answer.tables:
-            title, df = answer.tables[0]
-            solara.Markdown("#### " + title)
-            table_html(df, "posterior-table")
-        solara.Markdown("#### Reproduce on the command line")
-        solara.HTML(tag="div", unsafe_innerHTML=escape(answer.command), classes=["tt-command", "tt-posterior-command"])
-        with solara.Row(style={"flex-wrap": "wrap"}):
-            for name, make in answer.files().items():
-                if name.endswith(".csv") or name.endswith(".sh"):
-                    solara.FileDownload(make, filename=f"posterior_{name}", label=f"posterior_{name}")
+    elif result.value is not None:  # read as the Compare page's answers are (the intervals: over draws x seeds)
+        with solara.Column(classes=["tt-posterior-answer"]):
+            AnswerView(result.value)
