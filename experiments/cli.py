@@ -167,6 +167,7 @@ def _check_section_key(key: str, sections: dict) -> bool:
 # the resolvers that read the environment or decode text: never in the model's values (an app's own settings, e.g.
 # dashboard.port=${oc.env:PORT}, and Hydra's may use them)
 _ENV_RESOLVER = re.compile(r"\$\{\s*oc\.(?:env|decode)\s*:")
+_REFERENCE = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*\}")  # ${section.key}: a reference to another key
 
 
 def check_command_line(argv: list[str], sections: dict | None = None) -> None:
@@ -219,7 +220,12 @@ def check_command_line(argv: list[str], sections: dict | None = None) -> None:
                                   + ("; compare several with regimes=[a,b], or sweep them with -m regime=a,b"
                                      if key == "regime" else "; sweep several with -m scenario=a,b"))
             continue
-        if _ENV_RESOLVER.search(line.partition("=")[2]) and (key in known or key == "grid" or key.startswith("grid.")):
+        model_key = key in known or key == "grid" or key.startswith("grid.")
+        refers = {m.split(".", 1)[0] for m in _REFERENCE.findall(line.partition("=")[2])}
+        if model_key and refers & (set(sections) | {"hydra"}):  # an app's setting may read the environment
+            raise ConfigError(f"{one_line(line, 60)}: a model value may refer only to the model's own keys, not to "
+                              f"{', '.join(sorted(refers & (set(sections) | {'hydra'})))}'s")
+        if _ENV_RESOLVER.search(line.partition("=")[2]) and model_key:
             raise ConfigError(f"{one_line(line, 60)}: the model's values are written on the command line, not read "
                               "from the environment (${oc.env:...}, ${oc.decode:...}): a run is reproduced from its "
                               "config, which would not hold the value; write it (a reference to another key, "

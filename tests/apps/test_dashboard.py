@@ -35,7 +35,6 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "outputs" / "test-artifacts")) / "dashboard"
 # the server's command line: a small region, three regimes, three seeds
 SERVER = [*SMALL, "seeds=3", "regimes=[baseline,free_trial,broker_reward]", "at_spend=broker_reward", "workers=2"]
-# the month the One run page shows
 # the month the One run page shows: the series' number of the last month run (0 first)
 MONTH_JS = "parseInt((document.querySelector('.tt-month') || {innerText: 'month -1'}).innerText.split(' ')[1])"
 PAGE_SETTLES = 120_000  # ms: a comparison of 9 small runs (and the first one's imports) on a loaded 2-core machine
@@ -413,9 +412,11 @@ def _calibration(data: Path) -> Path:
 
 
 def _settled(page, must_contain: str) -> str:
-    """Wait for an answer whose command line holds ``must_contain``; returns that command line."""
-    page.locator(".tt-command", has_text=must_contain).wait_for(timeout=PAGE_SETTLES)
-    return page.locator(".tt-command").inner_text()
+    """Wait for an answer whose command line holds the override ``must_contain`` (whole: ``seeds=3`` is not
+    ``seeds=30``); returns that command line."""
+    command = page.locator(".tt-command", has_text=re.compile(re.escape(must_contain) + r"(?![\w.])")).first
+    command.wait_for(timeout=PAGE_SETTLES)
+    return command.inner_text()
 
 
 def _set(page, key: str, value: str) -> None:
@@ -519,7 +520,8 @@ def test_the_compare_page_cancels_a_question(served):
 
 @needs_browser
 def test_two_tabs_at_once_queue_in_arrival_order_and_both_are_answered(served):
-    """Two tabs ask at once: the second shows the runs queued ahead of it (the first's, exactly), then both answers."""
+    """Two tabs ask at once: the second shows the runs queued ahead of it (the first's, exactly), and is answered
+    once the first is given up."""
     url, page, _ = served
     page.goto(url)
     _settled(page, "seeds=3")
@@ -528,14 +530,15 @@ def test_two_tabs_at_once_queue_in_arrival_order_and_both_are_answered(served):
         other.goto(url)
         _settled(other, "seeds=3")
         first, second = page.locator(".tt-seeds input"), other.locator(".tt-seeds input")
-        first.fill("300")  # 3 regimes x 300 seeds, twice (at equal spend): 1,800 runs
+        first.fill("800")  # 3 regimes x 800 seeds, twice (at equal spend): 4,800 runs, long enough to queue behind
         first.press("Enter")
         page.locator(".tt-progress", has_text="running").wait_for(timeout=PAGE_SETTLES)
         second.fill("4")
         second.press("Enter")
-        other.locator(".tt-progress", has_text="queued behind 1,800 runs").wait_for(timeout=PAGE_SETTLES)
+        other.locator(".tt-progress", has_text="queued behind 4,800 runs").wait_for(timeout=PAGE_SETTLES)
         assert other.locator(".tt-command", has_text=re.compile(r"seeds=4\b")).count() == 0  # not before its turn
-        _settled(page, "seeds=300")
+        page.locator(".tt-cancel").click()  # the first gives up: the second's turn comes, and it is answered
+        page.locator(".tt-cancelled").wait_for(timeout=PAGE_SETTLES)
         _settled(other, "seeds=4")
     finally:
         other.close()

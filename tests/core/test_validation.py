@@ -182,13 +182,15 @@ def test_bad_command_lines_are_one_line_errors(tmp_path, args, fragment):
     ("scenario.name=a${oc.decode:x}", True), ("broker_reward.cap=${vouchers.cap}", False),  # a reference: kept
     ("dashboard.port=${oc.env:PORT,8765}", False),  # an app's own setting may read its deployment's environment
     ("hydra.run.dir=${oc.env:HOME}/runs", False), ("scenario.name=oc.env", False),
+    ("seeds=${dashboard.cache}", "refer only"), ("scenario.name=${hydra.job.name}", "refer only"),  # indirection
+    ("dashboard.cache=${seeds}", False),
 ])
 def test_model_values_never_read_the_environment(line, refused):
     from experiments.cli import check_command_line
     from experiments.dashboard.__main__ import DashboardConfig
 
     if refused:
-        with pytest.raises(ConfigError, match="not read from the environment"):
+        with pytest.raises(ConfigError, match="refer only" if refused == "refer only" else "not read from the env"):
             check_command_line([line], {"dashboard": DashboardConfig})
     else:
         check_command_line([line], {"dashboard": DashboardConfig})
