@@ -31,8 +31,8 @@ if TYPE_CHECKING:  # pandas is imported where tables are built: worker processes
 # the facade: what a notebook or a script uses (documented in docs/reference/api.md)
 __all__ = ["compose", "regime_names", "regime", "under_regime", "RunResult", "check_seed", "simulate",
            "run_validated", "BatchInfo", "run_batch", "run_table", "flat_params", "summary_frame", "series_frame",
-           "sector_frame", "Comparison", "compare", "compare_at_spend", "check_at_spend", "spends", "check_regimes", "replicates_text",
-           "yearly_spend", "NoSpend", "default_workers"]
+           "sector_frame", "Comparison", "compare", "compare_at_spend", "check_at_spend", "spends", "check_regimes",
+           "replicates_text", "yearly_spend", "NoSpend", "default_workers"]
 
 
 # --------------------------------------------------------------------------- configs

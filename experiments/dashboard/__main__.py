@@ -44,8 +44,8 @@ class DashboardConfig:
     saved: str = _c("outputs/saved_questions", doc="folder of the Compare page's named saved questions "
                     "(saved_questions.json, the only file the dashboard writes there)")
     max_runs: int = _c(MAX_RUNS, ge=1, le=10**6, doc="runs a question may take (regimes x seeds, twice at equal spend)")
-    max_work: float = _c(MAX_WORK, gt=0, le=1e13, doc="model steps a question may take (runs x sim.core.population.run_work): "
-                         "5e9 is ~2 minutes of 2 cores")
+    max_work: float = _c(MAX_WORK, gt=0, le=1e13, doc="model steps a question may take (runs x "
+                         "sim.core.population.run_work): 5e9 is ~2 minutes of 2 cores")
     allowed_hosts: list = _c([], doc="more names the pages may be asked for (Host header), e.g. a reverse proxy's: "
                              "name (any port) or name:port")
 

@@ -109,8 +109,8 @@ def example_calibration(folder: Path, workers: int = 2) -> Path:
     minutes of 2 cores): what the Calibration page opens. Returns its root (``folder/calibration``)."""
     _run("experiments.calibrate", "screen.fit=[scenario.firms.prior_success,scenario.firms.self_search_prob,"
          "scenario.universities.reservation_share]", "abc.population=100", "abc.generations=3", "predictive_draws=8",
-         f"workers={workers}", "scenario_dir=none", "progress=false", f"hydra.run.dir={folder / 'calibration' / 'example'}",
-         cwd=folder, timeout=3600)
+         f"workers={workers}", "scenario_dir=none", "progress=false",
+         f"hydra.run.dir={folder / 'calibration' / 'example'}", cwd=folder, timeout=3600)
     return folder / "calibration"
 
 
