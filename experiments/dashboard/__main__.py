@@ -39,6 +39,9 @@ class DashboardConfig:
                          "server's memory (a default comparison's answer ~83 MB; the newest is always kept)")
     answer_start: bool = _c(True, doc="answer the pages' starting question before serving, so the first page shows "
                             "it at once (the default comparison: ~9 s of 2 cores at start)")
+    page_timeout: float = _c(30.0, ge=1, le=86400, doc="seconds a page whose connection dropped without closing (a "
+                             "crashed browser, a lost network, a laptop asleep) is kept for its return; then its "
+                             "question is given up and its answers freed (Solara's own default keeps it 24 h)")
     sweeps: str = _c("multirun", doc="folder the Sweep page looks in for collected sweeps (sweep.parquet)")
     calibrations: str = _c("calibration", doc="folder the Calibration page looks in for calibrations")
     saved: str = _c("outputs/saved_questions", doc="folder of the Compare page's named saved questions "
@@ -226,7 +229,7 @@ def serve(cfg, own: DashboardConfig, out: Path) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.update(SOLARA_APP="experiments.dashboard.pages", SERVER_NAME=own.host, SERVER_PORT=str(own.port),
                       SOLARA_TELEMETRY_MIXPANEL_ENABLE="False", SOLARA_CHECK_VERSION="False",
-                      SOLARA_THEME_SHOW_BANNER="False")  # no "runs on Solara" badge over the tables
+                      SOLARA_THEME_SHOW_BANNER="False", SOLARA_KERNEL_CULL_TIMEOUT=f"{own.page_timeout:g}s")  # no "runs on Solara" badge over the tables
     url = f"http://{own.host}:{own.port}/"
     print(f"dashboard: serving {url} (Ctrl-C stops it)", flush=True)
     try:

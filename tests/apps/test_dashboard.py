@@ -37,6 +37,7 @@ ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "outputs" / "test-artif
 SERVER = [*SMALL, "seeds=3", "regimes=[baseline,free_trial,broker_reward]", "at_spend=broker_reward", "workers=2"]
 # the month the One run page shows: the series' number of the last month run (0 first)
 MONTH_JS = "parseInt((document.querySelector('.tt-month') || {innerText: 'month -1'}).innerText.split(' ')[1])"
+PAGE_TIMEOUT = 2  # s the server keeps a page whose connection dropped (dashboard.page_timeout)
 PAGE_SETTLES = 120_000  # ms: a comparison of 9 small runs (and the first one's imports) on a loaded 2-core machine
 
 needs_browser = pytest.mark.skipif(
@@ -378,7 +379,7 @@ def served(tmp_path_factory):
     sweeps, calibrations = _sweep(data), _calibration(data)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with browser.dashboard(*SERVER, f"dashboard.sweeps={sweeps}", f"dashboard.calibrations={calibrations}",
-                           log=ARTIFACTS / "server.log") as url:
+                           f"dashboard.page_timeout={PAGE_TIMEOUT}", log=ARTIFACTS / "server.log") as url:
         with browser.chromium() as page:
             yield url, page, data
 
@@ -542,6 +543,30 @@ def test_two_tabs_at_once_queue_in_arrival_order_and_both_are_answered(served):
         _settled(other, "seeds=4")
     finally:
         other.close()
+
+
+@needs_browser
+def test_a_page_gone_without_closing_gives_its_question_up(served):
+    """A tab that disappears without the browser's closing message (crashed, offline, asleep: here closed without
+    its unload handlers) has its question given up once dashboard.page_timeout has passed: it is not answered (asked
+    again it runs, not cached) and another tab's question is not kept waiting behind its runs."""
+    url, page, _ = served
+    gone = page.context.new_page()
+    gone.goto(url)
+    _settled(gone, "seeds=3")
+    field = gone.locator(".tt-seeds input")
+    field.fill("800")  # 4,800 runs
+    field.press("Enter")
+    gone.locator(".tt-progress", has_text="running").wait_for(timeout=PAGE_SETTLES)
+    gone.close(run_before_unload=False)  # no closing message: the server sees only the connection drop
+    page.goto(url)
+    _settled(page, "seeds=3")
+    seeds = page.locator(".tt-seeds input")
+    seeds.fill("800")  # the same question: were it answered (not given up), it would now come from the cache
+    seeds.press("Enter")
+    page.locator(".tt-progress", has_text="running").wait_for(timeout=PAGE_SETTLES)
+    page.locator(".tt-cancel").click()
+    page.locator(".tt-cancelled").wait_for(timeout=PAGE_SETTLES)
 
 
 @needs_browser
