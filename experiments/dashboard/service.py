@@ -454,8 +454,28 @@ def _die_with_parent() -> None:
 
 
 def _key(cfg: Config) -> str:
-    """What identifies an answer: the config, but for settings that change no number."""
-    return repr(replace(cfg, workers=1, progress=False))
+    """What identifies an answer: the config, but for settings that change no number; on a posterior, also what its
+    files hold (``cfg.posterior`` is only a folder's path: a calibration re-run into the same folder is a new
+    question, :func:`posterior_digest`)."""
+    key = repr(replace(cfg, workers=1, progress=False))
+    if cfg.posterior is not None:
+        key += " " + posterior_digest(cfg.posterior)
+    return key
+
+
+def posterior_digest(folder) -> str:
+    """A SHA-256 of a posterior's files (``posterior.csv`` and ``posterior.yaml`` of ``folder``; a missing one counts
+    as missing): what changes when the calibration is re-run into the same folder, even at the same size and time."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in ("posterior.csv", "posterior.yaml"):
+        h.update(name.encode() + b"\0")
+        try:
+            h.update(hashlib.sha256((Path(folder) / name).read_bytes()).digest())
+        except OSError:
+            h.update(b"missing")
+    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- the one-run page
