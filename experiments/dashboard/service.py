@@ -483,7 +483,19 @@ def posterior_digest(folder) -> str:
 
 
 # --------------------------------------------------------------------------- the one-run page
-PROJECT_STATES = ("idle", "need", "negotiating", "implementing")  # sim.core.rules: IDLE, NEED, NEGOTIATING_FIRM, ...
+def _project_states() -> tuple[str, ...]:
+    """A project slot's states (sim.core.rules: IDLE, NEED, NEGOTIATING_FIRM, IMPLEMENTING), named as the One run
+    page's firms table names them, each at its own code: ``PROJECT_STATES[rules.NEED] == "need"``."""
+    from sim.core import rules
+
+    names = {rules.IDLE: "idle", rules.NEED: "need", rules.NEGOTIATING_FIRM: "negotiating",
+             rules.IMPLEMENTING: "implementing"}
+    if sorted(names) != list(range(len(names))):
+        raise AssertionError(f"sim.core.rules' project states are not the codes 0..{len(names) - 1}: {names}")
+    return tuple(names[k] for k in range(len(names)))
+
+
+PROJECT_STATES = _project_states()
 
 
 class Stepper:

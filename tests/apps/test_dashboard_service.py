@@ -181,3 +181,34 @@ def test_a_run_superseded_between_reports_stops_at_its_next_report_and_a_closed_
     assert out["value"] is None and seen["cancelled"] == [False]
     # nothing to ask (a question with an error): nothing runs
     assert asking.ask(None, Fake(), None, seen["progress"].append, seen["cancelled"].append) is None
+
+
+# --------------------------------------------------------------------------- the model's own constants, the benchmark
+def test_the_firms_tables_project_states_are_the_models_codes():
+    from sim.core import rules
+
+    assert svc.PROJECT_STATES[rules.IDLE] == "idle"
+    assert svc.PROJECT_STATES[rules.NEED] == "need"
+    assert svc.PROJECT_STATES[rules.NEGOTIATING_FIRM] == "negotiating"
+    assert svc.PROJECT_STATES[rules.IMPLEMENTING] == "implementing"
+    assert len(svc.PROJECT_STATES) == 4
+
+
+def test_the_benchmarks_browser_section_is_one_line_without_chromium(monkeypatch, capsys):
+    from experiments import bench
+    from experiments.dashboard import browser
+
+    monkeypatch.setattr(browser, "chromium_path", lambda: None)
+    monkeypatch.setattr(bench, "dashboard_browser_section",
+                        lambda cores: pytest.fail("the browser section ran without Chromium"))
+    bench.print_dashboard_browser(2)
+    assert capsys.readouterr().out.strip().splitlines() == [
+        "[8/8, browser] skipped: no Chromium (bash tests/install.sh installs Debian's package; or set CHROMIUM)"]
+
+
+def test_psutil_is_declared():
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]
+    assert any(d.split(">")[0].split("=")[0].strip() == "psutil" for d in project["dependencies"])
