@@ -677,6 +677,12 @@ def dashboard_browser_section(cores: int, questions: int = 5) -> dict:
 def print_dashboard_browser(cores: int) -> None:
     from tabulate import tabulate
 
+    from experiments.dashboard.browser import chromium_path
+
+    if chromium_path() is None:  # the rest of the benchmark stands without it
+        print("\n[8/8, browser] skipped: no Chromium (bash tests/install.sh installs Debian's package; or set CHROMIUM)",
+              flush=True)
+        return
     print(f"\n[8/8, browser] the Compare page in Chromium (default scenario, {cores} cores) ...", flush=True)
     r = dashboard_browser_section(cores)
     print(tabulate([[f"{r['start_s']:.0f}", f"{r['default_s']:.1f}", " / ".join(f"{t:.1f}" for t in r["times"]),

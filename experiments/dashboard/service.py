@@ -4,9 +4,9 @@ A question is a list of Hydra overrides of the main job's config (``configs/conf
 what the command line takes: ``scenario=lishui``, ``regimes=[baseline,free_trial]``,
 ``broker_reward.cap=500000``, ... So the page validates with the same schema and shows the same one-line
 message as ``python -m experiments.run`` (:func:`sim.api.compose`), and its answer is the main
-job's: :func:`sim.api.compare`, then :func:`sim.api.compare_at_spend`, tabulated by
-:func:`experiments.cli.report_tables`. :meth:`Service.command_line` is the command that
-reproduces an answer.
+job's: :func:`sim.api.compare`, then :func:`sim.api.compare_at_spend`, with its headline table
+(:func:`sim.analysis.stats.headline_table`; the pages build their own tables from the answer's frames, and its
+figure is drawn when first shown). :meth:`Service.command_line` is the command that reproduces an answer.
 
 The runs go to a pool of processes started once with the server (spawned: a web server has
 threads, so forking is unsafe) whose workers load the compiled kernels once; answers are kept
@@ -136,10 +136,8 @@ class Answer:
     at_spend: Optional[str]
     note: str                             # why there is no comparison at equal spend, if there is none
     headline: object                      # DataFrame: a row per regime (sim.analysis.stats.headline_table)
-    tables: list = field(default_factory=list)        # (title, DataFrame) of the comparison (report_tables)
-    equal_tables: list = field(default_factory=list)  # the same at equal spend
-    figure: bytes = b""                   # the comparison figure (PNG, at the page's width)
-    title: str = ""                       # the figure's
+    title: str = ""                       # the comparison figure's
+    _figure: Optional[bytes] = field(default=None, repr=False, compare=False)  # figure_png's, once drawn
 
     @property
     def command(self) -> str:
@@ -151,6 +149,17 @@ class Answer:
         frames = [c.series for c in (self.comparison, self.equal) if c is not None] + \
                  [c.summary for c in (self.comparison, self.equal) if c is not None]
         return int(sum(df.memory_usage(index=True, deep=False).sum() for df in frames))
+
+    def figure_png(self) -> bytes:
+        """The comparison figure as PNG bytes at the width of a page, drawn on first use (~1 s; a tab few open) under
+        the figure lock, then kept; the download (:meth:`figure_file`) is drawn again, sharper."""
+        from sim.analysis.plots import comparison_figure
+
+        with _FIGURE_LOCK:  # pyplot's state is global; and two pages asking at once draw it once
+            if self._figure is None:
+                self._figure = figure_png(comparison_figure(self.comparison.series, self.comparison.summary,
+                                                            self.title), dpi=60)
+            return self._figure
 
     def figure_file(self) -> bytes:
         """The comparison figure as the main job saves it (``comparison.png``)."""
@@ -230,7 +239,8 @@ class Service:
             warm = [self._pool.submit(parallel.worker_chunk, [(cfg, cfg.seed)]) for _ in range(2 * self.workers)]
             for f in warm:
                 f.result()
-        self._answer(["seeds=2", "regimes=[baseline,broker_reward]", "at_spend=broker_reward"], None, None)
+        warm = self._answer(["seeds=2", "regimes=[baseline,broker_reward]", "at_spend=broker_reward"], None, None)
+        warm.figure_png()  # matplotlib imported and its first figure drawn here, not on a page's first Figure tab
         if answer_start:
             self.compare([])
 
@@ -380,8 +390,7 @@ class Service:
             return sum(runs for _, runs in self._queue)
 
     def _answer(self, question, cfg: Optional[Config], on_progress) -> Answer:
-        from experiments.cli import no_spend_note, report_tables
-        from sim.analysis.plots import comparison_figure
+        from experiments.cli import no_spend_note
         from sim.analysis.stats import headline_table
 
         cfg = self.config(question) if cfg is None else cfg
@@ -399,18 +408,13 @@ class Service:
                 equal = api.compare_at_spend(cfg, at_spend, regimes=regimes, spend_of=res, **batch)
             except api.NoSpend:
                 note = no_spend_note(at_spend)
-        title = f"{cfg.scenario.name}: regimes compared over {api.replicates_text(cfg)}"
-        with _FIGURE_LOCK:  # shown at the width of a page; the download is drawn again, sharper
-            png = figure_png(comparison_figure(res.series, res.summary, title), dpi=60)
-        tables = report_tables(res, cfg, regimes)
-        equal_tables = report_tables(equal, cfg, regimes) if equal is not None else []
+        title = f"{cfg.scenario.name}: regimes compared over {api.replicates_text(cfg)}"  # its figure: drawn when asked
         # an answer kept in the cache keeps its frames, not every run's own arrays (as large as the series frame:
         # ~half of an answer's memory; nothing of the page reads them)
         res = dataclasses.replace(res, results=[])
         equal = dataclasses.replace(equal, results=[]) if equal is not None else None
         return Answer(self.overrides(question), cfg, res, equal, at_spend if equal is not None else None, note,
-                      headline_table(res.table, None if equal is None else equal.table), tables, equal_tables,
-                      png, title)
+                      headline_table(res.table, None if equal is None else equal.table), title)
 
 
 def starting_seeds() -> int:
@@ -454,12 +458,44 @@ def _die_with_parent() -> None:
 
 
 def _key(cfg: Config) -> str:
-    """What identifies an answer: the config, but for settings that change no number."""
-    return repr(replace(cfg, workers=1, progress=False))
+    """What identifies an answer: the config, but for settings that change no number; on a posterior, also what its
+    files hold (``cfg.posterior`` is only a folder's path: a calibration re-run into the same folder is a new
+    question, :func:`posterior_digest`)."""
+    key = repr(replace(cfg, workers=1, progress=False))
+    if cfg.posterior is not None:
+        key += " " + posterior_digest(cfg.posterior)
+    return key
+
+
+def posterior_digest(folder) -> str:
+    """A SHA-256 of a posterior's files (``posterior.csv`` and ``posterior.yaml`` of ``folder``; a missing one counts
+    as missing): what changes when the calibration is re-run into the same folder, even at the same size and time."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in ("posterior.csv", "posterior.yaml"):
+        h.update(name.encode() + b"\0")
+        try:
+            h.update(hashlib.sha256((Path(folder) / name).read_bytes()).digest())
+        except OSError:
+            h.update(b"missing")
+    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- the one-run page
-PROJECT_STATES = ("idle", "need", "negotiating", "implementing")  # sim.core.rules: IDLE, NEED, NEGOTIATING_FIRM, ...
+def _project_states() -> tuple[str, ...]:
+    """A project slot's states (sim.core.rules: IDLE, NEED, NEGOTIATING_FIRM, IMPLEMENTING), named as the One run
+    page's firms table names them, each at its own code: ``PROJECT_STATES[rules.NEED] == "need"``."""
+    from sim.core import rules
+
+    names = {rules.IDLE: "idle", rules.NEED: "need", rules.NEGOTIATING_FIRM: "negotiating",
+             rules.IMPLEMENTING: "implementing"}
+    if sorted(names) != list(range(len(names))):
+        raise AssertionError(f"sim.core.rules' project states are not the codes 0..{len(names) - 1}: {names}")
+    return tuple(names[k] for k in range(len(names)))
+
+
+PROJECT_STATES = _project_states()
 
 
 class Stepper:
@@ -631,6 +667,31 @@ def load_sweep(path: Path, root: Optional[Path] = None):
     axes = [a for a in swept_columns(rows) if a != "seed"]
     metrics = [m for m in METRICS if m in df.columns]
     return df, axes, metrics
+
+
+def read_table(folder, name: str, columns: tuple = (), numeric: tuple = ()):
+    """A CSV table a page shows (``folder / name``: a calibration's ``posterior_summary.csv``, ``fit.csv``, ...), read;
+    or a one-line :class:`ConfigError` naming the file: not readable, not CSV, without the ``columns`` it must have,
+    or with a value that is not a number in one of the ``numeric`` columns it has."""
+    import pandas as pd
+
+    path = Path(folder) / name
+    shown = f"{name} in {str(folder)!r}"
+    try:
+        df = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError) as e:  # EmptyDataError, UnicodeDecodeError: ValueErrors
+        why = str(e).strip().splitlines()[0][:120] if str(e).strip() else ""
+        raise ConfigError(f"{shown}: not a readable CSV table ({type(e).__name__}{': ' + why if why else ''})") \
+            from None
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ConfigError(f"{shown}: no column {missing[0]!r} (its columns: {', '.join(map(str, df.columns))[:200]})")
+    for c in numeric:
+        if c in df.columns and not (pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])):
+            bad = next((v for v in df[c] if pd.notna(v) and pd.isna(pd.to_numeric(pd.Series([v]), errors="coerce")[0])),
+                       "?")
+            raise ConfigError(f"{shown}: column {c!r} holds {str(bad)[:40]!r}, not a number")
+    return df
 
 
 # --------------------------------------------------------------------------- a comparison on a calibration's posterior

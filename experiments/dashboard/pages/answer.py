@@ -17,6 +17,7 @@ import solara.lab
 
 from experiments.dashboard import fmt
 from experiments.dashboard import service as svc
+from experiments.dashboard.state import AnswerFigure
 from experiments.dashboard.ui import escape, grid_html
 from sim import api
 from sim.analysis import glossary
@@ -379,7 +380,7 @@ def AnswerView(answer: svc.Answer):
         with solara.lab.Tab("Glossary"):
             Glossary()
         with solara.lab.Tab("Figure (PNG)"):
-            solara.Image(answer.figure, format="png", width="100%")
+            AnswerFigure(answer)  # drawn when the tab is opened
     solara.Markdown("#### Reproduce on the command line")
     solara.HTML(tag="div", unsafe_innerHTML=escape(answer.command), classes=["tt-command"])
     with solara.Row(classes=["tt-downloads"], style={"flex-wrap": "wrap"}):
