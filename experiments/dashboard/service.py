@@ -172,12 +172,19 @@ class Answer:
             save_comparison(self.comparison.series, self.comparison.summary, path, self.title)
             return path.read_bytes()
 
+    def headline_numbers(self):
+        """The headline as numbers, a row per regime and figure (:func:`sim.analysis.stats.headline_numbers`): the
+        download ``headline.csv``, whose figures a spreadsheet reads (the page writes them for people)."""
+        from sim.analysis.stats import headline_numbers
+
+        return headline_numbers(self.comparison.table, None if self.equal is None else self.equal.table)
+
     def files(self) -> dict[str, Callable[[], bytes]]:
         """Downloads: {file name: a function making its bytes}."""
         out = {"table.csv": lambda: _csv(self.comparison.table), "table.parquet": lambda: _parquet(self.comparison.table),
                "summary.csv": lambda: _csv(self.comparison.summary),
                "summary.parquet": lambda: _parquet(self.comparison.summary),
-               "headline.csv": lambda: _csv(self.headline), "comparison.png": self.figure_file,
+               "headline.csv": lambda: _csv(self.headline_numbers()), "comparison.png": self.figure_file,
                "command.sh": lambda: (self.command + "\n").encode()}
         if self.equal is not None:
             out.update({"table_equal_spend.csv": lambda: _csv(self.equal.table),

@@ -251,6 +251,32 @@ def headline_table(table: pd.DataFrame, at_equal_spend: Optional[pd.DataFrame] =
     return df.sort_values("_key", kind="stable").drop(columns=["_cost", "_key"])
 
 
+def headline_numbers(table: pd.DataFrame, at_equal_spend: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    """The headline's figures as numbers (what :func:`headline_table` writes as text): a row per regime but the
+    baseline and figure, with its metric, statistic (``effect``: paired difference against baseline; ``mean``: the
+    regime's level), whether at equal spend, and mean, low and high of its 95% interval; regimes in the headline's
+    order (cheapest conversion first)."""
+    figures = [(metric, col, label, False) for metric, col, label in HEADLINE]
+    if at_equal_spend is not None:
+        figures += [("successes", "effect", "extra conversions at equal spend", True),
+                    ("cost_per_extra_conversion", "mean", "cost per extra conversion at equal spend (yuan)", True)]
+    tables = {False: table.set_index(["regime", "metric"]),
+              True: None if at_equal_spend is None else at_equal_spend.set_index(["regime", "metric"])}
+    order = headline_table(table, at_equal_spend)
+    rows = []
+    for regime in (order["regime"] if len(order) else []):
+        for metric, col, label, equal in figures:
+            t = tables[equal]
+            if (regime, metric) not in t.index:
+                continue
+            r = t.loc[(regime, metric)]
+            lo, hi = ("ci_low", "ci_high") if col == "mean" else ("effect_low", "effect_high")
+            rows.append({"regime": regime, "figure": label, "metric": metric, "statistic": col,
+                         "at_equal_spend": equal, "mean": float(r[col]), "low": float(r[lo]), "high": float(r[hi])})
+    return pd.DataFrame(rows, columns=["regime", "figure", "metric", "statistic", "at_equal_spend", "mean", "low",
+                                       "high"])
+
+
 def _cells(t: pd.DataFrame, cols) -> list[str]:
     """'mean [low, high]' of each row (``cols``: the three columns), '-' where the first is undefined."""
     return ["-" if not np.isfinite(v) else f"{_fmt(v)} [{_fmt(lo)}, {_fmt(hi)}]"

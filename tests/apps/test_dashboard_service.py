@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -65,6 +66,23 @@ def test_an_answer_draws_its_figure_only_when_shown_and_once():
     assert a.figure_png() is png  # kept: drawn once
     assert list(a.files()) == ["table.csv", "table.parquet", "summary.csv", "summary.parquet", "headline.csv",
                                "comparison.png", "command.sh", "table_equal_spend.csv", "table_equal_spend.parquet"]
+
+
+def test_the_headline_download_holds_the_comparisons_numbers_not_text():
+    import io
+
+    s = svc.Service(BASE, workers=1)
+    a = s.compare(["seeds=2"])
+    got = pd.read_csv(io.BytesIO(a.files()["headline.csv"]()))
+    assert list(got["regime"].drop_duplicates()) == list(a.headline["regime"])  # the headline's order
+    for eq, t in ((False, a.comparison.table), (True, a.equal.table)):
+        rows = got[got["at_equal_spend"] == eq]
+        assert len(rows) == (4 if not eq else 2) * len(a.headline)
+        indexed = t.set_index(["regime", "metric"])
+        for r in rows.itertuples():
+            lo, hi = ("ci_low", "ci_high") if r.statistic == "mean" else ("effect_low", "effect_high")
+            want = indexed.loc[(r.regime, r.metric), [r.statistic, lo, hi]].to_numpy(dtype=float)
+            np.testing.assert_array_equal([r.mean, r.low, r.high], want)  # exactly, as a spreadsheet reads them
 
 
 # --------------------------------------------------------------------------- a table a page reads
