@@ -204,6 +204,13 @@ def test_saved_questions_are_written_atomically_read_back_checked_and_bounded(tm
     store.path.symlink_to(tmp_path / "elsewhere.json")
     with pytest.raises(ConfigError, match="is a link; the dashboard reads only the file it writes"):
         store.load()
+    # a FIFO (or any file not regular) in its place is refused, never opened: reading one would block the page
+    store.path.unlink()
+    os.mkfifo(store.path)
+    with pytest.raises(ConfigError) as e:
+        store.load()
+    assert str(e.value) == (f"dashboard.saved: {store.path} is not a regular file; the dashboard reads only the file it "
+                            "writes; move it away")
 
 
 def test_two_answers_side_by_side_mark_what_differs():
