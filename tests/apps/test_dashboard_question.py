@@ -131,6 +131,87 @@ def test_an_error_is_placed_by_the_key_it_names(message, key):
     assert field_of(key, {"broker_reward.cap"}) == where
 
 
+def test_a_value_of_an_instrument_not_switched_on_never_reaches_the_question():
+    """The page shows the fields of the instruments switched on: a value typed for one since switched off (or stored in
+    a link) is in neither the question nor its link, so no error can name a field that is not shown."""
+    from experiments.dashboard.pages.compare import BUDGET, question_of, shown_values
+
+    typed = {"vouchers.rate": "0.4", "free_trial.term_months": "12", BUDGET: "1,000,000"}
+    q = question_of("default", ["baseline", "free_trial"], [], "2", "none", typed)
+    assert q == ["scenario=default", "seeds=2", "regimes=[baseline,free_trial]", "at_spend=null",
+                 "free_trial.term_months=12", "government.annual_budget=1000000"]
+    assert shown_values(typed, ["baseline", "free_trial"], []) == {"free_trial.term_months": "12", BUDGET: "1,000,000"}
+    cfg = Service(["engine=numba", *SMALL]).config(q)
+    assert cfg.vouchers.rate == api.compose().vouchers.rate != 0.4 and cfg.free_trial.term_months == 12
+    # switched on (a named regime, or the mix): its value is asked
+    assert "vouchers.rate=0.4" in question_of("default", ["baseline", "vouchers"], [], "2", "none", typed)
+    assert "vouchers.rate=0.4" in question_of("default", ["baseline"], ["free_trial", "vouchers"], "2", "none", typed)
+    # a bad hidden value is not judged either: it is not asked
+    assert "vouchers.rate=${oc.env:HOME}" not in question_of("default", ["baseline", "free_trial"], [], "2", "none",
+                                                             {"vouchers.rate": "${oc.env:HOME}"})
+
+
+def test_the_budget_field_shows_the_servers_budget_and_null_clears_it():
+    """The budget field's value is the config's (a budget set on the server's command line shows), its doc the
+    schema's; typing null asks for no budget, over the server's."""
+    import dataclasses
+
+    from experiments.dashboard.pages.compare import BUDGET, budget_field, question_of
+    from sim.core.config import GovernmentConfig
+
+    (meta,) = [f.metadata for f in dataclasses.fields(GovernmentConfig) if f.name == "annual_budget"]
+    s = Service(["engine=numba", *SMALL, "government.annual_budget=2000000"])
+    key, text, doc = budget_field(s.config(["scenario=default"]))
+    assert key == BUDGET and float(svc.number_text(text)) == 2_000_000.0
+    assert doc.startswith(meta["doc"]) and doc.endswith(">= 0 and <= 1e+12")
+    assert budget_field(Service(["engine=numba", *SMALL]).config([]))[1] == "null"
+    q = question_of("default", ["baseline", "vouchers"], [], "2", "none", {BUDGET: "null"})
+    assert "government.annual_budget=null" in q
+    assert s.config(q).government.annual_budget is None
+    assert s.config(["scenario=default"]).government.annual_budget == 2_000_000.0
+
+
+def test_the_page_keeps_questions_not_answers_and_says_when_the_previous_one_is_gone(monkeypatch):
+    """"previous" is a question; its answer is fetched from the service's cache, so the page's memory is the cache's
+    bound: an answer the cache dropped is said to be no longer kept."""
+    from experiments.dashboard import state
+    from experiments.dashboard.pages import compare
+
+    s = Service(["engine=numba", *SMALL, "seeds=1", "at_spend=null"], cache=1)
+    monkeypatch.setattr(state, "SERVICE", s)
+    a = s.compare(["regimes=[baseline,free_trial]"])
+    kept = tuple(a.overrides)
+    assert all(isinstance(o, str) for o in kept)
+    assert compare.kept_answer(kept) is a
+    b = s.compare(["regimes=[baseline,vouchers]"])  # the cache holds one answer: a is dropped
+    assert compare.kept_answer(kept) is None and compare.kept_answer(tuple(b.overrides)) is b
+    assert compare.kept_answer(None) is None
+    assert compare.PREVIOUS_GONE.startswith("the previous answer is no longer kept")
+
+
+def test_saved_questions_offered_to_compare_with_carry_their_errors(monkeypatch):
+    """A saved question's link error or bad value is shown in one line (not dropped); a good one is its question,
+    answered once this server has it cached."""
+    from experiments.dashboard import state
+    from experiments.dashboard.pages import compare
+
+    s = Service(["engine=numba", *SMALL, "at_spend=null"])
+    monkeypatch.setattr(state, "SERVICE", s)
+    good = Question("default", ["baseline", "free_trial"], [], "1", "none", {"vouchers.share": "0.5"})
+    kept = {"good": good.query(), "bad link": "regimes=baseline,nope", "bad value": "seeds=" + quote("${oc.env:HOME}")}
+    questions = compare.saved_questions(kept, lambda text: parse(text, START, **NAMES))
+    assert questions["good"] == ["scenario=default", "seeds=1", "regimes=[baseline,free_trial]", "at_spend=null"]
+    assert questions["bad link"].startswith("saved question 'bad link': link: regimes = 'baseline,nope': 'nope' is not")
+    assert questions["bad value"].startswith("saved question 'bad value': seeds = '${oc.env:HOME}': must be a plain")
+    assert all("\n" not in v for v in questions.values() if isinstance(v, str))
+    assert os.environ["HOME"] not in questions["bad value"]
+    answers = compare.saved_answers(questions)
+    assert answers["saved: bad link"] == questions["bad link"] and answers["saved: bad value"] == questions["bad value"]
+    assert answers["saved: good"].startswith("saved question 'good' has no answer on this server yet")
+    a = s.compare(questions["good"])
+    assert compare.saved_answers(questions)["saved: good"] is a
+
+
 # --------------------------------------------------------------------------- a link
 START = Question("default", ["baseline", "free_trial"], [], "3", "broker_reward", {})
 NAMES = dict(scenarios=["default", "lishui"], regimes=["baseline", "free_trial", "broker_reward", "vouchers"],
@@ -213,16 +294,40 @@ def test_saved_questions_are_written_atomically_read_back_checked_and_bounded(tm
                             "writes; move it away")
 
 
-def test_two_answers_side_by_side_mark_what_differs():
-    a = pd.DataFrame({"regime": ["free_trial", "vouchers"], "extra conversions": ["1 [0, 2]", "3 [1, 5]"]})
-    b = pd.DataFrame({"regime": ["free_trial", "royalty"], "extra conversions": ["1 [0, 2]", "2 [1, 3]"]})
-    columns, rows = diff.headline_diff(a, b)
-    assert columns == ["extra conversions"]
-    assert rows == [[("free_trial", "free_trial", False), ("1 [0, 2]", "1 [0, 2]", False)],
-                    [("vouchers", "vouchers", True), ("3 [1, 5]", "-", True)],
-                    [("royalty", "royalty", True), ("-", "2 [1, 3]", True)]]
-    html = diff.diff_html(a, b)
-    assert html.count("class='tt-changed'") == 2 + 2 * 2  # two regimes only one has, their cell pairs
+def test_two_answers_side_by_side_are_the_answer_views_headlines_with_what_differs_marked():
+    """The diff is built from the answer view's own headline (its labels, units, money unit), not the command line's
+    strings (sim.analysis.stats.headline_table); a regime only one answer has, and each cell that differs, is marked."""
+    from experiments.dashboard.pages.answer import headline
+
+    s = Service(["engine=numba", *SMALL, "seeds=2", "at_spend=null"])
+    a = s.compare(["regimes=[baseline,free_trial,broker_reward]", "broker_reward.cap=100000"])
+    b = s.compare(["regimes=[baseline,free_trial,vouchers]"])
+    for answer, unit in ((a, "yuan"), (a, "wan"), (b, "yi")):
+        order = list(answer.headline["regime"])
+        header, rows, _, _ = headline(answer.comparison.table, None, order, answer.config.scenario.months, unit)
+        assert diff.answer_headline(answer, unit) == (header, rows)
+    ha, ra = diff.answer_headline(a)
+    hb, rb = diff.answer_headline(b)
+    assert ha == hb and ha[0] == "regime" and ha[3] == "public spend (yuan, total over the run's 36 months, nominal)"
+    columns, rows = diff.headline_diff((ha, ra), (hb, rb))
+    assert columns == ha[1:]
+    cells = {r[0]: r[1:] for r in ra}, {r[0]: r[1:] for r in rb}
+    assert [r[0][0] for r in rows] == [*cells[0], *(k for k in cells[1] if k not in cells[0])]
+    for row in rows:
+        regime = row[0][0]
+        assert row[0][2] == (regime not in cells[0] or regime not in cells[1])
+        this = cells[0].get(regime, ["-"] * len(columns))
+        that = cells[1].get(regime, ["-"] * len(columns))
+        assert [(x, y) for x, y, _ in row[1:]] == list(zip(this, that))
+        assert [c for _, _, c in row[1:]] == [x != y for x, y in zip(this, that)]
+    # free_trial: the same runs in both (the same seeds, broker_reward.cap is not its parameter): nothing marked
+    assert [c for _, _, c in next(r for r in rows if r[0][0] == "free_trial")] == [False] * (1 + len(columns))
+    html = diff.diff_html((ha, ra), (hb, rb))
+    changed = sum(1 + 2 * sum(c for _, _, c in r[1:]) if r[0][2] else 2 * sum(c for _, _, c in r[1:]) for r in rows)
+    assert html.count("class='tt-changed'") == changed > 0
+    from experiments.dashboard.ui import CSS
+
+    assert "td.tt-changed { background: #fff3c4; }" in CSS  # shaded (in Chromium: test_a_shared_link_opens_its_question)
     assert diff.question_changes(["seeds=3", "scenario=default"], ["seeds=5", "scenario=default", "x.y=1"]) == [
         ("seeds", "3", "5"), ("x.y", "", "1")]
 
