@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from urllib.parse import quote
 
 import pandas as pd
@@ -20,7 +21,7 @@ from sim import api
 from sim.core.config import INSTRUMENT_NAMES, ConfigError
 
 from ..conftest import SMALL
-from .test_dashboard import ARTIFACTS, PAGE_SETTLES, _overrides, _settled, needs_browser
+from .test_dashboard import ARTIFACTS, PAGE_SETTLES, _overrides, needs_browser
 
 # ip_pledge pays public money only when a guaranteed loan defaults: SMEs short of cash for a deal
 # (tests/instruments/test_ip_pledge.py's CASH_POOR), where loans are made and some default
@@ -333,6 +334,33 @@ def test_two_answers_side_by_side_are_the_answer_views_headlines_with_what_diffe
 
 
 # --------------------------------------------------------------------------- in a real browser
+# the answer on the page now: its command line, not the dimmed previous answer's (inside .tt-previous)
+CURRENT_COMMAND = "xpath=//*[contains(concat(' ', normalize-space(@class), ' '), ' tt-command ')][not(ancestor::*[" \
+                  "contains(concat(' ', normalize-space(@class), ' '), ' tt-previous ')])]"
+
+
+def _settled(page, override: str) -> str:
+    """Wait for the current answer whose command line holds ``override`` as a whole word (``seeds=3``, not
+    ``seeds=30``); returns that command line."""
+    current = page.locator(CURRENT_COMMAND).filter(has_text=_word(override))
+    current.wait_for(timeout=PAGE_SETTLES)
+    return current.inner_text()
+
+
+def _word(override: str) -> re.Pattern:
+    """``override`` as a whole word of a command line (between spaces or shell quotes)."""
+    return re.compile(r"(?<![^\s'\"])" + re.escape(override) + r"(?![^\s'\"])")
+
+
+def test_settled_matches_a_whole_override():
+    word = _word
+    assert word("seeds=3").search("python -m experiments.run seeds=3 regimes=x")
+    assert word("seeds=3").search("python -m experiments.run 'seeds=3'")
+    assert not word("seeds=3").search("python -m experiments.run seeds=30 regimes=x")
+    assert not word("seeds=3").search("python -m experiments.run xseeds=3")
+    assert not word("seeds=3").search("python -m experiments.run seeds=3.5")
+
+
 SERVER = [*SMALL, "seeds=2", "regimes=[baseline,free_trial,broker_reward]", "at_spend=broker_reward", "workers=1"]
 
 
@@ -351,23 +379,38 @@ def page_and_url(tmp_path_factory):
 def test_a_shared_link_opens_its_question(page_and_url):
     url, page, _ = page_and_url
     link = ("?scenario=default&regimes=baseline,vouchers&mix=free_trial,vouchers&seeds=2&at_spend=vouchers"
-            "&broker_reward.cap=120,000&vouchers.rate=0.4")
+            "&vouchers.cap=120,000&vouchers.rate=0.4&broker_reward.cap=90000")
     page.goto(url + link)
-    command = _settled(page, "broker_reward.cap=120000")
+    command = _settled(page, "vouchers.cap=120000")
     overrides = _overrides(command)
     for o in ("seeds=2", "regimes=[baseline,vouchers,free_trial+vouchers]", "at_spend=vouchers",
-              "broker_reward.cap=120000", "vouchers.rate=0.4"):
+              "vouchers.cap=120000", "vouchers.rate=0.4"):
         assert o in overrides, (o, overrides)
+    # broker_reward is not switched on: its value (no field shown) is in neither the question nor the address bar
+    assert [o for o in overrides if o.startswith("broker_reward.")] == []
+    assert "broker_reward" not in page.evaluate("() => window.location.search")
     page.screenshot(path=ARTIFACTS / "compare_shared_link.png")
     # the question in the address bar is the link: opened again (a reload), the same command
     page.reload()
-    assert _overrides(_settled(page, "broker_reward.cap=120000")) == overrides
+    assert _overrides(_settled(page, "vouchers.cap=120000")) == overrides
     # a question changed on the page goes into the address bar
     seeds = page.locator(".tt-seeds input")
     seeds.fill("3")
     seeds.press("Enter")
     _settled(page, "seeds=3")
     page.wait_for_function("() => window.location.search.includes('seeds=3')", timeout=30_000)
+    # beside the previous answer (seeds=2): the cells that differ shaded by the page's stylesheet, the others not
+    page.locator(".tt-compare-with").click()
+    page.locator(".v-menu__content.menuable__content__active .v-list-item", has_text="previous answer").click()
+    page.locator(".tt-diff table").wait_for(timeout=30_000)
+    backgrounds = page.locator(".tt-diff table").evaluate(
+        "t => [...t.tBodies[0].rows].flatMap(r => [...r.cells].map(c => [c.className, getComputedStyle(c)"
+        ".backgroundColor]))")
+    assert any(cls == "tt-changed" for cls, _ in backgrounds), backgrounds
+    assert {bg for cls, bg in backgrounds if cls == "tt-changed"} == {"rgb(255, 243, 196)"}
+    assert {bg for cls, bg in backgrounds if cls != "tt-changed"} == {"rgb(255, 255, 255)"}
+    assert page.locator(".tt-diff th").first.inner_text() == "regime"
+    assert page.locator(".tt-diff table").evaluate("t => t.rows[0].cells[3].innerText").startswith("public spend (yuan")
     again = page.url
     page.goto(url)
     page.goto(again)

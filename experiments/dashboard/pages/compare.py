@@ -314,6 +314,10 @@ def ComparePage():
         search = router.search or ""
         if search and search != query:
             q, errors = parse_link(search)
+            canonical = Question(q.scenario, q.regimes, q.mix, q.seeds, q.at_spend,
+                                 shown_values(q.values, q.regimes, q.mix)).query()
+            if canonical != search.lstrip("?"):  # a value of an instrument not switched on: not in the address bar
+                router.push(f"{router.path or '/'}?{canonical}")
             scenario.set(q.scenario)
             regimes.set(q.regimes)
             mix.set(q.mix)
