@@ -57,8 +57,11 @@ class SavedQuestions:
         """The saved questions ({} if none were saved); a file that is not what :meth:`save` writes raises."""
         if self.path.is_symlink():
             raise ConfigError(f"dashboard.saved: {self.path} is a link; the dashboard reads only the file it writes")
-        if not self.path.exists():
+        if not self.path.exists():  # lstat only: opens nothing (a FIFO would block a read)
             return {}
+        if not self.path.is_file():
+            raise ConfigError(f"dashboard.saved: {self.path} is not a regular file; the dashboard reads only the file "
+                              "it writes; move it away")
         size = self.path.stat().st_size
         if size > FILE_MAX:
             raise ConfigError(f"dashboard.saved: {self.path} has {size:,} bytes, more than the {FILE_MAX:,} the "

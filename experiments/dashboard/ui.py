@@ -60,6 +60,7 @@ CSS = """
 .tt-glossary td { text-align: left; }
 .tt-glossary td:last-child { white-space: normal; min-width: 320px; }
 .tt-card td { white-space: normal !important; text-align: left !important; }
+.tt-changed, .tt-table td.tt-changed { background: #fff3c4; }
 """
 
 

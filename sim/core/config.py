@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import math
 import numbers
+import threading
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -711,6 +712,9 @@ def register_hydra_defaults() -> None:
     ConfigStore.instance().store(name=REGISTRY_CONFIG, node=node)
 
 
+_COMPOSE_LOCK = threading.Lock()  # Hydra's GlobalHydra is process-wide: compose clears and initialises it
+
+
 def compose(*overrides: str, config_dirs: Sequence[str | Path] = ()) -> Config:
     """The validated config of ``configs/`` with Hydra-style overrides, e.g. ``compose("scenario=lishui")``.
 
@@ -726,14 +730,15 @@ def compose(*overrides: str, config_dirs: Sequence[str | Path] = ()) -> Config:
 
     from .locations import CONFIG_DIR
 
-    if GlobalHydra.instance().is_initialized():
-        GlobalHydra.instance().clear()
-    register_hydra_defaults()
     search = ([f"hydra.searchpath=[{','.join('file://' + str(Path(d).resolve()) for d in config_dirs)}]"]
               if config_dirs else [])
     try:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            node = hydra_compose(config_name="config", overrides=search + list(overrides))
+        with _COMPOSE_LOCK:  # GlobalHydra is one per process: one thread composes at a time
+            if GlobalHydra.instance().is_initialized():
+                GlobalHydra.instance().clear()
+            register_hydra_defaults()
+            with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+                node = hydra_compose(config_name="config", overrides=search + list(overrides))
     except (HydraException, OmegaConfBaseException, ValueError, RecursionError) as e:  # ValueError: scenario=3
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
         first = lines[0] if lines else type(e).__name__

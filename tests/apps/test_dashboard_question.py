@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from urllib.parse import quote
 
 import pandas as pd
@@ -20,7 +21,7 @@ from sim import api
 from sim.core.config import INSTRUMENT_NAMES, ConfigError
 
 from ..conftest import SMALL
-from .test_dashboard import ARTIFACTS, PAGE_SETTLES, _overrides, _settled, needs_browser
+from .test_dashboard import ARTIFACTS, PAGE_SETTLES, _overrides, needs_browser
 
 # ip_pledge pays public money only when a guaranteed loan defaults: SMEs short of cash for a deal
 # (tests/instruments/test_ip_pledge.py's CASH_POOR), where loans are made and some default
@@ -131,6 +132,87 @@ def test_an_error_is_placed_by_the_key_it_names(message, key):
     assert field_of(key, {"broker_reward.cap"}) == where
 
 
+def test_a_value_of_an_instrument_not_switched_on_never_reaches_the_question():
+    """The page shows the fields of the instruments switched on: a value typed for one since switched off (or stored in
+    a link) is in neither the question nor its link, so no error can name a field that is not shown."""
+    from experiments.dashboard.pages.compare import BUDGET, question_of, shown_values
+
+    typed = {"vouchers.rate": "0.4", "free_trial.term_months": "12", BUDGET: "1,000,000"}
+    q = question_of("default", ["baseline", "free_trial"], [], "2", "none", typed)
+    assert q == ["scenario=default", "seeds=2", "regimes=[baseline,free_trial]", "at_spend=null",
+                 "free_trial.term_months=12", "government.annual_budget=1000000"]
+    assert shown_values(typed, ["baseline", "free_trial"], []) == {"free_trial.term_months": "12", BUDGET: "1,000,000"}
+    cfg = Service(["engine=numba", *SMALL]).config(q)
+    assert cfg.vouchers.rate == api.compose().vouchers.rate != 0.4 and cfg.free_trial.term_months == 12
+    # switched on (a named regime, or the mix): its value is asked
+    assert "vouchers.rate=0.4" in question_of("default", ["baseline", "vouchers"], [], "2", "none", typed)
+    assert "vouchers.rate=0.4" in question_of("default", ["baseline"], ["free_trial", "vouchers"], "2", "none", typed)
+    # a bad hidden value is not judged either: it is not asked
+    assert "vouchers.rate=${oc.env:HOME}" not in question_of("default", ["baseline", "free_trial"], [], "2", "none",
+                                                             {"vouchers.rate": "${oc.env:HOME}"})
+
+
+def test_the_budget_field_shows_the_servers_budget_and_null_clears_it():
+    """The budget field's value is the config's (a budget set on the server's command line shows), its doc the
+    schema's; typing null asks for no budget, over the server's."""
+    import dataclasses
+
+    from experiments.dashboard.pages.compare import BUDGET, budget_field, question_of
+    from sim.core.config import GovernmentConfig
+
+    (meta,) = [f.metadata for f in dataclasses.fields(GovernmentConfig) if f.name == "annual_budget"]
+    s = Service(["engine=numba", *SMALL, "government.annual_budget=2000000"])
+    key, text, doc = budget_field(s.config(["scenario=default"]))
+    assert key == BUDGET and float(svc.number_text(text)) == 2_000_000.0
+    assert doc.startswith(meta["doc"]) and doc.endswith(">= 0 and <= 1e+12")
+    assert budget_field(Service(["engine=numba", *SMALL]).config([]))[1] == "null"
+    q = question_of("default", ["baseline", "vouchers"], [], "2", "none", {BUDGET: "null"})
+    assert "government.annual_budget=null" in q
+    assert s.config(q).government.annual_budget is None
+    assert s.config(["scenario=default"]).government.annual_budget == 2_000_000.0
+
+
+def test_the_page_keeps_questions_not_answers_and_says_when_the_previous_one_is_gone(monkeypatch):
+    """"previous" is a question; its answer is fetched from the service's cache, so the page's memory is the cache's
+    bound: an answer the cache dropped is said to be no longer kept."""
+    from experiments.dashboard import state
+    from experiments.dashboard.pages import compare
+
+    s = Service(["engine=numba", *SMALL, "seeds=1", "at_spend=null"], cache=1)
+    monkeypatch.setattr(state, "SERVICE", s)
+    a = s.compare(["regimes=[baseline,free_trial]"])
+    kept = tuple(a.overrides)
+    assert all(isinstance(o, str) for o in kept)
+    assert compare.kept_answer(kept) is a
+    b = s.compare(["regimes=[baseline,vouchers]"])  # the cache holds one answer: a is dropped
+    assert compare.kept_answer(kept) is None and compare.kept_answer(tuple(b.overrides)) is b
+    assert compare.kept_answer(None) is None
+    assert compare.PREVIOUS_GONE.startswith("the previous answer is no longer kept")
+
+
+def test_saved_questions_offered_to_compare_with_carry_their_errors(monkeypatch):
+    """A saved question's link error or bad value is shown in one line (not dropped); a good one is its question,
+    answered once this server has it cached."""
+    from experiments.dashboard import state
+    from experiments.dashboard.pages import compare
+
+    s = Service(["engine=numba", *SMALL, "at_spend=null"])
+    monkeypatch.setattr(state, "SERVICE", s)
+    good = Question("default", ["baseline", "free_trial"], [], "1", "none", {"vouchers.share": "0.5"})
+    kept = {"good": good.query(), "bad link": "regimes=baseline,nope", "bad value": "seeds=" + quote("${oc.env:HOME}")}
+    questions = compare.saved_questions(kept, lambda text: parse(text, START, **NAMES))
+    assert questions["good"] == ["scenario=default", "seeds=1", "regimes=[baseline,free_trial]", "at_spend=null"]
+    assert questions["bad link"].startswith("saved question 'bad link': link: regimes = 'baseline,nope': 'nope' is not")
+    assert questions["bad value"].startswith("saved question 'bad value': seeds = '${oc.env:HOME}': must be a plain")
+    assert all("\n" not in v for v in questions.values() if isinstance(v, str))
+    assert os.environ["HOME"] not in questions["bad value"]
+    answers = compare.saved_answers(questions)
+    assert answers["saved: bad link"] == questions["bad link"] and answers["saved: bad value"] == questions["bad value"]
+    assert answers["saved: good"].startswith("saved question 'good' has no answer on this server yet")
+    a = s.compare(questions["good"])
+    assert compare.saved_answers(questions)["saved: good"] is a
+
+
 # --------------------------------------------------------------------------- a link
 START = Question("default", ["baseline", "free_trial"], [], "3", "broker_reward", {})
 NAMES = dict(scenarios=["default", "lishui"], regimes=["baseline", "free_trial", "broker_reward", "vouchers"],
@@ -204,23 +286,81 @@ def test_saved_questions_are_written_atomically_read_back_checked_and_bounded(tm
     store.path.symlink_to(tmp_path / "elsewhere.json")
     with pytest.raises(ConfigError, match="is a link; the dashboard reads only the file it writes"):
         store.load()
+    # a FIFO (or any file not regular) in its place is refused, never opened: reading one would block the page
+    store.path.unlink()
+    os.mkfifo(store.path)
+    with pytest.raises(ConfigError) as e:
+        store.load()
+    assert str(e.value) == (f"dashboard.saved: {store.path} is not a regular file; the dashboard reads only the file it "
+                            "writes; move it away")
 
 
-def test_two_answers_side_by_side_mark_what_differs():
-    a = pd.DataFrame({"regime": ["free_trial", "vouchers"], "extra conversions": ["1 [0, 2]", "3 [1, 5]"]})
-    b = pd.DataFrame({"regime": ["free_trial", "royalty"], "extra conversions": ["1 [0, 2]", "2 [1, 3]"]})
-    columns, rows = diff.headline_diff(a, b)
-    assert columns == ["extra conversions"]
-    assert rows == [[("free_trial", "free_trial", False), ("1 [0, 2]", "1 [0, 2]", False)],
-                    [("vouchers", "vouchers", True), ("3 [1, 5]", "-", True)],
-                    [("royalty", "royalty", True), ("-", "2 [1, 3]", True)]]
-    html = diff.diff_html(a, b)
-    assert html.count("class='tt-changed'") == 2 + 2 * 2  # two regimes only one has, their cell pairs
+def test_two_answers_side_by_side_are_the_answer_views_headlines_with_what_differs_marked():
+    """The diff is built from the answer view's own headline (its labels, units, money unit), not the command line's
+    strings (sim.analysis.stats.headline_table); a regime only one answer has, and each cell that differs, is marked."""
+    from experiments.dashboard.pages.answer import headline
+
+    s = Service(["engine=numba", *SMALL, "seeds=2", "at_spend=null"])
+    a = s.compare(["regimes=[baseline,free_trial,broker_reward]", "broker_reward.cap=100000"])
+    b = s.compare(["regimes=[baseline,free_trial,vouchers]"])
+    for answer, unit in ((a, "yuan"), (a, "wan"), (b, "yi")):
+        order = list(answer.headline["regime"])
+        header, rows, _, _ = headline(answer.comparison.table, None, order, answer.config.scenario.months, unit)
+        assert diff.answer_headline(answer, unit) == (header, rows)
+    ha, ra = diff.answer_headline(a)
+    hb, rb = diff.answer_headline(b)
+    assert ha == hb and ha[0] == "regime" and ha[3] == "public spend (yuan, total over the run's 36 months, nominal)"
+    columns, rows = diff.headline_diff((ha, ra), (hb, rb))
+    assert columns == ha[1:]
+    cells = {r[0]: r[1:] for r in ra}, {r[0]: r[1:] for r in rb}
+    assert [r[0][0] for r in rows] == [*cells[0], *(k for k in cells[1] if k not in cells[0])]
+    for row in rows:
+        regime = row[0][0]
+        assert row[0][2] == (regime not in cells[0] or regime not in cells[1])
+        this = cells[0].get(regime, ["-"] * len(columns))
+        that = cells[1].get(regime, ["-"] * len(columns))
+        assert [(x, y) for x, y, _ in row[1:]] == list(zip(this, that))
+        assert [c for _, _, c in row[1:]] == [x != y for x, y in zip(this, that)]
+    # free_trial: the same runs in both (the same seeds, broker_reward.cap is not its parameter): nothing marked
+    assert [c for _, _, c in next(r for r in rows if r[0][0] == "free_trial")] == [False] * (1 + len(columns))
+    html = diff.diff_html((ha, ra), (hb, rb))
+    changed = sum(1 + 2 * sum(c for _, _, c in r[1:]) if r[0][2] else 2 * sum(c for _, _, c in r[1:]) for r in rows)
+    assert html.count("class='tt-changed'") == changed > 0
+    from experiments.dashboard.ui import CSS
+
+    assert "td.tt-changed { background: #fff3c4; }" in CSS  # shaded (in Chromium: test_a_shared_link_opens_its_question)
     assert diff.question_changes(["seeds=3", "scenario=default"], ["seeds=5", "scenario=default", "x.y=1"]) == [
         ("seeds", "3", "5"), ("x.y", "", "1")]
 
 
 # --------------------------------------------------------------------------- in a real browser
+# the answer on the page now: its command line, not the dimmed previous answer's (inside .tt-previous)
+CURRENT_COMMAND = "xpath=//*[contains(concat(' ', normalize-space(@class), ' '), ' tt-command ')][not(ancestor::*[" \
+                  "contains(concat(' ', normalize-space(@class), ' '), ' tt-previous ')])]"
+
+
+def _settled(page, override: str) -> str:
+    """Wait for the current answer whose command line holds ``override`` as a whole word (``seeds=3``, not
+    ``seeds=30``); returns that command line."""
+    current = page.locator(CURRENT_COMMAND).filter(has_text=_word(override))
+    current.wait_for(timeout=PAGE_SETTLES)
+    return current.inner_text()
+
+
+def _word(override: str) -> re.Pattern:
+    """``override`` as a whole word of a command line (between spaces or shell quotes)."""
+    return re.compile(r"(?<![^\s'\"])" + re.escape(override) + r"(?![^\s'\"])")
+
+
+def test_settled_matches_a_whole_override():
+    word = _word
+    assert word("seeds=3").search("python -m experiments.run seeds=3 regimes=x")
+    assert word("seeds=3").search("python -m experiments.run 'seeds=3'")
+    assert not word("seeds=3").search("python -m experiments.run seeds=30 regimes=x")
+    assert not word("seeds=3").search("python -m experiments.run xseeds=3")
+    assert not word("seeds=3").search("python -m experiments.run seeds=3.5")
+
+
 SERVER = [*SMALL, "seeds=2", "regimes=[baseline,free_trial,broker_reward]", "at_spend=broker_reward", "workers=1"]
 
 
@@ -239,23 +379,38 @@ def page_and_url(tmp_path_factory):
 def test_a_shared_link_opens_its_question(page_and_url):
     url, page, _ = page_and_url
     link = ("?scenario=default&regimes=baseline,vouchers&mix=free_trial,vouchers&seeds=2&at_spend=vouchers"
-            "&broker_reward.cap=120,000&vouchers.rate=0.4")
+            "&vouchers.cap=120,000&vouchers.rate=0.4&broker_reward.cap=90000")
     page.goto(url + link)
-    command = _settled(page, "broker_reward.cap=120000")
+    command = _settled(page, "vouchers.cap=120000")
     overrides = _overrides(command)
     for o in ("seeds=2", "regimes=[baseline,vouchers,free_trial+vouchers]", "at_spend=vouchers",
-              "broker_reward.cap=120000", "vouchers.rate=0.4"):
+              "vouchers.cap=120000", "vouchers.rate=0.4"):
         assert o in overrides, (o, overrides)
+    # broker_reward is not switched on: its value (no field shown) is in neither the question nor the address bar
+    assert [o for o in overrides if o.startswith("broker_reward.")] == []
+    assert "broker_reward" not in page.evaluate("() => window.location.search")
     page.screenshot(path=ARTIFACTS / "compare_shared_link.png")
     # the question in the address bar is the link: opened again (a reload), the same command
     page.reload()
-    assert _overrides(_settled(page, "broker_reward.cap=120000")) == overrides
+    assert _overrides(_settled(page, "vouchers.cap=120000")) == overrides
     # a question changed on the page goes into the address bar
     seeds = page.locator(".tt-seeds input")
     seeds.fill("3")
     seeds.press("Enter")
     _settled(page, "seeds=3")
     page.wait_for_function("() => window.location.search.includes('seeds=3')", timeout=30_000)
+    # beside the previous answer (seeds=2): the cells that differ shaded by the page's stylesheet, the others not
+    page.locator(".tt-compare-with").click()
+    page.locator(".v-menu__content.menuable__content__active .v-list-item", has_text="previous answer").click()
+    page.locator(".tt-diff table").wait_for(timeout=30_000)
+    backgrounds = page.locator(".tt-diff table").evaluate(
+        "t => [...t.tBodies[0].rows].flatMap(r => [...r.cells].map(c => [c.className, getComputedStyle(c)"
+        ".backgroundColor]))")
+    assert any(cls == "tt-changed" for cls, _ in backgrounds), backgrounds
+    assert {bg for cls, bg in backgrounds if cls == "tt-changed"} == {"rgb(255, 243, 196)"}
+    assert {bg for cls, bg in backgrounds if cls != "tt-changed"} == {"rgb(255, 255, 255)"}
+    assert page.locator(".tt-diff th").first.inner_text() == "regime"
+    assert page.locator(".tt-diff table").evaluate("t => t.rows[0].cells[3].innerText").startswith("public spend (yuan")
     again = page.url
     page.goto(url)
     page.goto(again)

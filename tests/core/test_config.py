@@ -262,3 +262,36 @@ def test_cli_config_errors_are_one_line_exit_2(args, fragment, tmp_path):
 
 # Every instrument parameter with its default in the docs: tests/test_docs.py, on the parameter tables generated
 # from each instrument's Params (docs/reference/instruments.md; the README's hand-kept tables are gone).
+
+
+def test_compose_from_several_threads_at_once_gives_the_serial_result():
+    """Hydra's GlobalHydra is one per process: compose holds a lock around its initialise/compose/clear, so threads
+    composing at once (the dashboard's pages) all succeed, each with the config a lone compose gives."""
+    import threading
+
+    questions = [(f"seeds={n}", f"scenario.firms.n={100 + n}") for n in range(1, 6)]
+    serial = [dataclasses.asdict(api.compose(*q)) for q in questions]
+    assert [c["seeds"] for c in serial] == [1, 2, 3, 4, 5]
+    results, errors = {}, []
+
+    def work(t):
+        for i, q in enumerate(questions):
+            try:
+                results[(t, i)] = api.compose(*q)
+            except Exception as e:  # noqa: BLE001 - every failure is reported below
+                errors.append(f"{type(e).__name__}: {e}")
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch as often as they can: the interleavings a busy server sees
+    try:
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    assert len(results) == 4 * len(questions)
+    for (t, i), cfg in results.items():
+        assert dataclasses.asdict(cfg) == serial[i], (t, i)

@@ -42,6 +42,13 @@ def instrument_fields(cfg, instrument: str) -> list[tuple[str, str, str]]:
     return out
 
 
+def budget_field(cfg) -> tuple[str, str, str]:
+    """(key, current value, doc) of the government's budget field: its value in ``cfg`` (a budget set on the server's
+    command line shows), its doc and bounds from the schema's field (:class:`sim.core.config.GovernmentConfig`)."""
+    (field,) = [f for f in instrument_fields(cfg, "government") if f[0] == BUDGET]
+    return field
+
+
 def parameter_keys(cfg, instruments) -> list[str]:
     """The keys of the parameter fields the page has (every instrument's, and the government's budget)."""
     return [k for name in instruments for k, _, _ in instrument_fields(cfg, name)] + [BUDGET]
@@ -81,7 +88,7 @@ def ParameterInputs(defaults, instruments, values, set_values, error_at=None, er
         with solara.Details(summary=f"{name}.*", expand=name in opened):
             for key, default, doc in instrument_fields(defaults, name):
                 field(key, default, doc)
-    field(BUDGET, "null", "cap on government's payments to all instruments in each budget year (null: none)")
+    field(*budget_field(defaults))  # typing null clears a budget the server's command line sets
 
 
 def question_regimes(regimes, mix) -> list[str]:
@@ -89,12 +96,26 @@ def question_regimes(regimes, mix) -> list[str]:
     return list(regimes) + (["+".join(i for i in INSTRUMENT_NAMES if i in mix)] if len(mix) >= 2 else [])
 
 
+def instruments_on(regimes, mix) -> list[str]:
+    """The instruments whose parameters the page shows: those the named regimes picked switch on, and the mix's."""
+    named = set(api.regime_names())
+    return sorted({i for r in regimes if r in named for i in api.regime(r).instruments} | set(mix))
+
+
+def shown_values(values, regimes, mix) -> dict:
+    """The typed values of the fields the page shows (the instruments switched on, and the budget): a value typed for
+    an instrument since switched off stays in the page's state but reaches neither the question nor its link."""
+    on = set(instruments_on(regimes, mix))
+    return {k: v for k, v in values.items() if k == BUDGET or k.split(".", 1)[0] in on}
+
+
 def question_of(scenario, regimes, mix, seeds, at_spend, values) -> list[str]:
-    """The overrides the page's inputs stand for (what the command line would be given)."""
+    """The overrides the page's inputs stand for (what the command line would be given); of the typed values, those of
+    the fields shown (:func:`shown_values`)."""
     chosen = question_regimes(regimes, mix)
     q = [f"scenario={scenario}", f"seeds={svc.number_text(seeds)}", "regimes=[" + ",".join(chosen) + "]",
          f"at_spend={at_spend if at_spend != 'none' else 'null'}"]
-    return q + [f"{k}={svc.number_text(v)}" for k, v in sorted(values.items())]
+    return q + [f"{k}={svc.number_text(v)}" for k, v in sorted(shown_values(values, regimes, mix).items())]
 
 
 def equal_spend_choices(regimes, mix) -> list[str]:
@@ -182,25 +203,83 @@ def SavedQuestionsCard(query, open_query):
                 solara.Button("Delete", on_click=delete, disabled=pick not in kept, text=True, classes=["tt-delete"])
 
 
+PREVIOUS_GONE = ("the previous answer is no longer kept (the server keeps its latest answers only): ask its question "
+                 "again to compare with it")
+
+
+def kept_answer(question):
+    """The answer to ``question`` (a tuple of overrides) if the service's cache still holds it, else None: the page
+    keeps questions, never answers, so its memory is the cache's bound."""
+    if not question:
+        return None
+    try:
+        return service().cached(list(question))
+    except ConfigError:
+        return None
+
+
+def saved_questions(kept: dict, parse_link) -> dict:
+    """{name: the question of a saved question (its overrides), or a one-line error: its link's first error, or its
+    values' one}: what "compare with" offers of the saved questions (memoised on the saved list by the page)."""
+    out = {}
+    for name, text in kept.items():
+        q, errors = parse_link(text)
+        if errors:
+            out[name] = f"saved question {name!r}: {errors[0]}"
+            continue
+        try:
+            svc.check_values({"seeds": q.seeds, "at_spend": q.at_spend, **shown_values(q.values, q.regimes, q.mix)})
+            out[name] = question_of(q.scenario, q.regimes, q.mix, q.seeds, q.at_spend, q.values)
+        except ConfigError as e:
+            out[name] = f"saved question {name!r}: {e}"
+    return out
+
+
+def saved_answers(questions: dict) -> dict:
+    """{"saved: <name>": its answer if this server has it cached, else a one-line message} of :func:`saved_questions`."""
+    out = {}
+    for name, q in questions.items():
+        if isinstance(q, str):
+            out[f"saved: {name}"] = q
+            continue
+        try:
+            got = service().cached(q)
+        except ConfigError as e:
+            got = f"saved question {name!r}: {e}"
+        out[f"saved: {name}"] = got if got is not None else (
+            f"saved question {name!r} has no answer on this server yet: open it (Saved questions, Open), "
+            "then pick it here")
+    return out
+
+
 @solara.component
 def CompareWith(answer, previous, saved_answers):
     """The answer beside another (the previous one, or a saved question's if it has been answered on this server):
-    what the questions differ in, then the headline numbers of both, the cells that differ marked."""
+    what the questions differ in, then the headline numbers of both as the answer view writes them, the cells that
+    differ marked. ``previous``: an answer, a message (it is no longer kept) or None."""
+    from experiments.dashboard.pages.answer import UNIT_SIGNS
+
     choices = {"previous answer": previous} if previous is not None else {}
     choices.update(saved_answers)
     other_name, set_other = solara.use_state("none")
+    sign, set_sign = solara.use_state("yuan")
     solara.Select("Compare with", values=["none", *choices], value=other_name if other_name in choices else "none",
                   on_value=set_other, classes=["tt-compare-with"])
     other = choices.get(other_name)
     if other is None:
         return
-    if isinstance(other, str):  # a saved question not answered yet
+    if isinstance(other, str):  # a saved question not answered yet, or with an error; the previous answer dropped
         solara.Info(other, classes=["tt-compare-missing"])
         return
     changes = diff.question_changes(answer.overrides, other.overrides)
     solara.Markdown("#### Now against " + other_name + ": " + ("; ".join(
         f"{k} {b or '(unset)'} -> {a or '(unset)'}" for k, a, b in changes) or "the same question"))
-    solara.HTML(tag="div", unsafe_innerHTML=diff.diff_html(answer.headline, other.headline),
+    with solara.Row(style={"align-items": "center"}):
+        solara.Text("money in")
+        solara.ToggleButtonsSingle(value=sign, values=list(UNIT_SIGNS), on_value=set_sign, classes=["tt-diff-unit"])
+    unit = UNIT_SIGNS[sign]
+    solara.HTML(tag="div", unsafe_innerHTML=diff.diff_html(diff.answer_headline(answer, unit),
+                                                           diff.answer_headline(other, unit)),
                 classes=["tt-diff", "tt-scroll"])
 
 
@@ -227,13 +306,18 @@ def ComparePage():
     link_errors, set_link_errors = solara.use_state(first_errors)
     progress = solara.use_reactive((0, 0, ""))
 
-    asked_q = Question(scenario.value, list(regimes.value), list(mix.value), seeds.value, at_spend.value, values)
+    asked_q = Question(scenario.value, list(regimes.value), list(mix.value), seeds.value, at_spend.value,
+                       shown_values(values, regimes.value, mix.value))  # the link: the values shown, as the question
     query = asked_q.query()
 
     def follow_link():  # a link opened on this page (back, forward, a saved question): its question
         search = router.search or ""
         if search and search != query:
             q, errors = parse_link(search)
+            canonical = Question(q.scenario, q.regimes, q.mix, q.seeds, q.at_spend,
+                                 shown_values(q.values, q.regimes, q.mix)).query()
+            if canonical != search.lstrip("?"):  # a value of an instrument not switched on: not in the address bar
+                router.push(f"{router.path or '/'}?{canonical}")
             scenario.set(q.scenario)
             regimes.set(q.regimes)
             mix.set(q.mix)
@@ -253,7 +337,8 @@ def ComparePage():
     question = question_of(scenario.value, regimes.value, mix.value, seeds.value, at_spend.value, values)
     error = None
     try:
-        svc.check_values({"seeds": seeds.value, "at_spend": at_spend.value, **values})  # values, never interpolations
+        svc.check_values({"seeds": seeds.value, "at_spend": at_spend.value,  # values, never interpolations
+                          **shown_values(values, regimes.value, mix.value)})
         cfg = service().validate(question)
     except ConfigError as e:
         cfg, error = None, f"config error: {e}"
@@ -263,8 +348,8 @@ def ComparePage():
     asked.current = tuple(question)
     running = solara.use_ref(None)  # the cancel event of the question running (svc.Service.compare's)
     cancelled, set_cancelled = solara.use_state(False)
-    shown = solara.use_ref(None)      # the answer on the page: dimmed while the next one runs
-    previous = solara.use_ref(None)   # the one before it: "compare with"
+    shown = solara.use_ref(None)      # the question of the answer on the page: dimmed while the next one runs
+    previous = solara.use_ref(None)   # the one before it: "compare with" (questions: the answers stay the cache's)
     opened = solara.use_ref(set())    # parameter sections opened to show an error: they stay open
 
     def cancel():  # the Cancel button, and the page closing: the chunks not begun are dropped from the pool
@@ -309,38 +394,26 @@ def ComparePage():
                 running.current = None
 
     result = solara.lab.use_task(ask, dependencies=[tuple(question), error], raise_error=False)
-    if result.finished and result.value is not None and result.value is not shown.current:
+    if result.finished and result.value is not None and tuple(result.value.overrides) != shown.current:
         if shown.current is not None:
             previous.current = shown.current
-        shown.current = result.value
+        shown.current = tuple(result.value.overrides)
 
     scenario_cfg = service().config([f"scenario={scenario.value}"]) if scenario.value in scenarios else defaults_cfg
-    on = sorted({i for r in regimes.value if r in named for i in api.regime(r).instruments} | set(mix.value))
+    on = instruments_on(regimes.value, mix.value)
     if error_at in all_params and error_at != BUDGET:
         opened.current = opened.current | {error_at.split(".", 1)[0]}
 
     def open_query(text):
         router.push(f"{router.path or '/'}?{text}")
 
-    def saved_answers():
-        from experiments.dashboard.state import SETTINGS
+    from experiments.dashboard.state import SETTINGS
 
-        out = {}
-        try:
-            kept = saved.SavedQuestions(SETTINGS.get("saved", saved.DEFAULT_FOLDER)).load()
-        except ConfigError:
-            return out
-        for name, text in kept.items():
-            q, errors = parse_link(text)
-            try:
-                svc.check_values({"seeds": q.seeds, "at_spend": q.at_spend, **q.values})
-                got = service().cached(question_of(q.scenario, q.regimes, q.mix, q.seeds, q.at_spend, q.values))
-            except ConfigError as e:
-                got = f"saved question {name!r}: {e}"
-            out[f"saved: {name}"] = got if got is not None else (
-                f"saved question {name!r} has no answer on this server yet: open it (Saved questions, Open), "
-                "then pick it here")
-        return out
+    try:  # the saved list (its own errors are shown by the Saved questions card)
+        kept = saved.SavedQuestions(SETTINGS.get("saved", saved.DEFAULT_FOLDER)).load()
+    except ConfigError:
+        kept = {}
+    saved_qs = solara.use_memo(lambda: saved_questions(kept, parse_link), [tuple(kept.items())])
 
     def here(field):
         if error_at == field:
@@ -384,10 +457,11 @@ def ComparePage():
                 solara.Text(f"running {desc}: {done} of {total} runs" if total else desc or "starting",
                             classes=["tt-progress"])
                 solara.Button("Cancel", on_click=cancel, classes=["tt-cancel"])
-                if shown.current is not None:
+                dimmed = kept_answer(shown.current)
+                if dimmed is not None:
                     with solara.Column(classes=["tt-previous"], style=DIM):
                         solara.Text("The previous answer, until this one is ready:")
-                        AnswerView(shown.current)
+                        AnswerView(dimmed)
             elif cancelled:
                 solara.Info("Cancelled: change a value to ask again, or ask this question again.",
                             classes=["tt-cancelled"])
@@ -395,6 +469,7 @@ def ComparePage():
             elif result.error and not isinstance(result.exception, Superseded):
                 solara.Error(f"run failed: {result.exception}", classes=["tt-error"])
             elif result.value is not None:
-                CompareWith(result.value, previous.current if previous.current is not result.value else None,
-                            saved_answers())
+                before = previous.current if previous.current not in (None, tuple(result.value.overrides)) else None
+                CompareWith(result.value, None if before is None else kept_answer(before) or PREVIOUS_GONE,
+                            saved_answers(saved_qs))
                 AnswerView(result.value)
