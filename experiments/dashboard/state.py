@@ -102,14 +102,7 @@ def use_question(run: Run, question: Optional[list[str]], enabled: bool = True, 
     given up, ``error``/``exception``), ``progress`` ``(done, total, description)``, ``cancel`` (for a Cancel button)
     and ``cancelled`` (whether the question shown was given up by that Cancel).
 
-    The Compare page (pages/compare.py) replaces its ``asked``/``running``/``cancelled`` refs, ``cancel``,
-    ``on_close``, ``ask`` and ``Superseded`` with::
-
-        result, (done, total, desc), cancel, cancelled = use_question(service().compare, question,
-                                                                       enabled=cfg is not None)
-
-    (its dependencies were ``[tuple(question), error]``: ``enabled`` changes with ``error``); a superseded question's
-    result is None, never an error, so its ``not isinstance(result.exception, Superseded)`` test goes.
+    The Compare page asks as it is edited: ``use_question(service().compare, question, enabled=cfg is not None)``.
     The Calibration page asks on a click: ``use_question(run, asked_question, enabled=clicks > 0, nonce=clicks)``,
     with the question as it was when clicked (editing the fields after the click does not give the run up)."""
     asking = solara.use_memo(Asking, [])

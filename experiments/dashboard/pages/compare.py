@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import solara
 import solara.lab
 
@@ -11,15 +9,11 @@ from experiments.dashboard import diff, saved
 from experiments.dashboard import service as svc
 from experiments.dashboard.pages.answer import AnswerView
 from experiments.dashboard.question import Question, parse
-from experiments.dashboard.state import service
+from experiments.dashboard.state import service, use_question
 from sim import api
 from sim.core.config import INSTRUMENT_NAMES, ConfigError
 from sim.core.locations import CONFIG_DIR
 from sim.core.schema import _describe
-
-
-class Superseded(Exception):
-    """A comparison given up because the page asks another question."""
 
 
 def scenario_names() -> list[str]:
@@ -284,6 +278,16 @@ def CompareWith(answer, previous, saved_answers):
 
 
 @solara.component
+def Dimmed(answer, note: str):
+    """An answer no longer the page's (the previous one, while the next runs or while the question has a mistake),
+    dimmed; nothing when the cache no longer keeps it."""
+    if answer is not None:
+        with solara.Column(classes=["tt-previous"], style=DIM):
+            solara.Text(note)
+            AnswerView(answer)
+
+
+@solara.component
 def ComparePage():
     defaults_cfg = service().config([])
     named = api.regime_names()
@@ -304,7 +308,6 @@ def ComparePage():
     at_spend = solara.use_reactive(first.at_spend)
     values, set_values = solara.use_state(first.values)
     link_errors, set_link_errors = solara.use_state(first_errors)
-    progress = solara.use_reactive((0, 0, ""))
 
     asked_q = Question(scenario.value, list(regimes.value), list(mix.value), seeds.value, at_spend.value,
                        shown_values(values, regimes.value, mix.value))  # the link: the values shown, as the question
@@ -344,56 +347,12 @@ def ComparePage():
         cfg, error = None, f"config error: {e}"
     error_at = field_of(svc.error_key(error), all_params) if error else None
 
-    asked = solara.use_ref(None)  # the question now on the page: a run for an older one stops
-    asked.current = tuple(question)
-    running = solara.use_ref(None)  # the cancel event of the question running (svc.Service.compare's)
-    cancelled, set_cancelled = solara.use_state(False)
     shown = solara.use_ref(None)      # the question of the answer on the page: dimmed while the next one runs
     previous = solara.use_ref(None)   # the one before it: "compare with" (questions: the answers stay the cache's)
     opened = solara.use_ref(set())    # parameter sections opened to show an error: they stay open
-
-    def cancel():  # the Cancel button, and the page closing: the chunks not begun are dropped from the pool
-        if running.current is not None:
-            running.current.set()
-
-    def on_close():
-        def cleanup():
-            asked.current = None  # a closed page asks nothing more
-            cancel()
-        return cleanup
-
-    solara.use_effect(on_close, [])  # its cleanup runs when the page (its virtual kernel) closes
-
-    def ask():
-        if cfg is None:
-            return None
-        mine = tuple(question)
-        cancel()  # the question this one replaces (running, or waiting for the pool) is given up
-        event = threading.Event()
-        running.current = event
-        set_cancelled(False)
-        progress.set((0, 0, ""))
-
-        def on_progress(done, total, desc):
-            if asked.current != mine:
-                raise Superseded()  # run_batch cancels the chunks not begun: the pool is free for the new one
-            progress.set((done, total, desc))
-
-        def on_wait(runs):  # other pages' questions ahead of this one
-            on_progress(0, 0, f"queued behind {runs:,} runs")
-        try:
-            return service().compare(question, on_progress=on_progress, cancel=event, on_wait=on_wait)
-        except Superseded:
-            return None  # the page shows the newer question's answer
-        except svc.Cancelled:
-            if asked.current == mine:
-                set_cancelled(True)
-            return None
-        finally:
-            if running.current is event:
-                running.current = None
-
-    result = solara.lab.use_task(ask, dependencies=[tuple(question), error], raise_error=False)
+    # asked as it is edited, through the service's one queue; a newer question, Cancel, or the page closing gives the
+    # running one up (state.use_question: the rule the Calibration page's question follows too)
+    result, (done, total, desc), cancel, cancelled = use_question(service().compare, question, enabled=cfg is not None)
     if result.finished and result.value is not None and tuple(result.value.overrides) != shown.current:
         if shown.current is not None:
             previous.current = shown.current
@@ -451,22 +410,18 @@ def ComparePage():
         with solara.Column():
             if error:
                 solara.Info("The question has a mistake: see the field marked in red.", classes=["tt-see-field"])
+                Dimmed(kept_answer(shown.current), "The last answer, to the question before this change:")
             elif result.pending:
-                done, total, desc = progress.value
                 solara.ProgressLinear(100 * done / total if total else True)
                 solara.Text(f"running {desc}: {done} of {total} runs" if total else desc or "starting",
                             classes=["tt-progress"])
                 solara.Button("Cancel", on_click=cancel, classes=["tt-cancel"])
-                dimmed = kept_answer(shown.current)
-                if dimmed is not None:
-                    with solara.Column(classes=["tt-previous"], style=DIM):
-                        solara.Text("The previous answer, until this one is ready:")
-                        AnswerView(dimmed)
+                Dimmed(kept_answer(shown.current), "The previous answer, until this one is ready:")
             elif cancelled:
                 solara.Info("Cancelled: change a value to ask again, or ask this question again.",
                             classes=["tt-cancelled"])
                 solara.Button("Ask again", on_click=lambda: result(), classes=["tt-ask-again"])
-            elif result.error and not isinstance(result.exception, Superseded):
+            elif result.error:
                 solara.Error(f"run failed: {result.exception}", classes=["tt-error"])
             elif result.value is not None:
                 before = previous.current if previous.current not in (None, tuple(result.value.overrides)) else None
