@@ -104,7 +104,9 @@ def share(v: float) -> str:
 def exact(v: Union[int, float], separators: bool = False) -> str:
     """A parameter's value exactly, without an exponent: the shortest text that reads back as the same float
     (``float(exact(v)) == v``): ``30000000``, ``0.00001``, ``0.123456789``; with thousands ``separators`` for reading
-    only (``30,000,000``: a table of swept values)."""
+    only (``30,000,000``: a table of swept values). A numpy number is written as the Python number it holds."""
+    if hasattr(v, "item") and not isinstance(v, (bool, int, float)):
+        v = v.item()
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return str(v)
     if isinstance(v, float) and not math.isfinite(v):

@@ -5,6 +5,7 @@ across a step: the decimals are those of the ROUNDED value."""
 
 import math
 
+import numpy as np
 import pytest
 
 from experiments.dashboard import fmt
@@ -79,6 +80,7 @@ def test_no_number_a_person_reads_has_an_exponent():
 def test_a_parameter_is_written_exactly_and_reads_back(v, text, readable):
     assert fmt.exact(v) == text and fmt.exact(v, separators=True) == readable
     assert float(text) == v
+    assert fmt.exact(np.float64(v)) == text and fmt.exact(np.int64(100_000), separators=True) == "100,000"
 
 
 def test_a_draw_of_a_parameter_to_three_significant_digits():

@@ -323,3 +323,23 @@ def test_a_posterior_question_keeps_the_services_limits_and_cancel(tmp_path):
         svc.posterior_question(folder, "${oc.env:HOME}", "1")
     with pytest.raises(ConfigError, match=r"^posterior = .*: a folder whose path has only letters"):
         svc.posterior_question(tmp_path / "a b", "2", "1")
+
+
+def test_the_search_box_and_the_unit_picker_as_rendered():
+    """The search box passes at most 200 characters and says so in one line; the unit picker gives fmt's units."""
+    import ipyvuetify as v
+    import solara
+
+    from experiments.dashboard import ui
+
+    searched = []
+    _, rc = solara.render(ui.SearchText("find", "", searched.append), handle_error=False)
+    rc.find(v.TextField).widget.v_model = "y" * 250
+    assert searched[-1] == "y" * 200
+    assert rc.find(v.TextField).widget.messages == ["searched by the first 200 of 250 characters"]
+    units = []
+    _, rc = solara.render(ui.MoneyUnit("wan", units.append), handle_error=False)
+    assert [b.children for b in rc.find(v.Btn).widgets] == [["yuan"], ["万 (wan, 10^4 yuan)"], ["亿 (yi, 10^8 yuan)"]]
+    assert rc.find(v.BtnToggle).widget.v_model == 1
+    rc.find(v.BtnToggle).widget.v_model = 2
+    assert units == ["yi"]

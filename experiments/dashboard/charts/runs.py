@@ -169,7 +169,7 @@ def sweep_table(means: pd.DataFrame, metric: str, unit: str = "yuan") -> pd.Data
     for c in out.columns:
         if c not in ("mean", "std", "count") and pd.api.types.is_numeric_dtype(out[c]) \
                 and not pd.api.types.is_bool_dtype(out[c]):
-            out[c] = out[c].map(lambda v: fmt.exact(v.item() if hasattr(v, "item") else v, separators=True))
+            out[c] = out[c].map(lambda v: fmt.exact(v, separators=True))
     for c in ("mean", "std"):
         out[c] = out[c].map(lambda v: write_value(metric, float(v), unit))
     out["count"] = out["count"].map(lambda v: fmt.number(float(v)))
