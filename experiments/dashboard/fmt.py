@@ -111,7 +111,7 @@ def exact(v: Union[int, float], separators: bool = False) -> str:
         return str(v)
     if isinstance(v, float) and not math.isfinite(v):
         return "-" if math.isnan(v) else "∞" if v > 0 else "-∞"
-    d = Decimal(repr(v)) if isinstance(v, float) else Decimal(v)
+    d = Decimal(repr(float(v))) if isinstance(v, float) else Decimal(int(v))  # float(): numpy's repr names its type
     text = format(d, ",f" if separators else "f")
     if isinstance(v, float) and "." in text:
         text = text.rstrip("0").rstrip(".")
