@@ -18,7 +18,7 @@ zeros dropped (``10 万``, not ``10.0 万``):
   still shows;
 - a parameter (a value the reader types back: the Compare page's fields, a sweep's swept values) is written exactly
   by :func:`exact` (the shortest text that reads back as the same float, without an exponent: ``30000000``,
-  ``0.00001``), and a draw of a parameter to 3 significant digits by :func:`significant`;
+  ``0.00001``), and a draw of a parameter to 3 significant digits (whole numbers whole) by :func:`significant`;
 - a metric's value by its kind (:func:`value`, the kind from its glossary entry: :func:`kind_of`); an interval
   ``mean [low, high]`` (:func:`interval`) is clipped to its quantity's domain (the glossary entry's ``low``/``high``:
   a spend, a count, a share cannot be below zero; a share not above one), as a normal interval of a quantity bounded
@@ -119,11 +119,13 @@ def exact(v: Union[int, float], separators: bool = False) -> str:
 
 
 def significant(v: float, digits: int = 3) -> str:
-    """``v`` to ``digits`` significant digits in fixed point (a posterior draw of a parameter): ``0.0000123``,
-    ``31,400,000``; ``-`` when undefined."""
+    """``v`` to ``digits`` significant digits in fixed point (a posterior draw of a parameter), whole numbers kept
+    whole: ``0.0000123``, ``0.43``, ``12.3``, ``31,415,927``; ``-`` when undefined."""
     s = _special(v)
     if s is not None:
         return s
+    if abs(v) >= 10 ** (digits - 1):
+        return f"{round(float(v)):,}"
     return exact(float(f"{float(v):.{digits}g}"), separators=True)
 
 

@@ -84,7 +84,8 @@ def test_a_parameter_is_written_exactly_and_reads_back(v, text, readable):
 
 
 def test_a_draw_of_a_parameter_to_three_significant_digits():
-    assert fmt.significant(1.23456e-5) == "0.0000123" and fmt.significant(3.14159e7) == "31,400,000"
+    assert fmt.significant(1.23456e-5) == "0.0000123" and fmt.significant(31_415_926.7) == "31,415,927"
+    assert fmt.significant(12.345) == "12.3" and fmt.significant(99.96) == "100" and fmt.significant(123.4) == "123"
     assert fmt.significant(0.43) == "0.43" and fmt.significant(-0.4) == "-0.4" and fmt.significant(0.0) == "0"
 
 
