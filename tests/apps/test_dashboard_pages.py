@@ -79,6 +79,9 @@ def test_money_flows_are_the_ledgers_kinds_and_move_each_classs_cash(stepped):
     for trace in fig.data:
         assert sum(trace.y) == flows.loc[flows["kind"] == trace.name, "amount"].sum()
         assert trace.customdata[0][0] == fmt.money(trace.y[0])
+    wan = charts.flows_figure(flows, 12, "wan")  # plotted in the unit its hover text and axis title say
+    assert wan.layout.yaxis.title.text == "money moved that month (万 yuan)"
+    assert list(wan.data[0].y) == pytest.approx([y / 1e4 for y in fig.data[0].y])
 
 
 def test_agents_and_firms_are_the_models(stepped):

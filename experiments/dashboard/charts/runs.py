@@ -112,7 +112,7 @@ def flows_figure(flows: pd.DataFrame, months: int, unit: str = "yuan", by: str =
             hovertemplate=f"{name}<br>%{{customdata[1]}}<br>month %{{x}}: %{{customdata[0]}}<extra></extra>"))
     fig.update_layout(barmode="stack")
     fig.update_xaxes(title_text="month (as in the series: 0 is the first)", range=[-0.5, max(months, 1) - 0.5])
-    fig.update_yaxes(title_text=f"money moved that month ({fmt.MONEY_UNITS[unit][1]})")
+    fig.update_yaxes(title_text=f"money moved that month ({fmt.unit_name(unit)})")
     return layout(fig, f"Money flows each month, by {'kind of payment' if by == 'kind' else 'payer → payee'}", 460)
 
 
