@@ -4,14 +4,63 @@ from __future__ import annotations
 
 import html
 
+from typing import Callable
+
 import solara
+
+from experiments.dashboard import fmt
+
+# the longest search text a page filters by (metrics, the glossary, a table's rows): a metric's label and meaning are
+# well under 200 characters, so longer text matches nothing; it is cut there so a pasted page of text cannot make
+# every keystroke filter hundreds of rows by thousands of words
+SEARCH_MAX = 200
+
+# the money unit picker's buttons -> fmt's money units (the Latin name too: a browser without CJK fonts shows boxes)
+UNIT_LABELS = {"yuan": "yuan", "wan": "万 (wan, 10^4 yuan)", "yi": "亿 (yi, 10^8 yuan)"}
+
+
+def search_text(text) -> str:
+    """Typed search text as the pages filter by it: at most :data:`SEARCH_MAX` characters (the rest dropped)."""
+    return str(text or "")[:SEARCH_MAX]
+
+
+def search_note(text) -> str:
+    """The one line a search box shows when its text was cut (:data:`SEARCH_MAX`), else ''."""
+    n = len(str(text or ""))
+    return f"searched by the first {SEARCH_MAX} of {n:,} characters" if n > SEARCH_MAX else ""
+
+
+@solara.component
+def SearchText(label: str, value: str, on_value: Callable[[str], None], classes=()):
+    """A search box (filtering as one types) whose text is cut at :data:`SEARCH_MAX` characters, saying so in one
+    line below it."""
+    typed, set_typed = solara.use_state(value)
+
+    def changed(v):
+        set_typed(v or "")
+        on_value(search_text(v))
+
+    solara.InputText(label, value=typed, on_value=changed, continuous_update=True, message=search_note(typed) or None,
+                     classes=list(classes))
+
+
+@solara.component
+def MoneyUnit(value: str, on_value: Callable[[str], None]):
+    """The money unit picker, the same on every page: ``money in`` yuan / 万 / 亿 (:data:`UNIT_LABELS`), giving fmt's
+    unit (``yuan``, ``wan``, ``yi``)."""
+    units = {label: unit for unit, label in UNIT_LABELS.items()}
+    with solara.Row(style={"align-items": "center"}):
+        solara.Text("money in")
+        solara.ToggleButtonsSingle(value=UNIT_LABELS[value], values=list(units),
+                                   on_value=lambda label: on_value(units[label]), classes=["tt-unit"])
 
 
 def table_html(df, name: str, index: bool = True):
-    """A table as HTML (its cells are the formatted strings of sim.analysis.stats; floats to 6 digits, as the Sweep
-    page's test reads them back), marked for tests and styling; it scrolls in place (:data:`CSS`)."""
+    """A table as HTML, marked for tests and styling; it scrolls in place (:data:`CSS`). Its cells are written as
+    given (the pages pass text written by :mod:`experiments.dashboard.fmt`); a float cell left as a number is written
+    by :func:`fmt.number <experiments.dashboard.fmt.number>` (no exponents)."""
     text = df.to_html(index=index, border=0, classes=["tt-table"], na_rep="-", escape=True,
-                      float_format=lambda v: f"{v:.6g}")
+                      float_format=fmt.number)
     return solara.HTML(tag="div", unsafe_innerHTML=text, classes=[f"tt-{name}", "tt-scroll"])
 
 

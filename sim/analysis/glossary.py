@@ -6,7 +6,9 @@ column's ``doc`` (:mod:`sim.core.columns`), a payment kind's payer and payee (:m
 class (``net_<plural>``), an instrument's spend (``gov_spend_<SPEND>``), and the patterns of the derived metrics
 (``<metric>_pv``, ``<metric>_sme``, ``<metric>_large``, ``contract_value_*``). Only metrics that nothing declares
 are written here by hand (:data:`_BY_HAND`, from docs/reference/outputs.md). The dashboard writes every metric with
-its label (the raw key stays the command line's CSV column); a metric without an entry is a KeyError.
+its label (the raw key stays the command line's CSV column). :func:`entry` of a metric without an entry is a
+KeyError naming it; :func:`label` of a column without one is the column's own name (a page may show a column the
+glossary does not know, e.g. a sweep's extra column).
 """
 
 from __future__ import annotations

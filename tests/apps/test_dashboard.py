@@ -654,8 +654,9 @@ def test_sweep_and_calibration_pages_open_results(served):
 
     means = df.groupby(axes)["successes"].mean()
     assert len(rows) == 1 + 4
-    for r in rows[1:]:  # the page's mean of each point is the table's, written by fmt
-        assert r[2] == fmt.number(means[(float(r[0]), float(r[1]))])
+    for r in rows[1:]:  # the page's mean of each point is the table's, written by fmt (swept values exactly, 100,000)
+        assert r[2] == fmt.number(means[(float(r[0].replace(",", "")), float(r[1].replace(",", "")))])
+    assert "e+" not in " ".join(" ".join(r) for r in rows)
     assert page.locator(".js-plotly-plot").count() == 2  # the lines and the heatmap
     # the metrics are searched by name and by what they measure
     from experiments.dashboard.charts.runs import filter_metrics

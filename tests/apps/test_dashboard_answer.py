@@ -59,7 +59,7 @@ def test_the_headline_chart_shows_each_regimes_effect_and_cost_with_their_interv
     assert list(cost.x) == [50.0, 900.0]                       # 万 yuan: yuan / 10^4
     assert cost.error_x.array[0] == 40.0 and math.isnan(cost.error_x.array[1])  # unbounded: no bar, said in hover
     assert list(cost.error_x.arrayminus) == [20.0, 500.0]
-    assert list(cost.customdata) == ["50.0 [30.0, 90.0] 万", "900.0 [400.0, ∞] 万"]
+    assert list(cost.customdata) == ["50 [30, 90] 万", "900 [400, ∞] 万"]
     assert list(conv.customdata) == ["4 [1.5, 6.5]", "1 [-0.5, 2.5]"]   # an effect may be negative
 
 
@@ -83,8 +83,8 @@ def test_the_headline_writes_the_tables_numbers_by_fmt_with_period_and_domain(ta
     assert columns == ["regime", "extra contracts signed", "extra conversions",
                        "public spend (万 yuan, total over the run's 60 months, nominal)",
                        "cost per extra conversion (万 yuan)"]
-    assert rows[0] == ["cheap", "3 [-1, 7]", "4 [1.5, 6.5]", "200.0 [0, 410.0]", "50.0 [30.0, 90.0]"]  # spend >= 0
-    assert rows[1][4] == "900.0 [400.0, ∞]"
+    assert rows[0] == ["cheap", "3 [-1, 7]", "4 [1.5, 6.5]", "200 [0, 410]", "50 [30, 90]"]  # spend >= 0; no 200.0
+    assert rows[1][4] == "900 [400, ∞]"
     # the hover text holds the numbers in full: exactly the table's
     for regime, tips in zip(["cheap", "dear"], titles):
         for (_, metric, col, _), tip in zip(A.headline_columns(60, "wan", None), tips[1:]):
@@ -111,10 +111,22 @@ def test_a_long_table_is_filtered_by_search_and_by_picked_metrics(table):
 def test_who_pays_table_and_spread_in_the_pages_unit(table):
     columns, rows, _ = A.who_pays(table, REGIMES, "wan")
     assert columns == ["party", "who it is", "cheap", "dear"]
-    assert rows[1][2:] == ["-100.0 [-150.0, 0]", "20.0 [10.0, 30.0]"]
+    assert rows[1][2:] == ["-100 [-150, 0]", "20 [10, 30]"]  # 10 万 and 100 万 alike: no trailing zeros
     columns, rows = A.spread(table, REGIMES, 60, 0.08, "yuan")
     spend = next(r for r in rows if r[-1] == "gov_spend")
     assert spend[3] == "-100,000 / 2,000,000 / 4,100,000"
+    spend = next(r for r in A.spread(table, REGIMES, 60, 0.08, "wan")[1] if r[-1] == "gov_spend")
+    assert spend[3] == "-10 / 200 / 410"  # fmt.value in the page's unit, without its sign (the column says it)
+
+
+def test_the_years_note_counts_months_as_the_series_does():
+    import inspect
+
+    from sim.analysis.stats import by_year
+
+    series = pd.DataFrame({"regime": "baseline", "seed": 0, "month": [0, 11, 12], "successes": [1, 2, 4]})
+    assert by_year(series)["baseline"].to_dict() == {1: 3.0, 2: 4.0}  # months 0-11: year 1
+    assert "(months 0-11 of the series: year 1)" in inspect.getsource(A.Tables)
 
 
 def test_an_instrument_card_is_built_from_its_module_for_every_registered_instrument():

@@ -79,6 +79,9 @@ def test_money_flows_are_the_ledgers_kinds_and_move_each_classs_cash(stepped):
     for trace in fig.data:
         assert sum(trace.y) == flows.loc[flows["kind"] == trace.name, "amount"].sum()
         assert trace.customdata[0][0] == fmt.money(trace.y[0])
+    wan = charts.flows_figure(flows, 12, "wan")  # plotted in the unit its hover text and axis title say
+    assert wan.layout.yaxis.title.text == "money moved that month (万 yuan)"
+    assert list(wan.data[0].y) == pytest.approx([y / 1e4 for y in fig.data[0].y])
 
 
 def test_agents_and_firms_are_the_models(stepped):
@@ -133,13 +136,119 @@ def test_the_sweep_charts_show_the_tables_means():
     heat = charts.sweep_heatmap(df, axes, "gov_spend").data[0]
     assert heat.z[0][1] == means.set_index(axes).loc[(0.015, 1e5), "mean"] == 4.5e6 + 0.5  # y: cap, x: rate
     assert heat.text[0][1] == fmt.money(4.5e6 + 0.5) == "4,500,000 yuan"
+    assert list(heat.x) == ["0.005", "0.015"] and list(heat.y) == ["100,000", "300,000"]  # swept values exactly
     layout = charts.sweep_heatmap(df, axes, "gov_spend").layout
     assert layout.xaxis.title.text == "broker_reward.rate" and layout.yaxis.title.text == "broker_reward.cap"
+    # in 万: the colours on the scale the cells' text says, the scale titled by the glossary's label and the unit
+    heat_wan = charts.sweep_heatmap(df, axes, "gov_spend", "wan").data[0]
+    assert heat_wan.z[0][1] == (4.5e6 + 0.5) / 1e4 and heat_wan.text[0][1] == "450 万"
+    assert heat_wan.colorbar.title.text == "public spend (万 yuan), mean over seeds"
+    assert "public spend: %{text}" in heat_wan.hovertemplate
     table = charts.sweep_table(means, "gov_spend")
     assert list(table.columns) == [*axes, "mean over seeds", "sd over seeds", "runs"]
     assert table["mean over seeds"].iloc[0] == fmt.money(0.5e6 + 0.5) and table["runs"].iloc[0] == "2"
+    assert list(table["broker_reward.cap"]) == ["100,000", "300,000", "100,000", "300,000"]
+    assert list(table["broker_reward.rate"]) == ["0.005", "0.005", "0.015", "0.015"]
     lines = charts.sweep_lines(df, axes, "gov_spend")
     assert [list(t.y) for t in lines.data] == [[0.5e6 + 0.5, 4.5e6 + 0.5], [2.5e6 + 0.5, 6.5e6 + 0.5]]
+    assert lines.layout.yaxis.title.text == "public spend (yuan)"
+    lines = charts.sweep_lines(df, axes, "gov_spend", "yi")
+    assert [list(t.y) for t in lines.data] == [[(0.5e6 + 0.5) / 1e8, (4.5e6 + 0.5) / 1e8],
+                                               [(2.5e6 + 0.5) / 1e8, (6.5e6 + 0.5) / 1e8]]
+    assert lines.layout.yaxis.title.text == "public spend (亿 yuan)"
+    assert lines.data[0].text[0].endswith(" 亿") and "public spend: %{text}" in lines.data[0].hovertemplate
+    assert lines.data[0].text[0] == "0.01 [<0.01, 0.01] 亿"  # 500,000.5 [0.5, 1,000,000.5]
+
+
+def test_a_sweep_lines_interval_stays_in_the_metrics_domain(monkeypatch):
+    """The bootstrap interval stays within the replicates' range; an interval that reaches below the glossary's
+    domain (a Student-t one, say) is clipped there, in the hover text and in the error bars."""
+    from sim.analysis import stats
+
+    monkeypatch.setattr(stats, "mean_interval", lambda x, level=0.95: (float(np.mean(x)), -2e6, 3e6))
+    df = pd.DataFrame({"run_id": range(4), "seed": [0, 1] * 2, "regime.name": "broker_reward",
+                       "broker_reward.cap": [1e5, 1e5, 3e5, 3e5], "gov_spend": [0.0, 2e6, 1e6, 1e6],
+                       "firm_surplus": [0.0, 2e6, 1e6, 1e6]})
+    spend = charts.sweep_lines(df, ["broker_reward.cap"], "gov_spend", "wan").data[0]
+    assert list(spend.text) == ["100 [0, 300] 万", "100 [0, 300] 万"]
+    assert list(spend.error_y.arrayminus) == [100.0, 100.0] and list(spend.error_y.array) == [200.0, 200.0]
+    surplus = charts.sweep_lines(df, ["broker_reward.cap"], "firm_surplus", "wan").data[0]  # signed: not clipped
+    assert list(surplus.text) == ["100 [-200, 300] 万", "100 [-200, 300] 万"]
+
+
+def test_the_sweep_writes_a_share_as_a_percentage_and_plots_it_in_percent():
+    df = pd.DataFrame({"run_id": range(4), "seed": [0, 1] * 2, "regime.name": "broker_reward",
+                       "broker_reward.cap": [3e6, 3e6, 3e7, 3e7], "conversion_rate": [0.106, 0.108, 0.2, 0.2]})
+    axes = ["broker_reward.cap"]
+    table = charts.sweep_table(charts.sweep_means(df, axes, "conversion_rate"), "conversion_rate", "wan")
+    assert list(table["mean over seeds"]) == ["10.7%", "20%"]   # as on Compare, whatever the money unit
+    assert list(table["broker_reward.cap"]) == ["3,000,000", "30,000,000"]  # no 3e+06
+    lines = charts.sweep_lines(df, axes, "conversion_rate", "wan")
+    assert list(lines.data[0].y) == pytest.approx([10.7, 20.0])
+    assert lines.layout.yaxis.title.text == "conversion rate (stock) (%)"
+
+
+def test_the_funnels_hover_text_is_written_by_fmt():
+    series = pd.DataFrame({"month": range(3), "needs_raised": [600, 700, 800], "matches": [5, 6, 7],
+                           "successes": [1, 0, 2], "failures": [0, 1, 0], "brokers_active": [3, 4, 5]})
+    from sim.core import columns as C
+    from sim.core.results import FORM_COLUMNS
+
+    for c in FORM_COLUMNS:
+        series[C.COLUMNS[c].name] = 1
+    fig = charts.funnel_figure(series, 12)
+    needs = fig.data[0]
+    assert list(needs.text) == ["600", "1,300", "2,100"] and "%{text}" in needs.hovertemplate
+    assert all("%{y" not in t.hovertemplate for t in fig.data)
+
+
+def test_a_table_writes_its_float_cells_without_exponents():
+    from experiments.dashboard import ui
+
+    html = ui.table_html(pd.DataFrame({"x": [3e6, 4.78714e7, 1e-5]}), "t", index=False).kwargs["unsafe_innerHTML"]
+    assert "3,000,000" in html and "47,871,400" in html and "&lt;0.001" in html and "e+" not in html
+
+
+def test_search_text_is_cut_at_200_characters():
+    from experiments.dashboard import ui
+
+    assert ui.SEARCH_MAX == 200
+    assert ui.search_text("x" * 200) == "x" * 200 and ui.search_text("x" * 201) == "x" * 200
+    assert ui.search_text(None) == "" and ui.search_note("x" * 200) == ""
+    assert ui.search_note("x" * 5000) == "searched by the first 200 of 5,000 characters"
+
+
+def test_one_money_unit_picker_on_every_page():
+    import inspect
+
+    from experiments.dashboard import ui
+    from experiments.dashboard.pages import answer, one_run, sweep
+
+    assert list(ui.UNIT_LABELS) == list(fmt.MONEY_UNITS)
+    for page in (answer, one_run, sweep):
+        source = inspect.getsource(page)
+        assert "MoneyUnit(" in source and "MONEY_UNITS" not in source and "ToggleButtonsSingle(value=sign" not in source
+
+
+def test_the_compare_pages_parameter_fields_read_back_exactly():
+    """Every registered instrument's every float default is shown without an exponent and parses back, through the
+    schema, to the same value."""
+    import dataclasses
+
+    from experiments.dashboard.pages.compare import instrument_fields
+    from sim.core.config import INSTRUMENT_NAMES
+
+    cfg = api.compose()
+    checked = []
+    for name in INSTRUMENT_NAMES:
+        for (key, text, _), f in zip(instrument_fields(cfg, name), dataclasses.fields(getattr(cfg, name))):
+            value = getattr(getattr(cfg, name), f.name)
+            if isinstance(value, float):
+                assert "e" not in text and float(text) == value, (key, text, value)
+                checked.append((key, text, value))
+    assert any(v >= 1e6 for _, _, v in checked)  # money caps, once written 3e+07
+    back = api.compose(*(f"{k}={t}" for k, t, _ in checked))
+    assert [getattr(getattr(back, k.split(".")[0]), k.split(".")[1]) for k, _, _ in checked] == [v for *_, v in checked]
 
 
 def test_the_corner_plot_weighs_the_posterior_and_keeps_its_ticks_apart():
@@ -149,13 +258,18 @@ def test_the_corner_plot_weighs_the_posterior_and_keeps_its_ticks_apart():
     fig = charts.corner_figure(post, summary)
     hist_a, scatter, hist_b = fig.data
     assert sum(hist_a.y) == pytest.approx(1.0) and max(hist_a.y) == pytest.approx(0.5)  # the weights, not counts
-    assert list(scatter.x) == [0.1, 0.2, 0.4] and list(scatter.customdata) == [0.5, 0.3, 0.2]
+    assert list(scatter.x) == [0.1, 0.2, 0.4]
+    # hover text written by fmt (no Plotly number formats): the draws to 3 significant digits, the weights in percent
+    assert [list(c) for c in scatter.customdata] == [["0.1", "0.001", "50%"], ["0.2", "0.01", "30%"],
+                                                     ["0.4", "0.5", "20%"]]
+    assert "%{customdata[0]}" in scatter.hovertemplate and ":.3g" not in scatter.hovertemplate
+    assert list(hist_b.customdata[0]) == ["0.0001", "0.000158", "0%"]  # b's first log bin: 1e-4 .. 10^-3.8
     lay = fig.layout
     # panels: (1,1) a's marginal; (2,1) b against a; (2,2) b's marginal. b's prior is log: 1e-4 .. 1, ticked at
     # every other power of ten (3 labels, not 5 crowding a 160-pixel panel), on its x axis and its pair's y axis
     assert lay.xaxis4.type == lay.yaxis3.type == "log" and lay.xaxis3.type == "linear"
     assert list(lay.xaxis4.tickvals) == list(lay.yaxis3.tickvals) == [1e-4, 1e-2, 1.0]
-    assert list(lay.xaxis4.ticktext) == ["1e-4", "0.01", "1"]
+    assert list(lay.xaxis4.ticktext) == ["10⁻⁴", "0.01", "1"]  # far from 1 as a power of ten, no 1e-4
     assert list(lay.xaxis3.ticktext) == ["0", "0.5", "1"]
     assert lay.xaxis3.title.text == "a" and lay.yaxis3.title.text == "b" and lay.xaxis.title.text is None
     assert min(lay.xaxis4.tickfont.size, lay.font.size, lay.xaxis3.title.font.size) >= 11
@@ -212,3 +326,23 @@ def test_a_posterior_question_keeps_the_services_limits_and_cancel(tmp_path):
         svc.posterior_question(folder, "${oc.env:HOME}", "1")
     with pytest.raises(ConfigError, match=r"^posterior = .*: a folder whose path has only letters"):
         svc.posterior_question(tmp_path / "a b", "2", "1")
+
+
+def test_the_search_box_and_the_unit_picker_as_rendered():
+    """The search box passes at most 200 characters and says so in one line; the unit picker gives fmt's units."""
+    import ipyvuetify as v
+    import solara
+
+    from experiments.dashboard import ui
+
+    searched = []
+    _, rc = solara.render(ui.SearchText("find", "", searched.append), handle_error=False)
+    rc.find(v.TextField).widget.v_model = "y" * 250
+    assert searched[-1] == "y" * 200
+    assert rc.find(v.TextField).widget.messages == ["searched by the first 200 of 250 characters"]
+    units = []
+    _, rc = solara.render(ui.MoneyUnit("wan", units.append), handle_error=False)
+    assert [b.children for b in rc.find(v.Btn).widgets] == [["yuan"], ["万 (wan, 10^4 yuan)"], ["亿 (yi, 10^8 yuan)"]]
+    assert rc.find(v.BtnToggle).widget.v_model == 1
+    rc.find(v.BtnToggle).widget.v_model = 2
+    assert units == ["yi"]

@@ -10,7 +10,6 @@ import os
 import re
 from urllib.parse import quote
 
-import pandas as pd
 import pytest
 
 from experiments.dashboard import browser, diff, saved

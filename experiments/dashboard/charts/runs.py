@@ -1,7 +1,9 @@
 """Charts and tables of the One run, Sweep and Calibration pages (Plotly figures and frames, built without the page).
 
-Every money figure is written by :mod:`experiments.dashboard.fmt` (hover text included: Plotly is given the
-formatted text, never asked to format a number itself), so a chart reads as the tables do.
+Every figure a person reads in a chart's cells and hover text is written by :mod:`experiments.dashboard.fmt`
+(Plotly is given the formatted text, never asked to format a number itself: no ``%{y:,}``, no ``.3g``), so a chart
+reads as the tables do. Plotly draws only the axes' tick labels itself; a chart plots a metric in the unit its hover
+text and axis title say (money divided by the page's unit's divisor, a share in percent: :func:`plot_scale`).
 """
 
 from __future__ import annotations
@@ -41,8 +43,35 @@ def is_money(name: str) -> bool:
     return e is not None and e.money
 
 
+def metric_kind(name: str) -> str:
+    """How a metric's value is written (:func:`fmt.kind_of <experiments.dashboard.fmt.kind_of>` of its glossary
+    entry): ``number`` for a column the glossary does not know."""
+    e = glossary.entries().get(name)
+    return fmt.kind_of(e) if e is not None else "number"
+
+
 def write_value(name: str, v: float, unit: str = "yuan") -> str:
-    return fmt.money(v, unit) if is_money(name) else fmt.number(v)
+    """A metric's value as every page writes it (:func:`fmt.value <experiments.dashboard.fmt.value>` by its kind)."""
+    return fmt.value(v, metric_kind(name), unit)
+
+
+def plot_scale(name: str, unit: str = "yuan") -> tuple[float, str]:
+    """(divisor, unit's name) of a metric on a chart's axis: money in the page's ``unit`` (``万 yuan``: 10^4),
+    a share in percent (``%``: 0.01), else as it is (its glossary unit: ``count``)."""
+    kind = metric_kind(name)
+    if kind == "money":
+        return fmt.MONEY_UNITS[unit][0], fmt.unit_name(unit)
+    if kind == "share":
+        return 0.01, "%"
+    e = glossary.entries().get(name)
+    return 1.0, e.unit if e is not None else ""
+
+
+def axis_title(name: str, unit: str = "yuan") -> str:
+    """A metric's axis or colour bar title: its glossary label and the unit it is plotted in
+    (``public spend (万 yuan)``)."""
+    what = plot_scale(name, unit)[1]
+    return f"{metric_label(name)} ({what})" if what else metric_label(name)
 
 
 # --------------------------------------------------------------------------- one run
@@ -83,7 +112,7 @@ def flows_figure(flows: pd.DataFrame, months: int, unit: str = "yuan", by: str =
             hovertemplate=f"{name}<br>%{{customdata[1]}}<br>month %{{x}}: %{{customdata[0]}}<extra></extra>"))
     fig.update_layout(barmode="stack")
     fig.update_xaxes(title_text="month (as in the series: 0 is the first)", range=[-0.5, max(months, 1) - 0.5])
-    fig.update_yaxes(title_text=f"money moved that month ({fmt.MONEY_UNITS[unit][1]})")
+    fig.update_yaxes(title_text=f"money moved that month ({fmt.unit_name(unit)})")
     return layout(fig, f"Money flows each month, by {'kind of payment' if by == 'kind' else 'payer → payee'}", 460)
 
 
@@ -105,11 +134,12 @@ def funnel_figure(series: pd.DataFrame, months: int):
         cols = [C.COLUMNS[c].name for c in FORM_COLUMNS] if cols is None else list(cols)
         y = series[cols].sum(axis=1).cumsum()
         fig.add_trace(go.Scatter(x=x, y=y, name=label, mode="lines+markers", marker_size=4,
-                                 line_color=COLORS[i],
-                                 hovertemplate=f"{label} by month %{{x}}: %{{y:,}}<extra></extra>"))
+                                 line_color=COLORS[i], text=[fmt.number(float(v)) for v in y],
+                                 hovertemplate=f"{label} by month %{{x}}: %{{text}}<extra></extra>"))
     fig.add_trace(go.Scatter(x=x, y=series["brokers_active"], name="active brokers", mode="lines",
                              line=dict(color="black", dash="dot"),
-                             hovertemplate="active brokers in month %{x}: %{y:,}<extra></extra>"))
+                             text=[fmt.number(float(v)) for v in series["brokers_active"]],
+                             hovertemplate="active brokers in month %{x}: %{text}<extra></extra>"))
     fig.update_xaxes(title_text="month (as in the series: 0 is the first)", range=[-0.5, max(months, 1) - 0.5])
     fig.update_yaxes(title_text="count, cumulative (brokers: active that month)", type="log", dtick=1)  # 1, 10, 100
     return layout(fig, "Funnel so far", 400)
@@ -132,9 +162,14 @@ def sweep_means(df: pd.DataFrame, axes: list[str], metric: str) -> pd.DataFrame:
 
 
 def sweep_table(means: pd.DataFrame, metric: str, unit: str = "yuan") -> pd.DataFrame:
-    """:func:`sweep_means` as the page shows it: the points' values as they are, the mean and its standard
-    deviation written as the metric is (fmt: money in ``unit``, else a number), the runs counted."""
+    """:func:`sweep_means` as the page shows it: the swept values exactly (fmt.exact, thousands separators), the
+    mean and its standard deviation written as the metric is (fmt.value: money in ``unit``, a share as a percentage,
+    else a number), the runs counted."""
     out = means.copy()
+    for c in out.columns:
+        if c not in ("mean", "std", "count") and pd.api.types.is_numeric_dtype(out[c]) \
+                and not pd.api.types.is_bool_dtype(out[c]):
+            out[c] = out[c].map(lambda v: fmt.exact(v, separators=True))
     for c in ("mean", "std"):
         out[c] = out[c].map(lambda v: write_value(metric, float(v), unit))
     out["count"] = out["count"].map(lambda v: fmt.number(float(v)))
@@ -158,15 +193,18 @@ def sweep_heatmap(df: pd.DataFrame, axes: list[str], metric: str, unit: str = "y
     fig = make_subplots(1, len(regimes), subplot_titles=[str(r) if r else "" for r in regimes], horizontal_spacing=0.08)
     grids = [(df if r is None else df[labels == r]).pivot_table(index=y, columns=x, values=metric, aggfunc="mean")
              for r in regimes]
-    lo = min(np.nanmin(g.to_numpy()) for g in grids)
-    hi = max(np.nanmax(g.to_numpy()) for g in grids)
+    div = plot_scale(metric, unit)[0]
+    lo = min(np.nanmin(g.to_numpy()) for g in grids) / div
+    hi = max(np.nanmax(g.to_numpy()) for g in grids) / div
+    label = metric_label(metric)
     for k, g in enumerate(grids):
         text = [[write_value(metric, v, unit) for v in row] for row in g.to_numpy()]
         fig.add_trace(go.Heatmap(
-            z=g.to_numpy(), x=[fmt.number(v) for v in g.columns], y=[fmt.number(v) for v in g.index], text=text,
+            z=g.to_numpy() / div, x=[fmt.exact(v, separators=True) for v in g.columns],
+            y=[fmt.exact(v, separators=True) for v in g.index], text=text,
             texttemplate="%{text}", zmin=lo, zmax=hi, colorscale="Viridis", showscale=k == 0,
-            colorbar=dict(title=dict(text="mean over seeds", side="right")),
-            hovertemplate=f"{x} = %{{x}}<br>{y} = %{{y}}<br>{metric}: %{{text}} (mean over seeds)<extra></extra>"),
+            colorbar=dict(title=dict(text=f"{axis_title(metric, unit)}, mean over seeds", side="right")),
+            hovertemplate=f"{x} = %{{x}}<br>{y} = %{{y}}<br>{label}: %{{text}} (mean over seeds)<extra></extra>"),
             1, k + 1)
         fig.update_xaxes(title_text=x, type="category", row=1, col=k + 1)
         fig.update_yaxes(title_text=y if k == 0 else "", type="category", row=1, col=k + 1)
@@ -190,19 +228,24 @@ def sweep_lines(df: pd.DataFrame, axes: list[str], metric: str, unit: str = "yua
     d = df.assign(_line=labels.astype(str) if labels is not None else "all")
     if len(num) >= 2:
         d["_line"] = d["_line"] + ", " + num[1] + " = " + d[num[1]].map(fmt.number)
+    div = plot_scale(metric, unit)[0]
+    e = glossary.entries().get(metric)
+    low, high = (e.low, e.high) if e is not None else (None, None)  # a level's domain: its interval stays in it
+    label = metric_label(metric)
     fig = go.Figure()
     for i, (name, g) in enumerate(d.groupby("_line", sort=False)):
         xs = sorted(g[x].unique())
         cis = [mean_interval(g.loc[g[x] == v, metric]) for v in xs]
         m, lo, hi = (np.array([c[k] for c in cis], dtype=float) for k in range(3))
-        text = [fmt.interval(a, b, c, "money" if is_money(metric) else "number", unit) for a, b, c in zip(m, lo, hi)]
+        lo, hi = (np.array([fmt.clip(v, low, high) for v in b], dtype=float) for b in (lo, hi))
+        text = [fmt.interval(a, b, c, metric_kind(metric), unit) for a, b, c in zip(m, lo, hi)]
         fig.add_trace(go.Scatter(
-            x=xs, y=m, name=str(name), mode="lines+markers", line_color=COLORS[i % len(COLORS)], text=text,
-            error_y=dict(type="data", symmetric=False, array=hi - m, arrayminus=m - lo, thickness=1),
-            hovertemplate=f"{x} = %{{x}}<br>{metric}: %{{text}}<extra>{name}</extra>"))
+            x=xs, y=m / div, name=str(name), mode="lines+markers", line_color=COLORS[i % len(COLORS)], text=text,
+            error_y=dict(type="data", symmetric=False, array=(hi - m) / div, arrayminus=(m - lo) / div, thickness=1),
+            hovertemplate=f"{x} = %{{x}}<br>{label}: %{{text}}<extra>{name}</extra>"))
     rest = num[2:]
     fig.update_xaxes(title_text=x)
-    fig.update_yaxes(title_text=metric)
+    fig.update_yaxes(title_text=axis_title(metric, unit))
     note = f" (averaged over {', '.join(rest)})" if rest else ""
     return layout(fig, f"{metric_label(metric)}: mean and 95% interval over seeds{note}", 440)
 
@@ -225,7 +268,8 @@ SUMMARY_COLUMNS = {
 
 def readable(df: pd.DataFrame, names: dict) -> pd.DataFrame:
     """A calibration's table with its columns named for a reader (``names``; others kept) and its numbers
-    written (fmt.number; shares as percentages; true/false as yes/no)."""
+    written (fmt.significant: 3 significant digits, a prior's bound of 0.0001 stays 0.0001; shares as percentages;
+    true/false as yes/no)."""
     out = pd.DataFrame(index=df.index)
     for c in df.columns:
         v = df[c]
@@ -234,7 +278,7 @@ def readable(df: pd.DataFrame, names: dict) -> pd.DataFrame:
         elif pd.api.types.is_bool_dtype(v):
             v = v.map({True: "yes", False: "no"})
         elif pd.api.types.is_numeric_dtype(v):
-            v = v.map(lambda x: fmt.number(float(x)))
+            v = v.map(lambda x: fmt.significant(float(x)))
         out[names.get(c, c)] = v
     return out
 
@@ -246,9 +290,17 @@ def _ticks(lo: float, hi: float, log: bool) -> tuple[list[float], list[str]]:
         exps = [e for e in range(a, b + 1) if lo <= 10.0 ** e <= hi] or [round(math.log10(math.sqrt(lo * hi)))]
         while len(exps) > 4:
             exps = exps[::2]
-        return [float(e) for e in exps], [f"1e{e}" if abs(e) >= 3 else fmt.number(10.0 ** e) for e in exps]
+        return [float(e) for e in exps], [power_of_ten(e) if abs(e) >= 3 else fmt.exact(10.0 ** e) for e in exps]
     vals = [lo, (lo + hi) / 2, hi]
-    return vals, [fmt.number(float(f"{v:.3g}")) for v in vals]
+    return vals, [fmt.significant(v) for v in vals]
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def power_of_ten(e: int) -> str:
+    """A log axis's tick far from 1, as a reader writes it: ``10⁻⁴``, ``10⁶`` (short: ticks stay apart)."""
+    return "10" + str(int(e)).translate(_SUPERSCRIPT)
 
 
 def corner_figure(post: pd.DataFrame, summary: Optional[pd.DataFrame] = None, width: int = 900):
@@ -277,15 +329,20 @@ def corner_figure(post: pd.DataFrame, summary: Optional[pd.DataFrame] = None, wi
                 h, _ = np.histogram(post[xk], bins=edges, weights=w)
                 mids = np.sqrt(edges[:-1] * edges[1:]) if log and lo > 0 else (edges[:-1] + edges[1:]) / 2
                 fig.add_trace(go.Bar(x=mids, y=h, width=np.diff(edges), marker_color=COLORS[0], showlegend=False,
-                                     customdata=np.stack([edges[:-1], edges[1:]], axis=-1),
-                                     hovertemplate=f"{xk}<br>%{{customdata[0]:.3g}} to %{{customdata[1]:.3g}}: "
-                                                   "%{y:.1%} of the weight<extra></extra>"), i + 1, j + 1)
+                                     customdata=np.stack([[fmt.significant(v) for v in edges[:-1]],
+                                                          [fmt.significant(v) for v in edges[1:]],
+                                                          [fmt.share(v) for v in h]], axis=-1),
+                                     hovertemplate=f"{xk}<br>%{{customdata[0]}} to %{{customdata[1]}}: "
+                                                   "%{customdata[2]} of the weight<extra></extra>"), i + 1, j + 1)
             else:
                 fig.add_trace(go.Scatter(x=post[xk], y=post[yk], mode="markers", showlegend=False,
                                          marker=dict(size=4 + 30 * np.sqrt(w), color=COLORS[0], opacity=0.5,
                                                      line_width=0),
-                                         customdata=w, hovertemplate=f"{xk} = %{{x:.3g}}<br>{yk} = %{{y:.3g}}<br>"
-                                                                     "weight %{customdata:.2%}<extra></extra>"),
+                                         customdata=np.stack([[fmt.significant(v) for v in post[xk]],
+                                                              [fmt.significant(v) for v in post[yk]],
+                                                              [fmt.share(v) for v in w]], axis=-1),
+                                         hovertemplate=f"{xk} = %{{customdata[0]}}<br>{yk} = %{{customdata[1]}}<br>"
+                                                       "weight %{customdata[2]}<extra></extra>"),
                               i + 1, j + 1)
             for axis, key, row_or_col in (("x", xk, i == k - 1), ("y", yk, j == 0 and i != j)):
                 a, b, lg = prior.get(key, (float(post[key].min()), float(post[key].max()), False))

@@ -18,18 +18,16 @@ import solara.lab
 from experiments.dashboard import fmt
 from experiments.dashboard import service as svc
 from experiments.dashboard.state import AnswerFigure
-from experiments.dashboard.ui import escape, grid_html
+from experiments.dashboard.ui import MoneyUnit, SearchText, escape, grid_html
 from sim import api
 from sim.analysis import glossary
 from sim.analysis.stats import BASELINE, COST_ROWS, SIZE_METRICS, TABLE_METRICS, TAIL_METRICS, by_year
 
-# the unit picker's buttons -> fmt's money units (the Latin name too: a browser without CJK fonts shows boxes)
-UNIT_SIGNS = {"yuan": "yuan", "万 (wan, 10^4 yuan)": "wan", "亿 (yi, 10^8 yuan)": "yi"}
-
 
 # --------------------------------------------------------------------------- how a metric's figure is written
 def period_short(e: glossary.Entry, months: int, rate: float) -> str:
-    """A table row's unit and period: ``万 yuan, total over 60 months``; ``count``; ``share``."""
+    """A table row's unit and period: money's period and basis (the column's title says the money unit):
+    ``total over 60 months``, ``present value at 8%``; else the glossary unit: ``count``, ``share``."""
     return e.unit if not e.money else {
         glossary.TOTAL: f"total over {months} months", glossary.AT_END: f"at month {months}",
         glossary.PV: f"present value at {rate:.0%}", glossary.PV_AT_END: f"present value at {rate:.0%}, at the end",
@@ -171,8 +169,10 @@ def spread(table: pd.DataFrame, regimes, months: int, rate: float, unit: str = "
     rows = []
     for key in TAIL_METRICS:
         e = glossary.entry(key)
-        write = {"money": lambda x: fmt.money(x, unit, suffix=False), "share": fmt.share}.get(fmt.kind_of(e.unit),
-                                                                                              fmt.number)
+        kind = fmt.kind_of(e)
+
+        def write(x, kind=kind):
+            return fmt.value(x, kind, unit, suffix=False)
         row = [e.label, period_short(e, months, rate)]
         for regime in regimes:
             row.append(" / ".join(write(float(t.at[(regime, key), c])) for c in ("p5", "p50", "p95"))
@@ -245,8 +245,7 @@ def Filtered(name: str, build, metrics):
     picked, set_picked = solara.use_state([])
     labels = {glossary.label(k): k for k in metrics}
     with solara.Row(style={"align-items": "center", "flex-wrap": "wrap"}):
-        solara.InputText("search metrics (label or key)", value=query, on_value=set_query, continuous_update=True,
-                         classes=[f"tt-search-{name}"])
+        SearchText("search metrics (label or key)", query, set_query, classes=[f"tt-search-{name}"])
         solara.SelectMultiple("show only these metrics", values=[glossary.label(k) for k in picked],
                               all_values=list(labels), on_value=lambda v: set_picked([labels[x] for x in v]),
                               classes=[f"tt-pick-{name}"])
@@ -299,7 +298,7 @@ def Tables(comparison: api.Comparison, regimes, months: int, rate: float, unit: 
                                        "their costs.",
              "By firm size": "Effect against baseline on SMEs and on large firms.",
              "Spread across seeds": "5th / 50th / 95th percentile across the replicates.",
-             "Conversions by year": "Mean conversions in each year of the run (months 1-12: year 1)."}
+             "Conversions by year": "Mean conversions in each year of the run (months 0-11 of the series: year 1)."}
     with solara.lab.Tabs(lazy=True):
         for k, (label, make) in enumerate(tabs):
             with solara.lab.Tab(label):
@@ -315,8 +314,7 @@ def Glossary():
     if q:
         df = df[df["metric"].str.lower().str.contains(q, regex=False) | df["key"].str.contains(q, regex=False)
                 | df["meaning"].str.lower().str.contains(q, regex=False)]
-    solara.InputText("search the glossary", value=query, on_value=set_query, continuous_update=True,
-                     classes=["tt-search-glossary"])
+    SearchText("search the glossary", query, set_query, classes=["tt-search-glossary"])
     solara.Text("Money: 'total' sums the run's months in nominal yuan; 'present value' discounts each payment to "
                 "month 0 at the scenario's rate; 'at the end' is a stock at the last month.",
                 style={"font-size": "13px"})
@@ -339,8 +337,7 @@ def Charts(table: pd.DataFrame, order, unit: str, rate: float, paired: bool):
 
 @solara.component
 def AnswerView(answer: svc.Answer):
-    sign, set_sign = solara.use_state("yuan")
-    unit = UNIT_SIGNS[sign]
+    unit, set_unit = solara.use_state("yuan")
     cfg = answer.config
     months, rate = cfg.scenario.months, cfg.scenario.discount_rate
     regimes = list(dict.fromkeys(answer.comparison.table["regime"]))
@@ -348,9 +345,7 @@ def AnswerView(answer: svc.Answer):
     budget = answer.equal.budget if answer.equal is not None else None
     solara.Text(f"{cfg.scenario.name}: {len(cfg.regimes)} regimes x {api.replicates_text(cfg)}, engine {cfg.engine}; "
                 f"seeds from {cfg.seed}; {months} months", classes=["tt-answer"])
-    with solara.Row(style={"align-items": "center"}):
-        solara.Text("money in")
-        solara.ToggleButtonsSingle(value=sign, values=list(UNIT_SIGNS), on_value=set_sign, classes=["tt-unit"])
+    MoneyUnit(unit, set_unit)
     note = (f"; at equal spend: every regime capped at {answer.at_spend}'s spend per year, "
             f"{fmt.money(budget, unit)} per year" if budget is not None else "")
     solara.Markdown(f"#### Each regime against baseline, mean [95% interval]{note}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import solara
 import solara.lab
 
-from experiments.dashboard import diff, saved
+from experiments.dashboard import diff, fmt, saved
 from experiments.dashboard import service as svc
 from experiments.dashboard.pages.answer import AnswerView
 from experiments.dashboard.question import Question, parse
@@ -30,7 +30,7 @@ def instrument_fields(cfg, instrument: str) -> list[tuple[str, str, str]]:
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         text = "null" if value is None else str(value).lower() if isinstance(value, bool) else repr(value) \
-            if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else str(value)
+            if isinstance(value, str) else fmt.exact(value) if isinstance(value, float) else str(value)
         allowed = _describe(f.metadata)  # the schema's own words, as in the command line's messages
         out.append((f"{section}.{f.name}", text, f.metadata.get("doc", "") + (f"; {allowed}" if allowed else "")))
     return out

@@ -11,7 +11,7 @@ import solara.lab
 from experiments.dashboard import service as svc
 from experiments.dashboard.pages.compare import scenario_names
 from experiments.dashboard.state import service
-from experiments.dashboard.ui import table_html
+from experiments.dashboard.ui import MoneyUnit, table_html
 from sim import api
 from sim.core.config import ConfigError
 
@@ -107,7 +107,6 @@ def month_text(stepper) -> str:
 @solara.component
 def RunView(stepper, cfg, tick: int = 0):
     """The run so far: the funnel, the money flows, the agents and the firms (redrawn after each month)."""
-    from experiments.dashboard import fmt
     from experiments.dashboard.charts import runs as charts
 
     unit = solara.use_reactive("yuan")
@@ -123,7 +122,7 @@ def RunView(stepper, cfg, tick: int = 0):
                         f"{int(last['brokers_active'])} active brokers.")
     solara.FigurePlotly(charts.funnel_figure(series, stepper.months))
     with solara.Row():
-        solara.Select("Money in", values=list(fmt.MONEY_UNITS), value=unit, classes=["tt-unit"])
+        MoneyUnit(unit.value, unit.set)
         solara.ToggleButtonsSingle(value=by, values=["kind", "route"], classes=["tt-flows-by"])
     flows = stepper.flows()
     solara.FigurePlotly(charts.flows_figure(flows, stepper.months, unit.value, by.value))

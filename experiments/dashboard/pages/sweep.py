@@ -8,7 +8,7 @@ import solara
 
 from experiments.dashboard import service as svc
 from experiments.dashboard.state import SETTINGS
-from experiments.dashboard.ui import table_html
+from experiments.dashboard.ui import MoneyUnit, SearchText, table_html
 from sim.core.config import ConfigError
 
 
@@ -35,7 +35,6 @@ def SweepPage():
 def MetricView(df, axes, metrics, metric):
     """A metric of the sweep, picked from a searchable list (names and what they measure): its lines, its heatmap,
     and its mean at each point."""
-    from experiments.dashboard import fmt
     from experiments.dashboard.charts import runs as charts
 
     search = solara.use_reactive("")
@@ -43,9 +42,9 @@ def MetricView(df, axes, metrics, metric):
     found = charts.filter_metrics(metrics, search.value)
     solara.Markdown(f"{len(df)} runs; swept: {', '.join(f'`{a}`' for a in axes) or 'nothing'}")
     with solara.Row():
-        solara.InputText(f"Find a metric ({len(metrics)}: words of its name or of what it measures)", value=search,
-                         continuous_update=True, classes=["tt-metric-search"])
-        solara.Select("Money in", values=list(fmt.MONEY_UNITS), value=unit)
+        SearchText(f"Find a metric ({len(metrics)}: words of its name or of what it measures)", search.value,
+                   search.set, classes=["tt-metric-search"])
+        MoneyUnit(unit.value, unit.set)
     if not found:
         solara.Warning(f"No metric matches {search.value!r}: {len(metrics)} in all.")
         return
