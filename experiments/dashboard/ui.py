@@ -58,9 +58,14 @@ def MoneyUnit(value: str, on_value: Callable[[str], None]):
 def table_html(df, name: str, index: bool = True):
     """A table as HTML, marked for tests and styling; it scrolls in place (:data:`CSS`). Its cells are written as
     given (the pages pass text written by :mod:`experiments.dashboard.fmt`); a float cell left as a number is written
-    by :func:`fmt.number <experiments.dashboard.fmt.number>` (no exponents)."""
+    by :func:`fmt.number <experiments.dashboard.fmt.number>` (no exponents), and so is a whole-number cell
+    (thousands separators: ``4,579``, as the page's text writes counts)."""
+    import pandas as pd
+
+    whole = {c: fmt.number for c in df.columns if pd.api.types.is_integer_dtype(df[c]) and
+             not pd.api.types.is_bool_dtype(df[c])}
     text = df.to_html(index=index, border=0, classes=["tt-table"], na_rep="-", escape=True,
-                      float_format=fmt.number)
+                      float_format=fmt.number, formatters=whole or None)
     return solara.HTML(tag="div", unsafe_innerHTML=text, classes=[f"tt-{name}", "tt-scroll"])
 
 

@@ -213,7 +213,10 @@ def _fmt(v: float) -> str:
 
 
 # the headline: what each regime adds against baseline, and what it costs
+# extra expected conversions: the realised ones plus the deals running at the horizon at their chance of success, what
+# a cost per extra conversion divides by (a regime that delays conversions may add expected ones and realise fewer)
 HEADLINE = (("contracts", "effect", "extra contracts"), ("successes", "effect", "extra conversions"),
+            ("successes_expected", "effect", "extra expected conversions"),
             ("gov_spend", "mean", "public spend (yuan)"),
             ("cost_per_extra_conversion", "mean", "cost per extra conversion (yuan)"))
 

@@ -76,7 +76,7 @@ def _headline_numbers(page, res, equal) -> None:
             bounds = ("ci_low", "ci_high") if col == "mean" else ("effect_low", "effect_high")
             np.testing.assert_array_equal([float(x) for x in numbers], [t[col], t[bounds[0]], t[bounds[1]]])
             cells += 1
-    assert cells == 6 * len(expected)
+    assert cells == 7 * len(expected)
 
 
 def _overrides(command: str) -> list[str]:
@@ -617,7 +617,8 @@ def test_one_run_page_steps_plays_and_pauses_the_mesa_model(served):
         by_pair[pair] = (now + model.series[2, k.column], total + model.series[:3, k.column].sum())
     assert {(r[0], r[1]): (r[2], r[3]) for r in flows[1:]} == {
         p: (fmt.money(now), fmt.money(total)) for p, (now, total) in by_pair.items() if total > 0}
-    assert _rows(page, "agents")[1][:3] == ["firms", str(cfg.scenario.firms.n), str(int(model.arrays.firm_sme.sum()))]
+    assert _rows(page, "agents")[1][:3] == ["firms", f"{cfg.scenario.firms.n:,}",
+                                            f"{int(model.arrays.firm_sme.sum()):,}"]  # counts with separators
     assert len(_rows(page, "firms")) == 1 + 25  # a page of the firms, not all of them
     expected = (f"This month: {int(row['needs_raised'])} needs raised, {int(row['matches'])} matches, "
                 f"{int(row['successes'])} conversions, {int(row['brokers_active'])} active brokers.")

@@ -31,6 +31,8 @@ def table():
             _row("dear", "successes", 11.0, 9.0, 13.0, 1.0, -0.5, 2.5),
             _row("cheap", "gov_spend", 2_000_000.0, -100_000.0, 4_100_000.0, 2_000_000.0, -100_000.0, 4_100_000.0),
             _row("dear", "gov_spend", 9_000_000.0, 7_000_000.0, 11_000_000.0, 9e6, 7e6, 11e6),
+            _row("cheap", "successes_expected", 15.0, 12.0, 18.0, 5.0, 2.0, 8.0),
+            _row("dear", "successes_expected", 12.0, 10.0, 14.0, 2.0, 0.5, 3.5),
             _row("cheap", "contracts", 30.0, 25.0, 35.0, 3.0, -1.0, 7.0),
             _row("dear", "contracts", 28.0, 25.0, 31.0, 1.0, 0.0, 2.0),
             _row("cheap", "cost_per_extra_conversion", 500_000.0, 300_000.0, 900_000.0),
@@ -80,11 +82,11 @@ def test_the_who_pays_chart_shows_each_partys_change_explained(table):
 
 def test_the_headline_writes_the_tables_numbers_by_fmt_with_period_and_domain(table):
     columns, rows, titles, _ = A.headline(table, None, ["cheap", "dear"], 60, "wan")
-    assert columns == ["regime", "extra contracts signed", "extra conversions",
+    assert columns == ["regime", "extra contracts signed", "extra conversions", "extra expected conversions",
                        "public spend (万 yuan, total over the run's 60 months, nominal)",
                        "cost per extra conversion (万 yuan)"]
-    assert rows[0] == ["cheap", "3 [-1, 7]", "4 [1.5, 6.5]", "200 [0, 410]", "50 [30, 90]"]  # spend >= 0; no 200.0
-    assert rows[1][4] == "900 [400, ∞]"
+    assert rows[0] == ["cheap", "3 [-1, 7]", "4 [1.5, 6.5]", "5 [2, 8]", "200 [0, 410]", "50 [30, 90]"]  # spend >= 0
+    assert rows[1][5] == "900 [400, ∞]"
     # the hover text holds the numbers in full: exactly the table's
     for regime, tips in zip(["cheap", "dear"], titles):
         for (_, metric, col, _), tip in zip(A.headline_columns(60, "wan", None), tips[1:]):

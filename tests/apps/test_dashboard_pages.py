@@ -76,8 +76,12 @@ def test_money_flows_are_the_ledgers_kinds_and_move_each_classs_cash(stepped):
         assert row[2] == fmt.money(pair.loc[pair["month"] == 3, "amount"].sum(), "wan")
     assert len(table) == (flows.groupby(["payer", "payee"])["amount"].sum() > 0).sum()
     fig = charts.flows_figure(flows, 12, "yuan")  # the bars are the amounts: each kind's trace sums to its total
+    from sim.analysis import glossary
+
+    assert len({t.marker.color for t in fig.data}) == len(fig.data)  # no two kinds alike
     for trace in fig.data:
-        assert sum(trace.y) == flows.loc[flows["kind"] == trace.name, "amount"].sum()
+        assert trace.name == glossary.label(trace.meta)  # named as every page names it
+        assert sum(trace.y) == flows.loc[flows["kind"] == trace.meta, "amount"].sum()
         assert trace.customdata[0][0] == fmt.money(trace.y[0])
     wan = charts.flows_figure(flows, 12, "wan")  # plotted in the unit its hover text and axis title say
     assert wan.layout.yaxis.title.text == "money moved that month (万 yuan)"

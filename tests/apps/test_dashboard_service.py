@@ -77,7 +77,7 @@ def test_the_headline_download_holds_the_comparisons_numbers_not_text():
     assert list(got["regime"].drop_duplicates()) == list(a.headline["regime"])  # the headline's order
     for eq, t in ((False, a.comparison.table), (True, a.equal.table)):
         rows = got[got["at_equal_spend"] == eq]
-        assert len(rows) == (4 if not eq else 2) * len(a.headline)
+        assert len(rows) == (5 if not eq else 2) * len(a.headline)
         indexed = t.set_index(["regime", "metric"])
         for r in rows.itertuples():
             lo, hi = ("ci_low", "ci_high") if r.statistic == "mean" else ("effect_low", "effect_high")

@@ -90,6 +90,17 @@ def flow_table(flows: pd.DataFrame, month: int, unit: str = "yuan") -> pd.DataFr
                          "payments": [kinds.get(i, "") for i in cum.index]})
 
 
+def distinct_colors(n: int) -> list[str]:
+    """``n`` colours, no two alike: the charts' own while they last, else Plotly's 24 dark and 24 light ones (a
+    month's flows may be of ~20 kinds; a repeated colour would make two of them one)."""
+    from plotly.colors import qualitative
+
+    palette = list(COLORS) if n <= len(COLORS) else list(dict.fromkeys(qualitative.Dark24 + qualitative.Light24))
+    if n > len(palette):
+        raise ValueError(f"{n} series: more than {len(palette)} distinct colours")
+    return palette[:n]
+
+
 def flows_figure(flows: pd.DataFrame, months: int, unit: str = "yuan", by: str = "kind"):
     """Money moved each month, stacked bars by ``by`` (``kind``: each kind of payment; ``route``: payer -> payee),
     hover: the month, the payment, who paid whom, the amount (fmt.money). The x axis spans the whole run."""
@@ -102,14 +113,16 @@ def flows_figure(flows: pd.DataFrame, months: int, unit: str = "yuan", by: str =
     totals = g.groupby(by)["amount"].sum()
     shown = [k for k in totals.sort_values(ascending=False).index if totals[k] > 0]
     div = fmt.MONEY_UNITS[unit][0]
+    palette = distinct_colors(len(shown))
     fig = go.Figure()
     for i, name in enumerate(shown):
         d = g[g[by] == name]
         route = d["route"].iloc[0] if by == "kind" else name
+        label = glossary.label(name) if by == "kind" else str(name)  # a kind of payment by the glossary's name
         fig.add_trace(go.Bar(
-            x=d["month"], y=d["amount"] / div, name=str(name), marker_color=COLORS[i % len(COLORS)],
+            x=d["month"], y=d["amount"] / div, name=label, meta=str(name), marker_color=palette[i],
             customdata=np.stack([[fmt.money(v, unit) for v in d["amount"]], [route] * len(d)], axis=-1),
-            hovertemplate=f"{name}<br>%{{customdata[1]}}<br>month %{{x}}: %{{customdata[0]}}<extra></extra>"))
+            hovertemplate=f"{label}<br>%{{customdata[1]}}<br>month %{{x}}: %{{customdata[0]}}<extra></extra>"))
     fig.update_layout(barmode="stack")
     fig.update_xaxes(title_text="month (as in the series: 0 is the first)", range=[-0.5, max(months, 1) - 0.5])
     fig.update_yaxes(title_text=f"money moved that month ({fmt.unit_name(unit)})")

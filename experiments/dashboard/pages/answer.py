@@ -52,6 +52,7 @@ def headline_columns(months: int, unit: str, at_spend) -> list[tuple[str, str, s
     u = fmt.unit_name(unit)
     cols = [(f"extra {glossary.label('contracts')}", "contracts", "effect", False),
             (f"extra {glossary.label('successes')}", "successes", "effect", False),
+            (f"extra {glossary.label('successes_expected')}", "successes_expected", "effect", False),
             (f"{glossary.label('gov_spend')} ({u}, total over the run's {months} months, nominal)", "gov_spend",
              "mean", False),
             (f"{glossary.label('cost_per_extra_conversion')} ({u})", "cost_per_extra_conversion", "mean", False)]
@@ -96,7 +97,9 @@ def how_to_read(months: int, rate: float, at_spend, budget, unit: str) -> str:
     """The headline's short guide (Markdown)."""
     text = (f"**How to read this.** Every regime runs on the same seeds as baseline (each seed draws the same firms "
             f"and chance events), so **extra conversions** is the mean of the paired differences against baseline, "
-            f"with its 95% interval in brackets. **Public spend** is government's payments to the instruments, the "
+            f"with its 95% interval in brackets; **extra expected conversions** adds the deals still running at the end, each "
+            f"at its chance of success (a regime that delays conversions, as a free trial does, may realise fewer "
+            f"by the end and still add expected ones). **Public spend** is government's payments to the instruments, the "
             f"total over the run's {months} months in nominal yuan (not discounted). **Cost per extra conversion** = "
             f"the extra public spend / the extra expected conversions (those realised, and the deals running at the "
             f"end at their chance of success), bootstrap 95% interval; `-` where a regime adds no conversions, `∞` "
