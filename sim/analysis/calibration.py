@@ -27,7 +27,6 @@ than the few thousand a laptop calibration has.
 from __future__ import annotations
 
 import math
-import numbers
 import random
 import time
 from dataclasses import dataclass, field
