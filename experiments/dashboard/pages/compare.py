@@ -251,12 +251,12 @@ def CompareWith(answer, previous, saved_answers):
     """The answer beside another (the previous one, or a saved question's if it has been answered on this server):
     what the questions differ in, then the headline numbers of both as the answer view writes them, the cells that
     differ marked. ``previous``: an answer, a message (it is no longer kept) or None."""
-    from experiments.dashboard.pages.answer import UNIT_SIGNS
+    from experiments.dashboard.ui import MoneyUnit
 
     choices = {"previous answer": previous} if previous is not None else {}
     choices.update(saved_answers)
     other_name, set_other = solara.use_state("none")
-    sign, set_sign = solara.use_state("yuan")
+    unit, set_unit = solara.use_state("yuan")
     solara.Select("Compare with", values=["none", *choices], value=other_name if other_name in choices else "none",
                   on_value=set_other, classes=["tt-compare-with"])
     other = choices.get(other_name)
@@ -268,10 +268,7 @@ def CompareWith(answer, previous, saved_answers):
     changes = diff.question_changes(answer.overrides, other.overrides)
     solara.Markdown("#### Now against " + other_name + ": " + ("; ".join(
         f"{k} {b or '(unset)'} -> {a or '(unset)'}" for k, a, b in changes) or "the same question"))
-    with solara.Row(style={"align-items": "center"}):
-        solara.Text("money in")
-        solara.ToggleButtonsSingle(value=sign, values=list(UNIT_SIGNS), on_value=set_sign, classes=["tt-diff-unit"])
-    unit = UNIT_SIGNS[sign]
+    MoneyUnit(unit, set_unit)
     solara.HTML(tag="div", unsafe_innerHTML=diff.diff_html(diff.answer_headline(answer, unit),
                                                            diff.answer_headline(other, unit)),
                 classes=["tt-diff", "tt-scroll"])
