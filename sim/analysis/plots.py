@@ -204,20 +204,29 @@ def sweep_lines_figure(df: pd.DataFrame, axes: list[str], metric: str):
     return fig
 
 
-def sweep_heatmap_figure(df: pd.DataFrame, axes: list[str], metric: str):
-    """The metric's mean over the first two swept numbers (one panel per regime)."""
+def heatmap_grids(df: pd.DataFrame, axes: list[str], metric: str):
+    """A sweep's heatmaps: (x key, y key, regimes, grids), the metric's mean over the first two swept numbers in a
+    grid (rows y, columns x) per regime (regimes [None] when the sweep has one); None with fewer than two numbers
+    swept. What the collected sweep's figure and the dashboard's chart both draw."""
     num = _numeric_axes(df, axes)
     if len(num) < 2:
         return None
     x, y = num[0], num[1]
     labels = regime_labels(df)
     regimes = list(dict.fromkeys(labels)) if labels is not None else [None]
+    grids = [(df if r is None else df[labels == r]).pivot_table(index=y, columns=x, values=metric, aggfunc="mean")
+             for r in regimes]
+    return x, y, regimes, grids
+
+
+def sweep_heatmap_figure(df: pd.DataFrame, axes: list[str], metric: str):
+    """The metric's mean over the first two swept numbers (one panel per regime)."""
+    found = heatmap_grids(df, axes, metric)
+    if found is None:
+        return None
+    x, y, regimes, grids = found
     fig, axs = plt.subplots(1, len(regimes), figsize=(4.8 * len(regimes) + 1, 4.2), constrained_layout=True,
                             squeeze=False)
-    grids = []
-    for reg in regimes:
-        d = df if reg is None else df[labels == reg]
-        grids.append(d.pivot_table(index=y, columns=x, values=metric, aggfunc="mean"))
     vmin = min(np.nanmin(g.to_numpy()) for g in grids)
     vmax = max(np.nanmax(g.to_numpy()) for g in grids)
     for ax, reg, g in zip(axs[0], regimes, grids):

@@ -195,17 +195,13 @@ def sweep_heatmap(df: pd.DataFrame, axes: list[str], metric: str, unit: str = "y
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from sim.analysis.plots import _numeric_axes, regime_labels
+    from sim.analysis.plots import heatmap_grids
 
-    num = _numeric_axes(df, axes)
-    if len(num) < 2:
+    found = heatmap_grids(df, axes, metric)
+    if found is None:
         return None
-    x, y = num[0], num[1]
-    labels = regime_labels(df)
-    regimes = list(dict.fromkeys(labels)) if labels is not None else [None]
+    x, y, regimes, grids = found
     fig = make_subplots(1, len(regimes), subplot_titles=[str(r) if r else "" for r in regimes], horizontal_spacing=0.08)
-    grids = [(df if r is None else df[labels == r]).pivot_table(index=y, columns=x, values=metric, aggfunc="mean")
-             for r in regimes]
     div = plot_scale(metric, unit)[0]
     lo = min(np.nanmin(g.to_numpy()) for g in grids) / div
     hi = max(np.nanmax(g.to_numpy()) for g in grids) / div
