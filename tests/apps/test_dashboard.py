@@ -412,12 +412,21 @@ def _calibration(data: Path) -> Path:
     return data / "calibration"
 
 
-def _settled(page, must_contain: str) -> str:
-    """Wait for an answer whose command line holds the override ``must_contain`` (whole: ``seeds=3`` is not
+CURRENT_COMMAND = "xpath=//*[contains(concat(' ', normalize-space(@class), ' '), ' tt-command ')][not(ancestor::*[" \
+                  "contains(concat(' ', normalize-space(@class), ' '), ' tt-previous ')])]"
+
+
+def _settled(page, override: str) -> str:
+    """Wait for the current answer whose command line holds ``override`` as a whole word (``seeds=3``, not
     ``seeds=30``); returns that command line."""
-    command = page.locator(".tt-command", has_text=re.compile(re.escape(must_contain) + r"(?![\w.])")).first
-    command.wait_for(timeout=PAGE_SETTLES)
-    return command.inner_text()
+    current = page.locator(CURRENT_COMMAND).filter(has_text=_word(override))
+    current.wait_for(timeout=PAGE_SETTLES)
+    return current.inner_text()
+
+
+def _word(override: str) -> re.Pattern:
+    """``override`` as a whole word of a command line (between spaces or shell quotes)."""
+    return re.compile(r"(?<![^\s'\"])" + re.escape(override) + r"(?![^\s'\"])")
 
 
 def _set(page, key: str, value: str) -> None:
