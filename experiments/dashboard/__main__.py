@@ -205,7 +205,17 @@ def check_hosts(hosts) -> list[str]:
 
 
 def serve(cfg, own: DashboardConfig, out: Path) -> None:
+    # Solara reads its settings from the environment once, when first imported (the pages' modules import it):
+    # set them before anything imports it, then on its settings objects too, in case something already had
+    os.environ.update(SOLARA_APP="experiments.dashboard.pages", SERVER_NAME=own.host, SERVER_PORT=str(own.port),
+                      SOLARA_TELEMETRY_MIXPANEL_ENABLE="False", SOLARA_CHECK_VERSION="False",
+                      SOLARA_THEME_SHOW_BANNER="False",  # no "runs on Solara" badge over the tables
+                      SOLARA_KERNEL_CULL_TIMEOUT=f"{own.page_timeout:g}s")
+    import solara.server.settings as solara_settings
     import uvicorn
+
+    solara_settings.kernel.cull_timeout = f"{own.page_timeout:g}s"  # a page gone without closing: given up then
+    solara_settings.theme.show_banner = False
 
     from experiments.dashboard import state
     from experiments.dashboard.service import Service
@@ -227,9 +237,6 @@ def serve(cfg, own: DashboardConfig, out: Path) -> None:
     warnings.filterwarnings("ignore", message="Cookies with samesite=none")  # plain http on localhost: lax is right
     for name in ("solara", "reacton", "MESA", "numba"):  # they log every render and step at INFO
         logging.getLogger(name).setLevel(logging.WARNING)
-    os.environ.update(SOLARA_APP="experiments.dashboard.pages", SERVER_NAME=own.host, SERVER_PORT=str(own.port),
-                      SOLARA_TELEMETRY_MIXPANEL_ENABLE="False", SOLARA_CHECK_VERSION="False",
-                      SOLARA_THEME_SHOW_BANNER="False", SOLARA_KERNEL_CULL_TIMEOUT=f"{own.page_timeout:g}s")  # no "runs on Solara" badge over the tables
     url = f"http://{own.host}:{own.port}/"
     print(f"dashboard: serving {url} (Ctrl-C stops it)", flush=True)
     try:

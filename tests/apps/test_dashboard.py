@@ -37,6 +37,9 @@ ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "outputs" / "test-artif
 SERVER = [*SMALL, "seeds=3", "regimes=[baseline,free_trial,broker_reward]", "at_spend=broker_reward", "workers=2"]
 # the month the One run page shows: the series' number of the last month run (0 first)
 MONTH_JS = "parseInt((document.querySelector('.tt-month') || {innerText: 'month -1'}).innerText.split(' ')[1])"
+# a question still running on any machine when the test acts on it (two tabs, a page gone): 3 regimes x 6,000 seeds,
+# twice; a cancelled one stops within a chunk
+LONG_SEEDS, LONG_RUNS = 6000, 36_000
 PAGE_TIMEOUT = 2  # s the server keeps a page whose connection dropped (dashboard.page_timeout)
 PAGE_SETTLES = 120_000  # ms: a comparison of 9 small runs (and the first one's imports) on a loaded 2-core machine
 
@@ -379,7 +382,8 @@ def served(tmp_path_factory):
     sweeps, calibrations = _sweep(data), _calibration(data)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with browser.dashboard(*SERVER, f"dashboard.sweeps={sweeps}", f"dashboard.calibrations={calibrations}",
-                           f"dashboard.page_timeout={PAGE_TIMEOUT}", log=ARTIFACTS / "server.log") as url:
+                           f"dashboard.page_timeout={PAGE_TIMEOUT}", f"dashboard.max_runs={LONG_RUNS}",
+                           "dashboard.max_work=1e12", log=ARTIFACTS / "server.log") as url:
         with browser.chromium() as page:
             yield url, page, data
 
@@ -540,12 +544,12 @@ def test_two_tabs_at_once_queue_in_arrival_order_and_both_are_answered(served):
         other.goto(url)
         _settled(other, "seeds=3")
         first, second = page.locator(".tt-seeds input"), other.locator(".tt-seeds input")
-        first.fill("800")  # 3 regimes x 800 seeds, twice (at equal spend): 4,800 runs, long enough to queue behind
+        first.fill(str(LONG_SEEDS))  # 36,000 runs: still running when the second asks
         first.press("Enter")
         page.locator(".tt-progress", has_text="running").wait_for(timeout=PAGE_SETTLES)
         second.fill("4")
         second.press("Enter")
-        other.locator(".tt-progress", has_text="queued behind 4,800 runs").wait_for(timeout=PAGE_SETTLES)
+        other.locator(".tt-progress", has_text=f"queued behind {LONG_RUNS:,} runs").wait_for(timeout=PAGE_SETTLES)
         assert other.locator(".tt-command", has_text=re.compile(r"seeds=4\b")).count() == 0  # not before its turn
         page.locator(".tt-cancel").click()  # the first gives up: the second's turn comes, and it is answered
         page.locator(".tt-cancelled").wait_for(timeout=PAGE_SETTLES)
@@ -564,14 +568,14 @@ def test_a_page_gone_without_closing_gives_its_question_up(served):
     gone.goto(url)
     _settled(gone, "seeds=3")
     field = gone.locator(".tt-seeds input")
-    field.fill("800")  # 4,800 runs
+    field.fill(str(LONG_SEEDS))  # 36,000 runs: still running when its page's timeout has passed
     field.press("Enter")
     gone.locator(".tt-progress", has_text="running").wait_for(timeout=PAGE_SETTLES)
     gone.close(run_before_unload=False)  # no closing message: the server sees only the connection drop
     page.goto(url)
     _settled(page, "seeds=3")
     seeds = page.locator(".tt-seeds input")
-    seeds.fill("800")  # the same question: were it answered (not given up), it would now come from the cache
+    seeds.fill(str(LONG_SEEDS))  # the same question: were it still running or answered, it would be waited for
     seeds.press("Enter")
     page.locator(".tt-progress", has_text="running").wait_for(timeout=PAGE_SETTLES)
     page.locator(".tt-cancel").click()
