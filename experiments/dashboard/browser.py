@@ -94,11 +94,11 @@ def _run(*args: str, cwd: Path, timeout: float = 1800) -> None:
 
 
 def example_sweep(folder: Path, *overrides: str) -> Path:
-    """A real sweep of the broker reward's rate and cap (2 x 2 points x 2 seeds, small runs), collected: what the
-    Sweep page opens. Returns its root (``folder/multirun``)."""
+    """A real sweep of the broker reward's rate and cap (2 x 2 points x 4 seeds, small runs of 36 months: long enough
+    for conversions), collected: what the Sweep page opens. Returns its root (``folder/multirun``)."""
     _run("experiments.run", "-m", "regime=broker_reward", "+grid.broker_reward.rate=[0.005,0.015]",
-         "+grid.broker_reward.cap=[100000,300000]", "seeds=2", "scenario.firms.n=300", "scenario.universities.n=3",
-         "scenario.months=12", "progress=false", *overrides, cwd=folder)
+         "+grid.broker_reward.cap=[100000,300000]", "seeds=4", "scenario.firms.n=300", "scenario.universities.n=3",
+         "scenario.months=36", "progress=false", *overrides, cwd=folder)
     (sweep,) = (folder / "multirun").iterdir()
     _run("experiments.collect", str(sweep), cwd=folder)
     return folder / "multirun"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Callable, Optional
 
 import solara
@@ -25,6 +26,7 @@ def service() -> svc.Service:
 
 
 # --------------------------------------------------------------------------- a page's questions
+PROGRESS_EVERY = 0.5  # s between the progress steps a page shows (each redraws it: 130 a default question before)
 Run = Callable[..., "svc.Answer"]  # run(question, on_progress=..., cancel=..., on_wait=...): Service.compare's
 
 
@@ -68,11 +70,17 @@ class Asking:
         set_cancelled(False)
         set_progress((0, 0, "starting"))
 
+        shown = [0.0, None]  # when the progress was last shown, and its description
+
         def on_progress(done: int, total: int, desc: str) -> None:
             if self.current != ident:  # superseded (or the page closed): stop now, the pool is freed
                 event.set()
                 raise svc.Cancelled("a newer question was asked")
-            set_progress((done, total, desc))
+            now = time.monotonic()
+            # each shown step redraws the page, in the server's process, beside the runs: a few a second at most
+            if now - shown[0] >= PROGRESS_EVERY or desc != shown[1] or done == total:
+                shown[:] = [now, desc]
+                set_progress((done, total, desc))
 
         def on_wait(runs: int) -> None:  # other pages' questions ahead of this one
             on_progress(0, 0, f"queued behind {runs:,} runs")

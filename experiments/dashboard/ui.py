@@ -106,7 +106,7 @@ CSS = """
 .tt-table tbody th { background: #fff; text-align: left; }
 .tt-table td.tt-key, .tt-table .tt-key { color: #777; font-family: monospace; font-size: 11px; }
 .tt-scroll { overflow: auto; max-height: 70vh; max-width: 100%; border: 1px solid #eee; margin-bottom: 8px; }
-.tt-command { font-family: monospace; background: #f4f4f4; padding: 6px; word-break: break-all; }
+.tt-command, .tt-previous-command { font-family: monospace; background: #f4f4f4; padding: 6px; word-break: break-all; }
 .tt-howto { font-size: 13px; color: #333; background: #f7f9fc; border-left: 3px solid #1f77b4; padding: 4px 10px;
   margin: 4px 0 10px 0; }
 .tt-card { border: 1px solid #ddd; border-radius: 4px; padding: 8px 12px; margin: 6px 0; }

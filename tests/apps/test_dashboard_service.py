@@ -156,6 +156,27 @@ def test_a_question_runs_to_its_answer_and_its_own_cancel_says_cancelled():
     assert out["value"] is None and seen["cancelled"] == [False, True]
 
 
+def test_a_page_shows_a_few_progress_steps_a_second_not_every_chunk(monkeypatch):
+    """Each progress step shown redraws the page in the server's process: steps closer than PROGRESS_EVERY are not
+    shown, but a new stage (its description) and the last step always are."""
+    from experiments.dashboard import state
+
+    monkeypatch.setattr(state, "PROGRESS_EVERY", 3600.0)  # no two steps of a stage that far apart here
+
+    def run(question, on_progress, cancel, on_wait):
+        for done in range(101):
+            on_progress(done, 100, "runs")
+        for done in range(51):
+            on_progress(done, 50, "runs at equal spend")
+        return "answer"
+
+    asking, shown = state.Asking(), []
+    asking.current = (("q=1",), None)
+    assert asking.ask(asking.current, run, ["q=1"], shown.append, lambda c: None) == "answer"
+    assert shown == [(0, 0, "starting"), (0, 100, "runs"), (100, 100, "runs"), (0, 50, "runs at equal spend"),
+                     (50, 50, "runs at equal spend")]
+
+
 def test_a_newer_question_gives_the_running_one_up_and_only_its_progress_is_shown():
     from experiments.dashboard.state import Asking
 

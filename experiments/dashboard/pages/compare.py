@@ -277,11 +277,15 @@ def CompareWith(answer, previous, saved_answers):
 @solara.component
 def Dimmed(answer, note: str):
     """An answer no longer the page's (the previous one, while the next runs or while the question has a mistake),
-    dimmed; nothing when the cache no longer keeps it."""
+    dimmed: its headline and its command line (not its charts and tables: drawing a second whole answer would slow
+    the page while the next one runs); nothing when the cache no longer keeps it."""
+    from experiments.dashboard.ui import escape, grid_html
+
     if answer is not None:
         with solara.Column(classes=["tt-previous"], style=DIM):
             solara.Text(note)
-            AnswerView(answer)
+            grid_html("previous-headline", *diff.answer_headline(answer))
+            solara.HTML(tag="div", unsafe_innerHTML=escape(answer.command), classes=["tt-previous-command"])
 
 
 @solara.component
