@@ -167,6 +167,9 @@ def _check_section_key(key: str, sections: dict) -> bool:
 # the resolvers that read the environment or decode text: never in the model's values (an app's own settings, e.g.
 # dashboard.port=${oc.env:PORT}, and Hydra's may use them)
 _ENV_RESOLVER = re.compile(r"\$\{\s*oc\.(?:env|decode)\s*:")
+# settings that say where and how runs are done, not what they compute (no number depends on them): a cluster's
+# scratch folder or core count may come from the environment
+HOW_NOT_WHAT = ("results_dir", "workers", "progress")
 _REFERENCE = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*\}")  # ${section.key}: a reference to another key
 
 
@@ -220,7 +223,7 @@ def check_command_line(argv: list[str], sections: dict | None = None) -> None:
                                   + ("; compare several with regimes=[a,b], or sweep them with -m regime=a,b"
                                      if key == "regime" else "; sweep several with -m scenario=a,b"))
             continue
-        model_key = key in known or key == "grid" or key.startswith("grid.")
+        model_key = (key in known or key == "grid" or key.startswith("grid.")) and key not in HOW_NOT_WHAT
         refers = {m.split(".", 1)[0] for m in _REFERENCE.findall(line.partition("=")[2])}
         if model_key and refers & (set(sections) | {"hydra"}):  # an app's setting may read the environment
             raise ConfigError(f"{one_line(line, 60)}: a model value may refer only to the model's own keys, not to "

@@ -184,6 +184,7 @@ def test_bad_command_lines_are_one_line_errors(tmp_path, args, fragment):
     ("hydra.run.dir=${oc.env:HOME}/runs", False), ("scenario.name=oc.env", False),
     ("seeds=${dashboard.cache}", "refer only"), ("scenario.name=${hydra.job.name}", "refer only"),  # indirection
     ("dashboard.cache=${seeds}", False),
+    ("results_dir=${oc.env:SCRATCH}/store", False), ("workers=${oc.env:CORES}", False),  # where and how, not what
 ])
 def test_model_values_never_read_the_environment(line, refused):
     from experiments.cli import check_command_line
